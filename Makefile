@@ -1,0 +1,43 @@
+# Entry points: `make run` starts the embedded system, `make test` runs lint, types and tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PACKAGE_FILES := requirements/dev.txt requirements/constraints.txt shared/pyproject.toml \
+	devstack/pyproject.toml $(wildcard services/*/pyproject.toml)
+
+.PHONY: install run test lint typecheck pytest contracts bench clean
+
+install: $(STAMP)
+
+$(STAMP): $(PACKAGE_FILES)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	touch $(STAMP)
+
+run: install
+	$(PY) -m crm_devstack run
+
+test: install lint typecheck pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy shared/src services/profile-service/src devstack/src
+
+pytest: install
+	$(PY) -m crm_devstack check-migrations
+	$(VENV)/bin/pytest
+
+contracts: install
+	$(PY) -m crm_shared.contracts.generate
+
+bench: install
+	$(PY) bench/profile_http.py
+	$(PY) bench/profile_import.py
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

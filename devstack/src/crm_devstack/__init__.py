@@ -1,0 +1,34 @@
+"""Local tooling for the CRM services: ``make run`` (the whole system on the embedded broker and
+SQLite) and the migration drift check ``make test`` runs before pytest.
+
+Tests that need the whole system use `start_stack`; the CLI is ``python -m crm_devstack``.
+"""
+
+from crm_devstack.launcher import (
+    RunningService,
+    ServiceExit,
+    Stack,
+    StackError,
+    start_stack,
+)
+from crm_devstack.migrations_check import (
+    MigrationCheckFailure,
+    check_migrations,
+    check_service_migrations,
+)
+from crm_devstack.services import SERVICES, RepositoryNotFound, ServiceSpec, discover_services
+
+__all__ = [
+    "SERVICES",
+    "MigrationCheckFailure",
+    "RepositoryNotFound",
+    "RunningService",
+    "ServiceExit",
+    "ServiceSpec",
+    "Stack",
+    "StackError",
+    "check_migrations",
+    "check_service_migrations",
+    "discover_services",
+    "start_stack",
+]

@@ -1,0 +1,175 @@
+"""``python -m crm_devstack run | check-migrations``: behind ``make run`` and ``make test``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from crm_devstack.launcher import RunningService, Stack, StackError, log_tail, start_stack
+from crm_devstack.migrations_check import check_migrations
+from crm_devstack.services import SERVICES, repo_root
+from crm_shared import API_KEY_HEADER
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_INTAKE_SERVICE = "profile-service"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the chosen command; return the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="python -m crm_devstack", description="Run or check the CRM services locally."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run", help="start every service on the embedded broker and SQLite until Ctrl-C"
+    )
+    run.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder for the SQLite files and logs (default: var/ in the repository)",
+    )
+    run.add_argument("--host", default="127.0.0.1", help="address the services listen on")
+    commands.add_parser(
+        "check-migrations", help="migrate a fresh database per service, then `alembic check`"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="  %(message)s", stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health poll is noise
+    if args.command == "run":
+        return run_stack(args.data_dir or repo_root() / "var", args.host)
+    return run_migrations_check()
+
+
+def run_stack(data_dir: Path, host: str) -> int:
+    """Start the stack, print how to use it, and supervise it until a signal or a crash."""
+    _stop_on_signals()
+    try:
+        with start_stack(data_dir=data_dir, host=host) as stack:
+            print(render_summary(stack), flush=True)
+            returncode = _supervise(stack)
+    except StackError as error:
+        print(f"\nCould not start the stack: {error}", file=sys.stderr)
+        print("Everything that had started is stopped.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        # A signal while starting: start() has already stopped what it had started.
+        print("\nStopped before the stack was ready.", file=sys.stderr)
+        return 0
+    print("Everything is stopped.", file=sys.stderr)
+    return returncode
+
+
+def run_migrations_check() -> int:
+    """Check every service's migrations; exit code 1 names the services that fail."""
+    if not SERVICES:
+        print("No services found under services/; nothing to check.")
+        return 0
+    failures = check_migrations(SERVICES)
+    failed = {failure.service for failure in failures}
+    for spec in SERVICES:
+        if spec.name not in failed:
+            print(f"{spec.name}: migrations apply cleanly and match the models")
+    for failure in failures:
+        print(f"\n{failure.service}: FAILED at {failure.step}\n{failure.output}", file=sys.stderr)
+    if failures:
+        names = ", ".join(failure.service for failure in failures)
+        print(f"\ncheck-migrations failed for: {names}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def render_summary(stack: Stack) -> str:
+    """The text shown once the stack is up: URLs, broker, API key, and curl examples."""
+    rows = [("Service", "API docs", "Log")]
+    rows += [
+        (service.name, service.docs_url, _shown(service.log_path))
+        for service in stack.services.values()
+    ]
+    details = [
+        ("Kafka broker", f"{stack.bootstrap_servers}  (embedded, in memory)"),
+        ("Broker log", _shown(stack.broker_log_path)),
+        ("Databases", f"SQLite, one file per service, in {_shown(stack.data_dir)}/"),
+        ("API key", stack.api_key),
+        ("", "(all scopes; shown only now; every run makes a new one)"),
+    ]
+    first = max(len(label) for label, _ in [*details, *((row[0], "") for row in rows)])
+    second = max(len(row[1]) for row in rows)
+    lines = ["", "The CRM development stack is running. Press Ctrl-C to stop it.", ""]
+    if len(rows) > 1:
+        lines += [f"  {name:<{first}}  {docs:<{second}}  {log}" for name, docs, log in rows]
+        lines.append("")
+    lines += [f"  {label:<{first}}  {value}" for label, value in details]
+    intake = stack.services.get(_INTAKE_SERVICE)
+    if intake is not None:
+        lines += ["", "Create a customer and read it back:", "", *_curl_examples(intake, stack)]
+    return "\n".join([*lines, ""])
+
+
+def _curl_examples(service: RunningService, stack: Stack) -> list[str]:
+    key_header = shlex.quote(f"{API_KEY_HEADER}: {stack.api_key}")
+    customers = f"{service.base_url}/v1/customers"
+    body = shlex.quote('{"email": "ada@example.com", "first_name": "Ada"}')
+    return [
+        f"  CUSTOMER_ID=$(curl -sS -X POST {customers} \\",
+        f"      -H {key_header} \\",
+        "      -H 'Content-Type: application/json' \\",
+        f"      -d {body} \\",
+        "    | python3 -c 'import json, sys; print(json.load(sys.stdin)[\"id\"])')",
+        f'  curl -sS "{customers}/$CUSTOMER_ID" \\',
+        f"      -H {key_header}",
+        "",
+        "Full API: the docs URLs above.",
+    ]
+
+
+def _supervise(stack: Stack) -> int:
+    try:
+        ended = stack.wait_for_exit()
+    except KeyboardInterrupt:
+        print("\nStopping the services, then the broker...", file=sys.stderr, flush=True)
+        return 0
+    _ignore_stop_signals()
+    print(
+        f"\n{ended.service.name} exited with code {ended.returncode}; stopping everything.\n"
+        f"Last lines of {_shown(ended.service.log_path)}:\n{log_tail(ended.service.log_path)}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 1
+
+
+def _stop_on_signals() -> None:
+    """Turn SIGINT, SIGTERM and SIGHUP into one KeyboardInterrupt, so `with` blocks clean up."""
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        _ignore_stop_signals()
+        raise KeyboardInterrupt
+
+    for stop_signal in _STOP_SIGNALS:
+        signal.signal(stop_signal, request_stop)
+
+
+def _ignore_stop_signals() -> None:
+    # Once the stack is going down, further signals are ignored: the shutdown is bounded
+    # (SIGTERM, 10 s, SIGKILL), and a second Ctrl-C must not abandon it half-way.
+    for stop_signal in _STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_IGN)
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the working directory when it lies below it (shorter to read)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

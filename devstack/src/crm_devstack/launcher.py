@@ -1,0 +1,426 @@
+"""Run the whole system as local processes: the embedded broker, then every service.
+
+`Stack` is what ``python -m crm_devstack run`` uses, and what a test can use to get the same
+system: ``with start_stack(data_dir=tmp_path, free_ports=True) as stack: ...``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+
+import httpx
+
+from crm_devstack.services import SERVICES, ServiceSpec
+from crm_shared import (
+    ApiKeyRecord,
+    BrokerStartError,
+    EmbeddedBroker,
+    Scope,
+    free_loopback_port,
+    generate_api_key,
+)
+
+HEALTH_TIMEOUT_SECONDS = 60.0
+STOP_GRACE_SECONDS = 10.0
+MIGRATION_TIMEOUT_SECONDS = 300.0
+DEVELOPMENT_KEY_NAME = "devstack"
+
+_logger = logging.getLogger("crm_devstack")
+_HEALTH_POLL_SECONDS = 0.2
+_LOG_TAIL_LINES = 20
+
+
+class StackError(RuntimeError):
+    """The stack could not start; the message names the part that failed and shows its log."""
+
+
+@dataclass(frozen=True)
+class RunningService:
+    """A service the stack started: where it answers and where its output goes."""
+
+    spec: ServiceSpec
+    base_url: str
+    log_path: Path
+    database_url: str
+
+    @property
+    def name(self) -> str:
+        """The service's name, e.g. ``profile-service``."""
+        return self.spec.name
+
+    @property
+    def docs_url(self) -> str:
+        """The service's OpenAPI docs."""
+        return f"{self.base_url}/docs"
+
+
+@dataclass(frozen=True)
+class ServiceExit:
+    """A service process that ended while the stack was meant to be running."""
+
+    service: RunningService
+    returncode: int
+
+
+def log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
+    """The last `lines` lines of a log file (empty if it does not exist yet)."""
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class Stack:
+    """The embedded broker plus every service, each migrated and answering ``/healthz``.
+
+    Services run as subprocesses in their own process groups, so a Ctrl-C in the terminal
+    reaches only the launcher, which then stops them in order: services first (they flush
+    and commit offsets against a live broker), the broker last.
+    """
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        host: str = "127.0.0.1",
+        services: Sequence[ServiceSpec] | None = None,
+        free_ports: bool = False,
+        broker_port: int | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        health_timeout: float = HEALTH_TIMEOUT_SECONDS,
+        python: str = sys.executable,
+    ) -> None:
+        """Prepare a stack; nothing starts until `start()` (or ``with``).
+
+        `free_ports` picks unused ports instead of the fixed development ones, so a test can
+        run beside a developer's ``make run``. `extra_env` is applied last, over the
+        variables the stack sets for each service.
+        """
+        self._data_dir = data_dir.resolve()
+        self._host = host
+        self._specs = tuple(SERVICES if services is None else services)
+        self._free_ports = free_ports
+        self._broker_port = broker_port
+        self._extra_env = dict(extra_env or {})
+        self._health_timeout = health_timeout
+        self._python = python
+        self._api_key, self._api_key_record = generate_api_key(DEVELOPMENT_KEY_NAME, list(Scope))
+        self._broker: EmbeddedBroker | None = None
+        self._running: dict[str, RunningService] = {}
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def api_key(self) -> str:
+        """The development API key (all scopes) every service of this stack accepts."""
+        return self._api_key
+
+    @property
+    def api_key_record(self) -> ApiKeyRecord:
+        """The stored form of `api_key`, as given to each service's ``*_API_KEYS``."""
+        return self._api_key_record
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder holding the SQLite files and the logs."""
+        return self._data_dir
+
+    @property
+    def broker_log_path(self) -> Path:
+        """The embedded broker's log file."""
+        return self._data_dir / "broker.log"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The embedded broker's address for Kafka clients."""
+        if self._broker is None:
+            raise StackError("the stack has not been started")
+        return self._broker.bootstrap_servers
+
+    @property
+    def services(self) -> Mapping[str, RunningService]:
+        """The started services by name."""
+        return MappingProxyType(self._running)
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """Each started service's base URL by name, e.g. ``{"profile-service": "http://..."}``."""
+        return {name: service.base_url for name, service in self._running.items()}
+
+    def start(self) -> None:
+        """Start the broker, migrate and start every service, and wait until all are healthy.
+
+        On any failure (or a KeyboardInterrupt) everything already started is stopped before
+        the exception propagates.
+        """
+        if self._broker is not None:
+            raise StackError("the stack is already started")
+        self._data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_broker()
+            planned = [self._plan(spec) for spec in self._specs]
+            for service in planned:
+                self._migrate(service)
+            for service in planned:
+                self._launch(service)
+            self._wait_until_healthy(planned)
+        except BaseException:
+            self.stop()
+            raise
+
+    def exited_services(self) -> list[ServiceExit]:
+        """The services whose process has ended."""
+        exits = []
+        for name, process in self._processes.items():
+            returncode = process.poll()
+            if returncode is not None:
+                exits.append(ServiceExit(self._running[name], returncode))
+        return exits
+
+    def wait_for_exit(self, poll_interval: float = 0.5) -> ServiceExit:
+        """Block until a service process ends and say which (forever if none does)."""
+        while True:
+            exits = self.exited_services()
+            if exits:
+                return exits[0]
+            time.sleep(poll_interval)
+
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop every service (SIGTERM, up to `grace` seconds, then SIGKILL), then the broker.
+
+        Safe to call more than once and after a partial start.
+        """
+        processes, self._processes = self._processes, {}
+        try:
+            for process in processes.values():
+                _signal_group(process, signal.SIGTERM)
+            # One deadline for all: they shut down in parallel, so the total wait stays `grace`.
+            deadline = time.monotonic() + grace
+            for name, process in processes.items():
+                try:
+                    process.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    _logger.warning("%s did not stop within %.0f s; killing it", name, grace)
+                # Also sweeps any child the service left behind in its group.
+                _signal_group(process, signal.SIGKILL)
+                process.wait()
+        except BaseException:
+            # Interrupted while waiting (e.g. a KeyboardInterrupt): leave nothing running.
+            for process in processes.values():
+                _signal_group(process, signal.SIGKILL)
+            raise
+        finally:
+            self._running.clear()
+            broker, self._broker = self._broker, None
+            if broker is not None:
+                broker.stop()
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _start_broker(self) -> None:
+        # EmbeddedBroker appends to its log; start each run with an empty one so the tail
+        # shown on failure is about this run.
+        self.broker_log_path.write_bytes(b"")
+        self._broker = EmbeddedBroker(port=self._broker_port, log_path=self.broker_log_path)
+        _logger.info("starting the embedded Kafka broker")
+        try:
+            self._broker.start()
+        except BrokerStartError as error:
+            raise StackError(
+                f"the embedded Kafka broker did not start: {error}\n"
+                + _tail_report(self.broker_log_path)
+            ) from error
+
+    def _plan(self, spec: ServiceSpec) -> RunningService:
+        port = free_loopback_port() if self._free_ports else spec.port
+        _ensure_port_is_free(spec.name, self._host, port)
+        database = self._data_dir / f"{spec.name}.db"
+        return RunningService(
+            spec=spec,
+            base_url=f"http://{_client_host(self._host)}:{port}",
+            log_path=self._data_dir / f"{spec.name}.log",
+            database_url=f"sqlite+aiosqlite:///{database}",
+        )
+
+    def _environment(self, service: RunningService) -> dict[str, str]:
+        prefix = service.spec.env_prefix
+        return {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",  # so the log file keeps up with the process
+            f"{prefix}ENVIRONMENT": "development",
+            f"{prefix}DATABASE_URL": service.database_url,
+            f"{prefix}KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            f"{prefix}API_KEYS": json.dumps([self._api_key_record.model_dump(mode="json")]),
+            **self._extra_env,
+        }
+
+    def _migrate(self, service: RunningService) -> None:
+        _logger.info("%s: migrating %s", service.name, service.database_url)
+        command = [self._python, "-m", service.spec.migrate_module]
+        # "wb": each run's log starts here, so a failure's tail is about this run.
+        with service.log_path.open("wb") as log:
+            try:
+                result = subprocess.run(
+                    command,
+                    cwd=service.spec.directory,
+                    env=self._environment(service),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    timeout=MIGRATION_TIMEOUT_SECONDS,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired as error:
+                raise StackError(
+                    f"{service.name}: migrations did not finish within "
+                    f"{MIGRATION_TIMEOUT_SECONDS:.0f} s\n" + _tail_report(service.log_path)
+                ) from error
+        if result.returncode != 0:
+            raise StackError(
+                f"{service.name}: migrations failed (exit code {result.returncode})\n"
+                + _tail_report(service.log_path)
+            )
+
+    def _launch(self, service: RunningService) -> None:
+        port = service.base_url.rsplit(":", 1)[1]
+        command = [
+            self._python,
+            "-m",
+            "uvicorn",
+            "--factory",
+            service.spec.app_factory,
+            "--host",
+            self._host,
+            "--port",
+            port,
+        ]
+        _logger.info("%s: starting on %s", service.name, service.base_url)
+        with service.log_path.open("ab") as log:
+            # A new session gives the service its own process group: the terminal's Ctrl-C
+            # does not reach it, and stop() can signal it with any children it spawns.
+            self._processes[service.name] = subprocess.Popen(
+                command,
+                cwd=service.spec.directory,
+                env=self._environment(service),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._running[service.name] = service
+
+    def _wait_until_healthy(self, services: Sequence[RunningService]) -> None:
+        pending = list(services)
+        deadline = time.monotonic() + self._health_timeout
+        # trust_env=False: a developer's HTTP(S)_PROXY must not intercept loopback checks.
+        with httpx.Client(timeout=2.0, trust_env=False) as client:
+            while pending:
+                for service in list(pending):
+                    returncode = self._processes[service.name].poll()
+                    if returncode is not None:
+                        raise StackError(
+                            f"{service.name} exited with code {returncode} before answering "
+                            "/healthz\n" + _tail_report(service.log_path)
+                        )
+                    if _answers_healthz(client, service.base_url):
+                        _logger.info("%s: healthy", service.name)
+                        pending.remove(service)
+                if pending and time.monotonic() > deadline:
+                    raise StackError(
+                        f"{', '.join(s.name for s in pending)} did not answer /healthz within "
+                        f"{self._health_timeout:.0f} s\n"
+                        + "\n".join(_tail_report(s.log_path) for s in pending)
+                    )
+                if pending:
+                    time.sleep(_HEALTH_POLL_SECONDS)
+
+
+@contextlib.contextmanager
+def start_stack(
+    *,
+    data_dir: Path,
+    host: str = "127.0.0.1",
+    services: Sequence[ServiceSpec] | None = None,
+    free_ports: bool = False,
+    broker_port: int | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    health_timeout: float = HEALTH_TIMEOUT_SECONDS,
+) -> Iterator[Stack]:
+    """Start a `Stack` for the body of a ``with`` block and stop it afterwards, whatever happens."""
+    stack = Stack(
+        data_dir=data_dir,
+        host=host,
+        services=services,
+        free_ports=free_ports,
+        broker_port=broker_port,
+        extra_env=extra_env,
+        health_timeout=health_timeout,
+    )
+    with stack:
+        yield stack
+
+
+def _answers_healthz(client: httpx.Client, base_url: str) -> bool:
+    try:
+        return client.get(f"{base_url}/healthz").status_code == 200
+    except httpx.HTTPError:
+        return False  # not listening yet
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+    # With start_new_session the child leads its own group, whose id is its pid.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
+
+
+def _ensure_port_is_free(name: str, host: str, port: int) -> None:
+    # Checked up front: otherwise uvicorn fails to bind while an unrelated process (often an
+    # earlier `make run`) answers /healthz on that port, and the stack looks healthy.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # Same option uvicorn sets, so a port in TIME_WAIT from the last run counts as free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise StackError(
+                f"{name} cannot listen on {host}:{port} ({error.strerror}); is another "
+                "`make run` still running? Stop it, or free the port."
+            ) from error
+
+
+def _client_host(host: str) -> str:
+    """The address a client on this machine uses to reach a server bound to `host`."""
+    if host in {"0.0.0.0", ""}:
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def _tail_report(path: Path) -> str:
+    tail = log_tail(path)
+    if not tail:
+        return f"(nothing in {path} yet)"
+    return f"last lines of {path}:\n{tail}"

@@ -1,0 +1,171 @@
+"""``/v1/customers``: create or attach, read, list, update, erase, export, 360 view."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from crm_shared.errors import UnprocessableContent
+from crm_shared import (
+    IDEMPOTENCY_HEADER,
+    AdminAccess,
+    IdempotencyKeys,
+    Page,
+    ReadAccess,
+    SessionDep,
+    StoredResponse,
+    WriteAccess,
+    decode_cursor,
+    encode_cursor,
+    request_fingerprint,
+    utc_now,
+)
+from profile_service.api._common import customer_out, profile_changes, to_customer_out
+from profile_service.api.schemas import ConsentOut, Customer360, CustomerIn, CustomerOut, CustomerPatch
+from profile_service.db.models import PLUMBING
+from profile_service.domain.contact import InvalidContact, normalize_email, normalize_phone
+from profile_service.settings import ProfileSettings
+from profile_service.workflows import customer_view, gdpr
+from profile_service.workflows._publishing import consent_state
+from profile_service.workflows.consent import consents_of
+from profile_service.workflows.customers import (
+    CustomerFilter,
+    external_ids_of,
+    list_customers,
+    load_customer,
+    save_profile,
+)
+
+router = APIRouter(prefix="/v1/customers", tags=["customers"])
+_idempotency = IdempotencyKeys(PLUMBING)
+
+
+def _settings(request: Request) -> ProfileSettings:
+    settings: ProfileSettings = request.app.state.settings
+    return settings
+
+
+@router.post(
+    "",
+    response_model=CustomerOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a customer, or attach to the one its identities match",
+    responses={200: {"description": "Matched an existing customer, which was updated"}},
+)
+async def create_customer(
+    body: CustomerIn,
+    request: Request,
+    session: SessionDep,
+    caller: WriteAccess,
+    idempotency_key: Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER, max_length=255)] = None,
+) -> Response:
+    """A profile whose external id, email or phone matches a customer updates that customer."""
+    raw = body.model_dump(exclude_unset=True)
+    fingerprint = request_fingerprint("POST", request.url.path, raw)
+    if idempotency_key:
+        stored = await _idempotency.recall(
+            session, owner=caller.name, key=idempotency_key, fingerprint=fingerprint
+        )
+        if stored is not None:
+            return JSONResponse(stored.body, status_code=stored.status_code)
+    changes = profile_changes(raw, _settings(request).default_phone_region)
+    saved = await save_profile(session, changes, now=utc_now())
+    out = (await customer_out(session, saved.customer)).model_dump(mode="json")
+    code = status.HTTP_201_CREATED if saved.created else status.HTTP_200_OK
+    if idempotency_key:
+        await _idempotency.remember(
+            session,
+            owner=caller.name,
+            key=idempotency_key,
+            fingerprint=fingerprint,
+            response=StoredResponse(code, out),
+        )
+    return JSONResponse(out, status_code=code, headers={"Location": f"{router.prefix}/{out['id']}"})
+
+
+@router.get("", response_model=Page[CustomerOut], summary="List customers")
+async def list_all(
+    request: Request,
+    session: SessionDep,
+    _: ReadAccess,
+    email: str | None = None,
+    phone: str | None = None,
+    external_id: str | None = None,
+    tag: str | None = None,
+    updated_since: datetime | None = None,
+    created_before: datetime | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Page[CustomerOut]:
+    """Active customers, oldest first, filtered by identity, tag or time; cursor-paginated."""
+    region = _settings(request).default_phone_region
+    try:
+        criteria = CustomerFilter(
+            email=normalize_email(email) if email else None,
+            phone=normalize_phone(phone, region) if phone else None,
+            external_id=external_id,
+            tag=tag.strip().lower() if tag else None,
+            updated_since=updated_since,
+            created_before=created_before,
+        )
+    except InvalidContact as error:
+        raise UnprocessableContent(error.reason, field=error.field) from error
+    after = decode_cursor(cursor).get("after") if cursor else None
+    rows = await list_customers(session, criteria, after_id=after, limit=limit + 1)
+    page, more = rows[:limit], len(rows) > limit
+    ids = await external_ids_of(session, [c.id for c in page])
+    return Page[CustomerOut](
+        items=[to_customer_out(c, ids[c.id]) for c in page],
+        next_cursor=encode_cursor({"after": page[-1].id}) if more else None,
+    )
+
+
+@router.get("/{customer_id}", response_model=CustomerOut, summary="Read a customer")
+async def read_customer(customer_id: str, session: SessionDep, _: ReadAccess) -> CustomerOut:
+    """A merged customer answers 308 with the surviving customer's URL; an erased one 410."""
+    return await customer_out(session, await load_customer(session, customer_id))
+
+
+@router.patch("/{customer_id}", response_model=CustomerOut, summary="Change a customer's details")
+async def update_customer(
+    customer_id: str, body: CustomerPatch, request: Request, session: SessionDep, _: WriteAccess
+) -> CustomerOut:
+    """Absent fields stay as they are; null clears a field. A new email or phone must be free."""
+    changes = profile_changes(
+        body.model_dump(exclude_unset=True), _settings(request).default_phone_region
+    )
+    saved = await save_profile(session, changes, now=utc_now(), customer_id=customer_id)
+    return await customer_out(session, saved.customer)
+
+
+@router.delete(
+    "/{customer_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Erase a customer (GDPR)",
+)
+async def erase_customer(customer_id: str, session: SessionDep, _: AdminAccess) -> Response:
+    """Deletes personal data, keeps an anonymous tombstone, publishes `customer.erased`."""
+    await gdpr.erase_customer(session, customer_id, now=utc_now())
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{customer_id}/export", summary="Export everything held about a customer (GDPR)")
+async def export_customer(customer_id: str, session: SessionDep, _: AdminAccess) -> dict[str, Any]:
+    """Profile, identities, consents, merges, orders taken over HTTP, scores, stage, messages."""
+    return await gdpr.export_customer(session, customer_id, now=utc_now())
+
+
+@router.get("/{customer_id}/360", response_model=Customer360, summary="Customer 360 view")
+async def customer_360(
+    customer_id: str, request: Request, session: SessionDep, _: ReadAccess
+) -> Customer360:
+    """The profile with its latest scores, lifecycle stage, churn warning and recent messages."""
+    customer = await load_customer(session, customer_id)
+    view = await customer_view.view_of(
+        session, customer_id, recent=_settings(request).recent_notifications_in_360
+    )
+    consents = [ConsentOut(**consent_state(c).model_dump()) for c in await consents_of(session, customer_id)]
+    return Customer360(profile=await customer_out(session, customer), consents=consents, **view)

@@ -1,0 +1,60 @@
+"""``/v1/customers/import``: bulk import from CSV or NDJSON with a data-quality report."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from crm_shared import RuntimeDep, WriteAccess, utc_now
+from crm_shared.errors import UnprocessableContent, UnsupportedMediaType
+from profile_service.domain.data_quality import DataQualityReport
+from profile_service.domain.import_parsing import (
+    ImportFormatError,
+    UnsupportedImportFormat,
+    parser_for,
+)
+from profile_service.settings import ProfileSettings
+from profile_service.workflows.imports import CustomerImport
+
+router = APIRouter(prefix="/v1/customers", tags=["import"])
+
+
+@router.post(
+    "/import",
+    response_model=DataQualityReport,
+    summary="Import customers from CSV or NDJSON",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": "external_id,email,phone,first_name\nshop:1,ada@example.com,+4930123456,Ada\n",
+                },
+                "application/x-ndjson": {
+                    "schema": {"type": "string"},
+                    "example": '{"email": "ada@example.com", "first_name": "Ada"}\n',
+                },
+            },
+        }
+    },
+)
+async def import_customers(request: Request, runtime: RuntimeDep, _: WriteAccess) -> DataQualityReport:
+    """Streams the body: valid rows are stored (matched rows update their customer, duplicates
+    in the file merge into one), every invalid row is reported with its line and reason."""
+    try:
+        parser = parser_for(request.headers.get("content-type", ""))
+    except UnsupportedImportFormat as error:
+        raise UnsupportedMediaType(str(error)) from error
+    settings: ProfileSettings = request.app.state.settings
+    run = CustomerImport(
+        runtime.sessions,
+        parser,
+        default_phone_region=settings.default_phone_region,
+        batch_size=settings.import_batch_size,
+        clock=utc_now,
+        after_commit=runtime.wake_relay,
+    )
+    try:
+        return await run.run(request.stream())
+    except ImportFormatError as error:
+        raise UnprocessableContent(str(error), field="body") from error

@@ -1,0 +1,50 @@
+"""``/v1/orders``: order intake for shops that cannot publish to Kafka."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Request, status
+from fastapi.responses import JSONResponse
+
+from crm_shared import SessionDep, WriteAccess, utc_now
+from profile_service.api.schemas import OrderAccepted
+from profile_service.settings import ProfileSettings
+from profile_service.workflows.orders import OrderIntake, accept_order
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"])
+
+_EXAMPLE = {
+    "type": "order.placed",
+    "order_id": "ord-1001",
+    "customer": {"external_id": "shop-eu:8812", "email": "ada@example.com"},
+    "placed_at": "2026-11-20T14:03:00Z",
+    "total": {"amount": "59.90", "currency": "EUR"},
+    "items": [{"sku": "TEE-RED-M", "quantity": 2, "unit_price": {"amount": "29.95", "currency": "EUR"}}],
+}
+
+
+@router.post(
+    "",
+    response_model=OrderAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Accept an order event (placed, refunded or cancelled)",
+    responses={200: {"description": "The same order event was accepted before"}},
+)
+async def post_order(
+    order: Annotated[OrderIntake, Body(examples=[_EXAMPLE])],
+    request: Request,
+    session: SessionDep,
+    _: WriteAccess,
+) -> JSONResponse:
+    """Idempotent by order id (and refund id): a repeat answers 200 with the first event id.
+
+    The customer is found by id or identities, or created. The event is published on
+    `crm.orders` through the outbox, so it is not lost if the broker is down.
+    """
+    settings: ProfileSettings = request.app.state.settings
+    accepted = await accept_order(
+        session, order, default_phone_region=settings.default_phone_region, now=utc_now()
+    )
+    body = OrderAccepted(**accepted.__dict__).model_dump(mode="json")
+    return JSONResponse(body, status_code=200 if accepted.duplicate else 202)

@@ -1,0 +1,139 @@
+"""Request and response bodies of the customer endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from crm_shared.contracts import Channel, ConsentState, Purpose
+
+_EXAMPLE_ID = "0193a5c2-7d41-7c3e-9a8b-2f0c1d2e3f40"
+
+
+class CustomerIn(BaseModel):
+    """A new customer, or new details for the one its identities match."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "external_id": "shop-eu:8812",
+                    "email": "ada@example.com",
+                    "phone": "+44 20 7946 0958",
+                    "first_name": "Ada",
+                    "last_name": "Lovelace",
+                    "time_zone": "Europe/London",
+                    "locale": "en-GB",
+                    "tags": ["newsletter"],
+                    "attributes": {"loyalty_card": True},
+                }
+            ]
+        },
+    )
+
+    external_id: str | None = Field(default=None, description="The shop's id for the customer.")
+    email: str | None = None
+    phone: str | None = Field(default=None, description="Any format; stored as E.164.")
+    first_name: str | None = None
+    last_name: str | None = None
+    time_zone: str | None = Field(default=None, description="IANA name, e.g. Europe/Berlin.")
+    locale: str | None = Field(default=None, description="BCP 47 tag, e.g. de-DE.")
+    attributes: dict[str, Any] | None = Field(default=None, description="Free scalar attributes.")
+    tags: list[str] | None = None
+
+
+class CustomerPatch(CustomerIn):
+    """Fields to change; absent fields stay, null clears."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"locale": "fr-FR"}]})
+
+
+class CustomerOut(BaseModel):
+    """A customer profile."""
+
+    id: str = Field(examples=[_EXAMPLE_ID])
+    external_ids: list[str]
+    email: str | None
+    phone: str | None
+    first_name: str | None
+    last_name: str | None
+    time_zone: str | None
+    locale: str | None
+    attributes: dict[str, Any]
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConsentIn(BaseModel):
+    """A customer's decision for one channel and purpose."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"granted": True, "source": "checkout-form"}]},
+    )
+
+    granted: bool
+    source: str = Field(min_length=1, max_length=100, description="Where it was given.")
+    changed_at: AwareDatetime | None = Field(
+        default=None, description="When the customer decided; defaults to now."
+    )
+
+
+class ConsentOut(ConsentState):
+    """A stored consent decision."""
+
+
+class ConsentPath(BaseModel):
+    """Channel and purpose as path parameters."""
+
+    channel: Channel
+    purpose: Purpose
+
+
+class MergeIn(BaseModel):
+    """Which customer to fold into the one in the path."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"merged_customer_id": _EXAMPLE_ID, "reason": "same person"}]},
+    )
+
+    merged_customer_id: str = Field(description="This customer disappears into the other.")
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class MergeOut(BaseModel):
+    """Audit record of a merge."""
+
+    id: str
+    surviving_customer_id: str
+    merged_customer_id: str
+    merged_at: datetime
+    requested_by: str
+    reason: str | None
+    moved_identities: int
+
+
+class Customer360(BaseModel):
+    """Everything known about a customer at a glance."""
+
+    profile: CustomerOut
+    consents: list[ConsentOut]
+    scores: dict[str, Any] | None = Field(description="Latest scores from scoring-service.")
+    lifecycle: dict[str, Any] | None = Field(description="Current stage from lifecycle-service.")
+    churn_warning: dict[str, Any] | None
+    recent_notifications: list[dict[str, Any]]
+
+
+class OrderAccepted(BaseModel):
+    """An order event accepted for publishing."""
+
+    event_id: str
+    event_type: str
+    order_id: str
+    customer_id: str
+    duplicate: bool = Field(description="True when this exact order event was accepted before.")

@@ -1,0 +1,60 @@
+"""profile-service: the factory that wires settings, database, routers, consumer and relay."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from crm_shared import ServiceMetrics, Subscription, attach_runtime, create_service_app, run_service
+from crm_shared.contracts import Topic
+from profile_service.api import consents, customers, imports, orders
+from profile_service.api.errors import install_error_handlers
+from profile_service.db.models import PLUMBING
+from profile_service.events.handlers import CUSTOMER_VIEW_TOPICS, apply_to_customer_view
+from profile_service.settings import ProfileSettings
+
+DESCRIPTION = """
+The unified customer profile: identities (external ids, email, phone), attributes, tags,
+consent per channel and purpose, identity merge with audit, bulk import with a data-quality
+report, GDPR export and erasure, order intake over HTTP, and the customer 360 view.
+
+Every endpoint but `/healthz`, `/readyz`, `/metrics` and the docs needs an API key in the
+`X-API-Key` header (scopes: read, write, admin). Errors are RFC 9457 problem+json.
+"""
+
+
+def create_app(settings: ProfileSettings | None = None) -> FastAPI:
+    """Build the app; nothing starts until the lifespan runs."""
+    settings = settings or ProfileSettings()
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with run_service(
+            settings,
+            PLUMBING,
+            metrics,
+            produces=[Topic.ORDERS, Topic.CUSTOMERS],
+            subscriptions=[
+                Subscription("customer-view", CUSTOMER_VIEW_TOPICS, apply_to_customer_view)
+            ],
+        ) as runtime:
+            attach_runtime(app, runtime)
+            yield
+
+    app = create_service_app(
+        settings=settings,
+        metrics=metrics,
+        title="profile-service",
+        description=DESCRIPTION,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(customers.router)
+    app.include_router(imports.router)
+    app.include_router(consents.router)
+    app.include_router(orders.router)
+    return app

@@ -1,0 +1,159 @@
+"""Tables of profile-service. Profiles are the source of truth; the 360 tables are a read model."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from crm_shared import AutoIncrementId, UtcDateTime, new_metadata, plumbing_tables
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of this service's tables."""
+
+    metadata = new_metadata()
+    type_annotation_map = {datetime: UtcDateTime}
+
+
+PLUMBING = plumbing_tables(Base.metadata)
+
+
+class Customer(Base):
+    """A customer profile. Merged and erased customers keep their row as a tombstone."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    merged_into_id: Mapped[str | None] = mapped_column(String(36))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    attributes: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    tags: Mapped[list[str]] = mapped_column(Json, default=list)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_customers_status_id", "status", "id"),)
+
+
+class CustomerIdentity(Base):
+    """An identifier that resolves to one customer: an external id, an email or a phone."""
+
+    __tablename__ = "customer_identities"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(320), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+
+
+class CustomerTag(Base):
+    """Tags as rows, so a list filtered by tag uses an index."""
+
+    __tablename__ = "customer_tags"
+
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class Consent(Base):
+    """The customer's latest consent decision for one channel and purpose."""
+
+    __tablename__ = "consents"
+
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16), primary_key=True)
+    granted: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(100))
+    changed_at: Mapped[datetime]
+
+
+class Merge(Base):
+    """Audit record of a merge of two customers."""
+
+    __tablename__ = "merges"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    surviving_customer_id: Mapped[str] = mapped_column(String(36), index=True)
+    merged_customer_id: Mapped[str] = mapped_column(String(36), index=True)
+    merged_at: Mapped[datetime]
+    requested_by: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    moved_identities: Mapped[int]
+
+
+class IntakeOrder(Base):
+    """An order event accepted over HTTP; its key makes a re-post a no-op."""
+
+    __tablename__ = "intake_orders"
+
+    intake_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(200), index=True)
+    event_type: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(36))
+    customer_id: Mapped[str] = mapped_column(String(36), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[str | None] = mapped_column(String(40))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+
+
+class ScoreView(Base):
+    """Latest scores of a customer, as published by scoring-service."""
+
+    __tablename__ = "view_scores"
+
+    customer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    as_of: Mapped[datetime]
+    event_id: Mapped[str] = mapped_column(String(36))
+    scores: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+class StageView(Base):
+    """Current lifecycle stage and open churn warning, as published by lifecycle-service."""
+
+    __tablename__ = "view_stages"
+
+    customer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    stage: Mapped[str | None] = mapped_column(String(16))
+    stage_changed_at: Mapped[datetime | None]
+    stage_detail: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    warning: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    warning_at: Mapped[datetime | None]
+
+
+class NotificationView(Base):
+    """A message sent, failed or suppressed for a customer, as published by notification-service."""
+
+    __tablename__ = "view_notifications"
+
+    id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
+    notification_id: Mapped[str] = mapped_column(String(36))
+    customer_id: Mapped[str] = mapped_column(String(36))
+    outcome: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[datetime]
+    detail: Mapped[dict[str, Any]] = mapped_column(Json)
+
+    __table_args__ = (
+        Index("ix_view_notifications_customer", "customer_id", "occurred_at"),
+        Index("uq_view_notifications_outcome", "notification_id", "outcome", unique=True),
+    )

@@ -1,0 +1,195 @@
+"""Customer profiles: normalising what a caller sends, resolving identities, merging two profiles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from profile_service.domain.contact import (
+    InvalidContact,
+    normalize_email,
+    normalize_locale,
+    normalize_phone,
+    normalize_tags,
+    normalize_time_zone,
+)
+
+PROFILE_FIELDS = (
+    "external_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "time_zone",
+    "locale",
+    "attributes",
+    "tags",
+)
+_MAX_ATTRIBUTES = 100
+
+
+class IdentityKind(StrEnum):
+    """Ways a customer is recognised, strongest first."""
+
+    EXTERNAL_ID = "external_id"
+    EMAIL = "email"
+    PHONE = "phone"
+
+
+@dataclass(frozen=True, order=True)
+class Identity:
+    """One identifier of a customer, normalised."""
+
+    kind: IdentityKind
+    value: str
+
+
+@dataclass(frozen=True)
+class ProfileChanges:
+    """Normalised profile fields a caller sent; `provided` says which were present at all."""
+
+    values: Mapping[str, Any]
+    email_was_normalised: bool = False
+    phone_was_normalised: bool = False
+
+    @property
+    def provided(self) -> frozenset[str]:
+        """Names of the fields the caller sent (a null means: clear it)."""
+        return frozenset(self.values)
+
+    def identities(self) -> list[Identity]:
+        """The identities these changes carry, strongest first."""
+        found = []
+        for kind in IdentityKind:
+            value = self.values.get(kind.value)
+            if value:
+                found.append(Identity(kind, value))
+        return found
+
+
+def normalise_profile(raw: Mapping[str, Any], *, default_phone_region: str | None) -> ProfileChanges:
+    """Validate and normalise profile fields; raise InvalidContact naming the field at fault."""
+    values: dict[str, Any] = {}
+    email_changed = phone_changed = False
+    for name, value in raw.items():
+        if name not in PROFILE_FIELDS:
+            raise InvalidContact(name, f"unknown field '{name}'")
+        if value is None or (isinstance(value, str) and not value.strip()):
+            values[name] = None if name not in {"attributes", "tags"} else _empty(name)
+            continue
+        values[name] = _normalise_field(name, value, default_phone_region)
+        if name == "email":
+            email_changed = values[name] != value
+        elif name == "phone":
+            phone_changed = values[name] != value
+    return ProfileChanges(values, email_changed, phone_changed)
+
+
+def _empty(name: str) -> Any:
+    return {} if name == "attributes" else []
+
+
+def _normalise_field(name: str, value: Any, default_phone_region: str | None) -> Any:
+    if name in {"email", "phone", "time_zone", "locale"}:
+        if not isinstance(value, str):
+            raise InvalidContact(name, f"{name} must be a string")
+        if name == "email":
+            return normalize_email(value)
+        if name == "phone":
+            return normalize_phone(value, default_phone_region)
+        if name == "time_zone":
+            return normalize_time_zone(value)
+        return normalize_locale(value)
+    if name in {"external_id", "first_name", "last_name"}:
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise InvalidContact(name, f"{name} must be a string")
+        text = str(value).strip()
+        if len(text) > 200:
+            raise InvalidContact(name, f"{name} is longer than 200 characters")
+        return text
+    if name == "tags":
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
+            raise InvalidContact("tags", "tags must be a list of strings")
+        return normalize_tags(value)
+    return _normalise_attributes(value)
+
+
+def _normalise_attributes(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidContact("attributes", "attributes must be an object")
+    if len(value) > _MAX_ATTRIBUTES:
+        raise InvalidContact("attributes", f"at most {_MAX_ATTRIBUTES} attributes")
+    for key, item in value.items():
+        if not isinstance(item, str | int | float | bool) and item is not None:
+            raise InvalidContact(f"attributes.{key}", "attribute values must be scalars")
+    return dict(value)
+
+
+@dataclass(frozen=True)
+class IdentityResolution:
+    """Which existing customer an incoming profile belongs to, and what contradicts that."""
+
+    customer_id: str | None
+    conflicts: tuple[tuple[Identity, str], ...] = ()
+
+    @property
+    def is_ambiguous(self) -> bool:
+        """Some identities point at a different customer than the strongest match."""
+        return bool(self.conflicts)
+
+
+def resolve_identity(
+    identities: Iterable[Identity], owners: Mapping[Identity, str]
+) -> IdentityResolution:
+    """Attach to the customer owning the strongest identity (external id > email > phone)."""
+    ordered = sorted(identities, key=lambda identity: list(IdentityKind).index(identity.kind))
+    matched = [(identity, owners[identity]) for identity in ordered if identity in owners]
+    if not matched:
+        return IdentityResolution(None)
+    owner = matched[0][1]
+    conflicts = tuple((identity, other) for identity, other in matched if other != owner)
+    return IdentityResolution(owner, conflicts)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The profile fields of one customer (no ids, no timestamps)."""
+
+    external_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    time_zone: str | None = None
+    locale: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+
+    def apply(self, changes: ProfileChanges) -> tuple[Profile, list[str]]:
+        """The profile after `changes`, and the names of the fields that really changed."""
+        updates: dict[str, Any] = {}
+        for name, value in changes.values.items():
+            new_value = tuple(value) if name == "tags" else value
+            if getattr(self, name) != new_value:
+                updates[name] = new_value
+        return replace(self, **updates), sorted(updates)
+
+    def fill_from(self, other: Profile) -> tuple[Profile, list[str]]:
+        """Keep this profile's values; take the other's where this one has none (merge)."""
+        updates: dict[str, Any] = {}
+        for name in ("external_id", "email", "phone", "first_name", "last_name", "time_zone"):
+            if getattr(self, name) is None and getattr(other, name) is not None:
+                updates[name] = getattr(other, name)
+        if self.locale is None and other.locale is not None:
+            updates["locale"] = other.locale
+        merged_attributes = {**other.attributes, **self.attributes}
+        if merged_attributes != dict(self.attributes):
+            updates["attributes"] = merged_attributes
+        merged_tags = tuple(dict.fromkeys((*self.tags, *other.tags)))
+        if merged_tags != self.tags:
+            updates["tags"] = merged_tags
+        return replace(self, **updates), sorted(updates)

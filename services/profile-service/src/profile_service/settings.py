@@ -1,0 +1,24 @@
+"""profile-service settings, read from ``PROFILE_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from crm_shared import ServiceSettings
+
+
+class ProfileSettings(ServiceSettings):
+    """Everything profile-service can be configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="PROFILE_", extra="ignore", validate_default=True)
+
+    service_name: str = "profile-service"
+    database_url: str = "sqlite+aiosqlite:///./var/profile-service.db"
+    default_phone_region: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]{2}$",
+        description="Region for phone numbers written without a country code, e.g. US or DE.",
+    )
+    import_batch_size: int = Field(default=1000, ge=1, le=50_000)
+    recent_notifications_in_360: int = Field(default=20, ge=0, le=500)

@@ -1,0 +1,96 @@
+"""The parts every service's FastAPI app has: errors, auth, request ids, metrics, probes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI
+
+from crm_shared._auth import ApiKeyAuthenticator
+from crm_shared._health import health_router
+from crm_shared._logging import configure_logging
+from crm_shared._metrics import RequestContextMiddleware, ServiceMetrics
+from crm_shared._problems import PROBLEM_CONTENT_TYPE, install_problem_handlers
+from crm_shared._settings import ServiceSettings
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": description,
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    for status, description in {
+        401: "No valid API key",
+        403: "The key lacks the needed scope",
+        422: "A field is invalid",
+    }.items()
+}
+
+
+def create_service_app(
+    *,
+    settings: ServiceSettings,
+    metrics: ServiceMetrics,
+    title: str,
+    description: str,
+    version: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]
+    | Callable[[FastAPI], AsyncIterator[None]],
+    openapi_tags: list[dict[str, Any]] | None = None,
+) -> FastAPI:
+    """A FastAPI app with the shared behaviour installed; the service adds its routers."""
+    configure_logging(settings.service_name, settings.log_level)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,  # type: ignore[arg-type]
+        openapi_tags=openapi_tags,
+        responses=PROBLEM_RESPONSES,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.authenticator = ApiKeyAuthenticator(settings.api_keys)
+    app.state.readiness_checks = {}
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.include_router(health_router())
+    _add_problem_schema(app)
+    return app
+
+
+def _add_problem_schema(app: FastAPI) -> None:
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = {
+            "title": "Problem",
+            "description": "RFC 9457 problem details",
+            "type": "object",
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "instance": {"type": "string"},
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "field": {"type": "string"},
+                            "message": {"type": "string"},
+                        },
+                    },
+                },
+            },
+            "required": ["type", "title", "status", "detail"],
+        }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,236 @@
+"""The one consumer loop: batches in, one transaction per batch, offsets after the commit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from sqlalchemy import insert, select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_shared._clock import utc_now
+from crm_shared._db import PlumbingTables
+from crm_shared._logging import event_id_var
+from crm_shared._metrics import ServiceMetrics
+from crm_shared._outbox import OUTBOX_ADDED
+from crm_shared.contracts import CloudEvent, InvalidEvent, dead_letter_topic, decode_event
+
+_logger = logging.getLogger("crm.consumer")
+
+EventHandler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
+"""Applies one event inside the batch's transaction; raises to refuse it."""
+
+BatchHook = Callable[[Sequence[CloudEvent]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff for transient failures: the batch is retried, never skipped."""
+
+    initial_delay: float = 0.1
+    max_delay: float = 10.0
+    multiplier: float = 2.0
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether retrying the same batch later may succeed (database or network down)."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, OperationalError | InterfaceError | OSError | TimeoutError)
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    record: ConsumerRecord[bytes, bytes]
+    event: CloudEvent
+
+
+class EventConsumer:
+    """Reads batches, applies each new event once (inbox), dead-letters what cannot be applied.
+
+    Per batch: events are decoded (undecodable ones go to the dead-letter topic with the
+    reason in headers), applied in one database transaction that also records their ids
+    as processed, and only after that commit are the offsets committed. A crash in between
+    re-delivers the batch and the inbox turns it into a no-op.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        topics: Sequence[str],
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        session_factory: async_sessionmaker[AsyncSession],
+        tables: PlumbingTables,
+        handler: EventHandler,
+        metrics: ServiceMetrics,
+        batch_size: int = 500,
+        retry: RetryPolicy = RetryPolicy(),
+        after_commit: Callable[[], None] | None = None,
+        after_store: BatchHook | None = None,
+    ) -> None:
+        self.name = name
+        self.topics = list(topics)
+        self._consumer = consumer
+        self._producer = producer
+        self._sessions = session_factory
+        self._inbox = tables.processed_events
+        self._handler = handler
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._retry = retry
+        self._after_commit = after_commit
+        self._after_store = after_store
+        self._stopping = False
+
+    @property
+    def group_id(self) -> str:
+        """The consumer group, which also names the dead-letter topics."""
+        return str(self._consumer._group_id)
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then leave the loop without reading more."""
+        self._stopping = True
+
+    async def run(self) -> None:
+        """Consume until stopped."""
+        while not self._stopping:
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=self._batch_size)
+            if not batches:
+                continue
+            records = [record for partition in batches.values() for record in partition]
+            await self.process(records)
+            await self._commit_offsets(batches)
+            self._record_lag(batches)
+
+    async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Decode, dead-letter and apply one batch of records (offsets are the caller's)."""
+        decoded: list[_Decoded] = []
+        for record in records:
+            try:
+                decoded.append(_Decoded(record, decode_event(record.value or b"")))
+            except InvalidEvent as error:
+                await self._dead_letter(record, error.reason, error.field)
+        if not decoded:
+            return
+        try:
+            await self._with_retry(lambda: self._apply(decoded))
+        except _HandlerRefused:
+            # One event of the batch cannot be applied: apply them one at a time so the
+            # others still take effect, and park the refused ones on the dead-letter topic.
+            for item in decoded:
+                try:
+                    await self._with_retry(lambda item=item: self._apply([item]))
+                except _HandlerRefused as refused:
+                    await self._dead_letter(item.record, str(refused.__cause__), None)
+        if self._after_store is not None:
+            await self._after_store([item.event for item in decoded])
+
+    async def _with_retry(self, attempt: Callable[[], Awaitable[None]]) -> None:
+        delay = self._retry.initial_delay
+        while True:
+            try:
+                await attempt()
+                return
+            except _HandlerRefused:
+                raise
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                _logger.warning(
+                    "transient failure; retrying the batch",
+                    extra={"consumer": self.name, "error_type": type(error).__name__},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * self._retry.multiplier, self._retry.max_delay)
+
+    async def _apply(self, items: Sequence[_Decoded]) -> None:
+        ids = [item.event.id for item in items]
+        outbox_added = False
+        async with self._sessions() as session, session.begin():
+            seen = set(
+                (
+                    await session.scalars(
+                        select(self._inbox.c.event_id).where(
+                            self._inbox.c.consumer == self.name,
+                            self._inbox.c.event_id.in_(ids),
+                        )
+                    )
+                ).all()
+            )
+            fresh: list[CloudEvent] = []
+            for item in items:
+                if item.event.id in seen:
+                    self._metrics.events_processed.labels(item.record.topic, "duplicate").inc()
+                    continue
+                seen.add(item.event.id)
+                fresh.append(item.event)
+                token = event_id_var.set(item.event.id)
+                try:
+                    await self._handler(session, item.event)
+                except Exception as error:
+                    if is_transient(error):
+                        raise
+                    raise _HandlerRefused from error
+                finally:
+                    event_id_var.reset(token)
+            if fresh:
+                now = utc_now()
+                await session.execute(
+                    insert(self._inbox),
+                    [{"consumer": self.name, "event_id": e.id, "processed_at": now} for e in fresh],
+                )
+            outbox_added = bool(session.info.get(OUTBOX_ADDED))
+        for item in items:
+            if item.event.id in {e.id for e in fresh}:
+                self._metrics.events_processed.labels(item.record.topic, "applied").inc()
+        if outbox_added and self._after_commit is not None:
+            self._after_commit()
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], reason: str, field: str | None
+    ) -> None:
+        topic = dead_letter_topic(record.topic, self.group_id)
+        headers = [
+            ("error", reason.encode()),
+            ("error.field", (field or "").encode()),
+            ("source.topic", record.topic.encode()),
+            ("source.partition", str(record.partition).encode()),
+            ("source.offset", str(record.offset).encode()),
+            ("consumer", self.name.encode()),
+        ]
+        await self._producer.send_and_wait(topic, record.value, key=record.key, headers=headers)
+        self._metrics.dead_letters.labels(record.topic).inc()
+        self._metrics.events_processed.labels(record.topic, "dead_lettered").inc()
+        _logger.warning(
+            "event dead-lettered",
+            extra={"topic": record.topic, "offset": record.offset, "reason": reason},
+        )
+
+    async def _commit_offsets(
+        self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, KafkaError):
+            # Partitions moved to another member mid-batch: it re-reads them, and the
+            # inbox makes the second application a no-op.
+            _logger.warning("offset commit failed; batch will be re-read", exc_info=True)
+
+    def _record_lag(self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        for tp, records in batches.items():
+            end = self._consumer.highwater(tp)
+            if end is not None and records:
+                lag = max(end - (records[-1].offset + 1), 0)
+                self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+
+class _HandlerRefused(Exception):
+    """The handler rejected an event for a reason that retrying will not cure."""

@@ -1,0 +1,101 @@
+"""Kafka clients with the settings this system relies on, and topic creation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+_logger = logging.getLogger("crm.kafka")
+
+
+def create_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProducer:
+    """A producer that waits for the broker's acknowledgement of every message.
+
+    No idempotent producer and no transactions: the embedded broker lacks them, and the
+    outbox plus the consumers' inbox make delivery effectively-once on any broker.
+    """
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=2,
+        max_batch_size=512 * 1024,
+        request_timeout_ms=15_000,
+    )
+
+
+def create_consumer(
+    topics: Iterable[str],
+    *,
+    bootstrap_servers: str,
+    group_id: str,
+    client_id: str,
+    session_timeout_ms: int = 10_000,
+    rebalance_timeout_ms: int = 10_000,
+) -> AIOKafkaConsumer:
+    """A consumer whose offsets are committed by hand, after the database commit.
+
+    The timeouts bound how long a dead member holds its partitions and how long a join
+    waits for the others; the embedded broker waits about that long on every join.
+    """
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap_servers,
+        group_id=group_id,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_uncommitted",
+        max_poll_interval_ms=300_000,
+        session_timeout_ms=session_timeout_ms,
+        rebalance_timeout_ms=rebalance_timeout_ms,
+        heartbeat_interval_ms=max(session_timeout_ms // 6, 500),
+    )
+
+
+async def ensure_topics(
+    bootstrap_servers: str, topics: Iterable[str], *, partitions: int, timeout: float = 30.0
+) -> None:
+    """Create the topics that do not exist yet; existing ones are left as they are."""
+    wanted = sorted(set(topics))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            await admin.start()
+            break
+        except KafkaError:
+            # The broker may still be starting (docker compose, a restarted pod).
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=partitions, replication_factor=1)
+            for name in wanted
+            if name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another replica created them first
+            _logger.info("created topics", extra={"topics": [t.name for t in missing]})
+    finally:
+        await admin.close()
+
+
+async def broker_is_reachable(producer: AIOKafkaProducer, timeout: float = 2.0) -> bool:
+    """Ask the broker for metadata; used by ``/readyz``."""
+    try:
+        await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout)
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,201 @@
+"""Transactional outbox: events are rows written with the state change, then published."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from crm_shared._clock import utc_now
+from crm_shared._db import PlumbingTables
+from crm_shared._metrics import ServiceMetrics
+from crm_shared.contracts import CloudEvent, encode_event
+
+_logger = logging.getLogger("crm.outbox")
+OUTBOX_ADDED = "crm.outbox_added"
+_PRUNE_EVERY_SECONDS = 300.0
+
+
+async def add_to_outbox(session: AsyncSession, tables: PlumbingTables, event: CloudEvent) -> None:
+    """Stage `event` for publishing in the session's transaction, keyed by its subject."""
+    await session.execute(
+        insert(tables.outbox).values(
+            event_id=event.id,
+            topic=str(event.data.topic),
+            message_key=event.subject,
+            payload=encode_event(event).decode(),
+            created_at=utc_now(),
+        )
+    )
+    session.info[OUTBOX_ADDED] = True
+
+
+def _lock_key(name: str) -> int:
+    digest = hashlib.sha256(f"outbox-relay:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class OutboxRelay:
+    """Publishes unsent outbox rows in id order and marks them sent.
+
+    It selects rows *not yet sent* rather than rows with an id above the last one seen:
+    ids are drawn before commit, so a transaction that commits late holds a lower id than
+    rows already published, and an id watermark would skip it forever. On PostgreSQL an
+    advisory lock lets one relay per service run at a time, keeping per-key order.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        engine: AsyncEngine,
+        session_factory: async_sessionmaker[AsyncSession],
+        tables: PlumbingTables,
+        producer: AIOKafkaProducer,
+        metrics: ServiceMetrics,
+        batch_size: int = 500,
+        poll_interval: float = 0.5,
+        retention: timedelta = timedelta(days=1),
+    ) -> None:
+        self._name = name
+        self._engine = engine
+        self._sessions = session_factory
+        self._outbox = tables.outbox
+        self._producer = producer
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._retention = retention
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Publish soon: called after a commit that added outbox rows."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Ask the loop to finish after the current batch."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Relay until stopped; failures back off and retry, rows stay unsent meanwhile."""
+        backoff = 0.2
+        last_prune = 0.0
+        while not self._stopping:
+            try:
+                async with self._leadership() as leading:
+                    while not self._stopping and await leading():
+                        published = await self.publish_pending()
+                        backoff = 0.2
+                        if time.monotonic() - last_prune > _PRUNE_EVERY_SECONDS:
+                            await self.prune_sent()
+                            last_prune = time.monotonic()
+                        if published < self._batch_size:
+                            await self._idle()
+                    if not self._stopping:
+                        await self._idle()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _logger.warning("outbox relay failed; retrying", exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+        self._wake.clear()
+
+    @contextlib.asynccontextmanager
+    async def _leadership(self) -> AsyncIterator[Callable[[], Awaitable[bool]]]:
+        """Yield a check telling whether this relay may publish now."""
+        if self._engine.dialect.name != "postgresql":
+
+            async def always() -> bool:
+                return True
+
+            yield always
+            return
+        key = _lock_key(self._name)
+        async with self._engine.connect() as connection:
+            held = bool(await connection.scalar(select(func.pg_try_advisory_lock(key))))
+            await connection.commit()
+
+            async def still_held() -> bool:
+                # The lock lives as long as this connection: a query that fails here means
+                # the lock is gone too, and the error sends us back to re-acquire it.
+                if held:
+                    await connection.execute(select(1))
+                    await connection.commit()
+                return held
+
+            try:
+                yield still_held
+            finally:
+                if held:
+                    with contextlib.suppress(Exception):
+                        await connection.scalar(select(func.pg_advisory_unlock(key)))
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unsent rows; return how many were published."""
+        async with self._sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(
+                        self._outbox.c.id,
+                        self._outbox.c.topic,
+                        self._outbox.c.message_key,
+                        self._outbox.c.payload,
+                    )
+                    .where(self._outbox.c.sent_at.is_(None))
+                    .order_by(self._outbox.c.id)
+                    .limit(self._batch_size)
+                )
+            ).all()
+        if not rows:
+            self._metrics.outbox_pending.set(0)
+            return 0
+        deliveries = [
+            await self._producer.send(
+                row.topic, row.payload.encode(), key=row.message_key.encode()
+            )
+            for row in rows
+        ]
+        await asyncio.gather(*deliveries)
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(self._outbox)
+                .where(self._outbox.c.id.in_([row.id for row in rows]))
+                .values(sent_at=utc_now())
+            )
+        for row in rows:
+            self._metrics.outbox_published.labels(row.topic).inc()
+        return len(rows)
+
+    async def prune_sent(self) -> int:
+        """Delete rows published longer ago than the retention; return how many."""
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                delete(self._outbox).where(
+                    self._outbox.c.sent_at.is_not(None),
+                    self._outbox.c.sent_at < utc_now() - self._retention,
+                )
+            )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def pending_count(self) -> int:
+        """How many rows wait to be published."""
+        query = select(func.count()).select_from(self._outbox).where(
+            self._outbox.c.sent_at.is_(None)
+        )
+        async with self._sessions() as session:
+            return int(await session.scalar(query) or 0)

@@ -1,0 +1,195 @@
+"""A service's moving parts (database, producer, outbox relay, consumers), started and stopped in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from aiokafka import AIOKafkaProducer
+from fastapi import Depends, FastAPI, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from crm_shared._consumer import EventConsumer, EventHandler
+from crm_shared._db import (
+    PlumbingTables,
+    create_engine,
+    create_session_factory,
+    database_is_reachable,
+)
+from crm_shared._kafka import broker_is_reachable, create_consumer, create_producer, ensure_topics
+from crm_shared._metrics import ServiceMetrics
+from crm_shared._outbox import OUTBOX_ADDED, OutboxRelay
+from crm_shared._settings import ServiceSettings
+from crm_shared.contracts import dead_letter_topic
+
+_logger = logging.getLogger("crm.runtime")
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """Topics a service consumes and the handler that applies their events."""
+
+    name: str
+    topics: Sequence[str]
+    handler: EventHandler
+
+
+@dataclass
+class ServiceRuntime:
+    """Everything a running service holds; built in the app's lifespan, never at import."""
+
+    settings: ServiceSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    tables: PlumbingTables
+    metrics: ServiceMetrics
+    producer: AIOKafkaProducer | None = None
+    relay: OutboxRelay | None = None
+    consumers: list[EventConsumer] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def wake_relay(self) -> None:
+        """Tell the relay a commit added outbox rows."""
+        if self.relay is not None:
+            self.relay.wake()
+
+    async def is_database_ready(self) -> bool:
+        """Readiness check for the database."""
+        return await database_is_reachable(self.engine)
+
+    async def is_broker_ready(self) -> bool:
+        """Readiness check for the broker (true when Kafka is switched off)."""
+        return True if self.producer is None else await broker_is_reachable(self.producer)
+
+    def background(self, coroutine_task: asyncio.Task[None]) -> None:
+        """Own a background task so it is cancelled on shutdown."""
+        self._tasks.append(coroutine_task)
+
+
+@contextlib.asynccontextmanager
+async def run_service(
+    settings: ServiceSettings,
+    tables: PlumbingTables,
+    metrics: ServiceMetrics,
+    *,
+    produces: Sequence[str] = (),
+    subscriptions: Sequence[Subscription] = (),
+) -> AsyncIterator[ServiceRuntime]:
+    """Start the database, producer, relay and consumers; on exit stop them, newest first."""
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    runtime = ServiceRuntime(settings, engine, create_session_factory(engine), tables, metrics)
+    try:
+        if settings.kafka_enabled:
+            await _start_kafka(runtime, produces, subscriptions)
+        yield runtime
+    finally:
+        await _stop(runtime)
+
+
+async def _start_kafka(
+    runtime: ServiceRuntime, produces: Sequence[str], subscriptions: Sequence[Subscription]
+) -> None:
+    settings = runtime.settings
+    group = settings.service_name
+    consumed = [topic for sub in subscriptions for topic in sub.topics]
+    topics = {*produces, *consumed, *(dead_letter_topic(t, group) for t in consumed)}
+    await ensure_topics(
+        settings.kafka_bootstrap_servers, topics, partitions=settings.kafka_topic_partitions
+    )
+    producer = create_producer(settings.kafka_bootstrap_servers, client_id=settings.service_name)
+    await producer.start()
+    runtime.producer = producer
+    runtime.relay = OutboxRelay(
+        name=settings.service_name,
+        engine=runtime.engine,
+        session_factory=runtime.sessions,
+        tables=runtime.tables,
+        producer=producer,
+        metrics=runtime.metrics,
+        batch_size=settings.outbox_batch_size,
+        poll_interval=settings.outbox_poll_interval_seconds,
+    )
+    runtime.background(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
+    for subscription in subscriptions:
+        kafka_consumer = create_consumer(
+            subscription.topics,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=group,
+            client_id=f"{settings.service_name}-{subscription.name}",
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            rebalance_timeout_ms=settings.kafka_rebalance_timeout_ms,
+        )
+        await kafka_consumer.start()
+        consumer = EventConsumer(
+            name=subscription.name,
+            topics=subscription.topics,
+            consumer=kafka_consumer,
+            producer=producer,
+            session_factory=runtime.sessions,
+            tables=runtime.tables,
+            handler=subscription.handler,
+            metrics=runtime.metrics,
+            batch_size=settings.kafka_consumer_batch_size,
+            after_commit=runtime.wake_relay,
+        )
+        runtime.consumers.append(consumer)
+        runtime.background(
+            asyncio.create_task(_supervise(consumer, kafka_consumer), name=subscription.name)
+        )
+
+
+async def _supervise(consumer: EventConsumer, kafka_consumer: object) -> None:
+    try:
+        await consumer.run()
+    finally:
+        await kafka_consumer.stop()  # type: ignore[attr-defined]
+
+
+async def _stop(runtime: ServiceRuntime) -> None:
+    for consumer in runtime.consumers:
+        consumer.stop()
+    if runtime.relay is not None:
+        runtime.relay.stop()
+    # Give loops a moment to finish the batch in hand, then cancel what is left.
+    if runtime._tasks:
+        _done, pending = await asyncio.wait(runtime._tasks, timeout=5)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    if runtime.producer is not None:
+        await runtime.producer.stop()
+    await runtime.engine.dispose()
+
+
+def runtime_of(request: Request) -> ServiceRuntime:
+    """The running service's runtime."""
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    runtime = runtime_of(request)
+    async with runtime.sessions() as session:
+        async with session.begin():
+            yield session
+        if session.info.get(OUTBOX_ADDED):
+            runtime.wake_relay()
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
+"""The request's session: one transaction, committed before the response is sent."""
+
+RuntimeDep = Annotated[ServiceRuntime, Depends(runtime_of)]
+
+
+def attach_runtime(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """Expose the runtime and its readiness checks to routes."""
+    app.state.runtime = runtime
+    app.state.readiness_checks = {
+        "database": runtime.is_database_ready,
+        "broker": runtime.is_broker_ready,
+    }

@@ -1,0 +1,65 @@
+"""The settings base every service extends with its own env prefix (e.g. ``PROFILE_``)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Scope(StrEnum):
+    """API-key scopes; each includes the ones below it (admin > write > read)."""
+
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+class ApiKeyRecord(BaseModel):
+    """A stored API key: its SHA-256 hex digest, never the key itself."""
+
+    name: str = Field(min_length=1, max_length=100)
+    key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    scopes: list[Scope] = Field(min_length=1)
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has; a service subclass sets its own ``env_prefix``."""
+
+    model_config = SettingsConfigDict(env_prefix="CRM_", extra="ignore", validate_default=True)
+
+    service_name: str = "crm-service"
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./var/crm.db"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_topic_partitions: int = Field(default=6, ge=1, le=1000)
+    kafka_consumer_batch_size: int = Field(default=500, ge=1, le=100_000)
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
+    kafka_rebalance_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
+    kafka_enabled: bool = True
+    api_keys: list[ApiKeyRecord] = Field(default_factory=list)
+    log_level: str = "INFO"
+    outbox_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return upper
+
+    @model_validator(mode="after")
+    def _production_needs_real_setup(self) -> ServiceSettings:
+        # A production service with no keys would answer 401 to everyone, and SQLite is a
+        # single-node development store: refuse both at start instead of failing later.
+        if self.environment == "production":
+            if not self.api_keys:
+                raise ValueError("api_keys must be set in production")
+            if self.database_url.startswith("sqlite"):
+                raise ValueError("production needs PostgreSQL, not SQLite")
+        return self

@@ -1,0 +1,76 @@
+"""The event contracts: every event the CRM services exchange over Kafka, written once.
+
+An event is a CloudEvents 1.0 envelope (structured JSON) around a typed payload. Producers build
+with `build_event` and `encode_event`; consumers call `decode_event` and dead-letter `InvalidEvent`.
+The JSON Schemas and the AsyncAPI document in `shared/contracts/` are generated from these models
+(`make contracts`).
+"""
+
+from __future__ import annotations
+
+from crm_shared.contracts._activities import ActivityRecorded
+from crm_shared.contracts._customers import (
+    Channel,
+    ConsentChanged,
+    ConsentState,
+    CustomerCreated,
+    CustomerErased,
+    CustomerMerged,
+    CustomerSnapshot,
+    CustomerUpdated,
+    Purpose,
+)
+from crm_shared.contracts._envelope import CloudEvent, build_event, decode_event, encode_event
+from crm_shared.contracts._errors import InvalidEvent
+from crm_shared.contracts._lifecycle import ChurnWarning, Stage, StageChanged
+from crm_shared.contracts._notifications import (
+    Category,
+    NotificationChannel,
+    NotificationFailed,
+    NotificationSent,
+    NotificationSuppressed,
+)
+from crm_shared.contracts._orders import OrderCancelled, OrderLine, OrderPlaced, OrderRefunded
+from crm_shared.contracts._payload import EventPayload, Money, Topic, dead_letter_topic
+from crm_shared.contracts._registry import EVENT_TYPES, payload_model_for
+from crm_shared.contracts._scores import Grade, ScoreUpdated, SegmentChanged, ValueTier
+
+__all__ = [
+    "EVENT_TYPES",
+    "ActivityRecorded",
+    "Category",
+    "Channel",
+    "ChurnWarning",
+    "CloudEvent",
+    "ConsentChanged",
+    "ConsentState",
+    "CustomerCreated",
+    "CustomerErased",
+    "CustomerMerged",
+    "CustomerSnapshot",
+    "CustomerUpdated",
+    "EventPayload",
+    "Grade",
+    "InvalidEvent",
+    "Money",
+    "NotificationChannel",
+    "NotificationFailed",
+    "NotificationSent",
+    "NotificationSuppressed",
+    "OrderCancelled",
+    "OrderLine",
+    "OrderPlaced",
+    "OrderRefunded",
+    "Purpose",
+    "ScoreUpdated",
+    "SegmentChanged",
+    "Stage",
+    "StageChanged",
+    "Topic",
+    "ValueTier",
+    "build_event",
+    "dead_letter_topic",
+    "decode_event",
+    "encode_event",
+    "payload_model_for",
+]

@@ -1,0 +1,48 @@
+"""Pytest fixtures: the embedded broker, embedded PostgreSQL, and a database URL per backend."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from crm_shared._broker import EmbeddedBroker
+from crm_shared.testing._postgres import EmbeddedPostgres
+
+_database_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """One embedded broker for the test session."""
+    broker = EmbeddedBroker(log_path=tmp_path_factory.mktemp("broker") / "broker.log")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[EmbeddedPostgres]:
+    """One embedded PostgreSQL server for the test session."""
+    server = EmbeddedPostgres()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        return
+    server: EmbeddedPostgres = request.getfixturevalue("postgres_server")
+    yield await server.create_database(f"test_{next(_database_numbers)}")
+
+
+@pytest.fixture
+async def postgres_url(postgres_server: EmbeddedPostgres) -> str:
+    """A fresh, empty PostgreSQL database."""
+    return await postgres_server.create_database(f"test_{next(_database_numbers)}")

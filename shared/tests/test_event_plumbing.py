@@ -1,0 +1,305 @@
+"""The outbox relay and the consumer loop against the real broker, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from crm_shared import (
+    EmbeddedBroker,
+    EventConsumer,
+    OutboxRelay,
+    PlumbingTables,
+    ServiceMetrics,
+    add_to_outbox,
+    create_consumer,
+    create_engine,
+    create_producer,
+    create_session_factory,
+    ensure_topics,
+    new_metadata,
+    plumbing_tables,
+)
+from crm_shared.contracts import (
+    ActivityRecorded,
+    CloudEvent,
+    build_event,
+    dead_letter_topic,
+    decode_event,
+    encode_event,
+)
+from crm_shared.testing import read_topic
+
+pytestmark = pytest.mark.kafka
+
+METADATA = new_metadata()
+TABLES = plumbing_tables(METADATA)
+EFFECTS = Table(
+    "effects",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False),
+)
+START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def an_activity(customer_id: str = "c-1", n: int = 0) -> CloudEvent:
+    """An activity event, the smallest payload with a customer."""
+    return build_event(
+        ActivityRecorded(
+            customer_id=customer_id,
+            activity_id=f"a-{n}",
+            activity_type="page_view",
+            occurred_at=START + timedelta(minutes=n),
+        ),
+        source="/tests",
+        time=START + timedelta(minutes=n),
+    )
+
+
+class Store:
+    """A test database with the plumbing tables and an effects table."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions: async_sessionmaker[AsyncSession] = create_session_factory(engine)
+
+    async def effect_count(self) -> int:
+        async with self.sessions() as session:
+            return int(await session.scalar(select(func.count()).select_from(EFFECTS)) or 0)
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        await connection.run_sync(METADATA.create_all)
+    yield Store(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def producer(kafka_broker: EmbeddedBroker) -> AsyncIterator[AIOKafkaProducer]:
+    kafka_producer = create_producer(kafka_broker.bootstrap_servers, client_id="tests")
+    await kafka_producer.start()
+    yield kafka_producer
+    await kafka_producer.stop()
+
+
+async def record_effect(session: AsyncSession, event: CloudEvent) -> None:
+    """The handler under test: one row per applied event."""
+    await session.execute(insert(EFFECTS).values(event_id=event.id))
+
+
+class SimulatedCrash(Exception):
+    """Raised between the database commit and the offset commit."""
+
+
+async def fresh_topic(broker: EmbeddedBroker, group: str) -> str:
+    topic = f"test.{uuid.uuid4().hex[:12]}"
+    await ensure_topics(
+        broker.bootstrap_servers, [topic, dead_letter_topic(topic, group)], partitions=2
+    )
+    return topic
+
+
+def consumer_for(
+    broker: EmbeddedBroker,
+    topic: str,
+    group: str,
+    store: Store,
+    producer: AIOKafkaProducer,
+    *,
+    after_store: Callable[[Sequence[CloudEvent]], Awaitable[None]] | None = None,
+) -> EventConsumer:
+    return EventConsumer(
+        name="test-consumer",
+        topics=[topic],
+        consumer=create_consumer(
+            [topic],
+            bootstrap_servers=broker.bootstrap_servers,
+            group_id=group,
+            client_id=group,
+            session_timeout_ms=6_000,
+            rebalance_timeout_ms=2_000,
+        ),
+        producer=producer,
+        session_factory=store.sessions,
+        tables=TABLES,
+        handler=record_effect,
+        metrics=ServiceMetrics(),
+        after_store=after_store,
+    )
+
+
+async def run_until(
+    consumer: EventConsumer, condition: Callable[[], Awaitable[bool]], timeout: float = 30
+) -> None:
+    """Run the consumer loop until `condition` holds, then stop it cleanly."""
+    await consumer._consumer.start()
+    task = asyncio.create_task(consumer.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await condition():
+            if task.done():
+                task.result()
+            assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+            await asyncio.sleep(0.05)
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, 10)
+        await consumer._consumer.stop()
+
+
+async def test_batch_reread_after_crash_between_commits_changes_nothing(
+    kafka_broker: EmbeddedBroker, store: Store, producer: AIOKafkaProducer
+) -> None:
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    topic = await fresh_topic(kafka_broker, group)
+    events = [an_activity(f"c-{n % 3}", n) for n in range(20)]
+    for event in events:
+        await producer.send_and_wait(topic, encode_event(event), key=event.subject.encode())
+
+    async def crash(_: Sequence[CloudEvent]) -> None:
+        raise SimulatedCrash
+
+    crashing = consumer_for(kafka_broker, topic, group, store, producer, after_store=crash)
+    await crashing._consumer.start()
+    with pytest.raises(SimulatedCrash):
+        await crashing.run()
+    await crashing._consumer.stop()  # leaves the group without committing offsets
+    stored_before_restart = await store.effect_count()
+    assert stored_before_restart > 0
+
+    redelivered: list[str] = []
+
+    async def note(batch: Sequence[CloudEvent]) -> None:
+        redelivered.extend(event.id for event in batch)
+
+    restarted = consumer_for(kafka_broker, topic, group, store, producer, after_store=note)
+
+    async def all_seen() -> bool:
+        return len(set(redelivered)) == len(events)
+
+    await run_until(restarted, all_seen)
+    assert await store.effect_count() == len(events)
+    async with store.sessions() as session:
+        applied = (await session.scalars(select(EFFECTS.c.event_id))).all()
+    assert sorted(applied) == sorted(event.id for event in events)
+
+
+async def test_malformed_events_are_dead_lettered_and_the_stream_flows_on(
+    kafka_broker: EmbeddedBroker, store: Store, producer: AIOKafkaProducer
+) -> None:
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    topic = await fresh_topic(kafka_broker, group)
+    good_before, good_after = an_activity("c-1", 1), an_activity("c-1", 2)
+    wrong_shape = encode_event(an_activity("c-1", 3)).replace(b'"page_view"', b"42")
+    for value in (encode_event(good_before), b"{not json", wrong_shape, encode_event(good_after)):
+        await producer.send_and_wait(topic, value, key=b"c-1")
+
+    consumer = consumer_for(kafka_broker, topic, group, store, producer)
+
+    async def both_good_applied() -> bool:
+        return await store.effect_count() == 2
+
+    await run_until(consumer, both_good_applied)
+    dead = await read_topic(kafka_broker.bootstrap_servers, dead_letter_topic(topic, group), expect=2)
+    assert [record.value for record in dead] == [b"{not json", wrong_shape]
+    reasons = [dict(record.headers)["error"].decode() for record in dead]
+    assert "not valid JSON" in reasons[0] or "JSON" in reasons[0]
+    assert "activity_type" in reasons[1]
+    assert dict(dead[1].headers)["source.topic"].decode() == topic
+
+
+async def test_redelivered_events_apply_once(
+    kafka_broker: EmbeddedBroker, store: Store, producer: AIOKafkaProducer
+) -> None:
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    topic = await fresh_topic(kafka_broker, group)
+    event = an_activity("c-9", 9)
+    for _ in range(3):
+        await producer.send_and_wait(topic, encode_event(event), key=b"c-9")
+    seen: list[str] = []
+
+    async def note(batch: Sequence[CloudEvent]) -> None:
+        seen.extend(e.id for e in batch)
+
+    consumer = consumer_for(kafka_broker, topic, group, store, producer, after_store=note)
+
+    async def three_deliveries() -> bool:
+        return len(seen) == 3
+
+    await run_until(consumer, three_deliveries)
+    assert await store.effect_count() == 1
+
+
+def a_relay(store: Store, producer: AIOKafkaProducer) -> OutboxRelay:
+    return OutboxRelay(
+        name=f"relay-{uuid.uuid4().hex[:6]}",
+        engine=store.engine,
+        session_factory=store.sessions,
+        tables=TABLES,
+        producer=producer,
+        metrics=ServiceMetrics(),
+    )
+
+
+async def stage(store: Store, events: Sequence[CloudEvent], tables: PlumbingTables = TABLES) -> None:
+    async with store.sessions() as session, session.begin():
+        for event in events:
+            await add_to_outbox(session, tables, event)
+
+
+async def test_relay_publishes_keyed_by_customer_and_marks_rows_sent(
+    kafka_broker: EmbeddedBroker, store: Store, producer: AIOKafkaProducer
+) -> None:
+    events = [an_activity(f"cust-{uuid.uuid4().hex[:6]}", n) for n in range(5)]
+    await stage(store, events)
+    relay = a_relay(store, producer)
+
+    assert await relay.publish_pending() == 5
+    assert await relay.publish_pending() == 0
+    assert await relay.pending_count() == 0
+    records = await read_topic(kafka_broker.bootstrap_servers, "crm.activities", expect=5, timeout=10)
+    mine = {e.id: e for e in events}
+    published = [r for r in records if decode_event(r.value or b"").id in mine]
+    assert len(published) == 5
+    for record in published:
+        assert record.key == mine[decode_event(record.value or b"").id].subject.encode()
+
+
+@pytest.mark.postgres
+async def test_relay_publishes_rows_committed_out_of_id_order(
+    kafka_broker: EmbeddedBroker, postgres_url: str, producer: AIOKafkaProducer
+) -> None:
+    engine = create_engine(postgres_url)
+    async with engine.begin() as connection:
+        await connection.run_sync(METADATA.create_all)
+    store = Store(engine)
+    relay = a_relay(store, producer)
+    late, early = an_activity("late-customer", 1), an_activity("early-customer", 2)
+    try:
+        async with store.sessions() as slow_session, slow_session.begin():
+            await add_to_outbox(slow_session, TABLES, late)  # takes the lower id, commits last
+            await slow_session.flush()
+            await stage(store, [early])
+            assert await relay.publish_pending() == 1
+        assert await relay.publish_pending() == 1
+        async with store.sessions() as session:
+            rows: list[Any] = list(
+                (await session.execute(select(TABLES.outbox.c.id, TABLES.outbox.c.event_id))).all()
+            )
+        ids = {event_id: row_id for row_id, event_id in rows}
+        assert ids[late.id] < ids[early.id]
+        assert await relay.pending_count() == 0
+    finally:
+        await engine.dispose()

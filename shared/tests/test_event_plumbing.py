@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy import Column, Integer, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_shared import (
@@ -212,7 +212,9 @@ async def test_malformed_events_are_dead_lettered_and_the_stream_flows_on(
         return await store.effect_count() == 2
 
     await run_until(consumer, both_good_applied)
-    dead = await read_topic(kafka_broker.bootstrap_servers, dead_letter_topic(topic, group), expect=2)
+    dead = await read_topic(
+        kafka_broker.bootstrap_servers, dead_letter_topic(topic, group), expect=2
+    )
     assert [record.value for record in dead] == [b"{not json", wrong_shape]
     reasons = [dict(record.headers)["error"].decode() for record in dead]
     assert "not valid JSON" in reasons[0] or "JSON" in reasons[0]
@@ -253,7 +255,9 @@ def a_relay(store: Store, producer: AIOKafkaProducer) -> OutboxRelay:
     )
 
 
-async def stage(store: Store, events: Sequence[CloudEvent], tables: PlumbingTables = TABLES) -> None:
+async def stage(
+    store: Store, events: Sequence[CloudEvent], tables: PlumbingTables = TABLES
+) -> None:
     async with store.sessions() as session, session.begin():
         for event in events:
             await add_to_outbox(session, tables, event)
@@ -269,7 +273,9 @@ async def test_relay_publishes_keyed_by_customer_and_marks_rows_sent(
     assert await relay.publish_pending() == 5
     assert await relay.publish_pending() == 0
     assert await relay.pending_count() == 0
-    records = await read_topic(kafka_broker.bootstrap_servers, "crm.activities", expect=5, timeout=10)
+    records = await read_topic(
+        kafka_broker.bootstrap_servers, "crm.activities", expect=5, timeout=10
+    )
     mine = {e.id: e for e in events}
     published = [r for r in records if decode_event(r.value or b"").id in mine]
     assert len(published) == 5

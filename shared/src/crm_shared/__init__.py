@@ -43,6 +43,16 @@ from crm_shared._logging import configure_logging, event_id_var, redact, request
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._outbox import OutboxRelay, add_to_outbox
 from crm_shared._pagination import Page, decode_cursor, encode_cursor
+from crm_shared._runtime import (
+    RuntimeDep,
+    ServiceRuntime,
+    SessionDep,
+    Subscription,
+    attach_runtime,
+    run_service,
+    runtime_of,
+)
+from crm_shared._settings import ApiKeyRecord, Scope, ServiceSettings
 from crm_shared.errors import (
     BadRequest,
     Conflict,
@@ -55,16 +65,6 @@ from crm_shared.errors import (
     UnprocessableContent,
     UnsupportedMediaType,
 )
-from crm_shared._runtime import (
-    RuntimeDep,
-    ServiceRuntime,
-    SessionDep,
-    Subscription,
-    attach_runtime,
-    run_service,
-    runtime_of,
-)
-from crm_shared._settings import ApiKeyRecord, Scope, ServiceSettings
 
 __all__ = [
     "API_KEY_HEADER",

@@ -11,8 +11,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
-from crm_shared.errors import Forbidden, Unauthorized
 from crm_shared._settings import ApiKeyRecord, Scope
+from crm_shared.errors import Forbidden, Unauthorized
 
 API_KEY_HEADER = "X-API-Key"
 _KEY_PREFIX = "crm_"

@@ -75,7 +75,8 @@ class EmbeddedBroker:
         return self.bootstrap_servers
 
     def _wait_until_listening(self, timeout: float) -> None:
-        assert self._process is not None and self._port is not None
+        assert self._process is not None
+        assert self._port is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

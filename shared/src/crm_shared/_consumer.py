@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -120,13 +121,13 @@ class EventConsumer:
         if not decoded:
             return
         try:
-            await self._with_retry(lambda: self._apply(decoded))
+            await self._with_retry(functools.partial(self._apply, decoded))
         except _HandlerRefused:
             # One event of the batch cannot be applied: apply them one at a time so the
             # others still take effect, and park the refused ones on the dead-letter topic.
             for item in decoded:
                 try:
-                    await self._with_retry(lambda item=item: self._apply([item]))
+                    await self._with_retry(functools.partial(self._apply, [item]))
                 except _HandlerRefused as refused:
                     await self._dead_letter(item.record, str(refused.__cause__), None)
         if self._after_store is not None:
@@ -224,7 +225,9 @@ class EventConsumer:
             # inbox makes the second application a no-op.
             _logger.warning("offset commit failed; batch will be re-read", exc_info=True)
 
-    def _record_lag(self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+    def _record_lag(
+        self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
         for tp, records in batches.items():
             end = self._consumer.highwater(tp)
             if end is not None and records:

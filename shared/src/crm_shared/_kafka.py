@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -83,10 +84,9 @@ async def ensure_topics(
             if name not in existing
         ]
         if missing:
-            try:
+            # Another replica may have created them first.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another replica created them first
             _logger.info("created topics", extra={"topics": [t.name for t in missing]})
     finally:
         await admin.close()

@@ -30,23 +30,31 @@ class ServiceMetrics:
     def __post_init__(self) -> None:
         registry = self.registry
         self.http_requests = Counter(
-            "http_requests", "HTTP requests answered", ["method", "route", "status"],
+            "http_requests",
+            "HTTP requests answered",
+            ["method", "route", "status"],
             registry=registry,
         )
         self.http_latency = Histogram(
-            "http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=registry,
         )
         self.events_processed = Counter(
-            "events_processed", "Consumed events by outcome", ["topic", "outcome"],
+            "events_processed",
+            "Consumed events by outcome",
+            ["topic", "outcome"],
             registry=registry,
         )
         self.dead_letters = Counter(
             "dead_letters", "Events sent to a dead-letter topic", ["topic"], registry=registry
         )
         self.consumer_lag = Gauge(
-            "consumer_lag", "Messages behind the partition end", ["topic", "partition"],
+            "consumer_lag",
+            "Messages behind the partition end",
+            ["topic", "partition"],
             registry=registry,
         )
         self.outbox_published = Counter(

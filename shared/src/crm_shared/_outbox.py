@@ -165,9 +165,7 @@ class OutboxRelay:
             self._metrics.outbox_pending.set(0)
             return 0
         deliveries = [
-            await self._producer.send(
-                row.topic, row.payload.encode(), key=row.message_key.encode()
-            )
+            await self._producer.send(row.topic, row.payload.encode(), key=row.message_key.encode())
             for row in rows
         ]
         await asyncio.gather(*deliveries)
@@ -194,8 +192,8 @@ class OutboxRelay:
 
     async def pending_count(self) -> int:
         """How many rows wait to be published."""
-        query = select(func.count()).select_from(self._outbox).where(
-            self._outbox.c.sent_at.is_(None)
+        query = (
+            select(func.count()).select_from(self._outbox).where(self._outbox.c.sent_at.is_(None))
         )
         async with self._sessions() as session:
             return int(await session.scalar(query) or 0)

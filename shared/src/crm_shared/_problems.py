@@ -47,8 +47,9 @@ def install_problem_handlers(app: FastAPI) -> None:
             {"field": _field_path(tuple(err["loc"])), "message": err["msg"], "in": err["loc"][0]}
             for err in exc.errors()
         ]
-        first = errors[0] if errors else {"field": None, "message": "invalid request"}
-        detail = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+        detail = "invalid request"
+        if errors:
+            detail = f"{errors[0]['field']}: {errors[0]['message']}"
         return problem_response(UnprocessableContent(detail, errors=errors), request)
 
     @app.exception_handler(StarletteHTTPException)

@@ -1,4 +1,4 @@
-"""A service's moving parts (database, producer, outbox relay, consumers), started and stopped in order."""
+"""A service's moving parts (database, producer, relay, consumers), started and stopped in order."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+
 class Problem(Exception):
     """A failure the caller can act on; rendered as problem+json with this status."""
 

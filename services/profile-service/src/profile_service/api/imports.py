@@ -28,7 +28,10 @@ router = APIRouter(prefix="/v1/customers", tags=["import"])
             "content": {
                 "text/csv": {
                     "schema": {"type": "string"},
-                    "example": "external_id,email,phone,first_name\nshop:1,ada@example.com,+4930123456,Ada\n",
+                    "example": (
+                        "external_id,email,phone,first_name\n"
+                        "shop:1,ada@example.com,+4930123456,Ada\n"
+                    ),
                 },
                 "application/x-ndjson": {
                     "schema": {"type": "string"},
@@ -38,7 +41,9 @@ router = APIRouter(prefix="/v1/customers", tags=["import"])
         }
     },
 )
-async def import_customers(request: Request, runtime: RuntimeDep, _: WriteAccess) -> DataQualityReport:
+async def import_customers(
+    request: Request, runtime: RuntimeDep, _: WriteAccess
+) -> DataQualityReport:
     """Streams the body: valid rows are stored (matched rows update their customer, duplicates
     in the file merge into one), every invalid row is reported with its line and reason."""
     try:

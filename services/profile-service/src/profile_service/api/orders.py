@@ -20,7 +20,9 @@ _EXAMPLE = {
     "customer": {"external_id": "shop-eu:8812", "email": "ada@example.com"},
     "placed_at": "2026-11-20T14:03:00Z",
     "total": {"amount": "59.90", "currency": "EUR"},
-    "items": [{"sku": "TEE-RED-M", "quantity": 2, "unit_price": {"amount": "29.95", "currency": "EUR"}}],
+    "items": [
+        {"sku": "TEE-RED-M", "quantity": 2, "unit_price": {"amount": "29.95", "currency": "EUR"}}
+    ],
 }
 
 

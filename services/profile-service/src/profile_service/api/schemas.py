@@ -99,7 +99,9 @@ class MergeIn(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"merged_customer_id": _EXAMPLE_ID, "reason": "same person"}]},
+        json_schema_extra={
+            "examples": [{"merged_customer_id": _EXAMPLE_ID, "reason": "same person"}]
+        },
     )
 
     merged_customer_id: str = Field(description="This customer disappears into the other.")

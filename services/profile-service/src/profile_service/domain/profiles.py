@@ -1,4 +1,4 @@
-"""Customer profiles: normalising what a caller sends, resolving identities, merging two profiles."""
+"""Customer profiles: normalising input, resolving identities, merging two profiles."""
 
 from __future__ import annotations
 
@@ -69,7 +69,9 @@ class ProfileChanges:
         return found
 
 
-def normalise_profile(raw: Mapping[str, Any], *, default_phone_region: str | None) -> ProfileChanges:
+def normalise_profile(
+    raw: Mapping[str, Any], *, default_phone_region: str | None
+) -> ProfileChanges:
     """Validate and normalise profile fields; raise InvalidContact naming the field at fault."""
     values: dict[str, Any] = {}
     email_changed = phone_changed = False

@@ -16,13 +16,15 @@ from profile_service.workflows.customers import load_customer
 
 def decision_of(row: Consent) -> ConsentDecision:
     state = consent_state(row)
-    return ConsentDecision(state.channel, state.purpose, state.granted, state.source, state.changed_at)
+    return ConsentDecision(
+        state.channel, state.purpose, state.granted, state.source, state.changed_at
+    )
 
 
 async def record_consent(
     session: AsyncSession, customer_id: str, decision: ConsentDecision, *, now: datetime
 ) -> tuple[Consent, bool]:
-    """Store a decision unless a newer one is held; return the current row and whether it changed."""
+    """Store a decision unless a newer one is held; return the row and whether it changed."""
     await load_customer(session, customer_id)
     row = await session.get(Consent, (customer_id, decision.channel.value, decision.purpose.value))
     if not supersedes(decision, decision_of(row) if row else None):
@@ -39,13 +41,17 @@ async def record_consent(
     row.source = decision.source
     row.changed_at = decision.changed_at
     await session.flush()
-    await publish(session, ConsentChanged(customer_id=customer_id, consent=consent_state(row)), time=now)
+    await publish(
+        session, ConsentChanged(customer_id=customer_id, consent=consent_state(row)), time=now
+    )
     return row, True
 
 
 async def consents_of(session: AsyncSession, customer_id: str) -> list[Consent]:
     """All consent decisions held for a customer."""
     rows = await session.scalars(
-        select(Consent).where(Consent.customer_id == customer_id).order_by(Consent.channel, Consent.purpose)
+        select(Consent)
+        .where(Consent.customer_id == customer_id)
+        .order_by(Consent.channel, Consent.purpose)
     )
     return list(rows)

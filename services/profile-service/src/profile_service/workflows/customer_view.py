@@ -29,7 +29,10 @@ async def record_scores(session: AsyncSession, event_id: str, scores: ScoreUpdat
     if row is None:
         session.add(
             ScoreView(
-                customer_id=scores.customer_id, as_of=scores.as_of, event_id=event_id, scores=document
+                customer_id=scores.customer_id,
+                as_of=scores.as_of,
+                event_id=event_id,
+                scores=document,
             )
         )
     else:

@@ -45,15 +45,18 @@ async def identity_owners(
     for start in range(0, len(wanted), 400):
         chunk = wanted[start : start + 400]
         rows = await session.execute(
-            select(CustomerIdentity.kind, CustomerIdentity.value, CustomerIdentity.customer_id)
-            .where(tuple_(CustomerIdentity.kind, CustomerIdentity.value).in_(chunk))
+            select(
+                CustomerIdentity.kind, CustomerIdentity.value, CustomerIdentity.customer_id
+            ).where(tuple_(CustomerIdentity.kind, CustomerIdentity.value).in_(chunk))
         )
         for kind, value, customer_id in rows:
             owners[Identity(IdentityKind(kind), value)] = customer_id
     return owners
 
 
-async def load_customer(session: AsyncSession, customer_id: str, *, for_update: bool = False) -> Customer:
+async def load_customer(
+    session: AsyncSession, customer_id: str, *, for_update: bool = False
+) -> Customer:
     """An active customer, or 404 (unknown), 410 (erased) or a redirect hint (merged)."""
     query = select(Customer).where(Customer.id == customer_id)
     if for_update:
@@ -140,7 +143,9 @@ async def save_profile(
             raise ambiguity_problem(resolution)
         customer_id = resolution.customer_id
     else:
-        foreign = tuple((i, owners[i]) for i in identities if owners.get(i, customer_id) != customer_id)
+        foreign = tuple(
+            (i, owners[i]) for i in identities if owners.get(i, customer_id) != customer_id
+        )
         if foreign:
             raise ambiguity_problem(IdentityResolution(customer_id, foreign))
     if customer_id is None:
@@ -187,7 +192,12 @@ async def _add_identities(
         await session.execute(
             insert(CustomerIdentity),
             [
-                {"kind": i.kind.value, "value": i.value, "customer_id": customer_id, "created_at": now}
+                {
+                    "kind": i.kind.value,
+                    "value": i.value,
+                    "customer_id": customer_id,
+                    "created_at": now,
+                }
                 for i in identities
             ],
         )
@@ -245,7 +255,9 @@ async def list_customers(
     return list(rows)
 
 
-async def external_ids_of(session: AsyncSession, customer_ids: Sequence[str]) -> dict[str, list[str]]:
+async def external_ids_of(
+    session: AsyncSession, customer_ids: Sequence[str]
+) -> dict[str, list[str]]:
     """External ids per customer, for list and read responses."""
     found: dict[str, list[str]] = {cid: [] for cid in customer_ids}
     if not customer_ids:

@@ -25,7 +25,9 @@ from profile_service.workflows.customers import load_customer
 from profile_service.workflows.merging import merges_of
 
 
-async def export_customer(session: AsyncSession, customer_id: str, *, now: datetime) -> dict[str, Any]:
+async def export_customer(
+    session: AsyncSession, customer_id: str, *, now: datetime
+) -> dict[str, Any]:
     """Every record this service holds about the customer, as one JSON document."""
     customer = await load_customer(session, customer_id)
     identities = await session.scalars(
@@ -33,7 +35,9 @@ async def export_customer(session: AsyncSession, customer_id: str, *, now: datet
     )
     consents = await session.scalars(select(Consent).where(Consent.customer_id == customer_id))
     orders = await session.scalars(
-        select(IntakeOrder).where(IntakeOrder.customer_id == customer_id).order_by(IntakeOrder.occurred_at)
+        select(IntakeOrder)
+        .where(IntakeOrder.customer_id == customer_id)
+        .order_by(IntakeOrder.occurred_at)
     )
     notifications = await session.scalars(
         select(NotificationView)
@@ -59,7 +63,8 @@ async def export_customer(session: AsyncSession, customer_id: str, *, now: datet
             "updated_at": customer.updated_at.isoformat(),
         },
         "identities": [
-            {"kind": i.kind, "value": i.value, "since": i.created_at.isoformat()} for i in identities
+            {"kind": i.kind, "value": i.value, "since": i.created_at.isoformat()}
+            for i in identities
         ],
         "consents": [consent_state(c).model_dump(mode="json") for c in consents],
         "merges": [

@@ -14,7 +14,15 @@ from profile_service.domain.import_parsing import ParsedRow, RowError, RowParser
 from profile_service.domain.profiles import ProfileChanges, normalise_profile
 from profile_service.workflows.customers import identity_owners, save_profile
 
-_QUALITY_FIELDS = ("email", "phone", "first_name", "last_name", "external_id", "time_zone", "locale")
+_QUALITY_FIELDS = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "external_id",
+    "time_zone",
+    "locale",
+)
 
 
 class CustomerImport:

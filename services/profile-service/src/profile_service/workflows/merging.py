@@ -24,7 +24,7 @@ from profile_service.db.models import (
 from profile_service.domain.consent import latest
 from profile_service.workflows._publishing import publish, snapshot
 from profile_service.workflows.consent import decision_of
-from profile_service.workflows.customers import sync_tags, write_profile, load_customer, profile_of
+from profile_service.workflows.customers import load_customer, profile_of, sync_tags, write_profile
 
 
 async def merge_customers(
@@ -52,7 +52,9 @@ async def merge_customers(
     )
     await _merge_consents(session, surviving_id, merged_id)
     await session.execute(
-        update(IntakeOrder).where(IntakeOrder.customer_id == merged_id).values(customer_id=surviving_id)
+        update(IntakeOrder)
+        .where(IntakeOrder.customer_id == merged_id)
+        .values(customer_id=surviving_id)
     )
     await session.execute(
         update(NotificationView)
@@ -98,7 +100,9 @@ async def merge_customers(
 
 async def _merge_consents(session: AsyncSession, surviving_id: str, merged_id: str) -> None:
     rows = list(
-        await session.scalars(select(Consent).where(Consent.customer_id.in_([surviving_id, merged_id])))
+        await session.scalars(
+            select(Consent).where(Consent.customer_id.in_([surviving_id, merged_id]))
+        )
     )
     newest = latest([decision_of(row) for row in rows])
     await session.execute(delete(Consent).where(Consent.customer_id.in_([surviving_id, merged_id])))
@@ -131,7 +135,9 @@ async def merges_of(session: AsyncSession, customer_id: str) -> list[Merge]:
     """Merge audit records in which the customer took part."""
     rows = await session.scalars(
         select(Merge)
-        .where((Merge.surviving_customer_id == customer_id) | (Merge.merged_customer_id == customer_id))
+        .where(
+            (Merge.surviving_customer_id == customer_id) | (Merge.merged_customer_id == customer_id)
+        )
         .order_by(Merge.merged_at)
     )
     return list(rows)

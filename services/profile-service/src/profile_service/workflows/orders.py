@@ -112,7 +112,9 @@ async def accept_order(
     existing = await session.get(IntakeOrder, key)
     if existing is not None:
         check_same_order(existing.fingerprint, digest, key)
-        return AcceptedOrder(existing.event_id, existing.event_type, existing.order_id, existing.customer_id, True)
+        return AcceptedOrder(
+            existing.event_id, existing.event_type, existing.order_id, existing.customer_id, True
+        )
 
     placement = await session.get(IntakeOrder, intake_key("order.placed", order.order_id))
     customer_id = await _customer_for(session, order, placement, default_phone_region, now)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crm_shared import EmbeddedBroker
-from profile_testing import Api, running_api, app_settings
+from profile_testing import Api, app_settings, running_api
 
 
 @pytest.fixture
@@ -19,9 +19,7 @@ async def api(database_url: str) -> AsyncIterator[Api]:
 
 
 @pytest.fixture
-async def api_with_broker(
-    tmp_path: Path, kafka_broker: EmbeddedBroker
-) -> AsyncIterator[Api]:
+async def api_with_broker(tmp_path: Path, kafka_broker: EmbeddedBroker) -> AsyncIterator[Api]:
     """profile-service on SQLite with the real broker, relay and consumer running."""
     settings = app_settings(
         f"sqlite+aiosqlite:///{tmp_path / 'profile.db'}",

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from crm_shared import EmbeddedBroker, Scope, generate_api_key
+from crm_shared import Scope, generate_api_key
 from profile_service.app import create_app
 from profile_service.migrate import upgrade
 from profile_service.settings import ProfileSettings
@@ -34,7 +34,9 @@ class Api:
 
     async def create_customer(self, **fields: Any) -> dict[str, Any]:
         """Create a customer with a writer key; fails the test unless created."""
-        response = await self.client.post("/v1/customers", json=fields, headers=self.as_(Scope.WRITE))
+        response = await self.client.post(
+            "/v1/customers", json=fields, headers=self.as_(Scope.WRITE)
+        )
         assert response.status_code == 201, response.text
         body: dict[str, Any] = response.json()
         return body
@@ -72,5 +74,3 @@ async def running_api(settings: ProfileSettings) -> AsyncIterator[Api]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://profile") as client:
             yield Api(client, app)
-
-

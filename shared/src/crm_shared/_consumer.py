@@ -143,7 +143,8 @@ class EventConsumer:
                 raise
             except Exception as error:
                 if not is_transient(error):
-                    raise
+                    # e.g. a constraint violated at commit: retrying the same batch won't help.
+                    raise _HandlerRefused from error
                 _logger.warning(
                     "transient failure; retrying the batch",
                     extra={"consumer": self.name, "error_type": type(error).__name__},

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -142,11 +142,23 @@ async def _start_kafka(
         )
 
 
-async def _supervise(consumer: EventConsumer, kafka_consumer: object) -> None:
+async def _supervise(consumer: EventConsumer, kafka_consumer: AIOKafkaConsumer) -> None:
+    # The loop only ends on stop(); anything else escaping it is a bug or a broker outage
+    # beyond the client's own retries, so log it and resume from the last committed offset.
     try:
-        await consumer.run()
+        while True:
+            try:
+                await consumer.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _logger.exception(
+                    "consumer loop failed; restarting", extra={"consumer": consumer.name}
+                )
+                await asyncio.sleep(1.0)
     finally:
-        await kafka_consumer.stop()  # type: ignore[attr-defined]
+        await kafka_consumer.stop()
 
 
 async def _stop(runtime: ServiceRuntime) -> None:

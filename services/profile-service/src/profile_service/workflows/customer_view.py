@@ -35,6 +35,7 @@ async def record_scores(session: AsyncSession, event_id: str, scores: ScoreUpdat
                 scores=document,
             )
         )
+        await session.flush()  # a later event of the same batch must find this row
     else:
         row.as_of, row.event_id, row.scores = scores.as_of, event_id, document
 
@@ -44,6 +45,7 @@ async def _stage_row(session: AsyncSession, customer_id: str) -> StageView:
     if row is None:
         row = StageView(customer_id=customer_id)
         session.add(row)
+        await session.flush()
     return row
 
 
@@ -90,6 +92,7 @@ async def record_notification(session: AsyncSession, notification: NotificationE
                 detail={"outcome": outcome, **notification.model_dump(mode="json")},
             )
         )
+        await session.flush()
 
 
 async def view_of(session: AsyncSession, customer_id: str, *, recent: int) -> dict[str, Any]:

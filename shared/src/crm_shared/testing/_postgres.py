@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+        shutil.rmtree(self._root, ignore_errors=True)
 
     @property
     def admin_url(self) -> str:

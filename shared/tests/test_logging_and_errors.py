@@ -1,0 +1,97 @@
+"""Logs are JSON with request and event ids and no contact details; errors are problem+json."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+from fastapi import FastAPI
+
+from crm_shared import (
+    NotFound,
+    ReadAccess,
+    Scope,
+    ServiceMetrics,
+    ServiceSettings,
+    create_service_app,
+    event_id_var,
+    generate_api_key,
+    request_id_var,
+)
+from crm_shared._logging import JsonFormatter
+
+
+def a_record(message: str, **extra: object) -> logging.LogRecord:
+    record = logging.makeLogRecord({"msg": message, "levelname": "INFO", "name": "test"})
+    record.__dict__.update(extra)
+    return record
+
+
+def test_log_lines_carry_ids_and_mask_contact_details() -> None:
+    formatter = JsonFormatter("profile-service")
+    request_token = request_id_var.set("req-1")
+    event_token = event_id_var.set("evt-1")
+    try:
+        line = formatter.format(
+            a_record("failed for ada@example.com at +49 151 1234567", reason="bob@example.com")
+        )
+    finally:
+        request_id_var.reset(request_token)
+        event_id_var.reset(event_token)
+    document = json.loads(line)
+    assert document["request_id"] == "req-1"
+    assert document["event_id"] == "evt-1"
+    assert document["service"] == "profile-service"
+    assert "example.com" not in line
+    assert "1234567" not in line
+    assert document["message"] == "failed for [email] at [phone]"
+    assert document["reason"] == "[email]"
+
+
+def an_app() -> tuple[FastAPI, str]:
+    key, record = generate_api_key("reader", [Scope.READ])
+    settings = ServiceSettings(environment="test", api_keys=[record], kafka_enabled=False)
+    app = create_service_app(
+        settings=settings,
+        metrics=ServiceMetrics(),
+        title="t",
+        description="t",
+        version="1",
+        lifespan=None,  # type: ignore[arg-type]
+    )
+
+    @app.get("/things/{thing_id}")
+    async def thing(thing_id: int, _: ReadAccess) -> dict[str, int]:
+        if thing_id == 0:
+            raise NotFound("No thing 0.")
+        if thing_id == 13:
+            raise RuntimeError("unlucky")
+        return {"id": thing_id}
+
+    return app, key
+
+
+async def test_errors_of_every_kind_are_problem_json() -> None:
+    app, key = an_app()
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        headers = {"X-API-Key": key, "X-Request-ID": "abc"}
+        ok = await client.get("/things/1", headers=headers)
+        assert ok.json() == {"id": 1}
+        assert ok.headers["x-request-id"] == "abc"
+        for path, status, field in [
+            ("/things/0", 404, None),
+            ("/things/x", 422, "thing_id"),
+            ("/nowhere", 404, None),
+            ("/things/13", 500, None),
+        ]:
+            response = await client.get(path, headers=headers)
+            assert response.status_code == status, path
+            assert response.headers["content-type"] == "application/problem+json"
+            problem = response.json()
+            assert problem["status"] == status
+            assert {"type", "title", "detail"} <= problem.keys()
+            if field:
+                assert problem["errors"][0]["field"] == field
+        assert "unlucky" not in (await client.get("/things/13", headers=headers)).text

@@ -18,7 +18,13 @@ from crm_shared._auth import (
 )
 from crm_shared._broker import BrokerStartError, EmbeddedBroker, free_loopback_port
 from crm_shared._clock import as_utc, utc_now
-from crm_shared._consumer import EventConsumer, EventHandler, RetryPolicy, is_transient
+from crm_shared._consumer import (
+    BatchFinisher,
+    EventConsumer,
+    EventHandler,
+    RetryPolicy,
+    is_transient,
+)
 from crm_shared._db import (
     AutoIncrementId,
     PlumbingTables,
@@ -41,7 +47,7 @@ from crm_shared._ids import new_id
 from crm_shared._kafka import create_consumer, create_producer, ensure_topics
 from crm_shared._logging import configure_logging, event_id_var, redact, request_id_var
 from crm_shared._metrics import ServiceMetrics
-from crm_shared._outbox import OutboxRelay, add_to_outbox
+from crm_shared._outbox import OutboxRelay, add_many_to_outbox, add_to_outbox
 from crm_shared._pagination import Page, decode_cursor, encode_cursor
 from crm_shared._runtime import (
     RuntimeDep,
@@ -52,6 +58,7 @@ from crm_shared._runtime import (
     run_service,
     runtime_of,
 )
+from crm_shared._schedule import hold_job_lock, run_periodically
 from crm_shared._settings import ApiKeyRecord, Scope, ServiceSettings
 from crm_shared.errors import (
     BadRequest,
@@ -74,6 +81,7 @@ __all__ = [
     "ApiKeyRecord",
     "AutoIncrementId",
     "BadRequest",
+    "BatchFinisher",
     "BrokerStartError",
     "Conflict",
     "EmbeddedBroker",
@@ -104,6 +112,7 @@ __all__ = [
     "UnsupportedMediaType",
     "UtcDateTime",
     "WriteAccess",
+    "add_many_to_outbox",
     "add_to_outbox",
     "as_utc",
     "attach_runtime",
@@ -120,6 +129,7 @@ __all__ = [
     "free_loopback_port",
     "generate_api_key",
     "hash_api_key",
+    "hold_job_lock",
     "is_sqlite",
     "is_transient",
     "new_id",
@@ -130,6 +140,7 @@ __all__ = [
     "request_fingerprint",
     "request_id_var",
     "require_scope",
+    "run_periodically",
     "run_service",
     "runtime_of",
     "transaction",

@@ -28,6 +28,9 @@ EventHandler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 
 BatchHook = Callable[[Sequence[CloudEvent]], Awaitable[None]]
 
+BatchFinisher = Callable[[AsyncSession, Sequence[CloudEvent]], Awaitable[None]]
+"""Runs once per batch inside its transaction, after every new event was applied."""
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -75,6 +78,7 @@ class EventConsumer:
         retry: RetryPolicy = RetryPolicy(),
         after_commit: Callable[[], None] | None = None,
         after_store: BatchHook | None = None,
+        finish_batch: BatchFinisher | None = None,
     ) -> None:
         self.name = name
         self.topics = list(topics)
@@ -88,6 +92,7 @@ class EventConsumer:
         self._retry = retry
         self._after_commit = after_commit
         self._after_store = after_store
+        self._finish_batch = finish_batch
         self._stopping = False
 
     @property
@@ -182,6 +187,13 @@ class EventConsumer:
                     raise _HandlerRefused from error
                 finally:
                     event_id_var.reset(token)
+            if fresh and self._finish_batch is not None:
+                try:
+                    await self._finish_batch(session, fresh)
+                except Exception as error:
+                    if is_transient(error):
+                        raise
+                    raise _HandlerRefused from error
             if fresh:
                 now = utc_now()
                 await session.execute(

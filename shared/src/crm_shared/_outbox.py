@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from aiokafka import AIOKafkaProducer
@@ -34,6 +34,29 @@ async def add_to_outbox(session: AsyncSession, tables: PlumbingTables, event: Cl
             payload=encode_event(event).decode(),
             created_at=utc_now(),
         )
+    )
+    session.info[OUTBOX_ADDED] = True
+
+
+async def add_many_to_outbox(
+    session: AsyncSession, tables: PlumbingTables, events: Sequence[CloudEvent]
+) -> None:
+    """Stage many events in one statement (a re-score can publish for a whole base)."""
+    if not events:
+        return
+    now = utc_now()
+    await session.execute(
+        insert(tables.outbox),
+        [
+            {
+                "event_id": event.id,
+                "topic": str(event.data.topic),
+                "message_key": event.subject,
+                "payload": encode_event(event).decode(),
+                "created_at": now,
+            }
+            for event in events
+        ],
     )
     session.info[OUTBOX_ADDED] = True
 

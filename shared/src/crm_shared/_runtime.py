@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from crm_shared._consumer import EventConsumer, EventHandler
+from crm_shared._consumer import BatchFinisher, EventConsumer, EventHandler
 from crm_shared._db import (
     PlumbingTables,
     create_engine,
@@ -36,6 +36,7 @@ class Subscription:
     name: str
     topics: Sequence[str]
     handler: EventHandler
+    finish_batch: BatchFinisher | None = None
 
 
 @dataclass
@@ -135,6 +136,7 @@ async def _start_kafka(
             metrics=runtime.metrics,
             batch_size=settings.kafka_consumer_batch_size,
             after_commit=runtime.wake_relay,
+            finish_batch=subscription.finish_batch,
         )
         runtime.consumers.append(consumer)
         runtime.background(

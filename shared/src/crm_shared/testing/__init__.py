@@ -3,7 +3,22 @@
 Load the fixtures with ``pytest_plugins = ["crm_shared.testing.plugin"]``.
 """
 
+from crm_shared.testing._apps import (
+    TEST_KEYS,
+    TEST_SETTINGS,
+    ApiClient,
+    running_app,
+    sample_key_records,
+)
 from crm_shared.testing._postgres import EmbeddedPostgres
 from crm_shared.testing._topics import read_topic
 
-__all__ = ["EmbeddedPostgres", "read_topic"]
+__all__ = [
+    "TEST_KEYS",
+    "TEST_SETTINGS",
+    "ApiClient",
+    "EmbeddedPostgres",
+    "read_topic",
+    "running_app",
+    "sample_key_records",
+]

@@ -1,0 +1,108 @@
+"""``/v1/scores``, ``/v1/segments`` and ``/v1/models``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
+
+from crm_shared import (
+    AdminAccess,
+    Page,
+    ReadAccess,
+    RuntimeDep,
+    SessionDep,
+    decode_cursor,
+    encode_cursor,
+    utc_now,
+)
+from crm_shared.errors import NotFound
+from scoring_service.api.schemas import (
+    CustomerScores,
+    FitRequest,
+    ModelDetail,
+    ModelSummary,
+    SegmentsOverview,
+)
+from scoring_service.settings import ScoringSettings
+from scoring_service.workflows import model_store, scoring
+from scoring_service.workflows.score_queries import (
+    ScoreFilter,
+    list_scores,
+    scores_of,
+    segments_overview,
+)
+
+router = APIRouter(prefix="/v1")
+
+
+@router.get(
+    "/scores/{customer_id}", response_model=CustomerScores, tags=["scores"], summary="One customer"
+)
+async def read_scores(customer_id: str, session: SessionDep, _: ReadAccess) -> CustomerScores:
+    """RFM, CLV, churn risk, health, tier, grade and cluster, with the reasons behind them."""
+    return await scores_of(session, customer_id)
+
+
+@router.get("/scores", response_model=Page[CustomerScores], tags=["scores"], summary="List scores")
+async def list_all_scores(
+    session: SessionDep,
+    _: ReadAccess,
+    segment: str | None = Query(default=None, description="RFM segment, e.g. Champions"),
+    tier: str | None = Query(default=None, description="strategic_partner, growth, profit, basic"),
+    grade: str | None = Query(default=None, description="vip, high, medium, low"),
+    cluster: str | None = None,
+    churn_risk_min: Annotated[float | None, Query(ge=0, le=1)] = None,
+    churn_risk_max: Annotated[float | None, Query(ge=0, le=1)] = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Page[CustomerScores]:
+    """Customers' scores filtered by segment, tier, grade or churn-risk range; cursor-paginated."""
+    after = decode_cursor(cursor).get("after") if cursor else None
+    criteria = ScoreFilter(segment, tier, grade, cluster, churn_risk_min, churn_risk_max)
+    rows = await list_scores(session, criteria, after_id=after, limit=limit + 1)
+    page = rows[:limit]
+    more = len(rows) > limit
+    return Page[CustomerScores](
+        items=page, next_cursor=encode_cursor({"after": page[-1].customer_id}) if more else None
+    )
+
+
+@router.get(
+    "/segments", response_model=SegmentsOverview, tags=["segments"], summary="Segment sizes"
+)
+async def segments(session: SessionDep, _: ReadAccess) -> SegmentsOverview:
+    """RFM segments, value tiers, grades and behavioural clusters with sizes and profiles."""
+    return await segments_overview(session)
+
+
+@router.post(
+    "/models/fit",
+    response_model=ModelDetail,
+    status_code=status.HTTP_201_CREATED,
+    tags=["models"],
+    summary="Fit the models and re-score the base",
+)
+async def fit(
+    body: FitRequest, request: Request, runtime: RuntimeDep, _: AdminAccess
+) -> ModelDetail:
+    """Fits BG/NBD and Gamma-Gamma on purchases up to `as_of`, recomputes RFM, value and
+    cluster thresholds, re-scores every customer and publishes what changed."""
+    settings: ScoringSettings = request.app.state.settings
+    version = await scoring.fit_and_rescore(runtime, settings, as_of=body.as_of or utc_now())
+    return model_store.detail(version)
+
+
+@router.get("/models", response_model=list[ModelSummary], tags=["models"], summary="Versions")
+async def models(session: SessionDep, _: ReadAccess) -> list[ModelSummary]:
+    """Fitted model versions, newest first."""
+    return [model_store.summary(m) for m in await model_store.all_versions(session)]
+
+
+@router.get("/models/{version}", response_model=ModelDetail, tags=["models"], summary="One version")
+async def model(version: str, session: SessionDep, _: ReadAccess) -> ModelDetail:
+    """Parameters, log-likelihoods, customers, as-of time, fit duration and thresholds."""
+    found = await model_store.by_version(session, version)
+    if found is None:
+        raise NotFound(f"No model version {version}.")
+    return model_store.detail(found)

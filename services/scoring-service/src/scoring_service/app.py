@@ -1,0 +1,89 @@
+"""scoring-service: the factory that wires settings, database, routers, consumer and schedules."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from crm_shared import (
+    ServiceMetrics,
+    Subscription,
+    attach_runtime,
+    create_service_app,
+    run_periodically,
+    run_service,
+    utc_now,
+)
+from crm_shared.contracts import Topic
+from scoring_service.api import routes
+from scoring_service.db.models import PLUMBING
+from scoring_service.events.handlers import SCORING_TOPICS, ledger_handler, rescore_touched
+from scoring_service.settings import ScoringSettings
+from scoring_service.workflows import scoring
+
+DESCRIPTION = """
+Customer value scores from the order stream: RFM scores and segments, historic and predicted
+lifetime value (BG/NBD + Gamma-Gamma, fitted here by maximum likelihood), P(alive), churn
+risk, a health index with its reasons, value tiers and grades, and K-means behavioural
+segments. Publishes `score.updated` and `segment.changed` on `crm.scores`.
+
+Every endpoint but `/healthz`, `/readyz`, `/metrics` and the docs needs an API key in the
+`X-API-Key` header (scopes: read, write, admin). Errors are RFC 9457 problem+json.
+"""
+
+
+def create_app(settings: ScoringSettings | None = None) -> FastAPI:
+    """Build the app; nothing starts until the lifespan runs."""
+    settings = settings or ScoringSettings()
+    metrics = ServiceMetrics()
+    rescore = functools.partial(scoring.rescore_customers, settings=settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with run_service(
+            settings,
+            PLUMBING,
+            metrics,
+            produces=[Topic.SCORES],
+            subscriptions=[
+                Subscription(
+                    "ledger",
+                    SCORING_TOPICS,
+                    ledger_handler(settings.currency),
+                    finish_batch=rescore_touched(rescore),
+                )
+            ],
+        ) as runtime:
+            attach_runtime(app, runtime)
+            if settings.refit_interval_seconds > 0:
+                refit = functools.partial(scoring.scheduled_refit, runtime, settings, utc_now)
+                runtime.background(
+                    asyncio.create_task(
+                        run_periodically("refit", settings.refit_interval_seconds, refit)
+                    )
+                )
+            if settings.rescore_interval_seconds > 0:
+                rescore_all = functools.partial(
+                    scoring.scheduled_rescore, runtime, settings, utc_now
+                )
+                runtime.background(
+                    asyncio.create_task(
+                        run_periodically("rescore", settings.rescore_interval_seconds, rescore_all)
+                    )
+                )
+            yield
+
+    app = create_service_app(
+        settings=settings,
+        metrics=metrics,
+        title="scoring-service",
+        description=DESCRIPTION,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(routes.router)
+    return app

@@ -1,0 +1,99 @@
+"""Tables of scoring-service: the purchase ledger it learns from, scores, and model versions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, Numeric, String
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from crm_shared import AutoIncrementId, UtcDateTime, new_metadata, plumbing_tables
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+Amount = Numeric(18, 4)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of this service's tables."""
+
+    metadata = new_metadata()
+    type_annotation_map = {datetime: UtcDateTime}
+
+
+PLUMBING = plumbing_tables(Base.metadata)
+
+
+class Purchase(Base):
+    """One order as the models see it: when, how much is left after refunds, or cancelled."""
+
+    __tablename__ = "purchases"
+
+    order_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(36))
+    placed_at: Mapped[datetime | None]
+    # Whole UTC days since 1970-01-01: the models count purchase days, not timestamps.
+    purchase_day: Mapped[int | None] = mapped_column(Integer)
+    amount: Mapped[Decimal] = mapped_column(Amount, default=Decimal(0))
+    refunded: Mapped[Decimal] = mapped_column(Amount, default=Decimal(0))
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("ix_purchases_customer_day", "customer_id", "purchase_day"),)
+
+
+class Refund(Base):
+    """A refund applied once, whatever order its event arrives in."""
+
+    __tablename__ = "refunds"
+
+    refund_key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(200), index=True)
+    amount: Mapped[Decimal] = mapped_column(Amount)
+
+
+class Activity(Base):
+    """An engagement event (page view, email click...) counted by the health index."""
+
+    __tablename__ = "activities"
+
+    activity_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(36))
+    occurred_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_activities_customer_time", "customer_id", "occurred_at"),)
+
+
+class Score(Base):
+    """The latest scores of a customer; filter columns are copied out of the payload."""
+
+    __tablename__ = "scores"
+
+    customer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    as_of: Mapped[datetime]
+    model_version: Mapped[str | None] = mapped_column(String(40))
+    rfm_segment: Mapped[str] = mapped_column(String(32), index=True)
+    value_tier: Mapped[str | None] = mapped_column(String(32), index=True)
+    grade: Mapped[str | None] = mapped_column(String(16), index=True)
+    cluster: Mapped[str | None] = mapped_column(String(80), index=True)
+    churn_risk: Mapped[float | None] = mapped_column(Float, index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+    explanation: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+class ModelVersion(Base):
+    """A fitted set of models and the thresholds scores are computed with."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
+    version: Mapped[str] = mapped_column(String(40), unique=True)
+    created_at: Mapped[datetime]
+    as_of: Mapped[datetime]
+    customers: Mapped[int]
+    fit_seconds: Mapped[float] = mapped_column(Float)
+    bg_nbd: Mapped[dict[str, Any]] = mapped_column(Json)
+    gamma_gamma: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    thresholds: Mapped[dict[str, Any]] = mapped_column(Json)
+    notes: Mapped[list[str]] = mapped_column(Json, default=list)

@@ -1,0 +1,151 @@
+"""Fitting every model a score needs, with fall-backs, into one storable set."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from scoring_service.domain.bg_nbd import BgNbdParameters, fit_bg_nbd_with_fallback
+from scoring_service.domain.collapsed_histories import collapse
+from scoring_service.domain.gamma_gamma import GammaGammaParameters, fit_gamma_gamma_with_fallback
+from scoring_service.domain.likelihood_fitting import ModelFitError
+from scoring_service.domain.predictions import ScoringPolicy, predictions
+from scoring_service.domain.purchase_history import CustomerHistories
+from scoring_service.domain.rfm import RfmThresholds, fit_rfm_thresholds
+from scoring_service.domain.segments import BehaviouralSegmentation, fit_behavioural_segments
+from scoring_service.domain.tiers import ValueThresholds, fit_value_thresholds
+
+MIN_CUSTOMERS_FOR_MODELS = 20
+MIN_REPEAT_BUYERS_FOR_SPEND_MODEL = 10
+
+
+@dataclass(frozen=True)
+class FittedModels:
+    """Everything scores are computed with; stored as one model version."""
+
+    bg_nbd: BgNbdParameters | None
+    gamma_gamma: GammaGammaParameters | None
+    rfm: RfmThresholds
+    value: ValueThresholds
+    segmentation: BehaviouralSegmentation
+    bg_nbd_log_likelihood: float | None = None
+    gamma_gamma_log_likelihood: float | None = None
+
+    def thresholds_dict(self) -> dict[str, Any]:
+        """RFM, value and segmentation thresholds as JSON."""
+        return {
+            "rfm": self.rfm.to_dict(),
+            "value": self.value.to_dict(),
+            "segmentation": self.segmentation.to_dict(),
+        }
+
+    def bg_nbd_dict(self) -> dict[str, Any]:
+        """BG/NBD parameters and log-likelihood as JSON (empty when no model)."""
+        if self.bg_nbd is None:
+            return {}
+        return {**asdict(self.bg_nbd), "log_likelihood": self.bg_nbd_log_likelihood}
+
+    def gamma_gamma_dict(self) -> dict[str, Any] | None:
+        """Gamma-Gamma parameters and log-likelihood as JSON."""
+        if self.gamma_gamma is None:
+            return None
+        return {**asdict(self.gamma_gamma), "log_likelihood": self.gamma_gamma_log_likelihood}
+
+    @classmethod
+    def from_stored(
+        cls, bg_nbd: dict[str, Any], gamma_gamma: dict[str, Any] | None, thresholds: dict[str, Any]
+    ) -> FittedModels:
+        """Rebuild from what `bg_nbd_dict`, `gamma_gamma_dict` and `thresholds_dict` gave."""
+        return cls(
+            bg_nbd=BgNbdParameters(**{k: bg_nbd[k] for k in ("r", "alpha", "a", "b")})
+            if bg_nbd
+            else None,
+            gamma_gamma=GammaGammaParameters(**{k: gamma_gamma[k] for k in ("p", "q", "v")})
+            if gamma_gamma
+            else None,
+            rfm=RfmThresholds.from_dict(thresholds["rfm"]),
+            value=ValueThresholds.from_dict(thresholds["value"]),
+            segmentation=BehaviouralSegmentation.from_dict(thresholds["segmentation"]),
+            bg_nbd_log_likelihood=bg_nbd.get("log_likelihood") if bg_nbd else None,
+            gamma_gamma_log_likelihood=gamma_gamma.get("log_likelihood") if gamma_gamma else None,
+        )
+
+
+@dataclass(frozen=True)
+class ModelFit:
+    """A fitted set and what happened on the way (fall-backs, kept parameters)."""
+
+    models: FittedModels
+    notes: list[str]
+
+
+def fit_models(
+    histories: CustomerHistories, policy: ScoringPolicy, *, previous: FittedModels | None
+) -> ModelFit:
+    """Fit BG/NBD, Gamma-Gamma, RFM, value and cluster thresholds on the customer base.
+
+    A model that cannot be fitted falls back to the previous version's parameters (and
+    says so); with no previous version, the scores leave its predictions empty.
+    """
+    notes: list[str] = []
+    bg, bg_ll = _fit_purchase_model(histories, previous, notes)
+    gg, gg_ll = _fit_spend_model(histories, previous, notes)
+    predicted = predictions(histories, bg, gg, policy)
+    monetary = histories.total_spend
+    frequency = histories.purchase_days.astype(np.float64)
+    return ModelFit(
+        FittedModels(
+            bg_nbd=bg,
+            gamma_gamma=gg,
+            rfm=fit_rfm_thresholds(histories.recency_days, frequency, monetary),
+            value=fit_value_thresholds(
+                histories.spend_12m, predicted.predicted_clv, policy.scorecard
+            ),
+            segmentation=fit_behavioural_segments(histories.recency_days, frequency, monetary),
+            bg_nbd_log_likelihood=bg_ll,
+            gamma_gamma_log_likelihood=gg_ll,
+        ),
+        notes,
+    )
+
+
+def _fit_purchase_model(
+    histories: CustomerHistories, previous: FittedModels | None, notes: list[str]
+) -> tuple[BgNbdParameters | None, float | None]:
+    kept = (previous.bg_nbd, previous.bg_nbd_log_likelihood) if previous else (None, None)
+    if len(histories) < MIN_CUSTOMERS_FOR_MODELS:
+        notes.append(
+            f"BG/NBD not fitted: {len(histories)} customers, need {MIN_CUSTOMERS_FOR_MODELS}"
+        )
+        return kept
+    rows = collapse(histories.x, histories.t_x, histories.T)
+    try:
+        fit = fit_bg_nbd_with_fallback(rows.x, rows.t_x, rows.T, weights=rows.weights)
+    except ModelFitError as error:
+        notes.append(f"BG/NBD fit failed, kept the previous parameters: {error}")
+        return kept
+    if fit.method != "mle":
+        notes.append(f"BG/NBD: {fit.message}")
+    return fit.params, fit.log_likelihood
+
+
+def _fit_spend_model(
+    histories: CustomerHistories, previous: FittedModels | None, notes: list[str]
+) -> tuple[GammaGammaParameters | None, float | None]:
+    kept = (previous.gamma_gamma, previous.gamma_gamma_log_likelihood) if previous else (None, None)
+    repeat = histories.x > 0
+    if int(repeat.sum()) < MIN_REPEAT_BUYERS_FOR_SPEND_MODEL:
+        notes.append("Gamma-Gamma not fitted: too few repeat buyers")
+        return kept
+    try:
+        fit = fit_gamma_gamma_with_fallback(
+            histories.x[repeat], histories.repeat_spend_mean[repeat]
+        )
+    except ModelFitError as error:
+        notes.append(f"Gamma-Gamma fit failed, kept the previous parameters: {error}")
+        return kept
+    if fit.method != "mle":
+        notes.append(f"Gamma-Gamma: {fit.message}")
+    return fit.params, fit.log_likelihood

@@ -1,0 +1,120 @@
+"""Per-customer predictions of the purchase and spend models, computed once per distinct history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scoring_service.domain.bg_nbd import (
+    BgNbdParameters,
+    expected_interpurchase_time,
+    expected_purchases,
+    p_alive,
+)
+from scoring_service.domain.clv import discounted_expected_purchases
+from scoring_service.domain.collapsed_histories import collapse
+from scoring_service.domain.gamma_gamma import GammaGammaParameters, conditional_expected_spend
+from scoring_service.domain.purchase_history import DAYS_PER_WEEK, CustomerHistories, Floats
+from scoring_service.domain.tiers import ValueScorecard
+
+
+@dataclass(frozen=True)
+class ScoringPolicy:
+    """The business choices behind scores (from settings)."""
+
+    churn_horizon_days: int = 90
+    clv_months: int = 12
+    monthly_discount_rate: float = 0.01
+    scorecard: ValueScorecard = field(default_factory=ValueScorecard)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Model outputs per customer; NaN where no model is available yet."""
+
+    p_alive: Floats
+    expected_purchases_30d: Floats
+    expected_purchases_90d: Floats
+    expected_purchases_365d: Floats
+    churn_risk: Floats
+    expected_interpurchase_days: Floats
+    predicted_clv: Floats
+
+
+def churn_risk(
+    bg: BgNbdParameters, horizon_weeks: float, x: Floats, t_x: Floats, T: Floats
+) -> Floats:
+    """The chance of no purchase within the horizon: exp(-E[purchases in the horizon]).
+
+    Why not the model's exact P(no purchase) (`probability_no_purchase`)? Both are
+    probabilities of silence, but the exact one leans on BG/NBD's dead-or-alive split, which
+    declares long-silent frequent buyers dead while every one-time buyer counts as alive. On
+    the CDNOW holdout that ranks who really stays silent worse than plain recency (ROC AUC
+    0.767 against 0.771 at 90 days), whereas the expected purchase count, the quantity the
+    model is validated on, ranks it better (0.773). A Poisson zero-probability of that
+    expectation keeps that ranking, grows with silence for one-time buyers too, and falls as
+    the horizon grows. It reads slightly lower than the observed silent share (by Jensen's
+    inequality), so thresholds on it should be set from its own distribution.
+    """
+    expected = expected_purchases(bg, horizon_weeks, x, t_x, T)
+    return np.asarray(np.exp(-expected), dtype=np.float64)
+
+
+def predictions(
+    histories: CustomerHistories,
+    bg: BgNbdParameters | None,
+    gg: GammaGammaParameters | None,
+    policy: ScoringPolicy,
+) -> Predictions:
+    """P(alive), expected purchases, churn risk, rhythm and 12-month CLV for every customer.
+
+    Customers sharing an (x, t_x, T) history share these numbers, so they are computed per
+    distinct history and spread back: a base of millions has far fewer distinct histories.
+    """
+    n = len(histories)
+    missing = np.full(n, np.nan)
+    if bg is None or n == 0:
+        return Predictions(missing, missing, missing, missing, missing, missing, missing)
+    rows = collapse(histories.x, histories.t_x, histories.T)
+
+    def per_customer(values: Floats) -> Floats:
+        return rows.expand(values)
+
+    def weeks(days: float) -> float:
+        return days / DAYS_PER_WEEK
+
+    discounted = per_customer(
+        discounted_expected_purchases(
+            bg,
+            rows.x,
+            rows.t_x,
+            rows.T,
+            months=policy.clv_months,
+            monthly_discount_rate=policy.monthly_discount_rate,
+        )
+    )
+    if gg is not None:
+        spend = conditional_expected_spend(gg, histories.x, histories.repeat_spend_mean)
+        clv = discounted * spend
+    else:
+        clv = missing
+    return Predictions(
+        p_alive=per_customer(p_alive(bg, rows.x, rows.t_x, rows.T)),
+        expected_purchases_30d=per_customer(
+            expected_purchases(bg, weeks(30), rows.x, rows.t_x, rows.T)
+        ),
+        expected_purchases_90d=per_customer(
+            expected_purchases(bg, weeks(90), rows.x, rows.t_x, rows.T)
+        ),
+        expected_purchases_365d=per_customer(
+            expected_purchases(bg, weeks(365), rows.x, rows.t_x, rows.T)
+        ),
+        churn_risk=per_customer(
+            churn_risk(bg, weeks(policy.churn_horizon_days), rows.x, rows.t_x, rows.T)
+        ),
+        expected_interpurchase_days=per_customer(
+            expected_interpurchase_time(bg, rows.x, rows.t_x, rows.T) * DAYS_PER_WEEK
+        ),
+        predicted_clv=clv,
+    )

@@ -1,0 +1,35 @@
+"""scoring-service settings, read from ``SCORING_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from crm_shared import ServiceSettings
+
+
+class ScoringSettings(ServiceSettings):
+    """Everything scoring-service can be configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="SCORING_", extra="ignore", validate_default=True)
+
+    service_name: str = "scoring-service"
+    database_url: str = "sqlite+aiosqlite:///./var/scoring-service.db"
+    currency: str = Field(
+        default="USD",
+        pattern=r"^[A-Z]{3}$",
+        description="The one currency scores are kept in; orders in another are dead-lettered.",
+    )
+    churn_horizon_days: int = Field(default=90, ge=1, le=730)
+    clv_months: int = Field(default=12, ge=1, le=60)
+    monthly_discount_rate: float = Field(default=0.01, ge=0, lt=1)
+    current_value_weight: float = Field(default=0.6, ge=0, le=1)
+    score_change_tolerance: float = Field(
+        default=0.01, ge=0, description="Smallest change in a probability worth publishing."
+    )
+    refit_interval_seconds: float = Field(
+        default=86_400, ge=0, description="How often the models are refitted; 0 turns it off."
+    )
+    rescore_interval_seconds: float = Field(
+        default=3_600, ge=0, description="How often the whole base is re-scored; 0 turns it off."
+    )

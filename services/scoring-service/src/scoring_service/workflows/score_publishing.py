@@ -1,0 +1,155 @@
+"""Storing a score table and publishing what changed: `score.updated`, `segment.changed`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_shared import add_many_to_outbox
+from crm_shared.contracts import CloudEvent, Money, ScoreUpdated, SegmentChanged, build_event
+from scoring_service.db.models import PLUMBING, Score
+from scoring_service.domain.models import FittedModels
+from scoring_service.domain.scoring import ScoreTable, changed_beyond_tolerance
+
+SOURCE = "/crm/scoring-service"
+_SEGMENT_DIMENSIONS = ("rfm_segment", "value_tier", "grade", "cluster")
+_CHUNK = 2_000
+
+
+def _money(value: float, currency: str) -> Money:
+    return Money(amount=Decimal(f"{value:.2f}"), currency=currency)
+
+
+def _finite(value: float, digits: int = 6) -> float | None:
+    return None if math.isnan(value) or math.isinf(value) else round(value, digits)
+
+
+def score_payload(
+    table: ScoreTable, i: int, customer_id: str, *, version: str, as_of: datetime, currency: str
+) -> ScoreUpdated:
+    """The `score.updated` payload of customer `i` of the table."""
+    h, p = table.histories, table.predicted
+    clv = _finite(float(p.predicted_clv[i]), 2)
+    average = float(h.average_order_value[i])
+    return ScoreUpdated(
+        customer_id=customer_id,
+        as_of=as_of,
+        model_version=version,
+        recency_score=int(table.recency_score[i]),
+        frequency_score=int(table.frequency_score[i]),
+        monetary_score=int(table.monetary_score[i]),
+        rfm_segment=str(table.rfm_segment[i]),
+        order_count=int(h.order_count[i]),
+        first_purchase_at=_day_start(int(h.first_day[i])),
+        last_purchase_at=_day_start(int(h.last_day[i])),
+        total_spend=_money(float(h.total_spend[i]), currency),
+        spend_12m=_money(float(h.spend_12m[i]), currency),
+        average_order_value=_money(average, currency),
+        p_alive=_finite(float(p.p_alive[i])),
+        expected_purchases_30d=_finite(float(p.expected_purchases_30d[i])),
+        expected_purchases_90d=_finite(float(p.expected_purchases_90d[i])),
+        expected_purchases_365d=_finite(float(p.expected_purchases_365d[i])),
+        churn_risk=_finite(float(p.churn_risk[i])),
+        expected_interpurchase_days=_finite(float(p.expected_interpurchase_days[i]), 2),
+        predicted_clv_12m=_money(clv, currency) if clv is not None else None,
+        historic_clv=_money(float(h.total_spend[i]), currency),
+        health_index=_finite(float(table.health.score[i]), 2),
+        value_tier=str(table.value.tier[i]),
+        grade=str(table.value.grade[i]),
+        cluster=str(table.cluster[i]) or None,
+    )
+
+
+def _day_start(day: int) -> datetime:
+    return datetime.fromtimestamp(day * 86_400, tz=UTC)
+
+
+async def store_scores(
+    session: AsyncSession,
+    table: ScoreTable,
+    customer_ids: Sequence[str],
+    models: FittedModels,
+    *,
+    version: str,
+    as_of: datetime,
+    currency: str,
+    tolerance: float,
+) -> int:
+    """Upsert every customer's scores; publish for those that changed. Returns how many did."""
+    changed = 0
+    for start in range(0, len(customer_ids), _CHUNK):
+        chunk = list(range(start, min(start + _CHUNK, len(customer_ids))))
+        ids = [customer_ids[i] for i in chunk]
+        stored = {
+            row.customer_id: row.payload
+            for row in await session.scalars(select(Score).where(Score.customer_id.in_(ids)))
+        }
+        rows: list[dict[str, Any]] = []
+        events: list[CloudEvent] = []
+        for i, customer_id in zip(chunk, ids, strict=True):
+            payload = score_payload(
+                table, i, customer_id, version=version, as_of=as_of, currency=currency
+            )
+            document = payload.model_dump(mode="json")
+            previous = stored.get(customer_id)
+            if not changed_beyond_tolerance(previous, document, tolerance):
+                continue
+            changed += 1
+            rows.append(
+                {
+                    "customer_id": customer_id,
+                    "as_of": as_of,
+                    "model_version": version,
+                    "rfm_segment": payload.rfm_segment,
+                    "value_tier": document["value_tier"],
+                    "grade": document["grade"],
+                    "cluster": payload.cluster,
+                    "churn_risk": payload.churn_risk,
+                    "payload": document,
+                    "explanation": table.explanation(i, models),
+                }
+            )
+            events.append(build_event(payload, source=SOURCE, time=as_of))
+            events.extend(_segment_changes(previous, document, customer_id, as_of))
+        await _upsert(session, rows)
+        await add_many_to_outbox(session, PLUMBING, events)
+    return changed
+
+
+def _segment_changes(
+    previous: dict[str, Any] | None, current: dict[str, Any], customer_id: str, as_of: datetime
+) -> list[CloudEvent]:
+    changes = []
+    for dimension in _SEGMENT_DIMENSIONS:
+        before = previous.get(dimension) if previous else None
+        after = current.get(dimension)
+        if before != after:
+            change = SegmentChanged(
+                customer_id=customer_id,
+                as_of=as_of,
+                dimension=dimension,
+                previous=before,
+                current=after,
+            )
+            changes.append(build_event(change, source=SOURCE, time=as_of))
+    return changes
+
+
+async def _upsert(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(Score).values(rows)
+    updated = {
+        column: getattr(statement.excluded, column) for column in rows[0] if column != "customer_id"
+    }
+    await session.execute(
+        statement.on_conflict_do_update(index_elements=[Score.customer_id], set_=updated)
+    )

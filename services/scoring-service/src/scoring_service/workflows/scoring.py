@@ -1,0 +1,184 @@
+"""Fitting and re-scoring: from the ledger to stored scores and published changes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_shared import ServiceRuntime, hold_job_lock, new_id
+from crm_shared.errors import Conflict
+from scoring_service.db.models import ModelVersion, Score
+from scoring_service.domain.models import FittedModels, fit_models
+from scoring_service.domain.predictions import ScoringPolicy
+from scoring_service.domain.purchase_history import histories_as_of
+from scoring_service.domain.scoring import score_histories
+from scoring_service.domain.tiers import ValueScorecard
+from scoring_service.settings import ScoringSettings
+from scoring_service.workflows.ledger import purchase_day
+from scoring_service.workflows.ledger_loading import LoadedLedger, engagement_counts, load_ledger
+from scoring_service.workflows.model_store import active
+from scoring_service.workflows.score_publishing import store_scores
+
+FIT_JOB = "scoring-fit"
+
+
+def policy_of(settings: ScoringSettings) -> ScoringPolicy:
+    """The scoring choices the settings make."""
+    return ScoringPolicy(
+        churn_horizon_days=settings.churn_horizon_days,
+        clv_months=settings.clv_months,
+        monthly_discount_rate=settings.monthly_discount_rate,
+        scorecard=ValueScorecard(
+            current_weight=settings.current_value_weight,
+            potential_weight=1.0 - settings.current_value_weight,
+        ),
+    )
+
+
+def models_of(version: ModelVersion) -> FittedModels:
+    """The fitted models a stored version holds."""
+    return FittedModels.from_stored(version.bg_nbd, version.gamma_gamma, version.thresholds)
+
+
+async def fit_and_rescore(
+    runtime: ServiceRuntime, settings: ScoringSettings, *, as_of: datetime
+) -> ModelVersion:
+    """Fit every model on purchases up to `as_of`, store the version, re-score the base."""
+    started = time.perf_counter()
+    policy = policy_of(settings)
+    async with runtime.sessions() as session, session.begin():
+        if not await hold_job_lock(session, FIT_JOB):
+            raise Conflict("Another replica is fitting the models right now; try again shortly.")
+        loaded = await load_ledger(session)
+        histories = histories_as_of(loaded.ledger, purchase_day(as_of))
+        previous = await active(session)
+        # Fitting is CPU work of seconds: keep the event loop answering meanwhile.
+        fit = await asyncio.to_thread(
+            fit_models, histories, policy, previous=models_of(previous) if previous else None
+        )
+        version = ModelVersion(
+            version=new_id(),
+            created_at=datetime.now(as_of.tzinfo),
+            as_of=as_of,
+            customers=len(histories),
+            fit_seconds=round(time.perf_counter() - started, 3),
+            bg_nbd=fit.models.bg_nbd_dict(),
+            gamma_gamma=fit.models.gamma_gamma_dict(),
+            thresholds=fit.models.thresholds_dict(),
+            notes=fit.notes,
+        )
+        session.add(version)
+        await session.flush()
+        await _rescore(session, loaded, fit.models, version.version, as_of, policy, settings)
+    runtime.wake_relay()
+    return version
+
+
+async def rescore_all(
+    runtime: ServiceRuntime, settings: ScoringSettings, *, as_of: datetime
+) -> int:
+    """Re-score every customer with the active models (scores decay with silence)."""
+    async with runtime.sessions() as session, session.begin():
+        if not await hold_job_lock(session, FIT_JOB):
+            return 0
+        version = await active(session)
+        if version is None:
+            return 0
+        loaded = await load_ledger(session)
+        changed = await _rescore(
+            session,
+            loaded,
+            models_of(version),
+            version.version,
+            as_of,
+            policy_of(settings),
+            settings,
+        )
+    runtime.wake_relay()
+    return changed
+
+
+async def scheduled_refit(
+    runtime: ServiceRuntime, settings: ScoringSettings, clock: Callable[[], datetime]
+) -> None:
+    """The periodic refit; skipped quietly when another replica is at it."""
+    try:
+        await fit_and_rescore(runtime, settings, as_of=clock())
+    except Conflict:
+        return
+
+
+async def scheduled_rescore(
+    runtime: ServiceRuntime, settings: ScoringSettings, clock: Callable[[], datetime]
+) -> None:
+    """The periodic re-score of the whole base."""
+    await rescore_all(runtime, settings, as_of=clock())
+
+
+async def rescore_customers(
+    session: AsyncSession, latest_event: dict[str, datetime], *, settings: ScoringSettings
+) -> None:
+    """Re-score the customers a batch touched, each as of its latest event's time.
+
+    Runs inside the batch's transaction; before the first fit there is nothing to score with.
+    """
+    version = await active(session)
+    if version is None:
+        return
+    models = models_of(version)
+    by_day: dict[int, list[str]] = defaultdict(list)
+    moment_of_day: dict[int, datetime] = {}
+    for customer_id, moment in latest_event.items():
+        day = purchase_day(moment)
+        by_day[day].append(customer_id)
+        moment_of_day[day] = max(moment, moment_of_day.get(day, moment))
+    for day, customer_ids in sorted(by_day.items()):
+        loaded = await load_ledger(session, customer_ids)
+        await _rescore(
+            session,
+            loaded,
+            models,
+            version.version,
+            moment_of_day[day],
+            policy_of(settings),
+            settings,
+            only=customer_ids,
+        )
+
+
+async def _rescore(
+    session: AsyncSession,
+    loaded: LoadedLedger,
+    models: FittedModels,
+    version: str,
+    as_of: datetime,
+    policy: ScoringPolicy,
+    settings: ScoringSettings,
+    *,
+    only: Sequence[str] | None = None,
+) -> int:
+    histories = histories_as_of(loaded.ledger, purchase_day(as_of))
+    customer_ids = [loaded.customer_ids[i] for i in histories.customer]
+    engagement = await engagement_counts(session, customer_ids, as_of)
+    table = await asyncio.to_thread(score_histories, histories, models, policy, engagement)
+    if only is not None:
+        # Customers whose every order was cancelled or refunded have no scores any more.
+        gone = set(only) - set(customer_ids)
+        if gone:
+            await session.execute(delete(Score).where(Score.customer_id.in_(gone)))
+    return await store_scores(
+        session,
+        table,
+        customer_ids,
+        models,
+        version=version,
+        as_of=as_of,
+        currency=settings.currency,
+        tolerance=settings.score_change_tolerance,
+    )

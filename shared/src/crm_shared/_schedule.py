@@ -1,0 +1,44 @@
+"""Scheduled jobs (refits, re-scores, sweeps) that run on one replica at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+_logger = logging.getLogger("crm.schedule")
+
+
+def _lock_key(name: str) -> int:
+    digest = hashlib.sha256(f"job:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def hold_job_lock(session: AsyncSession, name: str) -> bool:
+    """Take the job's lock for this transaction; False if another replica holds it.
+
+    PostgreSQL: a transaction-scoped advisory lock, released at commit or rollback, also
+    when the holder dies. SQLite serves one process, whose write lock already serialises.
+    """
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        return True
+    return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(_lock_key(name)))))
+
+
+async def run_periodically(
+    name: str, interval_seconds: float, job: Callable[[], Awaitable[object]]
+) -> None:
+    """Run `job` every `interval_seconds` until cancelled; a failure is logged, not fatal."""
+    while True:
+        await asyncio.sleep(interval_seconds)
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            _logger.exception("scheduled job failed", extra={"job": name})

@@ -64,6 +64,7 @@ async def record_refunded(session: AsyncSession, refund: OrderRefunded, currency
         return
     amount = _amount_in(refund.amount, currency)
     session.add(Refund(refund_key=key, order_id=refund.order_id, amount=amount))
+    await session.flush()  # a repeat of this refund later in the same batch must see it
     row = await _purchase(session, refund.order_id, refund.customer_id)
     row.refunded = row.refunded + amount
 

@@ -1,0 +1,178 @@
+"""Scores over HTTP, fed by the same handlers the consumer runs, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from crm_shared import Scope
+from crm_shared.contracts import (
+    CloudEvent,
+    CustomerErased,
+    CustomerMerged,
+    EventPayload,
+    Money,
+    OrderCancelled,
+    OrderPlaced,
+    OrderRefunded,
+    build_event,
+)
+from crm_shared.testing import ApiClient
+from scoring_service.db.models import PLUMBING
+from scoring_service.events.handlers import ledger_handler, rescore_touched
+from scoring_service.workflows.scoring import rescore_all, rescore_customers
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+AS_OF = datetime(2025, 12, 31, tzinfo=UTC)
+
+
+def an_order(customer: str, n: int, day: int, amount: str = "40.00") -> OrderPlaced:
+    return OrderPlaced(
+        order_id=f"{customer}-o{n}",
+        customer_id=customer,
+        placed_at=START + timedelta(days=day),
+        total=Money(amount=Decimal(amount), currency="USD"),
+    )
+
+
+def a_base(customers: int = 60, seed: int = 7) -> list[OrderPlaced]:
+    """Customers with 1-6 orders spread over the year, a reproducible mix."""
+    rng = random.Random(seed)
+    orders = []
+    for c in range(customers):
+        first = rng.randint(0, 300)
+        for n in range(rng.choice([1, 1, 1, 2, 3, 6])):
+            day = min(first + n * rng.randint(5, 60), 360)
+            orders.append(an_order(f"c{c:03d}", n, day, f"{rng.randint(5, 200)}.00"))
+    return orders
+
+
+async def apply(api: ApiClient, payloads: Sequence[EventPayload]) -> None:
+    """Run payloads through the consumer's handler and batch finisher, in one transaction."""
+    settings = api.app.state.settings
+    handle = ledger_handler(settings.currency)
+    finish = rescore_touched(lambda s, latest: rescore_customers(s, latest, settings=settings))
+    events: list[CloudEvent] = []
+    for payload in payloads:
+        time = getattr(payload, "placed_at", None) or AS_OF
+        events.append(build_event(payload, source="/tests", time=time))
+    async with api.app.state.runtime.sessions() as session, session.begin():
+        for event in events:
+            await handle(session, event)
+        await finish(session, events)
+
+
+async def fit(api: ApiClient) -> dict:
+    response = await api.post("/v1/models/fit", Scope.ADMIN, json={"as_of": AS_OF.isoformat()})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def scores(api: ApiClient, customer: str) -> dict:
+    response = await api.get(f"/v1/scores/{customer}")
+    assert response.status_code == 200, response.text
+    return response.json()["scores"]
+
+
+async def outbox_size(api: ApiClient) -> int:
+    async with api.app.state.runtime.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(PLUMBING.outbox)) or 0)
+
+
+async def test_reading_needs_a_key_and_fitting_needs_admin(scoring_api: ApiClient) -> None:
+    assert (await scoring_api.client.get("/v1/scores")).status_code == 401
+    forbidden = await scoring_api.post("/v1/models/fit", Scope.WRITE, json={})
+    assert forbidden.status_code == 403
+    missing = await scoring_api.get("/v1/scores/nobody")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_fitted_base_gets_complete_scores_and_segments(scoring_api: ApiClient) -> None:
+    await apply(scoring_api, a_base())
+    model = await fit(scoring_api)
+    assert model["customers"] == 60
+    assert set(model["bg_nbd"]) >= {"r", "alpha", "a", "b", "log_likelihood"}
+    listed = (await scoring_api.get("/v1/models")).json()
+    assert [m["version"] for m in listed] == [model["version"]]
+    one = (await scoring_api.get(f"/v1/models/{model['version']}")).json()
+    assert "rfm" in one["thresholds"]
+
+    s = await scores(scoring_api, "c000")
+    assert 1 <= s["recency_score"] <= 5
+    assert 0 <= s["churn_risk"] <= 1
+    assert 0 <= s["health_index"] <= 100
+    assert s["value_tier"] in {"strategic_partner", "growth", "profit", "basic"}
+    explanation = (await scoring_api.get("/v1/scores/c000")).json()["explanation"]
+    contributions = sum(c["points"] for c in explanation["health"])
+    assert round(contributions, 1) == round(s["health_index"], 1)
+
+    overview = (await scoring_api.get("/v1/segments")).json()
+    assert sum(seg["customers"] for seg in overview["rfm_segments"]) == 60
+    assert sum(c["customers"] for c in overview["clusters"]) == 60
+    risky = await scoring_api.get("/v1/scores", params={"churn_risk_min": 0.5, "limit": 500})
+    assert all(item["scores"]["churn_risk"] >= 0.5 for item in risky.json()["items"])
+
+
+async def test_refunds_lower_spend_and_cancellations_take_orders_out(
+    scoring_api: ApiClient,
+) -> None:
+    await apply(scoring_api, [*a_base(), an_order("buyer", 1, 10, "100.00")])
+    await apply(scoring_api, [an_order("buyer", 2, 50, "60.00")])
+    await fit(scoring_api)
+    assert (await scores(scoring_api, "buyer"))["total_spend"]["amount"] == "160.00"
+
+    refund = OrderRefunded(
+        order_id="buyer-o1",
+        refund_id="r1",
+        customer_id="buyer",
+        refunded_at=AS_OF,
+        amount=Money(amount=Decimal("30.00"), currency="USD"),
+    )
+    await apply(scoring_api, [refund, refund])
+    assert (await scores(scoring_api, "buyer"))["total_spend"]["amount"] == "130.00"
+
+    cancel = OrderCancelled(order_id="buyer-o2", customer_id="buyer", cancelled_at=AS_OF)
+    await apply(scoring_api, [cancel])
+    after = await scores(scoring_api, "buyer")
+    assert (after["order_count"], after["total_spend"]["amount"]) == (1, "70.00")
+
+
+async def test_merge_folds_purchases_and_erasure_forgets(scoring_api: ApiClient) -> None:
+    await apply(scoring_api, [*a_base(), an_order("left", 1, 20), an_order("right", 1, 40)])
+    await fit(scoring_api)
+    merged = CustomerMerged(customer_id="left", merged_customer_id="right", merged_at=AS_OF)
+    await apply(scoring_api, [merged])
+    assert (await scores(scoring_api, "left"))["order_count"] == 2
+    assert (await scoring_api.get("/v1/scores/right")).status_code == 404
+
+    await apply(scoring_api, [CustomerErased(customer_id="left", erased_at=AS_OF)])
+    assert (await scoring_api.get("/v1/scores/left")).status_code == 404
+
+
+async def test_a_rescore_that_changes_nothing_publishes_nothing(scoring_api: ApiClient) -> None:
+    await apply(scoring_api, a_base())
+    await fit(scoring_api)
+    published = await outbox_size(scoring_api)
+    assert published >= 60
+    runtime, settings = scoring_api.app.state.runtime, scoring_api.app.state.settings
+    assert await rescore_all(runtime, settings, as_of=AS_OF) == 0
+    assert await outbox_size(scoring_api) == published
+    # A month of silence later, risk has moved for someone.
+    assert await rescore_all(runtime, settings, as_of=AS_OF + timedelta(days=30)) > 0
+
+
+async def test_a_base_too_small_to_fit_says_so_and_publishes_no_nan(
+    scoring_api: ApiClient,
+) -> None:
+    await apply(scoring_api, [an_order("a", 1, 1), an_order("b", 1, 2), an_order("b", 2, 9)])
+    model = await fit(scoring_api)
+    assert any("not fitted" in note for note in model["notes"])
+    s = await scores(scoring_api, "b")
+    assert s["churn_risk"] is None
+    assert s["predicted_clv_12m"] is None
+    assert 1 <= s["frequency_score"] <= 5

@@ -1,47 +1,7 @@
-"""Alembic environment: the URL comes from ScoringSettings (or the caller), migrations run async."""
+"""Alembic environment of scoring-service: its models, its settings' database URL."""
 
-from __future__ import annotations
-
-import asyncio
-
-from alembic import context
-from sqlalchemy.engine import Connection
-
-from crm_shared import create_engine
+from crm_shared.migrations import run_env
 from scoring_service.db.models import Base
 from scoring_service.settings import ScoringSettings
 
-config = context.config
-target_metadata = Base.metadata
-
-
-def _run(connection: Connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-async def _run_async(url: str) -> None:
-    engine = create_engine(url)
-    async with engine.connect() as connection:
-        await connection.run_sync(_run)
-        await connection.commit()
-    await engine.dispose()
-
-
-def run_migrations_online() -> None:
-    """Run against the configured database."""
-    url = config.attributes.get("database_url") or ScoringSettings().database_url
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        _run(connection)
-        return
-    asyncio.run(_run_async(url))
-
-
-run_migrations_online()
+run_env(Base.metadata, ScoringSettings().database_url)

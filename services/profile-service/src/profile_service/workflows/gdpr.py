@@ -20,8 +20,9 @@ from profile_service.db.models import (
     ScoreView,
     StageView,
 )
+from profile_service.domain.profiles import Profile
 from profile_service.workflows._publishing import consent_state, publish
-from profile_service.workflows.customers import load_customer
+from profile_service.workflows.customers import load_customer, write_profile
 from profile_service.workflows.merging import merges_of
 
 
@@ -101,10 +102,7 @@ async def erase_customer(session: AsyncSession, customer_id: str, *, now: dateti
         raise Gone(f"Customer {customer_id} was already erased.")
     customer.status = "erased"
     customer.merged_into_id = None
-    customer.external_id = customer.email = customer.phone = None
-    customer.first_name = customer.last_name = customer.time_zone = customer.locale = None
-    customer.attributes = {}
-    customer.tags = []
+    write_profile(customer, Profile())
     customer.updated_at = now
     for table in (CustomerIdentity, CustomerTag, Consent, NotificationView, ScoreView, StageView):
         await session.execute(delete(table).where(table.customer_id == customer_id))

@@ -22,6 +22,7 @@ from profile_service.db.models import (
     StageView,
 )
 from profile_service.domain.consent import latest
+from profile_service.domain.profiles import Profile
 from profile_service.workflows._publishing import publish, snapshot
 from profile_service.workflows.consent import decision_of
 from profile_service.workflows.customers import load_customer, profile_of, sync_tags, write_profile
@@ -124,10 +125,7 @@ def _tombstone(customer: Customer, *, into: str, now: datetime) -> None:
     # The survivor now holds this customer's data; the tombstone keeps only the pointer.
     customer.status = "merged"
     customer.merged_into_id = into
-    customer.external_id = customer.email = customer.phone = None
-    customer.first_name = customer.last_name = customer.time_zone = customer.locale = None
-    customer.attributes = {}
-    customer.tags = []
+    write_profile(customer, Profile())
     customer.updated_at = now
 
 

@@ -23,7 +23,7 @@ from crm_shared.contracts import (
 )
 from crm_shared.testing import ApiClient
 from scoring_service.db.models import PLUMBING
-from scoring_service.events.handlers import ledger_handler, rescore_touched
+from scoring_service.events.handlers import ledger_batch
 from scoring_service.workflows.scoring import rescore_all, rescore_customers
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -52,17 +52,16 @@ def a_base(customers: int = 60, seed: int = 7) -> list[OrderPlaced]:
 
 
 async def apply(api: ApiClient, payloads: Sequence[EventPayload]) -> None:
-    """Run payloads through the consumer's handler and batch finisher, in one transaction."""
+    """Run payloads through the consumer's batch finisher, in one transaction, as one batch."""
     settings = api.app.state.settings
-    handle = ledger_handler(settings.currency)
-    finish = rescore_touched(lambda s, latest: rescore_customers(s, latest, settings=settings))
+    finish = ledger_batch(
+        settings.currency, lambda s, latest: rescore_customers(s, latest, settings=settings)
+    )
     events: list[CloudEvent] = []
     for payload in payloads:
         time = getattr(payload, "placed_at", None) or AS_OF
         events.append(build_event(payload, source="/tests", time=time))
     async with api.app.state.runtime.sessions() as session, session.begin():
-        for event in events:
-            await handle(session, event)
         await finish(session, events)
 
 

@@ -21,7 +21,7 @@ from crm_shared import (
 from crm_shared.contracts import Topic
 from scoring_service.api import routes
 from scoring_service.db.models import PLUMBING
-from scoring_service.events.handlers import SCORING_TOPICS, ledger_handler, rescore_touched
+from scoring_service.events.handlers import SCORING_TOPICS, applied_with_the_batch, ledger_batch
 from scoring_service.settings import ScoringSettings
 from scoring_service.workflows import scoring
 
@@ -53,8 +53,8 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
                 Subscription(
                     "ledger",
                     SCORING_TOPICS,
-                    ledger_handler(settings.currency),
-                    finish_batch=rescore_touched(rescore),
+                    applied_with_the_batch,
+                    finish_batch=ledger_batch(settings.currency, rescore),
                 )
             ],
         ) as runtime:

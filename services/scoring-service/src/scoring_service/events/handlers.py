@@ -1,4 +1,8 @@
-"""Consumed events: orders feed the ledger, merges fold it, erasures empty it, activity counts."""
+"""Consumed events: orders feed the ledger, merges fold it, erasures empty it, activity counts.
+
+Events are applied a batch at a time (see `workflows.ledger_batch`): per-event statements
+cannot keep up with an order stream.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_shared import BatchFinisher
 from crm_shared.contracts import (
-    ActivityRecorded,
     CloudEvent,
     CustomerErased,
     CustomerMerged,
@@ -17,52 +21,35 @@ from crm_shared.contracts import (
     OrderRefunded,
     Topic,
 )
-from scoring_service.workflows import ledger
+from scoring_service.workflows.ledger_batch import apply_ledger_batch
 
 SCORING_TOPICS = (Topic.ORDERS, Topic.CUSTOMERS, Topic.ACTIVITIES)
 
 Rescorer = Callable[[AsyncSession, dict[str, datetime]], Awaitable[None]]
 
 
-def ledger_handler(currency: str) -> Callable[[AsyncSession, CloudEvent], Awaitable[None]]:
-    """Apply one event to the ledger."""
-
-    async def apply(session: AsyncSession, event: CloudEvent) -> None:
-        data = event.data
-        if isinstance(data, OrderPlaced):
-            await ledger.record_placed(session, data, currency)
-        elif isinstance(data, OrderRefunded):
-            await ledger.record_refunded(session, data, currency)
-        elif isinstance(data, OrderCancelled):
-            await ledger.record_cancelled(session, data)
-        elif isinstance(data, CustomerMerged):
-            await ledger.fold_customers(session, data.customer_id, data.merged_customer_id)
-        elif isinstance(data, CustomerErased):
-            await ledger.forget_customer(session, data.customer_id)
-        elif isinstance(data, ActivityRecorded):
-            await ledger.record_activity(
-                session, data.activity_id, data.customer_id, data.occurred_at
-            )
-
-    return apply
+async def applied_with_the_batch(session: AsyncSession, event: CloudEvent) -> None:
+    """Nothing happens per event: `ledger_batch` applies the whole batch in bulk."""
 
 
-def rescore_touched(
-    rescore: Rescorer,
-) -> Callable[[AsyncSession, Sequence[CloudEvent]], Awaitable[None]]:
-    """After a batch, re-score each customer it touched, as of that customer's latest event."""
+def latest_event_per_customer(events: Sequence[CloudEvent]) -> dict[str, datetime]:
+    """Customers whose purchases a batch changed, with the time of their latest such event."""
+    latest: dict[str, datetime] = {}
+    for event in events:
+        if isinstance(event.data, CustomerErased):
+            latest.pop(event.subject, None)
+        elif isinstance(event.data, OrderPlaced | OrderRefunded | OrderCancelled | CustomerMerged):
+            seen = latest.get(event.subject)
+            latest[event.subject] = event.time if seen is None else max(seen, event.time)
+    return latest
+
+
+def ledger_batch(currency: str, rescore: Rescorer) -> BatchFinisher:
+    """Apply a batch to the ledger, then re-score the customers it touched."""
 
     async def finish(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
-        latest: dict[str, datetime] = {}
-        for event in events:
-            if isinstance(event.data, CustomerErased):
-                latest.pop(event.subject, None)
-                continue
-            if isinstance(
-                event.data, OrderPlaced | OrderRefunded | OrderCancelled | CustomerMerged
-            ):
-                seen = latest.get(event.subject)
-                latest[event.subject] = event.time if seen is None else max(seen, event.time)
+        await apply_ledger_batch(session, events, currency)
+        latest = latest_event_per_customer(events)
         if latest:
             await rescore(session, latest)
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared.contracts import Money, OrderCancelled, OrderPlaced, OrderRefunded
+from crm_shared.contracts import Money
 from crm_shared.errors import UnprocessableContent
 from scoring_service.db.models import Activity, Purchase, Refund, Score
 
@@ -20,69 +20,14 @@ def purchase_day(moment: datetime) -> int:
     return int(moment.timestamp() // SECONDS_PER_DAY)
 
 
-def _amount_in(money: Money, currency: str) -> Decimal:
+def amount_in(money: Money, currency: str) -> Decimal:
+    """The amount, if in the currency scores are kept in; otherwise a refusal."""
     if money.currency != currency:
         # No exchange rates here: mixing currencies would corrupt every spend figure.
         raise UnprocessableContent(
             f"amount in {money.currency}, but scores are kept in {currency}", field="currency"
         )
     return money.amount
-
-
-async def _purchase(session: AsyncSession, order_id: str, customer_id: str) -> Purchase:
-    row = await session.get(Purchase, order_id, with_for_update=True)
-    if row is None:
-        # A refund or cancellation can arrive before its order (another shop system's
-        # clock, a replay): keep it, the placement fills in the rest.
-        row = Purchase(
-            order_id=order_id,
-            customer_id=customer_id,
-            amount=Decimal(0),
-            refunded=Decimal(0),
-            cancelled=False,
-        )
-        session.add(row)
-        await session.flush()
-    return row
-
-
-async def record_placed(session: AsyncSession, order: OrderPlaced, currency: str) -> None:
-    """Add an order to the ledger (a repeat of the same order id changes nothing)."""
-    row = await _purchase(session, order.order_id, order.customer_id)
-    if row.placed_at is not None:
-        return
-    row.customer_id = order.customer_id
-    row.placed_at = order.placed_at
-    row.purchase_day = purchase_day(order.placed_at)
-    row.amount = _amount_in(order.total, currency)
-
-
-async def record_refunded(session: AsyncSession, refund: OrderRefunded, currency: str) -> None:
-    """Lower an order's spend by a refund, once per refund id."""
-    key = f"{refund.order_id}:{refund.refund_id}"
-    if await session.get(Refund, key) is not None:
-        return
-    amount = _amount_in(refund.amount, currency)
-    session.add(Refund(refund_key=key, order_id=refund.order_id, amount=amount))
-    await session.flush()  # a repeat of this refund later in the same batch must see it
-    row = await _purchase(session, refund.order_id, refund.customer_id)
-    row.refunded = row.refunded + amount
-
-
-async def record_cancelled(session: AsyncSession, cancellation: OrderCancelled) -> None:
-    """Take a cancelled order back out of the customer's history."""
-    row = await _purchase(session, cancellation.order_id, cancellation.customer_id)
-    row.cancelled = True
-
-
-async def record_activity(
-    session: AsyncSession, activity_id: str, customer_id: str, occurred_at: datetime
-) -> None:
-    """Count an engagement event once."""
-    if await session.get(Activity, activity_id) is None:
-        session.add(
-            Activity(activity_id=activity_id, customer_id=customer_id, occurred_at=occurred_at)
-        )
 
 
 async def fold_customers(session: AsyncSession, surviving_id: str, merged_id: str) -> None:

@@ -1,0 +1,27 @@
+#!/bin/sh
+# scoring-service container entrypoint.
+#   migrate-and-serve (default)  apply migrations, then serve the API on 0.0.0.0:8000
+#   migrate                      apply migrations and exit (Kubernetes initContainer or Job)
+#   serve                        serve the API only (migrations ran elsewhere)
+#   anything else                run it as a command, e.g. `python -m crm_shared.apikeys new ...`
+set -eu
+
+migrate() {
+    python -m scoring_service.migrate
+}
+
+serve() {
+    # exec: uvicorn replaces the shell, so it receives the SIGTERM of `docker stop` or a pod
+    # shutdown and drains. Access logs are off: the service writes its own JSON logs and
+    # metrics, and uvicorn's plain-text lines would print query strings that may hold personal
+    # data. The graceful-shutdown bound stays under Kubernetes' default 30 s grace period.
+    exec python -m uvicorn --factory scoring_service.app:create_app \
+        --host 0.0.0.0 --port 8000 --no-access-log --timeout-graceful-shutdown 20
+}
+
+case "${1:-migrate-and-serve}" in
+    migrate-and-serve) migrate; serve ;;
+    migrate) migrate ;;
+    serve) serve ;;
+    *) exec "$@" ;;
+esac

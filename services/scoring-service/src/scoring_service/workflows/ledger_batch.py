@@ -1,0 +1,204 @@
+"""Order and activity events applied a batch at a time: a few statements a batch, not an event."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_shared.contracts import (
+    ActivityRecorded,
+    CloudEvent,
+    CustomerErased,
+    CustomerMerged,
+    OrderCancelled,
+    OrderPlaced,
+    OrderRefunded,
+)
+from scoring_service.db.models import Activity, Purchase, Refund
+from scoring_service.workflows.ledger import (
+    amount_in,
+    fold_customers,
+    forget_customer,
+    purchase_day,
+)
+
+_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
+
+LedgerEvent = OrderPlaced | OrderRefunded | OrderCancelled | ActivityRecorded
+
+
+async def apply_ledger_batch(
+    session: AsyncSession, events: Sequence[CloudEvent], currency: str
+) -> None:
+    """Apply a batch in order: runs of order/activity events in bulk, merges and erasures
+    between them one by one, so an order after a merge lands where it belongs."""
+    run: list[LedgerEvent] = []
+    for event in events:
+        data = event.data
+        if isinstance(data, LedgerEvent):
+            run.append(data)
+            continue
+        await _apply_run(session, run, currency)
+        run = []
+        if isinstance(data, CustomerMerged):
+            await fold_customers(session, data.customer_id, data.merged_customer_id)
+        elif isinstance(data, CustomerErased):
+            await forget_customer(session, data.customer_id)
+    await _apply_run(session, run, currency)
+
+
+async def _existing(session: AsyncSession, column: Any, keys: set[str]) -> set[str]:
+    found: set[str] = set()
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), _CHUNK):
+        chunk = ordered[start : start + _CHUNK]
+        found.update(await session.scalars(select(column).where(column.in_(chunk))))
+    return found
+
+
+async def _apply_run(session: AsyncSession, run: Sequence[LedgerEvent], currency: str) -> None:
+    if not run:
+        return
+    placed: dict[str, OrderPlaced] = {}
+    refunds: dict[str, OrderRefunded] = {}
+    cancelled: dict[str, OrderCancelled] = {}
+    activities: dict[str, ActivityRecorded] = {}
+    for data in run:
+        if isinstance(data, OrderPlaced):
+            amount_in(data.total, currency)
+            placed.setdefault(data.order_id, data)
+        elif isinstance(data, OrderRefunded):
+            amount_in(data.amount, currency)
+            refunds.setdefault(f"{data.order_id}:{data.refund_id}", data)
+        elif isinstance(data, OrderCancelled):
+            cancelled.setdefault(data.order_id, data)
+        else:
+            activities.setdefault(data.activity_id, data)
+    await _place(session, placed)
+    await _add_placeholders(session, {r.order_id: r.customer_id for r in refunds.values()})
+    await _add_placeholders(session, {c.order_id: c.customer_id for c in cancelled.values()})
+    await _refund(session, refunds)
+    if cancelled:
+        for start in range(0, len(cancelled), _CHUNK):
+            chunk = sorted(cancelled)[start : start + _CHUNK]
+            await session.execute(
+                update(Purchase).where(Purchase.order_id.in_(chunk)).values(cancelled=True)
+            )
+    fresh = set(activities) - await _existing(session, Activity.activity_id, set(activities))
+    if fresh:
+        await session.execute(
+            insert(Activity),
+            [
+                {
+                    "activity_id": key,
+                    "customer_id": activities[key].customer_id,
+                    "occurred_at": activities[key].occurred_at,
+                }
+                for key in sorted(fresh)
+            ],
+        )
+
+
+async def _place(session: AsyncSession, placed: dict[str, OrderPlaced]) -> None:
+    if not placed:
+        return
+    rows = {
+        row.order_id: row.placed_at
+        for start in range(0, len(placed), _CHUNK)
+        for row in (
+            await session.execute(
+                select(Purchase.order_id, Purchase.placed_at).where(
+                    Purchase.order_id.in_(sorted(placed)[start : start + _CHUNK])
+                )
+            )
+        ).all()
+    }
+    new = [order for order_id, order in placed.items() if order_id not in rows]
+    if new:
+        await session.execute(
+            insert(Purchase),
+            [
+                {
+                    "order_id": order.order_id,
+                    "customer_id": order.customer_id,
+                    "placed_at": order.placed_at,
+                    "purchase_day": purchase_day(order.placed_at),
+                    "amount": order.total.amount,
+                    "refunded": Decimal(0),
+                    "cancelled": False,
+                }
+                for order in new
+            ],
+        )
+    # Rows a refund or cancellation created before the placement arrived: fill them in.
+    late = [
+        order for order_id, order in placed.items() if order_id in rows and rows[order_id] is None
+    ]
+    for order in late:
+        await session.execute(
+            update(Purchase)
+            .where(Purchase.order_id == order.order_id)
+            .values(
+                customer_id=order.customer_id,
+                placed_at=order.placed_at,
+                purchase_day=purchase_day(order.placed_at),
+                amount=order.total.amount,
+            )
+        )
+
+
+async def _add_placeholders(session: AsyncSession, customer_of_order: dict[str, str]) -> None:
+    if not customer_of_order:
+        return
+    known = await _existing(session, Purchase.order_id, set(customer_of_order))
+    missing = sorted(set(customer_of_order) - known)
+    if missing:
+        await session.execute(
+            insert(Purchase),
+            [
+                {
+                    "order_id": order_id,
+                    "customer_id": customer_of_order[order_id],
+                    "amount": Decimal(0),
+                    "refunded": Decimal(0),
+                    "cancelled": False,
+                }
+                for order_id in missing
+            ],
+        )
+
+
+async def _refund(session: AsyncSession, refunds: dict[str, OrderRefunded]) -> None:
+    fresh = set(refunds) - await _existing(session, Refund.refund_key, set(refunds))
+    if not fresh:
+        return
+    await session.execute(
+        insert(Refund),
+        [
+            {
+                "refund_key": key,
+                "order_id": refunds[key].order_id,
+                "amount": refunds[key].amount.amount,
+            }
+            for key in sorted(fresh)
+        ],
+    )
+    per_order: dict[str, Decimal] = defaultdict(Decimal)
+    for key in fresh:
+        per_order[refunds[key].order_id] += refunds[key].amount.amount
+    purchases = cast(Table, Purchase.__table__)
+    # Core statement: an executemany UPDATE with a WHERE, one row per refunded order.
+    await session.execute(
+        update(purchases)
+        .where(purchases.c.order_id == bindparam("order"))
+        .values(refunded=purchases.c.refunded + bindparam("refund_total")),
+        [
+            {"order": order_id, "refund_total": total}
+            for order_id, total in sorted(per_order.items())
+        ],
+    )

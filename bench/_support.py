@@ -81,6 +81,16 @@ def install_termination_handlers() -> None:
             signal.signal(number, _exit)
 
 
+def run_main(main: Callable[[], int]) -> None:
+    """Run a benchmark's main; Ctrl-C exits with 130 after the cleanup has run."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print("\ninterrupted; servers stopped", file=sys.stderr)
+        code = 130
+    raise SystemExit(code)
+
+
 def make_api_key(name: str = "bench") -> tuple[str, str]:
     """A key with every scope, and the JSON list of records for ``PROFILE_API_KEYS``."""
     key, record = generate_api_key(name, [Scope.READ, Scope.WRITE, Scope.ADMIN])
@@ -191,7 +201,11 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._wait_ready(timeout)
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()  # __exit__ does not run when __enter__ fails (Ctrl-C while waiting too)
+            raise
         return self
 
     def _wait_ready(self, timeout: float) -> None:

@@ -46,6 +46,7 @@ from _support import (
     process_tree_cpu_seconds,
     profile_env,
     run_async,
+    run_main,
     run_migrations,
     sqlite_url,
     tail,
@@ -361,4 +362,4 @@ def summary(measurements: list[Measurement]) -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)

@@ -41,6 +41,7 @@ from _support import (
     print_header,
     process_tree_cpu_seconds,
     profile_env,
+    run_main,
     run_migrations,
     sqlite_url,
     write_csv,
@@ -119,7 +120,7 @@ class RssSampler:
     def sample(self) -> int:
         try:
             processes = [self._process, *self._process.children(recursive=True)]
-            rss = sum(p.memory_info().rss for p in processes)
+            rss: int = sum(p.memory_info().rss for p in processes)
         except psutil.Error:
             return 0
         self.peak = max(self.peak, rss)
@@ -278,8 +279,8 @@ def main() -> int:
         "before the import. server/db CPU: CPU time of uvicorn and of PostgreSQL as a share of "
         f"one core (200% = both cores of {os.cpu_count()})."
     )
-    for failure in failures:
-        print(f"FAILED {failure}", file=sys.stderr)
+    for message in failures:
+        print(f"FAILED {message}", file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -347,4 +348,4 @@ def run_import(
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)

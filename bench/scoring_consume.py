@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -410,6 +411,20 @@ def fit(base_url: str, api_key: str, as_of: datetime) -> dict[str, Any]:
     return body
 
 
+def source_fingerprint() -> str:
+    """A digest of the service's and crm_shared's Python sources (they may change between runs)."""
+    import crm_shared
+    import scoring_service
+
+    digest = hashlib.sha256()
+    for package in (crm_shared, scoring_service):
+        root = Path(package.__file__ or "").parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root.parent)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 # --------------------------------------------------------------------------------------------
 # py-spy
 
@@ -444,8 +459,10 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("rescore: load_ledger", ("load_ledger ",)),
     ("rescore: engagement_counts", ("engagement_counts ",)),
     ("rescore: store_scores (payloads, upsert, outbox)", ("store_scores ",)),
-    ("rescore: other", ("rescore_customers ", "finish ")),
-    ("ledger handler (session.get + flush per event)", ("record_placed ",)),
+    ("rescore: other", ("rescore_customers ",)),
+    ("ledger: bulk batch apply", ("apply_ledger_batch ",)),
+    ("ledger: per-event handler (session.get + flush)", ("record_placed ",)),
+    ("batch finisher: other", ("finish ",)),
     ("decode_event (pydantic)", ("decode_event ",)),
     ("consumer batch: inbox select/insert, commit", ("_apply ",)),
     ("outbox relay", ("_outbox.py",)),
@@ -482,7 +499,7 @@ def summarise_profile(path: Path, top: int = 15) -> str:
         joined = ";".join(frames)
         category = next(
             (name for name, markers in CATEGORIES if any(m in joined for m in markers)),
-            "other (event loop, HTTP, idle-ish)",
+            "other (event loop incl. uvloop C code and socket I/O, HTTP)",
         )
         by_category[category] += count
         own[_frame_name(frames[-1])] += count
@@ -729,6 +746,8 @@ def main() -> int:
         print("inherited settings:", " ".join(inherited))
     print(flush=True)
 
+    fingerprint = source_fingerprint()
+    print(f"sources (sha256 of crm_shared + scoring_service *.py): {fingerprint}")
     started = time.perf_counter()
     orders = generate_orders(args.events, args.customers, args.seed)
     messages = encode_orders(orders)
@@ -771,6 +790,8 @@ def main() -> int:
                 shutil.copy(log, args.keep / log.name)
         shutil.rmtree(workdir, ignore_errors=True)
 
+    if source_fingerprint() != fingerprint:
+        print(f"WARNING: the sources changed during the run (now {source_fingerprint()})")
     print()
     print(format_table(HEADERS, [row.cells() for row in rows]))
     print()

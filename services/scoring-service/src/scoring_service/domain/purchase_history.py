@@ -6,6 +6,7 @@ Same-day purchases count once (the models count purchase *days*); times are in w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,7 +35,8 @@ class CustomerHistories:
     """Per-customer purchase history at `as_of_day`, for customers who had bought by then.
 
     `customer` indexes the ledger's customers; the model inputs are in weeks, as in the
-    published BG/NBD and Gamma-Gamma figures.
+    published BG/NBD and Gamma-Gamma figures. Derived arrays are computed once and kept:
+    callers index them customer by customer.
     """
 
     as_of_day: int
@@ -48,32 +50,32 @@ class CustomerHistories:
     spend_last_90d: Floats
     repeat_spend_mean: Floats
 
-    @property
+    @cached_property
     def x(self) -> Floats:
         """Repeat purchase days (BG/NBD frequency)."""
         return (self.purchase_days - 1).astype(np.float64)
 
-    @property
+    @cached_property
     def t_x(self) -> Floats:
         """Weeks from first to last purchase (BG/NBD recency)."""
         return (self.last_day - self.first_day) / DAYS_PER_WEEK
 
-    @property
+    @cached_property
     def T(self) -> Floats:
         """Weeks from first purchase to the as-of day (customer age)."""
         return (self.as_of_day - self.first_day) / DAYS_PER_WEEK
 
-    @property
+    @cached_property
     def recency_days(self) -> Floats:
         """Days since the last purchase."""
         return (self.as_of_day - self.last_day).astype(np.float64)
 
-    @property
+    @cached_property
     def average_order_value(self) -> Floats:
         """Spend per order."""
         return self.total_spend / np.maximum(self.order_count, 1)
 
-    @property
+    @cached_property
     def spend_trend(self) -> Floats:
         """Spend of the last 90 days against the customer's own average 90 days (1 = steady).
 

@@ -38,17 +38,12 @@ class ScoreTable:
 
     def explanation(self, i: int, models: FittedModels) -> dict[str, Any]:
         """Why customer `i` scores as it does, for a person reading the API."""
-        rfm = models.rfm
         return {
+            # The cut points these are scored against are in the model version's thresholds.
             "rfm": {
                 "recency_days": float(self.histories.recency_days[i]),
                 "purchase_days": int(self.histories.purchase_days[i]),
                 "total_spend": round(float(self.histories.total_spend[i]), 2),
-                "cut_points": {
-                    "recency_days": list(rfm.recency_days),
-                    "frequency": list(rfm.frequency),
-                    "monetary": list(rfm.monetary),
-                },
             },
             "model_inputs_weeks": {
                 "x": float(self.histories.x[i]),

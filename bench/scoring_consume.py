@@ -534,6 +534,7 @@ class PhaseRow:
     broker_cpu: float
     machine_busy: float
     bare: BareResult
+    sources: str
 
     def cells(self) -> list[object]:
         p = self.progress
@@ -556,6 +557,7 @@ class PhaseRow:
             round(self.bare.steady_rate),
             f"{rate / self.bare.steady_rate:.1%}" if self.bare.steady_rate else "-",
             f"{rate / GOAL_EVENTS_PER_SECOND:.1%}",
+            self.sources,
         ]
 
 
@@ -575,6 +577,7 @@ HEADERS = [
     "bare consumer events/s",
     "vs bare",
     "vs goal",
+    "sources",
 ]
 
 
@@ -597,8 +600,9 @@ def run_phase(
     target: int,
     config: BenchConfig,
     cpu_pids: dict[str, int | None],
-) -> tuple[LedgerProgress, dict[str, float | None]]:
+) -> tuple[LedgerProgress, dict[str, float | None], str]:
     """Start the service, time it from healthy to `target` purchases, leave it running."""
+    sources = source_fingerprint()  # what the service process is about to import
     server.start(timeout=120)
     started = time.perf_counter()
     cpu_before = {
@@ -625,7 +629,7 @@ def run_phase(
         )
     if profile is not None:
         print(summarise_profile(profile), flush=True)
-    return progress, cpu
+    return progress, cpu, sources
 
 
 def run_backend(
@@ -650,7 +654,7 @@ def run_backend(
         stack.callback(server.stop)
         cpu_pids = {"db": postgres_pid, "broker": broker.pid}
 
-        ledger_only, cpu_a = run_phase(
+        ledger_only, cpu_a, sources_a = run_phase(
             backend, "ledger only", server, database_url, half, config, cpu_pids
         )
         print(f"[{backend}] ledger only: {describe(ledger_only)}", flush=True)
@@ -683,7 +687,7 @@ def run_backend(
             flush=True,
         )
 
-        with_model, cpu_b = run_phase(
+        with_model, cpu_b, sources_b = run_phase(
             backend, "with model", server, database_url, total, config, cpu_pids
         )
         print(f"[{backend}] with model: {describe(with_model)}", flush=True)
@@ -705,10 +709,11 @@ def run_backend(
             broker_cpu=cpu["broker"] or 0.0,
             machine_busy=cpu["machine"] or 0.0,
             bare=bare,
+            sources=sources,
         )
-        for phase, already, progress, cpu in (
-            ("ledger only", 0, ledger_only, cpu_a),
-            ("with model", ledger_only.end_count, with_model, cpu_b),
+        for phase, already, progress, cpu, sources in (
+            ("ledger only", 0, ledger_only, cpu_a, sources_a),
+            ("with model", ledger_only.end_count, with_model, cpu_b, sources_b),
         )
     ]
 
@@ -804,7 +809,8 @@ def main() -> int:
         "that poll to the end. CPU: share of one core over the phase (tree of each process); "
         "machine busy: share of all cores busy, every process on the machine included. "
         "bare consumer = a do-nothing aiokafka consumer in a fresh group, same settings, reading "
-        f"all {args.events:,} records while the service was down (steady rate, join excluded)."
+        f"all {args.events:,} records while the service was down (steady rate, join excluded). "
+        "sources: digest of the crm_shared and scoring_service sources the service started with."
     )
     return 0
 

@@ -7,12 +7,11 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_shared.errors import Conflict
 from profile_service.domain.contact import InvalidContact
 from profile_service.domain.data_quality import DataQualityReport, DataQualityTally
 from profile_service.domain.import_parsing import ParsedRow, RowError, RowParser
 from profile_service.domain.profiles import ProfileChanges, normalise_profile
-from profile_service.workflows.customers import identity_owners, save_profile
+from profile_service.workflows.bulk_profiles import save_profiles
 
 _QUALITY_FIELDS = (
     "email",
@@ -90,29 +89,25 @@ class CustomerImport:
         return valid
 
     async def _store(self, batch: list[tuple[int, ProfileChanges]]) -> None:
-        now = self._clock()
         async with self._sessions() as session, session.begin():
-            owners = await identity_owners(
-                session, (identity for _, changes in batch for identity in changes.identities())
-            )
-            for line, changes in batch:
-                try:
-                    saved = await save_profile(session, changes, now=now, owners=owners)
-                except Conflict as conflict:
-                    self._tally.record_invalid(line, "ambiguous_identity", conflict.detail, None)
-                    continue
-                present = [name for name in _QUALITY_FIELDS if changes.values.get(name)]
-                self._tally.record_valid(
-                    present, changes.email_was_normalised, changes.phone_was_normalised
+            outcomes = await save_profiles(session, batch, now=self._clock())
+        for (_, changes), outcome in zip(batch, outcomes, strict=True):
+            if outcome.customer_id is None:
+                self._tally.record_invalid(
+                    outcome.line, "ambiguous_identity", outcome.refusal or "", None
                 )
-                customer_id = saved.customer.id
-                if saved.created:
-                    self._tally.record_created()
-                    self._created.add(customer_id)
-                else:
-                    self._tally.record_updated(
-                        matched_existing=customer_id not in self._created,
-                        duplicate_in_file=customer_id in self._touched,
-                    )
-                self._touched.add(customer_id)
+                continue
+            present = [name for name in _QUALITY_FIELDS if changes.values.get(name)]
+            self._tally.record_valid(
+                present, changes.email_was_normalised, changes.phone_was_normalised
+            )
+            if outcome.created:
+                self._tally.record_created()
+                self._created.add(outcome.customer_id)
+            else:
+                self._tally.record_updated(
+                    matched_existing=outcome.customer_id not in self._created,
+                    duplicate_in_file=outcome.customer_id in self._touched,
+                )
+            self._touched.add(outcome.customer_id)
         self._after_commit()

@@ -25,6 +25,8 @@ from scoring_service.events.handlers import SCORING_TOPICS, applied_with_the_bat
 from scoring_service.settings import ScoringSettings
 from scoring_service.workflows import scoring
 
+FIRST_FIT_DELAY = 60.0
+
 DESCRIPTION = """
 Customer value scores from the order stream: RFM scores and segments, historic and predicted
 lifetime value (BG/NBD + Gamma-Gamma, fitted here by maximum likelihood), P(alive), churn
@@ -61,9 +63,14 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
             attach_runtime(app, runtime)
             if settings.refit_interval_seconds > 0:
                 refit = functools.partial(scoring.scheduled_refit, runtime, settings, utc_now)
+                # A base never fitted (first start) gets its models soon, not a day later.
+                fitted = await scoring.has_models(runtime)
+                first = None if fitted else min(settings.refit_interval_seconds, FIRST_FIT_DELAY)
                 runtime.background(
                     asyncio.create_task(
-                        run_periodically("refit", settings.refit_interval_seconds, refit)
+                        run_periodically(
+                            "refit", settings.refit_interval_seconds, refit, first_run_after=first
+                        )
                     )
                 )
             if settings.rescore_interval_seconds > 0:

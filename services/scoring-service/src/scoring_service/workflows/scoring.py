@@ -103,6 +103,12 @@ async def rescore_all(
     return changed
 
 
+async def has_models(runtime: ServiceRuntime) -> bool:
+    """Whether any model version was fitted yet."""
+    async with runtime.sessions() as session:
+        return await active(session) is not None
+
+
 async def scheduled_refit(
     runtime: ServiceRuntime, settings: ScoringSettings, clock: Callable[[], datetime]
 ) -> None:

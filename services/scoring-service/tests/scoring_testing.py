@@ -21,13 +21,14 @@ DATA = Path(__file__).parent / "data"
 
 
 def app_settings(database_url: str, **overrides: Any) -> ScoringSettings:
-    """Settings for a test app: all keys, no schedules, Kafka off unless a broker is given."""
+    """Settings for a test app: all keys, no loops (tests drive them), Kafka off by default."""
     values: dict[str, Any] = {
         **TEST_SETTINGS,
         "database_url": database_url,
         "api_keys": sample_key_records(),
         "refit_interval_seconds": 0,
         "rescore_interval_seconds": 0,
+        "pending_rescore_interval_seconds": 0,
         **overrides,
     }
     return ScoringSettings(**values)

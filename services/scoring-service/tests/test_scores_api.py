@@ -24,7 +24,7 @@ from crm_shared.contracts import (
 from crm_shared.testing import ApiClient
 from scoring_service.db.models import PLUMBING
 from scoring_service.events.handlers import ledger_batch
-from scoring_service.workflows.scoring import rescore_all, rescore_customers
+from scoring_service.workflows.scoring import drain_pending_rescores, rescore_all
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 AS_OF = datetime(2025, 12, 31, tzinfo=UTC)
@@ -52,17 +52,17 @@ def a_base(customers: int = 60, seed: int = 7) -> list[OrderPlaced]:
 
 
 async def apply(api: ApiClient, payloads: Sequence[EventPayload]) -> None:
-    """Run payloads through the consumer's batch finisher, in one transaction, as one batch."""
+    """Run payloads through the consumer's batch finisher as one batch, then the re-score loop."""
     settings = api.app.state.settings
-    finish = ledger_batch(
-        settings.currency, lambda s, latest: rescore_customers(s, latest, settings=settings)
-    )
+    finish = ledger_batch(settings.currency)
     events: list[CloudEvent] = []
     for payload in payloads:
         time = getattr(payload, "placed_at", None) or AS_OF
         events.append(build_event(payload, source="/tests", time=time))
-    async with api.app.state.runtime.sessions() as session, session.begin():
+    runtime = api.app.state.runtime
+    async with runtime.sessions() as session, session.begin():
         await finish(session, events)
+    await drain_pending_rescores(runtime, settings)
 
 
 async def fit(api: ApiClient) -> dict:
@@ -175,3 +175,9 @@ async def test_a_base_too_small_to_fit_says_so_and_publishes_no_nan(
     assert s["churn_risk"] is None
     assert s["predicted_clv_12m"] is None
     assert 1 <= s["frequency_score"] <= 5
+
+
+async def test_fitting_an_empty_base_is_refused_clearly(scoring_api: ApiClient) -> None:
+    response = await scoring_api.post("/v1/models/fit", Scope.ADMIN, json={})
+    assert response.status_code == 422
+    assert "nothing to fit" in response.json()["detail"]

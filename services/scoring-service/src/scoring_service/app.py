@@ -42,7 +42,6 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
     """Build the app; nothing starts until the lifespan runs."""
     settings = settings or ScoringSettings()
     metrics = ServiceMetrics()
-    rescore = functools.partial(scoring.rescore_customers, settings=settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,7 +55,7 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
                     "ledger",
                     SCORING_TOPICS,
                     applied_with_the_batch,
-                    finish_batch=ledger_batch(settings.currency, rescore),
+                    finish_batch=ledger_batch(settings.currency),
                 )
             ],
         ) as runtime:
@@ -70,6 +69,15 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
                     asyncio.create_task(
                         run_periodically(
                             "refit", settings.refit_interval_seconds, refit, first_run_after=first
+                        )
+                    )
+                )
+            if settings.pending_rescore_interval_seconds > 0:
+                drain = functools.partial(scoring.drain_pending_rescores, runtime, settings)
+                runtime.background(
+                    asyncio.create_task(
+                        run_periodically(
+                            "rescore-pending", settings.pending_rescore_interval_seconds, drain
                         )
                     )
                 )

@@ -30,6 +30,12 @@ class ScoringSettings(ServiceSettings):
     refit_interval_seconds: float = Field(
         default=86_400, ge=0, description="How often the models are refitted; 0 turns it off."
     )
+    pending_rescore_interval_seconds: float = Field(
+        default=0.25,
+        ge=0,
+        description="How often customers touched by new events are re-scored; 0 turns it off.",
+    )
+    rescore_batch_size: int = Field(default=5_000, ge=1, le=100_000)
     rescore_interval_seconds: float = Field(
         default=3_600, ge=0, description="How often the whole base is re-scored; 0 turns it off."
     )

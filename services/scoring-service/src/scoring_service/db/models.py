@@ -65,6 +65,15 @@ class Activity(Base):
     __table_args__ = (Index("ix_activities_customer_time", "customer_id", "occurred_at"),)
 
 
+class PendingRescore(Base):
+    """A customer whose purchases changed since their last score, and as of when to score."""
+
+    __tablename__ = "pending_rescores"
+
+    customer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    as_of: Mapped[datetime]
+
+
 class Score(Base):
     """The latest scores of a customer; filter columns are copied out of the payload."""
 

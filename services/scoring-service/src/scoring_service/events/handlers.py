@@ -6,7 +6,7 @@ cannot keep up with an order stream.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,10 +22,9 @@ from crm_shared.contracts import (
     Topic,
 )
 from scoring_service.workflows.ledger_batch import apply_ledger_batch
+from scoring_service.workflows.pending_rescores import queue_rescores
 
 SCORING_TOPICS = (Topic.ORDERS, Topic.CUSTOMERS, Topic.ACTIVITIES)
-
-Rescorer = Callable[[AsyncSession, dict[str, datetime]], Awaitable[None]]
 
 
 async def applied_with_the_batch(session: AsyncSession, event: CloudEvent) -> None:
@@ -44,13 +43,11 @@ def latest_event_per_customer(events: Sequence[CloudEvent]) -> dict[str, datetim
     return latest
 
 
-def ledger_batch(currency: str, rescore: Rescorer) -> BatchFinisher:
-    """Apply a batch to the ledger, then re-score the customers it touched."""
+def ledger_batch(currency: str) -> BatchFinisher:
+    """Apply a batch to the ledger and queue the customers it touched for re-scoring."""
 
     async def finish(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
         await apply_ledger_batch(session, events, currency)
-        latest = latest_event_per_customer(events)
-        if latest:
-            await rescore(session, latest)
+        await queue_rescores(session, latest_event_per_customer(events))
 
     return finish

@@ -11,7 +11,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared import ServiceRuntime, hold_job_lock, new_id
-from crm_shared.errors import Conflict
+from crm_shared.errors import Conflict, UnprocessableContent
 from scoring_service.db.models import ModelVersion, Score
 from scoring_service.domain.models import FittedModels, fit_models
 from scoring_service.domain.predictions import ScoringPolicy
@@ -22,9 +22,18 @@ from scoring_service.settings import ScoringSettings
 from scoring_service.workflows.ledger import purchase_day
 from scoring_service.workflows.ledger_loading import LoadedLedger, engagement_counts, load_ledger
 from scoring_service.workflows.model_store import active
+from scoring_service.workflows.pending_rescores import (
+    claim_rescores,
+    clear_rescores_until,
+    release_rescores,
+)
 from scoring_service.workflows.score_publishing import store_scores
 
 FIT_JOB = "scoring-fit"
+
+
+class NothingToFit(UnprocessableContent):
+    """No customer had bought anything by the as-of time."""
 
 
 def policy_of(settings: ScoringSettings) -> ScoringPolicy:
@@ -56,6 +65,8 @@ async def fit_and_rescore(
             raise Conflict("Another replica is fitting the models right now; try again shortly.")
         loaded = await load_ledger(session)
         histories = histories_as_of(loaded.ledger, purchase_day(as_of))
+        if len(histories) == 0:
+            raise NothingToFit(f"No purchases known up to {as_of.isoformat()}: nothing to fit yet.")
         previous = await active(session)
         # Fitting is CPU work of seconds: keep the event loop answering meanwhile.
         fit = await asyncio.to_thread(
@@ -75,6 +86,7 @@ async def fit_and_rescore(
         session.add(version)
         await session.flush()
         await _rescore(session, loaded, fit.models, version.version, as_of, policy, settings)
+        await clear_rescores_until(session, as_of)
     runtime.wake_relay()
     return version
 
@@ -103,6 +115,26 @@ async def rescore_all(
     return changed
 
 
+async def rescore_pending(runtime: ServiceRuntime, settings: ScoringSettings) -> int:
+    """Score up to one batch of queued customers; return how many were taken off the queue."""
+    async with runtime.sessions() as session, session.begin():
+        if await active(session) is None:
+            return 0  # queued customers wait for the first fit, which scores everyone
+        claimed = await claim_rescores(session, settings.rescore_batch_size)
+        if not claimed:
+            return 0
+        await rescore_customers(session, claimed, settings=settings)
+        await release_rescores(session, claimed)
+    runtime.wake_relay()
+    return len(claimed)
+
+
+async def drain_pending_rescores(runtime: ServiceRuntime, settings: ScoringSettings) -> None:
+    """Score queued customers until the queue is empty (one tick of the re-score loop)."""
+    while await rescore_pending(runtime, settings) >= settings.rescore_batch_size:
+        pass
+
+
 async def has_models(runtime: ServiceRuntime) -> bool:
     """Whether any model version was fitted yet."""
     async with runtime.sessions() as session:
@@ -115,8 +147,8 @@ async def scheduled_refit(
     """The periodic refit; skipped quietly when another replica is at it."""
     try:
         await fit_and_rescore(runtime, settings, as_of=clock())
-    except Conflict:
-        return
+    except (Conflict, NothingToFit):
+        return  # another replica is at it, or there is nothing to learn from yet
 
 
 async def scheduled_rescore(

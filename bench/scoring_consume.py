@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -72,6 +73,7 @@ from _support import (
 )
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from crm_shared import (
@@ -319,6 +321,30 @@ async def count_rows(database_url: str, sql: str) -> int:
         await engine.dispose()
 
 
+async def wait_for_rescores(
+    database_url: str, started: float, timeout: float
+) -> tuple[float, int] | None:
+    """Poll `pending_rescores` until it is empty: (seconds since `started`, rows left).
+
+    None when the table does not exist (a version that re-scores inside the consumer's batch).
+    """
+    engine = create_async_engine(database_url)
+    query = text("select count(*) from pending_rescores")
+    try:
+        while True:
+            try:
+                async with engine.connect() as connection:
+                    pending = int((await connection.execute(query)).scalar_one())
+            except DBAPIError:
+                return None
+            now = time.perf_counter()
+            if pending == 0 or now - started >= timeout:
+                return now - started, pending
+            await asyncio.sleep(POLL_SECONDS)
+    finally:
+        await engine.dispose()
+
+
 async def wait_for_count(database_url: str, sql: str, target: int, timeout: float) -> float:
     """Poll until `sql` counts `target`; seconds waited (the timeout when it never did)."""
     engine = create_async_engine(database_url)
@@ -344,6 +370,7 @@ class LedgerProgress:
     first_seconds: float | None  # from healthy to the first poll that saw a new purchase
     steady_rate: float | None
     timed_out: bool
+    rescored: tuple[float, int] | None = None  # healthy to `pending_rescores` empty, rows left
 
 
 async def watch_ledger(
@@ -392,9 +419,12 @@ def describe(progress: LedgerProgress) -> str:
     first = "never" if p.first_seconds is None else f"{p.first_seconds:.1f} s"
     steady = "-" if p.steady_rate is None else f"{p.steady_rate:,.0f}/s"
     limit = " (time limit)" if p.timed_out else ""
+    rescored = ""
+    if p.rescored is not None:
+        rescored = f"; pending_rescores empty after {_rescored_cell(p.rescored)} s"
     return (
         f"purchases {p.start_count:,} at healthy -> {p.end_count:,} after {p.seconds:.1f} s"
-        f"{limit}; first new purchase seen after {first}; steady {steady}"
+        f"{limit}; first new purchase seen after {first}; steady {steady}{rescored}"
     )
 
 
@@ -523,6 +553,13 @@ def summarise_profile(path: Path, top: int = 15) -> str:
 # One backend
 
 
+def _rescored_cell(rescored: tuple[float, int] | None) -> str:
+    if rescored is None:
+        return "-"
+    seconds, left = rescored
+    return f"{seconds:.1f}" + (f" ({left:,} left)" if left else "")
+
+
 @dataclass(frozen=True)
 class PhaseRow:
     backend: str
@@ -550,6 +587,7 @@ class PhaseRow:
             round(rate),
             "-" if p.first_seconds is None else round(p.first_seconds, 1),
             "-" if p.steady_rate is None else round(p.steady_rate),
+            _rescored_cell(p.rescored),
             f"{self.service_cpu:.0%}",
             "-" if self.db_cpu is None else f"{self.db_cpu:.0%}",
             f"{self.broker_cpu:.0%}",
@@ -570,6 +608,7 @@ HEADERS = [
     "events/s",
     "1st purchase s",
     "steady events/s",
+    "re-scored s",
     "service CPU",
     "db CPU",
     "broker CPU",
@@ -600,6 +639,8 @@ def run_phase(
     target: int,
     config: BenchConfig,
     cpu_pids: dict[str, int | None],
+    *,
+    wait_rescored: bool = False,
 ) -> tuple[LedgerProgress, dict[str, float | None], str]:
     """Start the service, time it from healthy to `target` purchases, leave it running."""
     sources = source_fingerprint()  # what the service process is about to import
@@ -617,6 +658,11 @@ def run_phase(
         progress = run_async(
             lambda: watch_ledger(database_url, target, started, config.phase_timeout, server)
         )
+        if wait_rescored and not progress.timed_out:
+            rescored = run_async(
+                lambda: wait_for_rescores(database_url, started, config.phase_timeout)
+            )
+            progress = dataclasses.replace(progress, rescored=rescored)
     elapsed = time.perf_counter() - started
     cpu: dict[str, float | None] = {"machine": machine.busy_share()}
     pids = {**cpu_pids, "service": server.pid}
@@ -688,7 +734,7 @@ def run_backend(
         )
 
         with_model, cpu_b, sources_b = run_phase(
-            backend, "with model", server, database_url, total, config, cpu_pids
+            backend, "with model", server, database_url, total, config, cpu_pids, wait_rescored=True
         )
         print(f"[{backend}] with model: {describe(with_model)}", flush=True)
         scores = run_async(lambda: count_rows(database_url, "select count(*) from scores"))
@@ -806,7 +852,9 @@ def main() -> int:
         "phase had added before /healthz first answered (not counted); events/s = events / "
         "seconds (includes the consumer group join); 1st purchase s = healthy to the first poll "
         "that saw a new purchase; steady events/s = from "
-        "that poll to the end. CPU: share of one core over the phase (tree of each process); "
+        "that poll to the end; re-scored s = healthy to `pending_rescores` empty, where the "
+        "service queues re-scores instead of scoring inside the consumer's batch (- = no such "
+        "table). CPU: share of one core over the phase (tree of each process); "
         "machine busy: share of all cores busy, every process on the machine included. "
         "bare consumer = a do-nothing aiokafka consumer in a fresh group, same settings, reading "
         f"all {args.events:,} records while the service was down (steady rate, join excluded). "

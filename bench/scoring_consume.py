@@ -19,6 +19,8 @@ The product's goal is 10,000 order events per second. Per backend, on a fresh em
      reads the whole topic: the broker pass-through ceiling, measured while the service is down.
   5. Phase "with model": the service starts again and consumes the second half; now every
      batch also re-scores the customers it touched (load their ledger, score, upsert, outbox).
+     Where the service queues re-scores in `pending_rescores` instead, the phase also waits
+     until that table is empty and reports when.
 
 Each phase stops at `--phase-timeout` (180 s) and then reports the rate so far. The table shows
 events/s from healthy (including the consumer group join) and a steady rate (from the first
@@ -489,7 +491,8 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("rescore: load_ledger", ("load_ledger ",)),
     ("rescore: engagement_counts", ("engagement_counts ",)),
     ("rescore: store_scores (payloads, upsert, outbox)", ("store_scores ",)),
-    ("rescore: other", ("rescore_customers ",)),
+    ("rescore: other", ("rescore_customers ", "rescore_pending ", "drain_pending_rescores ")),
+    ("ledger: queue re-scores", ("queue_rescores ",)),
     ("ledger: bulk batch apply", ("apply_ledger_batch ",)),
     ("ledger: per-event handler (session.get + flush)", ("record_placed ",)),
     ("batch finisher: other", ("finish ",)),

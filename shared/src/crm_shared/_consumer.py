@@ -201,9 +201,13 @@ class EventConsumer:
                     [{"consumer": self.name, "event_id": e.id, "processed_at": now} for e in fresh],
                 )
             outbox_added = bool(session.info.get(OUTBOX_ADDED))
+        applied: dict[str, int] = {}
+        fresh_ids = {event.id for event in fresh}
         for item in items:
-            if item.event.id in {e.id for e in fresh}:
-                self._metrics.events_processed.labels(item.record.topic, "applied").inc()
+            if item.event.id in fresh_ids:
+                applied[item.record.topic] = applied.get(item.record.topic, 0) + 1
+        for topic, count in applied.items():
+            self._metrics.events_processed.labels(topic, "applied").inc(count)
         if outbox_added and self._after_commit is not None:
             self._after_commit()
 

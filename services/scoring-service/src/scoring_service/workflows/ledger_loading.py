@@ -13,6 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scoring_service.db.models import Activity, Purchase
 from scoring_service.domain.purchase_history import PurchaseLedger
 
+_CHUNK = 500
+_WHOLE_BASE = 20_000
+
 
 @dataclass(frozen=True)
 class LoadedLedger:
@@ -57,10 +60,16 @@ async def engagement_counts(
     session: AsyncSession, customer_ids: Sequence[str], as_of: datetime, *, days: int = 30
 ) -> np.ndarray:
     """Activity events per customer in the `days` before `as_of`, aligned with `customer_ids`."""
-    rows = await session.execute(
-        select(Activity.customer_id, func.count())
-        .where(Activity.occurred_at > as_of - timedelta(days=days), Activity.occurred_at <= as_of)
-        .group_by(Activity.customer_id)
-    )
-    counts: dict[str, int] = dict(rows.all())
+    window = (Activity.occurred_at > as_of - timedelta(days=days), Activity.occurred_at <= as_of)
+    query = select(Activity.customer_id, func.count()).group_by(Activity.customer_id)
+    counts: dict[str, int] = {}
+    wanted = sorted(set(customer_ids))
+    if len(wanted) > _WHOLE_BASE:
+        # Scoring (nearly) everyone: one pass over the window beats thousands of IN lists.
+        counts.update(dict((await session.execute(query.where(*window))).all()))
+    else:
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            rows = await session.execute(query.where(Activity.customer_id.in_(chunk), *window))
+            counts.update(dict(rows.all()))
     return np.array([counts.get(cid, 0) for cid in customer_ids], dtype=np.float64)

@@ -31,6 +31,7 @@ from scoring_service.domain.likelihood_fitting import (
     FitMethod,
     ModelFitError,
     maximise_log_likelihood,
+    with_fallback,
 )
 
 _PARAMETER_NAMES = ("r", "alpha", "a", "b")
@@ -144,25 +145,10 @@ def fit_bg_nbd_with_fallback(
     `method` says which one the result came from, and `message` why the plain fit was rejected.
     Raises `ModelFitError` when neither converges: keep the last good model then.
     """
-    plain = fit_bg_nbd(x, t_x, T, weights=weights)
-    if plain.converged:
-        return plain
-    regularised = fit_bg_nbd(x, t_x, T, weights=weights, penalizer=penalizer)
-    if not regularised.converged:
-        raise ModelFitError(
-            f"BG/NBD fit failed. Plain maximum likelihood: {plain.message}. "
-            f"Regularised (penalizer {penalizer:g}): {regularised.message}."
-        )
-    return BgNbdFit(
-        params=regularised.params,
-        log_likelihood=regularised.log_likelihood,
-        converged=True,
-        iterations=regularised.iterations,
-        method="regularised",
-        message=(
-            f"plain maximum likelihood rejected ({plain.message}); regularised refit with "
-            f"penalizer {penalizer:g}: {regularised.message}"
-        ),
+    return with_fallback(
+        "BG/NBD",
+        lambda penalty: fit_bg_nbd(x, t_x, T, weights=weights, penalizer=penalty),
+        penalizer,
     )
 
 

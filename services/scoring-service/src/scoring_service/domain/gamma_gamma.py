@@ -26,6 +26,7 @@ from scoring_service.domain.likelihood_fitting import (
     FitMethod,
     ModelFitError,
     maximise_log_likelihood,
+    with_fallback,
 )
 
 
@@ -154,25 +155,10 @@ def fit_gamma_gamma_with_fallback(
     `method` says which one the result came from, and `message` why the plain fit was rejected.
     Raises `ModelFitError` when neither converges: keep the last good model then.
     """
-    plain = fit_gamma_gamma(x, zbar, weights=weights)
-    if plain.converged:
-        return plain
-    regularised = fit_gamma_gamma(x, zbar, weights=weights, penalizer=penalizer)
-    if not regularised.converged:
-        raise ModelFitError(
-            f"Gamma-Gamma fit failed. Plain maximum likelihood: {plain.message}. "
-            f"Regularised (penalizer {penalizer:g}): {regularised.message}."
-        )
-    return GammaGammaFit(
-        params=regularised.params,
-        log_likelihood=regularised.log_likelihood,
-        converged=True,
-        iterations=regularised.iterations,
-        method="regularised",
-        message=(
-            f"plain maximum likelihood rejected ({plain.message}); regularised refit with "
-            f"penalizer {penalizer:g}: {regularised.message}"
-        ),
+    return with_fallback(
+        "Gamma-Gamma",
+        lambda penalty: fit_gamma_gamma(x, zbar, weights=weights, penalizer=penalty),
+        penalizer,
     )
 
 

@@ -16,8 +16,8 @@ A fit that fails these checks may still hold finite numbers, but they are not es
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -132,3 +132,41 @@ def _is_proper_maximum(
     if not np.all(np.isfinite(eigenvalues)):
         return False
     return bool(eigenvalues[0] > _MIN_RELATIVE_CURVATURE * max(1.0, float(eigenvalues[-1])))
+
+
+class _Fit(Protocol):
+    """What both models' fit results have in common."""
+
+    @property
+    def converged(self) -> bool: ...
+
+    @property
+    def message(self) -> str: ...
+
+
+FitT = TypeVar("FitT", bound=_Fit)
+
+
+def with_fallback(model: str, fit: Callable[[float], FitT], penalizer: float) -> FitT:
+    """Fit with plain maximum likelihood (`fit(0.0)`); if that does not converge, refit with
+    `penalizer`. The result says which one it came from, and why the plain fit was rejected.
+
+    Raises `ModelFitError` when neither converges: keep the last good model then.
+    """
+    plain = fit(0.0)
+    if plain.converged:
+        return plain
+    regularised = fit(penalizer)
+    if not regularised.converged:
+        raise ModelFitError(
+            f"{model} fit failed. Plain maximum likelihood: {plain.message}. "
+            f"Regularised (penalizer {penalizer:g}): {regularised.message}."
+        )
+    return replace(  # type: ignore[type-var]
+        regularised,
+        method="regularised",
+        message=(
+            f"plain maximum likelihood rejected ({plain.message}); regularised refit with "
+            f"penalizer {penalizer:g}: {regularised.message}"
+        ),
+    )

@@ -1,13 +1,14 @@
 #!/bin/sh
-# profile-service container entrypoint.
+# Container entrypoint of every CRM service; SERVICE_PACKAGE names the package (e.g. scoring_service).
 #   migrate-and-serve (default)  apply migrations, then serve the API on 0.0.0.0:8000
 #   migrate                      apply migrations and exit (Kubernetes initContainer or Job)
 #   serve                        serve the API only (migrations ran elsewhere)
 #   anything else                run it as a command, e.g. `python -m crm_shared.apikeys new ...`
 set -eu
+: "${SERVICE_PACKAGE:?set SERVICE_PACKAGE to the service package, e.g. profile_service}"
 
 migrate() {
-    python -m profile_service.migrate
+    python -m "${SERVICE_PACKAGE}.migrate"
 }
 
 serve() {
@@ -15,7 +16,7 @@ serve() {
     # shutdown and drains. Access logs are off: the service writes its own JSON logs and
     # metrics, and uvicorn's plain-text lines would print query strings that may hold personal
     # data. The graceful-shutdown bound stays under Kubernetes' default 30 s grace period.
-    exec python -m uvicorn --factory profile_service.app:create_app \
+    exec python -m uvicorn --factory "${SERVICE_PACKAGE}.app:create_app" \
         --host 0.0.0.0 --port 8000 --no-access-log --timeout-graceful-shutdown 20
 }
 

@@ -38,6 +38,8 @@ contracts: install
 bench: install
 	$(PY) bench/profile_http.py
 	$(PY) bench/profile_import.py
+	$(PY) bench/scoring_fit.py
+	$(PY) bench/scoring_consume.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

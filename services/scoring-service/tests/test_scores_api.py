@@ -19,7 +19,9 @@ from crm_shared.contracts import (
     OrderCancelled,
     OrderPlaced,
     OrderRefunded,
+    SegmentChanged,
     build_event,
+    decode_event,
 )
 from crm_shared.testing import ApiClient
 from scoring_service.db.models import PLUMBING
@@ -161,8 +163,13 @@ async def test_a_rescore_that_changes_nothing_publishes_nothing(scoring_api: Api
     runtime, settings = scoring_api.app.state.runtime, scoring_api.app.state.settings
     assert await rescore_all(runtime, settings, as_of=AS_OF) == 0
     assert await outbox_size(scoring_api) == published
-    # A month of silence later, risk has moved for someone.
+    # A month of silence later, risk has moved for someone, and some segment with it.
     assert await rescore_all(runtime, settings, as_of=AS_OF + timedelta(days=30)) > 0
+    async with runtime.sessions() as session:
+        payloads = (await session.scalars(select(PLUMBING.outbox.c.payload))).all()
+    changes = [decode_event(p).data for p in payloads if '"segment.changed"' in p]
+    assert changes, "silence should move someone's RFM segment"
+    assert all(isinstance(c, SegmentChanged) and c.previous is not None for c in changes)
 
 
 async def test_a_base_too_small_to_fit_says_so_and_publishes_no_nan(

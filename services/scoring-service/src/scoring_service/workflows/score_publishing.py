@@ -126,9 +126,11 @@ async def store_scores(
 def _segment_changes(
     previous: dict[str, Any] | None, current: dict[str, Any], customer_id: str, as_of: datetime
 ) -> list[CloudEvent]:
+    if previous is None:
+        return []  # a first score is news by itself: its score.updated carries every segment
     changes = []
     for dimension in _SEGMENT_DIMENSIONS:
-        before = previous.get(dimension) if previous else None
+        before = previous.get(dimension)
         after = current.get(dimension)
         if before != after:
             change = SegmentChanged(

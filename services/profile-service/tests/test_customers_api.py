@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+
 import pytest
 
 from crm_shared import Scope
@@ -177,3 +180,20 @@ async def test_metrics_count_requests_by_route(api: Api) -> None:
     await api.get("/v1/customers")
     metrics = (await api.client.get("/metrics")).text
     assert 'http_requests_total{method="GET",route="/v1/customers",status="200"}' in metrics
+
+
+async def test_reads_go_on_while_another_writer_holds_the_sqlite_lock(
+    api: Api, database_url: str
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL readers never wait for writers")
+    created = await api.create_customer(email="reader@example.com")
+    writer = sqlite3.connect(database_url.split("///", 1)[1], timeout=0)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # holds the write lock, as a long import would
+        # A read that queued behind the writer would wait out SQLite's 30 s busy timeout.
+        response = await asyncio.wait_for(api.get(f"/v1/customers/{created['id']}"), 5)
+        assert response.status_code == 200
+    finally:
+        writer.rollback()
+        writer.close()

@@ -116,7 +116,14 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(connection: Any) -> None:
         # IMMEDIATE takes the write lock up front; a deferred transaction that later writes
         # fails with "database is locked" instead of waiting when another writer is active.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A transaction declared read-only (see READ_ONLY) needs no lock: WAL lets it read
+        # while a writer works.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+READ_ONLY = "crm_read_only"
+"""Execution option: this transaction only reads (SQLite then takes no write lock)."""
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

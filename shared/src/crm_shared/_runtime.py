@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_shared._consumer import BatchFinisher, EventConsumer, EventHandler
 from crm_shared._db import (
+    READ_ONLY,
     PlumbingTables,
     create_engine,
     create_session_factory,
@@ -189,10 +190,15 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     runtime = runtime_of(request)
     async with runtime.sessions() as session:
         async with session.begin():
+            if request.method in _READING_METHODS:
+                # Set before the first statement: it decides how the transaction begins.
+                await session.connection(execution_options={READ_ONLY: True})
             yield session
         if session.info.get(OUTBOX_ADDED):
             runtime.wake_relay()
 
+
+_READING_METHODS = frozenset({"GET", "HEAD"})
 
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 """The request's session: one transaction, committed before the response is sent."""

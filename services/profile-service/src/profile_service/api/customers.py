@@ -42,6 +42,7 @@ from profile_service.workflows.customers import (
     external_ids_of,
     list_customers,
     load_customer,
+    load_customer_with_external_ids,
     save_profile,
 )
 
@@ -132,7 +133,7 @@ async def list_all(
 @router.get("/{customer_id}", response_model=CustomerOut, summary="Read a customer")
 async def read_customer(customer_id: str, session: SessionDep, _: ReadAccess) -> CustomerOut:
     """A merged customer answers 308 with the surviving customer's URL; an erased one 410."""
-    return await customer_out(session, await load_customer(session, customer_id))
+    return to_customer_out(*await load_customer_with_external_ids(session, customer_id))
 
 
 @router.patch("/{customer_id}", response_model=CustomerOut, summary="Change a customer's details")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,12 @@ from crm_shared.contracts import (
 from crm_shared.testing import ApiClient
 from scoring_service.db.models import PLUMBING
 from scoring_service.events.handlers import ledger_batch
-from scoring_service.workflows.scoring import drain_pending_rescores, rescore_all
+from scoring_service.workflows.scoring import (
+    drain_pending_rescores,
+    fit_once_orders_arrive,
+    has_models,
+    rescore_all,
+)
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 AS_OF = datetime(2025, 12, 31, tzinfo=UTC)
@@ -188,3 +194,18 @@ async def test_fitting_an_empty_base_is_refused_clearly(scoring_api: ApiClient) 
     response = await scoring_api.post("/v1/models/fit", Scope.ADMIN, json={})
     assert response.status_code == 422
     assert "nothing to fit" in response.json()["detail"]
+
+
+async def test_a_new_base_gets_its_first_model_once_orders_arrive(scoring_api: ApiClient) -> None:
+    runtime, settings = scoring_api.app.state.runtime, scoring_api.app.state.settings
+    waiting = asyncio.create_task(
+        fit_once_orders_arrive(runtime, settings, lambda: AS_OF, every_seconds=0.05)
+    )
+    try:
+        await asyncio.sleep(0.3)  # several attempts on an empty base: nothing to fit yet
+        assert not await has_models(runtime)
+        await apply(scoring_api, a_base())
+        await asyncio.wait_for(waiting, 30)
+        assert (await scoring_api.get("/v1/models")).json()[0]["customers"] == 60
+    finally:
+        waiting.cancel()

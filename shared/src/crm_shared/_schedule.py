@@ -31,20 +31,11 @@ async def hold_job_lock(session: AsyncSession, name: str) -> bool:
 
 
 async def run_periodically(
-    name: str,
-    interval_seconds: float,
-    job: Callable[[], Awaitable[object]],
-    *,
-    first_run_after: float | None = None,
+    name: str, interval_seconds: float, job: Callable[[], Awaitable[object]]
 ) -> None:
-    """Run `job` every `interval_seconds` until cancelled; a failure is logged, not fatal.
-
-    The first run comes after `first_run_after` seconds (default: one interval).
-    """
-    delay = interval_seconds if first_run_after is None else first_run_after
+    """Run `job` every `interval_seconds` until cancelled; a failure is logged, not fatal."""
     while True:
-        await asyncio.sleep(delay)
-        delay = interval_seconds
+        await asyncio.sleep(interval_seconds)
         try:
             await job()
         except asyncio.CancelledError:

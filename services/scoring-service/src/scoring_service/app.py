@@ -62,16 +62,15 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
             attach_runtime(app, runtime)
             if settings.refit_interval_seconds > 0:
                 refit = functools.partial(scoring.scheduled_refit, runtime, settings, utc_now)
-                # A base never fitted (first start) gets its models soon, not a day later.
-                fitted = await scoring.has_models(runtime)
-                first = None if fitted else min(settings.refit_interval_seconds, FIRST_FIT_DELAY)
                 runtime.background(
                     asyncio.create_task(
-                        run_periodically(
-                            "refit", settings.refit_interval_seconds, refit, first_run_after=first
-                        )
+                        run_periodically("refit", settings.refit_interval_seconds, refit)
                     )
                 )
+                first_fit = scoring.fit_once_orders_arrive(
+                    runtime, settings, utc_now, every_seconds=FIRST_FIT_DELAY
+                )
+                runtime.background(asyncio.create_task(first_fit))
             if settings.pending_rescore_interval_seconds > 0:
                 drain = functools.partial(scoring.drain_pending_rescores, runtime, settings)
                 runtime.background(

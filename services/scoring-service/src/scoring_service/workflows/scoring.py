@@ -135,6 +135,20 @@ async def drain_pending_rescores(runtime: ServiceRuntime, settings: ScoringSetti
         pass
 
 
+async def fit_once_orders_arrive(
+    runtime: ServiceRuntime,
+    settings: ScoringSettings,
+    clock: Callable[[], datetime],
+    *,
+    every_seconds: float,
+) -> None:
+    """Until a first model exists, try a fit every `every_seconds` (a new base gets scores
+    within a minute of its first orders, not a refit interval later)."""
+    while not await has_models(runtime):
+        await asyncio.sleep(every_seconds)
+        await scheduled_refit(runtime, settings, clock)
+
+
 async def has_models(runtime: ServiceRuntime) -> bool:
     """Whether any model version was fitted yet."""
     async with runtime.sessions() as session:

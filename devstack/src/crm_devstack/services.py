@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # (name, package, env prefix, development port). Every planned service has its line and port
-# already; it joins the stack as soon as its directory appears under services/.
+# already; it joins the stack as soon as its app exists under services/.
 _CATALOGUE: tuple[tuple[str, str, str, int], ...] = (
     ("profile-service", "profile_service", "PROFILE_", 8001),
     ("scoring-service", "scoring_service", "SCORING_", 8002),
@@ -64,13 +64,19 @@ def repo_root() -> Path:
 
 
 def discover_services(root: Path | None = None) -> tuple[ServiceSpec, ...]:
-    """The catalogued services whose folder exists under ``<root>/services``, in port order."""
+    """The catalogued services that have an app under ``<root>/services``, in port order.
+
+    A service joins once its app factory exists: a folder holding only domain code so far
+    (a service being built) is not started.
+    """
     services_dir = (root or repo_root()) / "services"
     specs = (
         ServiceSpec(name, package, prefix, port, services_dir / name)
         for name, package, prefix, port in _CATALOGUE
     )
-    return tuple(spec for spec in specs if spec.directory.is_dir())
+    return tuple(
+        spec for spec in specs if (spec.directory / "src" / spec.package / "app.py").is_file()
+    )
 
 
 SERVICES: tuple[ServiceSpec, ...] = discover_services()

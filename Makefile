@@ -26,7 +26,8 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/bin/mypy shared/src services/profile-service/src services/scoring-service/src devstack/src
+	$(VENV)/bin/mypy shared/src services/profile-service/src services/scoring-service/src \
+		services/lifecycle-service/src devstack/src
 
 pytest: install
 	$(PY) -m crm_devstack check-migrations

@@ -15,6 +15,11 @@ from crm_shared._metrics import RequestContextMiddleware, ServiceMetrics
 from crm_shared._problems import PROBLEM_CONTENT_TYPE, install_problem_handlers
 from crm_shared._settings import ServiceSettings
 
+_ACCESS_AND_ERRORS = """
+Every endpoint but `/healthz`, `/readyz`, `/metrics` and the docs needs an API key in the
+`X-API-Key` header (scopes: read < write < admin). Errors are RFC 9457 problem+json.
+"""
+
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {
         "description": description,
@@ -43,7 +48,7 @@ def create_service_app(
     configure_logging(settings.service_name, settings.log_level)
     app = FastAPI(
         title=title,
-        description=description,
+        description=description.rstrip() + "\n" + _ACCESS_AND_ERRORS,
         version=version,
         lifespan=lifespan,  # type: ignore[arg-type]
         openapi_tags=openapi_tags,

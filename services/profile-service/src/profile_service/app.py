@@ -19,9 +19,6 @@ DESCRIPTION = """
 The unified customer profile: identities (external ids, email, phone), attributes, tags,
 consent per channel and purpose, identity merge with audit, bulk import with a data-quality
 report, GDPR export and erasure, order intake over HTTP, and the customer 360 view.
-
-Every endpoint but `/healthz`, `/readyz`, `/metrics` and the docs needs an API key in the
-`X-API-Key` header (scopes: read, write, admin). Errors are RFC 9457 problem+json.
 """
 
 

@@ -32,9 +32,6 @@ Customer value scores from the order stream: RFM scores and segments, historic a
 lifetime value (BG/NBD + Gamma-Gamma, fitted here by maximum likelihood), P(alive), churn
 risk, a health index with its reasons, value tiers and grades, and K-means behavioural
 segments. Publishes `score.updated` and `segment.changed` on `crm.scores`.
-
-Every endpoint but `/healthz`, `/readyz`, `/metrics` and the docs needs an API key in the
-`X-API-Key` header (scopes: read, write, admin). Errors are RFC 9457 problem+json.
 """
 
 

@@ -36,6 +36,7 @@ from crm_shared._db import (
     normalise_database_url,
     plumbing_tables,
     transaction,
+    upsert_into,
 )
 from crm_shared._idempotency import (
     IDEMPOTENCY_HEADER,
@@ -58,7 +59,7 @@ from crm_shared._runtime import (
     run_service,
     runtime_of,
 )
-from crm_shared._schedule import hold_job_lock, run_periodically
+from crm_shared._schedule import hold_job_lock, job_lock, run_periodically
 from crm_shared._settings import ApiKeyRecord, Scope, ServiceSettings
 from crm_shared.errors import (
     BadRequest,
@@ -132,6 +133,7 @@ __all__ = [
     "hold_job_lock",
     "is_sqlite",
     "is_transient",
+    "job_lock",
     "new_id",
     "new_metadata",
     "normalise_database_url",
@@ -144,5 +146,6 @@ __all__ = [
     "run_service",
     "runtime_of",
     "transaction",
+    "upsert_into",
     "utc_now",
 ]

@@ -45,7 +45,18 @@ def is_transient(error: BaseException) -> bool:
     """Whether retrying the same batch later may succeed (database or network down)."""
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
+    # PostgreSQL's own "try again": a serialization failure or a deadlock victim.
+    if isinstance(error, DBAPIError) and _sqlstate(error) in _RETRYABLE_SQLSTATES:
+        return True
     return isinstance(error, OperationalError | InterfaceError | OSError | TimeoutError)
+
+
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return code if isinstance(code, str) else None
 
 
 @dataclass(frozen=True)

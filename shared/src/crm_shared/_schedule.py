@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 _logger = logging.getLogger("crm.schedule")
 
@@ -28,6 +29,29 @@ async def hold_job_lock(session: AsyncSession, name: str) -> bool:
     if bind.dialect.name != "postgresql":
         return True
     return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(_lock_key(name)))))
+
+
+@contextlib.asynccontextmanager
+async def job_lock(engine: AsyncEngine, name: str) -> AsyncIterator[bool]:
+    """Hold the job's lock for the whole block, across transactions; yields False if taken.
+
+    PostgreSQL: a session advisory lock on a connection kept for the block, so a job that
+    commits in chunks stays the only runner; a dead holder's connection drops and frees it.
+    SQLite serves one process, whose write lock already serialises.
+    """
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    key = _lock_key(name)
+    async with engine.connect() as connection:
+        held = bool(await connection.scalar(select(func.pg_try_advisory_lock(key))))
+        await connection.commit()
+        try:
+            yield held
+        finally:
+            if held:
+                await connection.scalar(select(func.pg_advisory_unlock(key)))
+                await connection.commit()
 
 
 async def run_periodically(

@@ -64,7 +64,19 @@ def test_candidate_rules_report_how_many_warnings_would_fire():
 
     report = dry_run(base(), RULES, replace(RULES, warning_churn_risk_by_tier=thresholds), NOW)
 
-    assert (report.current_warnings, report.candidate_warnings) == (0, 4)
+    # Only warned stages count: the two at_risk customers, not the dormant or the new one.
+    assert (report.current_warnings, report.candidate_warnings) == (0, 2)
+
+
+def test_warnings_follow_the_stage_the_candidate_rules_give():
+    lenient = {**RULES.warning_churn_risk_by_tier, "unknown": 0.6}
+    candidate = replace(RULES, warning_churn_risk_by_tier=lenient, dormant_from_days=250)
+
+    report = dry_run(base(), RULES, candidate, NOW)
+
+    # Under the candidate the dormant customer is at_risk again, so warned.
+    assert report.candidate_moves == {(Stage.DORMANT, Stage.AT_RISK): 1}
+    assert report.candidate_warnings == 3
 
 
 def test_the_dry_run_leaves_the_states_as_they_were():

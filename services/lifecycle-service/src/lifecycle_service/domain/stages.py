@@ -50,6 +50,7 @@ __all__ = [
     "StageDecision",
     "Transition",
     "new_prospect",
+    "on_correction",
     "on_order",
     "on_scores",
     "on_sweep",
@@ -199,6 +200,16 @@ def on_sweep(
 ) -> tuple[CustomerLifecycle, Transition | None]:
     """Let time pass until ``now``: silence, the end of the new window, won_back settling."""
     return _move(state, stage_for(state, now, rules), now, SWEEP_CAUSE)
+
+
+def on_correction(
+    state: CustomerLifecycle, at: datetime, cause_event_id: str, rules: StageRules
+) -> tuple[CustomerLifecycle, Transition | None]:
+    """Re-evaluate after the facts were corrected (an order cancelled, two customers merged).
+
+    ``state`` already holds the corrected purchases; a customer left with none is a prospect.
+    """
+    return _move(state, stage_for(state, at, rules), at, cause_event_id)
 
 
 def stage_for(state: CustomerLifecycle, now: datetime, rules: StageRules) -> StageDecision:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, bindparam, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_shared import upsert_into
 from scoring_service.db.models import PendingRescore
 
 
@@ -22,8 +22,7 @@ async def queue_rescores(session: AsyncSession, latest_event: Mapping[str, datet
     """Queue customers for re-scoring as of their latest event (a later time wins)."""
     if not latest_event:
         return
-    is_postgres = session.get_bind().dialect.name == "postgresql"
-    statement: Any = (postgresql if is_postgres else sqlite).insert(PendingRescore)
+    statement = upsert_into(session, PendingRescore)
     newest = statement.on_conflict_do_update(
         index_elements=[PendingRescore.customer_id],
         set_={"as_of": statement.excluded.as_of},

@@ -9,10 +9,9 @@ from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import add_many_to_outbox
+from crm_shared import add_many_to_outbox, upsert_into
 from crm_shared.contracts import CloudEvent, Money, ScoreUpdated, SegmentChanged, build_event
 from scoring_service.db.models import PLUMBING, Score
 from scoring_service.domain.models import FittedModels
@@ -147,9 +146,8 @@ def _segment_changes(
 async def _upsert(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     table = cast(Table, Score.__table__)
-    statement = dialect.insert(table)
+    statement = upsert_into(session, table)
     updated = {column: statement.excluded[column] for column in rows[0] if column != "customer_id"}
     # One statement run for many rows (executemany): compiled once, batched by the driver,
     # instead of a fresh thousand-row VALUES statement per chunk.

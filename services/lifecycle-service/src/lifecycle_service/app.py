@@ -1,0 +1,76 @@
+"""lifecycle-service: the factory that wires settings, database, routers, consumer and sweep."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from crm_shared import (
+    ServiceMetrics,
+    Subscription,
+    attach_runtime,
+    create_service_app,
+    run_periodically,
+    run_service,
+    utc_now,
+)
+from crm_shared.contracts import Topic
+from lifecycle_service.api import analytics_routes, routes
+from lifecycle_service.db.models import PLUMBING
+from lifecycle_service.events.handlers import LIFECYCLE_TOPICS, applied_with_the_batch
+from lifecycle_service.settings import LifecycleSettings
+from lifecycle_service.workflows.event_batch import apply_events
+from lifecycle_service.workflows.sweep import scheduled_sweep
+
+DESCRIPTION = """
+Lifecycle stages that move with orders, with scores and with silence: prospect, new, active,
+loyal, at_risk, dormant, churned and won_back, with the history of every move and its reason.
+Stage rules are data (versioned, validated, with a dry run). Raises churn warnings and keeps
+each one open until a purchase saves it or it expires. Publishes `lifecycle.stage_changed` and
+`churn.warning` on `crm.lifecycle`; analytics for the people running retention.
+"""
+
+
+def create_app(settings: LifecycleSettings | None = None) -> FastAPI:
+    """Build the app; nothing starts until the lifespan runs."""
+    settings = settings or LifecycleSettings()
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with run_service(
+            settings,
+            PLUMBING,
+            metrics,
+            produces=[Topic.LIFECYCLE],
+            subscriptions=[
+                Subscription(
+                    "stages", LIFECYCLE_TOPICS, applied_with_the_batch, finish_batch=apply_events
+                )
+            ],
+        ) as runtime:
+            attach_runtime(app, runtime)
+            if settings.sweep_interval_seconds > 0:
+                job = functools.partial(scheduled_sweep, runtime, settings, utc_now)
+                runtime.background(
+                    asyncio.create_task(
+                        run_periodically("sweep", settings.sweep_interval_seconds, job)
+                    )
+                )
+            yield
+
+    app = create_service_app(
+        settings=settings,
+        metrics=metrics,
+        title="lifecycle-service",
+        description=DESCRIPTION,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(routes.router)
+    app.include_router(analytics_routes.router)
+    return app

@@ -1,0 +1,179 @@
+"""Tables of lifecycle-service: customer stages, their history, warnings, rules and counts."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, Float, Index, Integer, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from crm_shared import AutoIncrementId, UtcDateTime, new_metadata, plumbing_tables
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+CustomerIdColumn = String(64)
+StageColumn = String(16)
+_OPEN_WARNING = text("status IN ('open', 'updated')")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of this service's tables."""
+
+    metadata = new_metadata()
+    type_annotation_map = {datetime: UtcDateTime}
+
+
+PLUMBING = plumbing_tables(Base.metadata)
+
+
+class CustomerLifecycleRow(Base):
+    """Where one customer stands and everything the stage machine needs to move them."""
+
+    __tablename__ = "customer_lifecycles"
+
+    customer_id: Mapped[str] = mapped_column(CustomerIdColumn, primary_key=True)
+    stage: Mapped[str] = mapped_column(StageColumn)
+    stage_since: Mapped[datetime]
+    first_purchase_at: Mapped[datetime | None]
+    last_purchase_at: Mapped[datetime | None]
+    order_count: Mapped[int] = mapped_column(Integer, default=0)
+    average_order_value: Mapped[float | None] = mapped_column(Float)
+    last_order_value: Mapped[float | None] = mapped_column(Float)
+    expected_interpurchase_days: Mapped[float | None] = mapped_column(Float)
+    churn_risk: Mapped[float | None] = mapped_column(Float)
+    value_tier: Mapped[str | None] = mapped_column(String(32))
+    grade: Mapped[str | None] = mapped_column(String(16))
+    predicted_clv_12m: Mapped[float | None] = mapped_column(Float)
+    clv_currency: Mapped[str | None] = mapped_column(String(3))
+    scores_as_of: Mapped[datetime | None]
+    # Months (year * 12 + month - 1) with a purchase: the customer's cells in cohort retention.
+    active_months: Mapped[list[int]] = mapped_column(Json, default=list)
+    # The earliest moment time alone could move or warn the customer (domain.review).
+    next_review_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_customer_lifecycles_stage_customer", "stage", "customer_id"),
+        Index("ix_customer_lifecycles_next_review_at", "next_review_at"),
+    )
+
+
+class LifecycleOrder(Base):
+    """An order as lifecycle sees it: when and how much; kept so cancellations can be undone."""
+
+    __tablename__ = "lifecycle_orders"
+
+    order_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(CustomerIdColumn, index=True)
+    placed_at: Mapped[datetime | None]
+    amount: Mapped[float] = mapped_column(Float, default=0.0)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class StageTransition(Base):
+    """One stage change: when, from and to which stage, the triggering event (or sweep), why."""
+
+    __tablename__ = "stage_transitions"
+
+    id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(CustomerIdColumn)
+    previous_stage: Mapped[str | None] = mapped_column(StageColumn)
+    stage: Mapped[str] = mapped_column(StageColumn)
+    at: Mapped[datetime]
+    cause: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_stage_transitions_customer_at", "customer_id", "at"),
+        Index("ix_stage_transitions_at", "at"),
+    )
+
+
+class ChurnWarningRow(Base):
+    """A churn warning in its latest state; at most one open per customer."""
+
+    __tablename__ = "churn_warnings"
+
+    warning_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(CustomerIdColumn)
+    status: Mapped[str] = mapped_column(String(16))
+    raised_at: Mapped[datetime]
+    changed_at: Mapped[datetime]
+    reasons: Mapped[list[str]] = mapped_column(Json)
+    churn_risk: Mapped[float | None] = mapped_column(Float)
+    value_tier: Mapped[str | None] = mapped_column(String(32))
+    grade: Mapped[str | None] = mapped_column(String(16))
+    predicted_clv_12m: Mapped[float | None] = mapped_column(Float)
+    recommended_action: Mapped[str] = mapped_column(String(32))
+
+    __table_args__ = (
+        Index(
+            "uq_churn_warnings_open_customer",
+            "customer_id",
+            unique=True,
+            postgresql_where=_OPEN_WARNING,
+            sqlite_where=_OPEN_WARNING,
+        ),
+        Index("ix_churn_warnings_customer_raised", "customer_id", "raised_at"),
+        Index("ix_churn_warnings_status_tier", "status", "value_tier"),
+        Index("ix_churn_warnings_raised_at", "raised_at"),
+    )
+
+
+class StageRulesVersion(Base):
+    """One version of the stage rules; the highest version is in force."""
+
+    __tablename__ = "stage_rules_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    rules: Mapped[dict[str, Any]] = mapped_column(Json)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(120))
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
+class DailyCount(Base):
+    """A day's change in a counted metric (``stage:<stage>``, ``buyers``, ``repeat_buyers``)."""
+
+    __tablename__ = "daily_counts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
+    delta: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TransitionCount(Base):
+    """How many customers moved from one stage to another on a day (``""``: newly known)."""
+
+    __tablename__ = "transition_counts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    previous_stage: Mapped[str] = mapped_column(StageColumn, primary_key=True)
+    stage: Mapped[str] = mapped_column(StageColumn, primary_key=True)
+    customers: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CohortCell(Base):
+    """Customers of a first-purchase month (``cohort_month``) who bought in ``active_month``."""
+
+    __tablename__ = "cohort_cells"
+
+    cohort_month: Mapped[int] = mapped_column(Integer, primary_key=True)
+    active_month: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customers: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SweepRun(Base):
+    """One aging sweep: the moment it swept at, what it reviewed and changed, how long it took."""
+
+    __tablename__ = "sweep_runs"
+
+    id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
+    as_of: Mapped[datetime]
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    reviewed: Mapped[int] = mapped_column(Integer)
+    moved: Mapped[int] = mapped_column(Integer)
+    warnings_raised: Mapped[int] = mapped_column(Integer)
+    warnings_closed: Mapped[int] = mapped_column(Integer)
+    trigger: Mapped[str] = mapped_column(String(16))

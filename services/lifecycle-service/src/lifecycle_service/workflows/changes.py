@@ -1,0 +1,329 @@
+"""A set of customers being changed in one transaction, and how their changes are stored.
+
+Consumed batches and sweep chunks both load their customers, apply domain functions in
+memory, then store everything in bulk through :meth:`CustomerChanges.store`: states with their
+next review time, transitions, warnings, the running counts behind the analytics, and the
+``lifecycle.stage_changed`` and ``churn.warning`` events in the outbox.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_shared import add_many_to_outbox, new_id, upsert_into
+from crm_shared.contracts import ChurnWarning, CloudEvent, Money, StageChanged, build_event
+from lifecycle_service.db.models import (
+    PLUMBING,
+    ChurnWarningRow,
+    CohortCell,
+    DailyCount,
+    StageTransition,
+    TransitionCount,
+)
+from lifecycle_service.domain.churn_warnings import ChurnWarningRecord
+from lifecycle_service.domain.counts import cohort_cells, order_count_deltas, stage_metric
+from lifecycle_service.domain.review import next_review_at
+from lifecycle_service.domain.rules import StageRules
+from lifecycle_service.domain.stages import CustomerLifecycle, Transition, new_prospect
+from lifecycle_service.domain.warning_policy import warning_changes
+from lifecycle_service.workflows.customer_rows import (
+    CUSTOMERS,
+    StoredCustomer,
+    state_values,
+    warning_values,
+)
+
+SOURCE = "/lifecycle-service"
+
+
+@dataclass
+class TrackedCustomer:
+    """A customer as it stands in memory while a batch or a sweep chunk is applied."""
+
+    state: CustomerLifecycle
+    active_months: set[int]
+    clv_currency: str | None
+    warning: ChurnWarningRecord | None
+    # The latest moment applied to the customer: the next review is counted from here.
+    as_of: datetime
+
+
+@dataclass
+class CustomerChanges:
+    """Customers loaded for one transaction and everything that happened to them."""
+
+    rules: StageRules
+    stored: dict[str, StoredCustomer]
+    customers: dict[str, TrackedCustomer] = field(default_factory=dict)
+    removed: dict[str, datetime] = field(default_factory=dict)
+    transitions: list[tuple[str, Transition]] = field(default_factory=list)
+    warnings: list[ChurnWarningRecord] = field(default_factory=list)
+    daily: Counter[tuple[date, str]] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        for customer_id, stored in self.stored.items():
+            self.customers[customer_id] = TrackedCustomer(
+                state=stored.state,
+                active_months=set(stored.active_months),
+                clv_currency=stored.clv_currency,
+                warning=stored.warning,
+                as_of=stored.state.stage_since,
+            )
+
+    def get(self, customer_id: str) -> TrackedCustomer | None:
+        """The customer, or None when unknown or removed in this transaction."""
+        return self.customers.get(customer_id)
+
+    def ensure(self, customer_id: str, at: datetime, cause: str) -> TrackedCustomer:
+        """The customer, created as a prospect (with its first transition) when unknown."""
+        known = self.customers.get(customer_id)
+        if known is not None:
+            return known
+        state, transition = new_prospect(customer_id, at, cause)
+        tracked = TrackedCustomer(state, set(), None, None, at)
+        self.customers[customer_id] = tracked
+        self.removed.pop(customer_id, None)
+        self._record(customer_id, transition)
+        return tracked
+
+    def start_with_order(self, customer_id: str, at: datetime) -> TrackedCustomer:
+        """A customer first seen through an order: its first transition is the order's."""
+        state, _ = new_prospect(customer_id, at, "")
+        tracked = TrackedCustomer(state, set(), None, None, at)
+        self.customers[customer_id] = tracked
+        self.removed.pop(customer_id, None)
+        return tracked
+
+    def apply(
+        self,
+        customer_id: str,
+        moved: tuple[CustomerLifecycle, Transition | None],
+        at: datetime,
+        *,
+        first_seen: bool = False,
+    ) -> TrackedCustomer:
+        """Keep the domain's new state and record its transition, if any."""
+        tracked = self.customers[customer_id]
+        state, transition = moved
+        self.daily.update(order_count_deltas(tracked.state.order_count, state.order_count, at))
+        tracked.state = state
+        tracked.as_of = max(tracked.as_of, at)
+        if transition is not None:
+            if first_seen:
+                transition = replace(transition, previous_stage=None)
+            self._record(customer_id, transition)
+        return tracked
+
+    def review_warning(self, customer_id: str, at: datetime) -> None:
+        """Expire, open or update the customer's warning as the signals at ``at`` call for."""
+        tracked = self.customers[customer_id]
+        for change in warning_changes(tracked.warning, tracked.state, self.rules, at, new_id()):
+            self.set_warning(customer_id, change)
+
+    def set_warning(self, customer_id: str, warning: ChurnWarningRecord) -> None:
+        """Record a change of the customer's warning (opened, updated, saved or lost)."""
+        self.customers[customer_id].warning = warning
+        self.warnings.append(warning)
+
+    def remove(self, customer_id: str, at: datetime) -> TrackedCustomer | None:
+        """Forget the customer (erased, or merged into another); returns what was held."""
+        tracked = self.customers.pop(customer_id, None)
+        if tracked is None:
+            return None
+        self.removed[customer_id] = at
+        self.daily[(at.date(), stage_metric(tracked.state.stage))] -= 1
+        self.daily.update(order_count_deltas(tracked.state.order_count, 0, at))
+        return tracked
+
+    def forget(self, customer_id: str) -> None:
+        """Drop what this transaction recorded about the customer (an erasure keeps nothing)."""
+        self.transitions = [(cid, t) for cid, t in self.transitions if cid != customer_id]
+        self.warnings = [w for w in self.warnings if w.customer_id != customer_id]
+
+    def rekey(self, source: str, target: str) -> None:
+        """What this transaction recorded about ``source`` now belongs to ``target`` (a merge)."""
+        self.transitions = [(target if cid == source else cid, t) for cid, t in self.transitions]
+        self.warnings = [
+            replace(w, customer_id=target) if w.customer_id == source else w for w in self.warnings
+        ]
+
+    def _record(self, customer_id: str, transition: Transition) -> None:
+        self.transitions.append((customer_id, transition))
+        day = transition.at.date()
+        if transition.previous_stage is not None:
+            self.daily[(day, stage_metric(transition.previous_stage))] -= 1
+        self.daily[(day, stage_metric(transition.stage))] += 1
+
+    async def store(self, session: AsyncSession) -> None:
+        """Write every change in bulk and stage the events in the outbox."""
+        await self._store_customers(session)
+        await self._store_transitions(session)
+        await self._store_warnings(session)
+        await self._store_counts(session)
+        await add_many_to_outbox(session, PLUMBING, self._events())
+
+    async def _store_customers(self, session: AsyncSession) -> None:
+        if self.removed:
+            await session.execute(
+                delete(CUSTOMERS).where(CUSTOMERS.c.customer_id.in_(list(self.removed)))
+            )
+        rows = [
+            {
+                **state_values(tracked.state),
+                "active_months": sorted(tracked.active_months),
+                "clv_currency": tracked.clv_currency,
+                "next_review_at": next_review_at(
+                    tracked.state, tracked.warning, self.rules, tracked.as_of
+                ),
+            }
+            for tracked in self.customers.values()
+        ]
+        if not rows:
+            return
+        statement = upsert_into(session, CUSTOMERS)
+        updated = {name: statement.excluded[name] for name in rows[0] if name != "customer_id"}
+        await session.execute(
+            statement.on_conflict_do_update(index_elements=[CUSTOMERS.c.customer_id], set_=updated),
+            rows,
+        )
+
+    async def _store_transitions(self, session: AsyncSession) -> None:
+        if not self.transitions:
+            return
+        await session.execute(
+            insert(_table(StageTransition)),
+            [
+                {
+                    "customer_id": customer_id,
+                    "previous_stage": t.previous_stage.value if t.previous_stage else None,
+                    "stage": t.stage.value,
+                    "at": t.at,
+                    "cause": t.cause,
+                    "reason": t.reason,
+                }
+                for customer_id, t in self.transitions
+            ],
+        )
+        matrix: Counter[tuple[date, str, str]] = Counter(
+            (t.at.date(), t.previous_stage.value if t.previous_stage else "", t.stage.value)
+            for _, t in self.transitions
+        )
+        await _add_counts(
+            session,
+            _table(TransitionCount),
+            ("day", "previous_stage", "stage"),
+            "customers",
+            matrix,
+        )
+
+    async def _store_warnings(self, session: AsyncSession) -> None:
+        if not self.warnings:
+            return
+        latest = {warning.warning_id: warning for warning in self.warnings}
+        table = _table(ChurnWarningRow)
+        statement = upsert_into(session, table)
+        columns = warning_values(self.warnings[0])
+        upsert = statement.on_conflict_do_update(
+            index_elements=[table.c.warning_id],
+            set_={name: statement.excluded[name] for name in columns if name != "warning_id"},
+        )
+        # Closed warnings first: a customer's new warning may follow one closed in this batch,
+        # and the one-open-warning index must never see both open.
+        for still_open in (False, True):
+            rows = [warning_values(w) for w in latest.values() if w.is_open is still_open]
+            if rows:
+                await session.execute(upsert, rows)
+
+    async def _store_counts(self, session: AsyncSession) -> None:
+        daily = Counter({key: delta for key, delta in self.daily.items() if delta})
+        await _add_counts(session, _table(DailyCount), ("day", "metric"), "delta", daily)
+        cells: Counter[tuple[int, int]] = Counter()
+        for customer_id, stored in self.stored.items():
+            cells.subtract(cohort_cells(stored.active_months))
+            tracked = self.customers.get(customer_id)
+            if tracked is not None:
+                cells.update(cohort_cells(tracked.active_months))
+        for customer_id, tracked in self.customers.items():
+            if customer_id not in self.stored:
+                cells.update(cohort_cells(tracked.active_months))
+        changed = Counter({key: delta for key, delta in cells.items() if delta})
+        await _add_counts(
+            session, _table(CohortCell), ("cohort_month", "active_month"), "customers", changed
+        )
+
+    def _events(self) -> list[CloudEvent]:
+        events = [
+            build_event(
+                StageChanged(
+                    customer_id=customer_id,
+                    previous_stage=t.previous_stage,
+                    stage=t.stage,
+                    changed_at=t.at,
+                    cause=t.cause,
+                    reason=t.reason,
+                ),
+                source=SOURCE,
+                time=t.at,
+            )
+            for customer_id, t in self.transitions
+        ]
+        for warning in self.warnings:
+            tracked = self.customers.get(warning.customer_id)
+            currency = tracked.clv_currency if tracked is not None else None
+            events.append(
+                build_event(
+                    _warning_payload(warning, currency), source=SOURCE, time=warning.changed_at
+                )
+            )
+        return events
+
+
+def _warning_payload(warning: ChurnWarningRecord, currency: str | None) -> ChurnWarning:
+    clv = (
+        Money(amount=Decimal(str(round(warning.predicted_clv_12m, 2))), currency=currency)
+        if warning.predicted_clv_12m is not None and currency is not None
+        else None
+    )
+    return ChurnWarning(
+        warning_id=warning.warning_id,
+        customer_id=warning.customer_id,
+        raised_at=warning.raised_at,
+        status=warning.status.value,
+        reasons=list(warning.reasons),
+        churn_risk=warning.churn_risk,
+        value_tier=warning.value_tier,
+        grade=warning.grade,
+        predicted_clv_12m=clv,
+        recommended_action=warning.recommended_action,
+    )
+
+
+def _table(model: type[Any]) -> Table:
+    return cast(Table, model.__table__)
+
+
+async def _add_counts(
+    session: AsyncSession,
+    table: Table,
+    keys: tuple[str, ...],
+    counter_column: str,
+    counts: Counter[Any],
+) -> None:
+    """Add ``counts`` (keyed by tuples of ``keys``) to the running totals in ``table``."""
+    if not counts:
+        return
+    statement = upsert_into(session, table)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c[key] for key in keys],
+            set_={counter_column: table.c[counter_column] + statement.excluded[counter_column]},
+        ),
+        [{**dict(zip(keys, key, strict=True)), counter_column: n} for key, n in counts.items()],
+    )

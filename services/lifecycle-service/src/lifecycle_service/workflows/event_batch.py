@@ -1,0 +1,179 @@
+"""A consumed batch of order, score and customer events applied to the customers it names.
+
+One transaction per batch: the customers named are loaded (locked on PostgreSQL), each event
+is applied in stream order through the domain, and the result is stored in bulk. Every moment
+comes from the events themselves, so a replay moves customers as they moved at the time.
+
+Refunds do not move stages (the customer still bought); a cancelled order is taken out of the
+customer's purchases and the stage re-evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from sqlalchemy import delete, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_shared.contracts import (
+    CloudEvent,
+    CustomerCreated,
+    CustomerErased,
+    CustomerMerged,
+    OrderCancelled,
+    OrderPlaced,
+    ScoreUpdated,
+)
+from lifecycle_service.db.models import ChurnWarningRow, StageTransition
+from lifecycle_service.domain.churn_warnings import close_on_purchase
+from lifecycle_service.domain.counts import month_index
+from lifecycle_service.domain.purchases import active_months, with_purchases
+from lifecycle_service.domain.stages import on_correction, on_order, on_scores
+from lifecycle_service.workflows.changes import CustomerChanges
+from lifecycle_service.workflows.customer_rows import OPEN_STATUSES, load_customers
+from lifecycle_service.workflows.orders import BatchOrders, OrderFacts
+from lifecycle_service.workflows.rules_store import current_rules
+
+
+async def apply_events(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+    """Apply ``events`` (in stream order) to lifecycle state in one transaction."""
+    involved = {event.subject for event in events}
+    involved |= {e.data.merged_customer_id for e in events if isinstance(e.data, CustomerMerged)}
+    order_ids = {
+        e.data.order_id for e in events if isinstance(e.data, OrderPlaced | OrderCancelled)
+    }
+    rules = (await current_rules(session)).rules
+    changes = CustomerChanges(rules, await load_customers(session, involved))
+    orders = await BatchOrders.load(session, order_ids)
+    batch = _Batch(session, changes, orders)
+    for event in events:
+        await batch.apply(event)
+    await orders.store(session)
+    await changes.store(session)
+
+
+class _Batch:
+    def __init__(self, session: AsyncSession, changes: CustomerChanges, orders: BatchOrders):
+        self.session = session
+        self.changes = changes
+        self.orders = orders
+
+    async def apply(self, event: CloudEvent) -> None:
+        data = event.data
+        if isinstance(data, OrderPlaced):
+            self.order_placed(event.id, data)
+        elif isinstance(data, OrderCancelled):
+            await self.order_cancelled(event.id, data)
+        elif isinstance(data, ScoreUpdated):
+            self.scores(event.id, data)
+        elif isinstance(data, CustomerCreated):
+            self.changes.ensure(data.customer.customer_id, event.time, event.id)
+        elif isinstance(data, CustomerMerged):
+            await self.merged(event.id, data)
+        elif isinstance(data, CustomerErased):
+            await self.erased(data)
+
+    def order_placed(self, event_id: str, data: OrderPlaced) -> None:
+        known = self.orders.get(data.order_id)
+        amount = float(data.total.amount)
+        if known is not None:
+            if known.placed_at is None:  # its cancellation came first: remember, never count
+                self.orders.put(replace(known, placed_at=data.placed_at, amount=amount))
+            return
+        self.orders.put(OrderFacts(data.order_id, data.customer_id, data.placed_at, amount, False))
+        changes, at, customer_id = self.changes, data.placed_at, data.customer_id
+        tracked = changes.get(customer_id)
+        first_seen = tracked is None
+        if tracked is None:
+            tracked = changes.start_with_order(customer_id, at)
+        warning = tracked.warning
+        if warning is not None and warning.is_open and at >= warning.raised_at:
+            saved = close_on_purchase(warning, at)
+            if saved is not None:
+                changes.set_warning(customer_id, saved)
+        moved = on_order(tracked.state, at, amount, event_id, changes.rules)
+        changes.apply(customer_id, moved, at, first_seen=first_seen)
+        tracked.active_months.add(month_index(at))
+        changes.review_warning(customer_id, at)
+
+    async def order_cancelled(self, event_id: str, data: OrderCancelled) -> None:
+        known = self.orders.get(data.order_id)
+        if known is None:
+            self.orders.put(OrderFacts(data.order_id, data.customer_id, None, 0.0, True))
+            return
+        if known.cancelled:
+            return
+        self.orders.put(replace(known, cancelled=True))
+        await self.correct(known.customer_id, event_id, data.cancelled_at)
+
+    def scores(self, event_id: str, data: ScoreUpdated) -> None:
+        changes, at = self.changes, data.as_of
+        tracked = changes.ensure(data.customer_id, at, event_id)
+        clv = data.predicted_clv_12m
+        if clv is not None:
+            tracked.clv_currency = clv.currency
+        moved = on_scores(
+            tracked.state,
+            as_of=at,
+            churn_risk=data.churn_risk,
+            value_tier=data.value_tier,
+            grade=data.grade,
+            expected_interpurchase_days=data.expected_interpurchase_days,
+            predicted_clv_12m=float(clv.amount) if clv is not None else None,
+            cause_event_id=event_id,
+            rules=changes.rules,
+        )
+        changes.apply(data.customer_id, moved, at)
+        changes.review_warning(data.customer_id, at)
+
+    async def merged(self, event_id: str, data: CustomerMerged) -> None:
+        survivor, merged, at = data.customer_id, data.merged_customer_id, data.merged_at
+        gone = self.changes.remove(merged, at)
+        await self.orders.move_customer(self.session, merged, survivor)
+        tracked = self.changes.ensure(survivor, at, event_id)
+        keep_open = gone is not None and gone.warning is not None and gone.warning.is_open
+        if keep_open and tracked.warning is not None and tracked.warning.is_open:
+            # One open warning per customer: the survivor's stands, the other one goes.
+            await self.session.execute(
+                delete(ChurnWarningRow).where(
+                    ChurnWarningRow.customer_id == merged,
+                    ChurnWarningRow.status.in_(OPEN_STATUSES),
+                )
+            )
+            keep_open = False
+        await self.session.execute(
+            update(ChurnWarningRow)
+            .where(ChurnWarningRow.customer_id == merged)
+            .values(customer_id=survivor)
+        )
+        await self.session.execute(
+            update(StageTransition)
+            .where(StageTransition.customer_id == merged)
+            .values(customer_id=survivor)
+        )
+        self.changes.rekey(merged, survivor)
+        if keep_open and gone is not None and gone.warning is not None:
+            tracked.warning = replace(gone.warning, customer_id=survivor)
+        await self.correct(survivor, event_id, at)
+
+    async def erased(self, data: CustomerErased) -> None:
+        customer_id = data.customer_id
+        self.changes.remove(customer_id, data.erased_at)
+        self.changes.forget(customer_id)
+        await self.orders.forget_customer(self.session, customer_id)
+        for model in (StageTransition, ChurnWarningRow):
+            await self.session.execute(delete(model).where(model.customer_id == customer_id))
+
+    async def correct(self, customer_id: str, event_id: str, at: datetime) -> None:
+        """Rebuild the customer's purchases from their orders and re-evaluate the stage."""
+        tracked = self.changes.get(customer_id)
+        if tracked is None:
+            return
+        purchases = await self.orders.purchases_of(self.session, customer_id)
+        corrected = with_purchases(tracked.state, purchases)
+        tracked.active_months = active_months(purchases)
+        moved = on_correction(corrected, at, event_id, self.changes.rules)
+        self.changes.apply(customer_id, moved, at)
+        self.changes.review_warning(customer_id, at)

@@ -1,0 +1,131 @@
+"""Reads: one customer's stage and history, customers by stage, warnings, sweeps, dry run."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_shared.contracts import Stage
+from lifecycle_service.db.models import (
+    ChurnWarningRow,
+    CustomerLifecycleRow,
+    StageTransition,
+    SweepRun,
+)
+from lifecycle_service.domain.dry_run import DryRunReport, dry_run
+from lifecycle_service.domain.rules import StageRules
+from lifecycle_service.domain.stages import CustomerLifecycle
+from lifecycle_service.workflows.customer_rows import CUSTOMERS, OPEN_STATUSES, state_of
+
+_DRY_RUN_CHUNK = 10_000
+
+
+async def customer_with_history(
+    session: AsyncSession, customer_id: str
+) -> tuple[CustomerLifecycleRow, list[StageTransition], ChurnWarningRow | None] | None:
+    """The customer's row, stage history (oldest first) and open warning; None if unknown."""
+    row = await session.get(CustomerLifecycleRow, customer_id)
+    if row is None:
+        return None
+    history = await session.scalars(
+        select(StageTransition)
+        .where(StageTransition.customer_id == customer_id)
+        .order_by(StageTransition.at, StageTransition.id)
+    )
+    warning = await session.scalar(
+        select(ChurnWarningRow).where(
+            ChurnWarningRow.customer_id == customer_id,
+            ChurnWarningRow.status.in_(OPEN_STATUSES),
+        )
+    )
+    return row, list(history), warning
+
+
+async def customers_in_stage(
+    session: AsyncSession, stage: Stage, *, after_id: str | None, limit: int
+) -> list[CustomerLifecycleRow]:
+    """Customers in ``stage`` ordered by id, after ``after_id`` (keyset pagination)."""
+    query = select(CustomerLifecycleRow).where(CustomerLifecycleRow.stage == stage.value)
+    if after_id is not None:
+        query = query.where(CustomerLifecycleRow.customer_id > after_id)
+    query = query.order_by(CustomerLifecycleRow.customer_id).limit(limit)
+    return list(await session.scalars(query))
+
+
+@dataclass(frozen=True)
+class WarningFilter:
+    """Criteria of the warnings list; None means any."""
+
+    status: str | None = None
+    tier: str | None = None
+    customer_id: str | None = None
+    raised_from: datetime | None = None
+    raised_to: datetime | None = None
+
+
+async def list_warnings(
+    session: AsyncSession,
+    criteria: WarningFilter,
+    *,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[ChurnWarningRow]:
+    """Warnings newest first (by raised time, then id), after the ``after`` cursor position."""
+    query = select(ChurnWarningRow)
+    if criteria.status == "open":
+        query = query.where(ChurnWarningRow.status.in_(OPEN_STATUSES))
+    elif criteria.status is not None:
+        query = query.where(ChurnWarningRow.status == criteria.status)
+    if criteria.tier is not None:
+        query = query.where(ChurnWarningRow.value_tier == criteria.tier)
+    if criteria.customer_id is not None:
+        query = query.where(ChurnWarningRow.customer_id == criteria.customer_id)
+    if criteria.raised_from is not None:
+        query = query.where(ChurnWarningRow.raised_at >= criteria.raised_from)
+    if criteria.raised_to is not None:
+        query = query.where(ChurnWarningRow.raised_at < criteria.raised_to)
+    if after is not None:
+        raised_at, warning_id = after
+        query = query.where(
+            (ChurnWarningRow.raised_at < raised_at)
+            | ((ChurnWarningRow.raised_at == raised_at) & (ChurnWarningRow.warning_id < warning_id))
+        )
+    query = query.order_by(ChurnWarningRow.raised_at.desc(), ChurnWarningRow.warning_id.desc())
+    return list(await session.scalars(query.limit(limit)))
+
+
+async def recent_sweeps(session: AsyncSession, limit: int) -> list[SweepRun]:
+    """The latest sweeps, newest first."""
+    query = select(SweepRun).order_by(SweepRun.id.desc()).limit(limit)
+    return list(await session.scalars(query))
+
+
+async def dry_run_over_base(
+    session: AsyncSession, current: StageRules, candidate: StageRules, now: datetime
+) -> DryRunReport:
+    """The domain dry run over every stored customer, a chunk at a time (memory stays flat)."""
+    total = DryRunReport(now, 0, {}, {}, 0, 0)
+    async for chunk in _state_chunks(session):
+        total = total.plus(dry_run(chunk, current, candidate, now))
+    return total
+
+
+async def _state_chunks(session: AsyncSession) -> AsyncIterator[list[CustomerLifecycle]]:
+    after = ""
+    while True:
+        rows = (
+            await session.execute(
+                select(CUSTOMERS)
+                .where(CUSTOMERS.c.customer_id > after)
+                .order_by(CUSTOMERS.c.customer_id)
+                .limit(_DRY_RUN_CHUNK)
+            )
+        ).all()
+        if not rows:
+            return
+        yield [state_of(row) for row in rows]
+        after = rows[-1].customer_id

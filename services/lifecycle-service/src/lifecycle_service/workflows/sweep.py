@@ -1,0 +1,125 @@
+"""The aging sweep: time passes for every customer due a review, a chunk per transaction.
+
+Only customers whose stored ``next_review_at`` has come are read (through its index), so a
+daily sweep over a million customers reads the few thousand time can move. One replica
+sweeps at a time (a lock held for the whole sweep); rows a consumer is changing are skipped
+and reviewed by the next sweep, so the sweep never waits on, or races, the event stream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_shared import ServiceRuntime, job_lock
+from lifecycle_service.db.models import SweepRun
+from lifecycle_service.domain.rules import StageRules
+from lifecycle_service.domain.stages import on_sweep
+from lifecycle_service.settings import LifecycleSettings
+from lifecycle_service.workflows.changes import CustomerChanges
+from lifecycle_service.workflows.customer_rows import CUSTOMERS, customers_with_warnings
+from lifecycle_service.workflows.rules_store import current_rules
+
+SWEEP_JOB = "lifecycle-sweep"
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What one sweep did."""
+
+    as_of: datetime
+    reviewed: int
+    moved: int
+    warnings_raised: int
+    warnings_closed: int
+    seconds: float
+
+
+class SweepAlreadyRunning(Exception):
+    """Another replica (or request) is sweeping right now."""
+
+
+async def sweep(
+    runtime: ServiceRuntime,
+    as_of: datetime,
+    *,
+    chunk_size: int,
+    trigger: str,
+    clock: Callable[[], datetime],
+) -> SweepReport:
+    """Move every customer due at ``as_of`` on; raises :class:`SweepAlreadyRunning` if locked."""
+    started_at, started = clock(), time.perf_counter()
+    reviewed = moved = raised = closed = 0
+    async with job_lock(runtime.engine, SWEEP_JOB) as held:
+        if not held:
+            raise SweepAlreadyRunning
+        async with runtime.sessions() as session:
+            rules = (await current_rules(session)).rules
+        while True:
+            async with runtime.sessions() as session, session.begin():
+                changes = await _sweep_chunk(session, rules, as_of, chunk_size)
+            if changes is None:
+                break
+            runtime.wake_relay()
+            reviewed += len(changes.stored)
+            moved += len(changes.transitions)
+            raised += sum(1 for warning in changes.warnings if warning.is_open)
+            closed += sum(1 for warning in changes.warnings if not warning.is_open)
+        report = SweepReport(as_of, reviewed, moved, raised, closed, time.perf_counter() - started)
+        async with runtime.sessions() as session, session.begin():
+            session.add(
+                SweepRun(
+                    as_of=as_of,
+                    started_at=started_at,
+                    finished_at=clock(),
+                    reviewed=reviewed,
+                    moved=moved,
+                    warnings_raised=raised,
+                    warnings_closed=closed,
+                    trigger=trigger,
+                )
+            )
+    return report
+
+
+async def _sweep_chunk(
+    session: AsyncSession, rules: StageRules, as_of: datetime, chunk_size: int
+) -> CustomerChanges | None:
+    """Review up to ``chunk_size`` due customers; None when none is due."""
+    query = (
+        select(CUSTOMERS)
+        .where(CUSTOMERS.c.next_review_at <= as_of)
+        .order_by(CUSTOMERS.c.next_review_at)
+        .limit(chunk_size)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = (await session.execute(query)).all()
+    if not rows:
+        return None
+    changes = CustomerChanges(rules, await customers_with_warnings(session, rows))
+    for customer_id, tracked in changes.customers.items():
+        last_purchase = tracked.state.last_purchase_at
+        if tracked.state.stage_since > as_of or (last_purchase and last_purchase > as_of):
+            continue  # already moved by events after ``as_of`` (a sweep of a past moment)
+        changes.apply(customer_id, on_sweep(tracked.state, as_of, rules), as_of)
+        changes.review_warning(customer_id, as_of)
+    await changes.store(session)
+    return changes
+
+
+async def scheduled_sweep(
+    runtime: ServiceRuntime, settings: LifecycleSettings, clock: Callable[[], datetime]
+) -> SweepReport | None:
+    """The periodic sweep at the current time; None when another replica is sweeping."""
+    try:
+        return await sweep(
+            runtime, clock(), chunk_size=settings.sweep_chunk_size, trigger="schedule", clock=clock
+        )
+    except SweepAlreadyRunning:
+        return None

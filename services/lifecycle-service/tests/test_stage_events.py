@@ -27,6 +27,19 @@ def day(n: float) -> datetime:
     return T0 + timedelta(days=n)
 
 
+def valued_buyer_scores(at: datetime, churn_risk: float):
+    """Scores of c1, a profit-tier, high-grade buyer of 4 orders a month apart."""
+    return scores(
+        "c1",
+        at,
+        churn_risk=churn_risk,
+        tier=ValueTier.PROFIT,
+        grade=Grade.HIGH,
+        rhythm_days=30,
+        orders=4,
+    )
+
+
 async def stage_of(api: ApiClient, customer_id: str) -> dict:
     response = await api.get(f"/v1/customers/{customer_id}/stage")
     assert response.status_code == 200, response.text
@@ -66,9 +79,7 @@ async def test_silence_moves_a_one_time_buyer_through_the_fall_backs(lifecycle_a
     await feed(lifecycle_api, [order("c1", "o1", day(0))])
 
     for at, expected in ((day(95), "at_risk"), (day(200), "dormant"), (day(320), "churned")):
-        swept = await lifecycle_api.post(
-            "/v1/sweeps", Scope.ADMIN, json={"as_of": at.isoformat()}
-        )
+        swept = await lifecycle_api.post("/v1/sweeps", Scope.ADMIN, json={"as_of": at.isoformat()})
         assert swept.status_code == 201, swept.text
         assert (await stage_of(lifecycle_api, "c1"))["stage"] == expected
 
@@ -115,20 +126,14 @@ async def test_scores_make_a_valuable_steady_buyer_loyal_and_high_risk_at_risk(
     lifecycle_api: ApiClient,
 ):
     await feed(lifecycle_api, [order("c1", f"o{i}", day(i * 30)) for i in range(4)])
-    await feed(
-        lifecycle_api,
-        [scores("c1", day(100), churn_risk=0.2, tier=ValueTier.PROFIT, grade=Grade.HIGH,
-                rhythm_days=30, orders=4)],
-    )
+    await feed(lifecycle_api, [valued_buyer_scores(day(100), churn_risk=0.2)])
     assert (await stage_of(lifecycle_api, "c1"))["stage"] == "loyal"
 
     # 0.4 is above loyal entry (0.3) but below its exit (0.45): still loyal (hysteresis).
-    await feed(lifecycle_api, [scores("c1", day(101), churn_risk=0.4, tier=ValueTier.PROFIT,
-                                      grade=Grade.HIGH, rhythm_days=30, orders=4)])
+    await feed(lifecycle_api, [valued_buyer_scores(day(101), churn_risk=0.4)])
     assert (await stage_of(lifecycle_api, "c1"))["stage"] == "loyal"
 
-    await feed(lifecycle_api, [scores("c1", day(102), churn_risk=0.8, tier=ValueTier.PROFIT,
-                                      grade=Grade.HIGH, rhythm_days=30, orders=4)])
+    await feed(lifecycle_api, [valued_buyer_scores(day(102), churn_risk=0.8)])
     view = await stage_of(lifecycle_api, "c1")
     assert view["stage"] == "at_risk"
     assert view["history"][-1]["reason"].startswith("churn risk 0.80")

@@ -183,6 +183,16 @@ def test_after_a_warning_is_closed_new_signals_open_a_new_one():
     assert (reopened.warning_id, reopened.status) == ("w-2", WarningStatus.OPEN)
 
 
+def test_a_warning_lost_to_the_same_signals_is_not_raised_again():
+    opened = raise_or_update(None, customer(), [SPEND_DROPPED], day(110), "w-1")
+    lost = close_on_expiry(opened, day(250), RULES)
+
+    assert raise_or_update(lost, customer(), [SPEND_DROPPED], day(250), "w-2") is None
+    different = raise_or_update(lost, customer(), [CHURN_RISK_ABOVE_THRESHOLD], day(260), "w-3")
+    assert different is not None
+    assert (different.warning_id, different.status) == ("w-3", WarningStatus.OPEN)
+
+
 def test_an_upgrade_to_strategic_partner_updates_the_recommended_action():
     opened = raise_or_update(None, customer(), [SPEND_DROPPED], day(110), "w-1")
     upgraded = replace(customer(), value_tier=ValueTier.STRATEGIC_PARTNER)

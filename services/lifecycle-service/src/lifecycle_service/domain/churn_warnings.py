@@ -147,7 +147,9 @@ def raise_or_update(
     """The warning's new state when ``reasons`` call for a change, or None when nothing changes.
 
     No reasons: nothing (an open warning is closed by a purchase or by expiry, not by the
-    signals fading). No open warning: a new one, ``open``, with ``new_warning_id``. An open
+    signals fading). A warning lost (expired) to exactly these signals: nothing, or a customer
+    who stays silent would be warned afresh every expiry period. No open warning: a new one,
+    ``open``, with ``new_warning_id``. An open
     warning whose reasons, tier, grade or action differ: the same warning, ``updated``. The
     same signals again: nothing, so repeated sweeps and score updates do not publish again.
     A churn risk that merely drifts is not a change worth an event.
@@ -156,6 +158,11 @@ def raise_or_update(
         return None
     action = recommended_action(state.value_tier, state.grade)
     current = tuple(sorted(set(reasons)))
+    lost_to_the_same_signals = (
+        warning is not None and warning.status is WarningStatus.LOST and warning.reasons == current
+    )
+    if lost_to_the_same_signals:
+        return None
     if warning is None or not warning.is_open:
         return ChurnWarningRecord(
             warning_id=new_warning_id,

@@ -41,6 +41,7 @@ from lifecycle_service.workflows.customer_rows import (
 )
 
 SOURCE = "/lifecycle-service"
+_CENT = Decimal("0.01")
 
 
 @dataclass
@@ -287,7 +288,7 @@ class CustomerChanges:
 
 def _warning_payload(warning: ChurnWarningRecord, currency: str | None) -> ChurnWarning:
     clv = (
-        Money(amount=Decimal(str(round(warning.predicted_clv_12m, 2))), currency=currency)
+        Money(amount=Decimal(str(warning.predicted_clv_12m)).quantize(_CENT), currency=currency)
         if warning.predicted_clv_12m is not None and currency is not None
         else None
     )

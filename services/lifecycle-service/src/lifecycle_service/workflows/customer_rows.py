@@ -22,7 +22,10 @@ CUSTOMERS = cast(Table, CustomerLifecycleRow.__table__)
 
 @dataclass
 class StoredCustomer:
-    """One customer as loaded: the state, its purchase months and its open warning."""
+    """One customer as loaded: the state, its purchase months and its current warning.
+
+    The current warning is the open one, or else the latest closed one.
+    """
 
     state: CustomerLifecycle
     active_months: frozenset[int]
@@ -109,7 +112,7 @@ def warning_values(warning: ChurnWarningRecord) -> dict[str, Any]:
 async def load_customers(
     session: AsyncSession, customer_ids: Collection[str], *, skip_locked: bool = False
 ) -> dict[str, StoredCustomer]:
-    """The stored customers among ``customer_ids`` with their open warnings, locked for update.
+    """The stored customers among ``customer_ids`` with their warnings, locked for update.
 
     On PostgreSQL the rows stay locked until commit, so a sweep and a consumer never both
     move the same customer from the same starting point; ``skip_locked`` (the sweep) passes
@@ -131,7 +134,7 @@ async def load_customers(
 async def customers_with_warnings(
     session: AsyncSession, rows: Sequence[Any]
 ) -> dict[str, StoredCustomer]:
-    """Customers from rows of the customer table, with their open warnings."""
+    """Customers from rows of the customer table, with their current warnings."""
     found = {
         row.customer_id: StoredCustomer(
             state=state_of(row),
@@ -142,12 +145,15 @@ async def customers_with_warnings(
         for row in rows
     }
     if found:
+        # The open warning, or else the latest closed one: a warning lost to the same signals
+        # must not be raised again (see domain.churn_warnings.raise_or_update).
         warnings = await session.scalars(
-            select(ChurnWarningRow).where(
-                ChurnWarningRow.customer_id.in_(list(found)),
-                ChurnWarningRow.status.in_(OPEN_STATUSES),
-            )
+            select(ChurnWarningRow)
+            .where(ChurnWarningRow.customer_id.in_(list(found)))
+            .order_by(ChurnWarningRow.raised_at)
         )
-        for warning in warnings:
-            found[warning.customer_id].warning = warning_of(warning)
+        for row in warnings:
+            customer = found[row.customer_id]
+            if customer.warning is None or not customer.warning.is_open:
+                customer.warning = warning_of(row)
     return found

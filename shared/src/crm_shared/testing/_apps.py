@@ -55,6 +55,11 @@ class ApiClient:
         headers = {**self.as_(scope), **kwargs.pop("headers", {})}
         return await self.client.post(url, headers=headers, **kwargs)
 
+    async def put(self, url: str, scope: Scope = Scope.WRITE, **kwargs: Any) -> httpx.Response:
+        """PUT with a key of `scope` (write by default)."""
+        headers = {**self.as_(scope), **kwargs.pop("headers", {})}
+        return await self.client.put(url, headers=headers, **kwargs)
+
 
 @asynccontextmanager
 async def running_app(

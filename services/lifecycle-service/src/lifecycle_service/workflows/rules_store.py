@@ -54,7 +54,8 @@ async def replace_rules(
     """Store ``rules`` as the next version and put every customer up for the next sweep.
 
     Invalid rules raise :class:`InvalidStageRules`. Review times were computed with the old
-    thresholds, so each customer is reviewed again under the new ones.
+    thresholds, so every buyer is put up for review from the moment of their current stage:
+    the next sweep, at whatever moment it sweeps, applies the new rules to everyone.
     """
     problems = validate_rules(rules)
     if problems:
@@ -71,7 +72,7 @@ async def replace_rules(
     await session.execute(
         update(CustomerLifecycleRow)
         .where(CustomerLifecycleRow.last_purchase_at.is_not(None))
-        .values(next_review_at=now)
+        .values(next_review_at=CustomerLifecycleRow.stage_since)
     )
     await session.flush()
     return _version_of(row)

@@ -17,7 +17,7 @@ from lifecycle_service.db.models import (
     SweepRun,
 )
 from lifecycle_service.domain.dry_run import DryRunReport, dry_run
-from lifecycle_service.domain.rules import StageRules
+from lifecycle_service.domain.rules import InvalidStageRules, StageRules, validate_rules
 from lifecycle_service.domain.stages import CustomerLifecycle
 from lifecycle_service.workflows.customer_rows import CUSTOMERS, OPEN_STATUSES, state_of
 
@@ -107,7 +107,13 @@ async def recent_sweeps(session: AsyncSession, limit: int) -> list[SweepRun]:
 async def dry_run_over_base(
     session: AsyncSession, current: StageRules, candidate: StageRules, now: datetime
 ) -> DryRunReport:
-    """The domain dry run over every stored customer, a chunk at a time (memory stays flat)."""
+    """The domain dry run over every stored customer, a chunk at a time (memory stays flat).
+
+    Raises :class:`InvalidStageRules` for invalid candidate rules, even over an empty base.
+    """
+    problems = validate_rules(candidate)
+    if problems:
+        raise InvalidStageRules(problems)
     total = DryRunReport(now, 0, {}, {}, 0, 0)
     async for chunk in _state_chunks(session):
         total = total.plus(dry_run(chunk, current, candidate, now))

@@ -12,8 +12,11 @@ from crm_devstack.launcher import start_stack
 from crm_shared.contracts import CustomerCreated, decode_event
 from crm_shared.testing import read_topic
 
+# How long a customer created in profile-service may take to reach lifecycle-service over Kafka.
+_PROPAGATION_SECONDS = 15.0
 
-def test_make_run_stack_comes_up_and_serves_customers(tmp_path: Path) -> None:
+
+def test_make_run_stack_serves_customers_and_tracks_their_stage(tmp_path: Path) -> None:
     started = time.monotonic()
     with start_stack(data_dir=tmp_path, free_ports=True) as stack:
         startup_seconds = time.monotonic() - started
@@ -31,8 +34,31 @@ def test_make_run_stack_comes_up_and_serves_customers(tmp_path: Path) -> None:
             assert read.json()["first_name"] == "Ada"
             assert client.get("/readyz").json()["checks"] == {"database": True, "broker": True}
 
+        lifecycle = stack.services["lifecycle-service"].base_url
+        with httpx.Client(base_url=lifecycle, timeout=10) as client:
+            assert client.get("/healthz").status_code == 200
+            assert client.get("/readyz").json()["checks"] == {"database": True, "broker": True}
+            assert client.get("/docs").status_code == 200
+            assert client.get(f"/v1/customers/{customer_id}/stage").status_code == 401
+            stage = _stage_once_known(client, customer_id, headers=key)
+            assert stage["stage"] == "prospect"
+
         records = asyncio.run(
             read_topic(stack.bootstrap_servers, "crm.customers", expect=1, settle=0.2)
         )
         events = [decode_event(record.value or b"") for record in records]
         assert [e.subject for e in events if isinstance(e.data, CustomerCreated)] == [customer_id]
+
+
+def _stage_once_known(
+    client: httpx.Client, customer_id: str, *, headers: dict[str, str]
+) -> dict[str, object]:
+    """The customer's lifecycle stage, polled until `customer.created` has been consumed."""
+    deadline = time.monotonic() + _PROPAGATION_SECONDS
+    while True:
+        response = client.get(f"/v1/customers/{customer_id}/stage", headers=headers)
+        if response.status_code != 404 or time.monotonic() > deadline:
+            assert response.status_code == 200, response.text
+            body: dict[str, object] = response.json()
+            return body
+        time.sleep(0.1)

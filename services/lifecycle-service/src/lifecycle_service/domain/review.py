@@ -24,7 +24,7 @@ from lifecycle_service.domain.stages import CustomerLifecycle
 __all__ = ["next_review_at"]
 
 _DAY: Final = timedelta(days=1)
-_JUST_AFTER: Final = timedelta(milliseconds=1)
+_JUST_AFTER_DAYS: Final = timedelta(milliseconds=1) / _DAY
 
 
 def next_review_at(
@@ -43,18 +43,29 @@ def next_review_at(
     last, first = state.last_purchase_at, state.first_purchase_at
     if last is not None and first is not None:
         moments.append(first + rules.new_days * _DAY)
-        for days in (rules.at_risk_from_days, rules.dormant_from_days, rules.churned_from_days):
-            moments.append(last + days * _DAY)
-        rhythm = state.expected_interpurchase_days
-        if rhythm is not None and rhythm > 0:
-            for multiple in (
-                rules.at_risk_rhythm.enter,
-                rules.dormant_rhythm.enter,
-                rules.churned_rhythm.enter,
-                rules.warning_silence_factor,
-            ):
-                moments.append(last + multiple * rhythm * _DAY + _JUST_AFTER)
         if state.stage is Stage.WON_BACK:
             moments.append(state.stage_since + rules.won_back_settling_days * _DAY)
+        # Silence thresholds as days after the last purchase: compared as numbers, and only
+        # the nearest one ahead becomes a datetime (this runs for every customer a sweep sees).
+        silent = (now - last) / _DAY
+        offsets: list[float] = [
+            rules.at_risk_from_days,
+            rules.dormant_from_days,
+            rules.churned_from_days,
+        ]
+        rhythm = state.expected_interpurchase_days
+        if rhythm is not None and rhythm > 0:
+            offsets += [
+                multiple * rhythm + _JUST_AFTER_DAYS
+                for multiple in (
+                    rules.at_risk_rhythm.enter,
+                    rules.dormant_rhythm.enter,
+                    rules.churned_rhythm.enter,
+                    rules.warning_silence_factor,
+                )
+            ]
+        ahead_days = [offset for offset in offsets if offset > silent]
+        if ahead_days:
+            moments.append(last + min(ahead_days) * _DAY)
     ahead = [moment for moment in moments if moment > now]
     return min(ahead) if ahead else None

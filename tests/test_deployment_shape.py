@@ -1,0 +1,180 @@
+"""Every service `make run` starts ships in the production shape too, wired the same way.
+
+Its image, its place in docker-compose.yml with its own PostgreSQL database, its Prometheus
+target, its Kubernetes manifest, and the topics it uses. Read from the files only: no Docker
+engine or cluster is needed, so a service that joins `make run` without joining these fails here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml  # type: ignore[import-untyped]
+
+from crm_devstack.services import SERVICES, ServiceSpec, repo_root
+from crm_shared import ServiceSettings
+from crm_shared.contracts import Topic
+
+ROOT = repo_root()
+DEPLOY = ROOT / "deploy"
+CONTAINER_PORT = 8000  # deploy/docker/service-entrypoint.sh serves every image on it
+
+each_service = pytest.mark.parametrize("spec", SERVICES, ids=lambda spec: spec.name)
+
+
+def _load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@cache
+def _compose() -> dict[str, Any]:
+    compose: dict[str, Any] = _load_yaml(ROOT / "docker-compose.yml")
+    return compose
+
+
+@cache
+def _topic_partitions() -> dict[str, int]:
+    documents = yaml.safe_load_all((DEPLOY / "k8s" / "topics.yaml").read_text(encoding="utf-8"))
+    return {doc["spec"]["topicName"]: doc["spec"]["partitions"] for doc in documents if doc}
+
+
+def _settings_class(spec: ServiceSpec) -> type[ServiceSettings]:
+    module = importlib.import_module(f"{spec.package}.settings")
+    (settings,) = (
+        value
+        for value in vars(module).values()
+        if inspect.isclass(value)
+        and issubclass(value, ServiceSettings)
+        and value is not ServiceSettings
+    )
+    return settings
+
+
+def _variables(spec: ServiceSpec) -> set[str]:
+    """The environment variables the service's settings read, e.g. ``LIFECYCLE_LOG_LEVEL``."""
+    return {f"{spec.env_prefix}{name.upper()}" for name in _settings_class(spec).model_fields}
+
+
+def _database(spec: ServiceSpec) -> str:
+    """The service's PostgreSQL database and login role, e.g. ``lifecycle``."""
+    return spec.env_prefix.removesuffix("_").lower()
+
+
+def _secret_refs(container: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {
+        variable["name"]: variable["valueFrom"]["secretKeyRef"]
+        for variable in container.get("env", [])
+        if "secretKeyRef" in variable.get("valueFrom", {})
+    }
+
+
+@each_service
+def test_consumer_group_is_named_after_the_service(spec: ServiceSpec) -> None:
+    # The group id and the dead-letter topics (<topic>.<group>.dlq) come from service_name.
+    assert _settings_class(spec).model_fields["service_name"].default == spec.name
+
+
+@each_service
+def test_image_runs_the_service_in_production(spec: ServiceSpec) -> None:
+    dockerfile = (spec.directory / "Dockerfile").read_text(encoding="utf-8")
+    assert f"SERVICE_PACKAGE={spec.package}" in dockerfile
+    assert f"{spec.env_prefix}ENVIRONMENT=production" in dockerfile
+    assert f"COPY services/{spec.name}/ /app/" in dockerfile
+    assert f"EXPOSE {CONTAINER_PORT}" in dockerfile
+    admitted = (spec.directory / "Dockerfile.dockerignore").read_text(encoding="utf-8")
+    for part in ("pyproject.toml", "alembic.ini", "migrations/", "src/"):
+        assert f"!services/{spec.name}/{part}" in admitted.splitlines()
+
+
+@each_service
+def test_compose_runs_the_service_on_its_own_database(spec: ServiceSpec) -> None:
+    compose = _compose()
+    service = compose["services"][spec.name]
+    prefix, database = spec.env_prefix, _database(spec)
+    assert service["build"] == {"context": ".", "dockerfile": f"services/{spec.name}/Dockerfile"}
+    environment = service["environment"]
+    assert set(environment) <= _variables(spec), "a variable the settings do not read"
+    assert environment[f"{prefix}ENVIRONMENT"] == "production"
+    database_url = environment[f"{prefix}DATABASE_URL"]
+    assert database_url.startswith(f"postgresql+asyncpg://{database}:${{{prefix}DB_PASSWORD:?")
+    assert database_url.endswith(f"@postgres:5432/{database}")
+    assert environment[f"{prefix}KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    partitions = compose["services"]["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"]
+    assert environment[f"{prefix}KAFKA_TOPIC_PARTITIONS"] == partitions
+    assert environment[f"{prefix}API_KEYS"].startswith("${CRM_API_KEYS:?")
+    assert service["ports"] == [f"{spec.port}:{CONTAINER_PORT}"]
+    assert service["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "kafka": {"condition": "service_healthy"},
+    }
+    assert f"{prefix}DB_PASSWORD" in compose["services"]["postgres"]["environment"]
+    init_sql = (DEPLOY / "postgres" / "init-databases.sql").read_text(encoding="utf-8")
+    assert f"CREATE DATABASE {database} OWNER {database};" in init_sql
+
+
+@each_service
+def test_prometheus_scrapes_the_service(spec: ServiceSpec) -> None:
+    config = _load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
+    targets = {
+        target
+        for job in config["scrape_configs"]
+        if job.get("metrics_path", "/metrics") == "/metrics"
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+    assert f"{spec.name}:{CONTAINER_PORT}" in targets
+    assert spec.name in _compose()["services"]["prometheus"]["depends_on"]
+
+
+@each_service
+def test_kubernetes_manifest_migrates_then_serves_with_probes(spec: ServiceSpec) -> None:
+    path = DEPLOY / "k8s" / f"{spec.name}.yaml"
+    documents = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+    by_kind = {doc["kind"]: doc for doc in documents}
+    assert sorted(by_kind) == ["ConfigMap", "Deployment", "PodDisruptionBudget", "Service"]
+    assert {doc["metadata"]["name"] for doc in documents} == {spec.name}
+    prefix, labels = spec.env_prefix, {"app.kubernetes.io/name": spec.name}
+
+    config = by_kind["ConfigMap"]["data"]
+    assert set(config) <= _variables(spec), "a variable the settings do not read"
+    assert config[f"{prefix}ENVIRONMENT"] == "production"
+    assert {int(config[f"{prefix}KAFKA_TOPIC_PARTITIONS"])} == set(_topic_partitions().values())
+
+    deployment = by_kind["Deployment"]["spec"]
+    assert deployment["selector"]["matchLabels"] == labels
+    assert labels.items() <= deployment["template"]["metadata"]["labels"].items()
+    pod = deployment["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (migrate,) = pod["initContainers"]
+    (server,) = pod["containers"]
+    assert (migrate["args"], server["args"]) == (["migrate"], ["serve"])
+    secrets = {
+        variable: {"name": spec.name, "key": variable}
+        for variable in (f"{prefix}DATABASE_URL", f"{prefix}API_KEYS")
+    }
+    for container in (migrate, server):
+        assert container["image"].startswith(f"crm/{spec.name}:")
+        assert container["envFrom"] == [{"configMapRef": {"name": spec.name}}]
+        assert _secret_refs(container) == secrets
+        for bound in ("requests", "limits"):
+            assert set(container["resources"][bound]) == {"cpu", "memory"}
+    assert server["ports"] == [{"name": "http", "containerPort": CONTAINER_PORT}]
+    assert server["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert server["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert server["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+    assert by_kind["Service"]["spec"]["selector"] == labels
+    assert by_kind["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"] == labels
+
+
+def test_topics_manifest_declares_every_event_topic_alike() -> None:
+    partitions = _topic_partitions()
+    assert set(partitions) == {topic.value for topic in Topic}
+    assert set(partitions.values()) == {
+        _compose()["services"]["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"]
+    }

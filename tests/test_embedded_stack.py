@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -43,11 +45,40 @@ def test_make_run_stack_serves_customers_and_tracks_their_stage(tmp_path: Path) 
             stage = _stage_once_known(client, customer_id, headers=key)
             assert stage["stage"] == "prospect"
 
+        # An order taken over HTTP reaches lifecycle through Kafka, and its stage change comes
+        # back to profile-service's 360 view.
+        with httpx.Client(base_url=profile, timeout=10) as client:
+            order = {
+                "type": "order.placed",
+                "order_id": "embedded-1",
+                "customer": {"email": "ada@example.com"},
+                "placed_at": datetime.now(UTC).isoformat(),
+                "total": {"amount": "42.00", "currency": "USD"},
+            }
+            assert client.post("/v1/orders", json=order, headers=key).status_code == 202
+            view = _view_once(client, customer_id, headers=key, stage="new")
+            assert view["lifecycle"]["stage"] == "new"
+
         records = asyncio.run(
             read_topic(stack.bootstrap_servers, "crm.customers", expect=1, settle=0.2)
         )
         events = [decode_event(record.value or b"") for record in records]
         assert [e.subject for e in events if isinstance(e.data, CustomerCreated)] == [customer_id]
+
+
+def _view_once(
+    client: httpx.Client, customer_id: str, *, headers: dict[str, str], stage: str
+) -> dict[str, Any]:
+    """The customer's 360 view, polled until it shows the lifecycle ``stage``."""
+    deadline = time.monotonic() + _PROPAGATION_SECONDS
+    while True:
+        view: dict[str, Any] = client.get(
+            f"/v1/customers/{customer_id}/360", headers=headers
+        ).json()
+        lifecycle = view.get("lifecycle") or {}
+        if lifecycle.get("stage") == stage or time.monotonic() > deadline:
+            return view
+        time.sleep(0.1)
 
 
 def _stage_once_known(

@@ -27,7 +27,7 @@ lint: install
 
 typecheck: install
 	$(VENV)/bin/mypy shared/src services/profile-service/src services/scoring-service/src \
-		services/lifecycle-service/src devstack/src
+		services/lifecycle-service/src services/notification-service/src devstack/src
 
 pytest: install
 	$(PY) -m crm_devstack check-migrations

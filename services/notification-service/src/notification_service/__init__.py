@@ -1,0 +1,1 @@
+"""notification-service: playbooks that turn lifecycle events into messages, sent once."""

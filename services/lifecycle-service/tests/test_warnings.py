@@ -164,3 +164,13 @@ async def test_the_warning_list_filters_and_pages(lifecycle_api: ApiClient):
     assert rest["next_cursor"] is None
     bad = await lifecycle_api.get("/v1/warnings", params={"status": "maybe"})
     assert bad.status_code == 422
+
+
+async def test_warning_times_without_an_offset_are_taken_as_utc(lifecycle_api: ApiClient):
+    await repeat_buyer(lifecycle_api)
+    await feed(lifecycle_api, [scores("c1", day(121), churn_risk=0.8)])
+
+    response = await lifecycle_api.get("/v1/warnings", params={"raised_from": "2025-05-01"})
+
+    assert response.status_code == 200, response.text
+    assert [w["customer_id"] for w in response.json()["items"]] == ["c1"]

@@ -13,6 +13,7 @@ from crm_shared import (
     ReadAccess,
     RuntimeDep,
     SessionDep,
+    as_utc,
     decode_cursor,
     encode_cursor,
     utc_now,
@@ -203,7 +204,13 @@ async def warnings(
             raise UnprocessableContent(
                 "cursor is not one this API issued", field="cursor"
             ) from error
-    criteria = stage_queries.WarningFilter(status_filter, tier, customer_id, raised_from, raised_to)
+    criteria = stage_queries.WarningFilter(
+        status_filter,
+        tier,
+        customer_id,
+        as_utc(raised_from) if raised_from else None,  # a time without offset is UTC
+        as_utc(raised_to) if raised_to else None,
+    )
     rows = await stage_queries.list_warnings(session, criteria, after=after, limit=limit + 1)
     page = rows[:limit]
     next_cursor = (

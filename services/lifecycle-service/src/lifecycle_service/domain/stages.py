@@ -357,6 +357,9 @@ def _move(
 ) -> tuple[CustomerLifecycle, Transition | None]:
     if decision.stage is state.stage:
         return state, None
+    # A late event (an order placed before the customer was known here) moves the customer
+    # now, not before the stage they are leaving began: history never runs backwards.
+    at = max(at, state.stage_since)
     moved = _moved_copy(state, decision.stage, at)
     return moved, Transition(state.stage, decision.stage, at, cause, decision.reason)
 

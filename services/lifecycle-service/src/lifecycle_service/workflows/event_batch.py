@@ -4,6 +4,7 @@ One transaction per batch: the customers named are loaded (locked on PostgreSQL)
 is applied in stream order through the domain, and the result is stored in bulk. Every moment
 comes from the events themselves, so a replay moves customers as they moved at the time.
 
+Event times are taken in UTC before anything is dated or counted by day or month.
 Refunds do not move stages (the customer still bought); a cancelled order is taken out of the
 customer's purchases and the stage re-evaluated.
 """
@@ -17,6 +18,7 @@ from datetime import datetime
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_shared import as_utc
 from crm_shared.contracts import (
     CloudEvent,
     CustomerCreated,
@@ -69,7 +71,7 @@ class _Batch:
         elif isinstance(data, ScoreUpdated):
             self.scores(event.id, data)
         elif isinstance(data, CustomerCreated):
-            self.changes.ensure(data.customer.customer_id, event.time, event.id)
+            self.changes.ensure(data.customer.customer_id, as_utc(event.time), event.id)
         elif isinstance(data, CustomerMerged):
             await self.merged(event.id, data)
         elif isinstance(data, CustomerErased):
@@ -80,10 +82,11 @@ class _Batch:
         amount = float(data.total.amount)
         if known is not None:
             if known.placed_at is None:  # its cancellation came first: remember, never count
-                self.orders.put(replace(known, placed_at=data.placed_at, amount=amount))
+                self.orders.put(replace(known, placed_at=as_utc(data.placed_at), amount=amount))
             return
-        self.orders.put(OrderFacts(data.order_id, data.customer_id, data.placed_at, amount, False))
-        changes, at, customer_id = self.changes, data.placed_at, data.customer_id
+        placed_at = as_utc(data.placed_at)
+        self.orders.put(OrderFacts(data.order_id, data.customer_id, placed_at, amount, False))
+        changes, at, customer_id = self.changes, as_utc(data.placed_at), data.customer_id
         tracked = changes.get(customer_id)
         first_seen = tracked is None
         if tracked is None:
@@ -106,10 +109,10 @@ class _Batch:
         if known.cancelled:
             return
         self.orders.put(replace(known, cancelled=True))
-        await self.correct(known.customer_id, event_id, data.cancelled_at)
+        await self.correct(known.customer_id, event_id, as_utc(data.cancelled_at))
 
     def scores(self, event_id: str, data: ScoreUpdated) -> None:
-        changes, at = self.changes, data.as_of
+        changes, at = self.changes, as_utc(data.as_of)
         tracked = changes.ensure(data.customer_id, at, event_id)
         clv = data.predicted_clv_12m
         if clv is not None:
@@ -129,7 +132,7 @@ class _Batch:
         changes.review_warning(data.customer_id, at)
 
     async def merged(self, event_id: str, data: CustomerMerged) -> None:
-        survivor, merged, at = data.customer_id, data.merged_customer_id, data.merged_at
+        survivor, merged, at = data.customer_id, data.merged_customer_id, as_utc(data.merged_at)
         gone = self.changes.remove(merged, at)
         await self.orders.move_customer(self.session, merged, survivor)
         tracked = self.changes.ensure(survivor, at, event_id)
@@ -160,7 +163,7 @@ class _Batch:
 
     async def erased(self, data: CustomerErased) -> None:
         customer_id = data.customer_id
-        self.changes.remove(customer_id, data.erased_at)
+        self.changes.remove(customer_id, as_utc(data.erased_at))
         self.changes.forget(customer_id)
         await self.orders.forget_customer(self.session, customer_id)
         for model in (StageTransition, ChurnWarningRow):

@@ -108,7 +108,12 @@ class NotificationSuppressed(EventPayload):
         "no_contact",
         "unsubscribed",
         "rule_disabled",
-    ] = Field(examples=["frequency_cap"])
+        "no_longer_applies",
+    ] = Field(
+        examples=["frequency_cap"],
+        description="no_longer_applies: the rule's send-time condition failed"
+        " (e.g. the customer bought again before a delayed offer).",
+    )
     detail: str | None = Field(
         default=None,
         description="More about the reason.",

@@ -1,0 +1,152 @@
+"""notification-service: the factory that wires settings, database, channels, consumer, loops."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
+
+import httpx
+from fastapi import FastAPI
+
+from crm_shared import (
+    ServiceMetrics,
+    Subscription,
+    attach_runtime,
+    create_service_app,
+    run_periodically,
+    run_service,
+    utc_now,
+)
+from crm_shared.contracts import NotificationChannel, Topic
+from notification_service.api import (
+    inbox_routes,
+    notification_routes,
+    rules_routes,
+    template_routes,
+    unsubscribe_routes,
+)
+from notification_service.channels.base import Channel
+from notification_service.channels.email import SmtpChannel
+from notification_service.channels.sms import HttpSmsGateway
+from notification_service.channels.webhook import WebhookChannel
+from notification_service.db.models import PLUMBING
+from notification_service.events.handlers import NOTIFICATION_TOPICS, apply_event
+from notification_service.settings import NotificationSettings
+from notification_service.workflows import playbook_store
+from notification_service.workflows.delivery import DeliveryConfig, deliver_due
+from notification_service.workflows.opt_outs import forward_opt_outs
+
+OPT_OUT_FORWARD_SECONDS = 5.0
+
+DESCRIPTION = """
+Playbooks that turn churn warnings, stage changes, new customers and orders into email, SMS,
+webhook or in-app messages. Before anything is sent: consent for the channel and purpose, a
+frequency cap, quiet hours in the customer's time zone and priority arbitration; a triggering
+event never sends twice. Publishes `notification.sent`, `notification.failed` and
+`notification.suppressed` (with the reason) on `crm.notifications`.
+"""
+
+
+def create_app(settings: NotificationSettings | None = None) -> FastAPI:
+    """Build the app; nothing starts until the lifespan runs."""
+    settings = settings or NotificationSettings()
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=settings.send_timeout_seconds)
+            )
+            runtime = await stack.enter_async_context(
+                run_service(
+                    settings,
+                    PLUMBING,
+                    metrics,
+                    produces=[Topic.NOTIFICATIONS],
+                    subscriptions=[Subscription("notifications", NOTIFICATION_TOPICS, apply_event)],
+                )
+            )
+            attach_runtime(app, runtime)
+            async with runtime.sessions() as session, session.begin():
+                await playbook_store.seed_defaults(session, utc_now())
+            config = delivery_config(settings, client)
+            app.state.delivery = config
+            if settings.delivery_interval_seconds > 0:
+                deliver = functools.partial(deliver_due, runtime, config, utc_now)
+                runtime.background(
+                    asyncio.create_task(
+                        run_periodically("deliver", settings.delivery_interval_seconds, deliver)
+                    )
+                )
+            key = settings.profile_service_api_key
+            forward = functools.partial(
+                forward_opt_outs,
+                runtime.sessions,
+                client,
+                settings.profile_service_url,
+                key.get_secret_value() if key else None,
+            )
+            runtime.background(
+                asyncio.create_task(run_periodically("opt-outs", OPT_OUT_FORWARD_SECONDS, forward))
+            )
+            yield
+
+    app = create_service_app(
+        settings=settings,
+        metrics=metrics,
+        title="notification-service",
+        description=DESCRIPTION,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    for module in (
+        rules_routes,
+        template_routes,
+        notification_routes,
+        inbox_routes,
+        unsubscribe_routes,
+    ):
+        app.include_router(module.router)
+    return app
+
+
+def delivery_config(settings: NotificationSettings, client: httpx.AsyncClient) -> DeliveryConfig:
+    """The channels and policy the delivery loop works with, from settings."""
+    secret = settings.signing_secret.get_secret_value().encode()
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    channels: dict[NotificationChannel, Channel] = {
+        NotificationChannel.EMAIL: SmtpChannel(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_sender,
+            username=settings.smtp_username,
+            password=password,
+            start_tls=settings.smtp_start_tls,
+            timeout=settings.send_timeout_seconds,
+        ),
+        NotificationChannel.WEBHOOK: WebhookChannel(
+            secret, timeout=settings.send_timeout_seconds, client=client
+        ),
+    }
+    if settings.sms_gateway_url:
+        token = settings.sms_gateway_token
+        channels[NotificationChannel.SMS] = HttpSmsGateway(
+            settings.sms_gateway_url,
+            sender_id=settings.sms_sender_id,
+            api_token=token.get_secret_value() if token else None,
+            timeout=settings.send_timeout_seconds,
+            client=client,
+        )
+    age = settings.max_trigger_age_hours
+    return DeliveryConfig(
+        policy=settings.policy(),
+        channels=channels,
+        public_base_url=settings.public_base_url,
+        signing_secret=secret,
+        batch_size=settings.delivery_batch_size,
+        max_trigger_age=timedelta(hours=age) if age > 0 else None,
+    )

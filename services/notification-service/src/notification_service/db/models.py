@@ -1,0 +1,179 @@
+"""Tables of notification-service: the contact replica, playbooks, templates, deliveries, inbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from crm_shared import AutoIncrementId, UtcDateTime, new_metadata, plumbing_tables
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+CustomerIdColumn = String(64)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of this service's tables."""
+
+    metadata = new_metadata()
+    type_annotation_map = {datetime: UtcDateTime}
+
+
+PLUMBING = plumbing_tables(Base.metadata)
+
+
+class Contact(Base):
+    """What this service knows of a customer: how to reach them and what to say (a replica)."""
+
+    __tablename__ = "contacts"
+
+    customer_id: Mapped[str] = mapped_column(CustomerIdColumn, primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    attributes: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    tags: Mapped[list[str]] = mapped_column(Json, default=list)
+    # The latest score.updated payload, for templates; the columns below are what rules read.
+    scores: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    stage: Mapped[str | None] = mapped_column(String(16))
+    previous_stage: Mapped[str | None] = mapped_column(String(16))
+    value_tier: Mapped[str | None] = mapped_column(String(32))
+    grade: Mapped[str | None] = mapped_column(String(16))
+    churn_risk: Mapped[float | None] = mapped_column(Float)
+    rfm_segment: Mapped[str | None] = mapped_column(String(32))
+    cluster: Mapped[str | None] = mapped_column(String(80))
+    predicted_clv_12m: Mapped[str | None] = mapped_column(String(40))
+    order_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_order_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class ContactOrder(Base):
+    """An order of a contact: enough to tell a first order and a purchase since a trigger."""
+
+    __tablename__ = "contact_orders"
+
+    order_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(CustomerIdColumn, index=True)
+    placed_at: Mapped[datetime]
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ContactConsent(Base):
+    """A customer's decision for one channel and purpose; the newest decision wins."""
+
+    __tablename__ = "contact_consents"
+
+    customer_id: Mapped[str] = mapped_column(CustomerIdColumn, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16), primary_key=True)
+    granted: Mapped[bool] = mapped_column(Boolean)
+    changed_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(100))
+
+
+class PlaybookRuleRow(Base):
+    """A playbook rule as a document (see domain.playbooks); editable through the API."""
+
+    __tablename__ = "playbook_rules"
+
+    rule_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(Json)
+    updated_at: Mapped[datetime]
+
+
+class TemplateRow(Base):
+    """A template id's text for one channel (a rule falling back through channels needs one
+    per channel); rejected on save if it cannot render."""
+
+    __tablename__ = "templates"
+
+    template_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    parts: Mapped[dict[str, str]] = mapped_column(Json)
+    updated_at: Mapped[datetime]
+
+
+class Notification(Base):
+    """One message decided for one customer: the delivery queue and the delivery log.
+
+    ``dedup_key`` (rule, customer, triggering event) is unique: a redelivered or replayed
+    event finds its notification already there and creates nothing.
+    """
+
+    __tablename__ = "notifications"
+
+    notification_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(400), unique=True)
+    customer_id: Mapped[str] = mapped_column(CustomerIdColumn)
+    rule_id: Mapped[str | None] = mapped_column(String(80))
+    template_id: Mapped[str] = mapped_column(String(80))
+    channels: Mapped[list[str]] = mapped_column(Json)
+    channel: Mapped[str | None] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    trigger_event_id: Mapped[str | None] = mapped_column(String(64))
+    trigger_type: Mapped[str | None] = mapped_column(String(40))
+    trigger_at: Mapped[datetime | None]
+    # What the trigger said (stage, warning reasons...), for the template and the log.
+    trigger_facts: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    # scheduled -> sending -> sent | failed; or suppressed. A deferral moves due_at.
+    status: Mapped[str] = mapped_column(String(16))
+    # When the rule wanted it sent; deferrals move ``due_at`` only, so the longest deferral
+    # is counted from the rule's intent.
+    intended_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    # When it was handed to a channel (marketing sends count against the cap from then).
+    decided_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(Text)
+    provider_id: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_notifications_status_due", "status", "due_at"),
+        Index("ix_notifications_customer_created", "customer_id", "created_at"),
+        Index("ix_notifications_customer_decided", "customer_id", "category", "decided_at"),
+        Index("ix_notifications_created", "created_at"),
+    )
+
+
+class InboxMessage(Base):
+    """An in-app message in a customer's inbox; frontends read it and mark it read."""
+
+    __tablename__ = "inbox_messages"
+
+    id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
+    notification_id: Mapped[str] = mapped_column(String(40), unique=True)
+    customer_id: Mapped[str] = mapped_column(CustomerIdColumn)
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    read_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_inbox_messages_customer_id", "customer_id", "id"),)
+
+
+class PendingOptOut(Base):
+    """An unsubscribe recorded here and not yet confirmed by profile-service."""
+
+    __tablename__ = "pending_opt_outs"
+
+    id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(CustomerIdColumn)
+    channel: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(String(16))
+    changed_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)

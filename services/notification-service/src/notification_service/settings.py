@@ -1,0 +1,92 @@
+"""notification-service settings, read from ``NOTIFICATION_*`` environment variables."""
+
+from __future__ import annotations
+
+from datetime import time, timedelta
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from crm_shared import ServiceSettings
+from notification_service.domain.delivery_policy import PolicySettings
+
+
+class NotificationSettings(ServiceSettings):
+    """Everything notification-service can be configured with (rules and templates: the API)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NOTIFICATION_", extra="ignore", validate_default=True
+    )
+
+    service_name: str = "notification-service"
+    database_url: str = "sqlite+aiosqlite:///./var/notification-service.db"
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8004",
+        description="Where customers reach this service (unsubscribe links point here).",
+    )
+    signing_secret: SecretStr = Field(
+        default=SecretStr("dev-only-signing-secret-change-me"),
+        description="Signs unsubscribe links and webhooks; production refuses the default.",
+    )
+    # Email over SMTP.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    smtp_sender: str = "CRM <crm@example.com>"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_start_tls: bool = False
+    # SMS through an HTTP gateway.
+    sms_gateway_url: str | None = Field(default=None, description="Unset: SMS is unavailable.")
+    sms_gateway_token: SecretStr | None = None
+    sms_sender_id: str = "CRM"
+    # Tasks for account managers (warnings about high-value customers).
+    account_manager_webhook_url: str | None = None
+    # profile-service, where unsubscribe links record the opt-out.
+    profile_service_url: str = "http://127.0.0.1:8001"
+    profile_service_api_key: SecretStr | None = None
+    # Delivery.
+    delivery_interval_seconds: float = Field(
+        default=0.5, ge=0, description="How often due messages are sent; 0 turns it off."
+    )
+    delivery_batch_size: int = Field(default=200, ge=1, le=10_000)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    retry_base_seconds: float = Field(default=60.0, gt=0, description="First retry's ceiling.")
+    retry_max_seconds: float = Field(default=1_800.0, gt=0)
+    send_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_trigger_age_hours: float = Field(
+        default=168.0,
+        ge=0,
+        description="A message due longer ago than this is not sent (replays); 0: no limit.",
+    )
+    # Policy.
+    marketing_cap_count: int = Field(default=1, ge=1)
+    marketing_cap_hours: float = Field(default=72.0, gt=0)
+    sliding_cap_count: int = Field(default=1, ge=1)
+    sliding_cap_days: float = Field(default=7.0, gt=0)
+    max_deferral_hours: float = Field(default=72.0, ge=0)
+    quiet_hours_start: time = time(21, 0)
+    quiet_hours_end: time = time(9, 0)
+
+    @model_validator(mode="after")
+    def _no_default_secret_in_production(self) -> NotificationSettings:
+        if self.environment == "production" and self.signing_secret.get_secret_value().startswith(
+            "dev-only"
+        ):
+            raise ValueError("signing_secret: set NOTIFICATION_SIGNING_SECRET in production")
+        return self
+
+    def policy(self) -> PolicySettings:
+        """The delivery policy these settings describe."""
+        return PolicySettings(
+            marketing_cap_count=self.marketing_cap_count,
+            marketing_cap_window=timedelta(hours=self.marketing_cap_hours),
+            sliding_cap_count=self.sliding_cap_count,
+            sliding_cap_window=timedelta(days=self.sliding_cap_days),
+            max_deferral=timedelta(hours=self.max_deferral_hours),
+            quiet_hours_start=self.quiet_hours_start,
+            quiet_hours_end=self.quiet_hours_end,
+            max_attempts=self.max_attempts,
+            backoff_base=timedelta(seconds=self.retry_base_seconds),
+            backoff_max=timedelta(seconds=max(self.retry_max_seconds, self.retry_base_seconds)),
+            account_management_webhook_url=self.account_manager_webhook_url,
+        )

@@ -1,0 +1,495 @@
+"""The delivery loop: due notifications decided, rendered, handed to their channel, recorded.
+
+One round, in three steps:
+
+1. *Decide* (one transaction): claim due notifications (skipping rows another replica holds),
+   and for each customer apply the policy in order: rule still enabled, still applies, a
+   channel with consent and an address, quiet hours, then the frequency cap and priority
+   arbitration. Deferred ones get a later due time; suppressed ones are closed with their
+   reason; in-app messages are delivered right there (the inbox is this database). Those to
+   send are marked ``sending`` and committed *before* anything leaves the service.
+2. *Send* outside any transaction, a bounded number at a time.
+3. *Record* the outcomes (one transaction): sent, retried later with backoff and jitter, or
+   failed; every final outcome is published through the outbox.
+
+A process killed between 1 and 3 leaves ``sending`` rows behind; they are closed as failed
+once their lease has passed, never sent again: whether the message left is unknown, and a
+second copy is the one thing this service promises never to send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_shared import ServiceRuntime, add_many_to_outbox, as_utc
+from crm_shared.contracts import (
+    Category,
+    Channel,
+    CloudEvent,
+    NotificationChannel,
+    NotificationFailed,
+    NotificationSent,
+    NotificationSuppressed,
+    Purpose,
+    Stage,
+    build_event,
+)
+from notification_service.channels.base import (
+    Channel as DeliveryChannel,
+)
+from notification_service.channels.base import (
+    DeliveryError,
+    OutgoingMessage,
+    TransientDeliveryError,
+)
+from notification_service.db.models import (
+    PLUMBING,
+    Contact,
+    ContactConsent,
+    InboxMessage,
+    Notification,
+)
+from notification_service.domain.delivery_policy import (
+    INTERNAL_CHANNELS,
+    Candidate,
+    ChannelChoice,
+    ContactState,
+    PolicySettings,
+    Suppression,
+    SuppressionReason,
+    arbitrate,
+    choose_channel,
+    next_attempt_or_fail,
+    quiet_hours_release,
+    retry_delay,
+)
+from notification_service.domain.playbooks import (
+    CUSTOMER_CREATED,
+    PlaybookRule,
+    cancelled_by_purchase,
+)
+from notification_service.domain.templates import InvalidTemplate, render
+from notification_service.workflows import playbook_store
+from notification_service.workflows.message_context import message_context, unsubscribe_url
+
+SOURCE = "/notification-service"
+SCHEDULED, SENDING, SENT = "scheduled", "sending", "sent"
+FAILED, SUPPRESSED = "failed", "suppressed"
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    """What a delivery round needs besides the database."""
+
+    policy: PolicySettings
+    channels: dict[NotificationChannel, DeliveryChannel]
+    public_base_url: str
+    signing_secret: bytes
+    batch_size: int = 200
+    parallel_sends: int = 20
+    # A ``sending`` row older than this was interrupted (the send timeout is far shorter).
+    sending_lease: timedelta = timedelta(minutes=10)
+    # Triggers older than this (a replay of old events) send nothing; None: no limit.
+    max_trigger_age: timedelta | None = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class _Send:
+    message: OutgoingMessage
+    attempt: int
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    notification_id: str
+    provider_id: str | None = None
+    error: DeliveryError | None = None
+
+
+async def deliver_due(
+    runtime: ServiceRuntime,
+    config: DeliveryConfig,
+    clock: Callable[[], datetime],
+    jitter: Callable[[], float] = random.random,
+) -> int:
+    """One round: decide, send and record every notification due now; how many were claimed."""
+    now = clock()
+    async with runtime.sessions() as session, session.begin():
+        await _close_interrupted(session, now - config.sending_lease, now)
+        claimed = await _claim_due(session, now, config.batch_size)
+        sends = await _decide(session, config, claimed, now) if claimed else []
+    runtime.wake_relay()
+    if not sends:
+        return len(claimed)
+    gate = asyncio.Semaphore(config.parallel_sends)
+
+    async def send(item: _Send) -> _Outcome:
+        async with gate:
+            channel = config.channels[item.message.channel]
+            try:
+                return _Outcome(item.message.notification_id, await channel.send(item.message))
+            except DeliveryError as error:
+                return _Outcome(item.message.notification_id, error=error)
+
+    outcomes = await asyncio.gather(*(send(item) for item in sends))
+    async with runtime.sessions() as session, session.begin():
+        await _record(session, config, outcomes, clock(), jitter)
+    runtime.wake_relay()
+    return len(claimed)
+
+
+async def _claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Notification]:
+    query = (
+        select(Notification)
+        .where(Notification.status == SCHEDULED, Notification.due_at <= now)
+        .order_by(Notification.due_at)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(await session.scalars(query))
+
+
+async def _decide(
+    session: AsyncSession, config: DeliveryConfig, claimed: list[Notification], now: datetime
+) -> list[_Send]:
+    customers = sorted({n.customer_id for n in claimed})
+    contacts = {
+        c.customer_id: c
+        for c in await session.scalars(select(Contact).where(Contact.customer_id.in_(customers)))
+    }
+    consents: dict[str, dict[tuple[Channel, Purpose], bool]] = defaultdict(dict)
+    for consent in await session.scalars(
+        select(ContactConsent).where(ContactConsent.customer_id.in_(customers))
+    ):
+        key = (Channel(consent.channel), Purpose(consent.purpose))
+        consents[consent.customer_id][key] = consent.granted
+    recent = await _recent_marketing_sends(session, customers, now, config.policy)
+    rules = {rule.rule_id: rule for rule in await playbook_store.all_rules(session)}
+    events: list[CloudEvent] = []
+    sends: list[_Send] = []
+    by_customer: dict[str, list[Notification]] = defaultdict(list)
+    for notification in claimed:
+        by_customer[notification.customer_id].append(notification)
+    for customer_id, notifications in by_customer.items():
+        contact = contacts.get(customer_id)
+        state = _contact_state(contact, customer_id, consents[customer_id])
+        ready = _policy_checks(notifications, rules, contact, state, config, now, events)
+        decisions = arbitrate(
+            [candidate for _, _, candidate in ready],
+            recent.get(customer_id, []),
+            now,
+            config.policy,
+            stage=state.stage,
+        )
+        by_key = {candidate.key: (n, choice) for n, choice, candidate in ready}
+        for decision in decisions:
+            notification, choice = by_key[decision.candidate.key]
+            if decision.outcome == "suppress":
+                reason = decision.reason or "frequency_cap"
+                events.append(_suppress(notification, Suppression(reason, decision.detail), now))
+            elif decision.outcome == "defer" and decision.at is not None:
+                notification.due_at = decision.at
+                notification.detail = "deferred by the frequency cap"
+            else:
+                sent = await _prepare(session, config, notification, choice, contact, now)
+                if isinstance(sent, _Send):
+                    sends.append(sent)
+                else:
+                    events.append(sent)
+    await add_many_to_outbox(session, PLUMBING, events)
+    return sends
+
+
+def _policy_checks(
+    notifications: list[Notification],
+    rules: dict[str, PlaybookRule],
+    contact: Contact | None,
+    state: ContactState,
+    config: DeliveryConfig,
+    now: datetime,
+    events: list[CloudEvent],
+) -> list[tuple[Notification, ChannelChoice, Candidate]]:
+    """One customer's due notifications through the checks before arbitration.
+
+    Suppressed and failed ones add their event to ``events``; quiet hours move ``due_at``.
+    """
+    ready: list[tuple[Notification, ChannelChoice, Candidate]] = []
+    for notification in notifications:
+        rule = _rule_of(notification, rules)
+        refusal = _refusal(notification, rule, contact, config, now)
+        choice = refusal or choose_channel(rule, state, config.policy)
+        if isinstance(choice, Suppression):
+            events.append(_suppress(notification, choice, now))
+            continue
+        if choice.channel not in INTERNAL_CHANNELS:
+            release = quiet_hours_release(now, state.time_zone, config.policy)
+            if release > now:
+                notification.due_at = release
+                notification.detail = "quiet hours in the customer's time zone"
+                continue
+        in_app = choice.channel is NotificationChannel.IN_APP
+        if not in_app and choice.channel not in config.channels:
+            events.append(_fail(notification, now, f"no {choice.channel.value} channel configured"))
+            continue
+        candidate = Candidate(
+            key=notification.notification_id,
+            rule_id=notification.rule_id or "send-now",
+            trigger_event_id=notification.trigger_event_id or notification.notification_id,
+            category=Category(notification.category),
+            priority=notification.priority,
+            due_at=min(as_utc(notification.intended_at), now),
+        )
+        ready.append((notification, choice, candidate))
+    return ready
+
+
+async def _prepare(
+    session: AsyncSession,
+    config: DeliveryConfig,
+    notification: Notification,
+    choice: ChannelChoice,
+    contact: Contact | None,
+    now: datetime,
+) -> _Send | CloudEvent:
+    """Render for the chosen channel; deliver in-app at once, else mark it ``sending``."""
+    channel = choice.channel
+    template = await playbook_store.template_for(session, notification.template_id, channel)
+    if template is None or contact is None:
+        return _fail(notification, now, f"no template {notification.template_id!r} for {channel}")
+    category = Category(notification.category)
+    link = (
+        None
+        if channel in INTERNAL_CHANNELS
+        else unsubscribe_url(
+            config.public_base_url, config.signing_secret, contact.customer_id, channel, category
+        )
+    )
+    try:
+        content = render(template, message_context(contact, notification, link))
+    except InvalidTemplate as invalid:
+        return _fail(notification, now, f"template does not render: {invalid}")
+    notification.channel = channel.value
+    notification.recipient = choice.address
+    notification.subject = content.subject or content.title
+    notification.attempts += 1
+    notification.decided_at = now
+    if channel is NotificationChannel.IN_APP:
+        session.add(
+            InboxMessage(
+                notification_id=notification.notification_id,
+                customer_id=notification.customer_id,
+                title=content.title or "",
+                body=content.body or "",
+                category=category.value,
+                created_at=now,
+            )
+        )
+        return _mark_sent(notification, now, provider_id=None)
+    notification.status = SENDING
+    message = OutgoingMessage(
+        notification_id=notification.notification_id,
+        customer_id=notification.customer_id,
+        channel=channel,
+        recipient=choice.address,
+        content=content,
+        category=category,
+        unsubscribe_url=link,
+    )
+    return _Send(message, notification.attempts)
+
+
+async def _record(
+    session: AsyncSession,
+    config: DeliveryConfig,
+    outcomes: Sequence[_Outcome],
+    now: datetime,
+    jitter: Callable[[], float],
+) -> None:
+    rows = {
+        n.notification_id: n
+        for n in await session.scalars(
+            select(Notification).where(
+                Notification.notification_id.in_([o.notification_id for o in outcomes])
+            )
+        )
+    }
+    events: list[CloudEvent] = []
+    for outcome in outcomes:
+        notification = rows.get(outcome.notification_id)
+        if notification is None or notification.status != SENDING:
+            continue  # erased meanwhile, or closed as interrupted by another replica
+        error = outcome.error
+        if error is None:
+            events.append(_mark_sent(notification, now, outcome.provider_id))
+            continue
+        retry = isinstance(error, TransientDeliveryError) and next_attempt_or_fail(
+            notification.attempts, config.policy
+        )
+        if retry:
+            wait = retry_delay(notification.attempts, config.policy, jitter())
+            if isinstance(error, TransientDeliveryError) and error.retry_after is not None:
+                wait = max(wait, timedelta(seconds=error.retry_after))
+            notification.status = SCHEDULED
+            notification.due_at = now + wait
+            notification.detail = f"attempt {notification.attempts} failed: {error.reason}"
+            continue
+        events.append(_fail(notification, now, error.reason))
+    await add_many_to_outbox(session, PLUMBING, events)
+
+
+async def _close_interrupted(
+    session: AsyncSession, started_before: datetime, now: datetime
+) -> None:
+    stale = await session.scalars(
+        select(Notification).where(
+            Notification.status == SENDING, Notification.decided_at < started_before
+        )
+    )
+    events = [
+        _fail(
+            notification,
+            now,
+            "interrupted while sending: whether it left is unknown, so it is not sent again",
+        )
+        for notification in stale
+    ]
+    await add_many_to_outbox(session, PLUMBING, events)
+
+
+async def _recent_marketing_sends(
+    session: AsyncSession, customers: list[str], now: datetime, policy: PolicySettings
+) -> dict[str, list[datetime]]:
+    window = max(policy.marketing_cap_window, policy.sliding_cap_window)
+    rows = await session.execute(
+        select(Notification.customer_id, Notification.decided_at).where(
+            Notification.customer_id.in_(customers),
+            Notification.category == Category.MARKETING.value,
+            Notification.status.in_((SENDING, SENT)),
+            Notification.decided_at >= now - window,
+        )
+    )
+    sends: dict[str, list[datetime]] = defaultdict(list)
+    for customer_id, decided_at in rows:
+        if decided_at is not None:
+            sends[customer_id].append(as_utc(decided_at))
+    return sends
+
+
+def _contact_state(
+    contact: Contact | None, customer_id: str, consents: dict[tuple[Channel, Purpose], bool]
+) -> ContactState:
+    if contact is None:
+        return ContactState(customer_id=customer_id, has_inbox=False)
+    return ContactState(
+        customer_id=customer_id,
+        time_zone=contact.time_zone,
+        email=contact.email,
+        phone=contact.phone,
+        consents=consents,
+        stage=Stage(contact.stage) if contact.stage else None,
+        last_order_at=contact.last_order_at,
+    )
+
+
+def _rule_of(notification: Notification, rules: dict[str, PlaybookRule]) -> PlaybookRule:
+    """The notification's rule as it stands now; a one-off send gets an ad-hoc rule."""
+    if notification.rule_id is not None and notification.rule_id in rules:
+        return rules[notification.rule_id]
+    return PlaybookRule(
+        rule_id=notification.rule_id or "send-now",
+        name="one-off send",
+        event_type=CUSTOMER_CREATED,
+        template_id=notification.template_id,
+        channels=tuple(NotificationChannel(c) for c in notification.channels),
+        category=Category(notification.category),
+        enabled=notification.rule_id is None,  # a deleted rule sends nothing more
+    )
+
+
+def _refusal(
+    notification: Notification,
+    rule: PlaybookRule,
+    contact: Contact | None,
+    config: DeliveryConfig,
+    now: datetime,
+) -> Suppression | None:
+    if not rule.enabled:
+        return Suppression("rule_disabled", f"rule {rule.rule_id} is disabled or deleted")
+    overdue = now - as_utc(notification.intended_at)
+    if config.max_trigger_age is not None and overdue > config.max_trigger_age:
+        return Suppression("no_longer_applies", "due too long ago (a replay of old events?)")
+    trigger_at = notification.trigger_at
+    last_order = contact.last_order_at if contact is not None else None
+    if trigger_at is not None and cancelled_by_purchase(rule, as_utc(trigger_at), last_order):
+        return Suppression("no_longer_applies", "the customer bought again since the trigger")
+    if contact is None:
+        return Suppression("no_contact", "nothing is known of this customer here")
+    return None
+
+
+def _suppress(notification: Notification, why: Suppression, now: datetime) -> CloudEvent:
+    notification.status = SUPPRESSED
+    notification.reason = why.reason
+    notification.detail = why.detail
+    notification.finished_at = now
+    reason: SuppressionReason = why.reason
+    payload = NotificationSuppressed(
+        notification_id=notification.notification_id,
+        customer_id=notification.customer_id,
+        rule_id=notification.rule_id,
+        channel=why.channel,
+        category=Category(notification.category),
+        trigger_event_id=notification.trigger_event_id,
+        suppressed_at=now,
+        reason=reason,
+        detail=why.detail,
+    )
+    return build_event(payload, source=SOURCE, time=now)
+
+
+def _mark_sent(notification: Notification, now: datetime, provider_id: str | None) -> CloudEvent:
+    notification.status = SENT
+    notification.finished_at = now
+    notification.provider_id = provider_id
+    notification.detail = None
+    payload = NotificationSent(
+        notification_id=notification.notification_id,
+        customer_id=notification.customer_id,
+        rule_id=notification.rule_id,
+        template_id=notification.template_id,
+        channel=NotificationChannel(notification.channel or NotificationChannel.IN_APP),
+        category=Category(notification.category),
+        trigger_event_id=notification.trigger_event_id,
+        sent_at=now,
+    )
+    return build_event(payload, source=SOURCE, time=now)
+
+
+def _fail(notification: Notification, now: datetime, error: str) -> CloudEvent:
+    notification.status = FAILED
+    notification.finished_at = now
+    notification.detail = error
+    channel = notification.channel or next(iter(notification.channels or []), None)
+    payload = NotificationFailed(
+        notification_id=notification.notification_id,
+        customer_id=notification.customer_id,
+        rule_id=notification.rule_id,
+        template_id=notification.template_id,
+        channel=NotificationChannel(channel) if channel else NotificationChannel.EMAIL,
+        category=Category(notification.category),
+        trigger_event_id=notification.trigger_event_id,
+        failed_at=now,
+        attempts=max(notification.attempts, 1),
+        permanent=True,
+        error=error[:500],
+    )
+    return build_event(payload, source=SOURCE, time=now)

@@ -1,0 +1,72 @@
+"""From a triggering event to scheduled notifications: match the playbook, queue once.
+
+Each match becomes a row in the delivery queue keyed by (rule, customer, triggering event);
+a redelivered or replayed event finds the row already there and queues nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_shared import as_utc, new_id, upsert_into
+from crm_shared.contracts import Grade, ValueTier
+from notification_service.db.models import Contact, Notification
+from notification_service.domain.playbooks import Trigger, dedup_key, due_at, matching_rules
+from notification_service.workflows import playbook_store
+
+SCHEDULED = "scheduled"
+
+
+def with_contact_facts(trigger: Trigger, contact: Contact | None) -> Trigger:
+    """Fill the facts the event does not carry (tier, grade, risk, segment) from the replica."""
+    if contact is None:
+        return trigger
+    return replace(
+        trigger,
+        value_tier=trigger.value_tier
+        or (ValueTier(contact.value_tier) if contact.value_tier else None),
+        grade=trigger.grade or (Grade(contact.grade) if contact.grade else None),
+        churn_risk=trigger.churn_risk if trigger.churn_risk is not None else contact.churn_risk,
+        rfm_segment=trigger.rfm_segment or contact.rfm_segment,
+        cluster=trigger.cluster or contact.cluster,
+    )
+
+
+async def schedule_notifications(
+    session: AsyncSession, trigger: Trigger, facts: dict[str, Any], now: datetime
+) -> int:
+    """Queue a notification for every rule ``trigger`` matches; how many rules matched."""
+    matched = matching_rules(await playbook_store.all_rules(session), trigger)
+    if not matched:
+        return 0
+    rows = [
+        {
+            "notification_id": new_id(),
+            "dedup_key": dedup_key(rule, trigger.customer_id, trigger.event_id),
+            "customer_id": trigger.customer_id,
+            "rule_id": rule.rule_id,
+            "template_id": rule.template_id,
+            "channels": [channel.value for channel in rule.channels],
+            "category": rule.category.value,
+            "priority": rule.priority,
+            "trigger_event_id": trigger.event_id,
+            "trigger_type": trigger.event_type,
+            "trigger_at": as_utc(trigger.occurred_at),
+            "trigger_facts": facts,
+            "status": SCHEDULED,
+            "intended_at": as_utc(due_at(rule, trigger)),
+            "due_at": as_utc(due_at(rule, trigger)),
+            "attempts": 0,
+            "created_at": now,
+        }
+        for rule in matched
+    ]
+    statement = upsert_into(session, Notification).on_conflict_do_nothing(
+        index_elements=[Notification.dedup_key]
+    )
+    await session.execute(statement, rows)
+    return len(matched)

@@ -45,6 +45,7 @@ __all__ = [
     "SmtpSink",
     "WebhookDelivery",
     "WebhookReceiver",
+    "serving",
     "sms_gateway",
     "smtp_sink",
     "webhook_receiver",
@@ -138,8 +139,9 @@ class _QuietServer(uvicorn.Server):
 
 
 @asynccontextmanager
-async def _serving(app: Starlette) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port; yields its base URL."""
+async def serving(app: Starlette) -> AsyncIterator[str]:
+    """Serve ``app`` (any Starlette or FastAPI app whose lifespan already runs) with uvicorn on
+    a free loopback port; yields its base URL."""
     port = free_loopback_port()
     config = uvicorn.Config(
         app,
@@ -235,7 +237,7 @@ async def sms_gateway(
         return JSONResponse({"id": f"sms-{len(gateway.messages)}"}, status_code=202)
 
     app = Starlette(routes=[Route("/v1/messages", receive, methods=["POST"])])
-    async with _serving(app) as base_url:
+    async with serving(app) as base_url:
         gateway.url = f"{base_url}/v1/messages"
         yield gateway
 
@@ -305,6 +307,6 @@ async def webhook_receiver(
         return JSONResponse({"id": f"hook-{len(receiver.deliveries)}"})
 
     app = Starlette(routes=[Route("/hooks/crm", receive, methods=["POST"])])
-    async with _serving(app) as base_url:
+    async with serving(app) as base_url:
         receiver.url = f"{base_url}/hooks/crm"
         yield receiver

@@ -41,6 +41,8 @@ bench: install
 	$(PY) bench/profile_import.py
 	$(PY) bench/scoring_fit.py
 	$(PY) bench/scoring_consume.py
+	$(PY) bench/lifecycle_sweep.py
+	$(PY) bench/lifecycle_consume.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -14,7 +14,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert
+from sqlalchemy import DateTime, String, Table, bindparam, delete, insert, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared import add_many_to_outbox, new_id, upsert_into
@@ -113,7 +114,8 @@ class CustomerChanges:
         """Keep the domain's new state and record its transition, if any."""
         tracked = self.customers[customer_id]
         state, transition = moved
-        self.daily.update(order_count_deltas(tracked.state.order_count, state.order_count, at))
+        if state.order_count != tracked.state.order_count:
+            self.daily.update(order_count_deltas(tracked.state.order_count, state.order_count, at))
         tracked.state = state
         tracked.as_of = max(tracked.as_of, at)
         if transition is not None:
@@ -175,17 +177,26 @@ class CustomerChanges:
             await session.execute(
                 delete(CUSTOMERS).where(CUSTOMERS.c.customer_id.in_(list(self.removed)))
             )
-        rows = [
-            {
-                **state_values(tracked.state),
-                "active_months": sorted(tracked.active_months),
-                "clv_currency": tracked.clv_currency,
-                "next_review_at": next_review_at(
-                    tracked.state, tracked.warning, self.rules, tracked.as_of
-                ),
-            }
-            for tracked in self.customers.values()
-        ]
+        rows: list[dict[str, Any]] = []
+        reviews: list[dict[str, Any]] = []
+        for customer_id, tracked in self.customers.items():
+            review = next_review_at(tracked.state, tracked.warning, self.rules, tracked.as_of)
+            stored = self.stored.get(customer_id)
+            # Most customers a sweep reviews do not move: only their review time is written.
+            if stored is not None and customer_id not in self.removed and _same(stored, tracked):
+                if review != stored.next_review_at:
+                    reviews.append({"key": customer_id, "review": review})
+                continue
+            rows.append(
+                {
+                    **state_values(tracked.state),
+                    "active_months": sorted(tracked.active_months),
+                    "clv_currency": tracked.clv_currency,
+                    "next_review_at": review,
+                }
+            )
+        if reviews:
+            await _update_review_times(session, reviews)
         if not rows:
             return
         statement = upsert_into(session, CUSTOMERS)
@@ -246,14 +257,16 @@ class CustomerChanges:
         daily = Counter({key: delta for key, delta in self.daily.items() if delta})
         await _add_counts(session, _table(DailyCount), ("day", "metric"), "delta", daily)
         cells: Counter[tuple[int, int]] = Counter()
-        for customer_id, stored in self.stored.items():
-            cells.subtract(cohort_cells(stored.active_months))
-            tracked = self.customers.get(customer_id)
-            if tracked is not None:
-                cells.update(cohort_cells(tracked.active_months))
         for customer_id, tracked in self.customers.items():
-            if customer_id not in self.stored:
+            stored = self.stored.get(customer_id)
+            before = stored.active_months if stored is not None else frozenset()
+            if tracked.active_months != before:
+                cells.subtract(cohort_cells(before))
                 cells.update(cohort_cells(tracked.active_months))
+        for customer_id in self.removed:
+            stored = self.stored.get(customer_id)
+            if stored is not None and customer_id not in self.customers:
+                cells.subtract(cohort_cells(stored.active_months))
         changed = Counter({key: delta for key, delta in cells.items() if delta})
         await _add_counts(
             session, _table(CohortCell), ("cohort_month", "active_month"), "customers", changed
@@ -284,6 +297,40 @@ class CustomerChanges:
                 )
             )
         return events
+
+
+# One statement for a whole chunk: a sweep rewrites thousands of review times at a time, and
+# row-by-row updates cost a round trip each.
+_REVIEW_TIMES_FROM_ARRAYS = text(
+    "UPDATE customer_lifecycles AS c SET next_review_at = v.review"
+    " FROM unnest(:keys, :reviews) AS v(key, review) WHERE c.customer_id = v.key"
+).bindparams(
+    bindparam("keys", type_=postgresql.ARRAY(String())),
+    bindparam("reviews", type_=postgresql.ARRAY(DateTime(timezone=True))),
+)
+
+
+async def _update_review_times(session: AsyncSession, reviews: list[dict[str, Any]]) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        keys = [row["key"] for row in reviews]
+        times = [row["review"] for row in reviews]
+        await session.execute(_REVIEW_TIMES_FROM_ARRAYS, {"keys": keys, "reviews": times})
+        return
+    await session.execute(
+        update(CUSTOMERS)
+        .where(CUSTOMERS.c.customer_id == bindparam("key"))
+        .values(next_review_at=bindparam("review")),
+        reviews,
+    )
+
+
+def _same(stored: StoredCustomer, tracked: TrackedCustomer) -> bool:
+    """Whether nothing but the review time can have changed since the customer was loaded."""
+    return (
+        tracked.state == stored.state
+        and tracked.active_months == stored.active_months
+        and tracked.clv_currency == stored.clv_currency
+    )
 
 
 def _warning_payload(warning: ChurnWarningRecord, currency: str | None) -> ChurnWarning:

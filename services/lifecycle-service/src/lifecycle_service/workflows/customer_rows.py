@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, select
@@ -18,6 +19,7 @@ OPEN_STATUSES = (WarningStatus.OPEN.value, WarningStatus.UPDATED.value)
 # Rows are read as plain column tuples: ORM objects cost several times more per row, and a
 # sweep reads customers by the hundred thousand.
 CUSTOMERS = cast(Table, CustomerLifecycleRow.__table__)
+WARNINGS = cast(Table, ChurnWarningRow.__table__)
 
 
 @dataclass
@@ -31,6 +33,7 @@ class StoredCustomer:
     active_months: frozenset[int]
     clv_currency: str | None
     warning: ChurnWarningRecord | None
+    next_review_at: datetime | None = None
 
 
 def state_of(row: Any) -> CustomerLifecycle:
@@ -73,8 +76,8 @@ def state_values(state: CustomerLifecycle) -> dict[str, Any]:
     }
 
 
-def warning_of(row: ChurnWarningRow) -> ChurnWarningRecord:
-    """The domain warning stored in ``row``."""
+def warning_of(row: Any) -> ChurnWarningRecord:
+    """The domain warning stored in ``row`` (an ORM object or a row of the table's columns)."""
     return ChurnWarningRecord(
         warning_id=row.warning_id,
         customer_id=row.customer_id,
@@ -141,16 +144,16 @@ async def customers_with_warnings(
             active_months=frozenset(row.active_months),
             clv_currency=row.clv_currency,
             warning=None,
+            next_review_at=row.next_review_at,
         )
         for row in rows
     }
     if found:
         # The open warning, or else the latest closed one: a warning lost to the same signals
         # must not be raised again (see domain.churn_warnings.raise_or_update).
-        warnings = await session.scalars(
-            select(ChurnWarningRow)
-            .where(ChurnWarningRow.customer_id.in_(list(found)))
-            .order_by(ChurnWarningRow.raised_at)
+        table = WARNINGS
+        warnings = await session.execute(
+            select(table).where(table.c.customer_id.in_(list(found))).order_by(table.c.raised_at)
         )
         for row in warnings:
             customer = found[row.customer_id]

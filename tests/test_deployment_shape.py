@@ -1,23 +1,30 @@
 """Every service `make run` starts ships in the production shape too, wired the same way.
 
 Its image, its place in docker-compose.yml with its own PostgreSQL database, its Prometheus
-target, its Kubernetes manifest, and the topics it uses. Read from the files only: no Docker
-engine or cluster is needed, so a service that joins `make run` without joining these fails here.
+target, its Kubernetes manifest, and the topics it uses; its secrets come from the environment
+or a Kubernetes Secret, and its settings accept what each shape gives it in production. Read from
+the files only: no Docker engine or cluster is needed, so a service that joins `make run`
+without joining these fails here.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import json
+import re
+import typing
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml  # type: ignore[import-untyped]
+from pydantic import SecretStr
 
 from crm_devstack.services import SERVICES, ServiceSpec, repo_root
-from crm_shared import ServiceSettings
+from crm_shared import Scope, ServiceSettings, generate_api_key
 from crm_shared.contracts import Topic
 
 ROOT = repo_root()
@@ -60,17 +67,63 @@ def _variables(spec: ServiceSpec) -> set[str]:
     return {f"{spec.env_prefix}{name.upper()}" for name in _settings_class(spec).model_fields}
 
 
+def _secret_variables(spec: ServiceSpec) -> set[str]:
+    """The variables of the settings typed as secrets, e.g. ``NOTIFICATION_SIGNING_SECRET``."""
+    return {
+        f"{spec.env_prefix}{name.upper()}"
+        for name, field in _settings_class(spec).model_fields.items()
+        if field.annotation is SecretStr or SecretStr in typing.get_args(field.annotation)
+    }
+
+
 def _database(spec: ServiceSpec) -> str:
     """The service's PostgreSQL database and login role, e.g. ``lifecycle``."""
     return spec.env_prefix.removesuffix("_").lower()
 
 
 def _secret_refs(container: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The container's variables read from a Secret: name and key, whether optional or not."""
     return {
-        variable["name"]: variable["valueFrom"]["secretKeyRef"]
+        variable["name"]: {
+            part: value
+            for part, value in variable["valueFrom"]["secretKeyRef"].items()
+            if part != "optional"
+        }
         for variable in container.get("env", [])
         if "secretKeyRef" in variable.get("valueFrom", {})
     }
+
+
+# ${NAME:?message}, ${NAME:-default} or ${NAME}: compose fills these in from the environment.
+_SUBSTITUTION = re.compile(r"\$\{(?P<name>\w+)(?::?[?-][^}]*)?\}")
+_STAND_IN_SECRET = "not-a-real-secret-but-long-enough"
+
+
+def _stand_in_keys() -> str:
+    _key, record = generate_api_key("stand-in", list(Scope))
+    return json.dumps([record.model_dump(mode="json")])
+
+
+def _compose_value(value: object) -> str:
+    """A compose environment value with each substitution filled in by a stand-in."""
+
+    def stand_in(match: re.Match[str]) -> str:
+        if match["name"] == "CRM_API_KEYS":
+            return _stand_in_keys()
+        return _STAND_IN_SECRET
+
+    return _SUBSTITUTION.sub(stand_in, str(value))
+
+
+def _production_settings(
+    spec: ServiceSpec, environment: Mapping[str, str], monkeypatch: pytest.MonkeyPatch
+) -> ServiceSettings:
+    """The service's settings read from exactly `environment` (and defaults), as at start."""
+    for variable in _variables(spec):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    return _settings_class(spec)()
 
 
 @each_service
@@ -107,6 +160,8 @@ def test_compose_runs_the_service_on_its_own_database(spec: ServiceSpec) -> None
     partitions = compose["services"]["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"]
     assert environment[f"{prefix}KAFKA_TOPIC_PARTITIONS"] == partitions
     assert environment[f"{prefix}API_KEYS"].startswith("${CRM_API_KEYS:?")
+    for variable in _secret_variables(spec) & set(environment):
+        assert environment[variable].startswith(f"${{{variable}:?"), f"{variable}: not a literal"
     assert service["ports"] == [f"{spec.port}:{CONTAINER_PORT}"]
     assert service["depends_on"] == {
         "postgres": {"condition": "service_healthy"},
@@ -153,10 +208,10 @@ def test_kubernetes_manifest_migrates_then_serves_with_probes(spec: ServiceSpec)
     (migrate,) = pod["initContainers"]
     (server,) = pod["containers"]
     assert (migrate["args"], server["args"]) == (["migrate"], ["serve"])
-    secrets = {
-        variable: {"name": spec.name, "key": variable}
-        for variable in (f"{prefix}DATABASE_URL", f"{prefix}API_KEYS")
-    }
+    # Every secret the settings know can come from the service's Secret, never the ConfigMap.
+    secret_variables = {f"{prefix}DATABASE_URL", f"{prefix}API_KEYS", *_secret_variables(spec)}
+    assert not secret_variables & set(config)
+    secrets = {variable: {"name": spec.name, "key": variable} for variable in secret_variables}
     for container in (migrate, server):
         assert container["image"].startswith(f"crm/{spec.name}:")
         assert container["envFrom"] == [{"configMapRef": {"name": spec.name}}]
@@ -170,6 +225,37 @@ def test_kubernetes_manifest_migrates_then_serves_with_probes(spec: ServiceSpec)
 
     assert by_kind["Service"]["spec"]["selector"] == labels
     assert by_kind["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"] == labels
+
+
+@each_service
+def test_settings_accept_the_compose_environment_in_production(
+    spec: ServiceSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # E.g. a secret production insists on (notification-service's signing secret) is missing.
+    environment = _compose()["services"][spec.name]["environment"]
+    filled = {variable: _compose_value(value) for variable, value in environment.items()}
+    settings = _production_settings(spec, filled, monkeypatch)
+    assert settings.environment == "production"
+
+
+@each_service
+def test_settings_accept_the_kubernetes_environment_in_production(
+    spec: ServiceSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = DEPLOY / "k8s" / f"{spec.name}.yaml"
+    documents = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+    (config,) = (doc["data"] for doc in documents if doc["kind"] == "ConfigMap")
+    (deployment,) = (doc for doc in documents if doc["kind"] == "Deployment")
+    (server,) = deployment["spec"]["template"]["spec"]["containers"]
+    stand_ins = {
+        f"{spec.env_prefix}DATABASE_URL": "postgresql+asyncpg://user:password@postgres:5432/db",
+        f"{spec.env_prefix}API_KEYS": _stand_in_keys(),
+    }
+    secrets = {
+        variable: stand_ins.get(variable, _STAND_IN_SECRET) for variable in _secret_refs(server)
+    }
+    settings = _production_settings(spec, {**config, **secrets}, monkeypatch)
+    assert settings.environment == "production"
 
 
 def test_topics_manifest_declares_every_event_topic_alike() -> None:

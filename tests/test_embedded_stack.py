@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import smtplib
 import time
 from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from crm_devstack.launcher import start_stack
+from crm_devstack.launcher import Stack, start_stack
 from crm_shared.contracts import CustomerCreated, decode_event
 from crm_shared.testing import read_topic
+from notification_service.domain.default_playbook import DEFAULT_RULES
 
 # How long a customer created in profile-service may take to reach lifecycle-service over Kafka.
 _PROPAGATION_SECONDS = 15.0
@@ -64,6 +69,41 @@ def test_make_run_stack_serves_customers_and_tracks_their_stage(tmp_path: Path) 
         )
         events = [decode_event(record.value or b"") for record in records]
         assert [e.subject for e in events if isinstance(e.data, CustomerCreated)] == [customer_id]
+
+        _assert_notification_service_serves_its_playbook(stack, key)
+        _assert_mail_sink_keeps_each_message(stack)
+
+
+def _assert_notification_service_serves_its_playbook(stack: Stack, key: dict[str, str]) -> None:
+    notification = stack.services["notification-service"].base_url
+    with httpx.Client(base_url=notification, timeout=10) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").json()["checks"] == {"database": True, "broker": True}
+        assert client.get("/docs").status_code == 200
+        assert client.get("/v1/rules").status_code == 401
+        response = client.get("/v1/rules", headers=key)
+        assert response.status_code == 200, response.text
+        # The shipped playbook (eight rules), seeded when the service starts.
+        rule_ids = {rule["rule_id"] for rule in response.json()}
+        assert rule_ids == {rule.rule_id for rule in DEFAULT_RULES}
+        assert len(rule_ids) == 8
+
+
+def _assert_mail_sink_keeps_each_message(stack: Stack) -> None:
+    sink = stack.mail_sink
+    assert sink is not None
+    assert sink.directory == stack.data_dir / "mail"
+    message = EmailMessage()
+    message["From"] = "Devstack check <check@example.com>"
+    message["To"] = "grace@example.com"
+    message["Subject"] = "Sent by hand to the mail sink"
+    message.set_content("One file per message.")
+    with smtplib.SMTP(sink.host, sink.port, timeout=10) as smtp:
+        smtp.send_message(message)
+    # The sink may also hold notification-service's welcome to Ada (outside quiet hours).
+    kept = [BytesParser(policy=policy.default).parsebytes(p.read_bytes()) for p in sink.messages()]
+    (by_hand,) = [m for m in kept if m["Subject"] == "Sent by hand to the mail sink"]
+    assert by_hand["To"] == "grace@example.com"
 
 
 def _view_once(

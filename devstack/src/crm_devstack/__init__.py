@@ -1,5 +1,6 @@
 """Local tooling for the CRM services: ``make run`` (the whole system on the embedded broker and
-SQLite) and the migration drift check ``make test`` runs before pytest.
+SQLite, with a local SMTP sink for the mail) and the migration drift check ``make test`` runs
+before pytest.
 
 Tests that need the whole system use `start_stack`; the CLI is ``python -m crm_devstack``.
 """
@@ -11,6 +12,7 @@ from crm_devstack.launcher import (
     StackError,
     start_stack,
 )
+from crm_devstack.mail_sink import MailSink, MailSinkError
 from crm_devstack.migrations_check import (
     MigrationCheckFailure,
     check_migrations,
@@ -20,6 +22,8 @@ from crm_devstack.services import SERVICES, RepositoryNotFound, ServiceSpec, dis
 
 __all__ = [
     "SERVICES",
+    "MailSink",
+    "MailSinkError",
     "MigrationCheckFailure",
     "RepositoryNotFound",
     "RunningService",

@@ -19,6 +19,7 @@ from crm_shared import API_KEY_HEADER
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _INTAKE_SERVICE = "profile-service"
 _STAGE_SERVICE = "lifecycle-service"
+_OUTREACH_SERVICE = "notification-service"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="  %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health poll is noise
+    # aiosmtpd logs every SMTP session; the mail sink's own line per message is what counts.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     if args.command == "run":
         return run_stack(args.data_dir or repo_root() / "var", args.host)
     return run_migrations_check()
@@ -87,7 +90,7 @@ def run_migrations_check() -> int:
 
 
 def render_summary(stack: Stack) -> str:
-    """The text shown once the stack is up: URLs, broker, API key, and curl examples."""
+    """The text shown once the stack is up: URLs, broker, mail, API key, and curl examples."""
     rows = [("Service", "API docs", "Log")]
     rows += [
         (service.name, service.docs_url, _shown(service.log_path))
@@ -97,6 +100,7 @@ def render_summary(stack: Stack) -> str:
         ("Kafka broker", f"{stack.bootstrap_servers}  (embedded, in memory)"),
         ("Broker log", _shown(stack.broker_log_path)),
         ("Databases", f"SQLite, one file per service, in {_shown(stack.data_dir)}/"),
+        *_mail_details(stack),
         ("API key", stack.api_key),
         ("", "(all scopes; shown only now; every run makes a new one)"),
     ]
@@ -107,15 +111,31 @@ def render_summary(stack: Stack) -> str:
         lines += [f"  {name:<{first}}  {docs:<{second}}  {log}" for name, docs, log in rows]
         lines.append("")
     lines += [f"  {label:<{first}}  {value}" for label, value in details]
+    examples = []
     intake = stack.services.get(_INTAKE_SERVICE)
     if intake is not None:
-        lines += ["", "Create a customer and read it back:", "", *_curl_examples(intake, stack)]
+        examples += ["", "Create a customer and read it back:", "", *_curl_examples(intake, stack)]
         stages = stack.services.get(_STAGE_SERVICE)
         if stages is not None:
-            lines += ["", "Its lifecycle stage (a prospect until it orders):", ""]
-            lines += _stage_example(stages, stack)
-        lines += ["", "Full API: the docs URLs above."]
+            examples += ["", "Its lifecycle stage (a prospect until it orders):", ""]
+            examples += _stage_example(stages, stack)
+    outreach = stack.services.get(_OUTREACH_SERVICE)
+    if outreach is not None:
+        examples += ["", "The playbook rules that decide who is sent what, and when:", ""]
+        examples += _rules_example(outreach, stack)
+    if examples:
+        lines += [*examples, "", "Full API: the docs URLs above."]
     return "\n".join([*lines, ""])
+
+
+def _mail_details(stack: Stack) -> list[tuple[str, str]]:
+    sink = stack.mail_sink
+    if sink is None:
+        return []
+    return [
+        ("Mail", f"SMTP sink on {sink.host}:{sink.port}; nothing leaves this machine"),
+        ("", f"each message saved as an .eml file in {_shown(sink.directory)}/ and logged here"),
+    ]
 
 
 def _curl_examples(service: RunningService, stack: Stack) -> list[str]:
@@ -140,6 +160,10 @@ def _stage_example(service: RunningService, stack: Stack) -> list[str]:
         f'  curl -sS "{service.base_url}/v1/customers/$CUSTOMER_ID/stage" \\',
         f"      -H {_key_header(stack)}",
     ]
+
+
+def _rules_example(service: RunningService, stack: Stack) -> list[str]:
+    return [f'  curl -sS "{service.base_url}/v1/rules" \\', f"      -H {_key_header(stack)}"]
 
 
 def _key_header(stack: Stack) -> str:

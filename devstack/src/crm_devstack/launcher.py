@@ -1,4 +1,4 @@
-"""Run the whole system as local processes: the embedded broker, then every service.
+"""Run the whole system as local processes: the embedded broker, the mail sink, every service.
 
 `Stack` is what ``python -m crm_devstack run`` uses, and what a test can use to get the same
 system: ``with start_stack(data_dir=tmp_path, free_ports=True) as stack: ...``.
@@ -22,7 +22,9 @@ from types import MappingProxyType, TracebackType
 
 import httpx
 
+from crm_devstack.mail_sink import DEVELOPMENT_SMTP_PORT, MailSink, MailSinkError
 from crm_devstack.services import SERVICES, ServiceSpec
+from crm_devstack.wiring import sends_mail, service_links
 from crm_shared import (
     ApiKeyRecord,
     BrokerStartError,
@@ -88,7 +90,8 @@ class Stack:
 
     Services run as subprocesses in their own process groups, so a Ctrl-C in the terminal
     reaches only the launcher, which then stops them in order: services first (they flush
-    and commit offsets against a live broker), the broker last.
+    and commit offsets against a live broker), the broker last. When a service sends email,
+    a local SMTP sink (`MailSink`, in this process) keeps the mail under ``<data_dir>/mail``.
     """
 
     def __init__(
@@ -119,6 +122,8 @@ class Stack:
         self._python = python
         self._api_key, self._api_key_record = generate_api_key(DEVELOPMENT_KEY_NAME, list(Scope))
         self._broker: EmbeddedBroker | None = None
+        self._mail_sink: MailSink | None = None
+        self._planned: dict[str, RunningService] = {}
         self._running: dict[str, RunningService] = {}
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -150,6 +155,11 @@ class Stack:
         return self._broker.bootstrap_servers
 
     @property
+    def mail_sink(self) -> MailSink | None:
+        """The SMTP server that keeps the services' email; None when no service sends any."""
+        return self._mail_sink
+
+    @property
     def services(self) -> Mapping[str, RunningService]:
         """The started services by name."""
         return MappingProxyType(self._running)
@@ -160,7 +170,7 @@ class Stack:
         return {name: service.base_url for name, service in self._running.items()}
 
     def start(self) -> None:
-        """Start the broker, migrate and start every service, and wait until all are healthy.
+        """Start the broker, the mail sink and every service (migrated first); wait until healthy.
 
         On any failure (or a KeyboardInterrupt) everything already started is stopped before
         the exception propagates.
@@ -170,7 +180,9 @@ class Stack:
         self._data_dir.mkdir(parents=True, exist_ok=True)
         try:
             self._start_broker()
+            self._start_mail_sink()
             planned = [self._plan(spec) for spec in self._specs]
+            self._planned = {service.name: service for service in planned}
             for service in planned:
                 self._migrate(service)
             for service in planned:
@@ -198,7 +210,7 @@ class Stack:
             time.sleep(poll_interval)
 
     def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
-        """Stop every service (SIGTERM, up to `grace` seconds, then SIGKILL), then the broker.
+        """Stop every service (SIGTERM, `grace` seconds, then SIGKILL), the mail sink, the broker.
 
         Safe to call more than once and after a partial start.
         """
@@ -223,9 +235,15 @@ class Stack:
             raise
         finally:
             self._running.clear()
+            self._planned.clear()
+            mail_sink, self._mail_sink = self._mail_sink, None
             broker, self._broker = self._broker, None
-            if broker is not None:
-                broker.stop()
+            try:
+                if mail_sink is not None:
+                    mail_sink.stop()
+            finally:
+                if broker is not None:
+                    broker.stop()
 
     def __enter__(self) -> Stack:
         self.start()
@@ -253,6 +271,21 @@ class Stack:
                 + _tail_report(self.broker_log_path)
             ) from error
 
+    def _start_mail_sink(self) -> None:
+        if not sends_mail([spec.name for spec in self._specs]):
+            return
+        # On the loopback address the services are reached at: never wider than they are.
+        host = _loopback_host(self._host)
+        port = free_loopback_port() if self._free_ports else DEVELOPMENT_SMTP_PORT
+        _ensure_port_is_free("the mail sink", host, port)
+        sink = MailSink(directory=self._data_dir / "mail", host=host, port=port)
+        _logger.info("starting the mail sink on %s:%d", host, port)
+        try:
+            sink.start()
+        except MailSinkError as error:
+            raise StackError(str(error)) from error
+        self._mail_sink = sink
+
     def _plan(self, spec: ServiceSpec) -> RunningService:
         port = free_loopback_port() if self._free_ports else spec.port
         _ensure_port_is_free(spec.name, self._host, port)
@@ -273,6 +306,12 @@ class Stack:
             f"{prefix}DATABASE_URL": service.database_url,
             f"{prefix}KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             f"{prefix}API_KEYS": json.dumps([self._api_key_record.model_dump(mode="json")]),
+            **service_links(
+                service.name,
+                urls={name: planned.base_url for name, planned in self._planned.items()},
+                api_key=self._api_key,
+                mail_sink=self._mail_sink,
+            ),
             **self._extra_env,
         }
 
@@ -410,13 +449,19 @@ def _ensure_port_is_free(name: str, host: str, port: int) -> None:
             ) from error
 
 
-def _client_host(host: str) -> str:
-    """The address a client on this machine uses to reach a server bound to `host`."""
+def _loopback_host(host: str) -> str:
+    """The address a client on this machine dials for a server bound to `host`."""
     if host in {"0.0.0.0", ""}:
         return "127.0.0.1"
     if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
+        return "::1"
+    return host
+
+
+def _client_host(host: str) -> str:
+    """`_loopback_host`, bracketed for a URL when it is an IPv6 address."""
+    address = _loopback_host(host)
+    return f"[{address}]" if ":" in address else address
 
 
 def _tail_report(path: Path) -> str:

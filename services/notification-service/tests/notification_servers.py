@@ -61,6 +61,7 @@ class ReceivedEmail:
     mail_from: str
     rcpt_tos: list[str]
     message: EmailMessage
+    raw: bytes = b""  # as it came over the wire
 
     def part(self, content_type: str) -> str | None:
         """The decoded ``text/plain`` or ``text/html`` body (``\n`` line ends), if there is one."""
@@ -93,7 +94,9 @@ class _SinkHandler:
 
     async def handle_DATA(self, server, session, envelope):
         message = BytesParser(policy=policy.default).parsebytes(envelope.content)
-        received = ReceivedEmail(envelope.mail_from, list(envelope.rcpt_tos), message)
+        received = ReceivedEmail(
+            envelope.mail_from, list(envelope.rcpt_tos), message, bytes(envelope.content)
+        )
         self._sink.messages.append(received)
         return "250 Message accepted for delivery"
 

@@ -68,6 +68,8 @@ async def test_email_arrives_with_text_html_and_one_click_unsubscribe() -> None:
     assert message.get_content_type() == "multipart/alternative"
     # (A long header is folded after its colon; Python's parser keeps the fold's space.)
     assert message["List-Unsubscribe"].strip() == f"<{UNSUBSCRIBE_URL}>"
+    # On the wire as written, not as an encoded word mail clients would not recognise.
+    assert f"List-Unsubscribe: <{UNSUBSCRIBE_URL}>".encode() in received.raw
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["X-CRM-Notification-Id"] == "01932c50-2222-7c3b-8d2e-9f0a1b2c3d4e"
     assert message["Message-ID"] == "<01932c50-2222-7c3b-8d2e-9f0a1b2c3d4e@shop.example>"

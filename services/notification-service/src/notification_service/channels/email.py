@@ -26,6 +26,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Final
@@ -46,6 +47,10 @@ __all__ = ["NOTIFICATION_ID_HEADER", "SmtpChannel"]
 NOTIFICATION_ID_HEADER: Final = "X-CRM-Notification-Id"
 
 # Local part, one "@", a domain with a dot; whether the mailbox exists is the server's call.
+# Headers may run to 998 characters on the wire (RFC 5322). The default 78 makes the email
+# package encode a long unbroken header, the unsubscribe link, as an RFC 2047 word that mail
+# clients then fail to recognise as a one-click unsubscribe.
+_WIRE_POLICY: Final = email_policy.SMTP.clone(max_line_length=998)
 _ADDRESS: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _MESSAGE_ID_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]")
 _BODY_END: Final = re.compile(r"</body\s*>", re.IGNORECASE)
@@ -123,7 +128,7 @@ class SmtpChannel:
         email = self.compose(message)
         try:
             await aiosmtplib.send(
-                email,
+                email.as_bytes(policy=_WIRE_POLICY),
                 sender=self._envelope_sender,
                 recipients=[message.recipient],
                 hostname=self._host,

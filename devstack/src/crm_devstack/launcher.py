@@ -22,6 +22,7 @@ from types import MappingProxyType, TracebackType
 
 import httpx
 
+from crm_devstack.databases import DatabaseStartError, StackPostgres, sqlite_url
 from crm_devstack.mail_sink import DEVELOPMENT_SMTP_PORT, MailSink, MailSinkError
 from crm_devstack.services import SERVICES, ServiceSpec
 from crm_devstack.wiring import sends_mail, service_links
@@ -105,12 +106,15 @@ class Stack:
         extra_env: Mapping[str, str] | None = None,
         health_timeout: float = HEALTH_TIMEOUT_SECONDS,
         python: str = sys.executable,
+        postgres: bool = False,
     ) -> None:
         """Prepare a stack; nothing starts until `start()` (or ``with``).
 
         `free_ports` picks unused ports instead of the fixed development ones, so a test can
         run beside a developer's ``make run``. `extra_env` is applied last, over the
-        variables the stack sets for each service.
+        variables the stack sets for each service. `postgres` puts the services on an
+        embedded PostgreSQL server (one fresh database each, deleted on stop) instead of
+        SQLite files kept in `data_dir`.
         """
         self._data_dir = data_dir.resolve()
         self._host = host
@@ -120,6 +124,7 @@ class Stack:
         self._extra_env = dict(extra_env or {})
         self._health_timeout = health_timeout
         self._python = python
+        self._postgres = StackPostgres() if postgres else None
         self._api_key, self._api_key_record = generate_api_key(DEVELOPMENT_KEY_NAME, list(Scope))
         self._broker: EmbeddedBroker | None = None
         self._mail_sink: MailSink | None = None
@@ -139,8 +144,15 @@ class Stack:
 
     @property
     def data_dir(self) -> Path:
-        """The folder holding the SQLite files and the logs."""
+        """The folder holding the logs, the mail and (without PostgreSQL) the SQLite files."""
         return self._data_dir
+
+    @property
+    def postgres_url(self) -> str | None:
+        """The PostgreSQL server's admin URL (for ``psql``); None when the stack uses SQLite."""
+        if self._postgres is None or not self._postgres.is_running:
+            return None
+        return self._postgres.admin_url
 
     @property
     def broker_log_path(self) -> Path:
@@ -181,10 +193,10 @@ class Stack:
         try:
             self._start_broker()
             self._start_mail_sink()
+            self._start_postgres()
             planned = [self._plan(spec) for spec in self._specs]
             self._planned = {service.name: service for service in planned}
-            for service in planned:
-                self._migrate(service)
+            self._migrate(planned)
             for service in planned:
                 self._launch(service)
             self._wait_until_healthy(planned)
@@ -242,8 +254,11 @@ class Stack:
                 if mail_sink is not None:
                     mail_sink.stop()
             finally:
-                if broker is not None:
-                    broker.stop()
+                try:
+                    self._stop_postgres()
+                finally:
+                    if broker is not None:
+                        broker.stop()
 
     def __enter__(self) -> Stack:
         self.start()
@@ -286,15 +301,37 @@ class Stack:
             raise StackError(str(error)) from error
         self._mail_sink = sink
 
+    def _start_postgres(self) -> None:
+        if self._postgres is None:
+            return
+        _logger.info("starting the embedded PostgreSQL server")
+        try:
+            self._postgres.start()
+        except DatabaseStartError as error:
+            raise StackError(str(error)) from error
+
+    def _stop_postgres(self) -> None:
+        if self._postgres is not None:
+            self._postgres.stop()
+
+    def _database_url(self, spec: ServiceSpec) -> str:
+        if self._postgres is None:
+            return sqlite_url(self._data_dir, spec)
+        try:
+            return self._postgres.create_database(spec)
+        except Exception as error:  # asyncpg and OS errors alike: say which service's database
+            raise StackError(
+                f"{spec.name}: could not create its PostgreSQL database: {error}"
+            ) from error
+
     def _plan(self, spec: ServiceSpec) -> RunningService:
         port = free_loopback_port() if self._free_ports else spec.port
         _ensure_port_is_free(spec.name, self._host, port)
-        database = self._data_dir / f"{spec.name}.db"
         return RunningService(
             spec=spec,
             base_url=f"http://{_client_host(self._host)}:{port}",
             log_path=self._data_dir / f"{spec.name}.log",
-            database_url=f"sqlite+aiosqlite:///{database}",
+            database_url=self._database_url(spec),
         )
 
     def _environment(self, service: RunningService) -> dict[str, str]:
@@ -315,30 +352,46 @@ class Stack:
             **self._extra_env,
         }
 
-    def _migrate(self, service: RunningService) -> None:
-        _logger.info("%s: migrating %s", service.name, service.database_url)
-        command = [self._python, "-m", service.spec.migrate_module]
-        # "wb": each run's log starts here, so a failure's tail is about this run.
-        with service.log_path.open("wb") as log:
-            try:
-                result = subprocess.run(
-                    command,
-                    cwd=service.spec.directory,
-                    env=self._environment(service),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    timeout=MIGRATION_TIMEOUT_SECONDS,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired as error:
-                raise StackError(
-                    f"{service.name}: migrations did not finish within "
-                    f"{MIGRATION_TIMEOUT_SECONDS:.0f} s\n" + _tail_report(service.log_path)
-                ) from error
-        if result.returncode != 0:
+    def _migrate(self, services: Sequence[RunningService]) -> None:
+        """Migrate every service's database, all at once (each is its own database)."""
+        migrations: dict[str, subprocess.Popen[bytes]] = {}
+        try:
+            for service in services:
+                _logger.info("%s: migrating %s", service.name, service.database_url)
+                # "wb": each run's log starts here, so a failure's tail is about this run.
+                with service.log_path.open("wb") as log:
+                    migrations[service.name] = subprocess.Popen(
+                        [self._python, "-m", service.spec.migrate_module],
+                        cwd=service.spec.directory,
+                        env=self._environment(service),
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+            deadline = time.monotonic() + MIGRATION_TIMEOUT_SECONDS
+            for service in services:
+                self._wait_for_migration(service, migrations[service.name], deadline)
+        finally:
+            # After a failure (or a Ctrl-C), the other migrations are not left running.
+            for process in migrations.values():
+                if process.poll() is None:
+                    _signal_group(process, signal.SIGKILL)
+                    process.wait()
+
+    @staticmethod
+    def _wait_for_migration(
+        service: RunningService, process: subprocess.Popen[bytes], deadline: float
+    ) -> None:
+        try:
+            returncode = process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired as error:
             raise StackError(
-                f"{service.name}: migrations failed (exit code {result.returncode})\n"
+                f"{service.name}: migrations did not finish within "
+                f"{MIGRATION_TIMEOUT_SECONDS:.0f} s\n" + _tail_report(service.log_path)
+            ) from error
+        if returncode != 0:
+            raise StackError(
+                f"{service.name}: migrations failed (exit code {returncode})\n"
                 + _tail_report(service.log_path)
             )
 
@@ -405,6 +458,7 @@ def start_stack(
     broker_port: int | None = None,
     extra_env: Mapping[str, str] | None = None,
     health_timeout: float = HEALTH_TIMEOUT_SECONDS,
+    postgres: bool = False,
 ) -> Iterator[Stack]:
     """Start a `Stack` for the body of a ``with`` block and stop it afterwards, whatever happens."""
     stack = Stack(
@@ -415,6 +469,7 @@ def start_stack(
         broker_port=broker_port,
         extra_env=extra_env,
         health_timeout=health_timeout,
+        postgres=postgres,
     )
     with stack:
         yield stack

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from notification_servers import SmtpSink, smtp_sink
 
 from crm_shared.testing import ApiClient
-from notification_servers import SmtpSink, smtp_sink
 from notification_testing import app_settings, running_api
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -24,6 +24,7 @@ from crm_shared._db import (
 from crm_shared._kafka import broker_is_reachable, create_consumer, create_producer, ensure_topics
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._outbox import OUTBOX_ADDED, OutboxRelay
+from crm_shared._schedule import run_periodically
 from crm_shared._settings import ServiceSettings
 from crm_shared.contracts import dead_letter_topic
 
@@ -53,6 +54,7 @@ class ServiceRuntime:
     relay: OutboxRelay | None = None
     consumers: list[EventConsumer] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def wake_relay(self) -> None:
         """Tell the relay a commit added outbox rows."""
@@ -70,6 +72,13 @@ class ServiceRuntime:
     def background(self, coroutine_task: asyncio.Task[None]) -> None:
         """Own a background task so it is cancelled on shutdown."""
         self._tasks.append(coroutine_task)
+
+    def every(
+        self, name: str, interval_seconds: float, job: Callable[[], Awaitable[object]]
+    ) -> None:
+        """Run `job` every `interval_seconds` until shutdown (which lets a running job end)."""
+        loop = run_periodically(name, interval_seconds, job, stop=self.stopping)
+        self.background(asyncio.create_task(loop, name=name))
 
 
 @contextlib.asynccontextmanager
@@ -165,6 +174,7 @@ async def _supervise(consumer: EventConsumer, kafka_consumer: AIOKafkaConsumer) 
 
 
 async def _stop(runtime: ServiceRuntime) -> None:
+    runtime.stopping.set()
     for consumer in runtime.consumers:
         consumer.stop()
     if runtime.relay is not None:

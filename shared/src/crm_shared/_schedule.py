@@ -55,11 +55,24 @@ async def job_lock(engine: AsyncEngine, name: str) -> AsyncIterator[bool]:
 
 
 async def run_periodically(
-    name: str, interval_seconds: float, job: Callable[[], Awaitable[object]]
+    name: str,
+    interval_seconds: float,
+    job: Callable[[], Awaitable[object]],
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Run `job` every `interval_seconds` until cancelled; a failure is logged, not fatal."""
-    while True:
-        await asyncio.sleep(interval_seconds)
+    """Run `job` every `interval_seconds` until `stop` is set (or cancelled).
+
+    A failure is logged, not fatal. Setting `stop` ends the loop at once while it waits, and
+    after the run in hand while a job runs, so shutdown neither waits out an interval nor
+    cuts a job in half.
+    """
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
+            return
+        except TimeoutError:
+            pass
         try:
             await job()
         except asyncio.CancelledError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +13,6 @@ from crm_shared import (
     Subscription,
     attach_runtime,
     create_service_app,
-    run_periodically,
     run_service,
     utc_now,
 )
@@ -56,11 +54,7 @@ def create_app(settings: LifecycleSettings | None = None) -> FastAPI:
             attach_runtime(app, runtime)
             if settings.sweep_interval_seconds > 0:
                 job = functools.partial(scheduled_sweep, runtime, settings, utc_now)
-                runtime.background(
-                    asyncio.create_task(
-                        run_periodically("sweep", settings.sweep_interval_seconds, job)
-                    )
-                )
+                runtime.every("sweep", settings.sweep_interval_seconds, job)
             yield
 
     app = create_service_app(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -16,7 +15,6 @@ from crm_shared import (
     Subscription,
     attach_runtime,
     create_service_app,
-    run_periodically,
     run_service,
     utc_now,
 )
@@ -77,11 +75,7 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
             app.state.delivery = config
             if settings.delivery_interval_seconds > 0:
                 deliver = functools.partial(deliver_due, runtime, config, utc_now)
-                runtime.background(
-                    asyncio.create_task(
-                        run_periodically("deliver", settings.delivery_interval_seconds, deliver)
-                    )
-                )
+                runtime.every("deliver", settings.delivery_interval_seconds, deliver)
             key = settings.profile_service_api_key
             forward = functools.partial(
                 forward_opt_outs,
@@ -90,9 +84,7 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
                 settings.profile_service_url,
                 key.get_secret_value() if key else None,
             )
-            runtime.background(
-                asyncio.create_task(run_periodically("opt-outs", OPT_OUT_FORWARD_SECONDS, forward))
-            )
+            runtime.every("opt-outs", OPT_OUT_FORWARD_SECONDS, forward)
             yield
 
     app = create_service_app(

@@ -14,7 +14,6 @@ from crm_shared import (
     Subscription,
     attach_runtime,
     create_service_app,
-    run_periodically,
     run_service,
     utc_now,
 )
@@ -59,33 +58,19 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
             attach_runtime(app, runtime)
             if settings.refit_interval_seconds > 0:
                 refit = functools.partial(scoring.scheduled_refit, runtime, settings, utc_now)
-                runtime.background(
-                    asyncio.create_task(
-                        run_periodically("refit", settings.refit_interval_seconds, refit)
-                    )
-                )
+                runtime.every("refit", settings.refit_interval_seconds, refit)
                 first_fit = scoring.fit_once_orders_arrive(
                     runtime, settings, utc_now, every_seconds=FIRST_FIT_DELAY
                 )
                 runtime.background(asyncio.create_task(first_fit))
             if settings.pending_rescore_interval_seconds > 0:
                 drain = functools.partial(scoring.drain_pending_rescores, runtime, settings)
-                runtime.background(
-                    asyncio.create_task(
-                        run_periodically(
-                            "rescore-pending", settings.pending_rescore_interval_seconds, drain
-                        )
-                    )
-                )
+                runtime.every("rescore-pending", settings.pending_rescore_interval_seconds, drain)
             if settings.rescore_interval_seconds > 0:
                 rescore_all = functools.partial(
                     scoring.scheduled_rescore, runtime, settings, utc_now
                 )
-                runtime.background(
-                    asyncio.create_task(
-                        run_periodically("rescore", settings.rescore_interval_seconds, rescore_all)
-                    )
-                )
+                runtime.every("rescore", settings.rescore_interval_seconds, rescore_all)
             yield
 
     app = create_service_app(

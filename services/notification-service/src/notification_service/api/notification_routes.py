@@ -1,7 +1,154 @@
-"""Routes under construction."""
+"""``/v1/notifications``: the delivery log, and send-now to try a template on one customer."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated
 
-router = APIRouter(prefix="/v1")
+from fastapi import APIRouter, Header, Query, Response, status
+
+from crm_shared import (
+    IDEMPOTENCY_HEADER,
+    AdminAccess,
+    Page,
+    ReadAccess,
+    SessionDep,
+    as_utc,
+    decode_cursor,
+    encode_cursor,
+    utc_now,
+)
+from crm_shared.contracts import NotificationChannel
+from crm_shared.errors import NotFound, UnprocessableContent
+from notification_service.api.schemas import NotificationStatus, NotificationView, SendNowRequest
+from notification_service.db.models import Notification
+from notification_service.domain.playbooks import InvalidPlaybookRule
+from notification_service.workflows import delivery_log
+from notification_service.workflows.send_now import SendNow, send_now
+
+router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
+
+
+@router.get("", response_model=Page[NotificationView], summary="The delivery log")
+async def list_notifications(
+    session: SessionDep,
+    _: ReadAccess,
+    customer_id: str | None = None,
+    rule_id: str | None = None,
+    channel: Annotated[
+        NotificationChannel | None, Query(description="The channel chosen (set once decided).")
+    ] = None,
+    status_filter: Annotated[NotificationStatus | None, Query(alias="status")] = None,
+    created_from: Annotated[
+        datetime | None, Query(description="Inclusive; a time without offset is UTC.")
+    ] = None,
+    created_to: Annotated[
+        datetime | None, Query(description="Exclusive; a time without offset is UTC.")
+    ] = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Page[NotificationView]:
+    """Every message decided, newest first: queued, sent, failed or suppressed (with the
+    reason), filtered by customer, rule, channel, status or creation time; cursor-paginated."""
+    after = None
+    if cursor:
+        position = decode_cursor(cursor)
+        try:
+            after = (as_utc(datetime.fromisoformat(position["created_at"])), str(position["id"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise UnprocessableContent(
+                "cursor is not one this API issued", field="cursor"
+            ) from error
+    criteria = delivery_log.NotificationFilter(
+        customer_id=customer_id,
+        rule_id=rule_id,
+        channel=channel.value if channel is not None else None,
+        status=status_filter,
+        created_from=as_utc(created_from) if created_from else None,
+        created_to=as_utc(created_to) if created_to else None,
+    )
+    rows = await delivery_log.list_notifications(session, criteria, after=after, limit=limit + 1)
+    page = rows[:limit]
+    next_cursor = (
+        encode_cursor(
+            {"created_at": page[-1].created_at.isoformat(), "id": page[-1].notification_id}
+        )
+        if len(rows) > limit
+        else None
+    )
+    return Page[NotificationView](items=[_view(row) for row in page], next_cursor=next_cursor)
+
+
+@router.get("/{notification_id}", response_model=NotificationView, summary="A notification")
+async def read_notification(
+    notification_id: str, session: SessionDep, _: ReadAccess
+) -> NotificationView:
+    """One message and what became of it."""
+    row = await delivery_log.notification_by_id(session, notification_id)
+    if row is None:
+        raise NotFound(f"No notification {notification_id!r}.")
+    return _view(row)
+
+
+@router.post(
+    "/send",
+    response_model=NotificationView,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Send a template to one customer now",
+)
+async def send_notification_now(
+    body: SendNowRequest,
+    response: Response,
+    session: SessionDep,
+    caller: AdminAccess,
+    idempotency_key: Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER, max_length=255)] = None,
+) -> NotificationView:
+    """Queues the message due now, without a rule; the delivery loop sends it within a
+    moment, after the same checks as any message: consent, quiet hours and, for marketing,
+    the cap (follow it in the log). 404 for a customer unknown here; 422 when the template
+    has no text for a channel. A retry with the same ``Idempotency-Key`` sends nothing more
+    and answers with the message the first request queued."""
+    request = SendNow(
+        customer_id=body.customer_id,
+        template_id=body.template_id,
+        channels=body.channels_to_try,
+        category=body.category,
+        requested_by=caller.name,
+        idempotency_key=idempotency_key,
+    )
+    try:
+        queued = await send_now(session, request, utc_now())
+    except InvalidPlaybookRule as invalid:
+        raise UnprocessableContent(
+            "This message cannot be sent: " + str(invalid),
+            errors=[{"field": p.field, "message": p.message} for p in invalid.problems],
+        ) from invalid
+    response.headers["Location"] = f"{router.prefix}/{queued.notification_id}"
+    return _view(queued)
+
+
+def _view(row: Notification) -> NotificationView:
+    return NotificationView(
+        notification_id=row.notification_id,
+        customer_id=row.customer_id,
+        rule_id=row.rule_id,
+        template_id=row.template_id,
+        channels=[NotificationChannel(channel) for channel in row.channels],
+        channel=NotificationChannel(row.channel) if row.channel else None,
+        category=row.category,
+        priority=row.priority,
+        status=row.status,
+        reason=row.reason,
+        detail=row.detail,
+        trigger_event_id=row.trigger_event_id,
+        trigger_type=row.trigger_type,
+        created_at=row.created_at,
+        intended_at=row.intended_at,
+        due_at=row.due_at,
+        decided_at=row.decided_at,
+        finished_at=row.finished_at,
+        attempts=row.attempts,
+        recipient=row.recipient,
+        subject=row.subject,
+        provider_id=row.provider_id,
+    )

@@ -67,7 +67,7 @@ MATCHABLE_EVENT_TYPES: Final = frozenset(
 _WARNING_STATUSES: Final = frozenset({"open", "updated", "saved", "lost"})
 _RECOMMENDED_ACTIONS: Final = frozenset({"account_manager_task", "retention_offer"})
 # Lower-case slugs: rule ids appear in URLs, dedup keys and published events.
-_RULE_ID: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+_RULE_ID: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}")
 # Facts only one event type carries; a condition on them under another event never matches.
 _FACT_SOURCES: Final = {
     "previous_stages": STAGE_CHANGED,

@@ -232,6 +232,11 @@ SAMPLE_CONTEXT: Final[Mapping[str, Any]] = MappingProxyType(
             "reasons": ["churn_risk_above_threshold", "spend_dropped"],
             "recommended_action": "retention_offer",
         },
+        # Set for order.placed triggers only; other templates see None (guard: {% if order %}).
+        "order": {
+            "order_id": "ord-5521",
+            "total": {"amount": "59.90", "currency": "EUR"},
+        },
         "event": {
             "id": "01932c4f-1111-7c3b-8d2e-9f0a1b2c3d4e",
             "type": "churn.warning",

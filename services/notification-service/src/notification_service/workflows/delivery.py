@@ -23,7 +23,7 @@ import asyncio
 import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -224,7 +224,13 @@ def _policy_checks(
     """
     ready: list[tuple[Notification, ChannelChoice, Candidate]] = []
     for notification in notifications:
-        rule = _rule_of(notification, rules)
+        # The channels and category it was queued with: its template was chosen for them,
+        # even if the rule has been edited since.
+        rule = replace(
+            _rule_of(notification, rules),
+            channels=tuple(NotificationChannel(c) for c in notification.channels),
+            category=Category(notification.category),
+        )
         refusal = _refusal(notification, rule, contact, config, now)
         choice = refusal or choose_channel(rule, state, config.policy)
         if isinstance(choice, Suppression):

@@ -35,7 +35,28 @@ def message_context(
     contact: Contact, notification: Notification, unsubscribe: str | None
 ) -> dict[str, Any]:
     """The render context of ``notification`` for ``contact``."""
-    facts = notification.trigger_facts or {}
+    return customer_context(
+        contact,
+        unsubscribe,
+        facts=notification.trigger_facts or {},
+        event={
+            "id": notification.trigger_event_id,
+            "type": notification.trigger_type,
+            "time": notification.trigger_at.isoformat() if notification.trigger_at else None,
+        },
+    )
+
+
+def customer_context(
+    contact: Contact,
+    unsubscribe: str | None,
+    *,
+    facts: dict[str, Any] | None = None,
+    event: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The render context for ``contact``; without ``facts`` and ``event`` it is what a
+    message sent outside any trigger sees (a send-now, a preview): no warning, no order."""
+    facts = facts or {}
     stage = facts.get("stage") or {"stage": contact.stage, "previous_stage": contact.previous_stage}
     return {
         "customer": {
@@ -53,11 +74,7 @@ def message_context(
         "stage": stage,
         "warning": facts.get("warning"),
         "order": facts.get("order"),
-        "event": {
-            "id": notification.trigger_event_id,
-            "type": notification.trigger_type,
-            "time": notification.trigger_at.isoformat() if notification.trigger_at else None,
-        },
+        "event": event or {"id": None, "type": None, "time": None},
         "unsubscribe_url": unsubscribe,
     }
 

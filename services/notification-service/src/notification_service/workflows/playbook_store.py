@@ -58,6 +58,28 @@ async def save_rule(session: AsyncSession, rule: PlaybookRule, now: datetime) ->
     )
 
 
+async def create_rule(session: AsyncSession, rule: PlaybookRule, now: datetime) -> bool:
+    """Store a new rule (validated by the caller); False when its id is taken."""
+    statement = upsert_into(session, PlaybookRuleRow).values(
+        rule_id=rule.rule_id, document=rule.to_dict(), updated_at=now
+    )
+    result = await session.execute(
+        statement.on_conflict_do_nothing(index_elements=[PlaybookRuleRow.rule_id])
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def rules_using_template(
+    session: AsyncSession, template_id: str, channel: NotificationChannel | None = None
+) -> list[str]:
+    """The ids of the rules that send ``template_id`` (on ``channel``, when given)."""
+    return [
+        rule.rule_id
+        for rule in await all_rules(session)
+        if rule.template_id == template_id and (channel is None or channel in rule.channels)
+    ]
+
+
 async def delete_rule(session: AsyncSession, rule_id: str) -> bool:
     """Delete a rule; False when there was none."""
     result = await session.execute(

@@ -1,0 +1,62 @@
+"""The delivery log: every notification decided, newest first, filtered and paged by keyset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notification_service.db.models import Notification
+
+
+@dataclass(frozen=True)
+class NotificationFilter:
+    """Criteria of the delivery log; None means any. ``created_to`` is exclusive."""
+
+    customer_id: str | None = None
+    rule_id: str | None = None
+    channel: str | None = None
+    status: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+async def list_notifications(
+    session: AsyncSession,
+    criteria: NotificationFilter,
+    *,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Notification]:
+    """Notifications newest first (by creation time, then id), after the ``after`` position."""
+    query = select(Notification)
+    for column, value in (
+        (Notification.customer_id, criteria.customer_id),
+        (Notification.rule_id, criteria.rule_id),
+        (Notification.channel, criteria.channel),
+        (Notification.status, criteria.status),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if criteria.created_from is not None:
+        query = query.where(Notification.created_at >= criteria.created_from)
+    if criteria.created_to is not None:
+        query = query.where(Notification.created_at < criteria.created_to)
+    if after is not None:
+        created_at, notification_id = after
+        query = query.where(
+            (Notification.created_at < created_at)
+            | (
+                (Notification.created_at == created_at)
+                & (Notification.notification_id < notification_id)
+            )
+        )
+    query = query.order_by(Notification.created_at.desc(), Notification.notification_id.desc())
+    return list(await session.scalars(query.limit(limit)))
+
+
+async def notification_by_id(session: AsyncSession, notification_id: str) -> Notification | None:
+    """One notification, or None."""
+    return await session.get(Notification, notification_id)

@@ -34,7 +34,7 @@ from notification_service.db.models import PLUMBING
 from notification_service.events.handlers import NOTIFICATION_TOPICS, apply_event
 from notification_service.settings import NotificationSettings
 from notification_service.workflows import playbook_store
-from notification_service.workflows.delivery import DeliveryConfig, deliver_due
+from notification_service.workflows.delivery import DeliveryConfig, deliver_until_idle
 from notification_service.workflows.opt_outs import forward_opt_outs
 
 OPT_OUT_FORWARD_SECONDS = 5.0
@@ -74,7 +74,7 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
             config = delivery_config(settings, client)
             app.state.delivery = config
             if settings.delivery_interval_seconds > 0:
-                deliver = functools.partial(deliver_due, runtime, config, utc_now)
+                deliver = functools.partial(deliver_until_idle, runtime, config, utc_now)
                 runtime.every("deliver", settings.delivery_interval_seconds, deliver)
             key = settings.profile_service_api_key
             forward = functools.partial(

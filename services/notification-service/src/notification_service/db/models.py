@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, false
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -51,6 +51,9 @@ class Contact(Base):
     predicted_clv_12m: Mapped[str | None] = mapped_column(String(40))
     order_count: Mapped[int] = mapped_column(Integer, default=0)
     last_order_at: Mapped[datetime | None]
+    # Known to profile-service (a customer.* event arrived), so an account with an inbox; a
+    # contact seen only in orders or scores has nowhere in-app to read a message.
+    known_from_profile: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime]
 
 

@@ -42,6 +42,7 @@ async def record_snapshot(session: AsyncSession, snapshot: CustomerSnapshot, at:
         "locale": snapshot.locale,
         "attributes": snapshot.attributes,
         "tags": snapshot.tags,
+        "known_from_profile": True,
         "updated_at": as_utc(at),
     }
     statement = upsert_into(session, Contact).values(**values, order_count=0, scores={})

@@ -146,6 +146,18 @@ async def deliver_due(
     return len(claimed)
 
 
+async def deliver_until_idle(
+    runtime: ServiceRuntime,
+    config: DeliveryConfig,
+    clock: Callable[[], datetime],
+    jitter: Callable[[], float] = random.random,
+) -> None:
+    """Delivery rounds back to back while they find full batches, so a backlog drains at the
+    speed of sending rather than one batch per loop interval."""
+    while await deliver_due(runtime, config, clock, jitter) >= config.batch_size:
+        pass
+
+
 async def _claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Notification]:
     query = (
         select(Notification)
@@ -400,6 +412,7 @@ def _contact_state(
         time_zone=contact.time_zone,
         email=contact.email,
         phone=contact.phone,
+        has_inbox=contact.known_from_profile,
         consents=consents,
         stage=Stage(contact.stage) if contact.stage else None,
         last_order_at=contact.last_order_at,

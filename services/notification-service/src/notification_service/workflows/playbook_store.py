@@ -39,6 +39,19 @@ async def all_rules(session: AsyncSession) -> list[PlaybookRule]:
     return [PlaybookRule.from_dict(row.document) for row in rows]
 
 
+_RULES_OF_TRANSACTION = "notification.rules"
+
+
+async def rules_for_transaction(session: AsyncSession) -> list[PlaybookRule]:
+    """The rules, read once per transaction: a consumed batch matches hundreds of events, and
+    an edit made meanwhile applies from the next batch."""
+    cached: list[PlaybookRule] | None = session.info.get(_RULES_OF_TRANSACTION)
+    if cached is None:
+        cached = await all_rules(session)
+        session.info[_RULES_OF_TRANSACTION] = cached
+    return cached
+
+
 async def rule_by_id(session: AsyncSession, rule_id: str) -> PlaybookRule | None:
     """One rule, or None."""
     row = await session.get(PlaybookRuleRow, rule_id)

@@ -40,7 +40,7 @@ async def schedule_notifications(
     session: AsyncSession, trigger: Trigger, facts: dict[str, Any], now: datetime
 ) -> int:
     """Queue a notification for every rule ``trigger`` matches; how many rules matched."""
-    matched = matching_rules(await playbook_store.all_rules(session), trigger)
+    matched = matching_rules(await playbook_store.rules_for_transaction(session), trigger)
     if not matched:
         return 0
     rows = [

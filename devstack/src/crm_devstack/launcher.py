@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 
@@ -57,11 +57,17 @@ class RunningService:
     base_url: str
     log_path: Path
     database_url: str
+    replica: int = 1
 
     @property
     def name(self) -> str:
         """The service's name, e.g. ``profile-service``."""
         return self.spec.name
+
+    @property
+    def instance(self) -> str:
+        """This process's name: the service's for the first replica, ``<name>-<n>`` after."""
+        return self.name if self.replica == 1 else f"{self.name}-{self.replica}"
 
     @property
     def docs_url(self) -> str:
@@ -107,6 +113,7 @@ class Stack:
         health_timeout: float = HEALTH_TIMEOUT_SECONDS,
         python: str = sys.executable,
         postgres: bool = False,
+        replicas: int = 1,
     ) -> None:
         """Prepare a stack; nothing starts until `start()` (or ``with``).
 
@@ -114,8 +121,14 @@ class Stack:
         run beside a developer's ``make run``. `extra_env` is applied last, over the
         variables the stack sets for each service. `postgres` puts the services on an
         embedded PostgreSQL server (one fresh database each, deleted on stop) instead of
-        SQLite files kept in `data_dir`.
+        SQLite files kept in `data_dir`. `replicas` starts that many processes of each
+        service on one database and in one consumer group (the service's name), each on its
+        own HTTP port; it needs `postgres` (SQLite is one writer's database).
         """
+        if replicas < 1:
+            raise StackError(f"replicas must be at least 1, not {replicas}")
+        if replicas > 1 and not postgres:
+            raise StackError("replicas of a service share its database: use postgres=True")
         self._data_dir = data_dir.resolve()
         self._host = host
         self._specs = tuple(SERVICES if services is None else services)
@@ -125,11 +138,14 @@ class Stack:
         self._health_timeout = health_timeout
         self._python = python
         self._postgres = StackPostgres() if postgres else None
+        self._replicas = replicas
         self._api_key, self._api_key_record = generate_api_key(DEVELOPMENT_KEY_NAME, list(Scope))
         self._broker: EmbeddedBroker | None = None
         self._mail_sink: MailSink | None = None
         self._planned: dict[str, RunningService] = {}
         self._running: dict[str, RunningService] = {}
+        # Every replica by instance name (``scoring-service``, ``scoring-service-2``, ...).
+        self._instances: dict[str, RunningService] = {}
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
 
     @property
@@ -176,6 +192,10 @@ class Stack:
         """The started services by name."""
         return MappingProxyType(self._running)
 
+    def replicas_of(self, name: str) -> list[RunningService]:
+        """Every started replica of service `name`, the first (``services[name]``) first."""
+        return [s for s in self._instances.values() if s.name == name]
+
     @property
     def urls(self) -> dict[str, str]:
         """Each started service's base URL by name, e.g. ``{"profile-service": "http://..."}``."""
@@ -197,9 +217,20 @@ class Stack:
             planned = [self._plan(spec) for spec in self._specs]
             self._planned = {service.name: service for service in planned}
             self._migrate(planned)
-            for service in planned:
+            instances = [
+                replace(
+                    self._plan(service.spec, database_url=service.database_url),
+                    replica=n,
+                    log_path=self._data_dir / f"{service.name}-{n}.log",
+                )
+                if n > 1
+                else service
+                for service in planned
+                for n in range(1, self._replicas + 1)
+            ]
+            for service in instances:
                 self._launch(service)
-            self._wait_until_healthy(planned)
+            self._wait_until_healthy(instances)
         except BaseException:
             self.stop()
             raise
@@ -210,7 +241,7 @@ class Stack:
         for name, process in self._processes.items():
             returncode = process.poll()
             if returncode is not None:
-                exits.append(ServiceExit(self._running[name], returncode))
+                exits.append(ServiceExit(self._instances[name], returncode))
         return exits
 
     def wait_for_exit(self, poll_interval: float = 0.5) -> ServiceExit:
@@ -247,6 +278,7 @@ class Stack:
             raise
         finally:
             self._running.clear()
+            self._instances.clear()
             self._planned.clear()
             mail_sink, self._mail_sink = self._mail_sink, None
             broker, self._broker = self._broker, None
@@ -259,6 +291,75 @@ class Stack:
                 finally:
                     if broker is not None:
                         broker.stop()
+
+    def kill(self, name: str, signum: signal.Signals = signal.SIGKILL, *, replica: int = 1) -> int:
+        """Send `signum` to one replica of a service and wait until it has ended; its exit code.
+
+        For fault tests: SIGKILL leaves no chance to finish a batch or commit an offset.
+        """
+        process = self._process_of(name, replica)
+        _signal_group(process, signum)
+        return process.wait(self._health_timeout)
+
+    def restart(self, name: str, *, replica: int = 1, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Start one replica of a service again (stopping it first if it still runs) on the
+        same port and database; return once it answers ``/healthz``."""
+        process = self._process_of(name, replica)
+        if process.poll() is None:
+            _signal_group(process, signal.SIGTERM)
+            try:
+                process.wait(grace)
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+                process.wait()
+        service = self._instance(name, replica)
+        self._launch(service)
+        self._wait_until_healthy([service])
+
+    def stop_broker(self) -> None:
+        """Stop the broker (an outage); the services keep running. Its port stays reserved
+        for `start_broker`. The embedded broker keeps everything in memory, so what it held
+        (topics, records, committed offsets) is gone when it comes back."""
+        if self._broker is None:
+            raise StackError("the stack has not been started")
+        _logger.info("stopping the embedded Kafka broker")
+        self._broker.stop()
+
+    def start_broker(self) -> None:
+        """Start the broker stopped by `stop_broker` again, on the same address."""
+        if self._broker is None:
+            raise StackError("the stack has not been started")
+        _logger.info("starting the embedded Kafka broker again")
+        try:
+            self._broker.start()
+        except BrokerStartError as error:
+            raise StackError(
+                f"the embedded Kafka broker did not start again: {error}\n"
+                + _tail_report(self.broker_log_path)
+            ) from error
+
+    def stop_postgres(self) -> None:
+        """Stop the PostgreSQL server (an outage), keeping its data for `start_postgres`."""
+        if self._postgres is None:
+            raise StackError("this stack runs on SQLite; start it with postgres=True")
+        _logger.info("stopping the embedded PostgreSQL server")
+        self._postgres.pause()
+
+    def start_postgres(self) -> None:
+        """Start the PostgreSQL server stopped by `stop_postgres` again, at the same address."""
+        if self._postgres is None:
+            raise StackError("this stack runs on SQLite; start it with postgres=True")
+        _logger.info("starting the embedded PostgreSQL server again")
+        self._postgres.resume()
+
+    def _instance(self, name: str, replica: int) -> RunningService:
+        for service in self.replicas_of(name):
+            if service.replica == replica:
+                return service
+        raise StackError(f"no replica {replica} of {name} was started")
+
+    def _process_of(self, name: str, replica: int) -> subprocess.Popen[bytes]:
+        return self._processes[self._instance(name, replica).instance]
 
     def __enter__(self) -> Stack:
         self.start()
@@ -324,14 +425,15 @@ class Stack:
                 f"{spec.name}: could not create its PostgreSQL database: {error}"
             ) from error
 
-    def _plan(self, spec: ServiceSpec) -> RunningService:
-        port = free_loopback_port() if self._free_ports else spec.port
+    def _plan(self, spec: ServiceSpec, *, database_url: str | None = None) -> RunningService:
+        # Replicas after the first always take free ports: the fixed ones are one per service.
+        port = free_loopback_port() if self._free_ports or database_url else spec.port
         _ensure_port_is_free(spec.name, self._host, port)
         return RunningService(
             spec=spec,
             base_url=f"http://{_client_host(self._host)}:{port}",
             log_path=self._data_dir / f"{spec.name}.log",
-            database_url=self._database_url(spec),
+            database_url=database_url or self._database_url(spec),
         )
 
     def _environment(self, service: RunningService) -> dict[str, str]:
@@ -408,11 +510,11 @@ class Stack:
             "--port",
             port,
         ]
-        _logger.info("%s: starting on %s", service.name, service.base_url)
+        _logger.info("%s: starting on %s", service.instance, service.base_url)
         with service.log_path.open("ab") as log:
             # A new session gives the service its own process group: the terminal's Ctrl-C
             # does not reach it, and stop() can signal it with any children it spawns.
-            self._processes[service.name] = subprocess.Popen(
+            self._processes[service.instance] = subprocess.Popen(
                 command,
                 cwd=service.spec.directory,
                 env=self._environment(service),
@@ -420,7 +522,9 @@ class Stack:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._running[service.name] = service
+        self._instances[service.instance] = service
+        if service.replica == 1:
+            self._running[service.name] = service
 
     def _wait_until_healthy(self, services: Sequence[RunningService]) -> None:
         pending = list(services)
@@ -429,14 +533,14 @@ class Stack:
         with httpx.Client(timeout=2.0, trust_env=False) as client:
             while pending:
                 for service in list(pending):
-                    returncode = self._processes[service.name].poll()
+                    returncode = self._processes[service.instance].poll()
                     if returncode is not None:
                         raise StackError(
                             f"{service.name} exited with code {returncode} before answering "
                             "/healthz\n" + _tail_report(service.log_path)
                         )
                     if _answers_healthz(client, service.base_url):
-                        _logger.info("%s: healthy", service.name)
+                        _logger.info("%s: healthy", service.instance)
                         pending.remove(service)
                 if pending and time.monotonic() > deadline:
                     raise StackError(
@@ -459,6 +563,7 @@ def start_stack(
     extra_env: Mapping[str, str] | None = None,
     health_timeout: float = HEALTH_TIMEOUT_SECONDS,
     postgres: bool = False,
+    replicas: int = 1,
 ) -> Iterator[Stack]:
     """Start a `Stack` for the body of a ``with`` block and stop it afterwards, whatever happens."""
     stack = Stack(
@@ -470,6 +575,7 @@ def start_stack(
         extra_env=extra_env,
         health_timeout=health_timeout,
         postgres=postgres,
+        replicas=replicas,
     )
     with stack:
         yield stack

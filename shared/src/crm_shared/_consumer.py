@@ -45,13 +45,16 @@ def is_transient(error: BaseException) -> bool:
     """Whether retrying the same batch later may succeed (database or network down)."""
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
-    # PostgreSQL's own "try again": a serialization failure or a deadlock victim.
-    if isinstance(error, DBAPIError) and _sqlstate(error) in _RETRYABLE_SQLSTATES:
-        return True
+    # PostgreSQL's own "try again": a serialization failure or a deadlock victim, a lost
+    # connection (class 08), a server shutting down or starting up, too many connections.
+    if isinstance(error, DBAPIError):
+        state = _sqlstate(error) or ""
+        if state in _RETRYABLE_SQLSTATES or state.startswith("08"):
+            return True
     return isinstance(error, OperationalError | InterfaceError | OSError | TimeoutError)
 
 
-_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "53300"})
 
 
 def _sqlstate(error: DBAPIError) -> str | None:

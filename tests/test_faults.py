@@ -1,0 +1,369 @@
+"""Faults injected mid-stream, then the input set compared with the effects (as Kafka tests
+its own guarantees).
+
+Sizing, measured on a 2-core machine: scoring-service alone consumes 50,000 orders in about
+12 s and lifecycle-service about 400 a second, but notification-service decides only a few
+orders a second while it is queueing welcome messages (about 600 orders in three minutes,
+sharing the CPU with the others). So the SIGKILL test runs the 50,000-order stream through
+the services that count orders (scoring for "counted exactly once", lifecycle for its stage
+counters), and the "no second message" half runs a smaller stream through
+notification-service with profile-service, where every customer has an email address and is
+welcomed while the stream flows, and notification-service is killed while it sends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from crm_devstack.faults import (
+    assert_no_second_message,
+    count,
+    create_mailable_customers,
+    lifecycle_order_counts,
+    order_counts,
+    order_records,
+    orders_for,
+    outreach,
+    publish,
+    read_topic,
+    scored_order_counts,
+    wait_for_count,
+    wait_for_equal,
+)
+from crm_devstack.launcher import Stack, start_stack
+from crm_devstack.progress import event_counts, wait_until
+from crm_devstack.services import SERVICES
+from crm_shared.contracts import Topic, dead_letter_topic
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+STREAM_ORDERS = 50_000
+STREAM_CUSTOMERS = 5_000
+MAILED_CUSTOMERS = 30
+WAIT_SECONDS = 120.0
+# After everything settled: how long nothing more may happen before "no double effect" holds.
+SETTLE_SECONDS = 3.0
+PURCHASES = "SELECT count(*) FROM purchases"
+LIFECYCLE_ORDERS = "SELECT count(*) FROM lifecycle_orders"
+QUIET_ENV = {
+    "SCORING_REFIT_INTERVAL_SECONDS": "0",
+    "SCORING_RESCORE_INTERVAL_SECONDS": "0",
+    "LIFECYCLE_SWEEP_INTERVAL_SECONDS": "0",
+}
+
+
+@contextlib.contextmanager
+def _stack(tmp_path: Path, names: tuple[str, ...], **options: Any) -> Iterator[Stack]:
+    specs = [spec for spec in SERVICES if spec.name in names]
+    with start_stack(
+        data_dir=tmp_path,
+        services=specs,
+        free_ports=True,
+        postgres=True,
+        extra_env=QUIET_ENV,
+        **options,
+    ) as stack:
+        yield stack
+
+
+def _processed(stack: Stack, service: str, topic: str) -> int:
+    with httpx.Client(timeout=10, trust_env=False) as client:
+        return event_counts(client, stack.urls[service]).processed_of(topic)
+
+
+def _fit(stack: Stack) -> None:
+    """Scores exist once models are fitted: fit now, so every customer is scored."""
+    with httpx.Client(
+        base_url=stack.urls["scoring-service"],
+        headers={"X-API-Key": stack.api_key},
+        timeout=120,
+        trust_env=False,
+    ) as scoring:
+        fitted = scoring.post("/v1/models/fit", json={})
+    assert fitted.status_code == 201, fitted.text
+
+
+def _customers(count: int, prefix: str) -> list[str]:
+    return [f"{prefix}-{number:05d}" for number in range(count)]
+
+
+@pytest.mark.timeout(400)
+def test_sigkill_mid_stream_counts_every_order_exactly_once(tmp_path: Path) -> None:
+    stack_names = ("scoring-service", "lifecycle-service")
+    with _stack(tmp_path, stack_names) as stack:
+        orders = orders_for(
+            _customers(STREAM_CUSTOMERS, "kill"), STREAM_ORDERS, now=datetime.now(UTC)
+        )
+        started = time.monotonic()
+        publish(stack, Topic.ORDERS, order_records(orders))
+
+        # Killed while the stream is in flight: a batch stored but not yet committed to Kafka
+        # (or half-applied) is what a SIGKILL leaves behind.
+        wait_until(
+            lambda: _processed(stack, "scoring-service", Topic.ORDERS) >= 10_000 or None,
+            timeout=WAIT_SECONDS,
+            what="scoring-service well into the stream",
+        )
+        for service in stack_names:
+            assert stack.kill(service, signal.SIGKILL) == -signal.SIGKILL
+        stored = {
+            "scoring": count(stack, "scoring-service", PURCHASES),
+            "lifecycle": count(stack, "lifecycle-service", LIFECYCLE_ORDERS),
+        }
+        assert 0 < stored["scoring"] < STREAM_ORDERS, f"not killed mid-stream: {stored}"
+        for service in stack_names:
+            stack.restart(service)
+
+        wait_for_count(
+            stack,
+            "scoring-service",
+            PURCHASES,
+            STREAM_ORDERS,
+            timeout=WAIT_SECONDS,
+            what="scoring's purchase ledger",
+        )
+        wait_for_count(
+            stack,
+            "lifecycle-service",
+            LIFECYCLE_ORDERS,
+            STREAM_ORDERS,
+            timeout=WAIT_SECONDS,
+            what="lifecycle's orders",
+        )
+        expected = order_counts(orders)
+        _fit(stack)
+        wait_for_equal(
+            lambda: scored_order_counts(stack),
+            expected,
+            timeout=WAIT_SECONDS,
+            what="every customer's order_count in scoring-service's scores",
+        )
+        wait_for_equal(
+            lambda: lifecycle_order_counts(stack),
+            expected,
+            timeout=WAIT_SECONDS,
+            what="every customer's order_count in lifecycle-service",
+        )
+        print(
+            f"\nkilled at {stored}; all {STREAM_ORDERS} counted once after "
+            f"{time.monotonic() - started:.1f} s"
+        )
+
+
+@pytest.mark.timeout(300)
+def test_sigkill_of_notification_mid_stream_sends_no_second_message(tmp_path: Path) -> None:
+    with _stack(tmp_path, ("profile-service", "notification-service")) as stack:
+        now = datetime.now(UTC)
+        with httpx.Client(
+            base_url=stack.urls["profile-service"],
+            headers={"X-API-Key": stack.api_key},
+            timeout=30,
+            trust_env=False,
+        ) as profile:
+            mailed = create_mailable_customers(
+                stack, profile, MAILED_CUSTOMERS, now=now, timeout=WAIT_SECONDS
+            )
+        orders = orders_for(mailed, MAILED_CUSTOMERS * 4, now=now)
+        publish(stack, Topic.ORDERS, order_records(orders))
+        # Killed once mail has started to leave, so sends are in flight.
+        wait_until(
+            lambda: len(outreach(stack).mail) >= 3 or None,
+            timeout=WAIT_SECONDS,
+            what="the first welcome mails",
+        )
+        stack.kill("notification-service", signal.SIGKILL)
+        stack.restart("notification-service")
+        wait_for_count(
+            stack,
+            "notification-service",
+            "SELECT count(*) FROM notifications WHERE rule_id = 'welcome-first-order'",
+            MAILED_CUSTOMERS,
+            timeout=WAIT_SECONDS,
+            what="a welcome decided for everyone",
+        )
+        wait_until(
+            lambda: (
+                not any(
+                    r["status"] == "scheduled" and r["rule_id"] == "welcome-first-order"
+                    for r in outreach(stack).decided
+                )
+                or None
+            ),
+            timeout=WAIT_SECONDS,
+            what="every welcome delivered or closed",
+        )
+        time.sleep(SETTLE_SECONDS)
+        found = outreach(stack)
+        assert_no_second_message(found, mailed)
+        assert len(found.mail) >= MAILED_CUSTOMERS // 2, "most welcomes should be sent"
+
+
+@pytest.mark.timeout(300)
+def test_postgres_down_for_ten_seconds_under_load_skips_nothing(tmp_path: Path) -> None:
+    names = ("scoring-service", "lifecycle-service")
+    with _stack(tmp_path, names) as stack:
+        orders = orders_for(_customers(2_000, "pg"), 20_000, now=datetime.now(UTC))
+        records = order_records(orders)
+        publish(stack, Topic.ORDERS, records[:5_000])
+        wait_until(
+            lambda: _processed(stack, "scoring-service", Topic.ORDERS) >= 1_000 or None,
+            timeout=WAIT_SECONDS,
+            what="scoring-service consuming",
+        )
+        stack.stop_postgres()
+        # The rest of the stream arrives while the database is down.
+        publish(stack, Topic.ORDERS, records[5_000:])
+        time.sleep(10)
+        stack.start_postgres()
+        wait_for_count(
+            stack,
+            "scoring-service",
+            PURCHASES,
+            len(orders),
+            timeout=WAIT_SECONDS,
+            what="scoring's purchase ledger after the outage",
+        )
+        wait_for_count(
+            stack,
+            "lifecycle-service",
+            LIFECYCLE_ORDERS,
+            len(orders),
+            timeout=WAIT_SECONDS,
+            what="lifecycle's orders after the outage",
+        )
+        expected = order_counts(orders)
+        _fit(stack)
+        wait_for_equal(
+            lambda: lifecycle_order_counts(stack),
+            expected,
+            timeout=WAIT_SECONDS,
+            what="lifecycle order counts",
+        )
+        wait_for_equal(
+            lambda: scored_order_counts(stack),
+            expected,
+            timeout=WAIT_SECONDS,
+            what="scoring order counts",
+        )
+        assert not stack.exited_services(), "a service died of the outage"
+
+
+MALFORMED: list[tuple[bytes, bytes]] = [
+    (b"bad-1", b"{not json"),
+    (b"bad-2", json.dumps({"specversion": "1.0", "type": "order.placed"}).encode()),
+    (b"bad-3", b""),
+]
+
+
+@pytest.mark.timeout(300)
+def test_duplicate_reordered_and_malformed_events_take_effect_once(tmp_path: Path) -> None:
+    with _stack(tmp_path, ("profile-service", "scoring-service", "notification-service")) as stack:
+        now = datetime.now(UTC)
+        with httpx.Client(
+            base_url=stack.urls["profile-service"],
+            headers={"X-API-Key": stack.api_key},
+            timeout=30,
+            trust_env=False,
+        ) as profile:
+            mailed = create_mailable_customers(stack, profile, 10, now=now, timeout=WAIT_SECONDS)
+        orders = orders_for(mailed, 40, now=now)
+        records = order_records(orders)
+        # Every event twice, each customer's orders newest first, malformed ones in between,
+        # and more valid orders behind the malformed ones.
+        reordered = list(reversed(records[:20]))
+        stream = [*reordered, *MALFORMED, *reordered, *records[20:], *records[20:]]
+        publish(stack, Topic.ORDERS, stream)
+
+        wait_for_count(
+            stack,
+            "scoring-service",
+            PURCHASES,
+            len(orders),
+            timeout=WAIT_SECONDS,
+            what="scoring's purchases",
+        )
+        wait_until(
+            lambda: _processed(stack, "scoring-service", Topic.ORDERS) >= len(stream) or None,
+            timeout=WAIT_SECONDS,
+            what="scoring consuming the whole stream",
+        )
+        _fit(stack)
+        wait_for_equal(
+            lambda: scored_order_counts(stack),
+            order_counts(orders),
+            timeout=WAIT_SECONDS,
+            what="order counts in scoring",
+        )
+        for consumer in ("scoring-service", "notification-service"):
+            dead = read_topic(stack, dead_letter_topic(Topic.ORDERS, consumer), len(MALFORMED))
+            assert sorted(r.key for r in dead) == sorted(k for k, _ in MALFORMED), consumer
+            assert all(dict(r.headers).get("error") for r in dead), [r.headers for r in dead]
+        wait_until(
+            lambda: _processed(stack, "notification-service", Topic.ORDERS) >= len(stream) or None,
+            timeout=WAIT_SECONDS,
+            what="notification consuming the whole stream",
+        )
+        wait_until(
+            lambda: len(outreach(stack).mail) >= len(mailed) or None,
+            timeout=WAIT_SECONDS,
+            what="a welcome mail for every customer",
+        )
+        time.sleep(SETTLE_SECONDS)
+        assert_no_second_message(outreach(stack), mailed)
+
+
+@pytest.mark.timeout(300)
+def test_two_replicas_share_partitions_and_match_the_single_run(tmp_path: Path) -> None:
+    names = ("scoring-service", "lifecycle-service")
+    with _stack(tmp_path, names, replicas=2) as stack:
+        orders = orders_for(_customers(1_000, "rep"), 10_000, now=datetime.now(UTC))
+        publish(stack, Topic.ORDERS, order_records(orders))
+        wait_for_count(
+            stack,
+            "scoring-service",
+            PURCHASES,
+            len(orders),
+            timeout=WAIT_SECONDS,
+            what="scoring's purchases",
+        )
+        wait_for_count(
+            stack,
+            "lifecycle-service",
+            LIFECYCLE_ORDERS,
+            len(orders),
+            timeout=WAIT_SECONDS,
+            what="lifecycle's orders",
+        )
+        expected = order_counts(orders)
+        _fit(stack)
+        wait_for_equal(
+            lambda: scored_order_counts(stack),
+            expected,
+            timeout=WAIT_SECONDS,
+            what="scoring order counts",
+        )
+        wait_for_equal(
+            lambda: lifecycle_order_counts(stack),
+            expected,
+            timeout=WAIT_SECONDS,
+            what="lifecycle order counts",
+        )
+        for name in names:
+            with httpx.Client(timeout=10, trust_env=False) as client:
+                shares = [
+                    event_counts(client, replica.base_url).processed_of(Topic.ORDERS)
+                    for replica in stack.replicas_of(name)
+                ]
+            assert len(shares) == 2, shares
+            assert all(shares), f"{name}: partitions not shared: {shares}"
+            assert sum(shares) >= len(orders), shares

@@ -47,6 +47,8 @@ bench: install
 	$(PY) bench/lifecycle_sweep.py
 	$(PY) bench/lifecycle_consume.py
 	$(PY) bench/notification_delivery.py
+	$(PY) bench/pipeline.py
+	$(PY) bench/customer_360.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -50,8 +50,9 @@ def test_demo_replays_purchases_and_prints_what_a_retention_team_looks_at(tmp_pa
         assert heading in report, heading
     # Every customer has a stage, a tier and a grade: each table adds up to all of them.
     assert len(re.findall(rf"^  total +{CUSTOMERS}$", report, flags=re.MULTILINE)) == 4
-    # Nobody here gave an email address or consent: a welcome lands in the in-app inbox.
-    assert re.search(r"welcome-first-order +sent 200 in_app", report), report
+    # Nobody here is known to profile-service (no email, no account, no consent): the welcome
+    # reaches no one, and the suppression says so.
+    assert re.search(r"welcome-first-order +suppressed 200 no_contact", report), report
     assert "no_consent" in report
 
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from sqlalchemy import select
 
 from crm_shared.contracts import (
     EventPayload,
@@ -20,6 +21,8 @@ from crm_shared.contracts import (
     build_event,
     encode_event,
 )
+from profile_service.db.models import NotificationView
+from profile_service.events.handlers import apply_to_customer_view
 from profile_testing import Api
 
 pytestmark = pytest.mark.kafka
@@ -96,3 +99,21 @@ async def test_360_shows_latest_scores_stage_and_messages(api_with_broker: Api) 
     assert view["scores"]["churn_risk"] == 0.2
     assert view["lifecycle"]["stage"] == "active"
     assert [n["outcome"] for n in view["recent_notifications"]] == ["suppressed", "sent"]
+
+
+async def test_the_read_model_keeps_ids_of_any_length(api: Api) -> None:
+    # Event contracts bound no id length; a long id once sent the event to the dead letters.
+    long_customer, long_notification = "shop-customer-" + "c" * 90, "shop-message-" + "n" * 90
+    sent = NotificationSent(
+        notification_id=long_notification,
+        customer_id=long_customer,
+        channel="email",
+        category="service",
+        sent_at=NOW,
+    )
+    async with api.app.state.runtime.sessions() as session, session.begin():
+        await apply_to_customer_view(session, build_event(sent, source="/tests", time=NOW))
+
+    async with api.app.state.runtime.sessions() as session:
+        stored = await session.scalar(select(NotificationView.notification_id))
+    assert stored == long_notification

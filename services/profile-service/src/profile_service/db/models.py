@@ -14,6 +14,10 @@ from crm_shared import AutoIncrementId, UtcDateTime, new_metadata, plumbing_tabl
 Json = JSON().with_variant(JSONB(), "postgresql")
 
 
+# Ids in the read models come from other services' events, whose contracts bound no length.
+EventIdColumn = String(200)
+
+
 class Base(DeclarativeBase):
     """Declarative base of this service's tables."""
 
@@ -122,9 +126,9 @@ class ScoreView(Base):
 
     __tablename__ = "view_scores"
 
-    customer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(EventIdColumn, primary_key=True)
     as_of: Mapped[datetime]
-    event_id: Mapped[str] = mapped_column(String(36))
+    event_id: Mapped[str] = mapped_column(EventIdColumn)
     scores: Mapped[dict[str, Any]] = mapped_column(Json)
 
 
@@ -133,7 +137,7 @@ class StageView(Base):
 
     __tablename__ = "view_stages"
 
-    customer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(EventIdColumn, primary_key=True)
     stage: Mapped[str | None] = mapped_column(String(16))
     stage_changed_at: Mapped[datetime | None]
     stage_detail: Mapped[dict[str, Any] | None] = mapped_column(Json)
@@ -147,8 +151,8 @@ class NotificationView(Base):
     __tablename__ = "view_notifications"
 
     id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
-    notification_id: Mapped[str] = mapped_column(String(36))
-    customer_id: Mapped[str] = mapped_column(String(36))
+    notification_id: Mapped[str] = mapped_column(EventIdColumn)
+    customer_id: Mapped[str] = mapped_column(EventIdColumn)
     outcome: Mapped[str] = mapped_column(String(16))
     occurred_at: Mapped[datetime]
     detail: Mapped[dict[str, Any]] = mapped_column(Json)

@@ -7,14 +7,24 @@ from datetime import UTC, datetime, timedelta
 from notification_servers import SmtpSink, sms_gateway, smtp_sink, webhook_receiver
 from sqlalchemy import select
 
-from crm_shared.contracts import Channel, Stage
+from crm_shared.contracts import (
+    Channel,
+    CustomerErased,
+    Grade,
+    Money,
+    ScoreUpdated,
+    Stage,
+    ValueTier,
+)
 from crm_shared.testing import ApiClient
-from notification_service.db.models import PLUMBING, Notification
+from notification_service.db.models import PLUMBING, Contact, Notification
+from notification_service.events.handlers import scores_of_the_batch
 from notification_testing import (
     app_settings,
     churn_warning,
     customer,
     deliver,
+    event,
     feed,
     order,
     running_api,
@@ -221,3 +231,45 @@ async def test_an_interrupted_send_is_closed_as_failed_and_never_sent_again(
     [closed] = await notifications(notification_api)
     assert closed.status == "failed"
     assert "not sent again" in (closed.detail or "")
+
+
+async def test_scores_of_a_batch_reach_the_template_and_an_erasure_later_in_it_wins(
+    notification_api: ApiClient,
+):
+    def scored(customer_id: str, risk: float, hours: int) -> ScoreUpdated:
+        zero = Money(amount="0", currency="USD")
+        return ScoreUpdated(
+            customer_id=customer_id,
+            as_of=MORNING + timedelta(hours=hours),
+            recency_score=3,
+            frequency_score=3,
+            monetary_score=3,
+            rfm_segment="Loyal",
+            order_count=2,
+            total_spend=zero,
+            spend_12m=zero,
+            historic_clv=zero,
+            churn_risk=risk,
+            value_tier=ValueTier.PROFIT,
+            grade=Grade.HIGH,
+        )
+
+    batch = [
+        event(scored("kept", 0.4, 2), MORNING),
+        event(scored("kept", 0.9, 1), MORNING),  # older, arriving later: not kept
+        event(scored("gone", 0.5, 1), MORNING),
+        event(CustomerErased(customer_id="gone", erased_at=MORNING), MORNING),
+    ]
+    async with notification_api.app.state.runtime.sessions() as session, session.begin():
+        await scores_of_the_batch(session, batch)
+
+    async with notification_api.app.state.runtime.sessions() as session:
+        contacts = {c.customer_id: c for c in await session.scalars(select(Contact))}
+    assert set(contacts) == {"kept"}
+    kept = contacts["kept"]
+    assert (kept.churn_risk, kept.value_tier, kept.scores["rfm_segment"]) == (
+        0.4,
+        "profit",
+        "Loyal",
+    )
+    assert not kept.known_from_profile

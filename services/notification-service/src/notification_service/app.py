@@ -31,7 +31,11 @@ from notification_service.channels.email import SmtpChannel
 from notification_service.channels.sms import HttpSmsGateway
 from notification_service.channels.webhook import WebhookChannel
 from notification_service.db.models import PLUMBING
-from notification_service.events.handlers import NOTIFICATION_TOPICS, apply_event
+from notification_service.events.handlers import (
+    NOTIFICATION_TOPICS,
+    apply_event,
+    scores_of_the_batch,
+)
 from notification_service.settings import NotificationSettings
 from notification_service.workflows import playbook_store
 from notification_service.workflows.delivery import DeliveryConfig, deliver_until_idle
@@ -65,7 +69,14 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
                     PLUMBING,
                     metrics,
                     produces=[Topic.NOTIFICATIONS],
-                    subscriptions=[Subscription("notifications", NOTIFICATION_TOPICS, apply_event)],
+                    subscriptions=[
+                        Subscription(
+                            "notifications",
+                            NOTIFICATION_TOPICS,
+                            apply_event,
+                            finish_batch=scores_of_the_batch,
+                        )
+                    ],
                 )
             )
             attach_runtime(app, runtime)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,7 +47,7 @@ async def apply_event(session: AsyncSession, event: CloudEvent) -> None:
     elif isinstance(data, CustomerErased):
         await contacts.erase_contact(session, data.customer_id)
     elif isinstance(data, ScoreUpdated):
-        await contacts.record_scores(session, data)
+        pass  # applied for the whole batch at once, by scores_of_the_batch
     elif isinstance(data, StageChanged):
         await contacts.record_stage(session, data)
         trigger = Trigger.from_stage_changed(event.id, data)
@@ -81,6 +82,24 @@ async def apply_event(session: AsyncSession, event: CloudEvent) -> None:
         await schedule_notifications(
             session, with_contact_facts(trigger, contact), facts, utc_now()
         )
+
+
+async def scores_of_the_batch(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+    """Store the batch's ``score.updated`` events in one statement, after the others.
+
+    Triggers earlier in the same batch were matched against the scores known before it (a
+    batch is under a second of the stream). Scores of a customer erased or merged away later
+    in the batch are dropped, so no contact comes back.
+    """
+    kept: list[ScoreUpdated] = []
+    for event in events:
+        data = event.data
+        if isinstance(data, ScoreUpdated):
+            kept.append(data)
+        elif isinstance(data, CustomerErased | CustomerMerged):
+            gone = data.customer_id if isinstance(data, CustomerErased) else data.merged_customer_id
+            kept = [scores for scores in kept if scores.customer_id != gone]
+    await contacts.record_scores(session, kept)
 
 
 def _value(stage: Any) -> str | None:

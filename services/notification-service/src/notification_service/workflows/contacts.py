@@ -6,6 +6,7 @@ Kept from ``customer.*``, ``consent.changed``, ``score.updated``, ``lifecycle.st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -100,17 +101,59 @@ async def ensure_contact(session: AsyncSession, customer_id: str, at: datetime) 
     return contact
 
 
-async def record_scores(session: AsyncSession, scores: ScoreUpdated) -> None:
-    """Keep the scores templates and rule conditions read."""
-    contact = await ensure_contact(session, scores.customer_id, as_utc(scores.as_of))
-    contact.scores = scores.model_dump(mode="json")
-    contact.value_tier = scores.value_tier.value if scores.value_tier else None
-    contact.grade = scores.grade.value if scores.grade else None
-    contact.churn_risk = scores.churn_risk
-    contact.rfm_segment = scores.rfm_segment
-    contact.cluster = scores.cluster
+async def record_scores(session: AsyncSession, batch: Sequence[ScoreUpdated]) -> None:
+    """Keep the scores templates and rule conditions read, a whole batch in one statement.
+
+    Scores arrive about once per order; one upsert for the batch instead of a read and a
+    write per event. Only each customer's newest scores of the batch are kept.
+    """
+    newest: dict[str, ScoreUpdated] = {}
+    for scores in batch:
+        kept = newest.get(scores.customer_id)
+        if kept is None or scores.as_of >= kept.as_of:
+            newest[scores.customer_id] = scores
+    if not newest:
+        return
+    rows = [_score_columns(scores) for scores in newest.values()]
+    statement = upsert_into(session, Contact)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[Contact.customer_id],
+            set_={name: statement.excluded[name] for name in _SCORE_COLUMNS},
+        ),
+        rows,
+    )
+
+
+_SCORE_COLUMNS = (
+    "scores",
+    "value_tier",
+    "grade",
+    "churn_risk",
+    "rfm_segment",
+    "cluster",
+    "predicted_clv_12m",
+)
+
+
+def _score_columns(scores: ScoreUpdated) -> dict[str, Any]:
     clv = scores.predicted_clv_12m
-    contact.predicted_clv_12m = f"{clv.amount} {clv.currency}" if clv else None
+    return {
+        "customer_id": scores.customer_id,
+        "scores": scores.model_dump(mode="json"),
+        "value_tier": scores.value_tier.value if scores.value_tier else None,
+        "grade": scores.grade.value if scores.grade else None,
+        "churn_risk": scores.churn_risk,
+        "rfm_segment": scores.rfm_segment,
+        "cluster": scores.cluster,
+        "predicted_clv_12m": f"{clv.amount} {clv.currency}" if clv else None,
+        # Only used when the customer is new here: a contact known so far from nothing else.
+        "attributes": {},
+        "tags": [],
+        "order_count": 0,
+        "known_from_profile": False,
+        "updated_at": as_utc(scores.as_of),
+    }
 
 
 async def record_stage(session: AsyncSession, change: StageChanged) -> None:

@@ -28,7 +28,7 @@ from crm_shared.contracts import (
 )
 from crm_shared.testing import TEST_SETTINGS, ApiClient, running_app, sample_key_records
 from notification_service.app import create_app
-from notification_service.events.handlers import apply_event, scores_of_the_batch
+from notification_service.events.handlers import apply_events
 from notification_service.migrate import upgrade
 from notification_service.settings import NotificationSettings
 from notification_service.workflows.delivery import deliver_due
@@ -145,8 +145,7 @@ async def feed(api: ApiClient, events: Sequence[CloudEvent]) -> None:
     """Apply ``events`` one by one, each as a consumed batch of its own (its own transaction)."""
     for item in events:
         async with api.app.state.runtime.sessions() as session, session.begin():
-            await apply_event(session, item)
-            await scores_of_the_batch(session, [item])
+            await apply_events(session, [item])
 
 
 async def deliver(api: ApiClient, now: datetime, jitter: float = 0.5) -> int:

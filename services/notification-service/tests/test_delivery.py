@@ -18,7 +18,7 @@ from crm_shared.contracts import (
 )
 from crm_shared.testing import ApiClient
 from notification_service.db.models import PLUMBING, Contact, Notification
-from notification_service.events.handlers import scores_of_the_batch
+from notification_service.events.handlers import apply_events
 from notification_testing import (
     app_settings,
     churn_warning,
@@ -261,7 +261,7 @@ async def test_scores_of_a_batch_reach_the_template_and_an_erasure_later_in_it_w
         event(CustomerErased(customer_id="gone", erased_at=MORNING), MORNING),
     ]
     async with notification_api.app.state.runtime.sessions() as session, session.begin():
-        await scores_of_the_batch(session, batch)
+        await apply_events(session, batch)
 
     async with notification_api.app.state.runtime.sessions() as session:
         contacts = {c.customer_id: c for c in await session.scalars(select(Contact))}

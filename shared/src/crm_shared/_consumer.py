@@ -93,6 +93,7 @@ class EventConsumer:
         after_commit: Callable[[], None] | None = None,
         after_store: BatchHook | None = None,
         finish_batch: BatchFinisher | None = None,
+        after_batch: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.topics = list(topics)
@@ -107,6 +108,7 @@ class EventConsumer:
         self._after_commit = after_commit
         self._after_store = after_store
         self._finish_batch = finish_batch
+        self._after_batch = after_batch
         self._stopping = False
 
     @property
@@ -224,6 +226,8 @@ class EventConsumer:
             self._metrics.events_processed.labels(topic, "applied").inc(count)
         if outbox_added and self._after_commit is not None:
             self._after_commit()
+        if fresh and self._after_batch is not None:
+            self._after_batch()
 
     async def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], reason: str, field: str | None

@@ -26,7 +26,7 @@ from crm_shared._metrics import ServiceMetrics
 from crm_shared._outbox import OUTBOX_ADDED, OutboxRelay
 from crm_shared._schedule import run_periodically
 from crm_shared._settings import ServiceSettings
-from crm_shared.contracts import dead_letter_topic
+from crm_shared.contracts import CloudEvent, dead_letter_topic
 
 _logger = logging.getLogger("crm.runtime")
 
@@ -39,6 +39,25 @@ class Subscription:
     topics: Sequence[str]
     handler: EventHandler
     finish_batch: BatchFinisher | None = None
+    # Called after each committed batch that applied new events (e.g. to wake a loop that
+    # acts on what the batch stored, instead of waiting for its next interval).
+    after_batch: Callable[[], None] | None = None
+
+    @classmethod
+    def batched(
+        cls,
+        name: str,
+        topics: Sequence[str],
+        apply_batch: BatchFinisher,
+        *,
+        after_batch: Callable[[], None] | None = None,
+    ) -> Subscription:
+        """Topics whose events ``apply_batch`` applies a whole consumed batch at a time."""
+        return cls(name, topics, _nothing_per_event, apply_batch, after_batch)
+
+
+async def _nothing_per_event(session: AsyncSession, event: CloudEvent) -> None:
+    """The per-event step of a batched subscription: the batch is applied as a whole."""
 
 
 @dataclass
@@ -74,10 +93,16 @@ class ServiceRuntime:
         self._tasks.append(coroutine_task)
 
     def every(
-        self, name: str, interval_seconds: float, job: Callable[[], Awaitable[object]]
+        self,
+        name: str,
+        interval_seconds: float,
+        job: Callable[[], Awaitable[object]],
+        *,
+        wake: asyncio.Event | None = None,
     ) -> None:
-        """Run `job` every `interval_seconds` until shutdown (which lets a running job end)."""
-        loop = run_periodically(name, interval_seconds, job, stop=self.stopping)
+        """Run `job` every `interval_seconds`, and soon after `wake` is set, until shutdown
+        (which lets a running job end)."""
+        loop = run_periodically(name, interval_seconds, job, stop=self.stopping, wake=wake)
         self.background(asyncio.create_task(loop, name=name))
 
 
@@ -147,6 +172,7 @@ async def _start_kafka(
             batch_size=settings.kafka_consumer_batch_size,
             after_commit=runtime.wake_relay,
             finish_batch=subscription.finish_batch,
+            after_batch=subscription.after_batch,
         )
         runtime.consumers.append(consumer)
         runtime.background(

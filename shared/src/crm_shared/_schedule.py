@@ -59,23 +59,37 @@ async def run_periodically(
     interval_seconds: float,
     job: Callable[[], Awaitable[object]],
     stop: asyncio.Event | None = None,
+    wake: asyncio.Event | None = None,
 ) -> None:
-    """Run `job` every `interval_seconds` until `stop` is set (or cancelled).
+    """Run `job` every `interval_seconds`, and at once when `wake` is set, until `stop` is set.
 
     A failure is logged, not fatal. Setting `stop` ends the loop at once while it waits, and
     after the run in hand while a job runs, so shutdown neither waits out an interval nor
-    cuts a job in half.
+    cuts a job in half. A wake during a run brings the next run forward to right after it.
     """
     stop = stop or asyncio.Event()
     while not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
+        await _first_of(stop, wake, timeout=interval_seconds)
+        if stop.is_set():
             return
-        except TimeoutError:
-            pass
+        if wake is not None:
+            wake.clear()
         try:
             await job()
         except asyncio.CancelledError:
             raise
         except Exception:
             _logger.exception("scheduled job failed", extra={"job": name})
+
+
+async def _first_of(stop: asyncio.Event, wake: asyncio.Event | None, *, timeout: float) -> None:
+    if wake is None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=timeout)
+        return
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -19,7 +19,7 @@ from crm_shared import (
 from crm_shared.contracts import Topic
 from lifecycle_service.api import analytics_routes, routes
 from lifecycle_service.db.models import PLUMBING
-from lifecycle_service.events.handlers import LIFECYCLE_TOPICS, applied_with_the_batch
+from lifecycle_service.events.handlers import LIFECYCLE_TOPICS
 from lifecycle_service.settings import LifecycleSettings
 from lifecycle_service.workflows.event_batch import apply_events
 from lifecycle_service.workflows.sweep import scheduled_sweep
@@ -45,11 +45,7 @@ def create_app(settings: LifecycleSettings | None = None) -> FastAPI:
             PLUMBING,
             metrics,
             produces=[Topic.LIFECYCLE],
-            subscriptions=[
-                Subscription(
-                    "stages", LIFECYCLE_TOPICS, applied_with_the_batch, finish_batch=apply_events
-                )
-            ],
+            subscriptions=[Subscription.batched("stages", LIFECYCLE_TOPICS, apply_events)],
         ) as runtime:
             attach_runtime(app, runtime)
             if settings.sweep_interval_seconds > 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -31,11 +32,7 @@ from notification_service.channels.email import SmtpChannel
 from notification_service.channels.sms import HttpSmsGateway
 from notification_service.channels.webhook import WebhookChannel
 from notification_service.db.models import PLUMBING
-from notification_service.events.handlers import (
-    NOTIFICATION_TOPICS,
-    apply_event,
-    scores_of_the_batch,
-)
+from notification_service.events.handlers import NOTIFICATION_TOPICS, apply_events
 from notification_service.settings import NotificationSettings
 from notification_service.workflows import playbook_store
 from notification_service.workflows.delivery import DeliveryConfig, deliver_until_idle
@@ -59,6 +56,7 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        deliver_now = asyncio.Event()
         async with AsyncExitStack() as stack:
             client = await stack.enter_async_context(
                 httpx.AsyncClient(timeout=settings.send_timeout_seconds)
@@ -70,11 +68,12 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
                     metrics,
                     produces=[Topic.NOTIFICATIONS],
                     subscriptions=[
-                        Subscription(
+                        Subscription.batched(
                             "notifications",
                             NOTIFICATION_TOPICS,
-                            apply_event,
-                            finish_batch=scores_of_the_batch,
+                            apply_events,
+                            # A batch's due-now messages are decided right after it commits.
+                            after_batch=deliver_now.set,
                         )
                     ],
                 )
@@ -86,7 +85,9 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
             app.state.delivery = config
             if settings.delivery_interval_seconds > 0:
                 deliver = functools.partial(deliver_until_idle, runtime, config, utc_now)
-                runtime.every("deliver", settings.delivery_interval_seconds, deliver)
+                runtime.every(
+                    "deliver", settings.delivery_interval_seconds, deliver, wake=deliver_now
+                )
             key = settings.profile_service_api_key
             forward = functools.partial(
                 forward_opt_outs,

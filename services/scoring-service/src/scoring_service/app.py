@@ -20,7 +20,7 @@ from crm_shared import (
 from crm_shared.contracts import Topic
 from scoring_service.api import routes
 from scoring_service.db.models import PLUMBING
-from scoring_service.events.handlers import SCORING_TOPICS, applied_with_the_batch, ledger_batch
+from scoring_service.events.handlers import SCORING_TOPICS, ledger_batch
 from scoring_service.settings import ScoringSettings
 from scoring_service.workflows import scoring
 
@@ -47,12 +47,7 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
             metrics,
             produces=[Topic.SCORES],
             subscriptions=[
-                Subscription(
-                    "ledger",
-                    SCORING_TOPICS,
-                    applied_with_the_batch,
-                    finish_batch=ledger_batch(settings.currency),
-                )
+                Subscription.batched("ledger", SCORING_TOPICS, ledger_batch(settings.currency))
             ],
         ) as runtime:
             attach_runtime(app, runtime)

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from crm_shared.contracts import CloudEvent, Topic
+from crm_shared.contracts import Topic
 
 LIFECYCLE_TOPICS = (Topic.ORDERS, Topic.SCORES, Topic.CUSTOMERS)
-
-
-async def applied_with_the_batch(session: AsyncSession, event: CloudEvent) -> None:
-    """Nothing happens per event: `workflows.event_batch.apply_events` applies the batch."""

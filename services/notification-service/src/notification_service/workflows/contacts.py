@@ -6,7 +6,6 @@ Kept from ``customer.*``, ``consent.changed``, ``score.updated``, ``lifecycle.st
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,9 +17,7 @@ from crm_shared.contracts import (
     ConsentState,
     CustomerSnapshot,
     OrderCancelled,
-    OrderPlaced,
     ScoreUpdated,
-    StageChanged,
 )
 from notification_service.db.models import (
     Contact,
@@ -85,107 +82,39 @@ async def record_consent(session: AsyncSession, customer_id: str, consent: Conse
     )
 
 
-async def ensure_contact(session: AsyncSession, customer_id: str, at: datetime) -> Contact:
-    """The contact, created empty when an event about them arrives before their profile."""
-    contact = await session.get(Contact, customer_id)
-    if contact is None:
-        contact = Contact(
-            customer_id=customer_id,
-            attributes={},
-            tags=[],
-            scores={},
-            order_count=0,
-            updated_at=at,
-        )
-        session.add(contact)
-    return contact
+def empty_contact(customer_id: str, at: datetime) -> Contact:
+    """A contact for a customer seen in an order, score or stage before (or without) a profile."""
+    return Contact(
+        customer_id=customer_id,
+        attributes={},
+        tags=[],
+        scores={},
+        order_count=0,
+        known_from_profile=False,
+        updated_at=at,
+    )
 
 
-async def record_scores(session: AsyncSession, batch: Sequence[ScoreUpdated]) -> None:
-    """Keep the scores templates and rule conditions read, a whole batch in one statement.
-
-    Scores arrive about once per order; one upsert for the batch instead of a read and a
-    write per event. Only each customer's newest scores of the batch are kept.
-    """
-    newest: dict[str, ScoreUpdated] = {}
-    for scores in batch:
-        kept = newest.get(scores.customer_id)
-        if kept is None or scores.as_of >= kept.as_of:
-            newest[scores.customer_id] = scores
-    if not newest:
+def apply_scores(contact: Contact, scores: ScoreUpdated) -> None:
+    """Keep the scores templates and rule conditions read, unless newer ones are kept already."""
+    kept_as_of = contact.scores.get("as_of") if contact.scores else None
+    if kept_as_of is not None and as_utc(datetime.fromisoformat(kept_as_of)) > as_utc(scores.as_of):
         return
-    rows = [_score_columns(scores) for scores in newest.values()]
-    statement = upsert_into(session, Contact)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[Contact.customer_id],
-            set_={name: statement.excluded[name] for name in _SCORE_COLUMNS},
-        ),
-        rows,
-    )
-
-
-_SCORE_COLUMNS = (
-    "scores",
-    "value_tier",
-    "grade",
-    "churn_risk",
-    "rfm_segment",
-    "cluster",
-    "predicted_clv_12m",
-)
-
-
-def _score_columns(scores: ScoreUpdated) -> dict[str, Any]:
     clv = scores.predicted_clv_12m
-    return {
-        "customer_id": scores.customer_id,
-        "scores": scores.model_dump(mode="json"),
-        "value_tier": scores.value_tier.value if scores.value_tier else None,
-        "grade": scores.grade.value if scores.grade else None,
-        "churn_risk": scores.churn_risk,
-        "rfm_segment": scores.rfm_segment,
-        "cluster": scores.cluster,
-        "predicted_clv_12m": f"{clv.amount} {clv.currency}" if clv else None,
-        # Only used when the customer is new here: a contact known so far from nothing else.
-        "attributes": {},
-        "tags": [],
-        "order_count": 0,
-        "known_from_profile": False,
-        "updated_at": as_utc(scores.as_of),
-    }
+    contact.scores = scores.model_dump(mode="json")
+    contact.value_tier = scores.value_tier.value if scores.value_tier else None
+    contact.grade = scores.grade.value if scores.grade else None
+    contact.churn_risk = scores.churn_risk
+    contact.rfm_segment = scores.rfm_segment
+    contact.cluster = scores.cluster
+    contact.predicted_clv_12m = f"{clv.amount} {clv.currency}" if clv else None
 
 
-async def record_stage(session: AsyncSession, change: StageChanged) -> None:
-    """Keep the customer's lifecycle stage."""
-    contact = await ensure_contact(session, change.customer_id, as_utc(change.changed_at))
-    contact.stage = change.stage.value
-    contact.previous_stage = change.previous_stage.value if change.previous_stage else None
-
-
-async def record_order_if_new(session: AsyncSession, order: OrderPlaced) -> bool | None:
-    """Remember an order: True when it is the customer's first, None when already known."""
-    if await session.get(ContactOrder, order.order_id) is not None:
-        return None
-    contact = await ensure_contact(session, order.customer_id, as_utc(order.placed_at))
-    earlier = await session.scalar(
-        select(ContactOrder.order_id)
-        .where(ContactOrder.customer_id == order.customer_id, ContactOrder.cancelled.is_(False))
-        .limit(1)
-    )
-    session.add(
-        ContactOrder(
-            order_id=order.order_id,
-            customer_id=order.customer_id,
-            placed_at=as_utc(order.placed_at),
-            cancelled=False,
-        )
-    )
+def count_order(contact: Contact, placed_at: datetime) -> None:
+    """Count a new order placed at ``placed_at`` in the contact's order count and last order."""
     contact.order_count = (contact.order_count or 0) + 1
-    placed = as_utc(order.placed_at)
-    if contact.last_order_at is None or placed > contact.last_order_at:
-        contact.last_order_at = placed
-    return earlier is None
+    if contact.last_order_at is None or placed_at > contact.last_order_at:
+        contact.last_order_at = placed_at
 
 
 async def record_cancellation(session: AsyncSession, cancelled: OrderCancelled) -> None:

@@ -6,6 +6,7 @@ a redelivered or replayed event finds the row already there and queues nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_shared import as_utc, new_id, upsert_into
 from crm_shared.contracts import Grade, ValueTier
 from notification_service.db.models import Contact, Notification
-from notification_service.domain.playbooks import Trigger, dedup_key, due_at, matching_rules
+from notification_service.domain.playbooks import (
+    PlaybookRule,
+    Trigger,
+    dedup_key,
+    due_at,
+    matching_rules,
+)
 from notification_service.workflows import playbook_store
 
 SCHEDULED = "scheduled"
@@ -40,10 +47,17 @@ async def schedule_notifications(
     session: AsyncSession, trigger: Trigger, facts: dict[str, Any], now: datetime
 ) -> int:
     """Queue a notification for every rule ``trigger`` matches; how many rules matched."""
-    matched = matching_rules(await playbook_store.rules_for_transaction(session), trigger)
-    if not matched:
-        return 0
-    rows = [
+    rules = await playbook_store.rules_for_transaction(session)
+    rows = notification_rows(rules, trigger, facts, now)
+    await queue_notifications(session, rows)
+    return len(rows)
+
+
+def notification_rows(
+    rules: Sequence[PlaybookRule], trigger: Trigger, facts: dict[str, Any], now: datetime
+) -> list[dict[str, Any]]:
+    """The queue rows for the rules ``trigger`` matches (none when it matches none)."""
+    return [
         {
             "notification_id": new_id(),
             "dedup_key": dedup_key(rule, trigger.customer_id, trigger.event_id),
@@ -63,10 +77,15 @@ async def schedule_notifications(
             "attempts": 0,
             "created_at": now,
         }
-        for rule in matched
+        for rule in matching_rules(rules, trigger)
     ]
+
+
+async def queue_notifications(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert queue rows in one statement; a row whose dedup key exists is skipped (replays)."""
+    if not rows:
+        return
     statement = upsert_into(session, Notification).on_conflict_do_nothing(
         index_elements=[Notification.dedup_key]
     )
-    await session.execute(statement, rows)
-    return len(matched)
+    await session.execute(statement, list(rows))

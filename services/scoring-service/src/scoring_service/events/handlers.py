@@ -27,10 +27,6 @@ from scoring_service.workflows.pending_rescores import queue_rescores
 SCORING_TOPICS = (Topic.ORDERS, Topic.CUSTOMERS, Topic.ACTIVITIES)
 
 
-async def applied_with_the_batch(session: AsyncSession, event: CloudEvent) -> None:
-    """Nothing happens per event: `ledger_batch` applies the whole batch in bulk."""
-
-
 def latest_event_per_customer(events: Sequence[CloudEvent]) -> dict[str, datetime]:
     """Customers whose purchases a batch changed, with the time of their latest such event."""
     latest: dict[str, datetime] = {}

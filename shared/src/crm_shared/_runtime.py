@@ -158,6 +158,7 @@ async def _start_kafka(
             client_id=f"{settings.service_name}-{subscription.name}",
             session_timeout_ms=settings.kafka_session_timeout_ms,
             rebalance_timeout_ms=settings.kafka_rebalance_timeout_ms,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         )
         await kafka_consumer.start()
         consumer = EventConsumer(

@@ -39,6 +39,9 @@ class ServiceSettings(BaseSettings):
     kafka_consumer_batch_size: int = Field(default=500, ge=1, le=100_000)
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
     kafka_rebalance_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
+    # How long the broker may hold a fetch with nothing new: each hop of the chain can wait
+    # this long (the embedded broker waits out most of it), idle consumers poll this often.
+    kafka_fetch_max_wait_ms: int = Field(default=50, ge=1, le=10_000)
     kafka_enabled: bool = True
     api_keys: list[ApiKeyRecord] = Field(default_factory=list)
     log_level: str = "INFO"

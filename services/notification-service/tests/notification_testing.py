@@ -21,6 +21,7 @@ from crm_shared.contracts import (
     Money,
     OrderPlaced,
     Purpose,
+    ScoreUpdated,
     Stage,
     StageChanged,
     ValueTier,
@@ -115,6 +116,26 @@ def churn_warning(
         recommended_action=action,  # type: ignore[arg-type]
     )
     return event(warning, at)
+
+
+def scores(customer_id: str, as_of: datetime, churn_risk: float) -> ScoreUpdated:
+    """``score.updated`` data: a profit-tier, high-grade "Loyal" customer with ``churn_risk``."""
+    zero = Money(amount=Decimal("0"), currency="USD")
+    return ScoreUpdated(
+        customer_id=customer_id,
+        as_of=as_of,
+        recency_score=3,
+        frequency_score=3,
+        monetary_score=3,
+        rfm_segment="Loyal",
+        order_count=2,
+        total_spend=zero,
+        spend_12m=zero,
+        historic_clv=zero,
+        churn_risk=churn_risk,
+        value_tier=ValueTier.PROFIT,
+        grade=Grade.HIGH,
+    )
 
 
 def stage_changed(customer_id: str, at: datetime, stage: Stage, previous: Stage) -> CloudEvent:

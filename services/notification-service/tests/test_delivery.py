@@ -10,11 +10,8 @@ from sqlalchemy import select
 from crm_shared.contracts import (
     Channel,
     CustomerErased,
-    Grade,
-    Money,
     ScoreUpdated,
     Stage,
-    ValueTier,
 )
 from crm_shared.testing import ApiClient
 from notification_service.db.models import PLUMBING, Contact, Notification
@@ -28,6 +25,7 @@ from notification_testing import (
     feed,
     order,
     running_api,
+    scores,
     stage_changed,
 )
 
@@ -237,22 +235,7 @@ async def test_scores_of_a_batch_reach_the_template_and_an_erasure_later_in_it_w
     notification_api: ApiClient,
 ):
     def scored(customer_id: str, risk: float, hours: int) -> ScoreUpdated:
-        zero = Money(amount="0", currency="USD")
-        return ScoreUpdated(
-            customer_id=customer_id,
-            as_of=MORNING + timedelta(hours=hours),
-            recency_score=3,
-            frequency_score=3,
-            monetary_score=3,
-            rfm_segment="Loyal",
-            order_count=2,
-            total_spend=zero,
-            spend_12m=zero,
-            historic_clv=zero,
-            churn_risk=risk,
-            value_tier=ValueTier.PROFIT,
-            grade=Grade.HIGH,
-        )
+        return scores(customer_id, MORNING + timedelta(hours=hours), risk)
 
     batch = [
         event(scored("kept", 0.4, 2), MORNING),

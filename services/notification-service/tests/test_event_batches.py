@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -18,40 +17,24 @@ from crm_shared.contracts import (
     CustomerSnapshot,
     CustomerUpdated,
     EventPayload,
-    Grade,
-    Money,
     OrderCancelled,
     Purpose,
-    ScoreUpdated,
     Stage,
-    ValueTier,
 )
 from crm_shared.testing import ApiClient
 from notification_service.db.models import Contact, ContactConsent, ContactOrder, Notification
 from notification_service.events.handlers import apply_events
-from notification_testing import churn_warning, customer, event, feed, order, stage_changed
+from notification_testing import (
+    churn_warning,
+    customer,
+    event,
+    feed,
+    order,
+    scores,
+    stage_changed,
+)
 
 START = datetime(2025, 3, 14, 10, 0, tzinfo=UTC)
-
-
-def scores(customer_id: str, as_of: datetime, risk: float) -> ScoreUpdated:
-    """Scores as scoring-service publishes them."""
-    zero = Money(amount=Decimal("0"), currency="USD")
-    return ScoreUpdated(
-        customer_id=customer_id,
-        as_of=as_of,
-        recency_score=3,
-        frequency_score=2,
-        monetary_score=4,
-        rfm_segment="Promising",
-        order_count=1,
-        total_spend=zero,
-        spend_12m=zero,
-        historic_clv=zero,
-        churn_risk=risk,
-        value_tier=ValueTier.PROFIT,
-        grade=Grade.HIGH,
-    )
 
 
 def stream(prefix: str) -> list[CloudEvent]:

@@ -9,6 +9,11 @@ the services that count orders (scoring for "counted exactly once", lifecycle fo
 counters), and the "no second message" half runs a smaller stream through
 notification-service with profile-service, where every customer has an email address and is
 welcomed while the stream flows, and notification-service is killed while it sends.
+
+The broker outage runs on a broker that keeps its log in a local S3 server (the embedded
+broker's memory storage would lose every topic and committed offset in the restart, which a
+real Kafka broker does not), so it shows what an operator would see: the broker stopped and
+started again, and the services carry on by themselves.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import contextlib
 import json
 import signal
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,14 +35,19 @@ from crm_devstack.faults import (
     assert_no_second_message,
     count,
     create_mailable_customers,
+    event_ids_on_topic,
     lifecycle_order_counts,
     order_counts,
     order_records,
     orders_for,
     outreach,
     publish,
+    purchase_counts,
     read_topic,
+    readiness,
     scored_order_counts,
+    take_orders,
+    unsent_outbox_rows,
     wait_for_count,
     wait_for_equal,
 )
@@ -55,6 +66,9 @@ WAIT_SECONDS = 120.0
 SETTLE_SECONDS = 3.0
 PURCHASES = "SELECT count(*) FROM purchases"
 LIFECYCLE_ORDERS = "SELECT count(*) FROM lifecycle_orders"
+# Longer than the producer's request timeout and the consumers' session timeout.
+OUTAGE_SECONDS = 20.0
+OUTAGE_STEPS = 5
 QUIET_ENV = {
     "SCORING_REFIT_INTERVAL_SECONDS": "0",
     "SCORING_RESCORE_INTERVAL_SECONDS": "0",
@@ -367,3 +381,110 @@ def test_two_replicas_share_partitions_and_match_the_single_run(tmp_path: Path) 
             assert len(shares) == 2, shares
             assert all(shares), f"{name}: partitions not shared: {shares}"
             assert sum(shares) >= len(orders), shares
+
+
+@pytest.mark.timeout(300)
+def test_broker_restart_while_profile_takes_orders_loses_none(tmp_path: Path) -> None:
+    """The broker stops while shops keep posting orders to profile-service, then starts
+    again: every order accepted (before, during and after the outage) is counted exactly
+    once by scoring-service and lifecycle-service, with no service restarted by hand.
+
+    The broker keeps its log in a local S3 server, which stays up while the broker process
+    is stopped and started, so topics, records and the consumer groups' committed offsets
+    survive the restart as they do on a Kafka broker's disk.
+    """
+    names = ("profile-service", "scoring-service", "lifecycle-service")
+    with _stack(tmp_path, names, broker_storage="s3") as stack:
+        now = datetime.now(UTC)
+        regulars = _customers(10, "outage")
+        before = orders_for(regulars, 20, now=now)
+        # During the outage the regulars order again and new customers place their first.
+        during = [
+            *orders_for(regulars, 20, now=now),
+            *orders_for(_customers(10, "outage-new"), 20, now=now),
+        ]
+        after = orders_for(regulars, 10, now=now)
+        # Distinct order ids per phase: the intake treats a repeated order id as the same order.
+        during = [o.model_copy(update={"order_id": f"{o.order_id}-down"}) for o in during]
+        after = [o.model_copy(update={"order_id": f"{o.order_id}-up"}) for o in after]
+        with httpx.Client(
+            base_url=stack.urls["profile-service"],
+            headers={"X-API-Key": stack.api_key},
+            timeout=30,
+            trust_env=False,
+        ) as profile:
+            accepted = take_orders(profile, before)
+            wait_for_count(
+                stack,
+                "scoring-service",
+                PURCHASES,
+                len(accepted),
+                timeout=WAIT_SECONDS,
+                what="scoring's purchases before the outage",
+            )
+
+            stack.stop_broker()
+            wait_until(
+                lambda: readiness(stack, "profile-service")[0] == 503 or None,
+                timeout=WAIT_SECONDS,
+                what="profile-service reporting the broker down on /readyz",
+            )
+            status, body = readiness(stack, "profile-service")
+            assert body["checks"] == {"database": True, "broker": False}, (status, body)
+            # Orders keep coming for the whole outage, which outlasts the producer's request
+            # timeout (15 s: the relay's sends fail and it backs off) and the consumers'
+            # session timeout (10 s: the broker forgets the groups' members).
+            accepted_during: list[dict[str, Any]] = []
+            step = -(-len(during) // OUTAGE_STEPS)
+            for start in range(0, len(during), step):
+                accepted_during += take_orders(profile, during[start : start + step])
+                time.sleep(OUTAGE_SECONDS / OUTAGE_STEPS)
+            # Nothing can leave while the broker is down: every one waits in the outbox.
+            assert unsent_outbox_rows(stack, "profile-service", Topic.ORDERS) == len(during)
+            stack.start_broker()
+
+            wait_until(
+                lambda: readiness(stack, "profile-service")[0] == 200 or None,
+                timeout=WAIT_SECONDS,
+                what="profile-service ready again",
+            )
+            accepted += accepted_during + take_orders(profile, after)
+
+        wait_until(
+            lambda: unsent_outbox_rows(stack, "profile-service") == 0 or None,
+            timeout=WAIT_SECONDS,
+            what="profile-service's outbox drained",
+        )
+        for service, sql in (
+            ("scoring-service", PURCHASES),
+            ("lifecycle-service", LIFECYCLE_ORDERS),
+        ):
+            wait_for_count(
+                stack,
+                service,
+                sql,
+                len(accepted),
+                timeout=WAIT_SECONDS,
+                what=f"{service}'s orders after the outage",
+            )
+        expected = dict(Counter(order["customer_id"] for order in accepted))
+        wait_for_equal(
+            lambda: purchase_counts(stack),
+            expected,
+            timeout=WAIT_SECONDS,
+            what="every customer's purchases in scoring-service",
+        )
+        wait_for_equal(
+            lambda: lifecycle_order_counts(stack),
+            expected,
+            timeout=WAIT_SECONDS,
+            what="every customer's order_count in lifecycle-service",
+        )
+        # The orders published before the outage are still on the topic: the broker's log
+        # survived its restart (on memory storage they would be gone).
+        accepted_ids = {order["event_id"] for order in accepted}
+        on_topic = event_ids_on_topic(stack, Topic.ORDERS, accepted_ids)
+        assert accepted_ids <= on_topic, f"{len(accepted_ids - on_topic)} orders not on the topic"
+        assert not stack.exited_services(), "a service died of the outage"
+        for service in names:
+            assert readiness(stack, service)[0] == 200, service

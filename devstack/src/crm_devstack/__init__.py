@@ -4,11 +4,13 @@ mail), ``make demo`` (the CDNOW purchases replayed through it) and the migration
 ``make test`` runs before pytest.
 
 Tests that need the whole system use `start_stack`, `crm_devstack.shop` to publish orders and
-`crm_devstack.progress` to wait for the services to catch up; the CLI is
+`crm_devstack.progress` to wait for the services to catch up (``broker_storage="s3"`` keeps
+the broker's log in a `LocalObjectStore`, so a broker restart loses nothing); the CLI is
 ``python -m crm_devstack``.
 """
 
 from crm_devstack.launcher import (
+    BrokerStorage,
     RunningService,
     ServiceExit,
     Stack,
@@ -21,13 +23,17 @@ from crm_devstack.migrations_check import (
     check_migrations,
     check_service_migrations,
 )
+from crm_devstack.object_store import LocalObjectStore, ObjectStoreError
 from crm_devstack.services import SERVICES, RepositoryNotFound, ServiceSpec, discover_services
 
 __all__ = [
     "SERVICES",
+    "BrokerStorage",
+    "LocalObjectStore",
     "MailSink",
     "MailSinkError",
     "MigrationCheckFailure",
+    "ObjectStoreError",
     "RepositoryNotFound",
     "RunningService",
     "ServiceExit",

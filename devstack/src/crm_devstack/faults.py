@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from crm_devstack.launcher import Stack
 from crm_devstack.progress import wait_until
-from crm_shared.contracts import Money, OrderPlaced, build_event, encode_event
+from crm_shared.contracts import Money, OrderPlaced, build_event, decode_event, encode_event
 
 WELCOME_RULE = "welcome-first-order"
 NOTIFICATION_ID_HEADER = "X-CRM-Notification-Id"
@@ -80,7 +80,30 @@ def publish(stack: Stack, topic: str, records: Sequence[tuple[bytes, bytes]]) ->
 
 def read_topic(stack: Stack, topic: str, expected: int, *, timeout: float = 30.0) -> list[Any]:
     """The first `expected` records of `topic` (all partitions), or fewer at `timeout`."""
+    return _read_until(stack, topic, lambda found: len(found) >= expected, timeout)
 
+
+def event_ids_on_topic(
+    stack: Stack, topic: str, wanted: set[str], *, timeout: float = 30.0
+) -> set[str]:
+    """The CloudEvent ids on `topic`, read from the start until all `wanted` ones are seen
+    (or `timeout`). A relay that re-sends after a failure may have put some there twice, so
+    counting records would not tell when all have been read."""
+    seen: set[str] = set()
+    decoded = [0]  # how many of the records read so far are in `seen`
+
+    def enough(found: list[Any]) -> bool:
+        seen.update(decode_event(record.value).id for record in found[decoded[0] :])
+        decoded[0] = len(found)
+        return wanted <= seen
+
+    _read_until(stack, topic, enough, timeout)
+    return seen
+
+
+def _read_until(
+    stack: Stack, topic: str, enough: Callable[[list[Any]], bool], timeout: float
+) -> list[Any]:
     async def read() -> list[Any]:
         consumer = AIOKafkaConsumer(
             topic,
@@ -92,7 +115,7 @@ def read_topic(stack: Stack, topic: str, expected: int, *, timeout: float = 30.0
         found: list[Any] = []
         try:
             deadline = asyncio.get_running_loop().time() + timeout
-            while len(found) < expected and asyncio.get_running_loop().time() < deadline:
+            while not enough(found) and asyncio.get_running_loop().time() < deadline:
                 batches = await consumer.getmany(timeout_ms=500)
                 for records in batches.values():
                     found.extend(records)
@@ -134,6 +157,54 @@ def wait_for_count(
         return True if seen[0] == expected else None
 
     wait_until(reached, timeout=timeout, what=what, last_seen=lambda: str(seen[0]))
+
+
+def intake_body(order: OrderPlaced) -> dict[str, Any]:
+    """`order` as a shop without Kafka posts it to profile-service's ``/v1/orders``, its
+    ``customer_id`` given as the shop's external id (profile-service assigns the CRM id)."""
+    return {
+        "type": "order.placed",
+        "order_id": order.order_id,
+        "customer": {"external_id": order.customer_id},
+        "placed_at": order.placed_at.isoformat(),
+        "total": order.total.model_dump(mode="json"),
+    }
+
+
+def take_orders(profile: httpx.Client, orders: Iterable[OrderPlaced]) -> list[dict[str, Any]]:
+    """Post each order to profile-service's intake; each must be accepted (202) as new.
+    Returns the acceptances (event id, CRM customer id, ...) in order."""
+    accepted = []
+    for order in orders:
+        response = profile.post("/v1/orders", json=intake_body(order))
+        assert response.status_code == 202, (order.order_id, response.status_code, response.text)
+        accepted.append(response.json())
+    return accepted
+
+
+def readiness(stack: Stack, service: str) -> tuple[int, dict[str, Any]]:
+    """`service`'s ``/readyz`` now: its status code and body (``checks`` by dependency)."""
+    with httpx.Client(timeout=10, trust_env=False) as client:
+        response = client.get(f"{stack.urls[service]}/readyz")
+    return response.status_code, response.json()
+
+
+def unsent_outbox_rows(stack: Stack, service: str, topic: str | None = None) -> int:
+    """How many of `service`'s outbox rows (for `topic`, or for any) wait to be published."""
+    sql = "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
+    if topic is None:
+        return count(stack, service, sql)
+    return count(stack, service, f"{sql} AND topic = $1", topic)
+
+
+def purchase_counts(stack: Stack) -> dict[str, int]:
+    """How many purchases scoring-service's ledger holds for each customer."""
+    rows = query(
+        stack,
+        "scoring-service",
+        "SELECT customer_id, count(*) FROM purchases GROUP BY customer_id",
+    )
+    return {row[0]: int(row[1]) for row in rows}
 
 
 def order_counts(orders: Iterable[OrderPlaced]) -> dict[str, int]:

@@ -19,11 +19,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType, TracebackType
+from typing import Literal
 
 import httpx
 
 from crm_devstack.databases import DatabaseStartError, StackPostgres, sqlite_url
 from crm_devstack.mail_sink import DEVELOPMENT_SMTP_PORT, MailSink, MailSinkError
+from crm_devstack.object_store import LocalObjectStore, ObjectStoreError
 from crm_devstack.services import SERVICES, ServiceSpec
 from crm_devstack.wiring import sends_mail, service_links
 from crm_shared import (
@@ -43,6 +45,9 @@ DEVELOPMENT_KEY_NAME = "devstack"
 _logger = logging.getLogger("crm_devstack")
 _HEALTH_POLL_SECONDS = 0.2
 _LOG_TAIL_LINES = 20
+
+BrokerStorage = Literal["memory", "s3"]
+"""Where the embedded broker keeps its log: in its own memory, or in a local S3 server."""
 
 
 class StackError(RuntimeError):
@@ -114,6 +119,7 @@ class Stack:
         python: str = sys.executable,
         postgres: bool = False,
         replicas: int = 1,
+        broker_storage: BrokerStorage = "memory",
     ) -> None:
         """Prepare a stack; nothing starts until `start()` (or ``with``).
 
@@ -124,6 +130,10 @@ class Stack:
         SQLite files kept in `data_dir`. `replicas` starts that many processes of each
         service on one database and in one consumer group (the service's name), each on its
         own HTTP port; it needs `postgres` (SQLite is one writer's database).
+        `broker_storage` ``"s3"`` keeps the broker's topics, records and committed offsets
+        in a local S3 server (`LocalObjectStore`) that outlives the broker process, so
+        `stop_broker` and `start_broker` are a restart like a Kafka broker's; with
+        ``"memory"`` (the default, and fastest) a broker restart loses them all.
         """
         if replicas < 1:
             raise StackError(f"replicas must be at least 1, not {replicas}")
@@ -139,8 +149,10 @@ class Stack:
         self._python = python
         self._postgres = StackPostgres() if postgres else None
         self._replicas = replicas
+        self._broker_storage = broker_storage
         self._api_key, self._api_key_record = generate_api_key(DEVELOPMENT_KEY_NAME, list(Scope))
         self._broker: EmbeddedBroker | None = None
+        self._object_store: LocalObjectStore | None = None
         self._mail_sink: MailSink | None = None
         self._planned: dict[str, RunningService] = {}
         self._running: dict[str, RunningService] = {}
@@ -174,6 +186,11 @@ class Stack:
     def broker_log_path(self) -> Path:
         """The embedded broker's log file."""
         return self._data_dir / "broker.log"
+
+    @property
+    def object_store_log_path(self) -> Path:
+        """The local S3 server's log file (with ``broker_storage="s3"``)."""
+        return self._data_dir / "object-store.log"
 
     @property
     def bootstrap_servers(self) -> str:
@@ -282,6 +299,7 @@ class Stack:
             self._planned.clear()
             mail_sink, self._mail_sink = self._mail_sink, None
             broker, self._broker = self._broker, None
+            object_store, self._object_store = self._object_store, None
             try:
                 if mail_sink is not None:
                     mail_sink.stop()
@@ -289,8 +307,13 @@ class Stack:
                 try:
                     self._stop_postgres()
                 finally:
-                    if broker is not None:
-                        broker.stop()
+                    try:
+                        if broker is not None:
+                            broker.stop()
+                    finally:
+                        # After the broker: it writes to the store until it stops.
+                        if object_store is not None:
+                            object_store.stop()
 
     def kill(self, name: str, signum: signal.Signals = signal.SIGKILL, *, replica: int = 1) -> int:
         """Send `signum` to one replica of a service and wait until it has ended; its exit code.
@@ -318,8 +341,9 @@ class Stack:
 
     def stop_broker(self) -> None:
         """Stop the broker (an outage); the services keep running. Its port stays reserved
-        for `start_broker`. The embedded broker keeps everything in memory, so what it held
-        (topics, records, committed offsets) is gone when it comes back."""
+        for `start_broker`. With ``broker_storage="s3"`` what it held (topics, records,
+        committed offsets) is there again when it comes back, as after a Kafka broker's
+        restart; with memory storage it is all gone."""
         if self._broker is None:
             raise StackError("the stack has not been started")
         _logger.info("stopping the embedded Kafka broker")
@@ -377,7 +401,16 @@ class Stack:
         # EmbeddedBroker appends to its log; start each run with an empty one so the tail
         # shown on failure is about this run.
         self.broker_log_path.write_bytes(b"")
-        self._broker = EmbeddedBroker(port=self._broker_port, log_path=self.broker_log_path)
+        store = self._start_object_store()
+        if store is None:
+            self._broker = EmbeddedBroker(port=self._broker_port, log_path=self.broker_log_path)
+        else:
+            self._broker = EmbeddedBroker(
+                port=self._broker_port,
+                log_path=self.broker_log_path,
+                storage_url=store.storage_url,
+                storage_env=store.broker_environment,
+            )
         _logger.info("starting the embedded Kafka broker")
         try:
             self._broker.start()
@@ -386,6 +419,20 @@ class Stack:
                 f"the embedded Kafka broker did not start: {error}\n"
                 + _tail_report(self.broker_log_path)
             ) from error
+
+    def _start_object_store(self) -> LocalObjectStore | None:
+        if self._broker_storage != "s3":
+            return None
+        self.object_store_log_path.write_bytes(b"")
+        store = LocalObjectStore(log_path=self.object_store_log_path, python=self._python)
+        _logger.info("starting the local S3 server for the broker's storage")
+        # Kept before starting, so stop() ends it even if the start fails half-way.
+        self._object_store = store
+        try:
+            store.start()
+        except ObjectStoreError as error:
+            raise StackError(f"{error}\n" + _tail_report(self.object_store_log_path)) from error
+        return store
 
     def _start_mail_sink(self) -> None:
         if not sends_mail([spec.name for spec in self._specs]):
@@ -564,6 +611,7 @@ def start_stack(
     health_timeout: float = HEALTH_TIMEOUT_SECONDS,
     postgres: bool = False,
     replicas: int = 1,
+    broker_storage: BrokerStorage = "memory",
 ) -> Iterator[Stack]:
     """Start a `Stack` for the body of a ``with`` block and stop it afterwards, whatever happens."""
     stack = Stack(
@@ -576,6 +624,7 @@ def start_stack(
         health_timeout=health_timeout,
         postgres=postgres,
         replicas=replicas,
+        broker_storage=broker_storage,
     )
     with stack:
         yield stack

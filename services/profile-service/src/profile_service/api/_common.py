@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import TypeAdapter
+from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared.errors import UnprocessableContent
-from profile_service.api.schemas import CustomerOut
+from profile_service.api.schemas import ConsentOut, CustomerOut
 from profile_service.db.models import Customer
 from profile_service.domain.contact import InvalidContact
 from profile_service.domain.profiles import ProfileChanges, normalise_profile
+from profile_service.workflows.customer_view import StoredCustomer360
 from profile_service.workflows.customers import external_ids_of
 
 
@@ -45,3 +48,61 @@ async def customer_out(session: AsyncSession, customer: Customer) -> CustomerOut
     """The response body of one customer, with its external ids."""
     ids = await external_ids_of(session, [customer.id])
     return to_customer_out(customer, ids[customer.id])
+
+
+_CONSENTS = TypeAdapter(list[ConsentOut])
+
+
+def customer_360_body(view: StoredCustomer360) -> bytes:
+    """The JSON body of ``Customer360``: its fields in their declared order.
+
+    Profile and consents are validated and serialised like any response model; the stored
+    documents are spliced in as the JSON text the database holds (see `StoredCustomer360`).
+    """
+    customer = view.customer
+    profile = CustomerOut(
+        id=customer["id"],
+        external_ids=view.external_ids,
+        email=customer["email"],
+        phone=customer["phone"],
+        first_name=customer["first_name"],
+        last_name=customer["last_name"],
+        time_zone=customer["time_zone"],
+        locale=customer["locale"],
+        attributes=dict(customer["attributes"] or {}),
+        tags=list(customer["tags"] or []),
+        created_at=customer["created_at"],
+        updated_at=customer["updated_at"],
+    )
+    consents = [_consent_out(row) for row in view.consents]
+    return b"".join(
+        (
+            b'{"profile":',
+            profile.__pydantic_serializer__.to_json(profile),
+            b',"consents":',
+            _CONSENTS.dump_json(consents),
+            b',"scores":',
+            _json_or_null(view.scores_json),
+            b',"lifecycle":',
+            _json_or_null(view.lifecycle_json),
+            b',"churn_warning":',
+            _json_or_null(view.churn_warning_json),
+            b',"recent_notifications":',
+            view.recent_notifications_json.encode(),
+            b"}",
+        )
+    )
+
+
+def _consent_out(row: RowMapping) -> ConsentOut:
+    return ConsentOut(
+        channel=row["channel"],
+        purpose=row["purpose"],
+        granted=row["granted"],
+        source=row["source"],
+        changed_at=row["changed_at"],
+    )
+
+
+def _json_or_null(document: str | None) -> bytes:
+    return b"null" if document is None else document.encode()

@@ -2,112 +2,169 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, RowMapping, Select, Text, bindparam, cast, func, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared.contracts import (
-    ChurnWarning,
-    NotificationFailed,
-    NotificationSent,
-    NotificationSuppressed,
-    ScoreUpdated,
-    StageChanged,
+from profile_service.db.models import (
+    Consent,
+    Customer,
+    CustomerIdentity,
+    NotificationView,
+    ScoreView,
+    StageView,
 )
-from profile_service.db.models import NotificationView, ScoreView, StageView
-
-NotificationEvent = NotificationSent | NotificationFailed | NotificationSuppressed
-
-
-async def record_scores(session: AsyncSession, event_id: str, scores: ScoreUpdated) -> None:
-    """Keep the newest scores; an older re-score arriving late is ignored."""
-    row = await session.get(ScoreView, scores.customer_id, with_for_update=True)
-    if row is not None and row.as_of > scores.as_of:
-        return
-    document = scores.model_dump(mode="json")
-    if row is None:
-        session.add(
-            ScoreView(
-                customer_id=scores.customer_id,
-                as_of=scores.as_of,
-                event_id=event_id,
-                scores=document,
-            )
-        )
-        await session.flush()  # a later event of the same batch must find this row
-    else:
-        row.as_of, row.event_id, row.scores = scores.as_of, event_id, document
+from profile_service.domain.profiles import IdentityKind
+from profile_service.workflows.customers import ensure_active
 
 
-async def _stage_row(session: AsyncSession, customer_id: str) -> StageView:
-    row = await session.get(StageView, customer_id, with_for_update=True)
-    if row is None:
-        row = StageView(customer_id=customer_id)
-        session.add(row)
-        await session.flush()
-    return row
+@dataclass(frozen=True)
+class StoredCustomer360:
+    """One customer's 360 as a single statement reads it.
+
+    The profile and consents come as typed columns. The documents other services sent
+    (scores, stage, warning, message outcomes) stay the JSON text they are stored as: they
+    were validated against their event contracts on the way in, so the response carries
+    them as they are instead of decoding and validating them again on every read.
+    """
+
+    customer: RowMapping
+    external_ids: list[str]
+    consents: list[RowMapping]
+    scores_json: str | None
+    lifecycle_json: str | None
+    churn_warning_json: str | None
+    recent_notifications_json: str
 
 
-async def record_stage(session: AsyncSession, change: StageChanged) -> None:
-    """Keep the newest stage."""
-    row = await _stage_row(session, change.customer_id)
-    if row.stage_changed_at is not None and row.stage_changed_at > change.changed_at:
-        return
-    row.stage = change.stage.value
-    row.stage_changed_at = change.changed_at
-    row.stage_detail = change.model_dump(mode="json")
-
-
-async def record_warning(session: AsyncSession, warning: ChurnWarning) -> None:
-    """Keep the newest state of the customer's churn warning."""
-    row = await _stage_row(session, warning.customer_id)
-    if row.warning_at is not None and row.warning_at > warning.raised_at:
-        return
-    row.warning = warning.model_dump(mode="json")
-    row.warning_at = warning.raised_at
-
-
-async def record_notification(session: AsyncSession, notification: NotificationEvent) -> None:
-    """Add a message outcome to the customer's history (once per notification and outcome)."""
-    if isinstance(notification, NotificationSent):
-        outcome, occurred_at = "sent", notification.sent_at
-    elif isinstance(notification, NotificationFailed):
-        outcome, occurred_at = "failed", notification.failed_at
-    else:
-        outcome, occurred_at = "suppressed", notification.suppressed_at
-    exists = await session.scalar(
-        select(NotificationView.id).where(
-            NotificationView.notification_id == notification.notification_id,
-            NotificationView.outcome == outcome,
-        )
+async def stored_360(session: AsyncSession, customer_id: str, *, recent: int) -> StoredCustomer360:
+    """An active customer's 360 in one round trip; 404, 410 or a redirect hint otherwise."""
+    statement = _statement_360(session.get_bind().dialect.name)
+    result = await session.execute(statement, {"customer_id": customer_id, "recent": recent})
+    rows = result.mappings().all()  # one per consent, at least one when the customer exists
+    first = rows[0] if rows else None
+    ensure_active(
+        customer_id,
+        first["status"] if first else None,
+        first["merged_into_id"] if first else None,
     )
-    if exists is None:
-        session.add(
-            NotificationView(
-                notification_id=notification.notification_id,
-                customer_id=notification.customer_id,
-                outcome=outcome,
-                occurred_at=occurred_at,
-                detail={"outcome": outcome, **notification.model_dump(mode="json")},
-            )
-        )
-        await session.flush()
-
-
-async def view_of(session: AsyncSession, customer_id: str, *, recent: int) -> dict[str, Any]:
-    """Scores, stage, warning and the most recent message outcomes of one customer."""
-    scores = await session.get(ScoreView, customer_id)
-    stage = await session.get(StageView, customer_id)
-    notifications = await session.scalars(
-        select(NotificationView)
-        .where(NotificationView.customer_id == customer_id)
-        .order_by(NotificationView.occurred_at.desc(), NotificationView.id.desc())
-        .limit(recent)
+    assert first is not None
+    return StoredCustomer360(
+        customer=first,
+        external_ids=json.loads(first["external_ids"]),
+        consents=[row for row in rows if row["channel"] is not None],
+        scores_json=first["scores"],
+        # A warning can arrive before any stage change; that row has a warning but no stage.
+        lifecycle_json=first["stage_detail"] if first["stage"] is not None else None,
+        churn_warning_json=first["warning"],
+        recent_notifications_json=first["recent_notifications"],
     )
-    return {
-        "scores": scores.scores if scores else None,
-        "lifecycle": stage.stage_detail if stage and stage.stage else None,
-        "churn_warning": stage.warning if stage else None,
-        "recent_notifications": [n.detail for n in notifications],
-    }
+
+
+@cache
+def _statement_360(dialect: str) -> Select[Any]:
+    # Built once per dialect. The customer row is joined to its consents (one row each,
+    # usually a handful) and to its score and stage rows (at most one each); external ids
+    # and recent messages would multiply those rows, so they come aggregated into JSON
+    # arrays by scalar subqueries, which both databases run once per statement.
+    customers, consents = Customer.__table__.c, Consent.__table__.c
+    scores, stages = ScoreView.__table__.c, StageView.__table__.c
+    identities, messages = CustomerIdentity.__table__.c, NotificationView.__table__.c
+    customer_id = bindparam("customer_id", type_=Text)
+    external_ids = (
+        select(identities.value, identities.created_at)
+        .where(
+            identities.customer_id == customer_id,
+            identities.kind == IdentityKind.EXTERNAL_ID.value,
+        )
+        .order_by(identities.created_at, identities.value)
+        .subquery("external_ids")
+    )
+    recent = (
+        select(messages.detail, messages.occurred_at, messages.id)
+        .where(messages.customer_id == customer_id)
+        .order_by(messages.occurred_at.desc(), messages.id.desc())
+        .limit(bindparam("recent"))
+        .subquery("recent")
+    )
+    ids_array = _json_array(
+        dialect,
+        external_ids.c.value,
+        order_by=(external_ids.c.created_at, external_ids.c.value),
+        elements_are_json=False,
+    )
+    recent_array = _json_array(
+        dialect,
+        recent.c.detail,
+        order_by=(recent.c.occurred_at.desc(), recent.c.id.desc()),
+        elements_are_json=True,
+    )
+    return (
+        select(
+            *(customers[name] for name in _PROFILE_COLUMNS),
+            select(ids_array).scalar_subquery().label("external_ids"),
+            consents.channel,
+            consents.purpose,
+            consents.granted,
+            consents.source,
+            consents.changed_at,
+            _as_text(scores.scores).label("scores"),
+            stages.stage,
+            _as_text(stages.stage_detail).label("stage_detail"),
+            _as_text(stages.warning).label("warning"),
+            select(recent_array).scalar_subquery().label("recent_notifications"),
+        )
+        .select_from(
+            Customer.__table__.outerjoin(Consent.__table__, consents.customer_id == customers.id)
+            .outerjoin(ScoreView.__table__, scores.customer_id == customers.id)
+            .outerjoin(StageView.__table__, stages.customer_id == customers.id)
+        )
+        .where(customers.id == customer_id)
+        .order_by(consents.channel, consents.purpose)
+    )
+
+
+_PROFILE_COLUMNS = (
+    "id",
+    "status",
+    "merged_into_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "time_zone",
+    "locale",
+    "attributes",
+    "tags",
+    "created_at",
+    "updated_at",
+)
+
+
+def _json_array(
+    dialect: str,
+    element: ColumnElement[Any],
+    *,
+    order_by: tuple[ColumnElement[Any], ...],
+    elements_are_json: bool,
+) -> ColumnElement[str]:
+    """A JSON array (as text) of `element` over the rows of its (ordered) subquery."""
+    if dialect == "postgresql":
+        aggregated = func.json_agg(aggregate_order_by(element, *order_by))
+        return _as_text(func.coalesce(aggregated, func.json_build_array()))
+    # SQLite before 3.44 has no ORDER BY inside an aggregate: json_group_array takes the
+    # rows in the order the ordered subquery yields them. The tests pin that order.
+    if elements_are_json:
+        element = func.json(element)  # embed the stored document, not a string holding it
+    return _as_text(func.json_group_array(element))
+
+
+def _as_text(document: ColumnElement[Any]) -> ColumnElement[str]:
+    # A cast in SQL, not only in SQLAlchemy: asyncpg decodes json and jsonb values itself,
+    # and the point is to hand the stored text on without decoding it.
+    return cast(document, Text)

@@ -87,11 +87,18 @@ async def load_customer_with_external_ids(
 def _active(customer: Customer | None, customer_id: str) -> Customer:
     if customer is None:
         raise NotFound(f"No customer with id {customer_id}.")
-    if customer.status == "erased":
-        raise Gone(f"Customer {customer_id} was erased.")
-    if customer.status == "merged":
-        raise CustomerMoved(customer_id, customer.merged_into_id or "")
+    ensure_active(customer_id, customer.status, customer.merged_into_id)
     return customer
+
+
+def ensure_active(customer_id: str, status: str | None, merged_into_id: str | None) -> None:
+    """404 when there is no such customer (`status` None), 410 when erased, 308 when merged."""
+    if status is None:
+        raise NotFound(f"No customer with id {customer_id}.")
+    if status == "erased":
+        raise Gone(f"Customer {customer_id} was erased.")
+    if status == "merged":
+        raise CustomerMoved(customer_id, merged_into_id or "")
 
 
 class CustomerMoved(Conflict):

@@ -6,6 +6,7 @@ import json
 import logging
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from crm_shared import (
@@ -19,7 +20,7 @@ from crm_shared import (
     generate_api_key,
     request_id_var,
 )
-from crm_shared._logging import JsonFormatter
+from crm_shared._logging import JsonFormatter, redact
 
 
 def a_record(message: str, **extra: object) -> logging.LogRecord:
@@ -47,6 +48,26 @@ def test_log_lines_carry_ids_and_mask_contact_details() -> None:
     assert "1234567" not in line
     assert document["message"] == "failed for [email] at [phone]"
     assert document["reason"] == "[email]"
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        "Connection at 127.0.0.1:44331 closed",
+        "retry at 2026-11-24 10:50:29.968155+00:00",
+        "due 2026-11-24T21:00:00Z",
+        "batch of 1234567 rows",
+    ],
+)
+def test_addresses_times_and_counts_are_not_masked_as_phone_numbers(kept: str) -> None:
+    assert redact(kept) == kept
+
+
+@pytest.mark.parametrize(
+    "number", ["+49 151 1234567", "(030) 1234-5678", "+1.555.123.4567", "015112345678"]
+)
+def test_phone_numbers_are_masked(number: str) -> None:
+    assert redact(f"call {number} now") == "call [phone] now"
 
 
 def an_app() -> tuple[FastAPI, str]:

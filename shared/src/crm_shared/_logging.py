@@ -16,13 +16,27 @@ event_id_var: ContextVar[str | None] = ContextVar("event_id", default=None)
 # A last line of defence: code logs ids, never contact details, but a message built from
 # an exception text (e.g. an IntegrityError quoting a row) could carry one.
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
-_PHONE = re.compile(r"\+?\d[\d\s().-]{7,}\d")
+_PHONE = re.compile(r"\+?\(?\d[\d\s().-]{7,}\d")
+# Digit runs that look like a phone number but are what operators need to read: IPv4
+# addresses ("127.0.0.1"), dates with an hour ("2026-11-24 10" of a timestamp) and decimal
+# numbers ("29.968155" seconds).
+_NOT_A_PHONE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}|\d{4}-\d{2}-\d{2}(?:[ T]\d{2})?|\d+\.\d+")
+# E.164 numbers have at most 15 digits; fewer than 8 is no reachable number.
+_PHONE_DIGITS = range(8, 16)
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
 def redact(text: str) -> str:
     """Mask email addresses and phone numbers in a log text."""
-    return _PHONE.sub("[phone]", _EMAIL.sub("[email]", text))
+    return _PHONE.sub(_mask_phone, _EMAIL.sub("[email]", text))
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    candidate = match.group()
+    if _NOT_A_PHONE.fullmatch(candidate.strip()):
+        return candidate
+    digits = sum(character.isdigit() for character in candidate)
+    return "[phone]" if digits in _PHONE_DIGITS else candidate
 
 
 class JsonFormatter(logging.Formatter):

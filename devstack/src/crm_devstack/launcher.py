@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 from typing import Literal
 
 import httpx
@@ -33,6 +33,7 @@ from crm_shared import (
     BrokerStartError,
     EmbeddedBroker,
     Scope,
+    StartedInWith,
     free_loopback_port,
     generate_api_key,
 )
@@ -97,7 +98,7 @@ def log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-class Stack:
+class Stack(StartedInWith):
     """The embedded broker plus every service, each migrated and answering ``/healthz``.
 
     Services run as subprocesses in their own process groups, so a Ctrl-C in the terminal
@@ -384,18 +385,6 @@ class Stack:
 
     def _process_of(self, name: str, replica: int) -> subprocess.Popen[bytes]:
         return self._processes[self._instance(name, replica).instance]
-
-    def __enter__(self) -> Stack:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _start_broker(self) -> None:
         # EmbeddedBroker appends to its log; start each run with an empty one so the tail

@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesHeaderParser
 from pathlib import Path
-from types import TracebackType
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from crm_shared import StartedInWith
 
 DEVELOPMENT_SMTP_PORT = 1025  # notification-service's default NOTIFICATION_SMTP_PORT
 
@@ -28,7 +29,7 @@ class MailSinkError(RuntimeError):
     """The mail sink could not start; the message says why."""
 
 
-class MailSink:
+class MailSink(StartedInWith):
     """An SMTP server on ``host:port`` that saves each message it accepts under `directory`.
 
     It accepts any sender and recipient, without login or TLS: it is for a development
@@ -89,18 +90,6 @@ class MailSink:
         controller, self._controller = self._controller, None
         if controller is not None:
             controller.stop()
-
-    def __enter__(self) -> MailSink:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class _SaveEachMessage:

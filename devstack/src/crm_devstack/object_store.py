@@ -15,11 +15,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
-from crm_shared import free_loopback_port, stop_process_group
+from crm_shared import StartedInWith, free_loopback_port, stop_process_group
 
 DEFAULT_BUCKET = "tansu"
 START_TIMEOUT_SECONDS = 30.0
@@ -33,7 +32,7 @@ class ObjectStoreError(RuntimeError):
     """The local S3 server did not come up; the message says why and what to install."""
 
 
-class LocalObjectStore:
+class LocalObjectStore(StartedInWith):
     """An S3-compatible server on a loopback port with one bucket, for the broker's storage."""
 
     def __init__(
@@ -133,15 +132,3 @@ class LocalObjectStore:
         if process is None:
             return
         stop_process_group(process, timeout=timeout)
-
-    def __enter__(self) -> LocalObjectStore:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -50,7 +50,7 @@ from crm_shared._logging import configure_logging, event_id_var, redact, request
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._outbox import OutboxRelay, add_many_to_outbox, add_to_outbox
 from crm_shared._pagination import Page, decode_cursor, encode_cursor
-from crm_shared._processes import stop_process_group
+from crm_shared._processes import StartedInWith, stop_process_group
 from crm_shared._runtime import (
     RuntimeDep,
     ServiceRuntime,
@@ -107,6 +107,7 @@ __all__ = [
     "ServiceSettings",
     "ServiceUnavailable",
     "SessionDep",
+    "StartedInWith",
     "StoredResponse",
     "Subscription",
     "Unauthorized",

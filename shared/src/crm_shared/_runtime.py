@@ -245,6 +245,7 @@ def _reading_options(session: AsyncSession) -> dict[str, object]:
         return {READ_ONLY: True, "isolation_level": "AUTOCOMMIT"}
     return {READ_ONLY: True}
 
+
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 """The request's session: one transaction, committed before the response is sent."""
 

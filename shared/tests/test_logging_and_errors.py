@@ -20,7 +20,7 @@ from crm_shared import (
     generate_api_key,
     request_id_var,
 )
-from crm_shared._logging import JsonFormatter, redact
+from crm_shared._logging import JsonFormatter, RepeatLimiter, redact
 
 
 def a_record(message: str, **extra: object) -> logging.LogRecord:
@@ -68,6 +68,24 @@ def test_addresses_times_and_counts_are_not_masked_as_phone_numbers(kept: str) -
 )
 def test_phone_numbers_are_masked(number: str) -> None:
     assert redact(f"call {number} now") == "call [phone] now"
+
+
+def test_a_repeated_client_library_error_is_written_once_per_window() -> None:
+    now = [0.0]
+    limiter = RepeatLimiter(("aiokafka",), window_seconds=10.0, clock=lambda: now[0])
+
+    def error(name: str = "aiokafka.conn") -> logging.LogRecord:
+        return logging.LogRecord(name, logging.ERROR, "x", 1, "Unable connect to %s", ("a",), None)
+
+    passed = []
+    for second in range(25):  # an outage: one error a second
+        now[0] = float(second)
+        record = error()
+        if limiter.filter(record):
+            passed.append((second, getattr(record, "repeated", 0)))
+    assert passed == [(0, 0), (10, 9), (20, 9)]
+    assert limiter.filter(error("crm.outbox"))  # our own loggers are never held back
+    assert limiter.filter(error("crm.outbox"))
 
 
 def an_app() -> tuple[FastAPI, str]:

@@ -6,6 +6,8 @@ import json
 import logging
 import re
 import sys
+import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -78,10 +80,49 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+class RepeatLimiter(logging.Filter):
+    """Lets each message of the chosen loggers through once per ``window_seconds``.
+
+    During a broker outage aiokafka logs the same connection error about ten times a second
+    per service; one line per window says the same, and the next one let through carries
+    ``repeated``: how many were held back meanwhile.
+    """
+
+    def __init__(
+        self,
+        logger_prefixes: tuple[str, ...],
+        window_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._prefixes = logger_prefixes
+        self._window = window_seconds
+        self._clock = clock
+        self._last_passed: dict[tuple[str, int, str], float] = {}
+        self._held: dict[tuple[str, int, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Whether ``record`` is written (and, if some were held back, how many)."""
+        if not record.name.startswith(self._prefixes):
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        now = self._clock()
+        last = self._last_passed.get(key)
+        if last is not None and now - last < self._window:
+            self._held[key] = self._held.get(key, 0) + 1
+            return False
+        self._last_passed[key] = now
+        held = self._held.pop(key, 0)
+        if held:
+            record.repeated = held
+        return True
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Send all logs to stdout as JSON lines."""
     handler = _StdoutHandler()
     handler.setFormatter(JsonFormatter(service))
+    handler.addFilter(RepeatLimiter(("aiokafka",), window_seconds=10.0))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -6,10 +6,12 @@ Kept from ``customer.*``, ``consent.changed``, ``score.updated``, ``lifecycle.st
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared import as_utc, upsert_into
@@ -19,7 +21,9 @@ from crm_shared.contracts import (
     OrderCancelled,
     ScoreUpdated,
 )
+from notification_service.db.lookups import is_one_of
 from notification_service.db.models import (
+    CONTACTS,
     Contact,
     ContactConsent,
     ContactOrder,
@@ -82,24 +86,43 @@ async def record_consent(session: AsyncSession, customer_id: str, consent: Conse
     )
 
 
-def empty_contact(customer_id: str, at: datetime) -> Contact:
+@dataclass(slots=True)
+class StreamContact:
+    """A contact's columns the order, score and stage stream reads and writes, as plain data.
+
+    A run of stream events touches hundreds of contacts; mapped objects cost more to load,
+    track and flush than the few statements the run needs, so it works on these instead.
+    """
+
+    customer_id: str
+    scores: dict[str, Any]
+    stage: str | None = None
+    previous_stage: str | None = None
+    value_tier: str | None = None
+    grade: str | None = None
+    churn_risk: float | None = None
+    rfm_segment: str | None = None
+    cluster: str | None = None
+    predicted_clv_12m: str | None = None
+    order_count: int = 0
+    last_order_at: datetime | None = None
+
+
+# The columns of Contact that StreamContact carries, in its field order.
+STREAM_COLUMNS = tuple(field.name for field in fields(StreamContact))
+
+
+def empty_contact(customer_id: str) -> StreamContact:
     """A contact for a customer seen in an order, score or stage before (or without) a profile."""
-    return Contact(
-        customer_id=customer_id,
-        attributes={},
-        tags=[],
-        scores={},
-        order_count=0,
-        known_from_profile=False,
-        updated_at=at,
-    )
+    return StreamContact(customer_id=customer_id, scores={})
 
 
-def apply_scores(contact: Contact, scores: ScoreUpdated) -> None:
-    """Keep the scores templates and rule conditions read, unless newer ones are kept already."""
+def apply_scores(contact: StreamContact, scores: ScoreUpdated) -> bool:
+    """Keep the scores templates and rule conditions read, unless newer ones are kept already;
+    whether they were kept."""
     kept_as_of = contact.scores.get("as_of") if contact.scores else None
     if kept_as_of is not None and as_utc(datetime.fromisoformat(kept_as_of)) > as_utc(scores.as_of):
-        return
+        return False
     clv = scores.predicted_clv_12m
     contact.scores = scores.model_dump(mode="json")
     contact.value_tier = scores.value_tier.value if scores.value_tier else None
@@ -108,13 +131,63 @@ def apply_scores(contact: Contact, scores: ScoreUpdated) -> None:
     contact.rfm_segment = scores.rfm_segment
     contact.cluster = scores.cluster
     contact.predicted_clv_12m = f"{clv.amount} {clv.currency}" if clv else None
+    return True
 
 
-def count_order(contact: Contact, placed_at: datetime) -> None:
+def count_order(contact: StreamContact, placed_at: datetime) -> None:
     """Count a new order placed at ``placed_at`` in the contact's order count and last order."""
     contact.order_count = (contact.order_count or 0) + 1
     if contact.last_order_at is None or placed_at > contact.last_order_at:
         contact.last_order_at = placed_at
+
+
+async def load_stream_contacts(
+    session: AsyncSession, customer_ids: Collection[str]
+) -> dict[str, StreamContact]:
+    """The stored contacts among ``customer_ids``, by id."""
+    columns = [CONTACTS.c[name] for name in STREAM_COLUMNS]
+    rows = await session.execute(
+        select(*columns).where(is_one_of(session, Contact.customer_id, customer_ids))
+    )
+    return {row[0]: StreamContact(*row) for row in rows}
+
+
+async def insert_stream_contacts(
+    session: AsyncSession, new: Sequence[tuple[StreamContact, datetime]]
+) -> None:
+    """Insert contacts first seen in the stream, each with the moment it was first seen."""
+    if not new:
+        return
+    await session.execute(
+        insert(CONTACTS),
+        [
+            {
+                **_stream_values(contact),
+                "attributes": {},
+                "tags": [],
+                "known_from_profile": False,
+                "updated_at": first_seen,
+            }
+            for contact, first_seen in new
+        ],
+    )
+
+
+async def update_stream_contacts(session: AsyncSession, changed: Sequence[StreamContact]) -> None:
+    """Write the stream's columns of stored contacts back, one statement for them all."""
+    if not changed:
+        return
+    rows = []
+    for contact in changed:
+        row = _stream_values(contact)
+        row["key"] = row.pop("customer_id")
+        rows.append(row)
+    # The SET clause is made of the columns named by the rows' keys.
+    await session.execute(update(CONTACTS).where(CONTACTS.c.customer_id == bindparam("key")), rows)
+
+
+def _stream_values(contact: StreamContact) -> dict[str, Any]:
+    return {name: getattr(contact, name) for name in STREAM_COLUMNS}
 
 
 async def record_cancellation(session: AsyncSession, cancelled: OrderCancelled) -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared import as_utc, new_id, upsert_into
 from crm_shared.contracts import Grade, ValueTier
-from notification_service.db.models import Contact, Notification
+from notification_service.db.models import NOTIFICATIONS
 from notification_service.domain.playbooks import (
     PlaybookRule,
     Trigger,
@@ -28,7 +28,22 @@ from notification_service.workflows import playbook_store
 SCHEDULED = "scheduled"
 
 
-def with_contact_facts(trigger: Trigger, contact: Contact | None) -> Trigger:
+class ContactFacts(Protocol):
+    """What :func:`with_contact_facts` reads of a contact: a stored row or a stream's copy."""
+
+    @property
+    def value_tier(self) -> str | None: ...
+    @property
+    def grade(self) -> str | None: ...
+    @property
+    def churn_risk(self) -> float | None: ...
+    @property
+    def rfm_segment(self) -> str | None: ...
+    @property
+    def cluster(self) -> str | None: ...
+
+
+def with_contact_facts(trigger: Trigger, contact: ContactFacts | None) -> Trigger:
     """Fill the facts the event does not carry (tier, grade, risk, segment) from the replica."""
     if contact is None:
         return trigger
@@ -85,7 +100,9 @@ async def queue_notifications(session: AsyncSession, rows: Sequence[dict[str, An
     """Insert queue rows in one statement; a row whose dedup key exists is skipped (replays)."""
     if not rows:
         return
-    statement = upsert_into(session, Notification).on_conflict_do_nothing(
-        index_elements=[Notification.dedup_key]
+    # The table, not the mapped class: a plain INSERT skips the ORM's bulk-insert handling
+    # of every row, and there are a few hundred per batch.
+    statement = upsert_into(session, NOTIFICATIONS).on_conflict_do_nothing(
+        index_elements=[NOTIFICATIONS.c.dedup_key]
     )
     await session.execute(statement, list(rows))

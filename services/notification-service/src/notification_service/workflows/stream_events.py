@@ -13,12 +13,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared import as_utc
 from crm_shared.contracts import ChurnWarning, CloudEvent, OrderPlaced, ScoreUpdated, StageChanged
-from notification_service.db.models import Contact, ContactOrder
+from notification_service.db.lookups import is_one_of
+from notification_service.db.models import CONTACT_ORDERS, ContactOrder
 from notification_service.domain.playbooks import Trigger
 from notification_service.workflows import contacts, playbook_store
 from notification_service.workflows.scheduling import (
@@ -48,11 +49,14 @@ async def apply_stream_events(
             trigger, facts = triggered
             contact = run.contacts.get(trigger.customer_id)
             rows += notification_rows(rules, with_contact_facts(trigger, contact), facts, now)
-    session.add_all(run.new_orders)
-    session.add_all(run.new_contacts)
-    await session.flush()
-    # Events applied one by one between runs change contacts with plain statements (erasure
-    # deletes them); the next run reads its rows afresh rather than trusting these objects.
+    await contacts.insert_stream_contacts(session, run.new_contacts)
+    await contacts.update_stream_contacts(
+        session, [run.contacts[customer_id] for customer_id in run.changed]
+    )
+    if run.new_orders:
+        await session.execute(insert(CONTACT_ORDERS), run.new_orders)
+    # Contacts read through the session between runs (a new customer's facts) would be stale
+    # now that this run changed rows with plain statements: forget them.
     session.expunge_all()
     await queue_notifications(session, rows)
 
@@ -61,26 +65,35 @@ class _Run:
     """The rows a run of events touches, and the run applied to them in memory."""
 
     def __init__(
-        self, contacts: dict[str, Contact], known_orders: set[str], buyers: set[str]
+        self,
+        stored: dict[str, contacts.StreamContact],
+        known_orders: set[str],
+        buyers: set[str],
     ) -> None:
-        self.contacts = contacts
+        self.contacts = stored
         self.known_orders = known_orders
         self.buyers = buyers
-        self.new_orders: list[ContactOrder] = []
-        self.new_contacts: list[Contact] = []
+        self.new_orders: list[dict[str, Any]] = []
+        # Each new contact with the moment of the event that made it.
+        self.new_contacts: list[tuple[contacts.StreamContact, datetime]] = []
+        # Stored contacts the run changed (ids, in the order first changed).
+        self.changed: dict[str, None] = {}
+        self.is_new: set[str] = set()
 
     @classmethod
     async def load(cls, session: AsyncSession, events: Sequence[CloudEvent]) -> _Run:
         customer_ids = {event.subject for event in events}
         orders = [event.data for event in events if isinstance(event.data, OrderPlaced)]
-        rows = await session.scalars(select(Contact).where(Contact.customer_id.in_(customer_ids)))
+        stored = await contacts.load_stream_contacts(session, customer_ids)
         known_orders: set[str] = set()
         buyers: set[str] = set()
         if orders:
             known_orders = set(
                 await session.scalars(
                     select(ContactOrder.order_id).where(
-                        ContactOrder.order_id.in_({order.order_id for order in orders})
+                        is_one_of(
+                            session, ContactOrder.order_id, {order.order_id for order in orders}
+                        )
                     )
                 )
             )
@@ -88,25 +101,31 @@ class _Run:
                 await session.scalars(
                     select(ContactOrder.customer_id)
                     .where(
-                        ContactOrder.customer_id.in_({order.customer_id for order in orders}),
+                        is_one_of(
+                            session,
+                            ContactOrder.customer_id,
+                            {order.customer_id for order in orders},
+                        ),
                         ContactOrder.cancelled.is_(False),
                     )
                     .distinct()
                 )
             )
-        return cls({row.customer_id: row for row in rows}, known_orders, buyers)
+        return cls(stored, known_orders, buyers)
 
     def apply(self, event: CloudEvent) -> tuple[Trigger, dict[str, Any]] | None:
         """Apply one event to the rows; the trigger and template facts it makes, if any."""
         data = event.data
         if isinstance(data, ScoreUpdated):
             contact = self._contact(data.customer_id, as_utc(data.as_of))
-            contacts.apply_scores(contact, data)
+            if contacts.apply_scores(contact, data):
+                self._changed(contact)
             return None
         if isinstance(data, StageChanged):
             contact = self._contact(data.customer_id, as_utc(data.changed_at))
             contact.stage = data.stage.value
             contact.previous_stage = data.previous_stage.value if data.previous_stage else None
+            self._changed(contact)
             stage = {"stage": data.stage.value, "previous_stage": contact.previous_stage}
             return Trigger.from_stage_changed(event.id, data), {"stage": stage}
         if isinstance(data, ChurnWarning):
@@ -130,24 +149,32 @@ class _Run:
         self.buyers.add(order.customer_id)
         placed = as_utc(order.placed_at)
         self.new_orders.append(
-            ContactOrder(
-                order_id=order.order_id,
-                customer_id=order.customer_id,
-                placed_at=placed,
-                cancelled=False,
-            )
+            {
+                "order_id": order.order_id,
+                "customer_id": order.customer_id,
+                "placed_at": placed,
+                "cancelled": False,
+            }
         )
-        contacts.count_order(self._contact(order.customer_id, placed), placed)
+        contact = self._contact(order.customer_id, placed)
+        contacts.count_order(contact, placed)
+        self._changed(contact)
         facts = {
             "order": {"order_id": order.order_id, "total": order.total.model_dump(mode="json")}
         }
         return Trigger.from_order_placed(event_id, order, is_first_order=first), facts
 
-    def _contact(self, customer_id: str, at: datetime) -> Contact:
+    def _contact(self, customer_id: str, at: datetime) -> contacts.StreamContact:
         contact = self.contacts.get(customer_id)
         if contact is None:
             # An event about a customer profile-service has not told us of (yet).
-            contact = contacts.empty_contact(customer_id, at)
+            contact = contacts.empty_contact(customer_id)
             self.contacts[customer_id] = contact
-            self.new_contacts.append(contact)
+            self.new_contacts.append((contact, at))
+            self.is_new.add(customer_id)
         return contact
+
+    def _changed(self, contact: contacts.StreamContact) -> None:
+        # A new contact is inserted with everything the run did to it.
+        if contact.customer_id not in self.is_new:
+            self.changed[contact.customer_id] = None

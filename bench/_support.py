@@ -43,6 +43,29 @@ SHARED_CORES_NOTE = (
 # --------------------------------------------------------------------------------------------
 # Client
 
+# uvicorn closes a keep-alive connection that has been idle this long (its default, which the
+# services' deployment keeps); ServerProcess passes it explicitly so the two stay tied.
+SERVER_KEEP_ALIVE_SECONDS = 5
+
+
+def client_limits(connections: int) -> httpx.Limits:
+    """Pool limits for a load-generating client: ``connections`` kept alive, none for too long.
+
+    httpx also keeps an idle connection for 5 s, counted from when it has read a response,
+    which is a little after uvicorn armed its own 5 s timer. Under load httpcore always picks
+    the first idle connection, so the last ones in the pool are reused only in bursts, some
+    just as uvicorn closes them: the request then meets a closed socket and fails with
+    ``ReadError`` (a reset, anyio's ``BrokenResourceError``) or ``RemoteProtocolError``, and the
+    server logs nothing because it never read the request. Letting the client give up idle
+    connections well before the server does closes that race; it is the rule for any client
+    or proxy in front of a keep-alive server.
+    """
+    return httpx.Limits(
+        max_connections=connections,
+        max_keepalive_connections=connections,
+        keepalive_expiry=SERVER_KEEP_ALIVE_SECONDS / 2,
+    )
+
 
 def cache_missing_sniffio() -> bool:
     """Make a failed ``import sniffio`` cheap; return whether sniffio is missing.
@@ -189,6 +212,8 @@ class ServerProcess:
             "--log-level",
             "warning",
             "--no-access-log",
+            "--timeout-keep-alive",
+            str(SERVER_KEEP_ALIVE_SECONDS),
         ]
         with self.log_path.open("ab") as log:
             # Own session: Ctrl-C in the terminal reaches only the benchmark, which then

@@ -35,6 +35,7 @@ from _support import (
     MachineCpu,
     ServerProcess,
     cache_missing_sniffio,
+    client_limits,
     create_postgres_database,
     csv_bytes,
     embedded_postgres,
@@ -251,7 +252,7 @@ async def measure(
 ) -> Measurement:
     """Warm up, then send ``--requests`` requests at ``--concurrency``; time each one."""
     per_client = -(-args.concurrency // args.clients)
-    limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
+    limits = client_limits(per_client)
     async with AsyncExitStack() as stack:
         clients = [
             await stack.enter_async_context(

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_shared._clock import utc_now
-from crm_shared._db import PlumbingTables, is_one_of
+from crm_shared._db import PlumbingTables
 from crm_shared._logging import event_id_var
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._outbox import OUTBOX_ADDED
@@ -182,7 +182,7 @@ class EventConsumer:
                     await session.scalars(
                         select(self._inbox.c.event_id).where(
                             self._inbox.c.consumer == self.name,
-                            is_one_of(session, self._inbox.c.event_id, ids),
+                            self._inbox.c.event_id.in_(ids),
                         )
                     )
                 ).all()

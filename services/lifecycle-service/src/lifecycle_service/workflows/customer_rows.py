@@ -10,7 +10,6 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import is_one_of
 from crm_shared.contracts import Grade, Stage, ValueTier
 from lifecycle_service.db.models import ChurnWarningRow, CustomerLifecycleRow
 from lifecycle_service.domain.churn_warnings import ChurnWarningRecord, WarningStatus
@@ -127,7 +126,7 @@ async def load_customers(
     table = CUSTOMERS
     query = (
         select(table)
-        .where(is_one_of(session, table.c.customer_id, sorted(customer_ids)))
+        .where(table.c.customer_id.in_(sorted(customer_ids)))
         .order_by(table.c.customer_id)
     )
     if session.get_bind().dialect.name == "postgresql":
@@ -154,9 +153,7 @@ async def customers_with_warnings(
         # must not be raised again (see domain.churn_warnings.raise_or_update).
         table = WARNINGS
         warnings = await session.execute(
-            select(table)
-            .where(is_one_of(session, table.c.customer_id, list(found)))
-            .order_by(table.c.raised_at)
+            select(table).where(table.c.customer_id.in_(list(found))).order_by(table.c.raised_at)
         )
         for row in warnings:
             customer = found[row.customer_id]

@@ -10,7 +10,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import is_one_of, upsert_into
+from crm_shared import upsert_into
 from lifecycle_service.db.models import LifecycleOrder
 
 ORDERS = cast(Table, LifecycleOrder.__table__)
@@ -39,9 +39,7 @@ class BatchOrders:
         """The stored orders among ``order_ids``."""
         if not order_ids:
             return cls({})
-        rows = await session.execute(
-            select(ORDERS).where(is_one_of(session, ORDERS.c.order_id, list(order_ids)))
-        )
+        rows = await session.execute(select(ORDERS).where(ORDERS.c.order_id.in_(list(order_ids))))
         return cls({row.order_id: _facts(row) for row in rows})
 
     def get(self, order_id: str) -> OrderFacts | None:

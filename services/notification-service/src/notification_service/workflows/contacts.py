@@ -14,13 +14,14 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import as_utc, is_one_of, upsert_into
+from crm_shared import as_utc, upsert_into
 from crm_shared.contracts import (
     ConsentState,
     CustomerSnapshot,
     OrderCancelled,
     ScoreUpdated,
 )
+from notification_service.db.lookups import is_one_of
 from notification_service.db.models import (
     CONTACTS,
     Contact,

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import ServiceRuntime, add_many_to_outbox, as_utc, is_one_of
+from crm_shared import ServiceRuntime, add_many_to_outbox, as_utc
 from crm_shared.contracts import (
     Category,
     Channel,
@@ -50,6 +50,7 @@ from notification_service.channels.base import (
     OutgoingMessage,
     TransientDeliveryError,
 )
+from notification_service.db.lookups import is_one_of
 from notification_service.db.models import (
     PLUMBING,
     Contact,

@@ -10,7 +10,6 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import is_one_of
 from crm_shared.contracts import (
     ActivityRecorded,
     CloudEvent,
@@ -58,7 +57,7 @@ async def _existing(session: AsyncSession, column: Any, keys: set[str]) -> set[s
     ordered = sorted(keys)
     for start in range(0, len(ordered), _CHUNK):
         chunk = ordered[start : start + _CHUNK]
-        found.update(await session.scalars(select(column).where(is_one_of(session, column, chunk))))
+        found.update(await session.scalars(select(column).where(column.in_(chunk))))
     return found
 
 

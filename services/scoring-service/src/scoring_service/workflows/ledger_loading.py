@@ -10,7 +10,6 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import is_one_of
 from scoring_service.db.models import Activity, Purchase
 from scoring_service.domain.purchase_history import PurchaseLedger
 
@@ -40,7 +39,7 @@ async def load_ledger(
         (Purchase.refunded == 0) | (net > 0),
     )
     if customer_ids is not None:
-        query = query.where(is_one_of(session, Purchase.customer_id, list(customer_ids)))
+        query = query.where(Purchase.customer_id.in_(list(customer_ids)))
     rows = (await session.execute(query)).all()
     if not rows:
         empty = PurchaseLedger(

@@ -11,7 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import add_many_to_outbox, is_one_of, upsert_into
+from crm_shared import add_many_to_outbox, upsert_into
 from crm_shared.contracts import CloudEvent, Money, ScoreUpdated, SegmentChanged, build_event
 from scoring_service.db.models import PLUMBING, Score
 from scoring_service.domain.models import FittedModels
@@ -88,9 +88,7 @@ async def store_scores(
         ids = [customer_ids[i] for i in chunk]
         stored = {
             row.customer_id: row.payload
-            for row in await session.scalars(
-                select(Score).where(is_one_of(session, Score.customer_id, ids))
-            )
+            for row in await session.scalars(select(Score).where(Score.customer_id.in_(ids)))
         }
         rows: list[dict[str, Any]] = []
         events: list[CloudEvent] = []

@@ -21,7 +21,6 @@ from crm_shared.contracts import (
     OrderCancelled,
     ScoreUpdated,
 )
-from notification_service.db.lookups import is_one_of
 from notification_service.db.models import (
     CONTACTS,
     Contact,
@@ -147,7 +146,7 @@ async def load_stream_contacts(
     """The stored contacts among ``customer_ids``, by id."""
     columns = [CONTACTS.c[name] for name in STREAM_COLUMNS]
     rows = await session.execute(
-        select(*columns).where(is_one_of(session, Contact.customer_id, customer_ids))
+        select(*columns).where(Contact.customer_id.in_(list(customer_ids)))
     )
     return {row[0]: StreamContact(*row) for row in rows}
 

@@ -50,7 +50,6 @@ from notification_service.channels.base import (
     OutgoingMessage,
     TransientDeliveryError,
 )
-from notification_service.db.lookups import is_one_of
 from notification_service.db.models import (
     PLUMBING,
     Contact,
@@ -177,13 +176,11 @@ async def _decide(
     customers = sorted({n.customer_id for n in claimed})
     contacts = {
         c.customer_id: c
-        for c in await session.scalars(
-            select(Contact).where(is_one_of(session, Contact.customer_id, customers))
-        )
+        for c in await session.scalars(select(Contact).where(Contact.customer_id.in_(customers)))
     }
     consents: dict[str, dict[tuple[Channel, Purpose], bool]] = defaultdict(dict)
     for consent in await session.scalars(
-        select(ContactConsent).where(is_one_of(session, ContactConsent.customer_id, customers))
+        select(ContactConsent).where(ContactConsent.customer_id.in_(customers))
     ):
         key = (Channel(consent.channel), Purpose(consent.purpose))
         consents[consent.customer_id][key] = consent.granted
@@ -392,7 +389,7 @@ async def _recent_marketing_sends(
     window = max(policy.marketing_cap_window, policy.sliding_cap_window)
     rows = await session.execute(
         select(Notification.customer_id, Notification.decided_at).where(
-            is_one_of(session, Notification.customer_id, customers),
+            Notification.customer_id.in_(customers),
             Notification.category == Category.MARKETING.value,
             Notification.status.in_((SENDING, SENT)),
             Notification.decided_at >= now - window,

@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared import as_utc
 from crm_shared.contracts import ChurnWarning, CloudEvent, OrderPlaced, ScoreUpdated, StageChanged
-from notification_service.db.lookups import is_one_of
 from notification_service.db.models import CONTACT_ORDERS, ContactOrder
 from notification_service.domain.playbooks import Trigger
 from notification_service.workflows import contacts, playbook_store
@@ -91,9 +90,7 @@ class _Run:
             known_orders = set(
                 await session.scalars(
                     select(ContactOrder.order_id).where(
-                        is_one_of(
-                            session, ContactOrder.order_id, {order.order_id for order in orders}
-                        )
+                        ContactOrder.order_id.in_(sorted({order.order_id for order in orders}))
                     )
                 )
             )
@@ -101,10 +98,8 @@ class _Run:
                 await session.scalars(
                     select(ContactOrder.customer_id)
                     .where(
-                        is_one_of(
-                            session,
-                            ContactOrder.customer_id,
-                            {order.customer_id for order in orders},
+                        ContactOrder.customer_id.in_(
+                            sorted({order.customer_id for order in orders})
                         ),
                         ContactOrder.cancelled.is_(False),
                     )

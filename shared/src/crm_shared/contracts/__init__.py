@@ -9,6 +9,17 @@ The JSON Schemas and the AsyncAPI document in `shared/contracts/` are generated 
 from __future__ import annotations
 
 from crm_shared.contracts._activities import ActivityRecorded
+from crm_shared.contracts._bounds import (
+    EARLIEST_SUPPORTED_TIME,
+    ISO_4217_CURRENCIES,
+    LATEST_SUPPORTED_TIME,
+    MAX_MONEY_AMOUNT,
+    CurrencyCode,
+    EventTime,
+    QueryTime,
+    within_supported_time,
+    without_nul,
+)
 from crm_shared.contracts._customers import (
     Channel,
     ConsentChanged,
@@ -36,7 +47,11 @@ from crm_shared.contracts._registry import EVENT_TYPES, payload_model_for
 from crm_shared.contracts._scores import Grade, ScoreUpdated, SegmentChanged, ValueTier
 
 __all__ = [
+    "EARLIEST_SUPPORTED_TIME",
     "EVENT_TYPES",
+    "ISO_4217_CURRENCIES",
+    "LATEST_SUPPORTED_TIME",
+    "MAX_MONEY_AMOUNT",
     "ActivityRecorded",
     "Category",
     "Channel",
@@ -44,12 +59,14 @@ __all__ = [
     "CloudEvent",
     "ConsentChanged",
     "ConsentState",
+    "CurrencyCode",
     "CustomerCreated",
     "CustomerErased",
     "CustomerMerged",
     "CustomerSnapshot",
     "CustomerUpdated",
     "EventPayload",
+    "EventTime",
     "Grade",
     "InvalidEvent",
     "Money",
@@ -62,6 +79,7 @@ __all__ = [
     "OrderPlaced",
     "OrderRefunded",
     "Purpose",
+    "QueryTime",
     "ScoreUpdated",
     "SegmentChanged",
     "Stage",
@@ -73,4 +91,6 @@ __all__ = [
     "decode_event",
     "encode_event",
     "payload_model_for",
+    "within_supported_time",
+    "without_nul",
 ]

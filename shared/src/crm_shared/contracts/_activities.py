@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
+from crm_shared.contracts._bounds import EventTime
 from crm_shared.contracts._payload import CustomerId, EventPayload, Topic
 
 
@@ -26,7 +27,7 @@ class ActivityRecorded(EventPayload):
         description="What the customer did.",
         examples=["page_view", "email_open", "email_click", "login", "cart_add"],
     )
-    occurred_at: AwareDatetime = Field(
+    occurred_at: EventTime = Field(
         description="When the customer did it.", examples=["2025-03-14T09:20:00Z"]
     )
     properties: dict[str, Any] = Field(

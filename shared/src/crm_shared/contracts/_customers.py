@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from crm_shared.contracts._bounds import EventTime
 from crm_shared.contracts._payload import CustomerId, EventPayload, Topic
 
 
@@ -38,7 +39,7 @@ class ConsentState(BaseModel):
         description="Where the customer gave or withdrew it.",
         examples=["signup_form", "unsubscribe_link", "import"],
     )
-    changed_at: AwareDatetime = Field(
+    changed_at: EventTime = Field(
         description="When the customer gave or withdrew it.", examples=["2025-01-02T08:00:00Z"]
     )
 
@@ -76,8 +77,8 @@ class CustomerSnapshot(BaseModel):
     consents: list[ConsentState] = Field(
         default=[], description="The latest consent per channel and purpose."
     )
-    created_at: AwareDatetime = Field(examples=["2025-01-02T08:00:00Z"])
-    updated_at: AwareDatetime = Field(examples=["2025-03-14T09:30:00Z"])
+    created_at: EventTime = Field(examples=["2025-01-02T08:00:00Z"])
+    updated_at: EventTime = Field(examples=["2025-03-14T09:30:00Z"])
 
 
 class CustomerCreated(EventPayload):
@@ -123,7 +124,7 @@ class CustomerMerged(EventPayload):
         description="The customer folded into the survivor; the id is no longer used.",
         examples=["01932c4e-7777-7c3b-8d2e-9f0a1b2c3d4e"],
     )
-    merged_at: AwareDatetime = Field(examples=["2025-03-14T09:30:00Z"])
+    merged_at: EventTime = Field(examples=["2025-03-14T09:30:00Z"])
 
 
 class CustomerErased(EventPayload):
@@ -133,7 +134,7 @@ class CustomerErased(EventPayload):
     topic: ClassVar[Topic] = Topic.CUSTOMERS
 
     customer_id: CustomerId
-    erased_at: AwareDatetime = Field(examples=["2025-03-14T09:30:00Z"])
+    erased_at: EventTime = Field(examples=["2025-03-14T09:30:00Z"])
 
 
 class ConsentChanged(EventPayload):

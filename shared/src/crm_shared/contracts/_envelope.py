@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,6 +21,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from crm_shared._ids import new_id
+from crm_shared.contracts._bounds import EventTime
 from crm_shared.contracts._errors import InvalidEvent
 from crm_shared.contracts._payload import EventPayload
 from crm_shared.contracts._registry import EVENT_TYPES
@@ -57,7 +57,7 @@ class CloudEvent(BaseModel):
         description="The customer id the event is about; also the Kafka message key.",
         examples=["01932c4e-5f1a-7c3b-8d2e-9f0a1b2c3d4e"],
     )
-    time: AwareDatetime = Field(
+    time: EventTime = Field(
         description="When the fact happened, ISO 8601 with offset.",
         examples=["2025-03-14T09:26:53Z"],
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
+from crm_shared.contracts._bounds import EventTime
 from crm_shared.contracts._payload import CustomerId, EventPayload, Money, Topic
 from crm_shared.contracts._scores import Grade, ValueTier
 
@@ -35,7 +36,7 @@ class StageChanged(EventPayload):
         default=None, description="The stage before; null for a new customer.", examples=["active"]
     )
     stage: Stage = Field(description="The stage now.", examples=["loyal"])
-    changed_at: AwareDatetime = Field(examples=["2025-03-14T09:30:00Z"])
+    changed_at: EventTime = Field(examples=["2025-03-14T09:30:00Z"])
     cause: str = Field(
         min_length=1,
         description='The id of the event that triggered the change, or "sweep" for aging.',
@@ -62,7 +63,7 @@ class ChurnWarning(EventPayload):
         examples=["01932c4f-1111-7c3b-8d2e-9f0a1b2c3d4e"],
     )
     customer_id: CustomerId
-    raised_at: AwareDatetime = Field(
+    raised_at: EventTime = Field(
         description="When this state of the warning was reached.",
         examples=["2025-03-14T09:30:00Z"],
     )

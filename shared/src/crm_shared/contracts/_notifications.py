@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
+from crm_shared.contracts._bounds import EventTime
 from crm_shared.contracts._payload import CustomerId, EventPayload, Topic
 
 
@@ -60,7 +61,7 @@ class NotificationSent(EventPayload):
     channel: NotificationChannel = Field(examples=["email"])
     category: Category = Field(examples=["marketing"])
     trigger_event_id: TriggerEventId = None
-    sent_at: AwareDatetime = Field(examples=["2025-03-14T09:31:00Z"])
+    sent_at: EventTime = Field(examples=["2025-03-14T09:31:00Z"])
 
 
 class NotificationFailed(EventPayload):
@@ -76,7 +77,7 @@ class NotificationFailed(EventPayload):
     channel: NotificationChannel = Field(examples=["sms"])
     category: Category = Field(examples=["marketing"])
     trigger_event_id: TriggerEventId = None
-    failed_at: AwareDatetime = Field(examples=["2025-03-14T09:31:00Z"])
+    failed_at: EventTime = Field(examples=["2025-03-14T09:31:00Z"])
     attempts: int = Field(ge=1, description="Delivery attempts made so far.", examples=[3])
     permanent: bool = Field(description="True when no further attempt will be made.")
     error: str = Field(
@@ -99,7 +100,7 @@ class NotificationSuppressed(EventPayload):
     )
     category: Category = Field(examples=["marketing"])
     trigger_event_id: TriggerEventId = None
-    suppressed_at: AwareDatetime = Field(examples=["2025-03-14T09:31:00Z"])
+    suppressed_at: EventTime = Field(examples=["2025-03-14T09:31:00Z"])
     reason: Literal[
         "no_consent",
         "frequency_cap",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from crm_shared.contracts._bounds import EventTime
 from crm_shared.contracts._payload import CustomerId, EventPayload, Money, Topic
 
 OrderId = Annotated[
@@ -34,7 +35,7 @@ class OrderPlaced(EventPayload):
 
     order_id: OrderId
     customer_id: CustomerId
-    placed_at: AwareDatetime = Field(
+    placed_at: EventTime = Field(
         description="When the order was placed.", examples=["2025-03-14T09:26:53Z"]
     )
     total: Money = Field(description="What the customer paid for the whole order.")
@@ -58,7 +59,7 @@ class OrderRefunded(EventPayload):
     order_id: OrderId
     refund_id: str = Field(min_length=1, description="The shop's refund id.", examples=["ref-5521"])
     customer_id: CustomerId
-    refunded_at: AwareDatetime = Field(
+    refunded_at: EventTime = Field(
         description="When the refund was made.", examples=["2025-03-20T15:02:11Z"]
     )
     amount: Money = Field(description="How much was refunded.")
@@ -75,7 +76,7 @@ class OrderCancelled(EventPayload):
 
     order_id: OrderId
     customer_id: CustomerId
-    cancelled_at: AwareDatetime = Field(
+    cancelled_at: EventTime = Field(
         description="When the order was cancelled.", examples=["2025-03-14T10:01:00Z"]
     )
     reason: str | None = Field(

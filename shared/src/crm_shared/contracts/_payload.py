@@ -7,8 +7,18 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
+
+from crm_shared.contracts._bounds import CurrencyCode, within_money_bounds
 
 CustomerId = Annotated[
     str,
@@ -60,7 +70,7 @@ class EventPayload(BaseModel):
         return customer_id
 
 
-_DECIMAL_STRING = re.compile(r"-?\d+(\.\d+)?")
+_DECIMAL_STRING = re.compile(r"-?\d{1,30}(\.\d{1,30})?")
 
 
 def _exact_amount(value: object) -> object:
@@ -82,13 +92,17 @@ def _exact_amount(value: object) -> object:
 MoneyAmount = Annotated[
     Decimal,
     BeforeValidator(_exact_amount),
+    AfterValidator(within_money_bounds),
     # format(..., "f") never uses exponent notation: Decimal("1E+3") goes out as "1000".
     PlainSerializer(lambda amount: format(amount, "f"), return_type=str, when_used="json"),
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^-?\d+(\.\d+)?$",
-            "description": "A decimal number written as a string; never a float.",
+            "pattern": r"^-?\d{1,30}(\.\d{1,30})?$",
+            "description": (
+                "A decimal number written as a string; never a float. Below one trillion in"
+                " size, with at most six decimal places."
+            ),
             "examples": ["12.50"],
         }
     ),
@@ -101,8 +115,4 @@ class Money(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     amount: MoneyAmount = Field(allow_inf_nan=False)
-    currency: str = Field(
-        pattern=r"^[A-Z]{3}$",
-        description="ISO 4217 currency code.",
-        examples=["EUR"],
-    )
+    currency: CurrencyCode

@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
+from crm_shared.contracts._bounds import EventTime
 from crm_shared.contracts._payload import CustomerId, EventPayload, Money, Topic
 
 
@@ -40,7 +41,7 @@ class ScoreUpdated(EventPayload):
     topic: ClassVar[Topic] = Topic.SCORES
 
     customer_id: CustomerId
-    as_of: AwareDatetime = Field(
+    as_of: EventTime = Field(
         description="The moment the scores describe.", examples=["2025-03-14T09:30:00Z"]
     )
     model_version: str | None = Field(
@@ -55,8 +56,8 @@ class ScoreUpdated(EventPayload):
         description="The named RFM segment.", examples=["champions", "at_risk", "hibernating"]
     )
     order_count: int = Field(ge=0, description="Orders placed, net of cancellations.", examples=[7])
-    first_purchase_at: AwareDatetime | None = Field(default=None, examples=["2023-11-02T18:04:00Z"])
-    last_purchase_at: AwareDatetime | None = Field(default=None, examples=["2025-03-14T09:26:53Z"])
+    first_purchase_at: EventTime | None = Field(default=None, examples=["2023-11-02T18:04:00Z"])
+    last_purchase_at: EventTime | None = Field(default=None, examples=["2025-03-14T09:26:53Z"])
     total_spend: Money = Field(description="Everything spent, net of refunds.")
     spend_12m: Money = Field(description="Spent in the 12 months before `as_of`.")
     average_order_value: Money | None = Field(
@@ -107,7 +108,7 @@ class SegmentChanged(EventPayload):
     topic: ClassVar[Topic] = Topic.SCORES
 
     customer_id: CustomerId
-    as_of: AwareDatetime = Field(
+    as_of: EventTime = Field(
         description="The moment of the scoring that moved the customer.",
         examples=["2025-03-14T09:30:00Z"],
     )

@@ -69,6 +69,24 @@ BAD_INPUTS = [
         "customer_id",
         json={"customer_id": "c-\x00", "template_id": "welcome", "channels": ["email"]},
     ),
+    *(
+        BadInput(
+            "POST",
+            "/v1/rules",
+            "priority",
+            json={
+                "rule_id": "r-priority",
+                "name": "Welcome",
+                "event_type": "customer.created",
+                "template_id": "welcome-first-order",
+                "channels": ["email"],
+                "category": "service",
+                "priority": priority,
+            },
+        )
+        # Accepted before, then every event the rule matched failed to store on PostgreSQL.
+        for priority in (2**31, BEYOND_INT64)
+    ),
     BadInput(
         "POST",
         "/v1/rules",

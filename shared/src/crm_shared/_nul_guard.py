@@ -177,7 +177,7 @@ def _query_parameter_with_nul(query_string: bytes) -> str | None:
             return "query"
         if "\x00" in value:
             return name
-    return None  # "%00" was only part of what another escape spelt
+    return None  # no NUL once decoded
 
 
 def _carries_json(scope: Scope) -> bool:

@@ -49,7 +49,16 @@ from crm_shared._kafka import create_consumer, create_producer, ensure_topics
 from crm_shared._logging import configure_logging, event_id_var, redact, request_id_var
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._outbox import OutboxRelay, add_many_to_outbox, add_to_outbox
-from crm_shared._pagination import Page, decode_cursor, encode_cursor
+from crm_shared._pagination import (
+    AfterId,
+    CursorPosition,
+    CursorText,
+    Page,
+    PageSlice,
+    decode_cursor,
+    encode_cursor,
+    slice_page,
+)
 from crm_shared._processes import StartedInWith, stop_process_group
 from crm_shared._runtime import (
     RuntimeDep,
@@ -79,6 +88,7 @@ __all__ = [
     "API_KEY_HEADER",
     "IDEMPOTENCY_HEADER",
     "AdminAccess",
+    "AfterId",
     "ApiKeyAuthenticator",
     "ApiKeyRecord",
     "AutoIncrementId",
@@ -86,6 +96,8 @@ __all__ = [
     "BatchFinisher",
     "BrokerStartError",
     "Conflict",
+    "CursorPosition",
+    "CursorText",
     "EmbeddedBroker",
     "EventConsumer",
     "EventHandler",
@@ -95,6 +107,7 @@ __all__ = [
     "NotFound",
     "OutboxRelay",
     "Page",
+    "PageSlice",
     "PlumbingTables",
     "Principal",
     "Problem",
@@ -147,6 +160,7 @@ __all__ = [
     "run_periodically",
     "run_service",
     "runtime_of",
+    "slice_page",
     "stop_process_group",
     "transaction",
     "upsert_into",

@@ -12,6 +12,7 @@ from crm_shared._auth import ApiKeyAuthenticator
 from crm_shared._health import health_router
 from crm_shared._logging import configure_logging
 from crm_shared._metrics import RequestContextMiddleware, ServiceMetrics
+from crm_shared._nul_guard import NulCharacterGuard
 from crm_shared._problems import PROBLEM_CONTENT_TYPE, install_problem_handlers
 from crm_shared._settings import ServiceSettings
 
@@ -59,6 +60,7 @@ def create_service_app(
     app.state.authenticator = ApiKeyAuthenticator(settings.api_keys)
     app.state.readiness_checks = {}
     install_problem_handlers(app)
+    app.add_middleware(NulCharacterGuard)  # inside the request context: its 422s get an id
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.include_router(health_router())
     _add_problem_schema(app)

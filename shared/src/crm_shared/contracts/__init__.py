@@ -13,9 +13,11 @@ from crm_shared.contracts._bounds import (
     EARLIEST_SUPPORTED_TIME,
     ISO_4217_CURRENCIES,
     LATEST_SUPPORTED_TIME,
+    MAX_INT64,
     MAX_MONEY_AMOUNT,
     CurrencyCode,
     EventTime,
+    PositiveInt64,
     QueryTime,
     within_supported_time,
     without_nul,
@@ -41,6 +43,7 @@ from crm_shared.contracts._notifications import (
     NotificationSent,
     NotificationSuppressed,
 )
+from crm_shared.contracts._nul import NUL_MESSAGE, nul_location
 from crm_shared.contracts._orders import OrderCancelled, OrderLine, OrderPlaced, OrderRefunded
 from crm_shared.contracts._payload import EventPayload, Money, Topic, dead_letter_topic
 from crm_shared.contracts._registry import EVENT_TYPES, payload_model_for
@@ -51,7 +54,9 @@ __all__ = [
     "EVENT_TYPES",
     "ISO_4217_CURRENCIES",
     "LATEST_SUPPORTED_TIME",
+    "MAX_INT64",
     "MAX_MONEY_AMOUNT",
+    "NUL_MESSAGE",
     "ActivityRecorded",
     "Category",
     "Channel",
@@ -78,6 +83,7 @@ __all__ = [
     "OrderLine",
     "OrderPlaced",
     "OrderRefunded",
+    "PositiveInt64",
     "Purpose",
     "QueryTime",
     "ScoreUpdated",
@@ -90,6 +96,7 @@ __all__ = [
     "dead_letter_topic",
     "decode_event",
     "encode_event",
+    "nul_location",
     "payload_model_for",
     "within_supported_time",
     "without_nul",

@@ -50,6 +50,12 @@ EventTime = Annotated[AwareDatetime, AfterValidator(_supported_keeping_offset)]
 QueryTime = Annotated[datetime, AfterValidator(within_supported_time)]
 """A moment from a query string or request body; without an offset it is UTC."""
 
+MAX_INT64 = 2**63 - 1
+
+PositiveInt64 = Annotated[int, Field(ge=1, le=MAX_INT64)]
+"""A whole number a client names a stored row by (an id, a position): 1 to 2**63-1, the range
+of the databases' BIGINT. A larger one cannot name a row, and would overflow the driver."""
+
 # Active ISO 4217 codes of money (as of 2025). Left out on purpose: precious metals (XAU, XAG,
 # XPT, XPD), bond-market units (XBA-XBD), the SDR (XDR), XSU, XUA, and the codes that mean "no
 # currency" (XXX) or "testing" (XTS): none of them is what a customer pays with.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
@@ -23,6 +24,7 @@ from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 from crm_shared._ids import new_id
 from crm_shared.contracts._bounds import EventTime
 from crm_shared.contracts._errors import InvalidEvent
+from crm_shared.contracts._nul import NUL_MESSAGE, nul_location
 from crm_shared.contracts._payload import EventPayload
 from crm_shared.contracts._registry import EVENT_TYPES
 
@@ -139,13 +141,30 @@ def encode_event(event: CloudEvent) -> bytes:
 def decode_event(raw: bytes | str) -> CloudEvent:
     """Parse a Kafka message value into a CloudEvent whose `data` is its typed payload model.
 
-    Raise `InvalidEvent` when the bytes are not a valid event of a known type.
+    Raise `InvalidEvent` when the bytes are not a valid event of a known type, or when any
+    string in them holds U+0000 (which PostgreSQL cannot store: dead-letter it, not fail later).
     """
+    _refuse_nul(raw)
     try:
         return CloudEvent.model_validate_json(raw)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
         raise InvalidEvent(_describe(errors), field=_field_of(errors[0])) from None
+
+
+def _refuse_nul(raw: bytes | str) -> None:
+    # A raw NUL is invalid JSON and refused by the parser; only the escape needs looking for.
+    # The quick test also matches an escaped backslash before "u0000", so parse to be sure.
+    holds_escape = b"\\u0000" in raw if isinstance(raw, bytes) else "\\u0000" in raw
+    if not holds_escape:
+        return
+    try:
+        location = nul_location(json.loads(raw))
+    except (ValueError, RecursionError):
+        return  # not JSON: validation says so
+    if location is not None:
+        field = ".".join(location) or None
+        raise InvalidEvent(f"{field}: {NUL_MESSAGE}" if field else NUL_MESSAGE, field=field)
 
 
 def _field_of(error: ErrorDetails) -> str | None:

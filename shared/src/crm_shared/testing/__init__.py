@@ -10,15 +10,29 @@ from crm_shared.testing._apps import (
     running_app,
     sample_key_records,
 )
+from crm_shared.testing._bad_inputs import (
+    BEYOND_INT64,
+    EARLIEST_WITH_OFFSET,
+    LATEST_WITH_OFFSET,
+    BadInput,
+    forged_cursor,
+    wrong_answers,
+)
 from crm_shared.testing._postgres import EmbeddedPostgres
 from crm_shared.testing._topics import read_topic
 
 __all__ = [
+    "BEYOND_INT64",
+    "EARLIEST_WITH_OFFSET",
+    "LATEST_WITH_OFFSET",
     "TEST_KEYS",
     "TEST_SETTINGS",
     "ApiClient",
+    "BadInput",
     "EmbeddedPostgres",
+    "forged_cursor",
     "read_topic",
     "running_app",
     "sample_key_records",
+    "wrong_answers",
 ]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Query
 
-from crm_shared import ReadAccess, SessionDep, as_utc, utc_now
-from crm_shared.contracts import Stage
+from crm_shared import ReadAccess, SessionDep, utc_now
+from crm_shared.contracts import QueryTime, Stage
 from crm_shared.errors import UnprocessableContent
 from lifecycle_service.api.analytics_schemas import (
     CohortMonthView,
@@ -102,18 +102,16 @@ def _month(label: str, field: str) -> int:
 
 def raised_window(
     raised_from: Annotated[
-        datetime | None, Query(description="Only warnings raised from then (UTC if no offset).")
+        QueryTime | None, Query(description="Only warnings raised from then (UTC if no offset).")
     ] = None,
     raised_to: Annotated[
-        datetime | None, Query(description="Only warnings raised before then.")
+        QueryTime | None, Query(description="Only warnings raised before then.")
     ] = None,
 ) -> RaisedWindow:
     """The raised times asked for, in UTC; a window ending before it starts is refused."""
-    start = as_utc(raised_from) if raised_from else None
-    end = as_utc(raised_to) if raised_to else None
-    if start and end and start > end:
+    if raised_from and raised_to and raised_from > raised_to:
         raise UnprocessableContent("raised_from is after raised_to", field="raised_from")
-    return RaisedWindow(start, end)
+    return RaisedWindow(raised_from, raised_to)
 
 
 PeriodDep = Annotated[DayRange, Depends(day_range)]

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
 from crm_shared import (
     AdminAccess,
+    AfterId,
+    CursorPosition,
+    CursorText,
     Page,
     ReadAccess,
     RuntimeDep,
     SessionDep,
-    as_utc,
     decode_cursor,
-    encode_cursor,
+    slice_page,
     utc_now,
 )
-from crm_shared.contracts import Stage
+from crm_shared.contracts import QueryTime, Stage
 from crm_shared.errors import Conflict, NotFound, UnprocessableContent
 from lifecycle_service.api.schemas import (
     CustomerStage,
@@ -41,6 +42,13 @@ from lifecycle_service.workflows import rules_store, stage_queries
 from lifecycle_service.workflows.sweep import SweepAlreadyRunning, sweep
 
 router = APIRouter(prefix="/v1")
+
+
+class WarningPosition(CursorPosition):
+    """Where a page of warnings (newest first) ended."""
+
+    raised_at: QueryTime
+    id: CursorText
 
 
 @router.get(
@@ -97,11 +105,11 @@ async def customers_by_stage(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[StageMember]:
     """Customers in ``stage``, ordered by id, cursor-paginated."""
-    after = decode_cursor(cursor).get("after") if cursor else None
+    position = decode_cursor(cursor, AfterId)
     rows = await stage_queries.customers_in_stage(
-        session, stage, after_id=after if isinstance(after, str) else None, limit=limit + 1
+        session, stage, after_id=position.after if position else None, limit=limit + 1
     )
-    page = rows[:limit]
+    page = slice_page(rows, limit, lambda row: AfterId(after=row.customer_id))
     return Page[StageMember](
         items=[
             StageMember(
@@ -113,9 +121,9 @@ async def customers_by_stage(
                 churn_risk=row.churn_risk,
                 value_tier=row.value_tier,
             )
-            for row in page
+            for row in page.rows
         ],
-        next_cursor=encode_cursor({"after": page[-1].customer_id}) if len(rows) > limit else None,
+        next_cursor=page.next_cursor,
     )
 
 
@@ -189,36 +197,27 @@ async def warnings(
     ] = None,
     tier: str | None = Query(default=None, description="strategic_partner, growth, profit, basic"),
     customer_id: str | None = None,
-    raised_from: datetime | None = None,
-    raised_to: datetime | None = None,
+    raised_from: QueryTime | None = None,
+    raised_to: QueryTime | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[WarningView]:
-    """Warnings newest first, filtered by status, tier, customer or raised time."""
-    after = None
-    if cursor:
-        position = decode_cursor(cursor)
-        try:
-            after = (datetime.fromisoformat(position["raised_at"]), str(position["id"]))
-        except (KeyError, TypeError, ValueError) as error:
-            raise UnprocessableContent(
-                "cursor is not one this API issued", field="cursor"
-            ) from error
-    criteria = stage_queries.WarningFilter(
-        status_filter,
-        tier,
-        customer_id,
-        as_utc(raised_from) if raised_from else None,  # a time without offset is UTC
-        as_utc(raised_to) if raised_to else None,
+    """Warnings newest first, filtered by status, tier, customer or raised time (a time
+    without offset is UTC)."""
+    position = decode_cursor(cursor, WarningPosition)
+    criteria = stage_queries.WarningFilter(status_filter, tier, customer_id, raised_from, raised_to)
+    rows = await stage_queries.list_warnings(
+        session,
+        criteria,
+        after=(position.raised_at, position.id) if position else None,
+        limit=limit + 1,
     )
-    rows = await stage_queries.list_warnings(session, criteria, after=after, limit=limit + 1)
-    page = rows[:limit]
-    next_cursor = (
-        encode_cursor({"raised_at": page[-1].raised_at.isoformat(), "id": page[-1].warning_id})
-        if len(rows) > limit
-        else None
+    page = slice_page(
+        rows, limit, lambda row: WarningPosition(raised_at=row.raised_at, id=row.warning_id)
     )
-    return Page[WarningView](items=[_warning_view(row) for row in page], next_cursor=next_cursor)
+    return Page[WarningView](
+        items=[_warning_view(row) for row in page.rows], next_cursor=page.next_cursor
+    )
 
 
 @router.post(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from crm_shared.contracts import Grade, Stage, ValueTier
+from crm_shared.contracts import EventTime, Grade, Stage, ValueTier
 
 
 class StageEntry(BaseModel):
@@ -105,7 +105,7 @@ class DryRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rules: dict[str, Any] = Field(description="Candidate rules; left-out fields take defaults.")
-    as_of: AwareDatetime | None = Field(default=None, description="Defaults to now.")
+    as_of: EventTime | None = Field(default=None, description="Defaults to now.")
 
 
 class StageMove(BaseModel):
@@ -138,7 +138,7 @@ class SweepRequest(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"as_of": "1997-09-30T00:00:00Z"}]}
     )
 
-    as_of: AwareDatetime | None = None
+    as_of: EventTime | None = None
 
 
 class SweepView(BaseModel):

@@ -6,14 +6,28 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from crm_shared import ReadAccess, SessionDep, WriteAccess, decode_cursor, encode_cursor, utc_now
-from crm_shared.contracts import Category
-from crm_shared.errors import NotFound, UnprocessableContent
+from crm_shared import (
+    CursorPosition,
+    ReadAccess,
+    SessionDep,
+    WriteAccess,
+    decode_cursor,
+    slice_page,
+    utc_now,
+)
+from crm_shared.contracts import Category, PositiveInt64
+from crm_shared.errors import NotFound
 from notification_service.api.schemas import InboxMessageView, InboxPage, InboxReadAll
 from notification_service.db.models import InboxMessage
 from notification_service.workflows import inbox
 
 router = APIRouter(prefix="/v1/customers/{customer_id}/inbox", tags=["inbox"])
+
+
+class InboxPosition(CursorPosition):
+    """Where a page of an inbox (newest first) ended: the last message id shown."""
+
+    before: PositiveInt64
 
 
 @router.get("", response_model=InboxPage, summary="A customer's inbox")
@@ -27,26 +41,25 @@ async def read_inbox(
 ) -> InboxPage:
     """Messages newest first, cursor-paginated, with the unread count of the whole inbox (for
     a badge). A customer with no messages, or unknown here, has an empty inbox."""
-    before = None
-    if cursor:
-        position = decode_cursor(cursor).get("before")
-        if isinstance(position, bool) or not isinstance(position, int):
-            raise UnprocessableContent("cursor is not one this API issued", field="cursor")
-        before = position
+    position = decode_cursor(cursor, InboxPosition)
     rows = await inbox.inbox_messages(
-        session, customer_id, unread_only=unread_only, before_id=before, limit=limit + 1
+        session,
+        customer_id,
+        unread_only=unread_only,
+        before_id=position.before if position else None,
+        limit=limit + 1,
     )
-    page = rows[:limit]
+    page = slice_page(rows, limit, lambda row: InboxPosition(before=row.id))
     return InboxPage(
-        items=[_view(row) for row in page],
-        next_cursor=encode_cursor({"before": page[-1].id}) if len(rows) > limit else None,
+        items=[_view(row) for row in page.rows],
+        next_cursor=page.next_cursor,
         unread_count=await inbox.unread_count(session, customer_id),
     )
 
 
 @router.post("/{message_id}/read", response_model=InboxMessageView, summary="Mark a message read")
 async def mark_read(
-    customer_id: str, message_id: int, session: SessionDep, _: WriteAccess
+    customer_id: str, message_id: PositiveInt64, session: SessionDep, _: WriteAccess
 ) -> InboxMessageView:
     """Marking it again changes nothing: the first reading's time stays. 404 when the
     message is not this customer's."""

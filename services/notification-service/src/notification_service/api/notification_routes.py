@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
@@ -10,15 +9,16 @@ from fastapi import APIRouter, Header, Query, Response, status
 from crm_shared import (
     IDEMPOTENCY_HEADER,
     AdminAccess,
+    CursorPosition,
+    CursorText,
     Page,
     ReadAccess,
     SessionDep,
-    as_utc,
     decode_cursor,
-    encode_cursor,
+    slice_page,
     utc_now,
 )
-from crm_shared.contracts import NotificationChannel
+from crm_shared.contracts import NotificationChannel, QueryTime
 from crm_shared.errors import NotFound, UnprocessableContent
 from notification_service.api.schemas import NotificationStatus, NotificationView, SendNowRequest
 from notification_service.db.models import Notification
@@ -27,6 +27,13 @@ from notification_service.workflows import delivery_log
 from notification_service.workflows.send_now import SendNow, send_now
 
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
+
+
+class NotificationPosition(CursorPosition):
+    """Where a page of the delivery log (newest first) ended."""
+
+    created_at: QueryTime
+    id: CursorText
 
 
 @router.get("", response_model=Page[NotificationView], summary="The delivery log")
@@ -40,43 +47,39 @@ async def list_notifications(
     ] = None,
     status_filter: Annotated[NotificationStatus | None, Query(alias="status")] = None,
     created_from: Annotated[
-        datetime | None, Query(description="Inclusive; a time without offset is UTC.")
+        QueryTime | None, Query(description="Inclusive; a time without offset is UTC.")
     ] = None,
     created_to: Annotated[
-        datetime | None, Query(description="Exclusive; a time without offset is UTC.")
+        QueryTime | None, Query(description="Exclusive; a time without offset is UTC.")
     ] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[NotificationView]:
     """Every message decided, newest first: queued, sent, failed or suppressed (with the
     reason), filtered by customer, rule, channel, status or creation time; cursor-paginated."""
-    after = None
-    if cursor:
-        position = decode_cursor(cursor)
-        try:
-            after = (as_utc(datetime.fromisoformat(position["created_at"])), str(position["id"]))
-        except (KeyError, TypeError, ValueError) as error:
-            raise UnprocessableContent(
-                "cursor is not one this API issued", field="cursor"
-            ) from error
+    position = decode_cursor(cursor, NotificationPosition)
     criteria = delivery_log.NotificationFilter(
         customer_id=customer_id,
         rule_id=rule_id,
         channel=channel.value if channel is not None else None,
         status=status_filter,
-        created_from=as_utc(created_from) if created_from else None,
-        created_to=as_utc(created_to) if created_to else None,
+        created_from=created_from,
+        created_to=created_to,
     )
-    rows = await delivery_log.list_notifications(session, criteria, after=after, limit=limit + 1)
-    page = rows[:limit]
-    next_cursor = (
-        encode_cursor(
-            {"created_at": page[-1].created_at.isoformat(), "id": page[-1].notification_id}
-        )
-        if len(rows) > limit
-        else None
+    rows = await delivery_log.list_notifications(
+        session,
+        criteria,
+        after=(position.created_at, position.id) if position else None,
+        limit=limit + 1,
     )
-    return Page[NotificationView](items=[_view(row) for row in page], next_cursor=next_cursor)
+    page = slice_page(
+        rows,
+        limit,
+        lambda row: NotificationPosition(created_at=row.created_at, id=row.notification_id),
+    )
+    return Page[NotificationView](
+        items=[_view(row) for row in page.rows], next_cursor=page.next_cursor
+    )
 
 
 @router.get("/{notification_id}", response_model=NotificationView, summary="A notification")

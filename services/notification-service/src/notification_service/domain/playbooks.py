@@ -69,6 +69,8 @@ _WARNING_STATUSES: Final = frozenset({"open", "updated", "saved", "lost"})
 _RECOMMENDED_ACTIONS: Final = frozenset({"account_manager_task", "retention_offer"})
 # Lower-case slugs: rule ids appear in URLs, dedup keys and published events.
 _RULE_ID: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}")
+# A rank among a few dozen rules; bounded so every message's priority fits a 32-bit column.
+MAX_PRIORITY: Final = 1_000_000
 # Facts only one event type carries; a condition on them under another event never matches.
 _FACT_SOURCES: Final = {
     "previous_stages": STAGE_CHANGED,
@@ -476,6 +478,8 @@ def validate_rule(
             )
     if rule.priority < 0:
         problem("priority", "must not be negative")
+    elif rule.priority > MAX_PRIORITY:
+        problem("priority", f"must be at most {MAX_PRIORITY:,}")
     if rule.delay < timedelta(0):
         problem("delay", "must not be negative")
     _validate_conditions(rule.conditions, rule.event_type, problem)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -11,6 +10,7 @@ from fastapi.responses import JSONResponse
 from crm_shared import (
     IDEMPOTENCY_HEADER,
     AdminAccess,
+    AfterId,
     IdempotencyKeys,
     Page,
     ReadAccess,
@@ -18,10 +18,11 @@ from crm_shared import (
     StoredResponse,
     WriteAccess,
     decode_cursor,
-    encode_cursor,
     request_fingerprint,
+    slice_page,
     utc_now,
 )
+from crm_shared.contracts import QueryTime
 from crm_shared.errors import UnprocessableContent
 from profile_service.api._common import (
     customer_360_body,
@@ -103,8 +104,8 @@ async def list_all(
     phone: str | None = None,
     external_id: str | None = None,
     tag: str | None = None,
-    updated_since: datetime | None = None,
-    created_before: datetime | None = None,
+    updated_since: QueryTime | None = None,
+    created_before: QueryTime | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[CustomerOut]:
@@ -121,13 +122,14 @@ async def list_all(
         )
     except InvalidContact as error:
         raise UnprocessableContent(error.reason, field=error.field) from error
-    after = decode_cursor(cursor).get("after") if cursor else None
-    rows = await list_customers(session, criteria, after_id=after, limit=limit + 1)
-    page, more = rows[:limit], len(rows) > limit
-    ids = await external_ids_of(session, [c.id for c in page])
+    position = decode_cursor(cursor, AfterId)
+    rows = await list_customers(
+        session, criteria, after_id=position.after if position else None, limit=limit + 1
+    )
+    page = slice_page(rows, limit, lambda customer: AfterId(after=customer.id))
+    ids = await external_ids_of(session, [c.id for c in page.rows])
     return Page[CustomerOut](
-        items=[to_customer_out(c, ids[c.id]) for c in page],
-        next_cursor=encode_cursor({"after": page[-1].id}) if more else None,
+        items=[to_customer_out(c, ids[c.id]) for c in page.rows], next_cursor=page.next_cursor
     )
 
 

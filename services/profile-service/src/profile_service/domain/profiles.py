@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from crm_shared.contracts import NUL_MESSAGE, nul_location
 from profile_service.domain.contact import (
     InvalidContact,
     normalize_email,
@@ -78,6 +79,9 @@ def normalise_profile(
     for name, value in raw.items():
         if name not in PROFILE_FIELDS:
             raise InvalidContact(name, f"unknown field '{name}'")
+        # The API refuses NUL at its edge; imports come here row by row (PostgreSQL stores none).
+        if (location := nul_location(value)) is not None:
+            raise InvalidContact(".".join((name, *location)), NUL_MESSAGE)
         if value is None or (isinstance(value, str) and not value.strip()):
             values[name] = None if name not in {"attributes", "tags"} else _empty(name)
             continue

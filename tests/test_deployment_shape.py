@@ -9,6 +9,7 @@ without joining these fails here.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import json
@@ -24,8 +25,9 @@ import yaml  # type: ignore[import-untyped]
 from pydantic import SecretStr
 
 from crm_devstack.services import SERVICES, ServiceSpec, repo_root
-from crm_shared import Scope, ServiceSettings, generate_api_key
-from crm_shared.contracts import Topic
+from crm_shared import Scope, ServiceRuntime, ServiceSettings, generate_api_key
+from crm_shared.contracts import Topic, dead_letter_topic
+from crm_shared.testing import TEST_SETTINGS, EmbeddedBroker, running_app, sample_key_records
 
 ROOT = repo_root()
 DEPLOY = ROOT / "deploy"
@@ -166,6 +168,7 @@ def test_compose_runs_the_service_on_its_own_database(spec: ServiceSpec) -> None
     assert service["depends_on"] == {
         "postgres": {"condition": "service_healthy"},
         "kafka": {"condition": "service_healthy"},
+        "kafka-topics": {"condition": "service_completed_successfully"},
     }
     assert f"{prefix}DB_PASSWORD" in compose["services"]["postgres"]["environment"]
     init_sql = (DEPLOY / "postgres" / "init-databases.sql").read_text(encoding="utf-8")
@@ -260,7 +263,99 @@ def test_settings_accept_the_kubernetes_environment_in_production(
 
 def test_topics_manifest_declares_every_event_topic_alike() -> None:
     partitions = _topic_partitions()
-    assert set(partitions) == {topic.value for topic in Topic}
+    assert {name for name in partitions if not name.endswith(".dlq")} == {t.value for t in Topic}
     assert set(partitions.values()) == {
         _compose()["services"]["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"]
     }
+
+
+# Dead-letter topics: one beside each consumed topic per consumer group. Which topics each
+# service consumes is read from the running service (its consumers, as its app wires them),
+# so a new subscription without its declared dead-letter topic fails here.
+
+
+async def _dead_letter_topics_of(spec: ServiceSpec, bootstrap: str, folder: Path) -> set[str]:
+    app_module = importlib.import_module(f"{spec.package}.app")
+    migrate = importlib.import_module(f"{spec.package}.migrate")
+    settings = _settings_class(spec)(
+        **{**TEST_SETTINGS, "kafka_enabled": True},
+        kafka_bootstrap_servers=bootstrap,
+        database_url=f"sqlite+aiosqlite:///{folder / spec.package}.db",
+        api_keys=sample_key_records(),
+    )
+    create_app = functools.partial(app_module.create_app, settings)
+    async with running_app(create_app, migrate.upgrade, settings.database_url) as client:
+        runtime: ServiceRuntime = client.app.state.runtime
+        assert runtime.consumers, f"{spec.name} consumes nothing"
+        return {
+            dead_letter_topic(topic, consumer.group_id)
+            for consumer in runtime.consumers
+            for topic in consumer.topics
+        }
+
+
+@pytest.fixture(scope="module")
+async def dead_letter_topics(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    """Every dead-letter topic the services' consumers write to, from the services themselves."""
+    folder = tmp_path_factory.mktemp("dead-letters")
+    with EmbeddedBroker(log_path=folder / "broker.log") as broker:
+        topics: set[str] = set()
+        for spec in SERVICES:
+            topics |= await _dead_letter_topics_of(spec, broker.bootstrap_servers, folder)
+    return topics
+
+
+def _kubernetes_topics() -> dict[str, dict[str, Any]]:
+    documents = yaml.safe_load_all((DEPLOY / "k8s" / "topics.yaml").read_text(encoding="utf-8"))
+    return {doc["spec"]["topicName"]: doc["spec"] for doc in documents if doc}
+
+
+def _compose_topics() -> dict[str, int]:
+    """deploy/kafka/topics.txt, the list compose's topic init creates: name -> retention.ms."""
+    lines = (DEPLOY / "kafka" / "topics.txt").read_text(encoding="utf-8").splitlines()
+    rows = [line.split() for line in lines if line.strip() and not line.startswith("#")]
+    return {name: int(retention) for name, retention in rows}
+
+
+@pytest.mark.kafka
+def test_every_dead_letter_topic_is_declared_for_kubernetes_and_compose(
+    dead_letter_topics: set[str],
+) -> None:
+    assert dead_letter_topics, "no consumer found"
+    declared = {name for name in _kubernetes_topics() if name.endswith(".dlq")}
+    assert declared == dead_letter_topics
+    assert {name for name in _compose_topics() if name.endswith(".dlq")} == dead_letter_topics
+
+
+def test_dead_letter_topics_have_the_event_topics_settings_and_a_longer_retention() -> None:
+    topics = _kubernetes_topics()
+    events = [spec for name, spec in topics.items() if not name.endswith(".dlq")]
+    dead_letters = [spec for name, spec in topics.items() if name.endswith(".dlq")]
+    assert dead_letters
+    event_retention = {int(spec["config"]["retention.ms"]) for spec in events}
+    (dead_letter_retention,) = {int(spec["config"]["retention.ms"]) for spec in dead_letters}
+    assert dead_letter_retention > max(event_retention)
+    for spec in dead_letters:
+        event = next(e for e in events if spec["topicName"].startswith(e["topicName"] + "."))
+        assert spec["partitions"] == event["partitions"], spec["topicName"]
+        assert spec["replicas"] == event["replicas"], spec["topicName"]
+        config = {k: v for k, v in spec["config"].items() if k != "retention.ms"}
+        assert config == {k: v for k, v in event["config"].items() if k != "retention.ms"}
+    # compose creates the same topics with the same retention (one node: one replica).
+    assert _compose_topics() == {
+        name: int(spec["config"]["retention.ms"]) for name, spec in topics.items()
+    }
+
+
+def test_compose_creates_the_topics_before_any_service_starts() -> None:
+    compose = _compose()
+    init = compose["services"]["kafka-topics"]
+    assert init["image"] == compose["services"]["kafka"]["image"]
+    assert init["depends_on"] == {"kafka": {"condition": "service_healthy"}}
+    mounted = {volume.split(":")[0] for volume in init["volumes"]}
+    assert {"./deploy/kafka/topics.txt", "./deploy/kafka/create-topics.sh"} <= mounted
+    partitions = compose["services"]["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"]
+    assert init["environment"]["TOPIC_PARTITIONS"] == partitions
+    for spec in SERVICES:
+        waits_for = compose["services"][spec.name]["depends_on"]["kafka-topics"]
+        assert waits_for == {"condition": "service_completed_successfully"}, spec.name

@@ -96,8 +96,17 @@ def _secret_refs(container: dict[str, Any]) -> dict[str, dict[str, str]]:
     }
 
 
+def _optional_secret_refs(container: dict[str, Any]) -> set[str]:
+    """The container's variables read from a Secret key that may be missing."""
+    return {
+        variable["name"]
+        for variable in container.get("env", [])
+        if variable.get("valueFrom", {}).get("secretKeyRef", {}).get("optional") is True
+    }
+
+
 # ${NAME:?message}, ${NAME:-default} or ${NAME}: compose fills these in from the environment.
-_SUBSTITUTION = re.compile(r"\$\{(?P<name>\w+)(?::?[?-][^}]*)?\}")
+_SUBSTITUTION = re.compile(r"\$\{(?P<name>\w+)(?:(?P<operator>:?[?-])(?P<argument>[^}]*))?\}")
 _STAND_IN_SECRET = "not-a-real-secret-but-long-enough"
 
 
@@ -110,6 +119,8 @@ def _compose_value(value: object) -> str:
     """A compose environment value with each substitution filled in by a stand-in."""
 
     def stand_in(match: re.Match[str]) -> str:
+        if match["operator"] in (":-", "-"):
+            return match["argument"]  # an optional setting, unset: compose uses its default
         if match["name"] == "CRM_API_KEYS":
             return _stand_in_keys()
         return _STAND_IN_SECRET
@@ -163,7 +174,9 @@ def test_compose_runs_the_service_on_its_own_database(spec: ServiceSpec) -> None
     assert environment[f"{prefix}KAFKA_TOPIC_PARTITIONS"] == partitions
     assert environment[f"{prefix}API_KEYS"].startswith("${CRM_API_KEYS:?")
     for variable in _secret_variables(spec) & set(environment):
-        assert environment[variable].startswith(f"${{{variable}:?"), f"{variable}: not a literal"
+        # From the environment, never a literal: required, or optional and empty by default.
+        value = environment[variable]
+        assert value.startswith(f"${{{variable}:?") or value == f"${{{variable}:-}}", variable
     assert service["ports"] == [f"{spec.port}:{CONTAINER_PORT}"]
     assert service["depends_on"] == {
         "postgres": {"condition": "service_healthy"},
@@ -254,8 +267,10 @@ def test_settings_accept_the_kubernetes_environment_in_production(
         f"{spec.env_prefix}DATABASE_URL": "postgresql+asyncpg://user:password@postgres:5432/db",
         f"{spec.env_prefix}API_KEYS": _stand_in_keys(),
     }
+    # An optional key left out of the Secret leaves its variable unset.
     secrets = {
-        variable: stand_ins.get(variable, _STAND_IN_SECRET) for variable in _secret_refs(server)
+        variable: stand_ins.get(variable, _STAND_IN_SECRET)
+        for variable in set(_secret_refs(server)) - _optional_secret_refs(server)
     }
     settings = _production_settings(spec, {**config, **secrets}, monkeypatch)
     assert settings.environment == "production"
@@ -359,3 +374,54 @@ def test_compose_creates_the_topics_before_any_service_starts() -> None:
     for spec in SERVICES:
         waits_for = compose["services"][spec.name]["depends_on"]["kafka-topics"]
         assert waits_for == {"condition": "service_completed_successfully"}, spec.name
+
+
+# Kafka TLS and SASL: every service gets every setting, its credentials as secrets.
+
+KAFKA_TLS_DIR = "/etc/crm/kafka-tls"  # where the CA and client certificate files are mounted
+
+
+def _kafka_security_variables(spec: ServiceSpec) -> set[str]:
+    """E.g. ``PROFILE_KAFKA_SECURITY_PROTOCOL``, ``PROFILE_KAFKA_SASL_PASSWORD``."""
+    return {
+        f"{spec.env_prefix}{name.upper()}"
+        for name in ServiceSettings.model_fields
+        if name.startswith(("kafka_security_", "kafka_sasl_", "kafka_ssl_"))
+    }
+
+
+@each_service
+def test_compose_gives_the_service_every_kafka_security_setting(spec: ServiceSpec) -> None:
+    service = _compose()["services"][spec.name]
+    environment = service["environment"]
+    wanted = _kafka_security_variables(spec)
+    assert len(wanted) == 8
+    assert wanted <= set(environment)
+    # Compose's own broker speaks PLAINTEXT; the environment may say otherwise.
+    protocol = _compose_value(environment[f"{spec.env_prefix}KAFKA_SECURITY_PROTOCOL"])
+    assert protocol == "PLAINTEXT"
+    assert f"${{KAFKA_TLS_DIR:-./deploy/kafka/tls}}:{KAFKA_TLS_DIR}:ro" in service["volumes"]
+
+
+@each_service
+def test_kubernetes_gives_the_service_every_kafka_security_setting(spec: ServiceSpec) -> None:
+    path = DEPLOY / "k8s" / f"{spec.name}.yaml"
+    documents = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+    (config,) = (doc["data"] for doc in documents if doc["kind"] == "ConfigMap")
+    (deployment,) = (doc for doc in documents if doc["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    wanted = _kafka_security_variables(spec)
+    assert config[f"{spec.env_prefix}KAFKA_SECURITY_PROTOCOL"] == "PLAINTEXT"
+    for container in (*pod["initContainers"], *pod["containers"]):
+        secrets = set(_secret_refs(container))
+        assert wanted <= set(config) | secrets, container["name"]
+        # Credentials only in use with SASL: a Secret without them still starts the pod.
+        assert wanted & secrets <= _optional_secret_refs(container), container["name"]
+        mounts = {mount["name"]: mount for mount in container["volumeMounts"]}
+        assert mounts["kafka-tls"] == {
+            "name": "kafka-tls",
+            "mountPath": KAFKA_TLS_DIR,
+            "readOnly": True,
+        }
+    (volume,) = (volume for volume in pod["volumes"] if volume["name"] == "kafka-tls")
+    assert volume["secret"] == {"secretName": f"{spec.name}-kafka-tls", "optional": True}

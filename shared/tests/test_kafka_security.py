@@ -32,6 +32,7 @@ from sqlalchemy import Column, Integer, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared import (
+    KafkaSecurity,
     ServiceMetrics,
     ServiceSettings,
     Subscription,
@@ -41,7 +42,6 @@ from crm_shared import (
     plumbing_tables,
     run_service,
 )
-from crm_shared._kafka_security import KafkaSecurity
 from crm_shared.contracts import ActivityRecorded, CloudEvent, build_event, encode_event
 from crm_shared.testing import EmbeddedBroker, free_loopback_port
 

@@ -45,6 +45,7 @@ from crm_shared._idempotency import (
 )
 from crm_shared._ids import new_id
 from crm_shared._kafka import create_consumer, create_producer, ensure_topics
+from crm_shared._kafka_security import KafkaSecurity
 from crm_shared._logging import configure_logging, event_id_var, redact, request_id_var
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._outbox import OutboxRelay, add_many_to_outbox, add_to_outbox
@@ -89,6 +90,7 @@ __all__ = [
     "Forbidden",
     "Gone",
     "IdempotencyKeys",
+    "KafkaSecurity",
     "NotFound",
     "OutboxRelay",
     "Page",

@@ -30,7 +30,8 @@ from typing import Any
 import httpx
 import psutil
 
-from crm_shared import Scope, free_loopback_port, generate_api_key
+from crm_shared import Scope, generate_api_key
+from crm_shared.testing import free_loopback_port
 
 BENCH_DIR = Path(__file__).resolve().parent
 PYTHON = sys.executable

@@ -60,7 +60,7 @@ from fastapi import FastAPI
 from profile_http import HEADERS, Measurement, Target, measure, seed, summary
 
 from crm_devstack.progress import event_counts
-from crm_shared import EmbeddedBroker, ensure_topics
+from crm_shared import ensure_topics
 from crm_shared.contracts import (
     ChurnWarning,
     EventPayload,
@@ -76,6 +76,7 @@ from crm_shared.contracts import (
     build_event,
     encode_event,
 )
+from crm_shared.testing import EmbeddedBroker
 
 BARE_APP = "customer_360:create_bare_app"
 BARE_BODY_ENV = "BENCH_BARE_360_BODY"  # a JSON file: the body the bare route returns

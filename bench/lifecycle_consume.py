@@ -74,7 +74,7 @@ from scoring_consume import (
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from crm_shared import EmbeddedBroker
+from crm_shared.testing import EmbeddedBroker
 
 LIFECYCLE_APP = "lifecycle_service.app:create_app"
 SESSION_TIMEOUT_MS = 6_000

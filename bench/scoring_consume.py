@@ -78,15 +78,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from crm_shared import (
-    API_KEY_HEADER,
-    EmbeddedBroker,
-    Scope,
-    create_consumer,
-    ensure_topics,
-    generate_api_key,
-)
+from crm_shared import API_KEY_HEADER, Scope, create_consumer, ensure_topics, generate_api_key
 from crm_shared.contracts import Money, OrderLine, OrderPlaced, Topic, build_event, encode_event
+from crm_shared.testing import EmbeddedBroker
 
 GOAL_EVENTS_PER_SECOND = 10_000
 SCORING_APP = "scoring_service.app:create_app"

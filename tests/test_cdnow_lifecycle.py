@@ -19,9 +19,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
-from crm_shared import EmbeddedBroker, Scope
+from crm_shared import Scope
 from crm_shared.contracts import Topic, build_event, encode_event
-from crm_shared.testing import ApiClient
+from crm_shared.testing import ApiClient, EmbeddedBroker
 from lifecycle_service.db.models import ChurnWarningRow, CustomerLifecycleRow, LifecycleOrder
 from lifecycle_service.domain.warning_policy import WARNED_STAGES
 from lifecycle_testing import app_settings as lifecycle_settings

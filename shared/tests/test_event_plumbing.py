@@ -14,7 +14,6 @@ from sqlalchemy import Column, Integer, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_shared import (
-    EmbeddedBroker,
     EventConsumer,
     OutboxRelay,
     PlumbingTables,
@@ -36,7 +35,7 @@ from crm_shared.contracts import (
     decode_event,
     encode_event,
 )
-from crm_shared.testing import read_topic
+from crm_shared.testing import EmbeddedBroker, read_topic
 
 pytestmark = pytest.mark.kafka
 

@@ -28,15 +28,8 @@ from crm_devstack.mail_sink import DEVELOPMENT_SMTP_PORT, MailSink, MailSinkErro
 from crm_devstack.object_store import LocalObjectStore, ObjectStoreError
 from crm_devstack.services import SERVICES, ServiceSpec
 from crm_devstack.wiring import sends_mail, service_links
-from crm_shared import (
-    ApiKeyRecord,
-    BrokerStartError,
-    EmbeddedBroker,
-    Scope,
-    StartedInWith,
-    free_loopback_port,
-    generate_api_key,
-)
+from crm_shared import ApiKeyRecord, Scope, StartedInWith, generate_api_key
+from crm_shared.testing import BrokerStartError, EmbeddedBroker, free_loopback_port
 
 HEALTH_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 10.0

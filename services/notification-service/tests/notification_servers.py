@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from crm_shared import free_loopback_port
+from crm_shared.testing import free_loopback_port
 from notification_service.domain.signing import verify_webhook
 
 __all__ = [

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_shared import EmbeddedBroker
-from crm_shared.testing import ApiClient
+from crm_shared.testing import ApiClient, EmbeddedBroker
 from scoring_testing import app_settings, running_api
 
 

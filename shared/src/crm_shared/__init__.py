@@ -1,7 +1,7 @@
 """Plumbing shared by the CRM services: settings, database, outbox, consumer, auth, errors.
 
-Event contracts live in :mod:`crm_shared.contracts`; test fixtures in
-:mod:`crm_shared.testing`.
+Event contracts live in :mod:`crm_shared.contracts`; test fixtures and the embedded broker
+in :mod:`crm_shared.testing` (development only: its broker needs the ``testing`` extra).
 """
 
 from crm_shared._app import create_service_app
@@ -16,7 +16,6 @@ from crm_shared._auth import (
     hash_api_key,
     require_scope,
 )
-from crm_shared._broker import BrokerStartError, EmbeddedBroker, free_loopback_port
 from crm_shared._clock import as_utc, utc_now
 from crm_shared._consumer import (
     BatchFinisher,
@@ -46,6 +45,7 @@ from crm_shared._idempotency import (
 )
 from crm_shared._ids import new_id
 from crm_shared._kafka import create_consumer, create_producer, ensure_topics
+from crm_shared._kafka_security import KafkaSecurity
 from crm_shared._logging import configure_logging, event_id_var, redact, request_id_var
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._outbox import OutboxRelay, add_many_to_outbox, add_to_outbox
@@ -94,16 +94,15 @@ __all__ = [
     "AutoIncrementId",
     "BadRequest",
     "BatchFinisher",
-    "BrokerStartError",
     "Conflict",
     "CursorPosition",
     "CursorText",
-    "EmbeddedBroker",
     "EventConsumer",
     "EventHandler",
     "Forbidden",
     "Gone",
     "IdempotencyKeys",
+    "KafkaSecurity",
     "NotFound",
     "OutboxRelay",
     "Page",
@@ -142,7 +141,6 @@ __all__ = [
     "encode_cursor",
     "ensure_topics",
     "event_id_var",
-    "free_loopback_port",
     "generate_api_key",
     "hash_api_key",
     "hold_job_lock",

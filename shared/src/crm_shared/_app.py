@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from crm_shared._auth import ApiKeyAuthenticator
+from crm_shared._docs import install_local_docs
 from crm_shared._health import health_router
 from crm_shared._logging import configure_logging
 from crm_shared._metrics import RequestContextMiddleware, ServiceMetrics
@@ -54,6 +55,8 @@ def create_service_app(
         lifespan=lifespan,  # type: ignore[arg-type]
         openapi_tags=openapi_tags,
         responses=PROBLEM_RESPONSES,
+        docs_url=None,  # served from the package by install_local_docs, not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -63,6 +66,7 @@ def create_service_app(
     app.add_middleware(NulCharacterGuard)  # inside the request context: its 422s get an id
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.include_router(health_router())
+    install_local_docs(app)
     _add_problem_schema(app)
     return app
 

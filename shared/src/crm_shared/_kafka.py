@@ -11,18 +11,24 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from crm_shared._kafka_security import PLAINTEXT, KafkaSecurity
+
 _logger = logging.getLogger("crm.kafka")
 
 
-def create_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProducer:
+def create_producer(
+    bootstrap_servers: str, *, client_id: str, security: KafkaSecurity = PLAINTEXT
+) -> AIOKafkaProducer:
     """A producer that waits for the broker's acknowledgement of every message.
 
     No idempotent producer and no transactions: the embedded broker lacks them, and the
     outbox plus the consumers' inbox make delivery effectively-once on any broker.
+    `security` (TLS, SASL) is how every client of a service connects, this one and the rest.
     """
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
+        **security.client_options(),
         acks="all",
         enable_idempotence=False,
         linger_ms=2,
@@ -40,6 +46,7 @@ def create_consumer(
     session_timeout_ms: int = 10_000,
     rebalance_timeout_ms: int = 10_000,
     fetch_max_wait_ms: int = 50,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> AIOKafkaConsumer:
     """A consumer whose offsets are committed by hand, after the database commit.
 
@@ -53,6 +60,7 @@ def create_consumer(
         bootstrap_servers=bootstrap_servers,
         group_id=group_id,
         client_id=client_id,
+        **security.client_options(),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_uncommitted",
@@ -65,11 +73,18 @@ def create_consumer(
 
 
 async def ensure_topics(
-    bootstrap_servers: str, topics: Iterable[str], *, partitions: int, timeout: float = 30.0
+    bootstrap_servers: str,
+    topics: Iterable[str],
+    *,
+    partitions: int,
+    timeout: float = 30.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     """Create the topics that do not exist yet; existing ones are left as they are."""
     wanted = sorted(set(topics))
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000, **security.client_options()
+    )
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         try:

@@ -133,10 +133,16 @@ async def _start_kafka(
     group = settings.service_name
     consumed = [topic for sub in subscriptions for topic in sub.topics]
     topics = {*produces, *consumed, *(dead_letter_topic(t, group) for t in consumed)}
+    security = settings.kafka_security  # TLS and SASL, the same for every client below
     await ensure_topics(
-        settings.kafka_bootstrap_servers, topics, partitions=settings.kafka_topic_partitions
+        settings.kafka_bootstrap_servers,
+        topics,
+        partitions=settings.kafka_topic_partitions,
+        security=security,
     )
-    producer = create_producer(settings.kafka_bootstrap_servers, client_id=settings.service_name)
+    producer = create_producer(
+        settings.kafka_bootstrap_servers, client_id=settings.service_name, security=security
+    )
     await producer.start()
     runtime.producer = producer
     runtime.relay = OutboxRelay(
@@ -159,6 +165,7 @@ async def _start_kafka(
             session_timeout_ms=settings.kafka_session_timeout_ms,
             rebalance_timeout_ms=settings.kafka_rebalance_timeout_ms,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            security=security,
         )
         await kafka_consumer.start()
         consumer = EventConsumer(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from crm_shared._kafka_security import KafkaSaslMechanism, KafkaSecurity, KafkaSecurityProtocol
 
 
 class Scope(StrEnum):
@@ -65,4 +68,49 @@ class ServiceSettings(BaseSettings):
                 raise ValueError("api_keys must be set in production")
             if self.database_url.startswith("sqlite"):
                 raise ValueError("production needs PostgreSQL, not SQLite")
+        return self
+
+    # Kafka TLS and SASL, for a managed Kafka (MSK, Confluent Cloud, Aiven); checked together
+    # and given to every Kafka client by crm_shared._kafka_security (its docstring: decisions).
+    kafka_security_protocol: KafkaSecurityProtocol = KafkaSecurityProtocol.PLAINTEXT
+    kafka_sasl_mechanism: KafkaSaslMechanism | None = None
+    kafka_sasl_username: SecretStr | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_file: Path | None = None  # unset: the system's trusted CAs
+    kafka_ssl_cert_file: Path | None = None  # a client certificate, for mutual TLS
+    kafka_ssl_key_file: Path | None = None  # unset: the key is in kafka_ssl_cert_file
+    kafka_ssl_key_password: SecretStr | None = None
+
+    @field_validator(
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_ssl_ca_file",
+        "kafka_ssl_cert_file",
+        "kafka_ssl_key_file",
+        "kafka_ssl_key_password",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose and ConfigMaps hand an optional setting that is not in use over as "".
+        return None if value == "" else value
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        """How every Kafka client of the service connects."""
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ssl_ca_file=self.kafka_ssl_ca_file,
+            ssl_cert_file=self.kafka_ssl_cert_file,
+            ssl_key_file=self.kafka_ssl_key_file,
+            ssl_key_password=self.kafka_ssl_key_password,
+        )
+
+    @model_validator(mode="after")
+    def _kafka_security_fits_together(self) -> ServiceSettings:
+        self.kafka_security.check(production=self.environment == "production")
         return self

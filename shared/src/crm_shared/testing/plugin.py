@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_shared._broker import EmbeddedBroker
+from crm_shared.testing._broker import EmbeddedBroker
 from crm_shared.testing._postgres import EmbeddedPostgres
 
 _database_numbers = itertools.count()

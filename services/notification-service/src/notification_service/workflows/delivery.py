@@ -92,7 +92,7 @@ class DeliveryConfig:
     policy: PolicySettings
     channels: dict[NotificationChannel, DeliveryChannel]
     public_base_url: str
-    signing_secret: bytes
+    unsubscribe_secret: bytes
     batch_size: int = 200
     parallel_sends: int = 20
     # A ``sending`` row older than this was interrupted (the send timeout is far shorter).
@@ -288,7 +288,11 @@ async def _prepare(
         None
         if channel in INTERNAL_CHANNELS
         else unsubscribe_url(
-            config.public_base_url, config.signing_secret, contact.customer_id, channel, category
+            config.public_base_url,
+            config.unsubscribe_secret,
+            contact.customer_id,
+            channel,
+            category,
         )
     )
     try:

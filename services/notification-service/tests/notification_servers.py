@@ -287,13 +287,14 @@ async def webhook_receiver(
     *,
     fail_first: int = 0,
     failure_status: int = 500,
+    delay_seconds: float = 0.0,
 ) -> AsyncIterator[WebhookReceiver]:
     """A customer's system receiving CRM webhooks at ``<url>`` (POST), checking signatures.
 
     ``secret`` is the ``whsec_`` secret. A request that the Standard Webhooks library does not
     verify (signature, or a timestamp more than five minutes off) gets 401; the first
     ``fail_first`` verified requests get ``failure_status``; the rest are recorded as
-    deliveries and get 200 ``{"id": "hook-<n>"}``.
+    deliveries and get 200 ``{"id": "hook-<n>"}``; each answer waits ``delay_seconds``.
     """
     receiver = WebhookReceiver(url="", secret=secret)
     verifier = Webhook(secret)
@@ -302,6 +303,8 @@ async def webhook_receiver(
     async def receive(request: Request) -> Response:
         nonlocal attempts
         recorded = await _record(request, receiver.requests)
+        if delay_seconds:
+            await asyncio.sleep(delay_seconds)
         try:
             verifier.verify(recorded.body, recorded.headers, json_parse=False)
         except (WebhookVerificationError, ValueError):

@@ -219,10 +219,11 @@ async def test_an_interrupted_send_is_closed_as_failed_and_never_sent_again(
 ):
     await feed(notification_api, [customer("c1", MORNING - timedelta(days=30))])
     await feed(notification_api, [churn_warning("c1", MORNING)])
-    # The state a process killed between marking and recording leaves behind.
+    # The state a process killed after handing the email to SMTP leaves behind.
     async with notification_api.app.state.runtime.sessions() as session, session.begin():
         [row] = await session.scalars(select(Notification))
         row.status, row.decided_at, row.attempts = "sending", MORNING, 1
+        row.channel, row.sender, row.handed_at = "email", "a-process-gone", MORNING
 
     await deliver(notification_api, MORNING + timedelta(minutes=30))
 

@@ -104,7 +104,7 @@ def test_production_refuses_one_secret_for_both() -> None:
 def test_the_delivery_loop_signs_webhooks_with_the_decoded_webhook_key() -> None:
     settings = production()
 
-    config = delivery_config(settings, client=None)  # type: ignore[arg-type]
+    config = delivery_config(settings, client=None, sender="s-1")  # type: ignore[arg-type]
 
     assert config.unsubscribe_secret == STRONG_UNSUBSCRIBE.encode()
     assert webhook_key(STRONG_WEBHOOK) == base64.b64decode(STRONG_WEBHOOK.removeprefix("whsec_"))

@@ -48,6 +48,7 @@ async def test_a_channels_text_is_created_then_replaced(notification_api: ApiCli
     assert replaced.json() == {
         "template_id": "thank-you",
         "channel": "in_app",
+        "category": "marketing",
         "parts": {**NOTE, "body": "Thank you, {{ customer.first_name }}."},
     }
     detail = (await notification_api.get("/v1/templates/thank-you")).json()

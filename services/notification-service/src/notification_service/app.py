@@ -34,7 +34,7 @@ from notification_service.channels.webhook import WebhookChannel
 from notification_service.db.models import PLUMBING
 from notification_service.events.handlers import NOTIFICATION_TOPICS, apply_events
 from notification_service.settings import NotificationSettings
-from notification_service.workflows import playbook_store
+from notification_service.workflows import interrupted_sends, playbook_store
 from notification_service.workflows.delivery import DeliveryConfig, deliver_until_idle
 from notification_service.workflows.opt_outs import forward_opt_outs
 
@@ -81,7 +81,10 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
             attach_runtime(app, runtime)
             async with runtime.sessions() as session, session.begin():
                 await playbook_store.seed_defaults(session, utc_now())
-            config = delivery_config(settings, client)
+            # Alive for the process's life: a replica that finds this name's lock free knows
+            # the process is gone and recovers its interrupted sends.
+            sender = await stack.enter_async_context(interrupted_sends.hold_sender(runtime))
+            config = delivery_config(settings, client, sender)
             app.state.delivery = config
             if settings.delivery_interval_seconds > 0:
                 deliver = functools.partial(deliver_until_idle, runtime, config, utc_now)
@@ -118,8 +121,11 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
     return app
 
 
-def delivery_config(settings: NotificationSettings, client: httpx.AsyncClient) -> DeliveryConfig:
-    """The channels and policy the delivery loop works with, from settings."""
+def delivery_config(
+    settings: NotificationSettings, client: httpx.AsyncClient, sender: str
+) -> DeliveryConfig:
+    """The channels and policy the delivery loop works with, from settings; ``sender`` names
+    this process on the rows it sends."""
     password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
     channels: dict[NotificationChannel, Channel] = {
         NotificationChannel.EMAIL: SmtpChannel(
@@ -150,6 +156,8 @@ def delivery_config(settings: NotificationSettings, client: httpx.AsyncClient) -
         channels=channels,
         public_base_url=settings.public_base_url,
         unsubscribe_secret=settings.unsubscribe_secret_bytes(),
+        sender=sender,
         batch_size=settings.delivery_batch_size,
+        parallel_sends=settings.parallel_sends,
         max_trigger_age=timedelta(hours=age) if age > 0 else None,
     )

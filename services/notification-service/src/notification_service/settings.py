@@ -71,6 +71,15 @@ class NotificationSettings(ServiceSettings):
         ),
     )
     delivery_batch_size: int = Field(default=200, ge=1, le=10_000)
+    parallel_sends: int = Field(
+        default=20,
+        ge=1,
+        le=1_000,
+        description=(
+            "Messages handed to SMTP, the SMS gateway or webhooks at once; also the most"
+            " emails a crash can leave unknown (reported failed, never sent twice)."
+        ),
+    )
     max_attempts: int = Field(default=5, ge=1, le=20)
     retry_base_seconds: float = Field(default=60.0, gt=0, description="First retry's ceiling.")
     retry_max_seconds: float = Field(default=1_800.0, gt=0)

@@ -75,6 +75,7 @@ async def read_template(template_id: str, session: SessionDep, _: ReadAccess) ->
         raise NotFound(f"No template {template_id!r}.")
     return TemplateDetail(
         template_id=template_id,
+        category=texts[0].category,
         texts={text.channel: dict(text.parts) for text in texts},
         used_by=await playbook_store.rules_using_template(session, template_id),
     )
@@ -96,15 +97,19 @@ async def save_template(
 ) -> TemplateView:
     """Refused (422) unless every part renders the sample data: each problem names its part
     (``parts.<part>``), kind (syntax, undefined, security, invalid_json, missing_part...) and
-    line. Messages queued before are rendered with the new text when they are sent."""
+    line. Messages queued before are rendered with the new text when they are sent.
+    ``category`` applies to every channel of the template (409 while a rule sends it with
+    the other category)."""
     template = Template(template_id, channel, body.parts)
     try:
-        created = await playbook_editing.save_template_text(session, template, utc_now())
+        saved, created = await playbook_editing.save_template_text(
+            session, template, utc_now(), body.category
+        )
     except InvalidTemplate as invalid:
         raise _template_problem(invalid) from invalid
     if created:
         response.status_code = status.HTTP_201_CREATED
-    return _view(template)
+    return _view(saved)
 
 
 @router.delete(
@@ -145,5 +150,8 @@ def _template_problem(invalid: InvalidTemplate) -> UnprocessableContent:
 
 def _view(template: Template) -> TemplateView:
     return TemplateView(
-        template_id=template.template_id, channel=template.channel, parts=dict(template.parts)
+        template_id=template.template_id,
+        channel=template.channel,
+        category=template.category,
+        parts=dict(template.parts),
     )

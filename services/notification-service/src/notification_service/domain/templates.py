@@ -38,7 +38,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from crm_shared.contracts import NotificationChannel
+from crm_shared.contracts import Category, NotificationChannel
 
 __all__ = [
     "OPTIONAL_PARTS",
@@ -86,42 +86,62 @@ def channel_parts(channel: NotificationChannel) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Template:
-    """A message template of one channel: the Jinja2 source of each part, by part name."""
+    """A message template of one channel: the Jinja2 source of each part, by part name.
+
+    ``category`` is what the text is, the same for every channel of a template id: a
+    marketing text needs the customer's consent whoever sends it, so rules and one-off sends
+    take their category from it (marketing unless said otherwise: the safe side).
+    """
 
     template_id: str
     channel: NotificationChannel
     parts: Mapping[str, str]
+    category: Category = Category.MARKETING
 
     def __post_init__(self) -> None:
-        # The channel as read from storage may be its plain value.
+        # The channel and category as read from storage may be their plain values.
         object.__setattr__(self, "channel", NotificationChannel(self.channel))
+        object.__setattr__(self, "category", Category(self.category))
         # A read-only copy: a caller's dict changing later must not change a saved template.
         object.__setattr__(self, "parts", MappingProxyType(dict(self.parts)))
 
     @classmethod
     def email(
-        cls, template_id: str, *, subject: str, text_body: str, html_body: str | None = None
+        cls,
+        template_id: str,
+        *,
+        subject: str,
+        text_body: str,
+        html_body: str | None = None,
+        category: Category = Category.MARKETING,
     ) -> Template:
         """An email template; without ``html_body`` the email is plain text."""
         parts = {"subject": subject, "text_body": text_body}
         if html_body is not None:
             parts["html_body"] = html_body
-        return cls(template_id, NotificationChannel.EMAIL, parts)
+        return cls(template_id, NotificationChannel.EMAIL, parts, category)
 
     @classmethod
-    def sms(cls, template_id: str, *, text: str) -> Template:
+    def sms(
+        cls, template_id: str, *, text: str, category: Category = Category.MARKETING
+    ) -> Template:
         """An SMS template."""
-        return cls(template_id, NotificationChannel.SMS, {"text": text})
+        return cls(template_id, NotificationChannel.SMS, {"text": text}, category)
 
     @classmethod
-    def webhook(cls, template_id: str, *, json_body: str) -> Template:
+    def webhook(
+        cls, template_id: str, *, json_body: str, category: Category = Category.MARKETING
+    ) -> Template:
         """A webhook template whose ``json_body`` renders to a JSON document."""
-        return cls(template_id, NotificationChannel.WEBHOOK, {"json_body": json_body})
+        return cls(template_id, NotificationChannel.WEBHOOK, {"json_body": json_body}, category)
 
     @classmethod
-    def in_app(cls, template_id: str, *, title: str, body: str) -> Template:
+    def in_app(
+        cls, template_id: str, *, title: str, body: str, category: Category = Category.MARKETING
+    ) -> Template:
         """An in-app inbox template."""
-        return cls(template_id, NotificationChannel.IN_APP, {"title": title, "body": body})
+        parts = {"title": title, "body": body}
+        return cls(template_id, NotificationChannel.IN_APP, parts, category)
 
 
 @dataclass(frozen=True)

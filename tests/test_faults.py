@@ -241,7 +241,8 @@ def _add_welcome_rules(stack: Stack) -> None:
         }
         for (template_id, channel), parts in texts.items():
             saved = notification.put(
-                f"/v1/templates/{template_id}/{channel}", json={"parts": parts}
+                f"/v1/templates/{template_id}/{channel}",
+                json={"parts": parts, "category": "service"},
             )
             assert saved.status_code in (200, 201), saved.text
             rule = {

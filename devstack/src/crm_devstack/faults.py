@@ -273,7 +273,7 @@ def create_mailable_customers(
             "time_zone": midday_zone(now),
         }
         if with_phone:
-            body["phone"] = f"+4915100{number:05d}"
+            body["phone"] = f"+4915112{number:06d}"
         created = profile.post("/v1/customers", json=body)
         assert created.status_code == 201, created.text
         ids.append(created.json()["id"])

@@ -14,6 +14,7 @@ from crm_shared.testing import sample_key_records
 from notification_service.app import delivery_config
 from notification_service.domain.signing import webhook_key, webhook_secret
 from notification_service.settings import NotificationSettings
+from notification_service.workflows.rendering import TemplateRenderer
 
 STRONG_UNSUBSCRIBE = secrets.token_urlsafe(32)
 STRONG_WEBHOOK = webhook_secret(os.urandom(32))
@@ -104,7 +105,9 @@ def test_production_refuses_one_secret_for_both() -> None:
 def test_the_delivery_loop_signs_webhooks_with_the_decoded_webhook_key() -> None:
     settings = production()
 
-    config = delivery_config(settings, client=None, sender="s-1")  # type: ignore[arg-type]
+    renderer = TemplateRenderer(settings.render_limits())
+    config = delivery_config(settings, None, "s-1", renderer)  # type: ignore[arg-type]
+    renderer.close()
 
     assert config.unsubscribe_secret == STRONG_UNSUBSCRIBE.encode()
     assert webhook_key(STRONG_WEBHOOK) == base64.b64decode(STRONG_WEBHOOK.removeprefix("whsec_"))

@@ -37,6 +37,7 @@ from notification_service.settings import NotificationSettings
 from notification_service.workflows import interrupted_sends, playbook_store
 from notification_service.workflows.delivery import DeliveryConfig, deliver_until_idle
 from notification_service.workflows.opt_outs import forward_opt_outs
+from notification_service.workflows.rendering import TemplateRenderer
 
 OPT_OUT_FORWARD_SECONDS = 5.0
 
@@ -84,7 +85,10 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
             # Alive for the process's life: a replica that finds this name's lock free knows
             # the process is gone and recovers its interrupted sends.
             sender = await stack.enter_async_context(interrupted_sends.hold_sender(runtime))
-            config = delivery_config(settings, client, sender)
+            renderer = TemplateRenderer(settings.render_limits(), workers=settings.render_workers)
+            stack.callback(renderer.close)
+            app.state.renderer = renderer
+            config = delivery_config(settings, client, sender, renderer)
             app.state.delivery = config
             if settings.delivery_interval_seconds > 0:
                 deliver = functools.partial(deliver_until_idle, runtime, config, utc_now)
@@ -122,7 +126,10 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
 
 
 def delivery_config(
-    settings: NotificationSettings, client: httpx.AsyncClient, sender: str
+    settings: NotificationSettings,
+    client: httpx.AsyncClient,
+    sender: str,
+    renderer: TemplateRenderer,
 ) -> DeliveryConfig:
     """The channels and policy the delivery loop works with, from settings; ``sender`` names
     this process on the rows it sends."""
@@ -157,6 +164,7 @@ def delivery_config(
         public_base_url=settings.public_base_url,
         unsubscribe_secret=settings.unsubscribe_secret_bytes(),
         sender=sender,
+        renderer=renderer,
         batch_size=settings.delivery_batch_size,
         parallel_sends=settings.parallel_sends,
         max_trigger_age=timedelta(hours=age) if age > 0 else None,

@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from crm_shared import ServiceSettings
 from notification_service.domain.delivery_policy import PolicySettings
+from notification_service.domain.sandbox import RenderLimits
 from notification_service.domain.signing import webhook_key, webhook_secret
 from notification_service.secret_strength import weakness
 
@@ -89,6 +90,23 @@ class NotificationSettings(ServiceSettings):
         ge=0,
         description="A message due longer ago than this is not sent (replays); 0: no limit.",
     )
+    # Template rendering (previews, saves and sends alike).
+    render_workers: int = Field(
+        default=2, ge=1, le=32, description="Threads rendering templates, off the event loop."
+    )
+    render_max_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="A render taking longer stops (422 or failed)."
+    )
+    render_max_steps: int = Field(
+        default=200_000,
+        ge=1_000,
+        description="Loop iterations and calls one render may make.",
+    )
+    render_max_chars: int = Field(
+        default=100_000,
+        ge=1_000,
+        description="The longest value (string or list) a render may make, its output included.",
+    )
     # Policy.
     marketing_cap_count: int = Field(default=1, ge=1)
     marketing_cap_hours: float = Field(default=72.0, gt=0)
@@ -151,6 +169,14 @@ class NotificationSettings(ServiceSettings):
     def webhook_key(self) -> bytes:
         """The HMAC key of webhook signatures (the decoded ``whsec_`` secret)."""
         return webhook_key(self.webhook_secret.get_secret_value())
+
+    def render_limits(self) -> RenderLimits:
+        """The budget of each template render."""
+        return RenderLimits(
+            max_steps=self.render_max_steps,
+            max_seconds=self.render_max_seconds,
+            max_chars=self.render_max_chars,
+        )
 
     def policy(self) -> PolicySettings:
         """The delivery policy these settings describe."""

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
 
-from crm_shared import AdminAccess, ReadAccess, SessionDep, utc_now
+from crm_shared import AdminAccess, ReadAccess, SessionDep, WriteAccess, utc_now
 from crm_shared.contracts import NotificationChannel
 from crm_shared.errors import NotFound, UnprocessableContent
 from notification_service.api.schemas import (
@@ -42,11 +42,13 @@ async def list_templates(session: SessionDep, _: ReadAccess) -> list[TemplateVie
     "/preview", response_model=PreviewView, summary="Render a template as it would be sent"
 )
 async def preview_template(
-    body: PreviewRequest, request: Request, session: SessionDep, _: ReadAccess
+    body: PreviewRequest, request: Request, session: SessionDep, _: WriteAccess
 ) -> PreviewView:
     """Renders the stored text of ``template_id`` for ``channel``, or draft ``parts``, with the
     sample data or with a customer's (as a message sent now, outside any trigger, sees them).
-    Nothing is stored or sent; a template that does not render is a 422 naming each part."""
+    Nothing is stored or sent; a template that does not render is a 422 naming each part,
+    one past its render limits too (kind ``limit``: steps, time or size). Needs the write
+    scope: a render spends the service's CPU."""
     settings: NotificationSettings = request.app.state.settings
     try:
         rendered = await template_preview.preview(
@@ -56,6 +58,7 @@ async def preview_template(
             parts=body.parts,
             customer_id=body.customer_id,
             public_base_url=settings.public_base_url,
+            renderer=request.app.state.renderer,
         )
     except InvalidTemplate as invalid:
         raise _template_problem(invalid) from invalid
@@ -91,6 +94,7 @@ async def save_template(
     template_id: TemplateId,
     channel: NotificationChannel,
     body: TemplateText,
+    request: Request,
     response: Response,
     session: SessionDep,
     _: AdminAccess,
@@ -103,7 +107,7 @@ async def save_template(
     template = Template(template_id, channel, body.parts)
     try:
         saved, created = await playbook_editing.save_template_text(
-            session, template, utc_now(), body.category
+            session, template, utc_now(), request.app.state.renderer, body.category
         )
     except InvalidTemplate as invalid:
         raise _template_problem(invalid) from invalid

@@ -75,7 +75,7 @@ from notification_service.domain.playbooks import (
     PlaybookRule,
     cancelled_by_purchase,
 )
-from notification_service.domain.templates import InvalidTemplate, render
+from notification_service.domain.templates import InvalidTemplate
 from notification_service.workflows import interrupted_sends, playbook_store
 from notification_service.workflows.message_context import message_context, unsubscribe_url
 from notification_service.workflows.outcomes import (
@@ -86,6 +86,7 @@ from notification_service.workflows.outcomes import (
     mark_sent,
     suppress,
 )
+from notification_service.workflows.rendering import TemplateRenderer
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class DeliveryConfig:
     unsubscribe_secret: bytes
     # This process's name on the rows it sends (see interrupted_sends.hold_sender).
     sender: str
+    renderer: TemplateRenderer
     batch_size: int = 200
     # Sends in flight at once, and so the most emails a crash can leave unknown.
     parallel_sends: int = 20
@@ -338,7 +340,8 @@ async def _prepare(
         )
     )
     try:
-        content = render(template, message_context(contact, notification, link))
+        context = message_context(contact, notification, link)
+        content = await config.renderer.render(template, context)
     except InvalidTemplate as invalid:
         return fail(notification, now, f"template does not render: {invalid}")
     notification.channel = channel.value

@@ -25,8 +25,9 @@ from notification_service.domain.playbooks import (
     RuleProblem,
     validate_rule,
 )
-from notification_service.domain.templates import InvalidTemplate, Template, validate_template
+from notification_service.domain.templates import InvalidTemplate, Template
 from notification_service.workflows import playbook_store
+from notification_service.workflows.rendering import TemplateRenderer
 
 
 async def rule_problems(session: AsyncSession, rule: PlaybookRule) -> list[RuleProblem]:
@@ -78,7 +79,11 @@ async def remove_rule(session: AsyncSession, rule_id: str) -> None:
 
 
 async def save_template_text(
-    session: AsyncSession, template: Template, now: datetime, category: Category | None = None
+    session: AsyncSession,
+    template: Template,
+    now: datetime,
+    renderer: TemplateRenderer,
+    category: Category | None = None,
 ) -> tuple[Template, bool]:
     """Store one channel's text of a template; the text as stored, and True when it is new.
 
@@ -86,7 +91,7 @@ async def save_template_text(
     (marketing for a new one). Raises :class:`InvalidTemplate` naming every part that does
     not render the sample, 409 when rules send the template with another category.
     """
-    problems = validate_template(template)
+    problems = await renderer.problems(template)
     if problems:
         raise InvalidTemplate(problems)
     stored = await playbook_store.templates_by_id(session, template.template_id)

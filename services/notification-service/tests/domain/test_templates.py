@@ -354,6 +354,12 @@ def test_lipsum_is_not_there_to_reach_python_through() -> None:
         pytest.param("{{ ('x' * 50000)|replace('x', 'y' * 50000) }}", id="replace"),
         pytest.param("{{ range(60000)|join('y' * 1000) }}", id="join-filter"),
         pytest.param("{{ ('y' * 1000).join(range(60000)|map('string')) }}", id="join-method"),
+        pytest.param(
+            "{{ range(100000)|map('string')|join('y' * 100000) }}", id="join-of-an-iterator"
+        ),
+        pytest.param("{{ ([('x' * 100000)] * 100000)|join }}", id="join-of-references"),
+        pytest.param("{{ ([[0] * 100000] * 100000)|sum(start=[]) }}", id="sum-of-lists"),
+        pytest.param("{{ ([[0] * 100000] * 100000)|map('list')|list|length }}", id="fresh-copies"),
         pytest.param("{{ range(10000000)|list|length }}", id="range"),
         pytest.param("{{ [1]|batch(100000000, 0)|list }}", id="batch"),
         pytest.param("{{ ('x' * 60000) ~ ('x' * 60000) }}", id="concat"),

@@ -11,9 +11,11 @@ carries a :class:`RenderLimits` budget, checked inside the sandbox:
 - *size*: no value a template makes may exceed ``max_chars`` characters or items, and this
   is checked *before* the value is built wherever its size depends on an argument (the
   widths of ``center``, ``ljust``, ``indent``, ``format`` and ``%``, the count of
-  ``replace``, the parts of ``join``, repetition ``*``, ``range``), after it is built
-  elsewhere (concatenation ``~`` and ``+``, every filter and call, each block's output),
-  so one step can only ever build something a few times ``max_chars`` long.
+  ``replace``, the parts of ``join`` and ``sum``, repetition ``*``, ``range``), after it
+  is built elsewhere (concatenation ``~`` and ``+``, every filter and call, each block's
+  output), so one step can only ever build something a few times ``max_chars`` long;
+- *made in all*: the sizes of every value made add up to at most ``max_total_chars``, so
+  a loop cannot pile up fresh copies of big values (``big|map('list')|list``).
 
 Since nothing in a render escapes these checkpoints, a render stops within one step of its
 budget by raising :class:`RenderLimitExceeded`; it needs no thread or process to be killed,
@@ -59,6 +61,8 @@ class RenderLimits:
     max_steps: int = 200_000
     max_seconds: float = 2.0
     max_chars: int = 100_000
+    # Everything the render makes, added up: fresh copies of big values cannot pile up.
+    max_total_chars: int = 5_000_000
 
 
 DEFAULT_LIMITS: Final = RenderLimits()
@@ -75,6 +79,7 @@ class RenderBudget:
     limits: RenderLimits
     clock: Callable[[], float] = time.monotonic
     steps: int = 0
+    made: int = 0  # the size of every value made so far, added up
     deadline: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -99,11 +104,17 @@ class RenderBudget:
             raise RenderLimitExceeded(
                 f"{what} would be {size} long; at most {self.limits.max_chars} is allowed"
             )
+        if self.made + size > self.limits.max_total_chars:
+            raise RenderLimitExceeded(
+                f"the template makes more than {self.limits.max_total_chars} characters"
+                " or items in all"
+            )
 
     def checked(self, value: Any) -> Any:
-        """``value`` itself, once its size is within the limit."""
+        """``value`` itself, once its size is within the limits (and counted as made)."""
         if isinstance(value, str | list | tuple | dict | set | frozenset):
             self.allow(len(value))
+            self.made += len(value)
         elif _is_int(value) and value.bit_length() > _MAX_INT_BITS:
             raise RenderLimitExceeded("the number would be too large")
         return value
@@ -186,11 +197,38 @@ def _replaced_size(text: Any, old: Any, new: Any, count: Any = -1) -> int:
     return len(text) + hits * max(len(new) - len(old), 0)
 
 
-def _joined_size(items: Any, separator: Any) -> int:
-    if not isinstance(items, list | tuple | str | dict | set | frozenset | range):
-        return 0  # an iterator: its parts are checked as they come (see `concat`)
-    parts = list(items)
-    return sum(len(str(part)) for part in parts) + len(str(separator)) * max(len(parts) - 1, 0)
+def _joined_size(budget: RenderBudget, items: Any, separator: Any) -> int:
+    # Stops counting once past the limit: a list of a huge number of references to one big
+    # value must not cost its full size to measure.
+    limit = budget.limits.max_chars
+    gap = len(str(separator))
+    size = 0
+    for index, part in enumerate(items):
+        size += (gap if index else 0) + (len(part) if isinstance(part, str) else len(str(part)))
+        if size > limit:
+            break
+    return size
+
+
+def _summed_size(budget: RenderBudget, items: Any) -> int:
+    # sum(lists, start=[]) concatenates: the total of the parts' sizes.
+    limit = budget.limits.max_chars
+    size = 0
+    for part in items:
+        size += len(part) if isinstance(part, str | list | tuple) else 0
+        if size > limit:
+            break
+    return size
+
+
+def _sized(value: Any) -> Any:
+    """An iterator's items as a list, so they can be measured before being joined; anything
+    else as it is. The list is counted as made (its items are references)."""
+    if isinstance(value, Iterator):
+        items = list(value)
+        _budget().checked(items)
+        return items
+    return value
 
 
 def _check_arguments(budget: RenderBudget, name: str, args: tuple[Any, ...], kwargs: Any) -> None:
@@ -211,10 +249,12 @@ def _check_arguments(budget: RenderBudget, name: str, args: tuple[Any, ...], kwa
         budget.allow(_replaced_size(value, *rest[:3]), "the result of replace")
     elif name == "join":
         if isinstance(value, str) and rest:  # separator.join(items)
-            budget.allow(_joined_size(rest[0], value), "the result of join")
+            budget.allow(_joined_size(budget, rest[0], value), "the result of join")
         else:  # items|join(separator)
             separator = rest[0] if rest else kwargs.get("d", "")
-            budget.allow(_joined_size(value, separator), "the result of join")
+            budget.allow(_joined_size(budget, value, separator), "the result of join")
+    elif name == "sum" and isinstance(value, list | tuple):
+        budget.allow(_summed_size(budget, value), "the result of sum")
     elif name == "format":
         _check_printf(budget, value)
     elif name in {"batch", "slice"}:
@@ -257,14 +297,22 @@ def _bounded_range(*args: int) -> range:
     return numbers
 
 
+# Filters whose output size is measured from their input: an iterator becomes a list first.
+_MEASURED_FILTERS: Final = frozenset({"join", "sum"})
+
+
 def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     passes_first = getattr(function, "jinja_pass_arg", None) is not None
+
+    first = 1 if passes_first else 0
 
     @functools.wraps(function)
     def bounded(*args: Any, **kwargs: Any) -> Any:
         budget = _budget()
         budget.step()
-        _check_arguments(budget, name, args[1:] if passes_first else args, kwargs)
+        if name in _MEASURED_FILTERS and len(args) > first:
+            args = (*args[:first], _sized(args[first]), *args[first + 1 :])
+        _check_arguments(budget, name, args[first:], kwargs)
         return budget.checked(function(*args, **kwargs))
 
     return bounded
@@ -316,7 +364,10 @@ class Sandbox(ImmutableSandboxedEnvironment):
         budget.step()
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str):
-            _check_arguments(budget, getattr(__obj, "__name__", ""), (owner, *args), kwargs)
+            method = getattr(__obj, "__name__", "")
+            if method == "join" and args:
+                args = (_sized(args[0]), *args[1:])
+            _check_arguments(budget, method, (owner, *args), kwargs)
         return budget.checked(super().call(__context, __obj, *args, **kwargs))
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:

@@ -55,6 +55,8 @@ async def recover(
                 select(Notification.sender).where(Notification.status == SENDING).distinct()
             )
         )
+    if not senders:
+        return 0  # nothing is being sent: the common case, one query
     recovered = 0
     for other in sorted(s for s in senders if s is not None and s != sender):
         # Holding the gone sender's lock while recovering: two replicas never both do it.

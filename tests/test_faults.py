@@ -7,8 +7,10 @@ orders a second while it is queueing welcome messages (about 600 orders in three
 sharing the CPU with the others). So the SIGKILL test runs the 50,000-order stream through
 the services that count orders (scoring for "counted exactly once", lifecycle for its stage
 counters), and the "no second message" half runs a smaller stream through
-notification-service with profile-service, where every customer has an email address and is
-welcomed while the stream flows, and notification-service is killed while it sends.
+notification-service with profile-service, where every customer has an email address and a
+mobile number and is welcomed by email, SMS and webhook while the stream flows, and
+notification-service is killed while it sends (after a known number of SMS reached the
+gateway; what it asserts holds however far the sending had got).
 
 The broker outage runs on a broker that keeps its log in a local S3 server (the embedded
 broker's memory storage would lose every topic and committed offset in the restart, which a
@@ -18,9 +20,11 @@ started again, and the services carry on by themselves.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -30,8 +34,10 @@ from typing import Any
 
 import httpx
 import pytest
+from notification_servers import SmsGateway, WebhookReceiver, sms_gateway, webhook_receiver
 
 from crm_devstack.faults import (
+    WELCOME_RULE,
     assert_no_second_message,
     count,
     create_mailable_customers,
@@ -43,6 +49,7 @@ from crm_devstack.faults import (
     outreach,
     publish,
     purchase_counts,
+    query,
     read_topic,
     readiness,
     scored_order_counts,
@@ -55,12 +62,21 @@ from crm_devstack.launcher import Stack, start_stack
 from crm_devstack.progress import event_counts, wait_until
 from crm_devstack.services import SERVICES
 from crm_shared.contracts import Topic, dead_letter_topic
+from notification_service.domain.signing import webhook_secret
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 STREAM_ORDERS = 50_000
 STREAM_CUSTOMERS = 5_000
 MAILED_CUSTOMERS = 30
+# The SIGKILL test: the welcome rules (the shipped email and the SMS and webhook it adds), a
+# provider answering each send after a moment, the kill after this many SMS reached it.
+WELCOME_RULES = (WELCOME_RULE, "welcome-sms", "new-customer-task")
+PROVIDER_DELAY_SECONDS = 0.2
+KILL_AFTER_SMS = 5
+PARALLEL_SENDS = 10
+SMS_TOKEN = "fault-test-gateway-token"
+WEBHOOK_SECRET = webhook_secret(b"fault-test-webhook-key-of-32-bytes!")
 WAIT_SECONDS = 120.0
 # After everything settled: how long nothing more may happen before "no double effect" holds.
 SETTLE_SECONDS = 3.0
@@ -77,14 +93,20 @@ QUIET_ENV = {
 
 
 @contextlib.contextmanager
-def _stack(tmp_path: Path, names: tuple[str, ...], **options: Any) -> Iterator[Stack]:
+def _stack(
+    tmp_path: Path,
+    names: tuple[str, ...],
+    *,
+    env: dict[str, str] | None = None,
+    **options: Any,
+) -> Iterator[Stack]:
     specs = [spec for spec in SERVICES if spec.name in names]
     with start_stack(
         data_dir=tmp_path,
         services=specs,
         free_ports=True,
         postgres=True,
-        extra_env=QUIET_ENV,
+        extra_env={**QUIET_ENV, **(env or {})},
         **options,
     ) as stack:
         yield stack
@@ -174,52 +196,158 @@ def test_sigkill_mid_stream_counts_every_order_exactly_once(tmp_path: Path) -> N
         )
 
 
+@contextlib.contextmanager
+def _providers() -> Iterator[tuple[SmsGateway, WebhookReceiver]]:
+    """The SMS gateway and webhook receiver the services send to, each a real local server
+    (notification_servers) on an event loop of its own in a thread; each answer takes a
+    moment, so sends are in flight when the service is killed."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="providers", daemon=True)
+    thread.start()
+    servers = contextlib.AsyncExitStack()
+
+    async def start() -> tuple[SmsGateway, WebhookReceiver]:
+        gateway = await servers.enter_async_context(
+            sms_gateway(api_token=SMS_TOKEN, delay_seconds=PROVIDER_DELAY_SECONDS)
+        )
+        receiver = await servers.enter_async_context(
+            webhook_receiver(WEBHOOK_SECRET, delay_seconds=PROVIDER_DELAY_SECONDS)
+        )
+        return gateway, receiver
+
+    try:
+        yield asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
+    finally:
+        asyncio.run_coroutine_threadsafe(servers.aclose(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def _add_welcome_rules(stack: Stack) -> None:
+    """A welcome SMS and an account-manager webhook beside the shipped welcome email, for
+    every first order: each customer gets one message on each channel."""
+    with httpx.Client(
+        base_url=stack.urls["notification-service"],
+        headers={"X-API-Key": stack.api_key},
+        timeout=30,
+        trust_env=False,
+    ) as notification:
+        texts = {
+            ("welcome-sms", "sms"): {"text": "Welcome, {{ customer.first_name }}!"},
+            ("new-customer-task", "webhook"): {
+                "json_body": '{"task": "welcome_call", "customer_id": "{{ customer.id }}"}'
+            },
+        }
+        for (template_id, channel), parts in texts.items():
+            saved = notification.put(
+                f"/v1/templates/{template_id}/{channel}",
+                json={"parts": parts, "category": "service"},
+            )
+            assert saved.status_code in (200, 201), saved.text
+            rule = {
+                "rule_id": template_id,
+                "name": template_id,
+                "event_type": "order.placed",
+                "conditions": {"first_order_only": True},
+                "template_id": template_id,
+                "channels": [channel],
+                "category": "service",
+            }
+            created = notification.post("/v1/rules", json=rule)
+            assert created.status_code == 201, created.text
+
+
 @pytest.mark.timeout(300)
 def test_sigkill_of_notification_mid_stream_sends_no_second_message(tmp_path: Path) -> None:
-    with _stack(tmp_path, ("profile-service", "notification-service")) as stack:
-        now = datetime.now(UTC)
-        with httpx.Client(
-            base_url=stack.urls["profile-service"],
-            headers={"X-API-Key": stack.api_key},
-            timeout=30,
-            trust_env=False,
-        ) as profile:
-            mailed = create_mailable_customers(
-                stack, profile, MAILED_CUSTOMERS, now=now, timeout=WAIT_SECONDS
-            )
-        orders = orders_for(mailed, MAILED_CUSTOMERS * 4, now=now)
-        publish(stack, Topic.ORDERS, order_records(orders))
-        # Killed once mail has started to leave, so sends are in flight.
-        wait_until(
-            lambda: len(outreach(stack).mail) >= 3 or None,
-            timeout=WAIT_SECONDS,
-            what="the first welcome mails",
-        )
-        stack.kill("notification-service", signal.SIGKILL)
-        stack.restart("notification-service")
-        wait_for_count(
-            stack,
-            "notification-service",
-            "SELECT count(*) FROM notifications WHERE rule_id = 'welcome-first-order'",
-            MAILED_CUSTOMERS,
-            timeout=WAIT_SECONDS,
-            what="a welcome decided for everyone",
-        )
-        wait_until(
-            lambda: (
-                not any(
-                    r["status"] == "scheduled" and r["rule_id"] == "welcome-first-order"
-                    for r in outreach(stack).decided
+    """notification-service is killed while welcomes go out by email, SMS and webhook, after a
+    known number of SMS reached the gateway, and started again. Then, whatever had left
+    before the kill: every SMS and webhook arrives (once per key, the receivers de-duplicate
+    by it), no email arrives twice, and an email is lost or unknown only if it was handed to
+    SMTP when the process died, at most one chunk (``parallel_sends``)."""
+    with _providers() as (gateway, receiver):
+        env = {
+            "NOTIFICATION_SMS_GATEWAY_URL": gateway.url,
+            "NOTIFICATION_SMS_GATEWAY_TOKEN": SMS_TOKEN,
+            "NOTIFICATION_ACCOUNT_MANAGER_WEBHOOK_URL": receiver.url,
+            "NOTIFICATION_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "NOTIFICATION_PARALLEL_SENDS": str(PARALLEL_SENDS),
+        }
+        with _stack(tmp_path, ("profile-service", "notification-service"), env=env) as stack:
+            _add_welcome_rules(stack)
+            now = datetime.now(UTC)
+            with httpx.Client(
+                base_url=stack.urls["profile-service"],
+                headers={"X-API-Key": stack.api_key},
+                timeout=30,
+                trust_env=False,
+            ) as profile:
+                mailed = create_mailable_customers(
+                    stack, profile, MAILED_CUSTOMERS, now=now, timeout=WAIT_SECONDS, with_phone=True
                 )
-                or None
-            ),
-            timeout=WAIT_SECONDS,
-            what="every welcome delivered or closed",
-        )
-        time.sleep(SETTLE_SECONDS)
-        found = outreach(stack)
-        assert_no_second_message(found, mailed)
-        assert len(found.mail) >= MAILED_CUSTOMERS // 2, "most welcomes should be sent"
+            orders = orders_for(mailed, MAILED_CUSTOMERS * 4, now=now)
+            publish(stack, Topic.ORDERS, order_records(orders))
+            # Killed once a known number of SMS reached the gateway: sends are in flight.
+            wait_until(
+                lambda: len(gateway.requests) >= KILL_AFTER_SMS or None,
+                timeout=WAIT_SECONDS,
+                what=f"{KILL_AFTER_SMS} SMS at the gateway",
+            )
+            assert stack.kill("notification-service", signal.SIGKILL) == -signal.SIGKILL
+            stack.restart("notification-service")
+
+            welcomes = len(WELCOME_RULES) * MAILED_CUSTOMERS
+            final = "status IN ('sent', 'failed', 'suppressed')"
+            rules = ", ".join(f"'{rule}'" for rule in WELCOME_RULES)
+            wait_for_count(
+                stack,
+                "notification-service",
+                f"SELECT count(*) FROM notifications WHERE rule_id IN ({rules}) AND {final}",
+                welcomes,
+                timeout=WAIT_SECONDS,
+                what="every welcome (email, SMS, webhook) in a final state",
+            )
+            time.sleep(SETTLE_SECONDS)
+            found = outreach(stack)
+            rows = query(
+                stack,
+                "notification-service",
+                f"SELECT notification_id, rule_id, customer_id, status, channel, detail"
+                f" FROM notifications WHERE rule_id IN ({rules})",
+            )
+        sms_keys = [request.headers.get("idempotency-key") for request in gateway.requests]
+        webhook_ids = [delivery.message_id for delivery in receiver.deliveries]
+        sms_by_key = gateway.unique_messages()
+        webhooks_by_id = receiver.unique_deliveries()
+
+    assert_no_second_message(found, mailed)
+    by_rule: dict[str, list[Any]] = {rule: [] for rule in WELCOME_RULES}
+    for row in rows:
+        by_rule[row["rule_id"]].append(row)
+    for rule, channel, received in (
+        ("welcome-sms", "sms", set(sms_by_key)),
+        ("new-customer-task", "webhook", set(webhooks_by_id)),
+    ):
+        # At least once, de-duplicated by key: each customer's one message arrived, none lost.
+        assert {r["customer_id"] for r in by_rule[rule]} == set(mailed), rule
+        assert all((r["status"], r["channel"]) == ("sent", channel) for r in by_rule[rule]), [
+            (r["status"], r["detail"]) for r in by_rule[rule] if r["status"] != "sent"
+        ]
+        assert received == {r["notification_id"] for r in by_rule[rule]}, rule
+    assert len(sms_by_key) == len(set(sms_keys)) == MAILED_CUSTOMERS
+    assert len(webhooks_by_id) == len(set(webhook_ids)) == MAILED_CUSTOMERS
+    # At most once by email: each welcome email sent once, or failed as interrupted (it was
+    # handed to SMTP when the process died), and those are at most one chunk.
+    emails = by_rule[WELCOME_RULE]
+    unknown = [r for r in emails if r["status"] == "failed"]
+    assert all("interrupted" in (r["detail"] or "") for r in unknown), unknown
+    assert len(unknown) <= PARALLEL_SENDS, unknown
+    assert all(r["status"] in ("sent", "failed") for r in emails), emails
+    print(
+        f"\nkilled after {KILL_AFTER_SMS}+ SMS; {len(sms_keys)} SMS requests for"
+        f" {len(sms_by_key)} keys, {len(webhook_ids)} webhooks for {len(webhooks_by_id)} ids,"
+        f" {len(unknown)} emails left unknown by the kill"
+    )
 
 
 @pytest.mark.timeout(300)

@@ -254,20 +254,27 @@ def midday_zone(now: datetime) -> str:
 
 
 def create_mailable_customers(
-    stack: Stack, profile: httpx.Client, count_: int, *, now: datetime, timeout: float
+    stack: Stack,
+    profile: httpx.Client,
+    count_: int,
+    *,
+    now: datetime,
+    timeout: float,
+    with_phone: bool = False,
 ) -> list[str]:
-    """`count_` customers with an email address in a midday time zone, known to
-    notification-service (so their welcome is mailed) before this returns."""
+    """`count_` customers with an email address (and a mobile number `with_phone`) in a
+    midday time zone, known to notification-service (so their welcome is mailed) before this
+    returns."""
     ids = []
     for number in range(count_):
-        created = profile.post(
-            "/v1/customers",
-            json={
-                "email": f"fault-{number:04d}@example.com",
-                "first_name": f"Fault{number}",
-                "time_zone": midday_zone(now),
-            },
-        )
+        body = {
+            "email": f"fault-{number:04d}@example.com",
+            "first_name": f"Fault{number}",
+            "time_zone": midday_zone(now),
+        }
+        if with_phone:
+            body["phone"] = f"+4915112{number:06d}"
+        created = profile.post("/v1/customers", json=body)
         assert created.status_code == 201, created.text
         ids.append(created.json()["id"])
     wait_for_count(

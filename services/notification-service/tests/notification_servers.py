@@ -7,7 +7,8 @@ an object describing it, and stops the server on exit:
   refuses the recipients it is told to;
 - :func:`sms_gateway`: an HTTP SMS gateway that checks the credentials and the JSON body;
 - :func:`webhook_receiver`: a webhook receiver that verifies the signature as a customer's
-  system would, and answers 401 to anything not signed with its secret.
+  system would (with the ``standardwebhooks`` library), and answers 401 to anything not
+  signed with its secret.
 
 Both HTTP servers can answer their first requests with a failure (``fail_first``), to script
 a provider that recovers.
@@ -19,8 +20,7 @@ import asyncio
 import base64
 import contextlib
 import json
-import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email import policy
@@ -30,13 +30,14 @@ from typing import Any
 
 import uvicorn
 from aiosmtpd.controller import Controller  # type: ignore[import-untyped]
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from crm_shared.testing import free_loopback_port
-from notification_service.domain.signing import verify_webhook
 
 __all__ = [
     "ReceivedEmail",
@@ -193,6 +194,11 @@ class SmsGateway:
     url: str
     requests: list[RecordedRequest] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    idempotency_keys: list[str | None] = field(default_factory=list)  # one per message
+
+    def unique_messages(self) -> dict[str | None, dict[str, Any]]:
+        """The accepted SMS de-duplicated by ``Idempotency-Key``, as a gateway sends them."""
+        return dict(zip(self.idempotency_keys, self.messages, strict=True))
 
 
 @asynccontextmanager
@@ -237,6 +243,7 @@ async def sms_gateway(
         if sms["to"] in rejected_numbers:
             return JSONResponse({"error": "invalid destination number"}, status_code=400)
         gateway.messages.append(sms)
+        gateway.idempotency_keys.append(recorded.headers.get("idempotency-key"))
         return JSONResponse({"id": f"sms-{len(gateway.messages)}"}, status_code=202)
 
     app = Starlette(routes=[Route("/v1/messages", receive, methods=["POST"])])
@@ -249,9 +256,9 @@ async def sms_gateway(
 class WebhookDelivery:
     """A webhook whose signature the receiver verified."""
 
-    notification_id: str | None
+    message_id: str
     signature: str
-    timestamp: str | None
+    timestamp: str
     body: bytes
 
     def json(self) -> Any:
@@ -264,36 +271,43 @@ class WebhookReceiver:
     """A running webhook receiver: its URL, every request, what it verified and refused."""
 
     url: str
-    secret: bytes
+    secret: str
     requests: list[RecordedRequest] = field(default_factory=list)
     deliveries: list[WebhookDelivery] = field(default_factory=list)
     rejected: list[RecordedRequest] = field(default_factory=list)  # bad or stale signatures
 
+    def unique_deliveries(self) -> dict[str, WebhookDelivery]:
+        """The deliveries de-duplicated by ``webhook-id``, as a receiver keeps them."""
+        return {delivery.message_id: delivery for delivery in self.deliveries}
+
 
 @asynccontextmanager
 async def webhook_receiver(
-    secret: bytes,
+    secret: str,
     *,
     fail_first: int = 0,
     failure_status: int = 500,
-    clock: Callable[[], float] = time.time,
-    tolerance_seconds: int = 300,
+    delay_seconds: float = 0.0,
 ) -> AsyncIterator[WebhookReceiver]:
     """A customer's system receiving CRM webhooks at ``<url>`` (POST), checking signatures.
 
-    A request whose ``X-CRM-Signature`` does not verify against the raw body with ``secret``
-    at ``clock()`` gets 401; the first ``fail_first`` verified requests get ``failure_status``;
-    the rest are recorded as deliveries and get 200 ``{"id": "hook-<n>"}``.
+    ``secret`` is the ``whsec_`` secret. A request that the Standard Webhooks library does not
+    verify (signature, or a timestamp more than five minutes off) gets 401; the first
+    ``fail_first`` verified requests get ``failure_status``; the rest are recorded as
+    deliveries and get 200 ``{"id": "hook-<n>"}``; each answer waits ``delay_seconds``.
     """
     receiver = WebhookReceiver(url="", secret=secret)
+    verifier = Webhook(secret)
     attempts = 0
 
     async def receive(request: Request) -> Response:
         nonlocal attempts
         recorded = await _record(request, receiver.requests)
-        signature = recorded.headers.get("x-crm-signature", "")
-        now = int(clock())
-        if not verify_webhook(secret, signature, recorded.body, now, tolerance_seconds):
+        if delay_seconds:
+            await asyncio.sleep(delay_seconds)
+        try:
+            verifier.verify(recorded.body, recorded.headers, json_parse=False)
+        except (WebhookVerificationError, ValueError):
             receiver.rejected.append(recorded)
             return JSONResponse({"error": "invalid signature"}, status_code=401)
         attempts += 1
@@ -301,9 +315,9 @@ async def webhook_receiver(
         if failure is not None:
             return failure
         delivery = WebhookDelivery(
-            notification_id=recorded.headers.get("x-crm-notification-id"),
-            signature=signature,
-            timestamp=recorded.headers.get("x-crm-timestamp"),
+            message_id=recorded.headers["webhook-id"],
+            signature=recorded.headers["webhook-signature"],
+            timestamp=recorded.headers["webhook-timestamp"],
             body=recorded.body,
         )
         receiver.deliveries.append(delivery)

@@ -15,6 +15,7 @@ from crm_shared.contracts import (
 )
 from crm_shared.testing import ApiClient
 from notification_service.db.models import PLUMBING, Contact, Notification
+from notification_service.domain.signing import webhook_secret
 from notification_service.events.handlers import apply_events
 from notification_testing import (
     app_settings,
@@ -169,13 +170,13 @@ async def test_an_sms_gateway_failing_twice_then_succeeding_delivers_once(databa
 async def test_a_high_value_warning_posts_a_signed_task_instead_of_a_marketing_message(
     database_url: str, mail: SmtpSink
 ):
-    secret = "webhook-secret-for-tests"
-    async with webhook_receiver(secret.encode()) as receiver:
+    secret = webhook_secret(b"webhook-key-for-tests")
+    async with webhook_receiver(secret) as receiver:
         settings = app_settings(
             database_url,
             smtp_host=mail.host,
             smtp_port=mail.port,
-            signing_secret=secret,
+            webhook_secret=secret,
             account_manager_webhook_url=receiver.url,
         )
         async with running_api(settings) as api:
@@ -218,10 +219,11 @@ async def test_an_interrupted_send_is_closed_as_failed_and_never_sent_again(
 ):
     await feed(notification_api, [customer("c1", MORNING - timedelta(days=30))])
     await feed(notification_api, [churn_warning("c1", MORNING)])
-    # The state a process killed between marking and recording leaves behind.
+    # The state a process killed after handing the email to SMTP leaves behind.
     async with notification_api.app.state.runtime.sessions() as session, session.begin():
         [row] = await session.scalars(select(Notification))
         row.status, row.decided_at, row.attempts = "sending", MORNING, 1
+        row.channel, row.sender, row.handed_at = "email", "a-process-gone", MORNING
 
     await deliver(notification_api, MORNING + timedelta(minutes=30))
 

@@ -216,3 +216,74 @@ async def test_only_admins_send_now(notification_api: ApiClient):
 
     assert response.status_code == 403
     assert await log(notification_api) == []
+
+
+async def test_a_marketing_template_sent_now_as_service_is_refused_and_needs_consent(
+    notification_api: ApiClient, mail: SmtpSink
+):
+    # No marketing consent at all: an offer must not reach this customer.
+    await feed(notification_api, [customer("c1", MORNING, marketing=())])
+
+    as_service = await send(
+        notification_api,
+        customer_id="c1",
+        template_id="retention-offer",
+        channel="email",
+        category="service",
+    )
+    unsaid = await send(
+        notification_api, customer_id="c1", template_id="retention-offer", channel="email"
+    )
+
+    assert as_service.status_code == 422, as_service.text
+    assert [e["field"] for e in as_service.json()["errors"]] == ["category"]
+    assert unsaid.status_code == 202, unsaid.text
+    assert unsaid.json()["category"] == "marketing"
+    await deliver(notification_api, after_the_wall_clock())
+    assert mail.messages == []
+    [held] = await log(notification_api)
+    assert (held["status"], held["reason"]) == ("suppressed", "no_consent")
+
+
+async def test_a_rule_takes_its_template_category(notification_api: ApiClient):
+    rule = {
+        "rule_id": "offer-as-service",
+        "name": "An offer called a service",
+        "event_type": "churn.warning",
+        "template_id": "retention-offer",
+        "channels": ["email"],
+        "category": "service",
+    }
+
+    refused = await notification_api.post("/v1/rules", Scope.ADMIN, json=rule)
+    accepted = await notification_api.post(
+        "/v1/rules", Scope.ADMIN, json={**rule, "category": "marketing"}
+    )
+
+    assert refused.status_code == 422, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["category"]
+    assert accepted.status_code == 201, accepted.text
+
+
+async def test_a_template_category_cannot_change_under_the_rules_that_send_it(
+    notification_api: ApiClient,
+):
+    path = "/v1/templates/retention-offer/email"
+    stored = (await notification_api.get("/v1/templates/retention-offer")).json()
+    parts = stored["texts"]["email"]
+
+    relabelled = await notification_api.put(
+        path, Scope.ADMIN, json={"parts": parts, "category": "service"}
+    )
+    kept = await notification_api.put(path, Scope.ADMIN, json={"parts": parts})
+    fresh = await notification_api.put(
+        "/v1/templates/order-shipped/email",
+        Scope.ADMIN,
+        json={"parts": {"subject": "Shipped", "text_body": "On its way."}},
+    )
+
+    assert stored["category"] == "marketing"
+    assert relabelled.status_code == 409, relabelled.text
+    assert relabelled.json()["rules"] == ["warning-retention-offer"]
+    assert (kept.status_code, kept.json()["category"]) == (200, "marketing")
+    assert (fresh.status_code, fresh.json()["category"]) == (201, "marketing")

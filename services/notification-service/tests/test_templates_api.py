@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -48,6 +49,7 @@ async def test_a_channels_text_is_created_then_replaced(notification_api: ApiCli
     assert replaced.json() == {
         "template_id": "thank-you",
         "channel": "in_app",
+        "category": "marketing",
         "parts": {**NOTE, "body": "Thank you, {{ customer.first_name }}."},
     }
     detail = (await notification_api.get("/v1/templates/thank-you")).json()
@@ -131,7 +133,7 @@ async def test_texts_no_rule_sends_can_be_deleted(notification_api: ApiClient):
 async def test_the_preview_renders_a_stored_template_with_the_sample(notification_api: ApiClient):
     response = await notification_api.post(
         "/v1/templates/preview",
-        Scope.READ,
+        Scope.WRITE,
         json={"template_id": "retention-offer", "channel": "email"},
     )
 
@@ -149,7 +151,7 @@ async def test_the_preview_renders_a_draft_for_a_real_customer(notification_api:
 
     response = await notification_api.post(
         "/v1/templates/preview",
-        Scope.READ,
+        Scope.WRITE,
         json={
             "channel": "email",
             "customer_id": "c-77",
@@ -176,11 +178,11 @@ async def test_the_preview_with_a_customer_shows_what_their_data_breaks(
     draft = {"text": "Because {{ warning.reasons | join(', ') }}"}
 
     sample = await notification_api.post(
-        "/v1/templates/preview", Scope.READ, json={"channel": "sms", "parts": draft}
+        "/v1/templates/preview", Scope.WRITE, json={"channel": "sms", "parts": draft}
     )
     real = await notification_api.post(
         "/v1/templates/preview",
-        Scope.READ,
+        Scope.WRITE,
         json={"channel": "sms", "parts": draft, "customer_id": "c-77"},
     )
 
@@ -193,16 +195,16 @@ async def test_the_preview_with_a_customer_shows_what_their_data_breaks(
 async def test_the_preview_answers_404_for_what_it_does_not_know(notification_api: ApiClient):
     no_text = await notification_api.post(
         "/v1/templates/preview",
-        Scope.READ,
+        Scope.WRITE,
         json={"template_id": "win-back-offer", "channel": "in_app"},
     )
     no_customer = await notification_api.post(
         "/v1/templates/preview",
-        Scope.READ,
+        Scope.WRITE,
         json={"template_id": "win-back-offer", "channel": "sms", "customer_id": "nobody"},
     )
     nothing = await notification_api.post(
-        "/v1/templates/preview", Scope.READ, json={"channel": "sms"}
+        "/v1/templates/preview", Scope.WRITE, json={"channel": "sms"}
     )
 
     assert (no_text.status_code, no_customer.status_code, nothing.status_code) == (404, 404, 422)
@@ -216,3 +218,66 @@ async def test_only_admins_change_templates(notification_api: ApiClient):
     assert saved.status_code == 403
     assert await delete(notification_api, "/v1/templates/thank-you", Scope.WRITE) == 403
     assert (await notification_api.get("/v1/templates/thank-you")).status_code == 404
+
+
+# What issue 11 found blocking the event loop: each is a 422 naming the limit, and quickly.
+RUNAWAY_TEMPLATES = [
+    pytest.param(
+        "{% for i in range(4000) %}{% for j in range(4000) %}{% endfor %}{% endfor %}",
+        id="nested-loop-4000x4000",
+    ),
+    pytest.param(
+        "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+        id="range-100000-squared",
+    ),
+    pytest.param("{{ 'x'|center(5000000) }}", id="center-5000000"),
+]
+
+
+@pytest.mark.parametrize("text", RUNAWAY_TEMPLATES)
+async def test_a_runaway_preview_is_refused_with_its_limit(notification_api: ApiClient, text: str):
+    response = await notification_api.post(
+        "/v1/templates/preview", Scope.WRITE, json={"channel": "sms", "parts": {"text": text}}
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    [error] = response.json()["errors"]
+    assert (error["field"], error["kind"]) == ("parts.text", "limit")
+
+
+@pytest.mark.parametrize("text", RUNAWAY_TEMPLATES)
+async def test_a_runaway_template_is_not_saved(notification_api: ApiClient, text: str):
+    response = await notification_api.put(
+        "/v1/templates/runaway/sms", Scope.ADMIN, json={"parts": {"text": text}}
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["kind"] == "limit"
+
+
+async def test_the_service_answers_while_a_runaway_preview_renders(notification_api: ApiClient):
+    runaway = RUNAWAY_TEMPLATES[1].values[0]
+    preview = asyncio.create_task(
+        notification_api.post(
+            "/v1/templates/preview",
+            Scope.WRITE,
+            json={"channel": "sms", "parts": {"text": runaway}},
+        )
+    )
+    await asyncio.sleep(0)  # the preview's request is under way
+
+    alive = await notification_api.client.get("/healthz")
+
+    assert alive.status_code == 200
+    assert (await preview).status_code == 422
+
+
+async def test_a_read_key_cannot_preview(notification_api: ApiClient):
+    response = await notification_api.post(
+        "/v1/templates/preview",
+        Scope.READ,
+        json={"template_id": "retention-offer", "channel": "email"},
+    )
+
+    assert response.status_code == 403

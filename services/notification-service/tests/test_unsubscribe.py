@@ -11,9 +11,11 @@ from notification_servers import SmtpSink, serving
 from sqlalchemy import select
 
 from crm_shared import Scope
-from crm_shared.contracts import CustomerCreated, CustomerSnapshot
-from crm_shared.testing import TEST_KEYS
+from crm_shared.contracts import CustomerCreated, CustomerSnapshot, NotificationChannel, Purpose
+from crm_shared.testing import TEST_KEYS, ApiClient
 from notification_service.db.models import Notification
+from notification_service.domain.signing import unsubscribe_token
+from notification_service.settings import NotificationSettings
 from notification_service.workflows.opt_outs import forward_opt_outs
 from notification_testing import app_settings, churn_warning, deliver, event, feed, running_api
 from profile_testing import app_settings as profile_settings
@@ -101,3 +103,30 @@ async def test_following_the_link_stops_marketing_and_records_the_opt_out_with_p
             "unsubscribe-link",
         )
     assert len(mail.messages) == 1
+
+
+async def test_a_webhook_receiver_cannot_mint_unsubscribe_tokens(notification_api: ApiClient):
+    # A receiver knows the webhook secret (and its decoded key): nothing it signs with them
+    # opts a customer out, since unsubscribe links have a secret of their own.
+    await feed(notification_api, [event(CustomerCreated(customer=_snapshot("c-9")), MORNING)])
+    settings: NotificationSettings = notification_api.app.state.settings
+    receiver_knows = [settings.webhook_key(), settings.webhook_secret.get_secret_value().encode()]
+
+    for secret in receiver_knows:
+        token = unsubscribe_token(secret, "c-9", NotificationChannel.EMAIL, Purpose.MARKETING)
+        forged = await notification_api.client.post(f"/v1/unsubscribe/{token}")
+        assert forged.status_code == 404, forged.text
+    genuine = unsubscribe_token(
+        settings.unsubscribe_secret_bytes(), "c-9", NotificationChannel.EMAIL, Purpose.MARKETING
+    )
+    done = await notification_api.client.post(f"/v1/unsubscribe/{genuine}")
+    assert done.status_code == 200, done.text
+
+
+def _snapshot(customer_id: str) -> CustomerSnapshot:
+    return CustomerSnapshot(
+        customer_id=customer_id,
+        email="ada@example.com",
+        created_at=MORNING - timedelta(days=90),
+        updated_at=MORNING - timedelta(days=90),
+    )

@@ -34,9 +34,10 @@ from notification_service.channels.webhook import WebhookChannel
 from notification_service.db.models import PLUMBING
 from notification_service.events.handlers import NOTIFICATION_TOPICS, apply_events
 from notification_service.settings import NotificationSettings
-from notification_service.workflows import playbook_store
+from notification_service.workflows import interrupted_sends, playbook_store
 from notification_service.workflows.delivery import DeliveryConfig, deliver_until_idle
 from notification_service.workflows.opt_outs import forward_opt_outs
+from notification_service.workflows.rendering import TemplateRenderer
 
 OPT_OUT_FORWARD_SECONDS = 5.0
 
@@ -81,7 +82,13 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
             attach_runtime(app, runtime)
             async with runtime.sessions() as session, session.begin():
                 await playbook_store.seed_defaults(session, utc_now())
-            config = delivery_config(settings, client)
+            # Alive for the process's life: a replica that finds this name's lock free knows
+            # the process is gone and recovers its interrupted sends.
+            sender = await stack.enter_async_context(interrupted_sends.hold_sender(runtime))
+            renderer = TemplateRenderer(settings.render_limits(), workers=settings.render_workers)
+            stack.callback(renderer.close)
+            app.state.renderer = renderer
+            config = delivery_config(settings, client, sender, renderer)
             app.state.delivery = config
             if settings.delivery_interval_seconds > 0:
                 deliver = functools.partial(deliver_until_idle, runtime, config, utc_now)
@@ -118,9 +125,14 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
     return app
 
 
-def delivery_config(settings: NotificationSettings, client: httpx.AsyncClient) -> DeliveryConfig:
-    """The channels and policy the delivery loop works with, from settings."""
-    secret = settings.signing_secret.get_secret_value().encode()
+def delivery_config(
+    settings: NotificationSettings,
+    client: httpx.AsyncClient,
+    sender: str,
+    renderer: TemplateRenderer,
+) -> DeliveryConfig:
+    """The channels and policy the delivery loop works with, from settings; ``sender`` names
+    this process on the rows it sends."""
     password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
     channels: dict[NotificationChannel, Channel] = {
         NotificationChannel.EMAIL: SmtpChannel(
@@ -133,7 +145,7 @@ def delivery_config(settings: NotificationSettings, client: httpx.AsyncClient) -
             timeout=settings.send_timeout_seconds,
         ),
         NotificationChannel.WEBHOOK: WebhookChannel(
-            secret, timeout=settings.send_timeout_seconds, client=client
+            settings.webhook_key(), timeout=settings.send_timeout_seconds, client=client
         ),
     }
     if settings.sms_gateway_url:
@@ -150,7 +162,10 @@ def delivery_config(settings: NotificationSettings, client: httpx.AsyncClient) -
         policy=settings.policy(),
         channels=channels,
         public_base_url=settings.public_base_url,
-        signing_secret=secret,
+        unsubscribe_secret=settings.unsubscribe_secret_bytes(),
+        sender=sender,
+        renderer=renderer,
         batch_size=settings.delivery_batch_size,
+        parallel_sends=settings.parallel_sends,
         max_trigger_age=timedelta(hours=age) if age > 0 else None,
     )

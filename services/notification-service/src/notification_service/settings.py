@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from datetime import time, timedelta
+from typing import Final
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from crm_shared import ServiceSettings
 from notification_service.domain.delivery_policy import PolicySettings
+from notification_service.domain.sandbox import RenderLimits
+from notification_service.domain.signing import webhook_key, webhook_secret
+from notification_service.secret_strength import weakness
+
+# Development defaults, refused in production (their keys start with "dev-only").
+DEVELOPMENT_UNSUBSCRIBE_SECRET: Final = "dev-only-unsubscribe-secret-change-me"
+DEVELOPMENT_WEBHOOK_SECRET: Final = webhook_secret(b"dev-only-webhook-secret-change-me")
 
 
 class NotificationSettings(ServiceSettings):
@@ -24,9 +32,19 @@ class NotificationSettings(ServiceSettings):
         default="http://127.0.0.1:8004",
         description="Where customers reach this service (unsubscribe links point here).",
     )
-    signing_secret: SecretStr = Field(
-        default=SecretStr("dev-only-signing-secret-change-me"),
-        description="Signs unsubscribe links and webhooks; production refuses the default.",
+    unsubscribe_secret: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_UNSUBSCRIBE_SECRET),
+        description=(
+            "Signs the unsubscribe links in messages; changing it breaks the links already"
+            " sent. Production: random, at least 32 bytes (e.g. secrets.token_urlsafe(32))."
+        ),
+    )
+    webhook_secret: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_WEBHOOK_SECRET),
+        description=(
+            "Signs webhooks (Standard Webhooks); receivers verify with it. The form"
+            " whsec_<base64 key>; production: a random key of at least 32 bytes."
+        ),
     )
     # Email over SMTP.
     smtp_host: str = "127.0.0.1"
@@ -54,6 +72,15 @@ class NotificationSettings(ServiceSettings):
         ),
     )
     delivery_batch_size: int = Field(default=200, ge=1, le=10_000)
+    parallel_sends: int = Field(
+        default=20,
+        ge=1,
+        le=1_000,
+        description=(
+            "Messages handed to SMTP, the SMS gateway or webhooks at once; also the most"
+            " emails a crash can leave unknown (reported failed, never sent twice)."
+        ),
+    )
     max_attempts: int = Field(default=5, ge=1, le=20)
     retry_base_seconds: float = Field(default=60.0, gt=0, description="First retry's ceiling.")
     retry_max_seconds: float = Field(default=1_800.0, gt=0)
@@ -62,6 +89,23 @@ class NotificationSettings(ServiceSettings):
         default=168.0,
         ge=0,
         description="A message due longer ago than this is not sent (replays); 0: no limit.",
+    )
+    # Template rendering (previews, saves and sends alike).
+    render_workers: int = Field(
+        default=2, ge=1, le=32, description="Threads rendering templates, off the event loop."
+    )
+    render_max_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="A render taking longer stops (422 or failed)."
+    )
+    render_max_steps: int = Field(
+        default=200_000,
+        ge=1_000,
+        description="Loop iterations and calls one render may make.",
+    )
+    render_max_chars: int = Field(
+        default=100_000,
+        ge=1_000,
+        description="The longest value (string or list) a render may make, its output included.",
     )
     # Policy.
     marketing_cap_count: int = Field(default=1, ge=1)
@@ -72,13 +116,67 @@ class NotificationSettings(ServiceSettings):
     quiet_hours_start: time = time(21, 0)
     quiet_hours_end: time = time(9, 0)
 
+    @field_validator("unsubscribe_secret")
+    @classmethod
+    def _unsubscribe_secret_is_set(cls, secret: SecretStr) -> SecretStr:
+        if not secret.get_secret_value():
+            raise ValueError(
+                "NOTIFICATION_UNSUBSCRIBE_SECRET is empty: set a random value"
+                " (e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return secret
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret_is_whsec(cls, secret: SecretStr) -> SecretStr:
+        try:
+            webhook_key(secret.get_secret_value())
+        except ValueError as error:
+            raise ValueError(
+                f"NOTIFICATION_WEBHOOK_SECRET: {error} (make one with python3 -c 'import"
+                ' base64, secrets; print("whsec_" + base64.b64encode(secrets.token_bytes(32))'
+                ".decode())')"
+            ) from error
+        return secret
+
     @model_validator(mode="after")
-    def _no_default_secret_in_production(self) -> NotificationSettings:
-        if self.environment == "production" and self.signing_secret.get_secret_value().startswith(
-            "dev-only"
+    def _strong_secrets_in_production(self) -> NotificationSettings:
+        if self.environment != "production":
+            return self
+        unsubscribe = self.unsubscribe_secret_bytes()
+        webhook = self.webhook_key()
+        for variable, key in (
+            ("NOTIFICATION_UNSUBSCRIBE_SECRET", unsubscribe),
+            ("NOTIFICATION_WEBHOOK_SECRET", webhook),
         ):
-            raise ValueError("signing_secret: set NOTIFICATION_SIGNING_SECRET in production")
+            if key.startswith(b"dev-only"):
+                raise ValueError(f"{variable}: set it in production (this is the development one)")
+            why = weakness(key)
+            if why is not None:
+                raise ValueError(f"{variable} is too weak for production: {why}")
+        if unsubscribe in (webhook, self.webhook_secret.get_secret_value().encode()):
+            # A webhook receiver holds the webhook secret; the same one would let it mint
+            # unsubscribe tokens for any customer.
+            raise ValueError(
+                "NOTIFICATION_UNSUBSCRIBE_SECRET and NOTIFICATION_WEBHOOK_SECRET must differ"
+            )
         return self
+
+    def unsubscribe_secret_bytes(self) -> bytes:
+        """The key of unsubscribe tokens."""
+        return self.unsubscribe_secret.get_secret_value().encode()
+
+    def webhook_key(self) -> bytes:
+        """The HMAC key of webhook signatures (the decoded ``whsec_`` secret)."""
+        return webhook_key(self.webhook_secret.get_secret_value())
+
+    def render_limits(self) -> RenderLimits:
+        """The budget of each template render."""
+        return RenderLimits(
+            max_steps=self.render_max_steps,
+            max_seconds=self.render_max_seconds,
+            max_chars=self.render_max_chars,
+        )
 
     def policy(self) -> PolicySettings:
         """The delivery policy these settings describe."""

@@ -68,7 +68,9 @@ class _RuleFields(BaseModel):
         description="Tried in order: the first the customer can be reached on (and, for "
         "marketing, has consented to) carries the message."
     )
-    category: Category = Field(description="marketing needs consent and counts against the cap.")
+    category: Category = Field(
+        description="marketing needs consent and counts against the cap; the template's own."
+    )
     priority: StrictInt = Field(
         default=0, description="Higher wins when marketing messages compete for the cap."
     )
@@ -136,6 +138,11 @@ class TemplateText(BaseModel):
         description="email: subject, text_body, optional html_body; sms: text; "
         "webhook: json_body; in_app: title, body."
     )
+    category: Category | None = Field(
+        default=None,
+        description="marketing or service, for every channel's text of the template; rules "
+        "and one-off sends take it from here. Omitted: unchanged (marketing for a new one).",
+    )
 
 
 class TemplateView(BaseModel):
@@ -143,6 +150,7 @@ class TemplateView(BaseModel):
 
     template_id: str
     channel: NotificationChannel
+    category: Category
     parts: dict[str, str]
 
 
@@ -150,6 +158,7 @@ class TemplateDetail(BaseModel):
     """A template: its text for each channel it has, and the rules that send it."""
 
     template_id: str
+    category: Category = Field(description="marketing needs consent; its rules share it.")
     texts: dict[NotificationChannel, dict[str, str]] = Field(
         description="The parts of each channel's text, by channel."
     )
@@ -250,8 +259,10 @@ class SendNowRequest(BaseModel):
     channels: list[NotificationChannel] | None = Field(
         default=None, min_length=1, description="...or several, tried in order."
     )
-    category: Category = Field(
-        default=Category.SERVICE, description="marketing: consent and the cap apply."
+    category: Category | None = Field(
+        default=None,
+        description="The template's category (marketing: consent and the cap apply); omit "
+        "it, or give the same: another one is refused.",
     )
 
     @model_validator(mode="after")

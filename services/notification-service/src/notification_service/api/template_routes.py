@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
 
-from crm_shared import AdminAccess, ReadAccess, SessionDep, utc_now
+from crm_shared import AdminAccess, ReadAccess, SessionDep, WriteAccess, utc_now
 from crm_shared.contracts import NotificationChannel
 from crm_shared.errors import NotFound, UnprocessableContent
 from notification_service.api.schemas import (
@@ -42,11 +42,13 @@ async def list_templates(session: SessionDep, _: ReadAccess) -> list[TemplateVie
     "/preview", response_model=PreviewView, summary="Render a template as it would be sent"
 )
 async def preview_template(
-    body: PreviewRequest, request: Request, session: SessionDep, _: ReadAccess
+    body: PreviewRequest, request: Request, session: SessionDep, _: WriteAccess
 ) -> PreviewView:
     """Renders the stored text of ``template_id`` for ``channel``, or draft ``parts``, with the
     sample data or with a customer's (as a message sent now, outside any trigger, sees them).
-    Nothing is stored or sent; a template that does not render is a 422 naming each part."""
+    Nothing is stored or sent; a template that does not render is a 422 naming each part,
+    one past its render limits too (kind ``limit``: steps, time or size). Needs the write
+    scope: a render spends the service's CPU."""
     settings: NotificationSettings = request.app.state.settings
     try:
         rendered = await template_preview.preview(
@@ -56,6 +58,7 @@ async def preview_template(
             parts=body.parts,
             customer_id=body.customer_id,
             public_base_url=settings.public_base_url,
+            renderer=request.app.state.renderer,
         )
     except InvalidTemplate as invalid:
         raise _template_problem(invalid) from invalid
@@ -75,6 +78,7 @@ async def read_template(template_id: str, session: SessionDep, _: ReadAccess) ->
         raise NotFound(f"No template {template_id!r}.")
     return TemplateDetail(
         template_id=template_id,
+        category=texts[0].category,
         texts={text.channel: dict(text.parts) for text in texts},
         used_by=await playbook_store.rules_using_template(session, template_id),
     )
@@ -90,21 +94,26 @@ async def save_template(
     template_id: TemplateId,
     channel: NotificationChannel,
     body: TemplateText,
+    request: Request,
     response: Response,
     session: SessionDep,
     _: AdminAccess,
 ) -> TemplateView:
     """Refused (422) unless every part renders the sample data: each problem names its part
     (``parts.<part>``), kind (syntax, undefined, security, invalid_json, missing_part...) and
-    line. Messages queued before are rendered with the new text when they are sent."""
+    line. Messages queued before are rendered with the new text when they are sent.
+    ``category`` applies to every channel of the template (409 while a rule sends it with
+    the other category)."""
     template = Template(template_id, channel, body.parts)
     try:
-        created = await playbook_editing.save_template_text(session, template, utc_now())
+        saved, created = await playbook_editing.save_template_text(
+            session, template, utc_now(), request.app.state.renderer, body.category
+        )
     except InvalidTemplate as invalid:
         raise _template_problem(invalid) from invalid
     if created:
         response.status_code = status.HTTP_201_CREATED
-    return _view(template)
+    return _view(saved)
 
 
 @router.delete(
@@ -145,5 +154,8 @@ def _template_problem(invalid: InvalidTemplate) -> UnprocessableContent:
 
 def _view(template: Template) -> TemplateView:
     return TemplateView(
-        template_id=template.template_id, channel=template.channel, parts=dict(template.parts)
+        template_id=template.template_id,
+        channel=template.channel,
+        category=template.category,
+        parts=dict(template.parts),
     )

@@ -27,7 +27,7 @@ _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 
 def _request_of(request: Request, token: str) -> UnsubscribeRequest:
     settings: NotificationSettings = request.app.state.settings
-    found = read_unsubscribe_token(settings.signing_secret.get_secret_value().encode(), token)
+    found = read_unsubscribe_token(settings.unsubscribe_secret_bytes(), token)
     if found is None:
         raise NotFound("This unsubscribe link is not valid.")
     return found

@@ -1,14 +1,13 @@
-"""Webhooks: the rendered JSON POSTed to the recipient's URL, signed with HMAC-SHA256.
+"""Webhooks: the rendered JSON POSTed to the recipient's URL, signed as Standard Webhooks.
 
-Headers a receiver reads:
+Headers a receiver reads (see :mod:`notification_service.domain.signing`):
 
-- ``X-CRM-Signature``: ``t=<epoch seconds>,v1=<hex>`` (see
-  :func:`notification_service.domain.signing.verify_webhook`); the receiver recomputes it over
-  the raw body and refuses a delivery older than its tolerance, so a captured request cannot
-  be replayed later;
-- ``X-CRM-Timestamp``: the same ``t``, for receivers that log it;
-- ``X-CRM-Notification-Id``: the same on every attempt, so a receiver that got a delivery whose
-  answer was lost can recognise the retry.
+- ``webhook-id``: the notification id, the same on every attempt and after a crash of this
+  service, so a receiver that got a delivery whose answer was lost recognises the retry;
+- ``webhook-timestamp``: epoch seconds of this attempt; receivers refuse old ones, so a
+  captured request cannot be replayed later;
+- ``webhook-signature``: ``v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">``, verified
+  by the receiver with the ``whsec_`` secret, e.g. with the ``standardwebhooks`` library.
 
 A receiver that answers 401 or 403 (a wrong secret) fails the notification at once: retrying
 with the same secret cannot succeed.
@@ -27,15 +26,15 @@ from notification_service.channels.base import OutgoingMessage, PermanentDeliver
 from notification_service.domain.signing import sign_webhook
 
 __all__ = [
-    "NOTIFICATION_ID_HEADER",
+    "ID_HEADER",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "WebhookChannel",
 ]
 
-SIGNATURE_HEADER: Final = "X-CRM-Signature"
-TIMESTAMP_HEADER: Final = "X-CRM-Timestamp"
-NOTIFICATION_ID_HEADER: Final = "X-CRM-Notification-Id"
+ID_HEADER: Final = "webhook-id"
+TIMESTAMP_HEADER: Final = "webhook-timestamp"
+SIGNATURE_HEADER: Final = "webhook-signature"
 
 
 class WebhookChannel(HttpAdapter):
@@ -43,17 +42,18 @@ class WebhookChannel(HttpAdapter):
 
     def __init__(
         self,
-        secret: bytes,
+        key: bytes,
         *,
         timeout: float = 10.0,
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``clock`` returns epoch seconds (the signature's timestamp); tests pass a fixed one."""
-        if not secret:
+        """``key``: the decoded webhook secret (``signing.webhook_key``); ``clock`` returns epoch
+        seconds (the signature's timestamp); tests pass a fixed one."""
+        if not key:
             raise ValueError("webhooks need a signing secret")
         super().__init__(timeout=timeout, client=client)
-        self._secret = secret
+        self._key = key
         self._clock = clock
 
     async def send(self, message: OutgoingMessage) -> str:
@@ -67,9 +67,9 @@ class WebhookChannel(HttpAdapter):
         timestamp = int(self._clock())
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign_webhook(self._secret, timestamp, body),
+            ID_HEADER: message.notification_id,
             TIMESTAMP_HEADER: str(timestamp),
-            NOTIFICATION_ID_HEADER: message.notification_id,
+            SIGNATURE_HEADER: sign_webhook(self._key, message.notification_id, timestamp, body),
         }
         response = await self._post(
             message.recipient, content=body, headers=headers, provider="webhook receiver"

@@ -106,6 +106,8 @@ class TemplateRow(Base):
     template_id: Mapped[str] = mapped_column(String(80), primary_key=True)
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     parts: Mapped[dict[str, str]] = mapped_column(Json)
+    # marketing or service, the same on every channel's row of a template id.
+    category: Mapped[str] = mapped_column(String(16), server_default="marketing")
     updated_at: Mapped[datetime]
 
 
@@ -138,8 +140,12 @@ class Notification(Base):
     # is counted from the rule's intent.
     intended_at: Mapped[datetime]
     due_at: Mapped[datetime]
-    # When it was handed to a channel (marketing sends count against the cap from then).
+    # When it was decided and rendered (marketing sends count against the cap from then).
     decided_at: Mapped[datetime | None]
+    # While ``sending``: the process sending it (its liveness is a PostgreSQL advisory lock),
+    # and when it was handed to the channel; a crash leaves both for recovery to read.
+    sender: Mapped[str | None] = mapped_column(String(40))
+    handed_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]

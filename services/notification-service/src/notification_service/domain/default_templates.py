@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from crm_shared.contracts import Category
 from notification_service.domain.templates import Template
 
 __all__ = ["DEFAULT_TEMPLATES"]
@@ -22,6 +23,7 @@ def _email_and_inbox(
 ) -> tuple[Template, Template]:
     footer_text = _UNSUBSCRIBE_TEXT if marketing else ""
     footer_html = _UNSUBSCRIBE_HTML if marketing else ""
+    category = Category.MARKETING if marketing else Category.SERVICE
     paragraphs = "".join(f"<p>{line}</p>" for line in text.split("\n\n"))
     return (
         Template.email(
@@ -29,8 +31,9 @@ def _email_and_inbox(
             subject=subject,
             text_body=f"{_HELLO}\n\n{text}{footer_text}",
             html_body=f"<p>{_HELLO}</p>{paragraphs}{footer_html}",
+            category=category,
         ),
-        Template.in_app(template_id, title=subject, body=text),
+        Template.in_app(template_id, title=subject, body=text, category=category),
     )
 
 
@@ -88,6 +91,7 @@ DEFAULT_TEMPLATES: Final[tuple[Template, ...]] = (
     ),
     Template.webhook(
         "account-manager-churn-task",
+        category=Category.SERVICE,
         json_body="""{
   "task": "call_customer_at_risk",
   "customer_id": "{{ customer.id }}",

@@ -1,9 +1,17 @@
 """Signatures: outgoing webhooks and the unsubscribe links every message carries.
 
-Webhooks are signed as Stripe signs them: the header ``t=<epoch seconds>,v1=<hex>`` holds the
-HMAC-SHA256 of ``"<t>." + body``. Signing the timestamp with the body lets a receiver refuse a
-replayed delivery once it is older than its tolerance; several ``v1=`` entries may appear (one
-per secret while a secret is being rotated) and any one of them matching is enough.
+The two use separate secrets: a webhook receiver holds the webhook secret (HMAC is symmetric),
+so a shared secret would let every receiver mint unsubscribe tokens for any customer.
+
+Webhooks are signed as Standard Webhooks (https://www.standardwebhooks.com) sign them, so a
+receiver verifies them with an existing library (``standardwebhooks`` on PyPI, npm, Go...):
+
+- ``webhook-id``: the message id, the same on every attempt (receivers de-duplicate by it);
+- ``webhook-timestamp``: epoch seconds of this attempt (receivers refuse old ones);
+- ``webhook-signature``: ``v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">``, several
+  space-separated while a secret is being rotated;
+
+keyed by the secret ``whsec_<base64 key>``, whose key is the base64-decoded part.
 
 Unsubscribe tokens say who opts out of what, ``u1.<customer>.<channel><purpose>.<mac>``:
 ``u1`` is the format version, the customer id is base64url, channel and purpose are one
@@ -26,15 +34,16 @@ from typing import Final
 from crm_shared.contracts import NotificationChannel, Purpose
 
 __all__ = [
-    "DEFAULT_TOLERANCE_SECONDS",
+    "WEBHOOK_SECRET_PREFIX",
     "UnsubscribeRequest",
     "read_unsubscribe_token",
     "sign_webhook",
     "unsubscribe_token",
-    "verify_webhook",
+    "webhook_key",
+    "webhook_secret",
 ]
 
-DEFAULT_TOLERANCE_SECONDS: Final = 300
+WEBHOOK_SECRET_PREFIX: Final = "whsec_"
 
 _TOKEN_VERSION: Final = "u1"
 # Keys the MAC by purpose, so no signature made for something else can pass as a token.
@@ -53,41 +62,30 @@ _CHANNELS_BY_CODE: Final = {code: channel for channel, code in _CHANNEL_CODES.it
 _PURPOSES_BY_CODE: Final = {code: purpose for purpose, code in _PURPOSE_CODES.items()}
 
 
-def sign_webhook(secret: bytes, timestamp: int, body: bytes) -> str:
-    """The ``X-CRM-Signature`` header value of ``body`` sent at ``timestamp`` (epoch seconds)."""
-    return f"t={timestamp},v1={_webhook_digest(secret, timestamp, body)}"
+def webhook_key(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_<base64>`` secret; ValueError when it is not one or is empty."""
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ValueError(f"a webhook secret has the form {WEBHOOK_SECRET_PREFIX}<base64 key>")
+    encoded = secret.removeprefix(WEBHOOK_SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except binascii.Error as error:
+        raise ValueError(f"the key after {WEBHOOK_SECRET_PREFIX} is not base64") from error
+    if not key:
+        raise ValueError("the webhook secret's key is empty")
+    return key
 
 
-def verify_webhook(
-    secret: bytes,
-    header: str,
-    body: bytes,
-    now: int,
-    tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS,
-) -> bool:
-    """Whether ``header`` signs ``body`` with ``secret`` and is at most ``tolerance_seconds`` old.
-
-    A timestamp as far in the future is refused too: the sender's clock may be ahead a
-    little, not by more than the tolerance.
-    """
-    timestamp: int | None = None
-    signatures: list[str] = []
-    for item in header.split(","):
-        key, _, value = item.strip().partition("=")
-        if key == "t" and value.isascii() and value.isdigit():
-            timestamp = int(value)
-        elif key == "v1":
-            signatures.append(value)
-    if timestamp is None or abs(now - timestamp) > tolerance_seconds:
-        return False
-    expected = _webhook_digest(secret, timestamp, body).encode()
-    # Every candidate is compared, and each in constant time: timing reveals nothing.
-    matches = [hmac.compare_digest(expected, _bytes(candidate)) for candidate in signatures]
-    return any(matches)
+def webhook_secret(key: bytes) -> str:
+    """The ``whsec_<base64>`` form of ``key``, as receivers' libraries take it."""
+    return WEBHOOK_SECRET_PREFIX + base64.b64encode(key).decode("ascii")
 
 
-def _webhook_digest(secret: bytes, timestamp: int, body: bytes) -> str:
-    return hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+def sign_webhook(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value of ``body`` sent as ``message_id`` at ``timestamp``."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,10 @@ A :class:`Template` holds one Jinja2 source per *part* of its channel's message:
 
 Templates are written by CRM users, not by developers, so they render in Jinja2's immutable
 sandbox: attributes that reach Python internals (``''.__class__``, ``cycler.__init__``) and
-methods that mutate the context (``list.append``) raise ``SecurityError``, and the classic
-memory bombs (``'a' * 10**9``, ``9**9**9``) are refused. Undefined names are errors
+methods that mutate the context (``list.append``) raise ``SecurityError``, and every render
+has a budget of steps, time and value size (:mod:`notification_service.domain.sandbox`):
+memory bombs (``'a' * 10**9``, ``'x'|center(5000000)``) and runaway loops are refused
+(problem kind ``limit``). Undefined names are errors
 (``StrictUndefined``), so a misspelt ``{{ custmer.first_name }}`` fails on save instead of
 sending "Hello ,". Values are escaped by where they land: HTML in ``html_body``, JSON string
 content in ``json_body`` (a name with a quote cannot break or extend the document; ``tojson``
@@ -27,7 +29,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any, Final, Literal
@@ -35,10 +38,16 @@ from typing import Any, Final, Literal
 import jinja2
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from crm_shared.contracts import NotificationChannel
+from crm_shared.contracts import Category, NotificationChannel
+from notification_service.domain.sandbox import (
+    DEFAULT_LIMITS,
+    RenderBudget,
+    RenderLimitExceeded,
+    RenderLimits,
+    Sandbox,
+    spending,
+)
 
 __all__ = [
     "OPTIONAL_PARTS",
@@ -51,6 +60,7 @@ __all__ = [
     "TemplateProblem",
     "channel_parts",
     "render",
+    "render_checked",
     "validate_template",
 ]
 
@@ -70,12 +80,15 @@ _HTML_PARTS: Final = frozenset({"html_body"})
 _JSON_PARTS: Final = frozenset({"json_body"})
 _ONE_LINE_PARTS: Final = frozenset({"subject", "title"})
 
-# Bounds on the sandbox's arithmetic: no message needs a longer repeat or a bigger number.
-_MAX_REPEAT_LENGTH: Final = 100_000
-_MAX_POWER_BITS: Final = 4_096
-
 ProblemKind = Literal[
-    "missing_part", "unknown_part", "syntax", "undefined", "security", "invalid_json", "render"
+    "missing_part",
+    "unknown_part",
+    "syntax",
+    "undefined",
+    "security",
+    "limit",
+    "invalid_json",
+    "render",
 ]
 
 
@@ -86,42 +99,62 @@ def channel_parts(channel: NotificationChannel) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Template:
-    """A message template of one channel: the Jinja2 source of each part, by part name."""
+    """A message template of one channel: the Jinja2 source of each part, by part name.
+
+    ``category`` is what the text is, the same for every channel of a template id: a
+    marketing text needs the customer's consent whoever sends it, so rules and one-off sends
+    take their category from it (marketing unless said otherwise: the safe side).
+    """
 
     template_id: str
     channel: NotificationChannel
     parts: Mapping[str, str]
+    category: Category = Category.MARKETING
 
     def __post_init__(self) -> None:
-        # The channel as read from storage may be its plain value.
+        # The channel and category as read from storage may be their plain values.
         object.__setattr__(self, "channel", NotificationChannel(self.channel))
+        object.__setattr__(self, "category", Category(self.category))
         # A read-only copy: a caller's dict changing later must not change a saved template.
         object.__setattr__(self, "parts", MappingProxyType(dict(self.parts)))
 
     @classmethod
     def email(
-        cls, template_id: str, *, subject: str, text_body: str, html_body: str | None = None
+        cls,
+        template_id: str,
+        *,
+        subject: str,
+        text_body: str,
+        html_body: str | None = None,
+        category: Category = Category.MARKETING,
     ) -> Template:
         """An email template; without ``html_body`` the email is plain text."""
         parts = {"subject": subject, "text_body": text_body}
         if html_body is not None:
             parts["html_body"] = html_body
-        return cls(template_id, NotificationChannel.EMAIL, parts)
+        return cls(template_id, NotificationChannel.EMAIL, parts, category)
 
     @classmethod
-    def sms(cls, template_id: str, *, text: str) -> Template:
+    def sms(
+        cls, template_id: str, *, text: str, category: Category = Category.MARKETING
+    ) -> Template:
         """An SMS template."""
-        return cls(template_id, NotificationChannel.SMS, {"text": text})
+        return cls(template_id, NotificationChannel.SMS, {"text": text}, category)
 
     @classmethod
-    def webhook(cls, template_id: str, *, json_body: str) -> Template:
+    def webhook(
+        cls, template_id: str, *, json_body: str, category: Category = Category.MARKETING
+    ) -> Template:
         """A webhook template whose ``json_body`` renders to a JSON document."""
-        return cls(template_id, NotificationChannel.WEBHOOK, {"json_body": json_body})
+        return cls(template_id, NotificationChannel.WEBHOOK, {"json_body": json_body}, category)
 
     @classmethod
-    def in_app(cls, template_id: str, *, title: str, body: str) -> Template:
+    def in_app(
+        cls, template_id: str, *, title: str, body: str, category: Category = Category.MARKETING
+    ) -> Template:
         """An in-app inbox template."""
-        return cls(template_id, NotificationChannel.IN_APP, {"title": title, "body": body})
+        parts = {"title": title, "body": body}
+        return cls(template_id, NotificationChannel.IN_APP, parts, category)
 
 
 @dataclass(frozen=True)
@@ -247,11 +280,22 @@ SAMPLE_CONTEXT: Final[Mapping[str, Any]] = MappingProxyType(
 )
 
 
-def render(template: Template, context: Mapping[str, Any]) -> RenderedMessage:
+def render(
+    template: Template,
+    context: Mapping[str, Any],
+    limits: RenderLimits = DEFAULT_LIMITS,
+    clock: Callable[[], float] = time.monotonic,
+) -> RenderedMessage:
     """Render every part of ``template`` with ``context``; :class:`InvalidTemplate` if any fails.
 
-    Parts the channel does not use are ignored here (:func:`validate_template` reports them).
+    The whole render spends one budget of ``limits`` (``clock``: monotonic seconds). Parts
+    the channel does not use are ignored here (:func:`validate_template` reports them).
     """
+    with spending(RenderBudget(limits, clock)):
+        return _render_parts(template, context)
+
+
+def _render_parts(template: Template, context: Mapping[str, Any]) -> RenderedMessage:
     problems = _missing_parts(template)
     rendered: dict[str, str] = {}
     for part in channel_parts(template.channel):
@@ -268,13 +312,31 @@ def render(template: Template, context: Mapping[str, Any]) -> RenderedMessage:
 
 
 def validate_template(
-    template: Template, context: Mapping[str, Any] = SAMPLE_CONTEXT
+    template: Template,
+    context: Mapping[str, Any] = SAMPLE_CONTEXT,
+    limits: RenderLimits = DEFAULT_LIMITS,
+    clock: Callable[[], float] = time.monotonic,
 ) -> list[TemplateProblem]:
     """Every problem of ``template``, by part: missing, unknown, not compiling, not rendering.
 
     Rendering ``context`` (the sample by default) catches undefined names, sandbox
-    violations and webhook bodies that are not JSON before the template is saved.
+    violations, templates past their limits and webhook bodies that are not JSON before the
+    template is saved.
     """
+    try:
+        render_checked(template, context, limits, clock)
+    except InvalidTemplate as error:
+        return error.problems
+    return []
+
+
+def render_checked(
+    template: Template,
+    context: Mapping[str, Any],
+    limits: RenderLimits = DEFAULT_LIMITS,
+    clock: Callable[[], float] = time.monotonic,
+) -> RenderedMessage:
+    """:func:`render`, refusing parts the channel does not have as well (a preview or a save)."""
     allowed = channel_parts(template.channel)
     problems = [
         TemplateProblem(part, "unknown_part", f"{template.channel.value} templates have no {part}")
@@ -282,10 +344,12 @@ def validate_template(
         if part not in allowed
     ]
     try:
-        render(template, context)
+        rendered = render(template, context, limits, clock)
     except InvalidTemplate as error:
         problems.extend(error.problems)
-    return problems
+    if problems:
+        raise InvalidTemplate(problems)
+    return rendered
 
 
 def _missing_parts(template: Template) -> list[TemplateProblem]:
@@ -305,6 +369,8 @@ def _render_part(part: str, source: str, context: Mapping[str, Any]) -> str:
         ) from error
     try:
         output = compiled.render(context)
+    except RenderLimitExceeded as error:
+        raise _failure(part, "limit", str(error), error) from error
     except SecurityError as error:
         raise _failure(part, "security", f"not allowed in a template: {error}", error) from error
     except UndefinedError as error:
@@ -355,32 +421,6 @@ def _escaping_of(part: str) -> _Escaping:
     return "none"
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, with repetition and powers bounded."""
-
-    # Intercepted operators cannot be folded at compile time either, so `'a' * 10**9` in a
-    # template's source is refused when rendered instead of hanging the save.
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
-            for sequence, count in ((left, right), (right, left)):
-                repeats = _is_sequence(sequence) and isinstance(count, int)
-                if repeats and len(sequence) * count > _MAX_REPEAT_LENGTH:
-                    raise SecurityError("the repeated value would be too long")
-            return left * right
-        if operator == "**":
-            both_integers = isinstance(left, int) and isinstance(right, int)
-            if both_integers and abs(left).bit_length() * right > _MAX_POWER_BITS:
-                raise SecurityError("the power would be too large")
-            return left**right
-        return super().call_binop(context, operator, left, right)
-
-
-def _is_sequence(value: Any) -> bool:
-    return isinstance(value, str | list | tuple)
-
-
 def _json_finalize(value: Any) -> Any:
     # Markup (what `tojson` and `safe` return) is a whole JSON value the author chose to write.
     if hasattr(value, "__html__"):
@@ -392,9 +432,9 @@ def _json_finalize(value: Any) -> Any:
 
 _ENVIRONMENTS: Final[Mapping[_Escaping, jinja2.Environment]] = MappingProxyType(
     {
-        "none": _Sandbox(undefined=StrictUndefined, autoescape=False),
-        "html": _Sandbox(undefined=StrictUndefined, autoescape=True),
-        "json": _Sandbox(undefined=StrictUndefined, autoescape=False, finalize=_json_finalize),
+        "none": Sandbox(undefined=StrictUndefined, autoescape=False),
+        "html": Sandbox(undefined=StrictUndefined, autoescape=True),
+        "json": Sandbox(undefined=StrictUndefined, autoescape=False, finalize=_json_finalize),
     }
 )
 

@@ -7,14 +7,18 @@ One round, in three steps:
    channel with consent and an address, quiet hours, then the frequency cap and priority
    arbitration. Deferred ones get a later due time; suppressed ones are closed with their
    reason; in-app messages are delivered right there (the inbox is this database). Those to
-   send are marked ``sending`` and committed *before* anything leaves the service.
-2. *Send* outside any transaction, a bounded number at a time.
-3. *Record* the outcomes (one transaction): sent, retried later with backoff and jitter, or
-   failed; every final outcome is published through the outbox.
+   send are marked ``sending`` by this process and committed *before* anything leaves.
+2. *Send* outside any transaction, in chunks of ``parallel_sends``: each chunk is marked as
+   handed to its channel (committed) right before it goes, in the transaction that records
+   the chunk before.
+3. *Record* the outcomes: sent, retried later with backoff and jitter, or failed; every
+   final outcome is published through the outbox.
 
-A process killed between 1 and 3 leaves ``sending`` rows behind; they are closed as failed
-once their lease has passed, never sent again: whether the message left is unknown, and a
-second copy is the one thing this service promises never to send.
+A process killed in between leaves ``sending`` rows behind; each round first recovers those
+of senders that are gone (see :mod:`notification_service.workflows.interrupted_sends`):
+SMS and webhooks are sent again under the same idempotency key, an email already handed to
+SMTP is reported failed, never sent twice. Handing over a chunk at a time bounds the emails
+a crash leaves unknown to one chunk.
 """
 
 from __future__ import annotations
@@ -35,12 +39,8 @@ from crm_shared.contracts import (
     Channel,
     CloudEvent,
     NotificationChannel,
-    NotificationFailed,
-    NotificationSent,
-    NotificationSuppressed,
     Purpose,
     Stage,
-    build_event,
 )
 from notification_service.channels.base import (
     Channel as DeliveryChannel,
@@ -64,7 +64,6 @@ from notification_service.domain.delivery_policy import (
     ContactState,
     PolicySettings,
     Suppression,
-    SuppressionReason,
     arbitrate,
     choose_channel,
     next_attempt_or_fail,
@@ -76,13 +75,18 @@ from notification_service.domain.playbooks import (
     PlaybookRule,
     cancelled_by_purchase,
 )
-from notification_service.domain.templates import InvalidTemplate, render
-from notification_service.workflows import playbook_store
+from notification_service.domain.templates import InvalidTemplate
+from notification_service.workflows import interrupted_sends, playbook_store
 from notification_service.workflows.message_context import message_context, unsubscribe_url
-
-SOURCE = "/notification-service"
-SCHEDULED, SENDING, SENT = "scheduled", "sending", "sent"
-FAILED, SUPPRESSED = "failed", "suppressed"
+from notification_service.workflows.outcomes import (
+    SCHEDULED,
+    SENDING,
+    SENT,
+    fail,
+    mark_sent,
+    suppress,
+)
+from notification_service.workflows.rendering import TemplateRenderer
 
 
 @dataclass(frozen=True)
@@ -92,10 +96,15 @@ class DeliveryConfig:
     policy: PolicySettings
     channels: dict[NotificationChannel, DeliveryChannel]
     public_base_url: str
-    signing_secret: bytes
+    unsubscribe_secret: bytes
+    # This process's name on the rows it sends (see interrupted_sends.hold_sender).
+    sender: str
+    renderer: TemplateRenderer
     batch_size: int = 200
+    # Sends in flight at once, and so the most emails a crash can leave unknown.
     parallel_sends: int = 20
-    # A ``sending`` row older than this was interrupted (the send timeout is far shorter).
+    # A ``sending`` row older than this was interrupted whoever its sender (a backstop: a
+    # live sender records a chunk within the send timeout).
     sending_lease: timedelta = timedelta(minutes=10)
     # Triggers older than this (a replay of old events) send nothing; None: no limit.
     max_trigger_age: timedelta | None = timedelta(days=7)
@@ -105,6 +114,10 @@ class DeliveryConfig:
 class _Send:
     message: OutgoingMessage
     attempt: int
+
+    @property
+    def notification_id(self) -> str:
+        return self.message.notification_id
 
 
 @dataclass(frozen=True)
@@ -122,28 +135,59 @@ async def deliver_due(
 ) -> int:
     """One round: decide, send and record every notification due now; how many were claimed."""
     now = clock()
+    await interrupted_sends.recover(
+        runtime,
+        sender=config.sender,
+        stale_before=now - config.sending_lease,
+        now=now,
+        max_attempts=config.policy.max_attempts,
+    )
     async with runtime.sessions() as session, session.begin():
-        await _close_interrupted(session, now - config.sending_lease, now)
         claimed = await _claim_due(session, now, config.batch_size)
         sends = await _decide(session, config, claimed, now) if claimed else []
     runtime.wake_relay()
-    if not sends:
-        return len(claimed)
-    gate = asyncio.Semaphore(config.parallel_sends)
-
-    async def send(item: _Send) -> _Outcome:
-        async with gate:
-            channel = config.channels[item.message.channel]
-            try:
-                return _Outcome(item.message.notification_id, await channel.send(item.message))
-            except DeliveryError as error:
-                return _Outcome(item.message.notification_id, error=error)
-
-    outcomes = await asyncio.gather(*(send(item) for item in sends))
-    async with runtime.sessions() as session, session.begin():
-        await _record(session, config, outcomes, clock(), jitter)
-    runtime.wake_relay()
+    outcomes: list[_Outcome] = []
+    for start in range(0, len(sends), config.parallel_sends):
+        chunk = sends[start : start + config.parallel_sends]
+        async with runtime.sessions() as session, session.begin():
+            await _record(session, config, outcomes, clock(), jitter)
+            ours = await _hand_over(session, config.sender, chunk, clock())
+        runtime.wake_relay()
+        outcomes = list(
+            await asyncio.gather(*(_send(config, i) for i in chunk if i.notification_id in ours))
+        )
+    if outcomes:
+        async with runtime.sessions() as session, session.begin():
+            await _record(session, config, outcomes, clock(), jitter)
+        runtime.wake_relay()
     return len(claimed)
+
+
+async def _send(config: DeliveryConfig, item: _Send) -> _Outcome:
+    channel = config.channels[item.message.channel]
+    try:
+        return _Outcome(item.notification_id, await channel.send(item.message))
+    except DeliveryError as error:
+        return _Outcome(item.notification_id, error=error)
+
+
+async def _hand_over(
+    session: AsyncSession, sender: str, chunk: Sequence[_Send], now: datetime
+) -> set[str]:
+    """Mark ``chunk`` as handed to its channels; the ids still this sender's to send (a row
+    erased meanwhile, or recovered by a replica that took this process for dead, is not)."""
+    rows = await session.scalars(
+        select(Notification).where(
+            Notification.notification_id.in_([item.notification_id for item in chunk]),
+            Notification.status == SENDING,
+            Notification.sender == sender,
+        )
+    )
+    ours = set()
+    for row in rows:
+        row.handed_at = now
+        ours.add(row.notification_id)
+    return ours
 
 
 async def deliver_until_idle(
@@ -207,7 +251,7 @@ async def _decide(
             notification, choice = by_key[decision.candidate.key]
             if decision.outcome == "suppress":
                 reason = decision.reason or "frequency_cap"
-                events.append(_suppress(notification, Suppression(reason, decision.detail), now))
+                events.append(suppress(notification, Suppression(reason, decision.detail), now))
             elif decision.outcome == "defer" and decision.at is not None:
                 notification.due_at = decision.at
                 notification.detail = "deferred by the frequency cap"
@@ -246,7 +290,7 @@ def _policy_checks(
         refusal = _refusal(notification, rule, contact, config, now)
         choice = refusal or choose_channel(rule, state, config.policy)
         if isinstance(choice, Suppression):
-            events.append(_suppress(notification, choice, now))
+            events.append(suppress(notification, choice, now))
             continue
         if choice.channel not in INTERNAL_CHANNELS:
             release = quiet_hours_release(now, state.time_zone, config.policy)
@@ -256,7 +300,7 @@ def _policy_checks(
                 continue
         in_app = choice.channel is NotificationChannel.IN_APP
         if not in_app and choice.channel not in config.channels:
-            events.append(_fail(notification, now, f"no {choice.channel.value} channel configured"))
+            events.append(fail(notification, now, f"no {choice.channel.value} channel configured"))
             continue
         candidate = Candidate(
             key=notification.notification_id,
@@ -282,19 +326,24 @@ async def _prepare(
     channel = choice.channel
     template = await playbook_store.template_for(session, notification.template_id, channel)
     if template is None or contact is None:
-        return _fail(notification, now, f"no template {notification.template_id!r} for {channel}")
+        return fail(notification, now, f"no template {notification.template_id!r} for {channel}")
     category = Category(notification.category)
     link = (
         None
         if channel in INTERNAL_CHANNELS
         else unsubscribe_url(
-            config.public_base_url, config.signing_secret, contact.customer_id, channel, category
+            config.public_base_url,
+            config.unsubscribe_secret,
+            contact.customer_id,
+            channel,
+            category,
         )
     )
     try:
-        content = render(template, message_context(contact, notification, link))
+        context = message_context(contact, notification, link)
+        content = await config.renderer.render(template, context)
     except InvalidTemplate as invalid:
-        return _fail(notification, now, f"template does not render: {invalid}")
+        return fail(notification, now, f"template does not render: {invalid}")
     notification.channel = channel.value
     notification.recipient = choice.address
     notification.subject = content.subject or content.title
@@ -311,8 +360,10 @@ async def _prepare(
                 created_at=now,
             )
         )
-        return _mark_sent(notification, now, provider_id=None)
+        return mark_sent(notification, now, provider_id=None)
     notification.status = SENDING
+    notification.sender = config.sender
+    notification.handed_at = None
     message = OutgoingMessage(
         notification_id=notification.notification_id,
         customer_id=notification.customer_id,
@@ -332,6 +383,8 @@ async def _record(
     now: datetime,
     jitter: Callable[[], float],
 ) -> None:
+    if not outcomes:
+        return
     rows = {
         n.notification_id: n
         for n in await session.scalars(
@@ -343,11 +396,15 @@ async def _record(
     events: list[CloudEvent] = []
     for outcome in outcomes:
         notification = rows.get(outcome.notification_id)
-        if notification is None or notification.status != SENDING:
-            continue  # erased meanwhile, or closed as interrupted by another replica
+        if (
+            notification is None
+            or notification.status != SENDING
+            or notification.sender != config.sender
+        ):
+            continue  # erased meanwhile, or recovered by a replica that took us for dead
         error = outcome.error
         if error is None:
-            events.append(_mark_sent(notification, now, outcome.provider_id))
+            events.append(mark_sent(notification, now, outcome.provider_id))
             continue
         retry = isinstance(error, TransientDeliveryError) and next_attempt_or_fail(
             notification.attempts, config.policy
@@ -360,26 +417,7 @@ async def _record(
             notification.due_at = now + wait
             notification.detail = f"attempt {notification.attempts} failed: {error.reason}"
             continue
-        events.append(_fail(notification, now, error.reason))
-    await add_many_to_outbox(session, PLUMBING, events)
-
-
-async def _close_interrupted(
-    session: AsyncSession, started_before: datetime, now: datetime
-) -> None:
-    stale = await session.scalars(
-        select(Notification).where(
-            Notification.status == SENDING, Notification.decided_at < started_before
-        )
-    )
-    events = [
-        _fail(
-            notification,
-            now,
-            "interrupted while sending: whether it left is unknown, so it is not sent again",
-        )
-        for notification in stale
-    ]
+        events.append(fail(notification, now, error.reason))
     await add_many_to_outbox(session, PLUMBING, events)
 
 
@@ -453,62 +491,3 @@ def _refusal(
     if contact is None:
         return Suppression("no_contact", "nothing is known of this customer here")
     return None
-
-
-def _suppress(notification: Notification, why: Suppression, now: datetime) -> CloudEvent:
-    notification.status = SUPPRESSED
-    notification.reason = why.reason
-    notification.detail = why.detail
-    notification.finished_at = now
-    reason: SuppressionReason = why.reason
-    payload = NotificationSuppressed(
-        notification_id=notification.notification_id,
-        customer_id=notification.customer_id,
-        rule_id=notification.rule_id,
-        channel=why.channel,
-        category=Category(notification.category),
-        trigger_event_id=notification.trigger_event_id,
-        suppressed_at=now,
-        reason=reason,
-        detail=why.detail,
-    )
-    return build_event(payload, source=SOURCE, time=now)
-
-
-def _mark_sent(notification: Notification, now: datetime, provider_id: str | None) -> CloudEvent:
-    notification.status = SENT
-    notification.finished_at = now
-    notification.provider_id = provider_id
-    notification.detail = None
-    payload = NotificationSent(
-        notification_id=notification.notification_id,
-        customer_id=notification.customer_id,
-        rule_id=notification.rule_id,
-        template_id=notification.template_id,
-        channel=NotificationChannel(notification.channel or NotificationChannel.IN_APP),
-        category=Category(notification.category),
-        trigger_event_id=notification.trigger_event_id,
-        sent_at=now,
-    )
-    return build_event(payload, source=SOURCE, time=now)
-
-
-def _fail(notification: Notification, now: datetime, error: str) -> CloudEvent:
-    notification.status = FAILED
-    notification.finished_at = now
-    notification.detail = error
-    channel = notification.channel or next(iter(notification.channels or []), None)
-    payload = NotificationFailed(
-        notification_id=notification.notification_id,
-        customer_id=notification.customer_id,
-        rule_id=notification.rule_id,
-        template_id=notification.template_id,
-        channel=NotificationChannel(channel) if channel else NotificationChannel.EMAIL,
-        category=Category(notification.category),
-        trigger_event_id=notification.trigger_event_id,
-        failed_at=now,
-        attempts=max(notification.attempts, 1),
-        permanent=True,
-        error=error[:500],
-    )
-    return build_event(payload, source=SOURCE, time=now)

@@ -4,15 +4,20 @@ A rule is only stored when it can go live: valid on its own (``validate_rule``) 
 text of its template for every channel it may fall back to, since delivery fails a message
 whose chosen channel has no text. For the same reason a template text that a rule still sends
 cannot be deleted; a template text is only stored when it renders the sample context.
+
+A template's category (marketing or service) is what its text is, so a rule sends it with
+that category or not at all, and a template's category cannot change while a rule sends it
+with the other one: consent for marketing is never skipped by calling an offer a service.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared.contracts import NotificationChannel
+from crm_shared.contracts import Category, NotificationChannel
 from crm_shared.errors import Conflict, NotFound
 from notification_service.domain.playbooks import (
     InvalidPlaybookRule,
@@ -20,8 +25,9 @@ from notification_service.domain.playbooks import (
     RuleProblem,
     validate_rule,
 )
-from notification_service.domain.templates import InvalidTemplate, Template, validate_template
+from notification_service.domain.templates import InvalidTemplate, Template
 from notification_service.workflows import playbook_store
+from notification_service.workflows.rendering import TemplateRenderer
 
 
 async def rule_problems(session: AsyncSession, rule: PlaybookRule) -> list[RuleProblem]:
@@ -29,7 +35,16 @@ async def rule_problems(session: AsyncSession, rule: PlaybookRule) -> list[RuleP
     problems = validate_rule(rule, known_template_ids=await playbook_store.template_ids(session))
     if any(problem.field == "template_id" for problem in problems):
         return problems
-    texts = {t.channel for t in await playbook_store.templates_by_id(session, rule.template_id)}
+    stored = await playbook_store.templates_by_id(session, rule.template_id)
+    texts = {t.channel for t in stored}
+    category = stored[0].category if stored else rule.category
+    if rule.category is not category:
+        problems.append(
+            RuleProblem(
+                "category",
+                f"template {rule.template_id!r} is {category.value}: its rules are too",
+            )
+        )
     problems.extend(
         RuleProblem(
             f"channels.{index}", f"template {rule.template_id!r} has no {channel.value} text"
@@ -63,17 +78,41 @@ async def remove_rule(session: AsyncSession, rule_id: str) -> None:
         raise NotFound(f"No rule {rule_id!r}.")
 
 
-async def save_template_text(session: AsyncSession, template: Template, now: datetime) -> bool:
-    """Store one channel's text of a template; True when it is new.
+async def save_template_text(
+    session: AsyncSession,
+    template: Template,
+    now: datetime,
+    renderer: TemplateRenderer,
+    category: Category | None = None,
+) -> tuple[Template, bool]:
+    """Store one channel's text of a template; the text as stored, and True when it is new.
 
-    Raises :class:`InvalidTemplate` naming every part that does not render the sample.
+    ``category`` applies to every channel's text of the template; None keeps the template's
+    (marketing for a new one). Raises :class:`InvalidTemplate` naming every part that does
+    not render the sample, 409 when rules send the template with another category.
     """
-    problems = validate_template(template)
+    problems = await renderer.problems(template)
     if problems:
         raise InvalidTemplate(problems)
-    existing = await playbook_store.template_for(session, template.template_id, template.channel)
-    await playbook_store.save_template(session, template, now)
-    return existing is None
+    stored = await playbook_store.templates_by_id(session, template.template_id)
+    current = stored[0].category if stored else None
+    chosen = category or current or Category.MARKETING
+    if current is not None and chosen is not current:
+        others = [
+            rule.rule_id
+            for rule in await playbook_store.all_rules(session)
+            if rule.template_id == template.template_id and rule.category is not chosen
+        ]
+        if others:
+            raise Conflict(
+                f"Rules {', '.join(others)} send this template as {current.value}; change"
+                " their category or delete them first.",
+                rules=others,
+            )
+        await playbook_store.set_template_category(session, template.template_id, chosen, now)
+    saved = dataclasses.replace(template, category=chosen)
+    await playbook_store.save_template(session, saved, now)
+    return saved, all(text.channel is not template.channel for text in stored)
 
 
 async def remove_template(

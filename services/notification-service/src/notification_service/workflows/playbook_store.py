@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared import upsert_into
-from crm_shared.contracts import NotificationChannel
+from crm_shared.contracts import Category, NotificationChannel
 from notification_service.db.models import PlaybookRuleRow, TemplateRow
 from notification_service.domain.default_playbook import DEFAULT_RULES
 from notification_service.domain.default_templates import DEFAULT_TEMPLATES
@@ -138,8 +138,23 @@ async def save_template(session: AsyncSession, template: Template, now: datetime
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=[TemplateRow.template_id, TemplateRow.channel],
-            set_={"parts": statement.excluded.parts, "updated_at": now},
+            set_={
+                "parts": statement.excluded.parts,
+                "category": statement.excluded.category,
+                "updated_at": now,
+            },
         )
+    )
+
+
+async def set_template_category(
+    session: AsyncSession, template_id: str, category: Category, now: datetime
+) -> None:
+    """Make every channel's text of ``template_id`` of ``category``."""
+    await session.execute(
+        update(TemplateRow)
+        .where(TemplateRow.template_id == template_id)
+        .values(category=category.value, updated_at=now)
     )
 
 
@@ -155,7 +170,9 @@ async def delete_template(
 
 
 def _template_of(row: TemplateRow) -> Template:
-    return Template(row.template_id, NotificationChannel(row.channel), row.parts)
+    return Template(
+        row.template_id, NotificationChannel(row.channel), row.parts, Category(row.category)
+    )
 
 
 def _template_values(template: Template, now: datetime) -> dict[str, object]:
@@ -163,5 +180,6 @@ def _template_values(template: Template, now: datetime) -> dict[str, object]:
         "template_id": template.template_id,
         "channel": template.channel.value,
         "parts": dict(template.parts),
+        "category": template.category.value,
         "updated_at": now,
     }

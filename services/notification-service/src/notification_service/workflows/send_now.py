@@ -25,6 +25,7 @@ from notification_service.domain.playbooks import (
     InvalidPlaybookRule,
     PlaybookRule,
 )
+from notification_service.workflows import playbook_store
 from notification_service.workflows.playbook_editing import rule_problems
 from notification_service.workflows.scheduling import SCHEDULED
 
@@ -38,7 +39,7 @@ class SendNow:
     customer_id: str
     template_id: str
     channels: Sequence[NotificationChannel]
-    category: Category
+    category: Category | None  # None: the template's; another one than the template's: 422
     requested_by: str
     idempotency_key: str | None = None
 
@@ -52,6 +53,9 @@ async def send_now(session: AsyncSession, request: SendNow, now: datetime) -> No
     """
     if await session.get(Contact, request.customer_id) is None:
         raise NotFound(f"notification-service knows no customer {request.customer_id}.")
+    texts = await playbook_store.templates_by_id(session, request.template_id)
+    # The category is the template's: a marketing text needs consent whatever the caller says.
+    category = texts[0].category if texts else request.category or Category.MARKETING
     # The checks a rule sending this would pass: the same ones, so the same messages.
     one_off = PlaybookRule(
         rule_id=SEND_NOW,
@@ -59,7 +63,7 @@ async def send_now(session: AsyncSession, request: SendNow, now: datetime) -> No
         event_type=CUSTOMER_CREATED,
         template_id=request.template_id,
         channels=tuple(request.channels),
-        category=request.category,
+        category=request.category or category,
     )
     problems = await rule_problems(session, one_off)
     if problems:
@@ -73,7 +77,7 @@ async def send_now(session: AsyncSession, request: SendNow, now: datetime) -> No
         rule_id=None,
         template_id=request.template_id,
         channels=[channel.value for channel in request.channels],
-        category=request.category.value,
+        category=category.value,
         priority=0,
         trigger_facts={"send_now": {"requested_by": request.requested_by}},
         status=SCHEDULED,
@@ -86,7 +90,7 @@ async def send_now(session: AsyncSession, request: SendNow, now: datetime) -> No
     queued = await session.scalar(select(Notification).where(Notification.dedup_key == key))
     if queued is None:  # erased between the insert and the read: nothing to show
         raise NotFound(f"notification-service knows no customer {request.customer_id}.")
-    if not _same_request(queued, request):
+    if not _same_request(queued, request, category):
         raise UnprocessableContent(
             "This Idempotency-Key was already used for a different send.",
             field=IDEMPOTENCY_HEADER,
@@ -100,10 +104,10 @@ def _dedup_key(requested_by: str, unique: str) -> str:
     return f"{SEND_NOW}/{digest}"
 
 
-def _same_request(queued: Notification, request: SendNow) -> bool:
+def _same_request(queued: Notification, request: SendNow, category: Category) -> bool:
     return (
         queued.customer_id == request.customer_id
         and queued.template_id == request.template_id
         and list(queued.channels) == [channel.value for channel in request.channels]
-        and queued.category == request.category.value
+        and queued.category == category.value
     )

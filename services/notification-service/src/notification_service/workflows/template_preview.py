@@ -11,16 +11,10 @@ from crm_shared.contracts import NotificationChannel
 from crm_shared.errors import NotFound
 from notification_service.db.models import Contact
 from notification_service.domain.delivery_policy import INTERNAL_CHANNELS
-from notification_service.domain.templates import (
-    SAMPLE_CONTEXT,
-    InvalidTemplate,
-    RenderedMessage,
-    Template,
-    render,
-    validate_template,
-)
+from notification_service.domain.templates import SAMPLE_CONTEXT, RenderedMessage, Template
 from notification_service.workflows import playbook_store
 from notification_service.workflows.message_context import customer_context
+from notification_service.workflows.rendering import TemplateRenderer
 
 DRAFT_ID = "draft"
 
@@ -33,8 +27,10 @@ async def preview(
     parts: Mapping[str, str] | None,
     customer_id: str | None,
     public_base_url: str,
+    renderer: TemplateRenderer,
 ) -> RenderedMessage:
-    """Render ``parts`` (a draft) or the stored text of ``template_id`` for ``channel``.
+    """Render ``parts`` (a draft) or the stored text of ``template_id`` for ``channel``, off
+    the event loop within the renderer's limits.
 
     With ``customer_id`` the context is that customer's as a message sent now, outside any
     trigger, would see it (no warning, no order); without, :data:`SAMPLE_CONTEXT`. Raises
@@ -50,10 +46,7 @@ async def preview(
     else:
         raise ValueError("a preview needs a template id or parts")
     context = await _context(session, channel, customer_id, public_base_url)
-    problems = validate_template(template, context)
-    if problems:
-        raise InvalidTemplate(problems)
-    return render(template, context)
+    return await renderer.render_checked(template, context)
 
 
 async def _context(

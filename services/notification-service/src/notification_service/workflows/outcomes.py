@@ -1,0 +1,84 @@
+"""A message's final states: sent, failed or suppressed, each with the event it publishes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+from crm_shared.contracts import (
+    Category,
+    CloudEvent,
+    NotificationChannel,
+    NotificationFailed,
+    NotificationSent,
+    NotificationSuppressed,
+    build_event,
+)
+from notification_service.db.models import Notification
+from notification_service.domain.delivery_policy import Suppression, SuppressionReason
+
+SOURCE: Final = "/notification-service"
+SCHEDULED, SENDING, SENT = "scheduled", "sending", "sent"
+FAILED, SUPPRESSED = "failed", "suppressed"
+
+
+def suppress(notification: Notification, why: Suppression, now: datetime) -> CloudEvent:
+    """Close ``notification`` as suppressed; the ``notification.suppressed`` to publish."""
+    notification.status = SUPPRESSED
+    notification.reason = why.reason
+    notification.detail = why.detail
+    notification.finished_at = now
+    reason: SuppressionReason = why.reason
+    payload = NotificationSuppressed(
+        notification_id=notification.notification_id,
+        customer_id=notification.customer_id,
+        rule_id=notification.rule_id,
+        channel=why.channel,
+        category=Category(notification.category),
+        trigger_event_id=notification.trigger_event_id,
+        suppressed_at=now,
+        reason=reason,
+        detail=why.detail,
+    )
+    return build_event(payload, source=SOURCE, time=now)
+
+
+def mark_sent(notification: Notification, now: datetime, provider_id: str | None) -> CloudEvent:
+    """Close ``notification`` as sent; the ``notification.sent`` to publish."""
+    notification.status = SENT
+    notification.finished_at = now
+    notification.provider_id = provider_id
+    notification.detail = None
+    payload = NotificationSent(
+        notification_id=notification.notification_id,
+        customer_id=notification.customer_id,
+        rule_id=notification.rule_id,
+        template_id=notification.template_id,
+        channel=NotificationChannel(notification.channel or NotificationChannel.IN_APP),
+        category=Category(notification.category),
+        trigger_event_id=notification.trigger_event_id,
+        sent_at=now,
+    )
+    return build_event(payload, source=SOURCE, time=now)
+
+
+def fail(notification: Notification, now: datetime, error: str) -> CloudEvent:
+    """Close ``notification`` as failed for good; the ``notification.failed`` to publish."""
+    notification.status = FAILED
+    notification.finished_at = now
+    notification.detail = error
+    channel = notification.channel or next(iter(notification.channels or []), None)
+    payload = NotificationFailed(
+        notification_id=notification.notification_id,
+        customer_id=notification.customer_id,
+        rule_id=notification.rule_id,
+        template_id=notification.template_id,
+        channel=NotificationChannel(channel) if channel else NotificationChannel.EMAIL,
+        category=Category(notification.category),
+        trigger_event_id=notification.trigger_event_id,
+        failed_at=now,
+        attempts=max(notification.attempts, 1),
+        permanent=True,
+        error=error[:500],
+    )
+    return build_event(payload, source=SOURCE, time=now)

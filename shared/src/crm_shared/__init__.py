@@ -16,6 +16,7 @@ from crm_shared._auth import (
     hash_api_key,
     require_scope,
 )
+from crm_shared._body_limit import RequestBodyLimits, allow_larger_body
 from crm_shared._broker import BrokerStartError, EmbeddedBroker, free_loopback_port
 from crm_shared._clock import as_utc, utc_now
 from crm_shared._consumer import (
@@ -65,6 +66,7 @@ from crm_shared._settings import ApiKeyRecord, Scope, ServiceSettings
 from crm_shared.errors import (
     BadRequest,
     Conflict,
+    ContentTooLarge,
     Forbidden,
     Gone,
     NotFound,
@@ -86,6 +88,7 @@ __all__ = [
     "BatchFinisher",
     "BrokerStartError",
     "Conflict",
+    "ContentTooLarge",
     "EmbeddedBroker",
     "EventConsumer",
     "EventHandler",
@@ -99,6 +102,7 @@ __all__ = [
     "Principal",
     "Problem",
     "ReadAccess",
+    "RequestBodyLimits",
     "RetryPolicy",
     "RuntimeDep",
     "Scope",
@@ -117,6 +121,7 @@ __all__ = [
     "WriteAccess",
     "add_many_to_outbox",
     "add_to_outbox",
+    "allow_larger_body",
     "as_utc",
     "attach_runtime",
     "configure_logging",

@@ -45,6 +45,9 @@ class ServiceSettings(BaseSettings):
     kafka_enabled: bool = True
     api_keys: list[ApiKeyRecord] = Field(default_factory=list)
     log_level: str = "INFO"
+    # 256 KiB: any body of that size yields events well under the 1 MiB producer limit (see
+    # the README's limits); profile-service's streamed import has its own, larger limit.
+    max_request_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     outbox_poll_interval_seconds: float = Field(default=0.5, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
 

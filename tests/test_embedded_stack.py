@@ -39,12 +39,20 @@ def test_make_run_stack_serves_customers_and_tracks_their_stage(tmp_path: Path) 
             customer_id = created.json()["id"]
             read = client.get(f"/v1/customers/{customer_id}", headers=key)
             assert read.json()["first_name"] == "Ada"
-            assert client.get("/readyz").json()["checks"] == {"database": True, "broker": True}
+            assert client.get("/readyz").json()["checks"] == {
+                "database": True,
+                "broker": True,
+                "outbox": True,
+            }
 
         lifecycle = stack.services["lifecycle-service"].base_url
         with httpx.Client(base_url=lifecycle, timeout=10) as client:
             assert client.get("/healthz").status_code == 200
-            assert client.get("/readyz").json()["checks"] == {"database": True, "broker": True}
+            assert client.get("/readyz").json()["checks"] == {
+                "database": True,
+                "broker": True,
+                "outbox": True,
+            }
             assert client.get("/docs").status_code == 200
             assert client.get(f"/v1/customers/{customer_id}/stage").status_code == 401
             stage = _stage_once_known(client, customer_id, headers=key)
@@ -78,7 +86,11 @@ def _assert_notification_service_serves_its_playbook(stack: Stack, key: dict[str
     notification = stack.services["notification-service"].base_url
     with httpx.Client(base_url=notification, timeout=10) as client:
         assert client.get("/healthz").status_code == 200
-        assert client.get("/readyz").json()["checks"] == {"database": True, "broker": True}
+        assert client.get("/readyz").json()["checks"] == {
+            "database": True,
+            "broker": True,
+            "outbox": True,
+        }
         assert client.get("/docs").status_code == 200
         assert client.get("/v1/rules").status_code == 401
         response = client.get("/v1/rules", headers=key)

@@ -16,6 +16,7 @@ from crm_shared._auth import (
     hash_api_key,
     require_scope,
 )
+from crm_shared._body_limit import RequestBodyLimits, allow_larger_body
 from crm_shared._clock import as_utc, utc_now
 from crm_shared._consumer import (
     BatchFinisher,
@@ -74,6 +75,7 @@ from crm_shared._settings import ApiKeyRecord, Scope, ServiceSettings
 from crm_shared.errors import (
     BadRequest,
     Conflict,
+    ContentTooLarge,
     Forbidden,
     Gone,
     NotFound,
@@ -95,6 +97,7 @@ __all__ = [
     "BadRequest",
     "BatchFinisher",
     "Conflict",
+    "ContentTooLarge",
     "CursorPosition",
     "CursorText",
     "EventConsumer",
@@ -111,6 +114,7 @@ __all__ = [
     "Principal",
     "Problem",
     "ReadAccess",
+    "RequestBodyLimits",
     "RetryPolicy",
     "RuntimeDep",
     "Scope",
@@ -129,6 +133,7 @@ __all__ = [
     "WriteAccess",
     "add_many_to_outbox",
     "add_to_outbox",
+    "allow_larger_body",
     "as_utc",
     "attach_runtime",
     "configure_logging",

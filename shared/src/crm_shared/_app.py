@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from crm_shared._auth import ApiKeyAuthenticator
+from crm_shared._body_limit import install_body_limit
 from crm_shared._docs import install_local_docs
 from crm_shared._health import health_router
 from crm_shared._logging import configure_logging
@@ -30,6 +31,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in {
         401: "No valid API key",
         403: "The key lacks the needed scope",
+        413: "The request body is larger than the endpoint accepts",
         422: "A field is invalid",
     }.items()
 }
@@ -63,6 +65,7 @@ def create_service_app(
     app.state.authenticator = ApiKeyAuthenticator(settings.api_keys)
     app.state.readiness_checks = {}
     install_problem_handlers(app)
+    install_body_limit(app, settings.max_request_body_bytes)  # inside: 413s get ids and metrics
     app.add_middleware(NulCharacterGuard)  # inside the request context: its 422s get an id
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.include_router(health_router())

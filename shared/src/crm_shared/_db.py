@@ -179,14 +179,16 @@ def plumbing_tables(metadata: MetaData) -> PlumbingTables:
         Column("payload", Text, nullable=False),
         Column("created_at", UtcDateTime, nullable=False),
         Column("sent_at", UtcDateTime, nullable=True),
+        # Set aside: the broker can never take this row (too large); an operator decides.
+        Column("parked_at", UtcDateTime, nullable=True),
+        Column("park_reason", String(500), nullable=True),
     )
-    # The relay only ever looks for unsent rows; a partial index keeps that scan tiny.
-    Index(
-        "ix_outbox_unsent",
-        outbox.c.id,
-        postgresql_where=outbox.c.sent_at.is_(None),
-        sqlite_where=outbox.c.sent_at.is_(None),
-    )
+    # The relay and readiness only ever look for unsent rows and parked rows; partial indexes
+    # keep both scans as small as the rows they look for.
+    unsent = outbox.c.sent_at.is_(None) & outbox.c.parked_at.is_(None)
+    Index("ix_outbox_unsent", outbox.c.id, postgresql_where=unsent, sqlite_where=unsent)
+    parked = outbox.c.parked_at.is_not(None)
+    Index("ix_outbox_parked", outbox.c.id, postgresql_where=parked, sqlite_where=parked)
     processed_events = Table(
         "processed_events",
         metadata,

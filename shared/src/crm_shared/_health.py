@@ -1,15 +1,27 @@
-"""``/healthz`` (the process answers), ``/readyz`` (database and broker reachable), ``/metrics``."""
+"""``/healthz`` (the process answers), ``/readyz`` (dependencies reachable, outbox flowing),
+``/metrics``."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from crm_shared._metrics import metrics_endpoint
 
-ReadinessCheck = Callable[[], Awaitable[bool]]
+
+@dataclass(frozen=True)
+class ReadinessResult:
+    """A readiness check's verdict, with details worth showing in ``/readyz``'s body."""
+
+    ready: bool
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+ReadinessCheck = Callable[[], Awaitable[bool | ReadinessResult]]
 
 
 def health_router() -> APIRouter:
@@ -22,17 +34,25 @@ def health_router() -> APIRouter:
 
     @router.get(
         "/readyz",
-        summary="Readiness: database and broker reachable",
-        responses={503: {"description": "A dependency is down"}},
+        summary="Readiness: database and broker reachable, outbox flowing",
+        responses={503: {"description": "A dependency is down or the outbox is stuck"}},
     )
     async def readyz(request: Request) -> JSONResponse:
         checks: dict[str, ReadinessCheck] = request.app.state.readiness_checks
-        results = {name: await check() for name, check in checks.items()}
+        results: dict[str, bool] = {}
+        details: dict[str, dict[str, Any]] = {}
+        for name, check in checks.items():
+            verdict = await check()
+            if isinstance(verdict, ReadinessResult):
+                results[name] = verdict.ready
+                details[name] = verdict.details
+            else:
+                results[name] = verdict
         ready = all(results.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "unavailable", "checks": results},
-            status_code=200 if ready else 503,
-        )
+        body: dict[str, Any] = {"status": "ready" if ready else "unavailable", "checks": results}
+        if details:
+            body["details"] = details
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics(request: Request) -> Response:

@@ -17,13 +17,20 @@ _logger = logging.getLogger("crm.kafka")
 
 
 def create_producer(
-    bootstrap_servers: str, *, client_id: str, security: KafkaSecurity = PLAINTEXT
+    bootstrap_servers: str,
+    *,
+    client_id: str,
+    security: KafkaSecurity = PLAINTEXT,
+    max_message_bytes: int = 1024 * 1024,
 ) -> AIOKafkaProducer:
     """A producer that waits for the broker's acknowledgement of every message.
 
     No idempotent producer and no transactions: the embedded broker lacks them, and the
     outbox plus the consumers' inbox make delivery effectively-once on any broker.
     `security` (TLS, SASL) is how every client of a service connects, this one and the rest.
+    ``max_message_bytes`` should not exceed the broker's ``message.max.bytes``: a record over
+    it is then refused here, alone, and the relay parks it, instead of the broker refusing
+    the whole partition batch it travels in.
     """
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
@@ -33,6 +40,7 @@ def create_producer(
         enable_idempotence=False,
         linger_ms=2,
         max_batch_size=512 * 1024,
+        max_request_size=max_message_bytes,
         request_timeout_ms=15_000,
     )
 

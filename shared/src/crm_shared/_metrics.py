@@ -61,7 +61,25 @@ class ServiceMetrics:
             "outbox_published", "Outbox events published", ["topic"], registry=registry
         )
         self.outbox_pending = Gauge(
-            "outbox_pending", "Outbox events not yet published", registry=registry
+            "outbox_pending",
+            "Outbox events not yet published (parked ones excluded)",
+            registry=registry,
+        )
+        self.outbox_oldest_unsent_age = Gauge(
+            "outbox_oldest_unsent_age_seconds",
+            "How long the oldest outbox event not yet published has waited",
+            registry=registry,
+        )
+        self.outbox_parked = Counter(
+            "outbox_parked",
+            "Outbox events set aside because the broker can never take them",
+            ["topic"],
+            registry=registry,
+        )
+        self.outbox_parked_rows = Gauge(
+            "outbox_parked_rows",
+            "Outbox events set aside, waiting for an operator",
+            registry=registry,
         )
 
     def render(self) -> Response:

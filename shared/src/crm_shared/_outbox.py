@@ -17,11 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from crm_shared._clock import utc_now
 from crm_shared._db import PlumbingTables
 from crm_shared._metrics import ServiceMetrics
+from crm_shared._outbox_delivery import NotAttempted, OutboxRow, deliver, is_unpublishable
+from crm_shared._outbox_health import OutboxBacklog, count_unsent, read_backlog, record_backlog
 from crm_shared.contracts import CloudEvent, encode_event
 
 _logger = logging.getLogger("crm.outbox")
 OUTBOX_ADDED = "crm.outbox_added"
 _PRUNE_EVERY_SECONDS = 300.0
+# Counting a large backlog walks its index: while busy, the gauges are refreshed this often.
+_GAUGES_EVERY_SECONDS = 2.0
 
 
 async def add_to_outbox(session: AsyncSession, tables: PlumbingTables, event: CloudEvent) -> None:
@@ -73,6 +77,11 @@ class OutboxRelay:
     ids are drawn before commit, so a transaction that commits late holds a lower id than
     rows already published, and an id watermark would skip it forever. On PostgreSQL an
     advisory lock lets one relay per service run at a time, keeping per-key order.
+
+    A row the broker can never take (too large) is parked: marked with the time and reason,
+    counted, logged at ERROR, and passed over, so the rows behind it flow on. A failure that
+    may heal (broker down) stops the batch at that row: it and the rows behind it wait and
+    are retried in order, while the gauges and ``/readyz`` show the backlog growing.
     """
 
     def __init__(
@@ -99,6 +108,7 @@ class OutboxRelay:
         self._retention = retention
         self._wake = asyncio.Event()
         self._stopping = False
+        self._gauges_at = 0.0
 
     def wake(self) -> None:
         """Publish soon: called after a commit that added outbox rows."""
@@ -122,14 +132,18 @@ class OutboxRelay:
                         if time.monotonic() - last_prune > _PRUNE_EVERY_SECONDS:
                             await self.prune_sent()
                             last_prune = time.monotonic()
+                        await self._refresh_gauges(force=published == 0)
                         if published < self._batch_size:
                             await self._idle()
                     if not self._stopping:
+                        await self._refresh_gauges()
                         await self._idle()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 _logger.warning("outbox relay failed; retrying", exc_info=True)
+                with contextlib.suppress(Exception):
+                    await self._refresh_gauges()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
 
@@ -137,6 +151,19 @@ class OutboxRelay:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self._poll_interval)
         self._wake.clear()
+
+    async def _refresh_gauges(self, *, force: bool = False) -> None:
+        if not force and time.monotonic() - self._gauges_at < _GAUGES_EVERY_SECONDS:
+            return
+        await self.refresh_gauges()
+
+    async def refresh_gauges(self) -> OutboxBacklog:
+        """Set the pending, oldest-age and parked gauges from the table; return the backlog."""
+        backlog = await read_backlog(self._sessions, self._outbox)
+        pending = await count_unsent(self._sessions, self._outbox)
+        record_backlog(self._metrics, backlog, pending, utc_now())
+        self._gauges_at = time.monotonic()
+        return backlog
 
     @contextlib.asynccontextmanager
     async def _leadership(self) -> AsyncIterator[Callable[[], Awaitable[bool]]]:
@@ -169,38 +196,92 @@ class OutboxRelay:
                         await connection.scalar(select(func.pg_advisory_unlock(key)))
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unsent rows; return how many were published."""
-        async with self._sessions() as session, session.begin():
-            rows = (
-                await session.execute(
-                    select(
-                        self._outbox.c.id,
-                        self._outbox.c.topic,
-                        self._outbox.c.message_key,
-                        self._outbox.c.payload,
-                    )
-                    .where(self._outbox.c.sent_at.is_(None))
-                    .order_by(self._outbox.c.id)
-                    .limit(self._batch_size)
-                )
-            ).all()
+        """Publish one batch of unsent rows; return how many were published or parked.
+
+        Raises the first error that may heal, after recording what the batch did achieve:
+        every acknowledged row is marked sent, every unpublishable one parked, whatever their
+        place in the batch.
+        """
+        rows = await self._unsent_batch()
         if not rows:
-            self._metrics.outbox_pending.set(0)
             return 0
-        deliveries = [
-            await self._producer.send(row.topic, row.payload.encode(), key=row.message_key.encode())
-            for row in rows
-        ]
-        await asyncio.gather(*deliveries)
+        outcomes = await deliver(self._producer, rows)
+        sent: list[OutboxRow] = []
+        parked: list[tuple[OutboxRow, BaseException]] = []
+        blocked: BaseException | None = None
+        for row, error in zip(rows, outcomes, strict=True):
+            if error is None:
+                sent.append(row)
+            elif blocked is not None or isinstance(error, NotAttempted):
+                continue  # waits behind the failure, to keep its key's order
+            elif is_unpublishable(error):
+                # A broker refuses a whole partition batch for one record over its limit:
+                # alone, a row that merely travelled with it goes through.
+                alone = (await deliver(self._producer, [row]))[0]
+                if alone is None:
+                    sent.append(row)
+                elif is_unpublishable(alone):
+                    parked.append((row, alone))
+                else:
+                    blocked = alone
+            else:
+                blocked = error
+        await self._record(sent, parked)
+        if blocked is not None:
+            raise blocked
+        return len(sent) + len(parked)
+
+    async def _unsent_batch(self) -> list[OutboxRow]:
+        outbox = self._outbox
         async with self._sessions() as session, session.begin():
-            await session.execute(
-                update(self._outbox)
-                .where(self._outbox.c.id.in_([row.id for row in rows]))
-                .values(sent_at=utc_now())
+            result = await session.execute(
+                select(
+                    outbox.c.id,
+                    outbox.c.event_id,
+                    outbox.c.topic,
+                    outbox.c.message_key,
+                    outbox.c.payload,
+                )
+                .where(outbox.c.sent_at.is_(None), outbox.c.parked_at.is_(None))
+                .order_by(outbox.c.id)
+                .limit(self._batch_size)
             )
-        for row in rows:
+            return [OutboxRow(*row) for row in result.all()]
+
+    async def _record(
+        self, sent: Sequence[OutboxRow], parked: Sequence[tuple[OutboxRow, BaseException]]
+    ) -> None:
+        if not sent and not parked:
+            return
+        now = utc_now()
+        async with self._sessions() as session, session.begin():
+            if sent:
+                await session.execute(
+                    update(self._outbox)
+                    .where(self._outbox.c.id.in_([row.id for row in sent]))
+                    .values(sent_at=now)
+                )
+            for row, error in parked:
+                await session.execute(
+                    update(self._outbox)
+                    .where(self._outbox.c.id == row.id)
+                    .values(parked_at=now, park_reason=_reason(error))
+                )
+        for row in sent:
             self._metrics.outbox_published.labels(row.topic).inc()
-        return len(rows)
+        for row, error in parked:
+            self._metrics.outbox_parked.labels(row.topic).inc()
+            # Ids, topic, size and the client's reason only: the payload holds personal data.
+            _logger.error(
+                "outbox event parked: the broker can never accept it; the events behind it "
+                "flow on, this one waits for an operator",
+                extra={
+                    "event_id": row.event_id,
+                    "topic": row.topic,
+                    "size_bytes": row.size,
+                    "reason": _reason(error),
+                },
+            )
 
     async def prune_sent(self) -> int:
         """Delete rows published longer ago than the retention; return how many."""
@@ -214,9 +295,13 @@ class OutboxRelay:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def pending_count(self) -> int:
-        """How many rows wait to be published."""
-        query = (
-            select(func.count()).select_from(self._outbox).where(self._outbox.c.sent_at.is_(None))
-        )
-        async with self._sessions() as session:
-            return int(await session.scalar(query) or 0)
+        """How many rows wait to be published (parked rows excluded)."""
+        return await count_unsent(self._sessions, self._outbox)
+
+    async def backlog(self) -> OutboxBacklog:
+        """The oldest waiting row and the parked count, as the table holds them now."""
+        return await read_backlog(self._sessions, self._outbox)
+
+
+def _reason(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:500]

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Annotated
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -21,9 +22,11 @@ from crm_shared._db import (
     create_session_factory,
     database_is_reachable,
 )
+from crm_shared._health import ReadinessCheck, ReadinessResult
 from crm_shared._kafka import broker_is_reachable, create_consumer, create_producer, ensure_topics
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._outbox import OUTBOX_ADDED, OutboxRelay
+from crm_shared._outbox_health import outbox_readiness
 from crm_shared._schedule import run_periodically
 from crm_shared._settings import ServiceSettings
 from crm_shared.contracts import CloudEvent, dead_letter_topic
@@ -88,6 +91,11 @@ class ServiceRuntime:
         """Readiness check for the broker (true when Kafka is switched off)."""
         return True if self.producer is None else await broker_is_reachable(self.producer)
 
+    async def is_outbox_flowing(self) -> ReadinessResult:
+        """Readiness check for the relay: no row waits longer than the stuck-after setting."""
+        stuck_after = timedelta(seconds=self.settings.outbox_stuck_after_seconds)
+        return await outbox_readiness(self.sessions, self.tables.outbox, stuck_after=stuck_after)
+
     def background(self, coroutine_task: asyncio.Task[None]) -> None:
         """Own a background task so it is cancelled on shutdown."""
         self._tasks.append(coroutine_task)
@@ -141,7 +149,10 @@ async def _start_kafka(
         security=security,
     )
     producer = create_producer(
-        settings.kafka_bootstrap_servers, client_id=settings.service_name, security=security
+        settings.kafka_bootstrap_servers,
+        client_id=settings.service_name,
+        security=security,
+        max_message_bytes=settings.kafka_max_message_bytes,
     )
     await producer.start()
     runtime.producer = producer
@@ -262,7 +273,10 @@ RuntimeDep = Annotated[ServiceRuntime, Depends(runtime_of)]
 def attach_runtime(app: FastAPI, runtime: ServiceRuntime) -> None:
     """Expose the runtime and its readiness checks to routes."""
     app.state.runtime = runtime
-    app.state.readiness_checks = {
+    checks: dict[str, ReadinessCheck] = {
         "database": runtime.is_database_ready,
         "broker": runtime.is_broker_ready,
     }
+    if runtime.relay is not None:
+        checks["outbox"] = runtime.is_outbox_flowing
+    app.state.readiness_checks = checks

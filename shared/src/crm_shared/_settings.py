@@ -45,11 +45,20 @@ class ServiceSettings(BaseSettings):
     # How long the broker may hold a fetch with nothing new: each hop of the chain can wait
     # this long (the embedded broker waits out most of it), idle consumers poll this often.
     kafka_fetch_max_wait_ms: int = Field(default=50, ge=1, le=10_000)
+    # The largest record a service publishes (the producer's max_request_size): at most the
+    # broker's message.max.bytes (1 MiB by default on Kafka) and the topics' max.message.bytes.
+    kafka_max_message_bytes: int = Field(default=1024 * 1024, ge=1024, le=100 * 1024 * 1024)
     kafka_enabled: bool = True
     api_keys: list[ApiKeyRecord] = Field(default_factory=list)
     log_level: str = "INFO"
+    # 256 KiB: any body of that size yields events well under the 1 MiB producer limit (see
+    # the README's limits); profile-service's streamed import has its own, larger limit.
+    max_request_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     outbox_poll_interval_seconds: float = Field(default=0.5, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # /readyz fails when the oldest unpublished outbox row is older than this (a stuck relay);
+    # parked rows (ones the broker can never take) need an operator and do not count.
+    outbox_stuck_after_seconds: float = Field(default=120.0, gt=0)
 
     @field_validator("log_level")
     @classmethod

@@ -76,6 +76,12 @@ class UnprocessableContent(Problem):
         super().__init__(detail, **extensions)
 
 
+class ContentTooLarge(Problem):
+    """The request body is larger than the endpoint accepts."""
+
+    status, title, type_slug = 413, "Content too large", "content-too-large"
+
+
 class UnsupportedMediaType(Problem):
     """The body's content type is not one this endpoint reads."""
 

@@ -7,7 +7,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from crm_shared import ServiceMetrics, Subscription, attach_runtime, create_service_app, run_service
+from crm_shared import (
+    ServiceMetrics,
+    Subscription,
+    allow_larger_body,
+    attach_runtime,
+    create_service_app,
+    run_service,
+)
 from crm_shared.contracts import Topic
 from profile_service.api import consents, customers, imports, orders
 from profile_service.api.errors import install_error_handlers
@@ -51,6 +58,7 @@ def create_app(settings: ProfileSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    allow_larger_body(app, imports.IMPORT_PATH, settings.import_max_body_bytes)
     app.include_router(customers.router)
     app.include_router(imports.router)
     app.include_router(consents.router)

@@ -21,4 +21,7 @@ class ProfileSettings(ServiceSettings):
         description="Region for phone numbers written without a country code, e.g. US or DE.",
     )
     import_batch_size: int = Field(default=1000, ge=1, le=50_000)
+    # The import is parsed and stored in batches as it streams in, so it may be far larger
+    # than any other body (PROFILE_IMPORT_MAX_BODY_BYTES; 32 MiB holds ~400k typical rows).
+    import_max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     recent_notifications_in_360: int = Field(default=20, ge=0, le=500)

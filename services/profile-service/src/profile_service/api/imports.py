@@ -16,10 +16,11 @@ from profile_service.settings import ProfileSettings
 from profile_service.workflows.imports import CustomerImport
 
 router = APIRouter(prefix="/v1/customers", tags=["import"])
+IMPORT_PATH = "/v1/customers/import"
 
 
 @router.post(
-    "/import",
+    IMPORT_PATH.removeprefix(router.prefix),
     response_model=DataQualityReport,
     summary="Import customers from CSV or NDJSON",
     openapi_extra={

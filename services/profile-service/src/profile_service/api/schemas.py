@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from crm_shared.contracts import Channel, ConsentState, Purpose
+from crm_shared.contracts import (
+    MAX_EMAIL_LENGTH,
+    MAX_EXTERNAL_ID_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    Attributes,
+    Channel,
+    ConsentState,
+    Purpose,
+)
 
 _EXAMPLE_ID = "0193a5c2-7d41-7c3e-9a8b-2f0c1d2e3f40"
 
@@ -34,15 +44,27 @@ class CustomerIn(BaseModel):
         },
     )
 
-    external_id: str | None = Field(default=None, description="The shop's id for the customer.")
-    email: str | None = None
-    phone: str | None = Field(default=None, description="Any format; stored as E.164.")
-    first_name: str | None = None
-    last_name: str | None = None
-    time_zone: str | None = Field(default=None, description="IANA name, e.g. Europe/Berlin.")
-    locale: str | None = Field(default=None, description="BCP 47 tag, e.g. de-DE.")
-    attributes: dict[str, Any] | None = Field(default=None, description="Free scalar attributes.")
-    tags: list[str] | None = None
+    # The limits are the customer contract's (crm_shared.contracts), so that every profile
+    # accepted here fits in the customer event that publishes it.
+    external_id: str | None = Field(
+        default=None,
+        max_length=MAX_EXTERNAL_ID_LENGTH,
+        description="The shop's id for the customer.",
+    )
+    email: str | None = Field(default=None, max_length=MAX_EMAIL_LENGTH)
+    phone: str | None = Field(
+        default=None, max_length=50, description="Any format; stored as E.164."
+    )
+    first_name: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)
+    last_name: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)
+    time_zone: str | None = Field(
+        default=None, max_length=64, description="IANA name, e.g. Europe/Berlin."
+    )
+    locale: str | None = Field(default=None, max_length=35, description="BCP 47 tag, e.g. de-DE.")
+    attributes: Attributes | None = Field(default=None)
+    tags: list[Annotated[str, Field(max_length=MAX_TAG_LENGTH)]] | None = Field(
+        default=None, max_length=MAX_TAGS, description=f"At most {MAX_TAGS} tags."
+    )
 
 
 class CustomerPatch(CustomerIn):
@@ -104,7 +126,9 @@ class MergeIn(BaseModel):
         },
     )
 
-    merged_customer_id: str = Field(description="This customer disappears into the other.")
+    merged_customer_id: str = Field(
+        max_length=200, description="This customer disappears into the other."
+    )
     reason: str | None = Field(default=None, max_length=500)
 
 

@@ -19,7 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from crm_shared.contracts import MAX_TAG_LENGTH, MAX_TAGS
+
 __all__ = [
+    "MAX_TAGS",
     "MAX_TAG_LENGTH",
     "InvalidContact",
     "normalize_email",
@@ -28,8 +31,6 @@ __all__ = [
     "normalize_tags",
     "normalize_time_zone",
 ]
-
-MAX_TAG_LENGTH = 64
 
 _TAG = re.compile(r"[a-z0-9_:-]+")
 # BCP 47 subset: language, optional script, optional region ("en", "zh-Hant-TW", "es-419").
@@ -157,7 +158,7 @@ def normalize_tags(raw: Iterable[str]) -> list[str]:
     """Tags trimmed and lower-cased, empties dropped, duplicates removed (first one kept).
 
     A tag is at most 64 characters of a-z, 0-9, "_", ":" and "-" (":" allows namespaces such
-    as "source:shopify").
+    as "source:shopify"); a customer has at most 100 (the customer contract's limits).
     """
     if isinstance(raw, str):
         # A lone string is iterable too and would silently become one tag per character.
@@ -174,6 +175,8 @@ def normalize_tags(raw: Iterable[str]) -> list[str]:
         if not _TAG.fullmatch(tag):
             raise InvalidContact("tags", f"tag {tag!r} may contain only a-z, 0-9, '_', ':' and '-'")
         tags[tag] = None
+    if len(tags) > MAX_TAGS:
+        raise InvalidContact("tags", f"at most {MAX_TAGS} tags, not {len(tags)}")
     return list(tags)
 
 

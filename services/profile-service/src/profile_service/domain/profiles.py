@@ -7,7 +7,17 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from crm_shared.contracts import NUL_MESSAGE, nul_location
+from pydantic import TypeAdapter, ValidationError
+
+from crm_shared.contracts import (
+    MAX_EXTERNAL_ID_LENGTH,
+    MAX_EXTERNAL_IDS,
+    MAX_NAME_LENGTH,
+    MAX_TAGS,
+    NUL_MESSAGE,
+    Attributes,
+    nul_location,
+)
 from profile_service.domain.contact import (
     InvalidContact,
     normalize_email,
@@ -28,7 +38,13 @@ PROFILE_FIELDS = (
     "attributes",
     "tags",
 )
-_MAX_ATTRIBUTES = 100
+# The customer contract's own rule, so what is accepted here can always be published.
+_ATTRIBUTES: TypeAdapter[dict[str, Any]] = TypeAdapter(Attributes)
+_TEXT_LIMITS = {
+    "external_id": MAX_EXTERNAL_ID_LENGTH,
+    "first_name": MAX_NAME_LENGTH,
+    "last_name": MAX_NAME_LENGTH,
+}
 
 
 class IdentityKind(StrEnum):
@@ -112,8 +128,8 @@ def _normalise_field(name: str, value: Any, default_phone_region: str | None) ->
         if not isinstance(value, str | int) or isinstance(value, bool):
             raise InvalidContact(name, f"{name} must be a string")
         text = str(value).strip()
-        if len(text) > 200:
-            raise InvalidContact(name, f"{name} is longer than 200 characters")
+        if len(text) > _TEXT_LIMITS[name]:
+            raise InvalidContact(name, f"{name} is longer than {_TEXT_LIMITS[name]} characters")
         return text
     if name == "tags":
         if isinstance(value, str):
@@ -127,12 +143,35 @@ def _normalise_field(name: str, value: Any, default_phone_region: str | None) ->
 def _normalise_attributes(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidContact("attributes", "attributes must be an object")
-    if len(value) > _MAX_ATTRIBUTES:
-        raise InvalidContact("attributes", f"at most {_MAX_ATTRIBUTES} attributes")
-    for key, item in value.items():
-        if not isinstance(item, str | int | float | bool) and item is not None:
-            raise InvalidContact(f"attributes.{key}", "attribute values must be scalars")
-    return dict(value)
+    try:
+        return _ATTRIBUTES.validate_python(value)
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = first["loc"]
+        # A key's own error is located at the key, then "[key]": name the attributes instead.
+        where = [] if location and location[-1] == "[key]" else [str(part) for part in location]
+        raise InvalidContact(".".join(["attributes", *where]), first["msg"]) from None
+
+
+def check_external_id_count(held: int, adding: int) -> None:
+    """Refuse adding external ids past the contract's limit (a snapshot carries them all)."""
+    if adding and held + adding > MAX_EXTERNAL_IDS:
+        raise InvalidContact(
+            "external_id",
+            f"a customer has at most {MAX_EXTERNAL_IDS} external ids and this one has {held}",
+        )
+
+
+def check_merge_limits(merged: Profile, external_ids: int) -> None:
+    """Refuse a merge whose union of tags, attributes or external ids passes a limit."""
+    if external_ids > MAX_EXTERNAL_IDS:
+        raise InvalidContact(
+            "external_ids",
+            f"together the customers have {external_ids} external ids (at most {MAX_EXTERNAL_IDS})",
+        )
+    if len(merged.tags) > MAX_TAGS:
+        raise InvalidContact("tags", f"together the customers have more than {MAX_TAGS} tags")
+    _normalise_attributes(dict(merged.attributes))
 
 
 @dataclass(frozen=True)

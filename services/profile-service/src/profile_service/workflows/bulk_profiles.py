@@ -17,15 +17,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_shared import add_many_to_outbox, new_id
 from crm_shared.contracts import CustomerCreated, CustomerSnapshot, CustomerUpdated, build_event
 from profile_service.db.models import PLUMBING, Consent, Customer, CustomerIdentity, CustomerTag
+from profile_service.domain.contact import InvalidContact
 from profile_service.domain.profiles import (
     Identity,
     IdentityKind,
     Profile,
     ProfileChanges,
+    check_external_id_count,
     resolve_identity,
 )
 from profile_service.workflows._publishing import SOURCE, consent_state
-from profile_service.workflows.customers import identity_owners, profile_of, write_profile
+from profile_service.workflows.customers import (
+    external_id_counts,
+    identity_owners,
+    profile_of,
+    write_profile,
+)
 
 _CHUNK = 500
 
@@ -49,6 +56,8 @@ class RowOutcome:
     customer_id: str | None
     created: bool = False
     refusal: str | None = None
+    code: str = "ambiguous_identity"
+    field: str | None = None
 
 
 async def save_profiles(
@@ -59,6 +68,7 @@ async def save_profiles(
         session, (identity for _, changes in rows for identity in changes.identities())
     )
     existing = await _load(session, set(owners.values()))
+    external_ids_held = await external_id_counts(session, sorted(existing))
     pending: dict[str, _Pending] = {}
     new_identities: list[tuple[Identity, str]] = []
     outcomes: list[RowOutcome] = []
@@ -72,6 +82,17 @@ async def save_profiles(
             )
             continue
         customer_id = resolution.customer_id
+        adding = sum(
+            1 for i in identities if i not in owners and i.kind is IdentityKind.EXTERNAL_ID
+        )
+        held = external_ids_held.get(customer_id, 0) if customer_id else 0
+        try:
+            check_external_id_count(held, adding)
+        except InvalidContact as error:
+            outcomes.append(
+                RowOutcome(line, None, refusal=error.reason, code=error.code, field=error.field)
+            )
+            continue
         created = customer_id is None
         if customer_id is None:
             customer_id = new_id()
@@ -79,6 +100,7 @@ async def save_profiles(
         elif customer_id not in pending:
             stored = existing[customer_id]
             pending[customer_id] = _Pending(profile_of(stored), False, stored.created_at)
+        external_ids_held[customer_id] = held + adding
         entry = pending[customer_id]
         entry.profile, changed = entry.profile.apply(changes)
         entry.changed.update(changed)

@@ -6,19 +6,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, insert, or_, select, tuple_
+from sqlalchemy import delete, func, insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared import new_id
 from crm_shared.contracts import CustomerCreated, CustomerUpdated
-from crm_shared.errors import Conflict, Gone, NotFound
+from crm_shared.errors import Conflict, Gone, NotFound, UnprocessableContent
 from profile_service.db.models import Customer, CustomerIdentity, CustomerTag
+from profile_service.domain.contact import InvalidContact
 from profile_service.domain.profiles import (
     Identity,
     IdentityKind,
     IdentityResolution,
     Profile,
     ProfileChanges,
+    check_external_id_count,
     resolve_identity,
 )
 from profile_service.workflows._publishing import publish, snapshot
@@ -52,6 +54,23 @@ async def identity_owners(
         for kind, value, customer_id in rows:
             owners[Identity(IdentityKind(kind), value)] = customer_id
     return owners
+
+
+async def external_id_counts(session: AsyncSession, customer_ids: Sequence[str]) -> dict[str, int]:
+    """How many external ids each of these customers holds (absent ones hold none)."""
+    counts: dict[str, int] = {}
+    for start in range(0, len(customer_ids), 400):
+        chunk = customer_ids[start : start + 400]
+        rows = await session.execute(
+            select(CustomerIdentity.customer_id, func.count())
+            .where(
+                CustomerIdentity.customer_id.in_(chunk),
+                CustomerIdentity.kind == IdentityKind.EXTERNAL_ID.value,
+            )
+            .group_by(CustomerIdentity.customer_id)
+        )
+        counts.update({customer_id: int(count) for customer_id, count in rows})
+    return counts
 
 
 async def load_customer(
@@ -186,6 +205,13 @@ async def save_profile(
     customer = await load_customer(session, customer_id)
     profile, changed = profile_of(customer).apply(changes)
     new_identities = [i for i in identities if i not in owners]
+    adding = sum(1 for i in new_identities if i.kind is IdentityKind.EXTERNAL_ID)
+    if adding:
+        held = await external_id_counts(session, [customer.id])
+        try:
+            check_external_id_count(held.get(customer.id, 0), adding)
+        except InvalidContact as error:
+            raise UnprocessableContent(error.reason, field=error.field) from error
     if changed:
         write_profile(customer, profile)
         customer.updated_at = now

@@ -94,7 +94,7 @@ class CustomerImport:
         for (_, changes), outcome in zip(batch, outcomes, strict=True):
             if outcome.customer_id is None:
                 self._tally.record_invalid(
-                    outcome.line, "ambiguous_identity", outcome.refusal or "", None
+                    outcome.line, outcome.code, outcome.refusal or "", outcome.field
                 )
                 continue
             present = [name for name in _QUALITY_FIELDS if changes.values.get(name)]

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared import new_id
 from crm_shared.contracts import CustomerMerged, CustomerUpdated
-from crm_shared.errors import UnprocessableContent
+from crm_shared.errors import Conflict, UnprocessableContent
 from profile_service.db.models import (
     Consent,
     Customer,
@@ -22,10 +22,17 @@ from profile_service.db.models import (
     StageView,
 )
 from profile_service.domain.consent import latest
-from profile_service.domain.profiles import Profile
+from profile_service.domain.contact import InvalidContact
+from profile_service.domain.profiles import Profile, check_merge_limits
 from profile_service.workflows._publishing import publish, snapshot
 from profile_service.workflows.consent import decision_of
-from profile_service.workflows.customers import load_customer, profile_of, sync_tags, write_profile
+from profile_service.workflows.customers import (
+    external_id_counts,
+    load_customer,
+    profile_of,
+    sync_tags,
+    write_profile,
+)
 
 
 async def merge_customers(
@@ -46,6 +53,15 @@ async def merge_customers(
     survivor, merged = locked[surviving_id], locked[merged_id]
 
     profile, changed = profile_of(survivor).fill_from(profile_of(merged))
+    external_ids = sum((await external_id_counts(session, [surviving_id, merged_id])).values())
+    try:
+        check_merge_limits(profile, external_ids)
+    except InvalidContact as error:
+        # Nothing is dropped silently: the caller trims one of the two customers first.
+        raise Conflict(
+            f"The merged customer would pass a limit: {error.reason}.",
+            errors=[{"field": error.field, "message": error.reason}],
+        ) from error
     moved = await session.execute(
         update(CustomerIdentity)
         .where(CustomerIdentity.customer_id == merged_id)

@@ -20,6 +20,7 @@ from crm_shared._broker import BrokerStartError, EmbeddedBroker, free_loopback_p
 from crm_shared._clock import as_utc, utc_now
 from crm_shared._consumer import (
     BatchFinisher,
+    Decoder,
     EventConsumer,
     EventHandler,
     RetryPolicy,
@@ -38,6 +39,7 @@ from crm_shared._db import (
     transaction,
     upsert_into,
 )
+from crm_shared._decoding import cloud_event_decoder, judgement_time
 from crm_shared._idempotency import (
     IDEMPOTENCY_HEADER,
     IdempotencyKeys,
@@ -86,6 +88,7 @@ __all__ = [
     "BatchFinisher",
     "BrokerStartError",
     "Conflict",
+    "Decoder",
     "EmbeddedBroker",
     "EventConsumer",
     "EventHandler",
@@ -119,6 +122,7 @@ __all__ = [
     "add_to_outbox",
     "as_utc",
     "attach_runtime",
+    "cloud_event_decoder",
     "configure_logging",
     "create_consumer",
     "create_engine",
@@ -136,6 +140,7 @@ __all__ = [
     "is_sqlite",
     "is_transient",
     "job_lock",
+    "judgement_time",
     "new_id",
     "new_metadata",
     "normalise_database_url",

@@ -41,7 +41,26 @@ from crm_shared.contracts._notifications import (
     NotificationSent,
     NotificationSuppressed,
 )
-from crm_shared.contracts._orders import OrderCancelled, OrderLine, OrderPlaced, OrderRefunded
+from crm_shared.contracts._order_intake import (
+    CancelledOrder,
+    CustomerReference,
+    OrderIntake,
+    OrderIntakeDocument,
+    PlacedOrder,
+    RefundedOrder,
+    decode_order_intake,
+)
+from crm_shared.contracts._order_policy import OrderPolicy, check_moment, check_order
+from crm_shared.contracts._orders import (
+    OrderCancellation,
+    OrderCancelled,
+    OrderFacts,
+    OrderLine,
+    OrderPlaced,
+    OrderPlacement,
+    OrderRefund,
+    OrderRefunded,
+)
 from crm_shared.contracts._payload import EventPayload, Money, Topic, dead_letter_topic
 from crm_shared.contracts._registry import EVENT_TYPES, payload_model_for
 from crm_shared.contracts._scores import Grade, ScoreUpdated, SegmentChanged, ValueTier
@@ -53,6 +72,7 @@ __all__ = [
     "LATEST_SUPPORTED_TIME",
     "MAX_MONEY_AMOUNT",
     "ActivityRecorded",
+    "CancelledOrder",
     "Category",
     "Channel",
     "ChurnWarning",
@@ -63,6 +83,7 @@ __all__ = [
     "CustomerCreated",
     "CustomerErased",
     "CustomerMerged",
+    "CustomerReference",
     "CustomerSnapshot",
     "CustomerUpdated",
     "EventPayload",
@@ -74,12 +95,21 @@ __all__ = [
     "NotificationFailed",
     "NotificationSent",
     "NotificationSuppressed",
+    "OrderCancellation",
     "OrderCancelled",
+    "OrderFacts",
+    "OrderIntake",
+    "OrderIntakeDocument",
     "OrderLine",
     "OrderPlaced",
+    "OrderPlacement",
+    "OrderPolicy",
+    "OrderRefund",
     "OrderRefunded",
+    "PlacedOrder",
     "Purpose",
     "QueryTime",
+    "RefundedOrder",
     "ScoreUpdated",
     "SegmentChanged",
     "Stage",
@@ -87,8 +117,11 @@ __all__ = [
     "Topic",
     "ValueTier",
     "build_event",
+    "check_moment",
+    "check_order",
     "dead_letter_topic",
     "decode_event",
+    "decode_order_intake",
     "encode_event",
     "payload_model_for",
     "within_supported_time",

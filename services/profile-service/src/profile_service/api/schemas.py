@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from crm_shared.contracts import Channel, ConsentState, Purpose
+from crm_shared.contracts import Channel, ConsentState, EventTime, Purpose
 
 _EXAMPLE_ID = "0193a5c2-7d41-7c3e-9a8b-2f0c1d2e3f40"
 
@@ -78,8 +78,10 @@ class ConsentIn(BaseModel):
 
     granted: bool
     source: str = Field(min_length=1, max_length=100, description="Where it was given.")
-    changed_at: AwareDatetime | None = Field(
-        default=None, description="When the customer decided; defaults to now."
+    changed_at: EventTime | None = Field(
+        default=None,
+        description="When the customer decided; defaults to now. Never in the future (beyond"
+        " a few minutes of clock skew): the newest decision wins.",
     )
 
 

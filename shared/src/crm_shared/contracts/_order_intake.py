@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from crm_shared.contracts._envelope import _describe, _field_of
 from crm_shared.contracts._errors import InvalidEvent
 from crm_shared.contracts._orders import (
+    MAX_CUSTOMER_ID_LENGTH,
     MAX_ID_LENGTH,
     MAX_TEXT_LENGTH,
     OrderCancellation,
@@ -32,7 +33,7 @@ class CustomerReference(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: _Identity | None = Field(
+    customer_id: Annotated[str, Field(max_length=MAX_CUSTOMER_ID_LENGTH)] | None = Field(
         default=None, description="The CRM customer id, if known."
     )
     external_id: _Identity | None = Field(default=None, examples=["shop-eu:8812"])

@@ -22,6 +22,10 @@ MAX_ORDER_LINES = 1_000
 MAX_LINE_QUANTITY = 1_000_000
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 500
+# CRM customer ids are UUIDs (36 characters), and the narrowest store of them downstream
+# (scoring-service's ledger) holds no more: a longer id would be refused by one service and
+# kept by another, so the order is refused where it enters instead.
+MAX_CUSTOMER_ID_LENGTH = 36
 
 OrderId = Annotated[
     str,
@@ -32,7 +36,7 @@ OrderId = Annotated[
         examples=["ord-100234"],
     ),
 ]
-OrderCustomerId = Annotated[CustomerId, Field(max_length=MAX_ID_LENGTH)]
+OrderCustomerId = Annotated[CustomerId, Field(max_length=MAX_CUSTOMER_ID_LENGTH)]
 ShortText = Annotated[str, Field(max_length=MAX_ID_LENGTH)]
 LongText = Annotated[str, Field(max_length=MAX_TEXT_LENGTH)]
 

@@ -24,6 +24,7 @@ import yaml  # type: ignore[import-untyped]
 from pydantic import SecretStr
 
 from crm_devstack.services import SERVICES, ServiceSpec, repo_root
+from crm_devstack.wiring import deployment_policy
 from crm_shared import Scope, ServiceSettings, generate_api_key
 from crm_shared.contracts import Topic
 
@@ -264,3 +265,42 @@ def test_topics_manifest_declares_every_event_topic_alike() -> None:
     assert set(partitions.values()) == {
         _compose()["services"]["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"]
     }
+
+
+def _config_map(spec: ServiceSpec) -> dict[str, str]:
+    path = DEPLOY / "k8s" / f"{spec.name}.yaml"
+    documents = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+    (config,) = (doc["data"] for doc in documents if doc["kind"] == "ConfigMap")
+    return dict(config)
+
+
+def test_every_service_keeps_the_books_in_one_accounting_currency() -> None:
+    # An order in one service's currency but not another's would be applied by one and refused
+    # by the other: the services' views of a customer would split. So every shape sets the same
+    # currency, explicitly, for all of them.
+    compose = {
+        spec.name: _compose()["services"][spec.name]["environment"][f"{spec.env_prefix}CURRENCY"]
+        for spec in SERVICES
+    }
+    kubernetes = {spec.name: _config_map(spec)[f"{spec.env_prefix}CURRENCY"] for spec in SERVICES}
+    stack = {spec.name: deployment_policy(spec)[f"{spec.env_prefix}CURRENCY"] for spec in SERVICES}
+    assert set(compose) == set(kubernetes) == set(stack) == {spec.name for spec in SERVICES}
+    assert len({*compose.values(), *kubernetes.values(), *stack.values()}) == 1, (
+        compose,
+        kubernetes,
+        stack,
+    )
+    (currency,) = set(compose.values())
+    for spec in SERVICES:
+        assert _settings_class(spec)(currency=currency).currency == currency
+
+
+@pytest.mark.parametrize("name", ["MAX_CLOCK_SKEW_SECONDS", "MAX_EVENT_AGE_DAYS"])
+def test_every_service_judges_order_times_alike(name: str) -> None:
+    # Left at the shared default everywhere, or set to one value everywhere: never apart.
+    values = {
+        shape.get(f"{spec.env_prefix}{name}")
+        for spec in SERVICES
+        for shape in (_compose()["services"][spec.name]["environment"], _config_map(spec))
+    }
+    assert len(values) == 1, values

@@ -1,4 +1,4 @@
-"""The static rules of order events: money that can be summed, one currency per order, bounded sizes.
+"""The static rules of order events: summable money, one currency per order, bounded sizes.
 
 These hold wherever an order comes from (a shop on Kafka, profile-service's HTTP intake) and
 need neither a clock nor settings; the rules that do are in test_order_policy.py.

@@ -1,4 +1,4 @@
-"""check_order: the accounting currency and the time window, judged alike for events and documents."""
+"""check_order: the accounting currency and the time window, alike for events and documents."""
 
 from __future__ import annotations
 

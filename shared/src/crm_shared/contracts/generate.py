@@ -33,8 +33,10 @@ KAFKA_BINDING_VERSION = "0.5.0"
 MESSAGE_CONTENT_TYPE = "application/cloudevents+json"
 
 _TOPIC_DESCRIPTIONS: dict[Topic, str] = {
-    Topic.ORDERS: "Orders placed, refunded and cancelled: from shop backends, or from "
-    "profile-service's HTTP order intake for shops that cannot speak Kafka.",
+    Topic.ORDERS: "Orders placed, refunded and cancelled, naming and keyed by the CRM customer "
+    "id only: from shop backends that hold CRM ids, or from profile-service's order intake "
+    "(HTTP, and crm.order-intake for shops that name customers by their own identities). "
+    "Amounts are in the deployment's accounting currency; every consumer refuses others.",
     Topic.CUSTOMERS: "Customer profiles, merges, erasures and consent, from profile-service.",
     Topic.ACTIVITIES: "What customers do besides buying: page views, email opens, logins.",
     Topic.SCORES: "RFM, CLV, churn risk, health and segments, from scoring-service.",

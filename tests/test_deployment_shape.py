@@ -10,7 +10,6 @@ without joining these fails here.
 from __future__ import annotations
 
 import base64
-import functools
 import importlib
 import inspect
 import json
@@ -27,9 +26,8 @@ import yaml  # type: ignore[import-untyped]
 from pydantic import SecretStr
 
 from crm_devstack.services import SERVICES, ServiceSpec, repo_root
-from crm_shared import Scope, ServiceRuntime, ServiceSettings, generate_api_key
-from crm_shared.contracts import Topic, dead_letter_topic
-from crm_shared.testing import TEST_SETTINGS, EmbeddedBroker, running_app, sample_key_records
+from crm_shared import Scope, ServiceSettings, generate_api_key
+from crm_shared.contracts import Topic
 
 ROOT = repo_root()
 DEPLOY = ROOT / "deploy"
@@ -288,146 +286,3 @@ def test_topics_manifest_declares_every_event_topic_alike() -> None:
     assert set(partitions.values()) == {
         _compose()["services"]["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"]
     }
-
-
-# Dead-letter topics: one beside each consumed topic per consumer group. Which topics each
-# service consumes is read from the running service (its consumers, as its app wires them),
-# so a new subscription without its declared dead-letter topic fails here.
-
-
-async def _dead_letter_topics_of(spec: ServiceSpec, bootstrap: str, folder: Path) -> set[str]:
-    app_module = importlib.import_module(f"{spec.package}.app")
-    migrate = importlib.import_module(f"{spec.package}.migrate")
-    settings = _settings_class(spec)(
-        **{**TEST_SETTINGS, "kafka_enabled": True},
-        kafka_bootstrap_servers=bootstrap,
-        database_url=f"sqlite+aiosqlite:///{folder / spec.package}.db",
-        api_keys=sample_key_records(),
-    )
-    create_app = functools.partial(app_module.create_app, settings)
-    async with running_app(create_app, migrate.upgrade, settings.database_url) as client:
-        runtime: ServiceRuntime = client.app.state.runtime
-        assert runtime.consumers, f"{spec.name} consumes nothing"
-        return {
-            dead_letter_topic(topic, consumer.group_id)
-            for consumer in runtime.consumers
-            for topic in consumer.topics
-        }
-
-
-@pytest.fixture(scope="module")
-async def dead_letter_topics(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
-    """Every dead-letter topic the services' consumers write to, from the services themselves."""
-    folder = tmp_path_factory.mktemp("dead-letters")
-    with EmbeddedBroker(log_path=folder / "broker.log") as broker:
-        topics: set[str] = set()
-        for spec in SERVICES:
-            topics |= await _dead_letter_topics_of(spec, broker.bootstrap_servers, folder)
-    return topics
-
-
-def _kubernetes_topics() -> dict[str, dict[str, Any]]:
-    documents = yaml.safe_load_all((DEPLOY / "k8s" / "topics.yaml").read_text(encoding="utf-8"))
-    return {doc["spec"]["topicName"]: doc["spec"] for doc in documents if doc}
-
-
-def _compose_topics() -> dict[str, int]:
-    """deploy/kafka/topics.txt, the list compose's topic init creates: name -> retention.ms."""
-    lines = (DEPLOY / "kafka" / "topics.txt").read_text(encoding="utf-8").splitlines()
-    rows = [line.split() for line in lines if line.strip() and not line.startswith("#")]
-    return {name: int(retention) for name, retention in rows}
-
-
-@pytest.mark.kafka
-def test_every_dead_letter_topic_is_declared_for_kubernetes_and_compose(
-    dead_letter_topics: set[str],
-) -> None:
-    assert dead_letter_topics, "no consumer found"
-    declared = {name for name in _kubernetes_topics() if name.endswith(".dlq")}
-    assert declared == dead_letter_topics
-    assert {name for name in _compose_topics() if name.endswith(".dlq")} == dead_letter_topics
-
-
-def test_dead_letter_topics_have_the_event_topics_settings_and_a_longer_retention() -> None:
-    topics = _kubernetes_topics()
-    events = [spec for name, spec in topics.items() if not name.endswith(".dlq")]
-    dead_letters = [spec for name, spec in topics.items() if name.endswith(".dlq")]
-    assert dead_letters
-    event_retention = {int(spec["config"]["retention.ms"]) for spec in events}
-    (dead_letter_retention,) = {int(spec["config"]["retention.ms"]) for spec in dead_letters}
-    assert dead_letter_retention > max(event_retention)
-    for spec in dead_letters:
-        event = next(e for e in events if spec["topicName"].startswith(e["topicName"] + "."))
-        assert spec["partitions"] == event["partitions"], spec["topicName"]
-        assert spec["replicas"] == event["replicas"], spec["topicName"]
-        config = {k: v for k, v in spec["config"].items() if k != "retention.ms"}
-        assert config == {k: v for k, v in event["config"].items() if k != "retention.ms"}
-    # compose creates the same topics with the same retention (one node: one replica).
-    assert _compose_topics() == {
-        name: int(spec["config"]["retention.ms"]) for name, spec in topics.items()
-    }
-
-
-def test_compose_creates_the_topics_before_any_service_starts() -> None:
-    compose = _compose()
-    init = compose["services"]["kafka-topics"]
-    assert init["image"] == compose["services"]["kafka"]["image"]
-    assert init["depends_on"] == {"kafka": {"condition": "service_healthy"}}
-    mounted = {volume.split(":")[0] for volume in init["volumes"]}
-    assert {"./deploy/kafka/topics.txt", "./deploy/kafka/create-topics.sh"} <= mounted
-    partitions = compose["services"]["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"]
-    assert init["environment"]["TOPIC_PARTITIONS"] == partitions
-    for spec in SERVICES:
-        waits_for = compose["services"][spec.name]["depends_on"]["kafka-topics"]
-        assert waits_for == {"condition": "service_completed_successfully"}, spec.name
-
-
-# Kafka TLS and SASL: every service gets every setting, its credentials as secrets.
-
-KAFKA_TLS_DIR = "/etc/crm/kafka-tls"  # where the CA and client certificate files are mounted
-
-
-def _kafka_security_variables(spec: ServiceSpec) -> set[str]:
-    """E.g. ``PROFILE_KAFKA_SECURITY_PROTOCOL``, ``PROFILE_KAFKA_SASL_PASSWORD``."""
-    return {
-        f"{spec.env_prefix}{name.upper()}"
-        for name in ServiceSettings.model_fields
-        if name.startswith(("kafka_security_", "kafka_sasl_", "kafka_ssl_"))
-    }
-
-
-@each_service
-def test_compose_gives_the_service_every_kafka_security_setting(spec: ServiceSpec) -> None:
-    service = _compose()["services"][spec.name]
-    environment = service["environment"]
-    wanted = _kafka_security_variables(spec)
-    assert len(wanted) == 8
-    assert wanted <= set(environment)
-    # Compose's own broker speaks PLAINTEXT; the environment may say otherwise.
-    protocol = _compose_value(environment[f"{spec.env_prefix}KAFKA_SECURITY_PROTOCOL"])
-    assert protocol == "PLAINTEXT"
-    assert f"${{KAFKA_TLS_DIR:-./deploy/kafka/tls}}:{KAFKA_TLS_DIR}:ro" in service["volumes"]
-
-
-@each_service
-def test_kubernetes_gives_the_service_every_kafka_security_setting(spec: ServiceSpec) -> None:
-    path = DEPLOY / "k8s" / f"{spec.name}.yaml"
-    documents = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
-    (config,) = (doc["data"] for doc in documents if doc["kind"] == "ConfigMap")
-    (deployment,) = (doc for doc in documents if doc["kind"] == "Deployment")
-    pod = deployment["spec"]["template"]["spec"]
-    wanted = _kafka_security_variables(spec)
-    assert config[f"{spec.env_prefix}KAFKA_SECURITY_PROTOCOL"] == "PLAINTEXT"
-    for container in (*pod["initContainers"], *pod["containers"]):
-        secrets = set(_secret_refs(container))
-        assert wanted <= set(config) | secrets, container["name"]
-        # Credentials only in use with SASL: a Secret without them still starts the pod.
-        assert wanted & secrets <= _optional_secret_refs(container), container["name"]
-        mounts = {mount["name"]: mount for mount in container["volumeMounts"]}
-        assert mounts["kafka-tls"] == {
-            "name": "kafka-tls",
-            "mountPath": KAFKA_TLS_DIR,
-            "readOnly": True,
-        }
-    (volume,) = (volume for volume in pod["volumes"] if volume["name"] == "kafka-tls")
-    assert volume["secret"] == {"secretName": f"{spec.name}-kafka-tls", "optional": True}

@@ -30,7 +30,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_shared import (
-    EmbeddedBroker,
     OutboxRelay,
     ServiceMetrics,
     add_to_outbox,
@@ -50,7 +49,7 @@ from crm_shared.contracts import (
     build_event,
     decode_event,
 )
-from crm_shared.testing import read_topic
+from crm_shared.testing import EmbeddedBroker, read_topic
 
 pytestmark = pytest.mark.kafka
 

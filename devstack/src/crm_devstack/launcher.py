@@ -27,7 +27,7 @@ from crm_devstack.databases import DatabaseStartError, StackPostgres, sqlite_url
 from crm_devstack.mail_sink import DEVELOPMENT_SMTP_PORT, MailSink, MailSinkError
 from crm_devstack.object_store import LocalObjectStore, ObjectStoreError
 from crm_devstack.services import SERVICES, ServiceSpec
-from crm_devstack.wiring import sends_mail, service_links
+from crm_devstack.wiring import deployment_policy, sends_mail, service_links
 from crm_shared import ApiKeyRecord, Scope, StartedInWith, generate_api_key
 from crm_shared.testing import BrokerStartError, EmbeddedBroker, free_loopback_port
 
@@ -474,6 +474,7 @@ class Stack(StartedInWith):
             f"{prefix}DATABASE_URL": service.database_url,
             f"{prefix}KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             f"{prefix}API_KEYS": json.dumps([self._api_key_record.model_dump(mode="json")]),
+            **deployment_policy(service.spec),
             **service_links(
                 service.name,
                 urls={name: planned.base_url for name, planned in self._planned.items()},

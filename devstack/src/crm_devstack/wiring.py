@@ -10,9 +10,13 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from crm_devstack.mail_sink import MailSink
+from crm_devstack.services import ServiceSpec
 
 NOTIFICATION_SERVICE = "notification-service"
 PROFILE_SERVICE = "profile-service"
+# The stack's accounting currency, the same for every service (as in docker-compose.yml and
+# deploy/k8s): an order in any other is refused wherever it enters.
+ACCOUNTING_CURRENCY = "USD"
 
 
 def sends_mail(service_names: Collection[str]) -> bool:
@@ -41,3 +45,12 @@ def service_links(
         links["NOTIFICATION_PROFILE_SERVICE_URL"] = profile_url
         links["NOTIFICATION_PROFILE_SERVICE_API_KEY"] = api_key
     return links
+
+
+def deployment_policy(spec: ServiceSpec) -> dict[str, str]:
+    """The settings every service of the stack must share: the accounting currency.
+
+    Set for each explicitly, so a developer's ``SCORING_CURRENCY`` in the environment cannot
+    leave one service keeping other books than the rest.
+    """
+    return {f"{spec.env_prefix}CURRENCY": ACCOUNTING_CURRENCY}

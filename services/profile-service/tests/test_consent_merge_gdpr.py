@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from crm_shared import Scope
 from profile_testing import Api
 
@@ -97,3 +99,32 @@ async def test_export_holds_everything_and_erase_forgets_the_person(api: Api) ->
     assert fresh["id"] != cid
     listed = (await api.get("/v1/customers", params={"email": "gdpr@example.com"})).json()
     assert [c["id"] for c in listed["items"]] == [fresh["id"]]
+
+
+async def test_a_consent_dated_in_the_future_is_refused_so_it_cannot_lock_the_decision(
+    api: Api,
+) -> None:
+    customer = await api.create_customer(email="future@example.com")
+    url = f"/v1/customers/{customer['id']}/consents/email/marketing"
+    for far_future in ("9999-12-31T23:59:59Z", "2100-01-01T00:00:00Z"):
+        locked = await api.put(
+            url, json={"granted": True, "source": "import", "changed_at": far_future}
+        )
+        assert locked.status_code == 422, locked.text
+        assert locked.headers["content-type"] == "application/problem+json"
+        assert [error["field"] for error in locked.json()["errors"]] == ["changed_at"]
+    # The customer's own unsubscribe (dated now) then decides, and says so.
+    unsubscribed = await api.put(url, json={"granted": False, "source": "unsubscribe-link"})
+    assert unsubscribed.status_code == 200
+    assert unsubscribed.json()["granted"] is False
+    consents = (await api.get(f"/v1/customers/{customer['id']}/consents")).json()
+    assert [consent["granted"] for consent in consents] == [False]
+
+
+async def test_a_consent_a_minute_ahead_of_our_clock_is_within_the_skew(api: Api) -> None:
+    customer = await api.create_customer(email="skew@example.com")
+    url = f"/v1/customers/{customer['id']}/consents/sms/marketing"
+    ahead = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    granted = await api.put(url, json={"granted": True, "source": "app", "changed_at": ahead})
+    assert granted.status_code == 200, granted.text
+    assert granted.json()["granted"] is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,9 +19,9 @@ def a_placed_order(order_id: str = "ord-1", **changes: Any) -> dict[str, Any]:
         "order_id": order_id,
         "customer": {"external_id": "shop:77", "email": "buyer@example.com"},
         "placed_at": "2026-11-20T14:03:00Z",
-        "total": {"amount": "59.90", "currency": "EUR"},
+        "total": {"amount": "59.90", "currency": "USD"},
         "items": [
-            {"sku": "TEE", "quantity": 2, "unit_price": {"amount": "29.95", "currency": "EUR"}}
+            {"sku": "TEE", "quantity": 2, "unit_price": {"amount": "29.95", "currency": "USD"}}
         ],
     }
     order.update(changes)
@@ -33,7 +34,7 @@ def a_refund(order_id: str, refund_id: str, amount: str) -> dict[str, Any]:
         "order_id": order_id,
         "refund_id": refund_id,
         "refunded_at": "2026-11-22T09:00:00Z",
-        "amount": {"amount": amount, "currency": "EUR"},
+        "amount": {"amount": amount, "currency": "USD"},
     }
 
 
@@ -49,7 +50,7 @@ async def test_an_order_is_accepted_once_and_creates_its_customer(api: Api) -> N
 
 async def test_a_repost_with_different_content_is_a_conflict(api: Api) -> None:
     await api.post("/v1/orders", json=a_placed_order())
-    changed = a_placed_order(total={"amount": "1.00", "currency": "EUR"})
+    changed = a_placed_order(total={"amount": "1.00", "currency": "USD"})
     response = await api.post("/v1/orders", json=changed)
     assert response.status_code == 409
 
@@ -70,7 +71,7 @@ async def test_refunds_are_limited_to_what_was_paid(api: Api) -> None:
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"total": {"amount": 12.5, "currency": "EUR"}}, "total.amount"),
+        ({"total": {"amount": 12.5, "currency": "USD"}}, "total.amount"),
         ({"total": {"amount": "12.50", "currency": "euro"}}, "total.currency"),
         ({"placed_at": "2026-11-20T14:03:00"}, "placed_at"),
         ({"customer": {"first_name": "no identity"}}, "customer"),
@@ -86,6 +87,96 @@ async def test_invalid_orders_are_refused_naming_the_field(
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert any(field in error["field"] for error in response.json()["errors"])
+
+
+def usd(amount: str) -> dict[str, str]:
+    return {"amount": amount, "currency": "USD"}
+
+
+def in_(minutes: float) -> str:
+    return (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"total": usd("-59.90")}, "total.amount"),
+        ({"total": {"amount": "59.90", "currency": "QQQ"}}, "total.currency"),
+        ({"total": {"amount": "59.90", "currency": "XXX"}}, "total.currency"),
+        (
+            {"items": [{"sku": "TEE", "quantity": 1, "unit_price": usd("-1.00")}]},
+            "items.0.unit_price.amount",
+        ),
+        (
+            {
+                "items": [
+                    {"sku": "TEE", "quantity": 1, "unit_price": usd("29.95")},
+                    {
+                        "sku": "CAP",
+                        "quantity": 1,
+                        "unit_price": {"amount": "29.95", "currency": "EUR"},
+                    },
+                ]
+            },
+            "items.1.unit_price.currency",
+        ),
+        ({"placed_at": "0001-01-01T00:00:00+14:00"}, "placed_at"),
+        ({"placed_at": "9999-12-31T23:59:59Z"}, "placed_at"),
+        ({"total": usd("1000000000000000000000000000000")}, "total.amount"),
+        ({"items": [{"sku": "TEE", "quantity": 1, "unit_price": usd("1.00")}] * 1001}, "items"),
+    ],
+)
+async def test_orders_no_service_could_account_for_are_refused_naming_the_field(
+    api: Api, change: dict[str, Any], field: str
+) -> None:
+    response = await api.post("/v1/orders", json=a_placed_order(**change))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    fields = [error["field"] for error in response.json()["errors"]]
+    assert any(name.endswith(field) for name in fields), fields
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"total": {"amount": "59.90", "currency": "EUR"}, "items": []}, "total.currency"),
+        ({"placed_at": in_(24 * 60)}, "placed_at"),
+    ],
+)
+async def test_orders_outside_the_deployments_policy_are_refused_naming_the_field(
+    api: Api, change: dict[str, Any], field: str
+) -> None:
+    response = await api.post("/v1/orders", json=a_placed_order(**change))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"] == [{"field": field, "message": response.json()["detail"]}]
+
+
+async def test_a_refund_in_a_foreign_currency_or_from_the_future_is_refused(api: Api) -> None:
+    await api.post("/v1/orders", json=a_placed_order())
+    foreign = a_refund("ord-1", "r1", "5.00") | {"amount": {"amount": "5.00", "currency": "GBP"}}
+    refused = await api.post("/v1/orders", json=foreign)
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "amount.currency"
+    future = a_refund("ord-1", "r2", "5.00") | {"refunded_at": in_(60)}
+    refused = await api.post("/v1/orders", json=future)
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "refunded_at"
+    free = await api.post("/v1/orders", json=a_refund("ord-1", "r3", "0.00"))
+    assert free.status_code == 422
+
+
+async def test_an_order_a_minute_ahead_of_our_clock_is_within_the_skew(api: Api) -> None:
+    response = await api.post("/v1/orders", json=a_placed_order(placed_at=in_(1)))
+    assert response.status_code == 202, response.text
+
+
+async def test_the_documented_example_is_accepted(api: Api) -> None:
+    schema = (await api.client.get("/openapi.json")).json()
+    body = schema["paths"]["/v1/orders"]["post"]["requestBody"]["content"]["application/json"]
+    (example,) = body["schema"]["examples"]
+    response = await api.post("/v1/orders", json=example)
+    assert response.status_code == 202, response.text
 
 
 @pytest.mark.kafka

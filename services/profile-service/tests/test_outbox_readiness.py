@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_shared import EmbeddedBroker
+from crm_shared.testing import EmbeddedBroker
 from profile_testing import Api, app_settings, running_api
 
 pytestmark = pytest.mark.kafka

@@ -62,7 +62,7 @@ def a_base(customers: int = 60, seed: int = 7) -> list[OrderPlaced]:
 async def apply(api: ApiClient, payloads: Sequence[EventPayload]) -> None:
     """Run payloads through the consumer's batch finisher as one batch, then the re-score loop."""
     settings = api.app.state.settings
-    finish = ledger_batch(settings.currency)
+    finish = ledger_batch()
     events: list[CloudEvent] = []
     for payload in payloads:
         time = getattr(payload, "placed_at", None) or AS_OF

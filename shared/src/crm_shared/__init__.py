@@ -20,6 +20,7 @@ from crm_shared._body_limit import RequestBodyLimits, allow_larger_body
 from crm_shared._clock import as_utc, utc_now
 from crm_shared._consumer import (
     BatchFinisher,
+    Decoder,
     EventConsumer,
     EventHandler,
     RetryPolicy,
@@ -38,6 +39,7 @@ from crm_shared._db import (
     transaction,
     upsert_into,
 )
+from crm_shared._decoding import cloud_event_decoder, judgement_time
 from crm_shared._idempotency import (
     IDEMPOTENCY_HEADER,
     IdempotencyKeys,
@@ -100,6 +102,7 @@ __all__ = [
     "ContentTooLarge",
     "CursorPosition",
     "CursorText",
+    "Decoder",
     "EventConsumer",
     "EventHandler",
     "Forbidden",
@@ -136,6 +139,7 @@ __all__ = [
     "allow_larger_body",
     "as_utc",
     "attach_runtime",
+    "cloud_event_decoder",
     "configure_logging",
     "create_consumer",
     "create_engine",
@@ -152,6 +156,7 @@ __all__ = [
     "is_sqlite",
     "is_transient",
     "job_lock",
+    "judgement_time",
     "new_id",
     "new_metadata",
     "normalise_database_url",

@@ -7,6 +7,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar, cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -23,13 +24,37 @@ from crm_shared.contracts import CloudEvent, InvalidEvent, dead_letter_topic, de
 
 _logger = logging.getLogger("crm.consumer")
 
-EventHandler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
+
+class Consumed(Protocol):
+    """What a decoder makes of a record: something the inbox knows again by its id."""
+
+    @property
+    def id(self) -> str: ...  # pragma: no cover - a protocol
+
+
+MessageT = TypeVar("MessageT", bound=Consumed)
+
+Decoder = Callable[[ConsumerRecord[bytes, bytes]], MessageT]
+"""Turns a record into what the handler applies; raises `InvalidEvent` to dead-letter it."""
+
+Handler = Callable[[AsyncSession, MessageT], Awaitable[None]]
+"""Applies one message inside the batch's transaction; raises to refuse it."""
+
+Finisher = Callable[[AsyncSession, Sequence[MessageT]], Awaitable[None]]
+"""Runs once per batch inside its transaction, after every new message was applied."""
+
+EventHandler = Handler[CloudEvent]
 """Applies one event inside the batch's transaction; raises to refuse it."""
 
-BatchHook = Callable[[Sequence[CloudEvent]], Awaitable[None]]
+BatchHook = Callable[[Sequence[MessageT]], Awaitable[None]]
 
-BatchFinisher = Callable[[AsyncSession, Sequence[CloudEvent]], Awaitable[None]]
+BatchFinisher = Finisher[CloudEvent]
 """Runs once per batch inside its transaction, after every new event was applied."""
+
+
+def decode_cloud_event(record: ConsumerRecord[bytes, bytes]) -> CloudEvent:
+    """The plain decoder: the record's value as a CloudEvent, with no edge policy applied."""
+    return decode_event(record.value or b"")
 
 
 @dataclass(frozen=True)
@@ -63,18 +88,19 @@ def _sqlstate(error: DBAPIError) -> str | None:
 
 
 @dataclass(frozen=True)
-class _Decoded:
+class _Decoded(Generic[MessageT]):
     record: ConsumerRecord[bytes, bytes]
-    event: CloudEvent
+    event: MessageT
 
 
-class EventConsumer:
+class EventConsumer(Generic[MessageT]):
     """Reads batches, applies each new event once (inbox), dead-letters what cannot be applied.
 
-    Per batch: events are decoded (undecodable ones go to the dead-letter topic with the
-    reason in headers), applied in one database transaction that also records their ids
-    as processed, and only after that commit are the offsets committed. A crash in between
-    re-delivers the batch and the inbox turns it into a no-op.
+    Per batch: events are decoded by the consumer's decoder (CloudEvents unless it is given
+    another; what it refuses goes to the dead-letter topic with the reason in headers),
+    applied in one database transaction that also records their ids as processed, and only
+    after that commit are the offsets committed. A crash in between re-delivers the batch
+    and the inbox turns it into a no-op.
     """
 
     def __init__(
@@ -86,14 +112,15 @@ class EventConsumer:
         producer: AIOKafkaProducer,
         session_factory: async_sessionmaker[AsyncSession],
         tables: PlumbingTables,
-        handler: EventHandler,
+        handler: Handler[MessageT],
         metrics: ServiceMetrics,
         batch_size: int = 500,
         retry: RetryPolicy = RetryPolicy(),
         after_commit: Callable[[], None] | None = None,
-        after_store: BatchHook | None = None,
-        finish_batch: BatchFinisher | None = None,
+        after_store: BatchHook[MessageT] | None = None,
+        finish_batch: Finisher[MessageT] | None = None,
         after_batch: Callable[[], None] | None = None,
+        decode: Decoder[MessageT] | None = None,
     ) -> None:
         self.name = name
         self.topics = list(topics)
@@ -109,6 +136,8 @@ class EventConsumer:
         self._after_store = after_store
         self._finish_batch = finish_batch
         self._after_batch = after_batch
+        # Without a decoder of its own, a consumer reads CloudEvents.
+        self._decode = decode or cast(Decoder[MessageT], decode_cloud_event)
         self._stopping = False
 
     @property
@@ -133,10 +162,10 @@ class EventConsumer:
 
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Decode, dead-letter and apply one batch of records (offsets are the caller's)."""
-        decoded: list[_Decoded] = []
+        decoded: list[_Decoded[MessageT]] = []
         for record in records:
             try:
-                decoded.append(_Decoded(record, decode_event(record.value or b"")))
+                decoded.append(_Decoded(record, self._decode(record)))
             except InvalidEvent as error:
                 await self._dead_letter(record, error.reason, error.field)
         if not decoded:
@@ -150,7 +179,9 @@ class EventConsumer:
                 try:
                     await self._with_retry(functools.partial(self._apply, [item]))
                 except _HandlerRefused as refused:
-                    await self._dead_letter(item.record, str(refused.__cause__), None)
+                    cause = refused.__cause__
+                    field = cause.field if isinstance(cause, InvalidEvent) else None
+                    await self._dead_letter(item.record, str(cause), field)
         if self._after_store is not None:
             await self._after_store([item.event for item in decoded])
 
@@ -173,7 +204,7 @@ class EventConsumer:
                 await asyncio.sleep(delay)
                 delay = min(delay * self._retry.multiplier, self._retry.max_delay)
 
-    async def _apply(self, items: Sequence[_Decoded]) -> None:
+    async def _apply(self, items: Sequence[_Decoded[MessageT]]) -> None:
         ids = [item.event.id for item in items]
         outbox_added = False
         async with self._sessions() as session, session.begin():
@@ -187,7 +218,7 @@ class EventConsumer:
                     )
                 ).all()
             )
-            fresh: list[CloudEvent] = []
+            fresh: list[MessageT] = []
             for item in items:
                 if item.event.id in seen:
                     self._metrics.events_processed.labels(item.record.topic, "duplicate").inc()

@@ -8,13 +8,20 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any, Generic
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from crm_shared._consumer import BatchFinisher, EventConsumer, EventHandler
+from crm_shared._consumer import (
+    BatchFinisher,
+    Decoder,
+    EventConsumer,
+    Finisher,
+    Handler,
+    MessageT,
+)
 from crm_shared._db import (
     READ_ONLY,
     PlumbingTables,
@@ -22,6 +29,7 @@ from crm_shared._db import (
     create_session_factory,
     database_is_reachable,
 )
+from crm_shared._decoding import cloud_event_decoder
 from crm_shared._health import ReadinessCheck, ReadinessResult
 from crm_shared._kafka import broker_is_reachable, create_consumer, create_producer, ensure_topics
 from crm_shared._metrics import ServiceMetrics
@@ -35,16 +43,19 @@ _logger = logging.getLogger("crm.runtime")
 
 
 @dataclass(frozen=True)
-class Subscription:
+class Subscription(Generic[MessageT]):
     """Topics a service consumes and the handler that applies their events."""
 
     name: str
     topics: Sequence[str]
-    handler: EventHandler
-    finish_batch: BatchFinisher | None = None
+    handler: Handler[MessageT]
+    finish_batch: Finisher[MessageT] | None = None
     # Called after each committed batch that applied new events (e.g. to wake a loop that
     # acts on what the batch stored, instead of waiting for its next interval).
     after_batch: Callable[[], None] | None = None
+    # How a record becomes a message; by default a CloudEvent, whose order.* events are judged
+    # by the deployment's order policy (settings.order_policy) before any handler sees them.
+    decode: Decoder[MessageT] | None = None
 
     @classmethod
     def batched(
@@ -54,9 +65,9 @@ class Subscription:
         apply_batch: BatchFinisher,
         *,
         after_batch: Callable[[], None] | None = None,
-    ) -> Subscription:
+    ) -> Subscription[CloudEvent]:
         """Topics whose events ``apply_batch`` applies a whole consumed batch at a time."""
-        return cls(name, topics, _nothing_per_event, apply_batch, after_batch)
+        return Subscription(name, topics, _nothing_per_event, apply_batch, after_batch)
 
 
 async def _nothing_per_event(session: AsyncSession, event: CloudEvent) -> None:
@@ -74,7 +85,7 @@ class ServiceRuntime:
     metrics: ServiceMetrics
     producer: AIOKafkaProducer | None = None
     relay: OutboxRelay | None = None
-    consumers: list[EventConsumer] = field(default_factory=list)
+    consumers: list[EventConsumer[Any]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -121,7 +132,7 @@ async def run_service(
     metrics: ServiceMetrics,
     *,
     produces: Sequence[str] = (),
-    subscriptions: Sequence[Subscription] = (),
+    subscriptions: Sequence[Subscription[Any]] = (),
 ) -> AsyncIterator[ServiceRuntime]:
     """Start the database, producer, relay and consumers; on exit stop them, newest first."""
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
@@ -135,7 +146,7 @@ async def run_service(
 
 
 async def _start_kafka(
-    runtime: ServiceRuntime, produces: Sequence[str], subscriptions: Sequence[Subscription]
+    runtime: ServiceRuntime, produces: Sequence[str], subscriptions: Sequence[Subscription[Any]]
 ) -> None:
     settings = runtime.settings
     group = settings.service_name
@@ -167,6 +178,7 @@ async def _start_kafka(
         poll_interval=settings.outbox_poll_interval_seconds,
     )
     runtime.background(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
+    judged_cloud_events = cloud_event_decoder(settings.order_policy)
     for subscription in subscriptions:
         kafka_consumer = create_consumer(
             subscription.topics,
@@ -192,6 +204,7 @@ async def _start_kafka(
             after_commit=runtime.wake_relay,
             finish_batch=subscription.finish_batch,
             after_batch=subscription.after_batch,
+            decode=subscription.decode or judged_cloud_events,
         )
         runtime.consumers.append(consumer)
         runtime.background(
@@ -199,7 +212,7 @@ async def _start_kafka(
         )
 
 
-async def _supervise(consumer: EventConsumer, kafka_consumer: AIOKafkaConsumer) -> None:
+async def _supervise(consumer: EventConsumer[Any], kafka_consumer: AIOKafkaConsumer) -> None:
     # The loop only ends on stop(); anything else escaping it is a bug or a broker outage
     # beyond the client's own retries, so log it and resume from the last committed offset.
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -10,6 +11,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crm_shared._kafka_security import KafkaSaslMechanism, KafkaSecurity, KafkaSecurityProtocol
+from crm_shared.contracts import CurrencyCode, OrderPolicy
 
 
 class Scope(StrEnum):
@@ -59,6 +61,33 @@ class ServiceSettings(BaseSettings):
     # /readyz fails when the oldest unpublished outbox row is older than this (a stuck relay);
     # parked rows (ones the broker can never take) need an operator and do not count.
     outbox_stuck_after_seconds: float = Field(default=120.0, gt=0)
+    # The edge policy for orders (crm_shared.contracts.check_order): the same in every service
+    # of a deployment, so that all of them accept and refuse the same orders.
+    currency: CurrencyCode = Field(
+        default="USD",
+        description="The accounting currency: orders in any other are refused at every edge.",
+    )
+    max_clock_skew_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="How far past now an order's or a consent's time may lie (clocks run ahead).",
+    )
+    max_event_age_days: int = Field(
+        default=14_610,
+        ge=1,
+        le=73_000,
+        description="How old an order may be (40 years: replays of old order books pass).",
+    )
+
+    @property
+    def order_policy(self) -> OrderPolicy:
+        """The orders this deployment accepts: its currency and the window of order times."""
+        return OrderPolicy(
+            currency=self.currency,
+            max_future_skew=timedelta(seconds=self.max_clock_skew_seconds),
+            max_age=timedelta(days=self.max_event_age_days),
+        )
 
     @field_validator("log_level")
     @classmethod

@@ -20,13 +20,15 @@ from profile_service.api import consents, customers, imports, orders
 from profile_service.api.errors import install_error_handlers
 from profile_service.db.models import PLUMBING
 from profile_service.events.handlers import CUSTOMER_VIEW_TOPICS
+from profile_service.events.order_intake import intake_decoder, intake_handler
 from profile_service.settings import ProfileSettings
 from profile_service.workflows.view_batch import apply_view_batch
 
 DESCRIPTION = """
 The unified customer profile: identities (external ids, email, phone), attributes, tags,
 consent per channel and purpose, identity merge with audit, bulk import with a data-quality
-report, GDPR export and erasure, order intake over HTTP, and the customer 360 view.
+report, GDPR export and erasure, order intake (over HTTP, or from `crm.order-intake` for shops
+that name customers by their own identities), and the customer 360 view.
 """
 
 
@@ -43,7 +45,16 @@ def create_app(settings: ProfileSettings | None = None) -> FastAPI:
             metrics,
             produces=[Topic.ORDERS, Topic.CUSTOMERS],
             subscriptions=[
-                Subscription.batched("customer-view", CUSTOMER_VIEW_TOPICS, apply_view_batch)
+                Subscription.batched("customer-view", CUSTOMER_VIEW_TOPICS, apply_view_batch),
+                Subscription(
+                    "order-intake",
+                    [Topic.ORDER_INTAKE],
+                    intake_handler(
+                        settings.order_policy,
+                        default_phone_region=settings.default_phone_region,
+                    ),
+                    decode=intake_decoder(settings.order_policy),
+                ),
             ],
         ) as runtime:
             attach_runtime(app, runtime)

@@ -52,7 +52,7 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
                 Subscription.batched(
                     "ledger",
                     SCORING_TOPICS,
-                    ledger_batch(settings.currency),
+                    ledger_batch(),
                     after_batch=rescore_now.set,
                 )
             ],

@@ -15,11 +15,8 @@ class ScoringSettings(ServiceSettings):
 
     service_name: str = "scoring-service"
     database_url: str = "sqlite+aiosqlite:///./var/scoring-service.db"
-    currency: str = Field(
-        default="USD",
-        pattern=r"^[A-Z]{3}$",
-        description="The one currency scores are kept in; orders in another are dead-lettered.",
-    )
+    # `currency` (SCORING_CURRENCY), the accounting currency scores are kept in, is a shared
+    # setting: every service refuses orders in any other (crm_shared.contracts.check_order).
     churn_horizon_days: int = Field(default=90, ge=1, le=730)
     clv_months: int = Field(default=12, ge=1, le=60)
     monthly_discount_rate: float = Field(default=0.01, ge=0, lt=1)

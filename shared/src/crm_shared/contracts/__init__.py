@@ -57,7 +57,26 @@ from crm_shared.contracts._notifications import (
     NotificationSuppressed,
 )
 from crm_shared.contracts._nul import NUL_MESSAGE, nul_location
-from crm_shared.contracts._orders import OrderCancelled, OrderLine, OrderPlaced, OrderRefunded
+from crm_shared.contracts._order_intake import (
+    CancelledOrder,
+    CustomerReference,
+    OrderIntake,
+    OrderIntakeDocument,
+    PlacedOrder,
+    RefundedOrder,
+    decode_order_intake,
+)
+from crm_shared.contracts._order_policy import OrderPolicy, check_moment, check_order
+from crm_shared.contracts._orders import (
+    OrderCancellation,
+    OrderCancelled,
+    OrderFacts,
+    OrderLine,
+    OrderPlaced,
+    OrderPlacement,
+    OrderRefund,
+    OrderRefunded,
+)
 from crm_shared.contracts._payload import EventPayload, Money, Topic, dead_letter_topic
 from crm_shared.contracts._registry import EVENT_TYPES, payload_model_for
 from crm_shared.contracts._scores import Grade, ScoreUpdated, SegmentChanged, ValueTier
@@ -81,6 +100,7 @@ __all__ = [
     "WORST_CASE_CUSTOMER_EVENT_BYTES",
     "ActivityRecorded",
     "Attributes",
+    "CancelledOrder",
     "Category",
     "Channel",
     "ChurnWarning",
@@ -91,6 +111,7 @@ __all__ = [
     "CustomerCreated",
     "CustomerErased",
     "CustomerMerged",
+    "CustomerReference",
     "CustomerSnapshot",
     "CustomerUpdated",
     "EventPayload",
@@ -102,13 +123,22 @@ __all__ = [
     "NotificationFailed",
     "NotificationSent",
     "NotificationSuppressed",
+    "OrderCancellation",
     "OrderCancelled",
+    "OrderFacts",
+    "OrderIntake",
+    "OrderIntakeDocument",
     "OrderLine",
     "OrderPlaced",
+    "OrderPlacement",
+    "OrderPolicy",
+    "OrderRefund",
     "OrderRefunded",
+    "PlacedOrder",
     "PositiveInt64",
     "Purpose",
     "QueryTime",
+    "RefundedOrder",
     "ScoreUpdated",
     "SegmentChanged",
     "Stage",
@@ -117,8 +147,11 @@ __all__ = [
     "Topic",
     "ValueTier",
     "build_event",
+    "check_moment",
+    "check_order",
     "dead_letter_topic",
     "decode_event",
+    "decode_order_intake",
     "encode_event",
     "nul_location",
     "payload_model_for",

@@ -39,6 +39,9 @@ class Topic(StrEnum):
     SCORES = "crm.scores"
     LIFECYCLE = "crm.lifecycle"
     NOTIFICATIONS = "crm.notifications"
+    # Order intake documents from shops that name customers by their own identities; only
+    # profile-service reads it, and publishes the resolved `order.*` events on crm.orders.
+    ORDER_INTAKE = "crm.order-intake"
 
 
 def dead_letter_topic(topic: str, consumer_group: str) -> str:

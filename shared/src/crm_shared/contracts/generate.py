@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, create_model
 from pydantic.json_schema import models_json_schema
 
 from crm_shared.contracts._envelope import CloudEvent
+from crm_shared.contracts._order_intake import CancelledOrder, PlacedOrder, RefundedOrder
 from crm_shared.contracts._payload import EventPayload, Topic
 from crm_shared.contracts._registry import EVENT_TYPES
 
@@ -32,14 +33,28 @@ KAFKA_BINDING_VERSION = "0.5.0"
 MESSAGE_CONTENT_TYPE = "application/cloudevents+json"
 
 _TOPIC_DESCRIPTIONS: dict[Topic, str] = {
-    Topic.ORDERS: "Orders placed, refunded and cancelled: from shop backends, or from "
-    "profile-service's HTTP order intake for shops that cannot speak Kafka.",
+    Topic.ORDERS: "Orders placed, refunded and cancelled, naming and keyed by the CRM customer "
+    "id only: from shop backends that hold CRM ids, or from profile-service's order intake "
+    "(HTTP, and crm.order-intake for shops that name customers by their own identities). "
+    "Amounts are in the deployment's accounting currency; every consumer refuses others.",
     Topic.CUSTOMERS: "Customer profiles, merges, erasures and consent, from profile-service.",
     Topic.ACTIVITIES: "What customers do besides buying: page views, email opens, logins.",
     Topic.SCORES: "RFM, CLV, churn risk, health and segments, from scoring-service.",
     Topic.LIFECYCLE: "Lifecycle stage changes and churn warnings, from lifecycle-service.",
     Topic.NOTIFICATIONS: "Outreach sent, failed or suppressed, from notification-service.",
+    Topic.ORDER_INTAKE: "Orders from shops that name the customer by their own identities "
+    "(e-mail, phone, their customer id) instead of the CRM id: the same JSON documents as the "
+    "body of profile-service's POST /v1/orders, not CloudEvents. profile-service resolves the "
+    "customer and publishes the order.* event with the CRM customer id on crm.orders.",
 }
+
+# Plain JSON documents, not CloudEvents: what a shop POSTs to /v1/orders, sent over Kafka.
+_INTAKE_DOCUMENTS: dict[str, type[BaseModel]] = {
+    "intake.order.placed": PlacedOrder,
+    "intake.order.refunded": RefundedOrder,
+    "intake.order.cancelled": CancelledOrder,
+}
+_INTAKE_CONTENT_TYPE = "application/json"
 
 
 def _envelope_model(payload_model: type[EventPayload]) -> type[BaseModel]:
@@ -83,7 +98,7 @@ def render_asyncapi() -> str:
     """Return the AsyncAPI 3.0.0 document: one channel per topic, one message per event type."""
     envelopes = {event_type: _envelope_model(model) for event_type, model in EVENT_TYPES.items()}
     _, definitions = models_json_schema(
-        [(envelope, "validation") for envelope in envelopes.values()],
+        [(model, "validation") for model in (*envelopes.values(), *_INTAKE_DOCUMENTS.values())],
         ref_template="#/components/schemas/{model}",
     )
     schemas: dict[str, Any] = definitions["$defs"]
@@ -94,6 +109,8 @@ def render_asyncapi() -> str:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     for topic in Topic:
+        if topic is Topic.ORDER_INTAKE:
+            continue
         channel_id = topic.name.lower()
         models = [model for model in EVENT_TYPES.values() if model.topic is topic]
         channels[channel_id] = {
@@ -115,6 +132,7 @@ def render_asyncapi() -> str:
         }
         for model in models:
             messages[model.__name__] = _message(model, envelopes[model.event_type])
+    _add_intake_channel(channels, operations, messages)
 
     return _dump(
         {
@@ -152,6 +170,51 @@ def _message(payload_model: type[EventPayload], envelope: type[BaseModel]) -> di
             }
         },
     }
+
+
+def _add_intake_channel(
+    channels: dict[str, Any], operations: dict[str, Any], messages: dict[str, Any]
+) -> None:
+    topic = Topic.ORDER_INTAKE
+    channel_id = topic.name.lower()
+    channels[channel_id] = {
+        "address": topic.value,
+        "description": _TOPIC_DESCRIPTIONS[topic],
+        "messages": {
+            model.__name__: {"$ref": f"#/components/messages/{model.__name__}"}
+            for model in _INTAKE_DOCUMENTS.values()
+        },
+        "bindings": {"kafka": {"topic": topic.value, "bindingVersion": KAFKA_BINDING_VERSION}},
+    }
+    operations[f"publish_{channel_id}"] = {
+        "action": "send",
+        "summary": f"Publish to {topic.value}; key it by the shop's own customer identity.",
+        "channel": {"$ref": f"#/channels/{channel_id}"},
+        "messages": [
+            {"$ref": f"#/channels/{channel_id}/messages/{model.__name__}"}
+            for model in _INTAKE_DOCUMENTS.values()
+        ],
+    }
+    for name, model in _INTAKE_DOCUMENTS.items():
+        docstring = _docstring(model)
+        messages[model.__name__] = {
+            "name": name,
+            "title": model.__name__,
+            "summary": docstring,
+            "description": docstring,
+            "contentType": _INTAKE_CONTENT_TYPE,
+            "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
+            "bindings": {
+                "kafka": {
+                    "key": {
+                        "type": "string",
+                        "description": "The shop's own id of the customer (or the identity it "
+                        "names): one customer's documents then stay in order.",
+                    },
+                    "bindingVersion": KAFKA_BINDING_VERSION,
+                }
+            },
+        }
 
 
 def render_all() -> dict[Path, str]:

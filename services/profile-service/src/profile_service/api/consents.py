@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from datetime import timedelta
+
+from fastapi import APIRouter, Request, status
 
 from crm_shared import ReadAccess, SessionDep, WriteAccess, utc_now
 from crm_shared.contracts import Channel, Purpose
 from profile_service.api.schemas import ConsentIn, ConsentOut, MergeIn, MergeOut
 from profile_service.domain.consent import ConsentDecision
+from profile_service.settings import ProfileSettings
 from profile_service.workflows._publishing import consent_state
 from profile_service.workflows.consent import consents_of, record_consent
 from profile_service.workflows.customers import load_customer
@@ -36,13 +39,19 @@ async def put_consent(
     channel: Channel,
     purpose: Purpose,
     body: ConsentIn,
+    request: Request,
     session: SessionDep,
     _: WriteAccess,
 ) -> ConsentOut:
-    """The newest decision wins; an older one sent late is kept out. Publishes `consent.changed`."""
+    """The newest decision wins; an older one sent late is kept out. Publishes `consent.changed`.
+
+    A `changed_at` in the future (beyond the few minutes of clock skew allowed) is refused.
+    """
     now = utc_now()
+    settings: ProfileSettings = request.app.state.settings
+    skew = timedelta(seconds=settings.max_clock_skew_seconds)
     decision = ConsentDecision(channel, purpose, body.granted, body.source, body.changed_at or now)
-    row, _changed = await record_consent(session, customer_id, decision, now=now)
+    row, _changed = await record_consent(session, customer_id, decision, now=now, max_skew=skew)
     return ConsentOut(**consent_state(row).model_dump())
 
 

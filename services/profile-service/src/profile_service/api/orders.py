@@ -1,4 +1,5 @@
-"""``/v1/orders``: order intake for shops that cannot publish to Kafka."""
+"""``/v1/orders``: order intake for shops that cannot publish to Kafka (or name customers by
+their own identities; those that can publish send the same document to ``crm.order-intake``)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from fastapi import APIRouter, Body, Request, status
 from fastapi.responses import JSONResponse
 
 from crm_shared import SessionDep, WriteAccess, utc_now
+from crm_shared.contracts import OrderIntake
 from profile_service.api.schemas import OrderAccepted
 from profile_service.settings import ProfileSettings
-from profile_service.workflows.orders import OrderIntake, accept_order
+from profile_service.workflows.orders import accept_order
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
@@ -19,9 +21,10 @@ _EXAMPLE = {
     "order_id": "ord-1001",
     "customer": {"external_id": "shop-eu:8812", "email": "ada@example.com"},
     "placed_at": "2026-11-20T14:03:00Z",
-    "total": {"amount": "59.90", "currency": "EUR"},
+    # In the default accounting currency (PROFILE_CURRENCY): orders in any other are refused.
+    "total": {"amount": "59.90", "currency": "USD"},
     "items": [
-        {"sku": "TEE-RED-M", "quantity": 2, "unit_price": {"amount": "29.95", "currency": "EUR"}}
+        {"sku": "TEE-RED-M", "quantity": 2, "unit_price": {"amount": "29.95", "currency": "USD"}}
     ],
 }
 
@@ -41,12 +44,19 @@ async def post_order(
 ) -> JSONResponse:
     """Idempotent by order id (and refund id): a repeat answers 200 with the first event id.
 
-    The customer is found by id or identities, or created. The event is published on
-    `crm.orders` through the outbox, so it is not lost if the broker is down.
+    Amounts must be in the deployment's accounting currency (no exchange rates are kept:
+    convert at the rate the shop booked), and the order's time within the accepted window
+    (a few minutes ahead of now at most). The customer is found by id or identities, or
+    created. The event is published on `crm.orders` through the outbox, so it is not lost
+    if the broker is down.
     """
     settings: ProfileSettings = request.app.state.settings
     accepted = await accept_order(
-        session, order, default_phone_region=settings.default_phone_region, now=utc_now()
+        session,
+        order,
+        policy=settings.order_policy,
+        default_phone_region=settings.default_phone_region,
+        now=utc_now(),
     )
     body = OrderAccepted(**accepted.__dict__).model_dump(mode="json")
     return JSONResponse(body, status_code=200 if accepted.duplicate else 202)

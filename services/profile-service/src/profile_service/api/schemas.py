@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from crm_shared.contracts import (
     MAX_EMAIL_LENGTH,
@@ -16,6 +16,7 @@ from crm_shared.contracts import (
     Attributes,
     Channel,
     ConsentState,
+    EventTime,
     Purpose,
 )
 
@@ -100,8 +101,10 @@ class ConsentIn(BaseModel):
 
     granted: bool
     source: str = Field(min_length=1, max_length=100, description="Where it was given.")
-    changed_at: AwareDatetime | None = Field(
-        default=None, description="When the customer decided; defaults to now."
+    changed_at: EventTime | None = Field(
+        default=None,
+        description="When the customer decided; defaults to now. Never in the future (beyond"
+        " a few minutes of clock skew): the newest decision wins.",
     )
 
 

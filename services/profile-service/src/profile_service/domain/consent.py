@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from crm_shared.contracts import Channel, Purpose
+from crm_shared.errors import UnprocessableContent
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,20 @@ class ConsentDecision:
     granted: bool
     source: str
     changed_at: datetime
+
+
+def check_not_in_future(decision: ConsentDecision, *, now: datetime, max_skew: timedelta) -> None:
+    """Refuse a decision dated later than `now` plus the clock skew allowed.
+
+    The newest decision wins, so one dated in the future would outrank every real one after it
+    (the customer's own unsubscribe included) until that date.
+    """
+    if decision.changed_at > now + max_skew:
+        raise UnprocessableContent(
+            f"changed_at {decision.changed_at.isoformat()} lies in the future: more than"
+            f" {max_skew.total_seconds():g} s after {now.isoformat()}",
+            field="changed_at",
+        )
 
 
 def supersedes(incoming: ConsentDecision, current: ConsentDecision | None) -> bool:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared.contracts import ConsentChanged
 from profile_service.db.models import Consent
-from profile_service.domain.consent import ConsentDecision, supersedes
+from profile_service.domain.consent import ConsentDecision, check_not_in_future, supersedes
 from profile_service.workflows._publishing import consent_state, publish
 from profile_service.workflows.customers import load_customer
 
@@ -22,9 +22,18 @@ def decision_of(row: Consent) -> ConsentDecision:
 
 
 async def record_consent(
-    session: AsyncSession, customer_id: str, decision: ConsentDecision, *, now: datetime
+    session: AsyncSession,
+    customer_id: str,
+    decision: ConsentDecision,
+    *,
+    now: datetime,
+    max_skew: timedelta,
 ) -> tuple[Consent, bool]:
-    """Store a decision unless a newer one is held; return the row and whether it changed."""
+    """Store a decision unless a newer one is held; return the row and whether it changed.
+
+    A decision dated more than `max_skew` after `now` is refused (422 naming `changed_at`).
+    """
+    check_not_in_future(decision, now=now, max_skew=max_skew)
     await load_customer(session, customer_id)
     row = await session.get(Consent, (customer_id, decision.channel.value, decision.purpose.value))
     if not supersedes(decision, decision_of(row) if row else None):

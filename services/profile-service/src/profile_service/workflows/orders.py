@@ -1,17 +1,28 @@
-"""Order intake over HTTP: resolve the customer, accept each order event once, publish it."""
+"""Order intake (HTTP and `crm.order-intake`): resolve the customer, accept each order event once,
+publish it with the CRM customer id on `crm.orders`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared.contracts import Money, OrderCancelled, OrderLine, OrderPlaced, OrderRefunded
+from crm_shared.contracts import (
+    InvalidEvent,
+    Money,
+    OrderCancelled,
+    OrderIntakeDocument,
+    OrderPlaced,
+    OrderPolicy,
+    OrderRefunded,
+    PlacedOrder,
+    RefundedOrder,
+    check_order,
+)
 from crm_shared.errors import UnprocessableContent
 from profile_service.db.models import IntakeOrder
 from profile_service.domain.contact import InvalidContact
@@ -19,73 +30,6 @@ from profile_service.domain.orders import check_refund, check_same_order, finger
 from profile_service.domain.profiles import normalise_profile
 from profile_service.workflows._publishing import publish
 from profile_service.workflows.customers import load_customer, save_profile
-
-
-class CustomerReference(BaseModel):
-    """Who bought: our customer id, or identities to find or create the customer by."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    customer_id: str | None = Field(default=None, description="The CRM customer id, if known.")
-    external_id: str | None = Field(default=None, examples=["shop-eu:8812"])
-    email: str | None = Field(default=None, examples=["ada@example.com"])
-    phone: str | None = Field(default=None, examples=["+4915112345678"])
-    first_name: str | None = None
-    last_name: str | None = None
-    time_zone: str | None = None
-    locale: str | None = None
-
-    @model_validator(mode="after")
-    def _identifies_someone(self) -> CustomerReference:
-        if not (self.customer_id or self.external_id or self.email or self.phone):
-            raise ValueError("give customer_id, external_id, email or phone")
-        return self
-
-
-class PlacedOrder(BaseModel):
-    """An order the customer placed."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["order.placed"]
-    order_id: str = Field(min_length=1, max_length=200, examples=["ord-1001"])
-    customer: CustomerReference
-    placed_at: AwareDatetime
-    total: Money
-    items: list[OrderLine] = Field(default_factory=list)
-    shop_id: str | None = None
-    channel: str | None = None
-
-
-class RefundedOrder(BaseModel):
-    """Money given back on an order; each refund has its own id."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["order.refunded"]
-    order_id: str = Field(min_length=1, max_length=200)
-    refund_id: str = Field(min_length=1, max_length=100)
-    customer: CustomerReference | None = Field(
-        default=None, description="Needed only if the order was not placed through this API."
-    )
-    refunded_at: AwareDatetime
-    amount: Money
-    reason: str | None = None
-
-
-class CancelledOrder(BaseModel):
-    """An order called off before fulfilment."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["order.cancelled"]
-    order_id: str = Field(min_length=1, max_length=200)
-    customer: CustomerReference | None = None
-    cancelled_at: AwareDatetime
-    reason: str | None = None
-
-
-OrderIntake = Annotated[PlacedOrder | RefundedOrder | CancelledOrder, Field(discriminator="type")]
 
 
 @dataclass(frozen=True)
@@ -101,12 +45,17 @@ class AcceptedOrder:
 
 async def accept_order(
     session: AsyncSession,
-    order: PlacedOrder | RefundedOrder | CancelledOrder,
+    order: OrderIntakeDocument,
     *,
+    policy: OrderPolicy,
     default_phone_region: str | None,
     now: datetime,
 ) -> AcceptedOrder:
-    """Accept an order event once; a repeat returns the first acceptance."""
+    """Accept an order event once; a repeat returns the first acceptance.
+
+    A new order the deployment's policy refuses (another currency, a time outside the window
+    around `now`) raises `UnprocessableContent` naming the field, before anything is stored.
+    """
     key = intake_key(order.type, order.order_id, getattr(order, "refund_id", None))
     digest = fingerprint(order.model_dump(mode="json"))
     existing = await session.get(IntakeOrder, key)
@@ -115,6 +64,10 @@ async def accept_order(
         return AcceptedOrder(
             existing.event_id, existing.event_type, existing.order_id, existing.customer_id, True
         )
+    try:
+        check_order(order, policy, now)
+    except InvalidEvent as refusal:
+        raise UnprocessableContent(refusal.reason, field=refusal.field) from None
 
     placement = await session.get(IntakeOrder, intake_key("order.placed", order.order_id))
     customer_id = await _customer_for(session, order, placement, default_phone_region, now)
@@ -179,7 +132,7 @@ async def accept_order(
 
 async def _customer_for(
     session: AsyncSession,
-    order: PlacedOrder | RefundedOrder | CancelledOrder,
+    order: OrderIntakeDocument,
     placement: IntakeOrder | None,
     default_phone_region: str | None,
     now: datetime,

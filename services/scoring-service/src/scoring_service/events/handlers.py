@@ -39,11 +39,11 @@ def latest_event_per_customer(events: Sequence[CloudEvent]) -> dict[str, datetim
     return latest
 
 
-def ledger_batch(currency: str) -> BatchFinisher:
+def ledger_batch() -> BatchFinisher:
     """Apply a batch to the ledger and queue the customers it touched for re-scoring."""
 
     async def finish(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
-        await apply_ledger_batch(session, events, currency)
+        await apply_ledger_batch(session, events)
         await queue_rescores(session, latest_event_per_customer(events))
 
     return finish

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared.contracts import Money
-from crm_shared.errors import UnprocessableContent
 from scoring_service.db.models import Activity, Purchase, Refund, Score
 
 SECONDS_PER_DAY = 86_400
@@ -18,16 +15,6 @@ SECONDS_PER_DAY = 86_400
 def purchase_day(moment: datetime) -> int:
     """Whole UTC days since 1970-01-01."""
     return int(moment.timestamp() // SECONDS_PER_DAY)
-
-
-def amount_in(money: Money, currency: str) -> Decimal:
-    """The amount, if in the currency scores are kept in; otherwise a refusal."""
-    if money.currency != currency:
-        # No exchange rates here: mixing currencies would corrupt every spend figure.
-        raise UnprocessableContent(
-            f"amount in {money.currency}, but scores are kept in {currency}", field="currency"
-        )
-    return money.amount
 
 
 async def fold_customers(session: AsyncSession, surviving_id: str, merged_id: str) -> None:

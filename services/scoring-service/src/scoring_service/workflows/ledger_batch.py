@@ -21,7 +21,6 @@ from crm_shared.contracts import (
 )
 from scoring_service.db.models import Activity, Purchase, Refund
 from scoring_service.workflows.ledger import (
-    amount_in,
     fold_customers,
     forget_customer,
     purchase_day,
@@ -32,24 +31,25 @@ _CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
 LedgerEvent = OrderPlaced | OrderRefunded | OrderCancelled | ActivityRecorded
 
 
-async def apply_ledger_batch(
-    session: AsyncSession, events: Sequence[CloudEvent], currency: str
-) -> None:
+async def apply_ledger_batch(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
     """Apply a batch in order: runs of order/activity events in bulk, merges and erasures
-    between them one by one, so an order after a merge lands where it belongs."""
+    between them one by one, so an order after a merge lands where it belongs.
+
+    Orders arrive judged by the deployment's order policy (crm_shared.contracts.check_order,
+    applied as the consumer decodes them): every amount is in the accounting currency."""
     run: list[LedgerEvent] = []
     for event in events:
         data = event.data
         if isinstance(data, LedgerEvent):
             run.append(data)
             continue
-        await _apply_run(session, run, currency)
+        await _apply_run(session, run)
         run = []
         if isinstance(data, CustomerMerged):
             await fold_customers(session, data.customer_id, data.merged_customer_id)
         elif isinstance(data, CustomerErased):
             await forget_customer(session, data.customer_id)
-    await _apply_run(session, run, currency)
+    await _apply_run(session, run)
 
 
 async def _existing(session: AsyncSession, column: Any, keys: set[str]) -> set[str]:
@@ -61,7 +61,7 @@ async def _existing(session: AsyncSession, column: Any, keys: set[str]) -> set[s
     return found
 
 
-async def _apply_run(session: AsyncSession, run: Sequence[LedgerEvent], currency: str) -> None:
+async def _apply_run(session: AsyncSession, run: Sequence[LedgerEvent]) -> None:
     if not run:
         return
     placed: dict[str, OrderPlaced] = {}
@@ -70,10 +70,8 @@ async def _apply_run(session: AsyncSession, run: Sequence[LedgerEvent], currency
     activities: dict[str, ActivityRecorded] = {}
     for data in run:
         if isinstance(data, OrderPlaced):
-            amount_in(data.total, currency)
             placed.setdefault(data.order_id, data)
         elif isinstance(data, OrderRefunded):
-            amount_in(data.amount, currency)
             refunds.setdefault(f"{data.order_id}:{data.refund_id}", data)
         elif isinstance(data, OrderCancelled):
             cancelled.setdefault(data.order_id, data)

@@ -281,7 +281,7 @@ class CsvRowParser(_LineStream):
             # Only a header before the first unreadable record lets reading go past it.
             before = bisect.bisect_left(starts, unreadable[0].line)
             results = self._rows_from_records(texts[:before], starts[:before])
-            if self._header is not None:
+            if self._header_line:  # the header was among them
                 results += self._rows_from_records(texts[before:], starts[before:])
         else:
             results = self._rows_from_records(texts, starts)

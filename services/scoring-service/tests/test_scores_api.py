@@ -265,3 +265,17 @@ async def test_the_scheduled_refit_succeeds_with_free_repeat_buyers_in_the_base(
     assert len(versions) == 2
     assert all(any("3 repeat buyers left out" in n for n in v["notes"]) for v in versions)
     assert (await scores(scoring_api, "free0"))["predicted_clv_12m"] is not None
+
+
+async def test_a_total_spend_past_the_contract_bound_is_published_at_the_bound(
+    scoring_api: ApiClient,
+) -> None:
+    big = [an_order("whale", n, 30 * n, "900000000000.00") for n in range(1, 4)]
+    await apply(scoring_api, [*a_base(), *big])
+
+    await fit(scoring_api)
+
+    s = await scores(scoring_api, "whale")
+    assert s["order_count"] == 3
+    assert s["total_spend"]["amount"] == "999999999999.99"
+    assert s["average_order_value"]["amount"] == "900000000000.00"

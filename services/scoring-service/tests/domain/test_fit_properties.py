@@ -9,6 +9,7 @@ net amounts of orders neither cancelled nor refunded in full (a free order stays
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import numpy as np
@@ -28,6 +29,7 @@ from scoring_service.domain.purchase_history import (
     histories_as_of,
 )
 from scoring_service.domain.scoring import ScoreTable, score_histories
+from scoring_service.workflows.score_publishing import score_payload
 
 MAX_AMOUNT = Decimal("999999999999.999999")  # below MAX_MONEY_AMOUNT, six decimals
 FIRST_DAY, LAST_DAY = -25_567, 84_000  # 1900-01-01 and 2199-12-31, days since 1970
@@ -152,6 +154,13 @@ def fit_and_score(
     return fit, score_histories(histories, fit.models, POLICY, engagement)
 
 
+def assert_every_score_can_be_published(table: ScoreTable) -> None:
+    """Each customer's `score.updated` passes the contract (money below its bound...)."""
+    as_of = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(len(table)):
+        score_payload(table, i, f"c{i}", version="v1", as_of=as_of, currency="USD")
+
+
 @PROPERTY_SETTINGS
 @given(orders_of_a_base())
 def test_any_ledger_of_valid_orders_fits_or_falls_back_and_scores_are_finite(
@@ -164,6 +173,7 @@ def test_any_ledger_of_valid_orders_fits_or_falls_back_and_scores_are_finite(
 
     fit, table = fit_and_score(histories)
     assert_every_score_is_finite(table, fit.models)
+    assert_every_score_can_be_published(table)
 
     # A refit that starts from this version falls back to it, never to an exception.
     refit, table = fit_and_score(histories, previous=fit.models)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import logging.config
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import uvicorn.config
 from fastapi import FastAPI
 
 from crm_shared import (
@@ -20,7 +24,7 @@ from crm_shared import (
     generate_api_key,
     request_id_var,
 )
-from crm_shared._logging import JsonFormatter, RepeatLimiter, redact
+from crm_shared._logging import JsonFormatter, RepeatLimiter, redact, redact_request_target
 
 
 def a_record(message: str, **extra: object) -> logging.LogRecord:
@@ -134,3 +138,52 @@ async def test_errors_of_every_kind_are_problem_json() -> None:
             if field:
                 assert problem["errors"][0]["field"] == field
         assert "unlucky" not in (await client.get("/things/13", headers=headers)).text
+
+
+TOKEN = "eyJjIjoiMDE5MzhhIiwicCI6Im0ifQ.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
+
+
+def test_the_development_access_log_shows_no_query_values_tokens_or_contact_details(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The access log as uvicorn configures and writes it (`make run` keeps it on), after a
+    # service app has configured logging.
+    logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)
+    access = logging.getLogger("uvicorn.access")
+    try:
+        create_service_app(
+            settings=ServiceSettings(service_name="test-service"),
+            metrics=ServiceMetrics(),
+            title="t",
+            description="d",
+            version="1",
+            lifespan=_no_lifespan,
+        )
+        for target in (
+            f"/v1/customers?email=ada%40example.com&token={TOKEN}&limit=5",
+            f"/v1/unsubscribe/{TOKEN}?email=ada@example.com",
+            "/v1/customers/ada%40example.com",
+            "/v1/customers?phone=%2B4915112345678",
+            "/v1/search?ada@example.com",
+        ):
+            access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", target, "1.1", 200)
+    finally:
+        for name in ("uvicorn", "uvicorn.access"):  # their streams are this test's capture
+            logging.getLogger(name).handlers.clear()
+
+    written = capsys.readouterr().out
+    assert written.count('"GET /v1/') == 5, written
+    for secret in ("ada", "example.com", TOKEN, "4915112345678", "%40"):
+        assert secret not in written, written
+    assert '"GET /v1/customers?email=…&token=…&limit=… HTTP/1.1" 200' in written
+    assert '"GET /v1/unsubscribe/[token]?email=… HTTP/1.1" 200' in written
+    assert '"GET /v1/customers/[email] HTTP/1.1" 200' in written
+
+
+def test_a_line_break_in_a_path_cannot_forge_an_access_log_line() -> None:
+    assert redact_request_target("/v1/x%0AINFO:%20fake") == "/v1/x%0AINFO%3A%20fake"
+
+
+@contextlib.asynccontextmanager
+async def _no_lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    yield

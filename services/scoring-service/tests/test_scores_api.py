@@ -32,6 +32,7 @@ from scoring_service.workflows.scoring import (
     fit_once_orders_arrive,
     has_models,
     rescore_all,
+    scheduled_refit,
 )
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -209,3 +210,72 @@ async def test_a_new_base_gets_its_first_model_once_orders_arrive(scoring_api: A
         assert (await scoring_api.get("/v1/models")).json()[0]["customers"] == 60
     finally:
         waiting.cancel()
+
+
+def free_repeat_orders(customer: str) -> list[EventPayload]:
+    """A paid first order, then repeat orders that are free, refunded in full or cancelled."""
+    refund = OrderRefunded(
+        order_id=f"{customer}-o2",
+        refund_id="r1",
+        customer_id=customer,
+        refunded_at=START + timedelta(days=60),
+        amount=Money(amount=Decimal("35.00"), currency="USD"),
+    )
+    cancel = OrderCancelled(
+        order_id=f"{customer}-o4", customer_id=customer, cancelled_at=START + timedelta(days=95)
+    )
+    return [
+        an_order(customer, 1, 10, "25.00"),
+        an_order(customer, 2, 40, "35.00"),
+        refund,
+        an_order(customer, 3, 70, "0.00"),
+        an_order(customer, 4, 90, "80.00"),
+        cancel,
+        an_order(customer, 5, 120, "0.00"),
+    ]
+
+
+async def test_a_customer_whose_repeat_orders_were_all_free_is_left_out_of_the_spend_model(
+    scoring_api: ApiClient,
+) -> None:
+    await apply(scoring_api, [*a_base(), *free_repeat_orders("freebie")])
+
+    model = await fit(scoring_api)
+
+    assert model["customers"] == 61
+    assert model["gamma_gamma"], model["notes"]
+    assert any("1 repeat buyers left out" in note for note in model["notes"]), model["notes"]
+    s = await scores(scoring_api, "freebie")
+    assert s["order_count"] == 3  # the refunded and the cancelled order are gone
+    assert s["total_spend"]["amount"] == "25.00"
+    assert Decimal(s["predicted_clv_12m"]["amount"]) > 0
+
+
+async def test_the_scheduled_refit_succeeds_with_free_repeat_buyers_in_the_base(
+    scoring_api: ApiClient,
+) -> None:
+    runtime, settings = scoring_api.app.state.runtime, scoring_api.app.state.settings
+    free = [order for c in range(3) for order in free_repeat_orders(f"free{c}")]
+    await apply(scoring_api, [*a_base(), *free])
+
+    await scheduled_refit(runtime, settings, lambda: AS_OF)
+    await scheduled_refit(runtime, settings, lambda: AS_OF + timedelta(days=7))
+
+    versions = (await scoring_api.get("/v1/models")).json()
+    assert len(versions) == 2
+    assert all(any("3 repeat buyers left out" in n for n in v["notes"]) for v in versions)
+    assert (await scores(scoring_api, "free0"))["predicted_clv_12m"] is not None
+
+
+async def test_a_total_spend_past_the_contract_bound_is_published_at_the_bound(
+    scoring_api: ApiClient,
+) -> None:
+    big = [an_order("whale", n, 30 * n, "900000000000.00") for n in range(1, 4)]
+    await apply(scoring_api, [*a_base(), *big])
+
+    await fit(scoring_api)
+
+    s = await scores(scoring_api, "whale")
+    assert s["order_count"] == 3
+    assert s["total_spend"]["amount"] == "999999999999.99"
+    assert s["average_order_value"]["amount"] == "900000000000.00"

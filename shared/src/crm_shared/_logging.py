@@ -11,6 +11,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, unquote, unquote_plus
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 event_id_var: ContextVar[str | None] = ContextVar("event_id", default=None)
@@ -26,6 +27,11 @@ _NOT_A_PHONE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}|\d{4}-\d{2}-\d{2}(?:[ T]\d{2
 # E.164 numbers have at most 15 digits; fewer than 8 is no reachable number.
 _PHONE_DIGITS = range(8, 16)
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# Path segments that are credentials: the signed token of an unsubscribe link.
+_CREDENTIAL_IN_PATH = re.compile(r"(/unsubscribe/)[^/]+")
+# A query parameter name kept in an access log line (its value never is).
+_PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,39}")
+_ACCESS_LOGGER = "uvicorn.access"
 
 
 def redact(text: str) -> str:
@@ -39,6 +45,44 @@ def _mask_phone(match: re.Match[str]) -> str:
         return candidate
     digits = sum(character.isdigit() for character in candidate)
     return "[phone]" if digits in _PHONE_DIGITS else candidate
+
+
+def redact_request_target(target: str) -> str:
+    """A request's path and query as an access log may show them.
+
+    Query values are dropped (``?email=…&limit=…``): any of them may be an address, a phone
+    number or a token, and a log reader needs the names only. In the path, an unsubscribe
+    token becomes ``[token]`` and contact details are masked as `redact` does.
+    """
+    path, has_query, query = target.partition("?")
+    path = redact(_CREDENTIAL_IN_PATH.sub(r"\1[token]", unquote(path)))
+    # Quoted again as uvicorn writes it, so a %0A in the path cannot forge a log line.
+    shown = quote(path, safe="/[]")
+    if has_query:
+        shown += "?" + "&".join(_masked_parameter(pair) for pair in query.split("&"))
+    return shown
+
+
+def _masked_parameter(pair: str) -> str:
+    name, has_value, _ = pair.partition("=")
+    name = unquote_plus(name)
+    return f"{name}=…" if has_value and _PARAMETER_NAME.fullmatch(name) else "…"
+
+
+class AccessLogRedactor(logging.Filter):
+    """Rewrites uvicorn's access log lines through `redact_request_target`.
+
+    Production runs uvicorn without an access log; `make run` keeps it for developers, and
+    this keeps personal data and tokens out of it as the JSON logs keep them out.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Always let the line through, with its request target masked."""
+        args = record.args
+        # uvicorn logs (client, method, path with query, HTTP version, status).
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_request_target(args[2]), *args[3:])
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -128,3 +172,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.setLevel(level)
     # aiokafka logs every rebalance and reconnect at INFO; keep those for debugging only.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    access = logging.getLogger(_ACCESS_LOGGER)
+    if not any(isinstance(f, AccessLogRedactor) for f in access.filters):
+        access.addFilter(AccessLogRedactor())

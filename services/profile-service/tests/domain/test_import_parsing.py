@@ -283,6 +283,37 @@ def test_unreadable_header_is_refused():
         parse_csv(b"em\xffail\na@x.com\n")
 
 
+def test_unreadable_header_is_refused_with_a_hint_to_save_as_utf8():
+    with pytest.raises(ImportFormatError, match=r"line 1.*save it as CSV UTF-8"):
+        parse_csv(b"em\xffail\na@x.com\n")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "email,name\nada@x.com,Ada\n".encode("utf-16-le"),
+        "email,name\nada@x.com,Ada\n".encode("utf-16-be"),
+        b"email\x00,name\nada@x.com,Ada\n",
+    ],
+)
+def test_header_holding_nul_bytes_is_refused_as_not_utf8(data: bytes):
+    with pytest.raises(ImportFormatError, match=r"line 1\) holds NUL bytes.*UTF-16"):
+        parse_csv(data)
+
+
+def test_utf16_with_its_byte_order_mark_is_refused_at_line_1():
+    # The second line decodes (a NUL, then ASCII) but comes after the unreadable first line.
+    with pytest.raises(ImportFormatError, match=r"line 1\) is not valid UTF-8"):
+        parse_csv("email\nada@x.com\n".encode("utf-16"))
+
+
+def test_the_header_is_known_once_read():
+    parser = CsvRowParser()
+    assert parser.header is None
+    parse(parser, csv_file(" E-Mail ,Name"))
+    assert parser.header == ("e-mail", "name")
+
+
 def test_feeding_a_closed_parser_is_refused():
     parser = CsvRowParser()
     parse(parser, csv_file("email"))

@@ -8,6 +8,7 @@ import pytest
 from scoring_service.domain.collapsed_histories import InvalidPurchaseHistory
 from scoring_service.domain.gamma_gamma import (
     GammaGammaParameters,
+    can_enter_spend_model,
     conditional_expected_spend,
     fit_gamma_gamma,
     fit_gamma_gamma_with_fallback,
@@ -117,6 +118,30 @@ def test_no_repeat_customers_raise_model_fit_error():
 def test_repeat_customers_need_positive_amounts():
     with pytest.raises(InvalidPurchaseHistory, match="zbar must be > 0"):
         fit_gamma_gamma([1.0, 2.0], [10.0, 0.0])
+
+
+def test_only_repeat_buyers_with_positive_spend_can_enter_the_fit():
+    x = [0.0, 1.0, 2.0, 3.0, 1.0]
+    zbar = [0.0, 0.0, 12.5, -1.0, np.nan]
+    assert can_enter_spend_model(x, zbar).tolist() == [False, False, True, False, False]
+
+
+@pytest.mark.parametrize("unit", [1e-6, 1e9, 1e11])
+def test_the_fit_does_not_depend_on_the_currency_unit(unit):
+    # Amounts times c give the same p and q and v times c: tiny or huge amounts per order fit
+    # as well as dollars do.
+    x, zbar = simulate_spend(p=2, q=3, v=10, customers=2_000, seed=3)
+    in_dollars = fit_gamma_gamma(x, zbar)
+
+    in_units = fit_gamma_gamma(x, zbar * unit)
+
+    assert in_units.converged, in_units.message
+    assert in_units.params.p == pytest.approx(in_dollars.params.p, rel=1e-4)
+    assert in_units.params.q == pytest.approx(in_dollars.params.q, rel=1e-4)
+    assert in_units.params.v == pytest.approx(in_dollars.params.v * unit, rel=1e-4)
+    # The density of amounts in units is the density in dollars divided by the unit.
+    shift = len(x) * np.log(unit)
+    assert in_units.log_likelihood == pytest.approx(in_dollars.log_likelihood - shift, abs=1e-3)
 
 
 def test_parameters_without_a_finite_mean_spend_are_refused():

@@ -46,7 +46,10 @@ async def import_customers(
     request: Request, runtime: RuntimeDep, _: WriteAccess
 ) -> DataQualityReport:
     """Streams the body: valid rows are stored (matched rows update their customer, duplicates
-    in the file merge into one), every invalid row is reported with its line and reason."""
+    in the file merge into one), every invalid row is reported with its line and reason.
+    Columns may be spelled as people write them (`E-Mail`, `Email Address`, `Phone Number`,
+    `First Name`); columns naming no profile field are listed in `unknown_columns`. A file that
+    is not UTF-8 text (UTF-16, binary) is refused with 422."""
     try:
         parser = parser_for(request.headers.get("content-type", ""))
     except UnsupportedImportFormat as error:

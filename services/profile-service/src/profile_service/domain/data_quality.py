@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -96,6 +96,19 @@ class DataQualityReport(BaseModel):
         description="How many rows were rejected for each reason code, most frequent first."
     )
     invalid_rows: tuple[InvalidRow, ...] = Field(description="Every rejected row, in file order.")
+    renamed_columns: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            'Columns read as a profile field under another spelling, e.g. {"e-mail": "email"}.'
+        ),
+    )
+    unknown_columns: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Columns (CSV header names, NDJSON keys) that name no profile field: their values "
+            "were not imported. The first 100."
+        ),
+    )
 
 
 class DataQualityTally:
@@ -108,6 +121,8 @@ class DataQualityTally:
     """
 
     __slots__ = (
+        "_columns_renamed",
+        "_columns_unknown",
         "_customers_created",
         "_customers_updated",
         "_duplicates_in_file",
@@ -133,6 +148,8 @@ class DataQualityTally:
         self._fields_present: Counter[str] = Counter()
         self._invalid_reasons: Counter[str] = Counter()
         self._invalid_rows: list[InvalidRow] = []
+        self._columns_renamed: dict[str, str] = {}
+        self._columns_unknown: tuple[str, ...] = ()
 
     def record_valid(
         self,
@@ -167,6 +184,11 @@ class DataQualityTally:
         """A row the file parser could not read (bad quoting, bad JSON, too many cells...)."""
         self.record_invalid(error.line, error.code, error.reason, error.field)
 
+    def record_columns(self, renamed: Mapping[str, str], unknown: Iterable[str]) -> None:
+        """The file's columns read under another name, and those naming no profile field."""
+        self._columns_renamed = dict(renamed)
+        self._columns_unknown = tuple(unknown)
+
     def record_created(self) -> None:
         """A valid row created a new customer."""
         self._customers_created += 1
@@ -198,6 +220,8 @@ class DataQualityTally:
             ),
             invalid_reasons=dict(self._invalid_reasons.most_common()),
             invalid_rows=tuple(sorted(self._invalid_rows, key=_by_line)),
+            renamed_columns=self._columns_renamed,
+            unknown_columns=self._columns_unknown,
         )
 
 

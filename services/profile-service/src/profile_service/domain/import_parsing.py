@@ -18,6 +18,7 @@ the file: everything after the opening quote is one oversized record.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import json
 import re
@@ -57,6 +58,10 @@ _CELL: Final = rb'(?:"(?:[^"]++|"")*+"[^,]*+|[^",][^,]*+|)'
 _IS_WHOLE_RECORD: Final = re.compile(rb"%s(?:,%s)*+" % (_CELL, _CELL)).fullmatch
 # A line that closes the quoted cell an earlier line left open:
 _CLOSES_QUOTED_CELL: Final = re.compile(rb'(?:[^"]++|"")*+"[^,]*+(?:,%s)*+' % _CELL).fullmatch
+_NOT_UTF8: Final = (
+    ": the import reads UTF-8 text, and this file looks like UTF-16, another encoding or "
+    "binary data; save it as CSV UTF-8"
+)
 _TOO_LARGE: Final = (
     f"is larger than {MAX_RECORD_BYTES} bytes (1 MiB); "
     "skipped up to the next line break outside quotes"
@@ -158,7 +163,8 @@ class CsvRowParser(_LineStream):
     """Streams a CSV file (RFC 4180) into rows keyed by the lower-cased header names.
 
     - The first record is the header; column names are trimmed and lower-cased and must be
-      present and unique, else :class:`ImportFormatError`.
+      present and unique, else :class:`ImportFormatError`. A header that is not UTF-8 or holds
+      NUL bytes (UTF-16 text, binary data) refuses the file the same way.
     - Quoted cells may hold commas, line breaks and doubled quotes (``""``). A record ends at
       a line break outside a quoted cell; its line number is the physical line it starts on
       (the header is line 1), so line numbers match what a text editor shows.
@@ -271,11 +277,19 @@ class CsvRowParser(_LineStream):
                 continue
             starts.append(start)
         self._line = line_number
-        results = self._rows_from_records(texts, starts)
+        if unreadable and self._header is None:
+            # Only a header before the first unreadable record lets reading go past it.
+            before = bisect.bisect_left(starts, unreadable[0].line)
+            results = self._rows_from_records(texts[:before], starts[:before])
+            if self._header_line:  # the header was among them
+                results += self._rows_from_records(texts[before:], starts[before:])
+        else:
+            results = self._rows_from_records(texts, starts)
         if unreadable:
             if self._header is None or unreadable[0].line < self._header_line:
+                hint = _NOT_UTF8 if unreadable[0].code == "invalid_utf8" else ""
                 raise ImportFormatError(
-                    f"header (line {unreadable[0].line}) {unreadable[0].reason}"
+                    f"header (line {unreadable[0].line}) {unreadable[0].reason}{hint}"
                 )
             results = sorted([*results, *unreadable], key=_by_line)
         return results
@@ -303,10 +317,18 @@ class CsvRowParser(_LineStream):
                     append(ParsedRow(line, fields))
         return results
 
+    @property
+    def header(self) -> tuple[str, ...] | None:
+        """The column names (trimmed, lower-cased), once the header has been read."""
+        return self._header
+
     def _set_header(self, cells: list[str], line: int) -> tuple[str, ...] | None:
         names = tuple(cell.strip().lower() for cell in cells)
         if names in ((), ("",)):
             return None  # a blank line before the header
+        if any("\x00" in name for name in names):
+            # UTF-16 text read as UTF-8 has a NUL beside every ASCII letter.
+            raise ImportFormatError(f"header (line {line}) holds NUL bytes{_NOT_UTF8}")
         seen: set[str] = set()
         for position, name in enumerate(names, start=1):
             if not name:

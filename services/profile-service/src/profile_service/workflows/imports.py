@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from profile_service.domain.contact import InvalidContact
 from profile_service.domain.data_quality import DataQualityReport, DataQualityTally
-from profile_service.domain.import_parsing import ParsedRow, RowError, RowParser
+from profile_service.domain.import_columns import ColumnProblem, ImportColumns
+from profile_service.domain.import_parsing import CsvRowParser, ParsedRow, RowError, RowParser
 from profile_service.domain.profiles import ProfileChanges, normalise_profile
 from profile_service.workflows.bulk_profiles import save_profiles
 
@@ -50,6 +51,8 @@ class CustomerImport:
         self._tally = DataQualityTally()
         self._touched: set[str] = set()
         self._created: set[str] = set()
+        self._columns = ImportColumns()
+        self._header_checked = False
 
     async def run(self, chunks: AsyncIterator[bytes]) -> DataQualityReport:
         """Import every row of the upload and return the data-quality report."""
@@ -62,16 +65,26 @@ class CustomerImport:
         batch.extend(self._validate(self._parser.close()))
         if batch:
             await self._store(batch)
+        self._tally.record_columns(self._columns.renamed, self._columns.unknown)
         return self._tally.report()
 
     def _validate(self, results: list[ParsedRow | RowError]) -> list[tuple[int, ProfileChanges]]:
+        header = self._parser.header if isinstance(self._parser, CsvRowParser) else None
+        if header is not None and not self._header_checked:
+            # Before any row of the file is stored: a header naming a field twice refuses it.
+            self._columns.check_header(header)
+            self._header_checked = True
         valid: list[tuple[int, ProfileChanges]] = []
         for result in results:
             if isinstance(result, RowError):
                 self._tally.record_invalid(result.line, result.code, result.reason, result.field)
                 continue
+            fields = self._columns.profile_fields(result.fields)
+            if isinstance(fields, ColumnProblem):
+                self._tally.record_invalid(result.line, fields.code, fields.reason, fields.field)
+                continue
             try:
-                changes = normalise_profile(result.fields, default_phone_region=self._region)
+                changes = normalise_profile(fields, default_phone_region=self._region)
             except InvalidContact as error:
                 self._tally.record_invalid(
                     result.line, f"invalid_{error.field.split('.')[0]}", error.reason, error.field

@@ -97,8 +97,9 @@ def fit_gamma_gamma(
 ) -> GammaGammaFit:
     """Maximum likelihood (or, with `penalizer` > 0, L2-regularised) estimates of p, q, v.
 
-    Customers with x = 0 are ignored; those with x > 0 need zbar > 0. The penalty applies to
-    (log p, log(q-1), log v). Check `converged`, or call `fit_gamma_gamma_with_fallback`.
+    Customers with x = 0 are ignored; those with x > 0 need zbar > 0 (`can_enter_spend_model`
+    picks them). The penalty applies to (log p, log(q-1), log(v / geometric mean of zbar)).
+    Check `converged`, or call `fit_gamma_gamma_with_fallback`.
     """
     x_, zbar_ = _validated_spend(x, zbar)
     weights_ = validated_weights(weights, x_.shape).ravel()
@@ -112,26 +113,34 @@ def fit_gamma_gamma(
     share = weights_ / total_weight
     log_zbar = np.log(zbar_)
     levels = RepeatCountLevels.of(x_)
+    # Amounts times c give the same p and q and v times c, but the optimiser's box on log v is
+    # not scale-free: v is fitted in units of the amounts' geometric mean, so amounts of 1e-6
+    # or 1e11 per order fit as those of 30 do.
+    log_scale = float(share @ log_zbar)
+    scaled_zbar, scaled_log_zbar = np.exp(log_zbar - log_scale), log_zbar - log_scale
 
-    def to_params(theta: FloatArray) -> GammaGammaParameters:
-        p, q_minus_1, v = (float(value) for value in np.exp(theta))
-        return GammaGammaParameters(p=p, q=1.0 + q_minus_1, v=v)
+    def to_params(theta: FloatArray, log_unit: float = 0.0) -> GammaGammaParameters:
+        log_p, log_q_minus_1, log_v = (float(value) for value in theta)
+        p, q_minus_1, v = np.exp([log_p, log_q_minus_1, log_v + log_unit])
+        return GammaGammaParameters(p=float(p), q=1.0 + float(q_minus_1), v=float(v))
 
     def mean_negative_log_likelihood(theta: FloatArray) -> tuple[float, FloatArray]:
         params = to_params(theta)
-        log_likelihood, gradient = _log_likelihood_rows(params, x_, zbar_, log_zbar, levels)
+        log_likelihood, gradient = _log_likelihood_rows(
+            params, x_, scaled_zbar, scaled_log_zbar, levels
+        )
         chain = np.array([params.p, params.q - 1.0, params.v])
         return -float(share @ log_likelihood), -(gradient @ share) * chain
 
     # p = 1, q = 2 and v matching the observed mean amount: a neutral start, inside q > 1.
-    start = np.log([1.0, 1.0, max(float(share @ zbar_), 1e-6)])
+    start = np.log([1.0, 1.0, max(float(share @ scaled_zbar), 1e-6)])
     optimum = maximise_log_likelihood(
         mean_negative_log_likelihood,
         start,
         parameter_names=("p", "q - 1", "v"),
         penalizer=penalizer,
     )
-    params = to_params(optimum.log_parameters)
+    params = to_params(optimum.log_parameters, log_scale)
     rows_log_likelihood, _ = _log_likelihood_rows(params, x_, zbar_, log_zbar, levels)
     return GammaGammaFit(
         params=params,
@@ -160,6 +169,22 @@ def fit_gamma_gamma_with_fallback(
         lambda penalty: fit_gamma_gamma(x, zbar, weights=weights, penalizer=penalty),
         penalizer,
     )
+
+
+def can_enter_spend_model(x: ArrayLike, zbar: ArrayLike) -> NDArray[np.bool_]:
+    """Which customers the fit can learn from: repeat buyers (whole x > 0) with a finite zbar > 0.
+
+    Others are not errors in the data: a customer whose repeat orders were all free or refunded
+    has zbar = 0, which the Gamma density of amounts gives no weight. Fit on the rest (and say
+    how many were left out); `conditional_expected_spend` still values them.
+    """
+    x_ = np.asarray(x, dtype=np.float64)
+    zbar_ = np.asarray(zbar, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(
+            np.isfinite(x_) & (x_ > 0) & (x_ == np.round(x_)) & np.isfinite(zbar_) & (zbar_ > 0),
+            dtype=np.bool_,
+        )
 
 
 def conditional_expected_spend(

@@ -9,7 +9,11 @@ import numpy as np
 
 from scoring_service.domain.bg_nbd import BgNbdParameters, fit_bg_nbd_with_fallback
 from scoring_service.domain.collapsed_histories import collapse
-from scoring_service.domain.gamma_gamma import GammaGammaParameters, fit_gamma_gamma_with_fallback
+from scoring_service.domain.gamma_gamma import (
+    GammaGammaParameters,
+    can_enter_spend_model,
+    fit_gamma_gamma_with_fallback,
+)
 from scoring_service.domain.likelihood_fitting import ModelFitError
 from scoring_service.domain.predictions import ScoringPolicy, predictions
 from scoring_service.domain.purchase_history import CustomerHistories
@@ -135,14 +139,26 @@ def _fit_spend_model(
     histories: CustomerHistories, previous: FittedModels | None, notes: list[str]
 ) -> tuple[GammaGammaParameters | None, float | None]:
     kept = (previous.gamma_gamma, previous.gamma_gamma_log_likelihood) if previous else (None, None)
-    repeat = histories.x > 0
-    if int(repeat.sum()) < MIN_REPEAT_BUYERS_FOR_SPEND_MODEL:
-        notes.append("Gamma-Gamma not fitted: too few repeat buyers")
+    x, zbar = histories.x, histories.repeat_spend_mean
+    usable = can_enter_spend_model(x, zbar)
+    left_out = int(np.count_nonzero(x > 0)) - int(np.count_nonzero(usable))
+    if left_out:
+        # One such customer used to fail the whole fit; they are left out, not the model.
+        notes.append(
+            f"Gamma-Gamma: {left_out} repeat buyers left out of the spend model's fit: their "
+            "repeat orders were all free or refunded (mean repeat spend 0), and the model "
+            "needs positive amounts. Their predicted CLV values each purchase at the model's "
+            "expected spend for a mean repeat spend of 0, p*v/(p*x + q - 1): the population "
+            "mean, lowered by each free repeat purchase."
+        )
+    if int(np.count_nonzero(usable)) < MIN_REPEAT_BUYERS_FOR_SPEND_MODEL:
+        notes.append(
+            f"Gamma-Gamma not fitted: {int(np.count_nonzero(usable))} repeat buyers with "
+            f"positive spend, need {MIN_REPEAT_BUYERS_FOR_SPEND_MODEL}"
+        )
         return kept
     try:
-        fit = fit_gamma_gamma_with_fallback(
-            histories.x[repeat], histories.repeat_spend_mean[repeat]
-        )
+        fit = fit_gamma_gamma_with_fallback(x[usable], zbar[usable])
     except ModelFitError as error:
         notes.append(f"Gamma-Gamma fit failed, kept the previous parameters: {error}")
         return kept

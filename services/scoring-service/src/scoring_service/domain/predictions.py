@@ -95,7 +95,11 @@ def predictions(
         )
     )
     if gg is not None:
-        spend = conditional_expected_spend(gg, histories.x, histories.repeat_spend_mean)
+        # Repeat buyers whose repeat orders were all free have zbar = 0 (left out of the fit):
+        # the expectation is continuous there, so it values them too. A mean below 0 only
+        # comes from totals below 0, which intake refuses; it counts as 0 spend.
+        zbar = np.maximum(histories.repeat_spend_mean, 0.0)
+        spend = conditional_expected_spend(gg, histories.x, zbar)
         clv = discounted * spend
     else:
         clv = missing

@@ -12,7 +12,14 @@ from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared import add_many_to_outbox, upsert_into
-from crm_shared.contracts import CloudEvent, Money, ScoreUpdated, SegmentChanged, build_event
+from crm_shared.contracts import (
+    MAX_MONEY_AMOUNT,
+    CloudEvent,
+    Money,
+    ScoreUpdated,
+    SegmentChanged,
+    build_event,
+)
 from scoring_service.db.models import PLUMBING, Score
 from scoring_service.domain.models import FittedModels
 from scoring_service.domain.scoring import ScoreTable, changed_beyond_tolerance
@@ -22,8 +29,17 @@ _SEGMENT_DIMENSIONS = ("rfm_segment", "value_tier", "grade", "cluster")
 _CHUNK = 2_000
 
 
+# The contract bounds every amount below a trillion; a customer's total or CLV may pass it
+# (two orders of 600 billion) or round up to it (one of 999,999,999,999.996). Such figures
+# are published at the largest amount the contract carries rather than failing the fit.
+_LARGEST_AMOUNT = MAX_MONEY_AMOUNT - Decimal("0.01")
+
+
 def _money(value: float, currency: str) -> Money:
-    return Money(amount=Decimal(f"{value:.2f}"), currency=currency)
+    amount = Decimal(f"{value:.2f}")
+    if abs(amount) > _LARGEST_AMOUNT:
+        amount = _LARGEST_AMOUNT.copy_sign(amount)
+    return Money(amount=amount, currency=currency)
 
 
 def _finite(value: float, digits: int = 6) -> float | None:

@@ -248,14 +248,17 @@ CurrencyCode = Annotated[
     AfterValidator(_known_currency),
 ]
 
-# Amounts are bounded so that sums over a customer's whole history stay exact in the float64
-# arrays the models use (2**53 is about 9e15) and so that no amount needs exponent notation.
-MAX_MONEY_AMOUNT = Decimal("1000000000000")
+# One order, refund or price a shop sends stays below a trillion; figures the CRM derives from
+# many of them (a customer's total spend, a predicted CLV) may pass that, so any amount in any
+# event stays below a quadrillion: float64, which the models compute in, holds integers exactly
+# up to 2**53 (about 9e15), and no amount needs exponent notation.
+MAX_ORDER_AMOUNT = Decimal("1000000000000")
+MAX_MONEY_AMOUNT = Decimal("1000000000000000")
 MAX_MONEY_DECIMAL_PLACES = 6
 
 
 def within_money_bounds(amount: Decimal) -> Decimal:
-    """Refuse amounts of a trillion or more (either sign) or with more than six decimal places."""
+    """Refuse amounts of a quadrillion or more (either sign) or with more than six decimals."""
     if abs(amount) >= MAX_MONEY_AMOUNT:
         raise PydanticCustomError(
             "amount_too_large",

@@ -15,7 +15,7 @@ from typing import Annotated, ClassVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from crm_shared.contracts._bounds import EventTime
+from crm_shared.contracts._bounds import MAX_ORDER_AMOUNT, EventTime
 from crm_shared.contracts._payload import CustomerId, EventPayload, Money, Topic
 
 MAX_ORDER_LINES = 1_000
@@ -50,23 +50,33 @@ def _refuse_amount(money: Money, kind: str, message: str) -> ValidationError:
     )
 
 
+def _within_order_bound(money: Money) -> Money:
+    if money.amount >= MAX_ORDER_AMOUNT:
+        raise _refuse_amount(
+            money,
+            "order_amount_too_large",
+            f"an order's money amount must be below {format(MAX_ORDER_AMOUNT, 'f')}",
+        )
+    return money
+
+
 def _not_negative(money: Money) -> Money:
     if money.amount < 0:
         raise _refuse_amount(money, "negative_amount", "money amount must not be negative")
-    return money
+    return _within_order_bound(money)
 
 
 def _positive(money: Money) -> Money:
     if money.amount <= 0:
         raise _refuse_amount(money, "amount_not_positive", "money amount must be above zero")
-    return money
+    return _within_order_bound(money)
 
 
 NonNegativeMoney = Annotated[Money, AfterValidator(_not_negative)]
-"""Money of zero or more: a price or a total (free orders exist)."""
+"""Money of zero or more, below a trillion: a price or a total (free orders exist)."""
 
 PositiveMoney = Annotated[Money, AfterValidator(_positive)]
-"""Money above zero: a refund that gives something back."""
+"""Money above zero, below a trillion: a refund that gives something back."""
 
 
 class OrderLine(BaseModel):

@@ -103,8 +103,8 @@ MoneyAmount = Annotated[
             "type": "string",
             "pattern": r"^-?\d{1,30}(\.\d{1,30})?$",
             "description": (
-                "A decimal number written as a string; never a float. Below one trillion in"
-                " size, with at most six decimal places."
+                "A decimal number written as a string; never a float. Below a quadrillion in"
+                " size (an order's amounts below a trillion), with at most six decimal places."
             ),
             "examples": ["12.50"],
         }

@@ -29,9 +29,9 @@ _SEGMENT_DIMENSIONS = ("rfm_segment", "value_tier", "grade", "cluster")
 _CHUNK = 2_000
 
 
-# The contract bounds every amount below a trillion; a customer's total or CLV may pass it
-# (two orders of 600 billion) or round up to it (one of 999,999,999,999.996). Such figures
-# are published at the largest amount the contract carries rather than failing the fit.
+# The contract bounds every amount below a quadrillion (each order below a trillion), so only
+# a customer of a thousand maximal orders reaches it; such a figure is published at the largest
+# amount the contract carries rather than failing the whole fit.
 _LARGEST_AMOUNT = MAX_MONEY_AMOUNT - Decimal("0.01")
 
 

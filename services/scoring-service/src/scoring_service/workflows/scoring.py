@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -30,6 +31,8 @@ from scoring_service.workflows.pending_rescores import (
 from scoring_service.workflows.score_publishing import store_scores
 
 FIT_JOB = "scoring-fit"
+
+_logger = logging.getLogger("crm.scoring.fits")
 
 
 class NothingToFit(UnprocessableContent):
@@ -144,9 +147,16 @@ async def fit_once_orders_arrive(
 ) -> None:
     """Until a first model exists, try a fit every `every_seconds` (a new base gets scores
     within a minute of its first orders, not a refit interval later)."""
-    while not await has_models(runtime):
-        await asyncio.sleep(every_seconds)
-        await scheduled_refit(runtime, settings, clock)
+    while True:
+        try:
+            if await has_models(runtime):
+                return
+            await asyncio.sleep(every_seconds)
+            await scheduled_refit(runtime, settings, clock)
+        except Exception:
+            # A database blip must not end the wait for a first model for the process's life.
+            _logger.warning("first model fit failed; trying again", exc_info=True)
+            await asyncio.sleep(every_seconds)
 
 
 async def has_models(runtime: ServiceRuntime) -> bool:

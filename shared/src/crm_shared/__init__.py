@@ -48,6 +48,7 @@ from crm_shared._ids import new_id
 from crm_shared._kafka import create_consumer, create_producer, ensure_topics
 from crm_shared._logging import configure_logging, event_id_var, redact, request_id_var
 from crm_shared._metrics import ServiceMetrics
+from crm_shared._openapi import problem_responses
 from crm_shared._outbox import OutboxRelay, add_many_to_outbox, add_to_outbox
 from crm_shared._pagination import Page, decode_cursor, encode_cursor
 from crm_shared._processes import StartedInWith, stop_process_group
@@ -140,6 +141,7 @@ __all__ = [
     "new_metadata",
     "normalise_database_url",
     "plumbing_tables",
+    "problem_responses",
     "redact",
     "request_fingerprint",
     "request_id_var",

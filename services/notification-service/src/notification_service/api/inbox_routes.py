@@ -6,7 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from crm_shared import ReadAccess, SessionDep, WriteAccess, decode_cursor, encode_cursor, utc_now
+from crm_shared import (
+    ReadAccess,
+    SessionDep,
+    WriteAccess,
+    decode_cursor,
+    encode_cursor,
+    problem_responses,
+    utc_now,
+)
 from crm_shared.contracts import Category
 from crm_shared.errors import NotFound, UnprocessableContent
 from notification_service.api.schemas import InboxMessageView, InboxPage, InboxReadAll
@@ -44,7 +52,12 @@ async def read_inbox(
     )
 
 
-@router.post("/{message_id}/read", response_model=InboxMessageView, summary="Mark a message read")
+@router.post(
+    "/{message_id}/read",
+    response_model=InboxMessageView,
+    summary="Mark a message read",
+    responses=problem_responses({404: "The customer has no message with this id"}),
+)
 async def mark_read(
     customer_id: str, message_id: int, session: SessionDep, _: WriteAccess
 ) -> InboxMessageView:

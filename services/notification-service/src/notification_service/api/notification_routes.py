@@ -16,6 +16,7 @@ from crm_shared import (
     as_utc,
     decode_cursor,
     encode_cursor,
+    problem_responses,
     utc_now,
 )
 from crm_shared.contracts import NotificationChannel
@@ -79,7 +80,12 @@ async def list_notifications(
     return Page[NotificationView](items=[_view(row) for row in page], next_cursor=next_cursor)
 
 
-@router.get("/{notification_id}", response_model=NotificationView, summary="A notification")
+@router.get(
+    "/{notification_id}",
+    response_model=NotificationView,
+    summary="A notification",
+    responses=problem_responses({404: "No notification with this id"}),
+)
 async def read_notification(
     notification_id: str, session: SessionDep, _: ReadAccess
 ) -> NotificationView:
@@ -95,6 +101,7 @@ async def read_notification(
     response_model=NotificationView,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Send a template to one customer now",
+    responses=problem_responses({404: "notification-service knows no such customer"}),
 )
 async def send_notification_now(
     body: SendNowRequest,

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request, status
 from fastapi.responses import JSONResponse
 
-from crm_shared import SessionDep, WriteAccess, utc_now
+from crm_shared import SessionDep, WriteAccess, problem_responses, utc_now
+from profile_service.api._common import CUSTOMER_PROBLEMS
 from profile_service.api.schemas import OrderAccepted
 from profile_service.settings import ProfileSettings
 from profile_service.workflows.orders import OrderIntake, accept_order
@@ -31,7 +32,14 @@ _EXAMPLE = {
     response_model=OrderAccepted,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Accept an order event (placed, refunded or cancelled)",
-    responses={200: {"description": "The same order event was accepted before"}},
+    responses={
+        200: {"description": "The same order event was accepted before"},
+        # Of the customer named by `customer.customer_id`.
+        **CUSTOMER_PROBLEMS,
+        **problem_responses(
+            {409: "This order (or refund) id was accepted before with different content"}
+        ),
+    },
 )
 async def post_order(
     order: Annotated[OrderIntake, Body(examples=[_EXAMPLE])],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from crm_shared import ReadAccess, SessionDep, WriteAccess, utc_now
+from crm_shared import ReadAccess, SessionDep, WriteAccess, problem_responses, utc_now
 from crm_shared.contracts import Channel, Purpose
 from profile_service.api._common import CUSTOMER_PROBLEMS
 from profile_service.api.schemas import ConsentIn, ConsentOut, MergeIn, MergeOut
@@ -58,8 +58,12 @@ async def put_consent(
     response_model=MergeOut,
     status_code=status.HTTP_201_CREATED,
     summary="Merge another customer into this one",
-    # Of either customer.
-    responses=CUSTOMER_PROBLEMS,
+    responses={
+        **CUSTOMER_PROBLEMS,
+        **problem_responses(
+            {409: "`merged_customer_id` was merged before, into the customer `merged_into` names"}
+        ),
+    },
 )
 async def merge(
     customer_id: str, body: MergeIn, session: SessionDep, caller: WriteAccess

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Body, Request, status
 from fastapi.responses import JSONResponse
 
 from crm_shared import SessionDep, WriteAccess, problem_responses, utc_now
-from profile_service.api._common import CUSTOMER_PROBLEMS
 from profile_service.api.schemas import OrderAccepted
 from profile_service.settings import ProfileSettings
 from profile_service.workflows.orders import OrderIntake, accept_order
@@ -34,10 +33,13 @@ _EXAMPLE = {
     summary="Accept an order event (placed, refunded or cancelled)",
     responses={
         200: {"description": "The same order event was accepted before"},
-        # Of the customer named by `customer.customer_id`.
-        **CUSTOMER_PROBLEMS,
         **problem_responses(
-            {409: "This order (or refund) id was accepted before with different content"}
+            {
+                404: "No customer with the `customer.customer_id` given",
+                409: "This order (or refund) id was accepted before with different content, "
+                "or `customer.customer_id` was merged into the customer `merged_into` names",
+                410: "The customer was erased",
+            }
         ),
     },
 )

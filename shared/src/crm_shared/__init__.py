@@ -51,6 +51,7 @@ from crm_shared._kafka import create_consumer, create_producer, ensure_topics
 from crm_shared._kafka_security import KafkaSecurity
 from crm_shared._logging import configure_logging, event_id_var, redact, request_id_var
 from crm_shared._metrics import ServiceMetrics
+from crm_shared._openapi import problem_responses
 from crm_shared._outbox import OutboxRelay, add_many_to_outbox, add_to_outbox
 from crm_shared._pagination import (
     AfterId,
@@ -161,6 +162,7 @@ __all__ = [
     "new_metadata",
     "normalise_database_url",
     "plumbing_tables",
+    "problem_responses",
     "redact",
     "request_fingerprint",
     "request_id_var",

@@ -15,7 +15,8 @@ from crm_shared._health import health_router
 from crm_shared._logging import configure_logging
 from crm_shared._metrics import RequestContextMiddleware, ServiceMetrics
 from crm_shared._nul_guard import NulCharacterGuard
-from crm_shared._problems import PROBLEM_CONTENT_TYPE, install_problem_handlers
+from crm_shared._openapi import document_unreadable_bodies, problem_responses
+from crm_shared._problems import install_problem_handlers
 from crm_shared._settings import ServiceSettings
 
 _ACCESS_AND_ERRORS = """
@@ -23,18 +24,14 @@ Every endpoint but `/healthz`, `/readyz`, `/metrics` and the docs needs an API k
 `X-API-Key` header (scopes: read < write < admin). Errors are RFC 9457 problem+json.
 """
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {
-        "description": description,
-        "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-    }
-    for status, description in {
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = problem_responses(
+    {
         401: "No valid API key",
         403: "The key lacks the needed scope",
         413: "The request body is larger than the endpoint accepts",
         422: "A field is invalid",
-    }.items()
-}
+    }
+)
 
 
 def create_service_app(
@@ -104,6 +101,7 @@ def _add_problem_schema(app: FastAPI) -> None:
             },
             "required": ["type", "title", "status", "detail"],
         }
+        document_unreadable_bodies(schema)
         app.openapi_schema = schema
         return schema
 

@@ -16,6 +16,7 @@ from crm_shared import (
     RuntimeDep,
     SessionDep,
     decode_cursor,
+    problem_responses,
     slice_page,
     utc_now,
 )
@@ -56,6 +57,7 @@ class WarningPosition(CursorPosition):
     response_model=CustomerStage,
     tags=["stages"],
     summary="A customer's stage and history",
+    responses=problem_responses({404: "lifecycle-service has seen no event of this customer"}),
 )
 async def customer_stage(customer_id: str, session: SessionDep, _: ReadAccess) -> CustomerStage:
     """The stage, the facts the rules judged it by, the open warning and every past move."""
@@ -226,6 +228,7 @@ async def warnings(
     status_code=status.HTTP_201_CREATED,
     tags=["sweeps"],
     summary="Run the aging sweep now",
+    responses=problem_responses({409: "Another sweep is running"}),
 )
 async def run_sweep(
     body: SweepRequest, request: Request, runtime: RuntimeDep, _: AdminAccess

@@ -12,6 +12,7 @@ from crm_shared import (
     SessionDep,
     WriteAccess,
     decode_cursor,
+    problem_responses,
     slice_page,
     utc_now,
 )
@@ -57,7 +58,12 @@ async def read_inbox(
     )
 
 
-@router.post("/{message_id}/read", response_model=InboxMessageView, summary="Mark a message read")
+@router.post(
+    "/{message_id}/read",
+    response_model=InboxMessageView,
+    summary="Mark a message read",
+    responses=problem_responses({404: "The customer has no message with this id"}),
+)
 async def mark_read(
     customer_id: str, message_id: PositiveInt64, session: SessionDep, _: WriteAccess
 ) -> InboxMessageView:

@@ -15,6 +15,7 @@ from crm_shared import (
     ReadAccess,
     SessionDep,
     decode_cursor,
+    problem_responses,
     slice_page,
     utc_now,
 )
@@ -82,7 +83,12 @@ async def list_notifications(
     )
 
 
-@router.get("/{notification_id}", response_model=NotificationView, summary="A notification")
+@router.get(
+    "/{notification_id}",
+    response_model=NotificationView,
+    summary="A notification",
+    responses=problem_responses({404: "No notification with this id"}),
+)
 async def read_notification(
     notification_id: str, session: SessionDep, _: ReadAccess
 ) -> NotificationView:
@@ -98,6 +104,7 @@ async def read_notification(
     response_model=NotificationView,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Send a template to one customer now",
+    responses=problem_responses({404: "notification-service knows no such customer"}),
 )
 async def send_notification_now(
     body: SendNowRequest,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from crm_shared import AdminAccess, ReadAccess, SessionDep, utc_now
+from crm_shared import AdminAccess, ReadAccess, SessionDep, problem_responses, utc_now
 from crm_shared.errors import NotFound, UnprocessableContent
 from notification_service.api.schemas import RuleIn, RuleView
 from notification_service.domain.playbooks import InvalidPlaybookRule, PlaybookRule
 from notification_service.workflows import playbook_editing, playbook_store
 
 router = APIRouter(prefix="/v1/rules", tags=["rules"])
+_NO_SUCH_RULE = problem_responses({404: "No rule with this id"})
 
 
 @router.get("", response_model=list[RuleView], summary="Every rule of the playbook")
@@ -19,7 +20,7 @@ async def list_rules(session: SessionDep, _: ReadAccess) -> list[RuleView]:
     return [_view(rule) for rule in await playbook_store.all_rules(session)]
 
 
-@router.get("/{rule_id}", response_model=RuleView, summary="A rule")
+@router.get("/{rule_id}", response_model=RuleView, summary="A rule", responses=_NO_SUCH_RULE)
 async def read_rule(rule_id: str, session: SessionDep, _: ReadAccess) -> RuleView:
     """One rule, as PUT accepts it back."""
     rule = await playbook_store.rule_by_id(session, rule_id)
@@ -33,7 +34,7 @@ async def read_rule(rule_id: str, session: SessionDep, _: ReadAccess) -> RuleVie
     response_model=RuleView,
     status_code=status.HTTP_201_CREATED,
     summary="Add a rule",
-    responses={409: {"description": "A rule with this id exists."}},
+    responses=problem_responses({409: "A rule with this id exists."}),
 )
 async def create_rule(
     body: RuleIn, response: Response, session: SessionDep, _: AdminAccess
@@ -49,7 +50,9 @@ async def create_rule(
     return _view(rule)
 
 
-@router.put("/{rule_id}", response_model=RuleView, summary="Replace a rule")
+@router.put(
+    "/{rule_id}", response_model=RuleView, summary="Replace a rule", responses=_NO_SUCH_RULE
+)
 async def replace_rule(rule_id: str, body: RuleIn, session: SessionDep, _: AdminAccess) -> RuleView:
     """The whole rule: fields left out take their defaults. Messages already queued by it are
     checked against it when due (disabled: suppressed). The body's rule_id, if given, must be
@@ -68,7 +71,12 @@ async def replace_rule(rule_id: str, body: RuleIn, session: SessionDep, _: Admin
     return _view(rule)
 
 
-@router.delete("/{rule_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a rule")
+@router.delete(
+    "/{rule_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a rule",
+    responses=_NO_SUCH_RULE,
+)
 async def delete_rule(rule_id: str, session: SessionDep, _: AdminAccess) -> Response:
     """Queues nothing more; its messages still queued are suppressed when due."""
     await playbook_editing.remove_rule(session, rule_id)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
 
-from crm_shared import AdminAccess, ReadAccess, SessionDep, WriteAccess, utc_now
+from crm_shared import AdminAccess, ReadAccess, SessionDep, WriteAccess, problem_responses, utc_now
 from crm_shared.contracts import NotificationChannel
 from crm_shared.errors import NotFound, UnprocessableContent
 from notification_service.api.schemas import (
@@ -39,7 +39,12 @@ async def list_templates(session: SessionDep, _: ReadAccess) -> list[TemplateVie
 
 
 @router.post(
-    "/preview", response_model=PreviewView, summary="Render a template as it would be sent"
+    "/preview",
+    response_model=PreviewView,
+    summary="Render a template as it would be sent",
+    responses=problem_responses(
+        {404: "No stored text of the template for the channel, or no such customer here"}
+    ),
 )
 async def preview_template(
     body: PreviewRequest, request: Request, session: SessionDep, _: WriteAccess
@@ -70,7 +75,12 @@ async def preview_template(
     )
 
 
-@router.get("/{template_id}", response_model=TemplateDetail, summary="A template")
+@router.get(
+    "/{template_id}",
+    response_model=TemplateDetail,
+    summary="A template",
+    responses=problem_responses({404: "No such template"}),
+)
 async def read_template(template_id: str, session: SessionDep, _: ReadAccess) -> TemplateDetail:
     """The template's text for every channel it has, and the rules that send it."""
     texts = await playbook_store.templates_by_id(session, template_id)
@@ -120,7 +130,9 @@ async def save_template(
     "/{template_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a template",
-    responses={409: {"description": "Rules still send it; `rules` names them."}},
+    responses=problem_responses(
+        {404: "No such template", 409: "Rules still send it; `rules` names them."}
+    ),
 )
 async def delete_template(template_id: str, session: SessionDep, _: AdminAccess) -> Response:
     """Every channel's text; refused while a rule sends the template."""
@@ -132,7 +144,12 @@ async def delete_template(template_id: str, session: SessionDep, _: AdminAccess)
     "/{template_id}/{channel}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a channel's text",
-    responses={409: {"description": "Rules still send it on this channel; `rules` names them."}},
+    responses=problem_responses(
+        {
+            404: "The template has no text for this channel",
+            409: "Rules still send it on this channel; `rules` names them.",
+        }
+    ),
 )
 async def delete_template_text(
     template_id: str, channel: NotificationChannel, session: SessionDep, _: AdminAccess

@@ -12,13 +12,14 @@ from html import escape
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from crm_shared import SessionDep, utc_now
+from crm_shared import SessionDep, problem_responses, utc_now
 from crm_shared.errors import NotFound
 from notification_service.domain.signing import UnsubscribeRequest, read_unsubscribe_token
 from notification_service.settings import NotificationSettings
 from notification_service.workflows.opt_outs import record_opt_out
 
 router = APIRouter(prefix="/v1/unsubscribe", tags=["unsubscribe"])
+_INVALID_LINK = problem_responses({404: "The link is not valid (not signed by this service)"})
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width"><title>{title}</title></head>
@@ -38,7 +39,12 @@ def _what(found: UnsubscribeRequest) -> str:
     return f"{kind} by {found.channel.value.replace('_', '-')}"
 
 
-@router.get("/{token}", response_class=HTMLResponse, summary="Confirm unsubscribing")
+@router.get(
+    "/{token}",
+    response_class=HTMLResponse,
+    summary="Confirm unsubscribing",
+    responses=_INVALID_LINK,
+)
 async def confirm(token: str, request: Request) -> HTMLResponse:
     """A page with one button; nothing changes until it is pressed."""
     found = _request_of(request, token)
@@ -49,7 +55,9 @@ async def confirm(token: str, request: Request) -> HTMLResponse:
     return HTMLResponse(_PAGE.format(title="Unsubscribe", body=body))
 
 
-@router.post("/{token}", response_class=HTMLResponse, summary="Unsubscribe")
+@router.post(
+    "/{token}", response_class=HTMLResponse, summary="Unsubscribe", responses=_INVALID_LINK
+)
 async def unsubscribe(token: str, request: Request, session: SessionDep) -> HTMLResponse:
     """Records the opt-out here at once and with profile-service, so every service sees it.
     Following the link again changes nothing more."""

@@ -9,6 +9,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_shared import problem_responses
 from crm_shared.errors import UnprocessableContent
 from profile_service.api.schemas import ConsentOut, CustomerOut
 from profile_service.db.models import Customer
@@ -16,6 +17,18 @@ from profile_service.domain.contact import InvalidContact
 from profile_service.domain.profiles import ProfileChanges, normalise_profile
 from profile_service.workflows.customer_view import StoredCustomer360
 from profile_service.workflows.customers import external_ids_of
+
+# What every operation on one customer may answer besides its success.
+CUSTOMER_PROBLEMS = problem_responses(
+    {
+        308: "The customer was merged into another: `merged_into` (and Location) names it",
+        404: "No customer with this id",
+        410: "The customer was erased",
+    }
+)
+IDENTITY_CONFLICT = problem_responses(
+    {409: "An external id, email or phone given belongs to another customer: merge first"}
+)
 
 
 def profile_changes(raw: Mapping[str, Any], region: str | None) -> ProfileChanges:

@@ -6,8 +6,9 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Request, status
 
-from crm_shared import ReadAccess, SessionDep, WriteAccess, utc_now
+from crm_shared import ReadAccess, SessionDep, WriteAccess, problem_responses, utc_now
 from crm_shared.contracts import Channel, Purpose
+from profile_service.api._common import CUSTOMER_PROBLEMS
 from profile_service.api.schemas import ConsentIn, ConsentOut, MergeIn, MergeOut
 from profile_service.domain.consent import ConsentDecision
 from profile_service.settings import ProfileSettings
@@ -19,7 +20,12 @@ from profile_service.workflows.merging import merge_customers, merges_of
 router = APIRouter(prefix="/v1/customers/{customer_id}", tags=["consent and merge"])
 
 
-@router.get("/consents", response_model=list[ConsentOut], summary="A customer's consents")
+@router.get(
+    "/consents",
+    response_model=list[ConsentOut],
+    summary="A customer's consents",
+    responses=CUSTOMER_PROBLEMS,
+)
 async def list_consents(customer_id: str, session: SessionDep, _: ReadAccess) -> list[ConsentOut]:
     """Every channel and purpose the customer decided on; absent means never asked."""
     await load_customer(session, customer_id)
@@ -33,6 +39,7 @@ async def list_consents(customer_id: str, session: SessionDep, _: ReadAccess) ->
     "/consents/{channel}/{purpose}",
     response_model=ConsentOut,
     summary="Record a consent decision",
+    responses=CUSTOMER_PROBLEMS,
 )
 async def put_consent(
     customer_id: str,
@@ -60,6 +67,12 @@ async def put_consent(
     response_model=MergeOut,
     status_code=status.HTTP_201_CREATED,
     summary="Merge another customer into this one",
+    responses={
+        **CUSTOMER_PROBLEMS,
+        **problem_responses(
+            {409: "`merged_customer_id` was merged before, into the customer `merged_into` names"}
+        ),
+    },
 )
 async def merge(
     customer_id: str, body: MergeIn, session: SessionDep, caller: WriteAccess

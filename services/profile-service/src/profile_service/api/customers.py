@@ -18,6 +18,7 @@ from crm_shared import (
     StoredResponse,
     WriteAccess,
     decode_cursor,
+    problem_responses,
     request_fingerprint,
     slice_page,
     utc_now,
@@ -25,6 +26,8 @@ from crm_shared import (
 from crm_shared.contracts import QueryTime
 from crm_shared.errors import UnprocessableContent
 from profile_service.api._common import (
+    CUSTOMER_PROBLEMS,
+    IDENTITY_CONFLICT,
     customer_360_body,
     customer_out,
     profile_changes,
@@ -62,7 +65,10 @@ def _settings(request: Request) -> ProfileSettings:
     response_model=CustomerOut,
     status_code=status.HTTP_201_CREATED,
     summary="Create a customer, or attach to the one its identities match",
-    responses={200: {"description": "Matched an existing customer, which was updated"}},
+    responses={
+        200: {"description": "Matched an existing customer, which was updated"},
+        **IDENTITY_CONFLICT,
+    },
 )
 async def create_customer(
     body: CustomerIn,
@@ -133,13 +139,23 @@ async def list_all(
     )
 
 
-@router.get("/{customer_id}", response_model=CustomerOut, summary="Read a customer")
+@router.get(
+    "/{customer_id}",
+    response_model=CustomerOut,
+    summary="Read a customer",
+    responses=CUSTOMER_PROBLEMS,
+)
 async def read_customer(customer_id: str, session: SessionDep, _: ReadAccess) -> CustomerOut:
     """A merged customer answers 308 with the surviving customer's URL; an erased one 410."""
     return to_customer_out(*await load_customer_with_external_ids(session, customer_id))
 
 
-@router.patch("/{customer_id}", response_model=CustomerOut, summary="Change a customer's details")
+@router.patch(
+    "/{customer_id}",
+    response_model=CustomerOut,
+    summary="Change a customer's details",
+    responses={**CUSTOMER_PROBLEMS, **IDENTITY_CONFLICT},
+)
 async def update_customer(
     customer_id: str, body: CustomerPatch, request: Request, session: SessionDep, _: WriteAccess
 ) -> CustomerOut:
@@ -155,6 +171,9 @@ async def update_customer(
     "/{customer_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Erase a customer (GDPR)",
+    responses=problem_responses(
+        {404: "No customer with this id", 410: "The customer was already erased"}
+    ),
 )
 async def erase_customer(customer_id: str, session: SessionDep, _: AdminAccess) -> Response:
     """Deletes personal data, keeps an anonymous tombstone, publishes `customer.erased`."""
@@ -162,13 +181,22 @@ async def erase_customer(customer_id: str, session: SessionDep, _: AdminAccess) 
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{customer_id}/export", summary="Export everything held about a customer (GDPR)")
+@router.get(
+    "/{customer_id}/export",
+    summary="Export everything held about a customer (GDPR)",
+    responses=CUSTOMER_PROBLEMS,
+)
 async def export_customer(customer_id: str, session: SessionDep, _: AdminAccess) -> dict[str, Any]:
     """Profile, identities, consents, merges, orders taken over HTTP, scores, stage, messages."""
     return await gdpr.export_customer(session, customer_id, now=utc_now())
 
 
-@router.get("/{customer_id}/360", response_model=Customer360, summary="Customer 360 view")
+@router.get(
+    "/{customer_id}/360",
+    response_model=Customer360,
+    summary="Customer 360 view",
+    responses=CUSTOMER_PROBLEMS,
+)
 async def customer_360(
     customer_id: str, request: Request, session: SessionDep, _: ReadAccess
 ) -> Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from crm_shared import RuntimeDep, WriteAccess, utc_now
+from crm_shared import RuntimeDep, WriteAccess, problem_responses, utc_now
 from crm_shared.errors import UnprocessableContent, UnsupportedMediaType
 from profile_service.domain.data_quality import DataQualityReport
 from profile_service.domain.import_parsing import (
@@ -23,6 +23,7 @@ IMPORT_PATH = "/v1/customers/import"
     IMPORT_PATH.removeprefix(router.prefix),
     response_model=DataQualityReport,
     summary="Import customers from CSV or NDJSON",
+    responses=problem_responses({415: "The body is neither CSV nor NDJSON"}),
     openapi_extra={
         "requestBody": {
             "required": True,

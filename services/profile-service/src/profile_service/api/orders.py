@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request, status
 from fastapi.responses import JSONResponse
 
-from crm_shared import SessionDep, WriteAccess, utc_now
+from crm_shared import SessionDep, WriteAccess, problem_responses, utc_now
 from crm_shared.contracts import OrderIntake
 from profile_service.api.schemas import OrderAccepted
 from profile_service.settings import ProfileSettings
@@ -34,7 +34,17 @@ _EXAMPLE = {
     response_model=OrderAccepted,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Accept an order event (placed, refunded or cancelled)",
-    responses={200: {"description": "The same order event was accepted before"}},
+    responses={
+        200: {"description": "The same order event was accepted before"},
+        **problem_responses(
+            {
+                404: "No customer with the `customer.customer_id` given",
+                409: "This order (or refund) id was accepted before with different content, "
+                "or `customer.customer_id` was merged into the customer `merged_into` names",
+                410: "The customer was erased",
+            }
+        ),
+    },
 )
 async def post_order(
     order: Annotated[OrderIntake, Body(examples=[_EXAMPLE])],

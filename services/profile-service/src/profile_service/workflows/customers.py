@@ -129,6 +129,7 @@ class CustomerMoved(Conflict):
         super().__init__(
             f"Customer {customer_id} was merged into {merged_into}.", merged_into=merged_into
         )
+        self.customer_id = customer_id
         self.merged_into = merged_into
 
 

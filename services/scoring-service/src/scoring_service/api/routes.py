@@ -14,6 +14,7 @@ from crm_shared import (
     RuntimeDep,
     SessionDep,
     decode_cursor,
+    problem_responses,
     slice_page,
     utc_now,
 )
@@ -38,7 +39,11 @@ router = APIRouter(prefix="/v1")
 
 
 @router.get(
-    "/scores/{customer_id}", response_model=CustomerScores, tags=["scores"], summary="One customer"
+    "/scores/{customer_id}",
+    response_model=CustomerScores,
+    tags=["scores"],
+    summary="One customer",
+    responses=problem_responses({404: "No purchase of this customer seen, or no model yet"}),
 )
 async def read_scores(customer_id: str, session: SessionDep, _: ReadAccess) -> CustomerScores:
     """RFM, CLV, churn risk, health, tier, grade and cluster, with the reasons behind them."""
@@ -82,6 +87,7 @@ async def segments(session: SessionDep, _: ReadAccess) -> SegmentsOverview:
     status_code=status.HTTP_201_CREATED,
     tags=["models"],
     summary="Fit the models and re-score the base",
+    responses=problem_responses({409: "Another replica is fitting the models right now"}),
 )
 async def fit(
     body: FitRequest, request: Request, runtime: RuntimeDep, _: AdminAccess
@@ -99,7 +105,13 @@ async def models(session: SessionDep, _: ReadAccess) -> list[ModelSummary]:
     return [model_store.summary(m) for m in await model_store.all_versions(session)]
 
 
-@router.get("/models/{version}", response_model=ModelDetail, tags=["models"], summary="One version")
+@router.get(
+    "/models/{version}",
+    response_model=ModelDetail,
+    tags=["models"],
+    summary="One version",
+    responses=problem_responses({404: "No such model version"}),
+)
 async def model(version: str, session: SessionDep, _: ReadAccess) -> ModelDetail:
     """Parameters, log-likelihoods, customers, as-of time, fit duration and thresholds."""
     found = await model_store.by_version(session, version)

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,11 @@ class ReadinessResult:
 
 
 ReadinessCheck = Callable[[], Awaitable[bool | ReadinessResult]]
+
+GaugeRefresh = Callable[[], Awaitable[object]]
+"""Sets gauges from their source of truth (e.g. the outbox table) just before a scrape."""
+
+_logger = logging.getLogger("crm.health")
 
 
 def health_router() -> APIRouter:
@@ -56,6 +62,14 @@ def health_router() -> APIRouter:
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics(request: Request) -> Response:
+        # Gauges read from the database at scrape time tell the truth however busy or idle the
+        # loop that otherwise updates them is; a database outage keeps the last values.
+        refreshes: Sequence[GaugeRefresh] = getattr(request.app.state, "gauge_refreshes", ())
+        for refresh in refreshes:
+            try:
+                await refresh()
+            except Exception:
+                _logger.warning("gauges not refreshed before a scrape", exc_info=True)
         return metrics_endpoint(request)
 
     return router

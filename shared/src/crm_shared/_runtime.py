@@ -292,4 +292,5 @@ def attach_runtime(app: FastAPI, runtime: ServiceRuntime) -> None:
     }
     if runtime.relay is not None:
         checks["outbox"] = runtime.is_outbox_flowing
+        app.state.gauge_refreshes = [runtime.relay.refresh_gauges]
     app.state.readiness_checks = checks

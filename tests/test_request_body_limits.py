@@ -198,7 +198,7 @@ async def test_an_oversized_body_in_flight_does_not_hold_up_a_small_order(
                 "order_id": "ord-small",
                 "customer": {"email": "small@example.com"},
                 "placed_at": placed_at,
-                "total": {"amount": "9.90", "currency": "EUR"},
+                "total": {"amount": "9.90", "currency": "USD"},
             },
         )
         assert order.status_code == 202, order.text

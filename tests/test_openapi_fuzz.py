@@ -193,7 +193,9 @@ def test_operations_random_data_cannot_bring_to_success_answer_as_documented(
             "PUT",
             "/v1/templates/{template_id}/{channel}",
             path_parameters={"template_id": run, "channel": channel},
-            body={"parts": parts},
+            # A service text: the send takes the template's category, and this customer gave
+            # no marketing consent.
+            body={"parts": parts, "category": "service"},
         )
     with _client(stack, "notification-service") as notification:
         _poll(

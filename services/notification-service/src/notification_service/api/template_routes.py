@@ -98,7 +98,12 @@ async def read_template(template_id: str, session: SessionDep, _: ReadAccess) ->
     "/{template_id}/{channel}",
     response_model=TemplateView,
     summary="Create or replace a channel's text",
-    responses={201: {"description": "The template had no text for this channel."}},
+    responses={
+        201: {"description": "The template had no text for this channel."},
+        **problem_responses(
+            {409: "A rule sends this template with the other category: change or delete it first"}
+        ),
+    },
 )
 async def save_template(
     template_id: TemplateId,

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from crm_shared.contracts import nul_location
 from profile_service.domain.import_parsing import ImportFormatError
 from profile_service.domain.profiles import PROFILE_FIELDS
 
@@ -130,9 +131,10 @@ class ImportColumns:
                     f"{source[field]!r} and {column!r} both give the field {field}",
                     field,
                 )
-            if _holds_nul(value):
+            if (location := nul_location(value)) is not None:
+                at = ".".join((field, *location))
                 return ColumnProblem(
-                    "nul_character", f"{field} holds a NUL character, which cannot be stored", field
+                    "nul_character", f"{at} holds a NUL character, which cannot be stored", at
                 )
             fields[field] = value
             source[field] = column
@@ -150,19 +152,3 @@ class ImportColumns:
         if len(self._field_of) < _MAX_REMEMBERED:
             self._field_of[column] = field
         return field
-
-
-def _holds_nul(value: Any) -> bool:
-    """Whether a string anywhere in the value (keys included) holds a NUL character."""
-    pending = [value]  # a loop, not recursion: a JSON value may nest up to the decoder's limit
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return False

@@ -72,6 +72,7 @@ from scoring_consume import YEAR_START, Message, bare_consume, encode_orders, ge
 
 from crm_devstack.launcher import Stack, start_stack
 from crm_devstack.progress import NotCaughtUp, event_counts, wait_until_idle
+from crm_devstack.wiring import NO_SCHEDULED_JOBS
 from crm_shared import create_consumer, ensure_topics
 from crm_shared.contracts import Money, OrderLine, OrderPlaced, Topic
 
@@ -83,9 +84,7 @@ POLL_SECONDS = 0.25
 SOURCE = "/bench/pipeline"
 QUIET_ENV = {
     # Only the order stream drives the work: no scheduled refit, full re-score or aging sweep.
-    "SCORING_REFIT_INTERVAL_SECONDS": "0",
-    "SCORING_RESCORE_INTERVAL_SECONDS": "0",
-    "LIFECYCLE_SWEEP_INTERVAL_SECONDS": "0",
+    **NO_SCHEDULED_JOBS,
     **{f"{prefix}_LOG_LEVEL": "WARNING" for prefix in ("PROFILE", "SCORING", "LIFECYCLE")},
     "NOTIFICATION_LOG_LEVEL": "WARNING",
 }

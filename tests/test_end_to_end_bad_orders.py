@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaProducer
 from crm_devstack.launcher import Stack, start_stack
 from crm_devstack.progress import wait_for_processed, wait_until
 from crm_devstack.services import SERVICES
+from crm_devstack.wiring import NO_SCHEDULED_JOBS
 from crm_shared.contracts import (
     Money,
     OrderPlaced,
@@ -47,11 +48,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         services=[spec for spec in SERVICES if spec.name in CONSUMERS],
         free_ports=True,
         postgres=True,
-        extra_env={
-            "SCORING_REFIT_INTERVAL_SECONDS": "0",
-            "SCORING_RESCORE_INTERVAL_SECONDS": "0",
-            "LIFECYCLE_SWEEP_INTERVAL_SECONDS": "0",
-        },
+        extra_env=NO_SCHEDULED_JOBS,
     ) as running:
         yield running
 

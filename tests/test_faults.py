@@ -61,6 +61,7 @@ from crm_devstack.faults import (
 from crm_devstack.launcher import Stack, start_stack
 from crm_devstack.progress import event_counts, wait_until
 from crm_devstack.services import SERVICES
+from crm_devstack.wiring import NO_SCHEDULED_JOBS
 from crm_shared.contracts import Topic, dead_letter_topic
 from notification_service.domain.signing import webhook_secret
 
@@ -85,11 +86,6 @@ LIFECYCLE_ORDERS = "SELECT count(*) FROM lifecycle_orders"
 # Longer than the producer's request timeout and the consumers' session timeout.
 OUTAGE_SECONDS = 20.0
 OUTAGE_STEPS = 5
-QUIET_ENV = {
-    "SCORING_REFIT_INTERVAL_SECONDS": "0",
-    "SCORING_RESCORE_INTERVAL_SECONDS": "0",
-    "LIFECYCLE_SWEEP_INTERVAL_SECONDS": "0",
-}
 
 
 @contextlib.contextmanager
@@ -106,7 +102,7 @@ def _stack(
         services=specs,
         free_ports=True,
         postgres=True,
-        extra_env={**QUIET_ENV, **(env or {})},
+        extra_env={**NO_SCHEDULED_JOBS, **(env or {})},
         **options,
     ) as stack:
         yield stack

@@ -22,6 +22,7 @@ from crm_devstack.launcher import Stack, start_stack
 from crm_devstack.progress import wait_for_processed, wait_until
 from crm_devstack.services import SERVICES
 from crm_devstack.shop import publish_orders_now
+from crm_devstack.wiring import NO_SCHEDULED_JOBS
 from crm_shared.contracts import Money, OrderPlaced, Topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -39,7 +40,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         free_ports=True,
         postgres=True,
         # Fits happen when the test says, not on the service's own clock.
-        extra_env={"SCORING_REFIT_INTERVAL_SECONDS": "0", "SCORING_RESCORE_INTERVAL_SECONDS": "0"},
+        extra_env=NO_SCHEDULED_JOBS,
     ) as running:
         yield running
 

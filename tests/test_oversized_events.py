@@ -18,6 +18,7 @@ import pytest
 
 from crm_devstack.launcher import Stack, start_stack
 from crm_devstack.progress import wait_until
+from crm_devstack.wiring import NO_SCHEDULED_JOBS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -33,9 +34,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         postgres=True,
         extra_env={
             "PROFILE_KAFKA_MAX_MESSAGE_BYTES": str(PRODUCER_LIMIT),
-            "SCORING_REFIT_INTERVAL_SECONDS": "0",
-            "SCORING_RESCORE_INTERVAL_SECONDS": "0",
-            "LIFECYCLE_SWEEP_INTERVAL_SECONDS": "0",
+            **NO_SCHEDULED_JOBS,
         },
     ) as running:
         yield running

@@ -40,6 +40,7 @@ from crm_devstack.progress import (
 )
 from crm_devstack.services import SERVICES
 from crm_devstack.shop import publish_orders_now
+from crm_devstack.wiring import NO_SCHEDULED_JOBS
 from crm_shared import API_KEY_HEADER
 from crm_shared.contracts import OrderPlaced, Topic
 
@@ -47,9 +48,7 @@ AS_OF: Final = datetime.combine(CALIBRATION_END, datetime.min.time(), tzinfo=UTC
 DEMO_SETTINGS: Final = {
     # Fits, re-scores and sweeps as of today would age every 1997 customer out: the demo runs
     # them itself, as of 30 Sep 1997.
-    "SCORING_REFIT_INTERVAL_SECONDS": "0",
-    "SCORING_RESCORE_INTERVAL_SECONDS": "0",
-    "LIFECYCLE_SWEEP_INTERVAL_SECONDS": "0",
+    **NO_SCHEDULED_JOBS,
     # Messages for 1997 triggers are normally dropped as a replay (older than a week); here the
     # playbook runs on them, and today's quiet hours do not hold them back.
     "NOTIFICATION_MAX_TRIGGER_AGE_HOURS": "0",

@@ -18,6 +18,14 @@ PROFILE_SERVICE = "profile-service"
 # deploy/k8s): an order in any other is refused wherever it enters.
 ACCOUNTING_CURRENCY = "USD"
 
+NO_SCHEDULED_JOBS: Mapping[str, str] = {
+    "SCORING_REFIT_INTERVAL_SECONDS": "0",
+    "SCORING_RESCORE_INTERVAL_SECONDS": "0",
+    "LIFECYCLE_SWEEP_INTERVAL_SECONDS": "0",
+}
+"""Settings that leave model fits, full re-scores and aging sweeps to whoever drives the stack
+(a test, the demo, a benchmark), instead of the services' own clocks."""
+
 
 def sends_mail(service_names: Collection[str]) -> bool:
     """Whether any of these services sends email, so the stack needs its mail sink."""

@@ -185,12 +185,15 @@ def warnings(
     """None, or a warning in any status raised around its expiry, with any reason list."""
     if draw(st.booleans()):
         return None
-    if draw(st.booleans()):
+    if draw(st.integers(0, 2)) == 0:
         raised = _nudge(draw, NOW - rules.warning_expiry_days * DAY)
     else:
-        raised = NOW - draw(st.floats(-1.0, 200.0)) * DAY
+        raised = NOW - draw(st.floats(-1.0, 100.0)) * DAY
+    signals = tuple(sorted(churn_signals(state, rules, NOW)))
     reasons = draw(
         st.one_of(
+            st.just(signals),  # the signals again: unchanged, or updated by tier/grade/action
+            st.just(signals),
             st.lists(st.sampled_from(REASONS), unique=True, min_size=1).map(
                 lambda r: tuple(sorted(r))
             ),
@@ -202,7 +205,7 @@ def warnings(
     return ChurnWarningRecord(
         warning_id=f"w-{state.customer_id}",
         customer_id=state.customer_id,
-        status=draw(st.sampled_from(WarningStatus)),
+        status=draw(st.sampled_from([*WarningStatus, WarningStatus.OPEN, WarningStatus.UPDATED])),
         raised_at=raised,
         changed_at=raised,
         reasons=reasons,

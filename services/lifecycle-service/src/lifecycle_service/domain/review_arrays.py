@@ -241,7 +241,8 @@ def days_to_microseconds(days: Floats) -> Ints:
     d = s - rounded  # exact, within [-0.5, 0.5]
     up = (e > 0.5 - d) | ((e == 0.5 - d) & (np.fmod(rounded, 2.0) != 0))
     down = (e < -0.5 - d) | ((e == -0.5 - d) & (np.fmod(rounded, 2.0) != 0))
-    return (rounded + up - down).astype(np.int64)
+    result: Ints = (rounded + up - down).astype(np.int64)
+    return result
 
 
 def _level(measure: Floats, bands: Sequence[Band], current: Ints) -> Ints:
@@ -298,8 +299,8 @@ def _stage_at(
     silent = np.maximum(_days_between(np.full_like(last, now), last), 0.0)
     since_first = _days_between(np.full_like(first, now), first)
     current = np.zeros(c.stage.shape, dtype=np.int64)
-    for level, declining in enumerate(DECLINING_STAGES, start=1):
-        current[c.stage == _stage(declining)] = level
+    for depth, stage in enumerate(DECLINING_STAGES, start=1):
+        current[c.stage == _stage(stage)] = depth
 
     rhythm = c.expected_interpurchase_days
     has_rhythm = (rhythm > 0) & (c.order_count >= rules.min_orders_for_rhythm)  # NaN > 0: False

@@ -164,7 +164,7 @@ async def _warning_columns(
     }
 
 
-def _among(column: Any, values: Sequence[str], dialect: str) -> ColumnElement[bool]:
+def _among(column: ColumnElement[str], values: Sequence[str], dialect: str) -> ColumnElement[bool]:
     """``column IN values``; on PostgreSQL one array parameter instead of one per value.
 
     An expanding IN of 5,000 ids costs SQLAlchemy a bind parameter each to render, every chunk.

@@ -31,11 +31,18 @@ backend, on a fresh database migrated with ``python -m lifecycle_service.migrate
      its wall time and customers/s, the CPU of this process and of the database during it, and
      this process's RSS before the sweep and at its peak (sampled every 50 ms).
 
+With `--review per_customer,arrays` (the default) the base is generated once and loaded into
+one database per review path of ``workflows.sweep.sweep``: ``per_customer`` (every due customer
+through the domain functions, the path before issue 12) and ``arrays`` (a chunk reviewed on
+numpy arrays by ``domain.review_arrays``; only movers and warning changes go through the domain
+functions). Both run the same sweeps in the same run, and a digest of what they left (stages,
+review times, warnings, transitions, daily counts, outbox) must be identical.
+
 `--profile` runs every sweep under cProfile (slower: use a separate run) and prints where the
 Python time goes; the database's share is the wall time the process spent waiting.
 
     python bench/lifecycle_sweep.py [--customers 1000000] [--chunk-size 5000] [--sqlite]
-        [--no-postgres] [--seed 1] [--profile] [--keep DIR]
+        [--no-postgres] [--review per_customer,arrays] [--seed 1] [--profile] [--keep DIR]
 """
 
 from __future__ import annotations

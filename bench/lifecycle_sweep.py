@@ -31,11 +31,18 @@ backend, on a fresh database migrated with ``python -m lifecycle_service.migrate
      its wall time and customers/s, the CPU of this process and of the database during it, and
      this process's RSS before the sweep and at its peak (sampled every 50 ms).
 
+With `--review per_customer,arrays` (the default) the base is generated once and loaded into
+one database per review path of ``workflows.sweep.sweep``: ``per_customer`` (every due customer
+through the domain functions, the path before issue 12) and ``arrays`` (a chunk reviewed on
+numpy arrays by ``domain.review_arrays``; only movers and warning changes go through the domain
+functions). Both run the same sweeps in the same run, and a digest of what they left (stages,
+review times, warnings, transitions, daily counts, outbox) must be identical.
+
 `--profile` runs every sweep under cProfile (slower: use a separate run) and prints where the
 Python time goes; the database's share is the wall time the process spent waiting.
 
     python bench/lifecycle_sweep.py [--customers 1000000] [--chunk-size 5000] [--sqlite]
-        [--no-postgres] [--seed 1] [--profile] [--keep DIR]
+        [--no-postgres] [--review per_customer,arrays] [--seed 1] [--profile] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ import argparse
 import contextlib
 import cProfile
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -102,7 +110,7 @@ from lifecycle_service.workflows.customer_rows import (
     warning_values,
 )
 from lifecycle_service.workflows.rules_store import replace_rules
-from lifecycle_service.workflows.sweep import SweepReport, sweep
+from lifecycle_service.workflows.sweep import Review, SweepReport, sweep
 
 GOAL_SECONDS = 10.0
 STATE_DATE = datetime(2026, 11, 1, tzinfo=UTC)  # D: the stored state is up to date here
@@ -309,56 +317,62 @@ def asyncpg_dsn(database_url: str) -> str:
     return make_url(database_url).set(drivername="postgresql").render_as_string(False)
 
 
-async def load_postgres(database_url: str, args: argparse.Namespace) -> BaseSummary:
-    """Generate and COPY the base in chunks (memory stays at one chunk), then VACUUM ANALYZE."""
+async def load_postgres(database_urls: list[str], args: argparse.Namespace) -> BaseSummary:
+    """Generate the base once and COPY each chunk into every database, then VACUUM ANALYZE."""
     summary = BaseSummary()
     warning_columns = [column.name for column in ChurnWarningRow.__table__.columns]
-    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    connections = [await asyncpg.connect(asyncpg_dsn(url)) for url in database_urls]
     try:
         for chunk in _timed_chunks(args, summary):
             started = time.perf_counter()
-            await connection.copy_records_to_table(
-                "customer_lifecycles",
-                records=[_customer_record(c) for c in chunk],
-                columns=[column.name for column in CUSTOMERS.columns],
-            )
-            warnings = [c.warning for c in chunk if c.warning is not None]
-            if warnings:
+            customers = [_customer_record(c) for c in chunk]
+            warnings = [_warning_record(c.warning, warning_columns) for c in chunk if c.warning]
+            for connection in connections:
                 await connection.copy_records_to_table(
-                    "churn_warnings",
-                    records=[_warning_record(w, warning_columns) for w in warnings],
-                    columns=warning_columns,
+                    "customer_lifecycles",
+                    records=customers,
+                    columns=[column.name for column in CUSTOMERS.columns],
                 )
+                if warnings:
+                    await connection.copy_records_to_table(
+                        "churn_warnings", records=warnings, columns=warning_columns
+                    )
             summary.load_seconds += time.perf_counter() - started
         started = time.perf_counter()
-        for table in TABLES:
-            await connection.execute(f"VACUUM ANALYZE {table}")
+        for connection in connections:
+            for table in TABLES:
+                await connection.execute(f"VACUUM ANALYZE {table}")
         summary.vacuum_seconds = time.perf_counter() - started
     finally:
-        await connection.close()
+        for connection in connections:
+            await connection.close()
     return summary
 
 
-def load_sqlite(database_url: str, args: argparse.Namespace) -> BaseSummary:
-    """Generate and insert the base through SQLAlchemy Core on a plain sqlite3 connection."""
+def load_sqlite(database_urls: list[str], args: argparse.Namespace) -> BaseSummary:
+    """Generate the base once and insert it into every database through SQLAlchemy Core."""
     summary = BaseSummary()
-    engine = create_engine(make_url(database_url).set(drivername="sqlite"))
+    engines = [create_engine(make_url(url).set(drivername="sqlite")) for url in database_urls]
     warnings_table = ChurnWarningRow.__table__
     try:
         for chunk in _timed_chunks(args, summary):
             started = time.perf_counter()
-            with engine.begin() as connection:
-                connection.execute(insert(CUSTOMERS), [c.row() for c in chunk])
-                warnings = [warning_values(c.warning) for c in chunk if c.warning is not None]
-                if warnings:
-                    connection.execute(insert(warnings_table), warnings)
+            customers = [c.row() for c in chunk]
+            warnings = [warning_values(c.warning) for c in chunk if c.warning is not None]
+            for engine in engines:
+                with engine.begin() as connection:
+                    connection.execute(insert(CUSTOMERS), customers)
+                    if warnings:
+                        connection.execute(insert(warnings_table), warnings)
             summary.load_seconds += time.perf_counter() - started
         started = time.perf_counter()
-        with engine.begin() as connection:
-            connection.execute(text("ANALYZE"))
+        for engine in engines:
+            with engine.begin() as connection:
+                connection.execute(text("ANALYZE"))
         summary.vacuum_seconds = time.perf_counter() - started
     finally:
-        engine.dispose()
+        for engine in engines:
+            engine.dispose()
     return summary
 
 
@@ -600,6 +614,7 @@ async def timed_sweep(
     db_pid: int | None,
     profile: cProfile.Profile | None,
     timer: StatementTimer,
+    review: Review,
     note: str = "",
 ) -> SweepRow:
     """One sweep at `as_of` through ``workflows.sweep.sweep``, with its costs."""
@@ -622,6 +637,7 @@ async def timed_sweep(
                 chunk_size=runtime.settings.sweep_chunk_size,  # type: ignore[attr-defined]
                 trigger="bench",
                 clock=utc_now,
+                review=review,
             )
         finally:
             if profile is not None:
@@ -657,9 +673,9 @@ async def stage_counts(runtime: ServiceRuntime) -> dict[str, int]:
 
 
 async def run_sweeps(
-    backend: str, database_url: str, db_pid: int | None, args: argparse.Namespace
-) -> tuple[list[SweepRow], list[str]]:
-    """The daily sweep, then the rules change and the full sweep; rows and notes."""
+    label: str, database_url: str, db_pid: int | None, args: argparse.Namespace, review: Review
+) -> tuple[list[SweepRow], list[str], str]:
+    """The daily sweep, then the rules change and the full sweep; rows, notes, end state."""
     profile = cProfile.Profile() if args.profile else None
     notes: list[str] = []
     daily_at = STATE_DATE + DAY
@@ -667,8 +683,8 @@ async def run_sweeps(
     async with lifecycle_runtime(database_url, args.chunk_size) as runtime:
         timer = StatementTimer(runtime.engine)
         before = await stage_counts(runtime)
-        daily = await timed_sweep(runtime, backend, "daily", daily_at, db_pid, profile, timer)
-        print(f"[{backend}] daily sweep: {daily.report.reviewed:,} reviewed", flush=True)
+        daily = await timed_sweep(runtime, label, "daily", daily_at, db_pid, profile, timer, review)
+        print(f"[{label}] daily sweep: {daily.report.reviewed:,} reviewed", flush=True)
         started = time.perf_counter()
         async with runtime.sessions() as session, session.begin():
             await replace_rules(
@@ -676,31 +692,58 @@ async def run_sweeps(
             )
         update_seconds = time.perf_counter() - started
         notes.append(
-            f"rules change (replace_rules: new version + UPDATE of every buyer's "
+            f"{label}: rules change (replace_rules: new version + UPDATE of every buyer's "
             f"next_review_at) took {update_seconds:.2f} s"
         )
         worst = await timed_sweep(
             runtime,
-            backend,
+            label,
             "rules change (all due)",
             change_at,
             db_pid,
             profile,
             timer,
+            review,
             note=f"+ {update_seconds:.1f} s UPDATE",
         )
+        print(f"[{label}] full sweep: {worst.wall:.1f} s", flush=True)
         after = await stage_counts(runtime)
         again = await timed_sweep(
-            runtime, backend, "same moment again", change_at, db_pid, profile, timer
+            runtime, label, "same moment again", change_at, db_pid, profile, timer, review
         )
+        fingerprint = await end_state(runtime)
     notes.append(
-        "stages before -> after: "
+        f"{label}: stages before -> after: "
         + ", ".join(f"{s} {before.get(s, 0):,}->{after.get(s, 0):,}" for s in sorted(after))
     )
     notes += [daily.breakdown(), worst.breakdown()]
     if profile is not None:
         notes.append(summarise_profile(profile, sum(r.wall for r in (daily, worst, again))))
-    return [daily, worst, again], notes
+    return [daily, worst, again], notes, fingerprint
+
+
+# What the sweeps left, without the random warning ids: equal when both paths did the same.
+END_STATE = (
+    "select customer_id, stage, stage_since, next_review_at from customer_lifecycles"
+    " order by customer_id",
+    "select customer_id, status, raised_at, changed_at, reasons, recommended_action"
+    " from churn_warnings order by customer_id, raised_at, status",
+    "select customer_id, previous_stage, stage, at, cause, reason from stage_transitions"
+    " order by customer_id, at, stage",
+    "select day, metric, delta from daily_counts order by day, metric",
+    "select topic, message_key from outbox order by message_key, topic, payload",
+)
+
+
+async def end_state(runtime: ServiceRuntime) -> str:
+    """A digest of every customer's stage and review time, warnings, transitions, outbox."""
+    digest = hashlib.sha256()
+    async with runtime.engine.connect() as connection:
+        for sql in END_STATE:
+            result = await connection.stream(text(sql))
+            async for rows in result.partitions(50_000):
+                digest.update(repr([tuple(row) for row in rows]).encode())
+    return digest.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------
@@ -777,15 +820,22 @@ async def postgres_settings(database_url: str) -> str:
 
 
 def run_backend(
-    backend: str, database_url: str, db_pid: int | None, args: argparse.Namespace
+    backend: str, database_urls: dict[str, str], db_pid: int | None, args: argparse.Namespace
 ) -> tuple[list[SweepRow], list[str]]:
-    migrate(database_url, args.workdir / f"migrate-{backend}.log")
-    print(f"[{backend}] generating and loading {args.customers:,} customers", flush=True)
+    """One database per review path, loaded with the same base; each swept by its path."""
+    for review, url in database_urls.items():
+        migrate(url, args.workdir / f"migrate-{backend}-{review}.log")
+    urls = list(database_urls.values())
+    print(
+        f"[{backend}] generating and loading {args.customers:,} customers "
+        f"into {len(urls)} database(s)",
+        flush=True,
+    )
     if backend == "postgres":
-        summary = run_async(lambda: load_postgres(database_url, args))
-        settings = run_async(lambda: postgres_settings(database_url))
+        summary = run_async(lambda: load_postgres(urls, args))
+        settings = run_async(lambda: postgres_settings(urls[0]))
     else:
-        summary = load_sqlite(database_url, args)
+        summary = load_sqlite(urls, args)
         settings = "sqlite"
     stages = ", ".join(f"{stage} {n:,}" for stage, n in summary.stages.most_common())
     notes = [
@@ -795,14 +845,29 @@ def run_backend(
         f"{summary.without_review:,} never due (prospects, churned one-time buyers), "
         f"{summary.due_in_a_day:,} due within a day of D",
         f"base: generated in {summary.generate_seconds:.1f} s (domain functions included), "
-        f"loaded in {summary.load_seconds:.1f} s, "
+        f"loaded into {len(urls)} database(s) in {summary.load_seconds:.1f} s, "
         f"{'VACUUM ANALYZE' if backend == 'postgres' else 'ANALYZE'} "
         f"{summary.vacuum_seconds:.1f} s; sampled states that on_sweep at D would move: "
         f"{summary.not_fixed_points} (0 = consistent)",
     ]
     print("\n".join(notes), flush=True)
-    rows, sweep_notes = run_async(lambda: run_sweeps(backend, database_url, db_pid, args))
-    return rows, notes + sweep_notes
+    rows: list[SweepRow] = []
+    fingerprints: dict[str, str] = {}
+    for review, url in database_urls.items():
+        label = f"{backend} {review}"
+        review_rows, review_notes, fingerprints[review] = run_async(
+            lambda: run_sweeps(label, url, db_pid, args, review)  # noqa: B023
+        )
+        rows += review_rows
+        notes += review_notes
+    if len(set(fingerprints.values())) > 1:
+        notes.append(f"{backend}: END STATES DIFFER between the review paths: {fingerprints}")
+    else:
+        notes.append(
+            f"{backend}: end state (stages, review times, warnings, transitions, counts, "
+            f"outbox) identical for {', '.join(fingerprints)}: {fingerprints.popitem()[1]}"
+        )
+    return rows, notes
 
 
 def main() -> int:
@@ -817,6 +882,11 @@ def main() -> int:
     parser.add_argument("--sqlite", action="store_true", help="also on SQLite")
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--review",
+        default="per_customer,arrays",
+        help="the sweep's review paths to compare, each on its own copy of the base",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the sweeps")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="copy the logs to DIR")
     args = parser.parse_args()
@@ -833,19 +903,23 @@ def main() -> int:
         f"rules change and full sweep at D + 1 day + 1 hour; chunk size {args.chunk_size:,}",
         flush=True,
     )
+    reviews: list[Review] = [r for r in ("per_customer", "arrays") if r in args.review.split(",")]
     args.workdir = Path(tempfile.mkdtemp(prefix="bench-lifecycle-sweep-"))
     rows: list[SweepRow] = []
     notes: list[str] = []
     try:
         if not args.no_postgres:
             with embedded_postgres() as server:
-                url = create_postgres_database(server, "bench_lifecycle_sweep")
-                backend_rows, backend_notes = run_backend("postgres", url, server.pid(), args)
+                urls = {
+                    review: create_postgres_database(server, f"bench_lifecycle_sweep_{review}")
+                    for review in reviews
+                }
+                backend_rows, backend_notes = run_backend("postgres", urls, server.pid(), args)
                 rows += backend_rows
                 notes += backend_notes
         if args.sqlite:
-            url = sqlite_url(args.workdir / "lifecycle.db")
-            backend_rows, backend_notes = run_backend("sqlite", url, None, args)
+            urls = {r: sqlite_url(args.workdir / f"lifecycle-{r}.db") for r in reviews}
+            backend_rows, backend_notes = run_backend("sqlite", urls, None, args)
             rows += backend_rows
             notes += backend_notes
     finally:

@@ -4,6 +4,14 @@ Only customers whose stored ``next_review_at`` has come are read (through its in
 daily sweep over a million customers reads the few thousand time can move. One replica
 sweeps at a time (a lock held for the whole sweep); rows a consumer is changing are skipped
 and reviewed by the next sweep, so the sweep never waits on, or races, the event stream.
+
+A chunk is reviewed on arrays (``domain.review_arrays``, proven equal to the per-customer
+domain functions): after a rules change every customer is due, and most only get a new review
+time, written in one statement per chunk. The few who move or whose warning changes are then
+loaded and changed through the domain functions and :class:`CustomerChanges`, which word the
+reasons, record transitions, warnings and counts, and stage the events. ``review=
+"per_customer"`` keeps the previous path (every customer through the domain functions), the
+reference the benchmark compares against.
 """
 
 from __future__ import annotations
@@ -12,20 +20,36 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared import ServiceRuntime, job_lock
 from lifecycle_service.db.models import SweepRun
+from lifecycle_service.domain.review_arrays import review_chunk, to_microseconds
 from lifecycle_service.domain.rules import StageRules
 from lifecycle_service.domain.stages import on_sweep
 from lifecycle_service.settings import LifecycleSettings
 from lifecycle_service.workflows.changes import CustomerChanges
-from lifecycle_service.workflows.customer_rows import CUSTOMERS, customers_with_warnings
+from lifecycle_service.workflows.customer_rows import (
+    CUSTOMERS,
+    customers_with_warnings,
+    load_customers,
+)
 from lifecycle_service.workflows.rules_store import current_rules
+from lifecycle_service.workflows.sweep_columns import load_due_columns, write_review_times
 
 SWEEP_JOB = "lifecycle-sweep"
+Review = Literal["arrays", "per_customer"]
+
+
+@dataclass(frozen=True)
+class _ChunkDone:
+    reviewed: int
+    moved: int
+    raised: int
+    closed: int
 
 
 @dataclass(frozen=True)
@@ -51,8 +75,10 @@ async def sweep(
     chunk_size: int,
     trigger: str,
     clock: Callable[[], datetime],
+    review: Review = "arrays",
 ) -> SweepReport:
     """Move every customer due at ``as_of`` on; raises :class:`SweepAlreadyRunning` if locked."""
+    review_chunk_of = _sweep_chunk if review == "arrays" else _sweep_chunk_per_customer
     started_at, started = clock(), time.perf_counter()
     reviewed = moved = raised = closed = 0
     async with job_lock(runtime.engine, SWEEP_JOB) as held:
@@ -62,14 +88,15 @@ async def sweep(
             rules = (await current_rules(session)).rules
         while True:
             async with runtime.sessions() as session, session.begin():
-                changes = await _sweep_chunk(session, rules, as_of, chunk_size)
-            if changes is None:
+                done = await review_chunk_of(session, rules, as_of, chunk_size)
+            if done is None:
                 break
-            runtime.wake_relay()
-            reviewed += len(changes.stored)
-            moved += len(changes.transitions)
-            raised += sum(1 for warning in changes.warnings if warning.is_open)
-            closed += sum(1 for warning in changes.warnings if not warning.is_open)
+            if done.moved or done.raised or done.closed:
+                runtime.wake_relay()
+            reviewed += done.reviewed
+            moved += done.moved
+            raised += done.raised
+            closed += done.closed
         report = SweepReport(as_of, reviewed, moved, raised, closed, time.perf_counter() - started)
         async with runtime.sessions() as session, session.begin():
             session.add(
@@ -89,8 +116,44 @@ async def sweep(
 
 async def _sweep_chunk(
     session: AsyncSession, rules: StageRules, as_of: datetime, chunk_size: int
-) -> CustomerChanges | None:
-    """Review up to ``chunk_size`` due customers; None when none is due."""
+) -> _ChunkDone | None:
+    """Review up to ``chunk_size`` due customers on arrays; None when none is due."""
+    chunk = await load_due_columns(session, as_of, chunk_size)
+    if chunk is None:
+        return None
+    review = review_chunk(chunk.columns, rules, to_microseconds(as_of))
+    changed = review.changed
+    # Everyone else only gets a new review time (where it differs from the stored one).
+    rewrite = ~changed & (review.next_review_at != chunk.next_review_at)
+    ids = chunk.customer_ids
+    await write_review_times(
+        session, [ids[i] for i in rewrite.nonzero()[0]], review.next_review_at[rewrite]
+    )
+    done = _ChunkDone(len(ids), 0, 0, 0)
+    if changed.any():
+        stored = await load_customers(session, [ids[i] for i in changed.nonzero()[0]])
+        changes = CustomerChanges(rules, stored)
+        for customer_id, tracked in changes.customers.items():
+            changes.apply(customer_id, on_sweep(tracked.state, as_of, rules), as_of)
+            changes.review_warning(customer_id, as_of)
+        await changes.store(session)
+        done = _counts(changes, reviewed=len(ids))
+    return done
+
+
+def _counts(changes: CustomerChanges, *, reviewed: int) -> _ChunkDone:
+    return _ChunkDone(
+        reviewed=reviewed,
+        moved=len(changes.transitions),
+        raised=sum(1 for warning in changes.warnings if warning.is_open),
+        closed=sum(1 for warning in changes.warnings if not warning.is_open),
+    )
+
+
+async def _sweep_chunk_per_customer(
+    session: AsyncSession, rules: StageRules, as_of: datetime, chunk_size: int
+) -> _ChunkDone | None:
+    """Review up to ``chunk_size`` due customers one domain call each; None when none is due."""
     query = (
         select(CUSTOMERS)
         .where(CUSTOMERS.c.next_review_at <= as_of)
@@ -110,7 +173,7 @@ async def _sweep_chunk(
         changes.apply(customer_id, on_sweep(tracked.state, as_of, rules), as_of)
         changes.review_warning(customer_id, as_of)
     await changes.store(session)
-    return changes
+    return _counts(changes, reviewed=len(changes.stored))
 
 
 async def scheduled_sweep(

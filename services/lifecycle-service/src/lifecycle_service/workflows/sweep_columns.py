@@ -1,0 +1,210 @@
+"""A sweep chunk read as columns for ``domain.review_arrays``, and its review times written back.
+
+The chunk is read with only the columns the review needs, times already as integer
+microseconds computed by the database (no datetime object per value), and the review times
+of the customers nothing else happened to are written in one statement per chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    String,
+    bindparam,
+    cast,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lifecycle_service.domain.churn_warnings import WarningStatus
+from lifecycle_service.domain.review_arrays import (
+    GRADES,
+    MISSING_TIME,
+    STAGES,
+    TIERS,
+    WARNING_STATUSES,
+    CustomerColumns,
+    Ints,
+    from_microseconds,
+    reasons_mask,
+)
+from lifecycle_service.workflows.customer_rows import CUSTOMERS, WARNINGS
+
+_STAGE_CODES = {stage.value: code for code, stage in enumerate(STAGES)}
+_TIER_CODES: dict[str | None, int] = {tier.value: code for code, tier in enumerate(TIERS)}
+_TIER_CODES[None] = -1
+_GRADE_CODES: dict[str | None, int] = {grade.value: code for code, grade in enumerate(GRADES)}
+_GRADE_CODES[None] = -1
+_STATUS_CODES = {status.value: code for code, status in enumerate(WARNING_STATUSES)}
+_OPEN = (WarningStatus.OPEN.value, WarningStatus.UPDATED.value)
+
+
+@dataclass(frozen=True)
+class DueChunk:
+    """Due customers, locked for update: their ids, stored review times and review columns."""
+
+    customer_ids: list[str]
+    next_review_at: Ints
+    columns: CustomerColumns
+
+
+def _microseconds(column: Any, dialect: str) -> ColumnElement[int]:
+    """A timestamp column as integer microseconds since the epoch, MISSING_TIME for NULL."""
+    if dialect == "postgresql":
+        value: ColumnElement[int] = cast(func.extract("epoch", column) * 1_000_000, BigInteger)
+    else:  # SQLite stores 'YYYY-MM-DD HH:MM:SS.ffffff' (SQLAlchemy's format, UTC)
+        seconds = cast(func.strftime("%s", func.substr(column, 1, 19)), Integer)
+        value = seconds * 1_000_000 + cast(func.substr(column, 21, 6), Integer)
+    return func.coalesce(value, int(MISSING_TIME))
+
+
+async def load_due_columns(session: AsyncSession, as_of: Any, chunk_size: int) -> DueChunk | None:
+    """Up to ``chunk_size`` customers due at ``as_of`` (earliest first), None when none is."""
+    dialect = session.get_bind().dialect.name
+    c = CUSTOMERS.c
+    query = (
+        select(
+            c.customer_id,
+            c.stage,
+            _microseconds(c.stage_since, dialect),
+            _microseconds(c.first_purchase_at, dialect),
+            _microseconds(c.last_purchase_at, dialect),
+            c.order_count,
+            c.average_order_value,
+            c.last_order_value,
+            c.expected_interpurchase_days,
+            c.churn_risk,
+            c.value_tier,
+            c.grade,
+            _microseconds(c.next_review_at, dialect),
+        )
+        .where(c.next_review_at <= as_of)
+        .order_by(c.next_review_at)
+        .limit(chunk_size)
+    )
+    if dialect == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = (await session.execute(query)).all()
+    if not rows:
+        return None
+    (ids, stage, since, first, last, orders, average, last_value, rhythm, risk, tier, grade,
+     review) = (list(column) for column in zip(*rows, strict=True))  # fmt: skip
+    warning = await _warning_columns(session, ids, dialect)
+    columns = CustomerColumns(
+        stage=np.array([_STAGE_CODES[s] for s in stage], dtype=np.int8),
+        stage_since=np.array(since, dtype=np.int64),
+        first_purchase_at=np.array(first, dtype=np.int64),
+        last_purchase_at=np.array(last, dtype=np.int64),
+        order_count=np.array(orders, dtype=np.int64),
+        average_order_value=np.array(average, dtype=np.float64),  # None becomes NaN
+        last_order_value=np.array(last_value, dtype=np.float64),
+        expected_interpurchase_days=np.array(rhythm, dtype=np.float64),
+        churn_risk=np.array(risk, dtype=np.float64),
+        value_tier=np.array([_TIER_CODES[t] for t in tier], dtype=np.int8),
+        grade=np.array([_GRADE_CODES[g] for g in grade], dtype=np.int8),
+        **warning,
+    )
+    return DueChunk(ids, np.array(review, dtype=np.int64), columns)
+
+
+async def _warning_columns(
+    session: AsyncSession, customer_ids: Sequence[str], dialect: str
+) -> dict[str, Any]:
+    """Each customer's current warning (the open one, else the latest closed) as columns."""
+    size = len(customer_ids)
+    status = np.full(size, -1, dtype=np.int8)
+    raised = np.full(size, MISSING_TIME, dtype=np.int64)
+    reasons = np.zeros(size, dtype=np.int8)
+    tier = np.full(size, -1, dtype=np.int8)
+    grade = np.full(size, -1, dtype=np.int8)
+    action = np.zeros(size, dtype=np.int8)
+    w = WARNINGS.c
+    query = (
+        select(
+            w.customer_id,
+            w.status,
+            _microseconds(w.raised_at, dialect),
+            w.reasons,
+            w.value_tier,
+            w.grade,
+            w.recommended_action,
+        )
+        .where(_among(w.customer_id, customer_ids, dialect))
+        .order_by(w.raised_at)
+    )
+    position = {customer_id: i for i, customer_id in enumerate(customer_ids)}
+    for row in await session.execute(query):
+        i = position[row[0]]
+        if status[i] in (_STATUS_CODES[_OPEN[0]], _STATUS_CODES[_OPEN[1]]):
+            continue  # as customers_with_warnings: an open warning is the current one
+        status[i] = _STATUS_CODES[row[1]]
+        raised[i] = row[2]
+        reasons[i] = reasons_mask(tuple(row[3]))
+        tier[i] = _TIER_CODES[row[4]]
+        grade[i] = _GRADE_CODES[row[5]]
+        action[i] = row[6] == "account_manager_task"
+    return {
+        "warning_status": status,
+        "warning_raised_at": raised,
+        "warning_reasons": reasons,
+        "warning_tier": tier,
+        "warning_grade": grade,
+        "warning_action": action,
+    }
+
+
+def _among(column: ColumnElement[str], values: Sequence[str], dialect: str) -> ColumnElement[bool]:
+    """``column IN values``; on PostgreSQL one array parameter instead of one per value.
+
+    An expanding IN of 5,000 ids costs SQLAlchemy a bind parameter each to render, every chunk.
+    """
+    if dialect == "postgresql":
+        ids = bindparam("ids", list(values), type_=postgresql.ARRAY(String()))
+        return column == func.any(ids)
+    return column.in_(list(values))
+
+
+# One statement per chunk; times travel as integers and become timestamps in the database.
+_REVIEW_TIMES = text(
+    "UPDATE customer_lifecycles AS c"
+    " SET next_review_at = to_timestamp(0) + v.us * interval '1 microsecond'"
+    " FROM unnest(:keys, :us) AS v(key, us) WHERE c.customer_id = v.key"
+).bindparams(
+    bindparam("keys", type_=postgresql.ARRAY(String())),
+    bindparam("us", type_=postgresql.ARRAY(BigInteger())),
+)
+
+
+async def write_review_times(
+    session: AsyncSession, customer_ids: Sequence[str], review_times: Ints
+) -> None:
+    """Store the review times (MISSING_TIME: none) of ``customer_ids``."""
+    if not customer_ids:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        # In key order, so the primary-key probes walk the index instead of jumping around it.
+        rows = sorted(zip(customer_ids, review_times.tolist(), strict=True))
+        keys = [key for key, _ in rows]
+        times = [None if t == MISSING_TIME else t for _, t in rows]
+        await session.execute(_REVIEW_TIMES, {"keys": keys, "us": times})
+        return
+    await session.execute(
+        update(CUSTOMERS)
+        .where(CUSTOMERS.c.customer_id == bindparam("key"))
+        .values(next_review_at=bindparam("review")),
+        [
+            {"key": key, "review": from_microseconds(t)}
+            for key, t in zip(customer_ids, review_times.tolist(), strict=True)
+        ],
+    )

@@ -11,15 +11,16 @@ Targets, each a single uvicorn worker, measured in alternation in the same run:
 
 - ``bare``: customer_360's bare FastAPI app returning the same body (one of the real 360s);
 - ``profile``: profile-service from this checkout;
-- ``profile@REF`` (``--baseline REF``): profile-service from a git commit (``git archive`` of
-  its ``shared/src`` and ``services/profile-service/src`` put first on ``PYTHONPATH``), on the
-  same database and broker: the code before a change, under the same load, in the same run.
+- ``profile@REF`` (``--baseline REF``, repeatable): profile-service from a git commit (``git
+  archive`` of its ``shared/src`` and ``services/profile-service/src`` put first on
+  ``PYTHONPATH``), on the same database and broker: the code before a change (or before each
+  of several), under the same load, in the same run.
 
 ``--py-spy DIR`` adds one more wrk run per profile target with py-spy recording the server
 (collapsed stacks in DIR) and prints where its samples fell.
 
     python bench/customer_360_wrk.py [--customers 200] [--duration 10] [--connections 32]
-        [--rounds 2] [--baseline REF] [--py-spy DIR] [--seed 1]
+        [--rounds 2] [--baseline REF ...] [--py-spy DIR] [--seed 1]
 """
 
 from __future__ import annotations
@@ -237,6 +238,11 @@ def baseline_pythonpath(ref: str, into: Path) -> str:
     return os.pathsep.join(str(into / part) for part in BASELINE_SOURCES)
 
 
+def short_commit(ref: str) -> str:
+    command = ["git", "-C", str(REPO), "rev-parse", "--short", ref]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+
 def profile_with_py_spy(
     wrk: str, target: Target, script: Path, args: argparse.Namespace, out: Path
 ) -> None:
@@ -291,7 +297,13 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32, help="wrk -c")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=2, help="alternate targets this often")
-    parser.add_argument("--baseline", metavar="REF", help="also profile-service at this commit")
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        action="append",
+        default=[],
+        help="also profile-service at this commit (repeatable)",
+    )
     parser.add_argument("--py-spy", type=Path, metavar="DIR", help="profile the servers too")
     parser.add_argument("--top", type=int, default=40, help="frames shown per py-spy profile")
     parser.add_argument("--seed", type=int, default=1)
@@ -304,7 +316,7 @@ def main() -> int:
         f"load: {(version.stdout + version.stderr).splitlines()[0]} -t1 -c{args.connections} "
         f"-d{args.duration}s x{args.rounds} rounds, ids rotated by Lua; "
         f"customers={args.customers} notifications/customer={args.notifications} "
-        f"warning_share={args.warning_share} baseline={args.baseline or '-'}",
+        f"warning_share={args.warning_share} baselines={','.join(args.baseline) or '-'}",
         flush=True,
     )
     with ExitStack() as stack:
@@ -348,12 +360,13 @@ def main() -> int:
             )
         )
         targets = [Target("bare", bare), Target("profile", profile, postgres.pid())]
-        if args.baseline:
-            path = baseline_pythonpath(args.baseline, work / "baseline")
-            old_env = {**env, "PYTHONPATH": path}
-            name = f"profile@{args.baseline}"
-            log = work / "profile-baseline.log"
-            old = stack.enter_context(ServerProcess(name, PROFILE_APP, old_env, log))
+        for number, ref in enumerate(args.baseline):
+            path = baseline_pythonpath(ref, work / f"baseline-{number}")
+            name = f"profile@{short_commit(ref)}"
+            log = work / f"profile-baseline-{number}.log"
+            old = stack.enter_context(
+                ServerProcess(name, PROFILE_APP, {**env, "PYTHONPATH": path}, log)
+            )
             targets.append(Target(name, old, postgres.pid()))
         script = write_lua(work / "rotate_ids.lua", ids, key)
         for target in targets:  # unmeasured: connections, caches and the pool warm up

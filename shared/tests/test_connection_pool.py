@@ -1,9 +1,9 @@
 """The PostgreSQL pool hands out live connections without a round trip per checkout.
 
 `pool_pre_ping` sent BEGIN, ";" and ROLLBACK before every checkout (over a quarter of a 360
-read's CPU); the engine now asks the driver whether the server closed the socket instead. These tests
-run against the embedded PostgreSQL: the server ends a pooled connection's session, as a
-restart or an outage does, and the next checkout must still work.
+read's CPU); the engine now asks the driver whether the server closed the socket instead.
+These tests run against the embedded PostgreSQL: the server ends a pooled connection's
+session, as a restart or an outage does, and the next checkout must still work.
 """
 
 from __future__ import annotations

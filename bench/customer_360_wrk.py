@@ -329,9 +329,10 @@ def main() -> int:
         env = profile_env(create_postgres_database(postgres, "bench"), records)
         env.update({"PROFILE_KAFKA_ENABLED": "true", "PROFILE_KAFKA_BOOTSTRAP_SERVERS": bootstrap})
         run_migrations(env, work / "profile.log")
-        profile = stack.enter_context(
-            ServerProcess("profile", PROFILE_APP, env, work / "profile.log")
-        )
+        # The process that imports and consumes is not measured: every measured profile-service
+        # starts fresh after the fill, the same way, so none carries the fill's heap or role.
+        profile = ServerProcess("profile-fill", PROFILE_APP, env, work / "profile-fill.log")
+        stack.enter_context(profile)
         ids = seed(profile.base_url, key, args.customers, args.seed, SEED_TIMEOUT)
         payloads = view_events(ids, args.notifications, args.warning_share, args.seed)
         asyncio.run(publish_view_events(bootstrap, payloads))
@@ -359,7 +360,12 @@ def main() -> int:
                 app_dir=BENCH_DIR,
             )
         )
-        targets = [Target("bare", bare), Target("profile", profile, postgres.pid())]
+        profile.stop()
+        current = ServerProcess("profile", PROFILE_APP, env, work / "profile.log")
+        targets = [
+            Target("bare", bare),
+            Target("profile", stack.enter_context(current), postgres.pid()),
+        ]
         for number, ref in enumerate(args.baseline):
             path = baseline_pythonpath(ref, work / f"baseline-{number}")
             name = f"profile@{short_commit(ref)}"

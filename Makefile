@@ -49,6 +49,7 @@ bench: install
 	$(PY) bench/notification_delivery.py
 	$(PY) bench/pipeline.py
 	$(PY) bench/customer_360.py
+	$(PY) bench/customer_360_wrk.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -130,7 +130,9 @@ def view_events(
                 last_purchase_at=last,
                 total_spend=spend,
                 spend_12m=spend,
-                average_order_value=Money(amount=spend.amount / orders, currency="USD"),
+                average_order_value=Money(
+                    amount=(spend.amount / orders).quantize(Decimal("0.01")), currency="USD"
+                ),
                 p_alive=round(rng.random(), 3),
                 expected_purchases_30d=round(rng.uniform(0, 1), 3),
                 expected_purchases_90d=round(rng.uniform(0, 3), 3),

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_shared._problems import PROBLEM_CONTENT_TYPE
+from crm_shared._request_body import fixed_body_length
 from crm_shared.errors import ContentTooLarge
 
 
@@ -51,6 +52,11 @@ class RequestBodyLimitMiddleware:
             await self._app(scope, receive, send)
             return
         limit = self._limits.max_bytes_for(scope["path"])
+        fixed = fixed_body_length(scope)
+        if fixed is not None and fixed <= limit:
+            # No body, or one the server reads only up to its declared length: nothing to count.
+            await self._app(scope, receive, send)
+            return
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
             await _refusal(scope, limit)(scope, receive, send)

@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_shared._problems import PROBLEM_CONTENT_TYPE
+from crm_shared._request_body import fixed_body_length
 from crm_shared.contracts._nul import NUL_MESSAGE, nul_location
 from crm_shared.errors import UnprocessableContent
 
@@ -98,7 +99,7 @@ class NulCharacterGuard:
         if parameter is not None:
             await _refuse(scope, receive, send, parameter, "query")
             return
-        if not _carries_json(scope):
+        if fixed_body_length(scope) == 0 or not _carries_json(scope):
             await self._app(scope, receive, send)
             return
         await _GuardedJsonRequest(self._app, scope, receive, send).run()

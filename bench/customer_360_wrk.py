@@ -1,0 +1,430 @@
+"""Customer 360 reads under a C load generator: ``wrk`` against profile-service and a bare app.
+
+customer_360.py's Python client saturates a core by itself, so its ratio measures the client.
+Here the load comes from ``wrk -t1 -c32`` (Debian package ``wrk``, installed with apt-get when
+missing), which spends a few per cent of a core at these rates. The read model is filled the
+way customer_360.py fills it (profile-service on the embedded PostgreSQL with Kafka on,
+customers imported, then scores, stages, warnings and message outcomes published and
+consumed); a Lua script rotates over the customers' ids and sends the ``X-API-Key`` header.
+
+Targets, each a single uvicorn worker, measured in alternation in the same run:
+
+- ``bare``: customer_360's bare FastAPI app returning the same body (one of the real 360s);
+- ``profile``: profile-service from this checkout;
+- ``profile@REF`` (``--baseline REF``, repeatable): profile-service from a git commit (``git
+  archive`` of its ``shared/src`` and ``services/profile-service/src`` put first on
+  ``PYTHONPATH``), on the same database and broker: the code before a change (or before each
+  of several), under the same load, in the same run.
+
+``--py-spy DIR`` adds one more wrk run per profile target with py-spy recording the server
+(collapsed stacks in DIR) and prints where its samples fell.
+
+    python bench/customer_360_wrk.py [--customers 200] [--duration 10] [--connections 32]
+        [--rounds 2] [--baseline REF ...] [--py-spy DIR] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from _support import (
+    BENCH_DIR,
+    PROFILE_APP,
+    MachineCpu,
+    ServerProcess,
+    create_postgres_database,
+    embedded_postgres,
+    format_table,
+    install_termination_handlers,
+    make_api_key,
+    print_header,
+    process_tree_cpu_seconds,
+    profile_env,
+    run_main,
+    run_migrations,
+    tail,
+)
+from customer_360 import (
+    BARE_APP,
+    BARE_BODY_ENV,
+    FILL_TIMEOUT,
+    SEED_TIMEOUT,
+    publish_view_events,
+    view_events,
+    wait_until_consumed,
+)
+from profile_http import seed
+
+from crm_shared.testing import EmbeddedBroker
+
+REPO = BENCH_DIR.parent
+BASELINE_SOURCES = ("shared/src", "services/profile-service/src")
+WARMUP_SECONDS = 3
+GOAL_RATIO = 0.50
+GOAL_P99_MS = 25.0
+
+# wrk calls request() once per request (with -t1, in one Lua state) and done() once at the
+# end; done prints one JSON line the benchmark parses. Latencies are in microseconds.
+LUA = """
+local ids = {%(ids)s}
+local n = 0
+wrk.headers["X-API-Key"] = "%(key)s"
+request = function()
+  n = n + 1
+  return wrk.format("GET", "/v1/customers/" .. ids[n %% #ids + 1] .. "/360")
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_RESULT {"requests":%%d,"duration_us":%%d,"p50_us":%%d,"p99_us":%%d,"max_us":%%d,'
+    .. '"connect":%%d,"read":%%d,"write":%%d,"status":%%d,"timeout":%%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.max, e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+def ensure_wrk() -> str:
+    """The path of ``wrk``; installs the Debian package first when it is missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("wrk is not installed: running `apt-get install -y wrk` (Debian package)", flush=True)
+    install = ["apt-get", "install", "-y", "--no-install-recommends", "wrk"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(install, env=env, check=False).returncode != 0:
+        # A fresh machine has no package lists yet.
+        subprocess.run(["apt-get", "update"], env=env, check=True)
+        subprocess.run(install, env=env, check=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise RuntimeError("wrk is still not on PATH after apt-get install")
+    return found
+
+
+def write_lua(path: Path, ids: list[str], key: str) -> Path:
+    path.write_text(LUA % {"ids": ",".join(json.dumps(i) for i in ids), "key": key})
+    return path
+
+
+@dataclass
+class Target:
+    name: str
+    server: ServerProcess
+    db_pid: int | None = None  # the database server, whose CPU is reported too
+
+
+@dataclass
+class WrkRun:
+    target: str
+    round: int
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: Counter[str]
+    server_cpu: float  # CPU seconds of the uvicorn process over the run
+    db_cpu: float | None
+    wrk_cpu: float
+    machine_busy: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def row(self) -> list[object]:
+        per_request = 1000 / self.requests if self.requests else 0.0
+        return [
+            f"{self.target} #{self.round}",
+            self.requests,
+            self.errors.total(),
+            self.rate,
+            self.p50_ms,
+            self.p99_ms,
+            self.max_ms,
+            f"{100 * self.server_cpu / self.seconds:.0f}%",
+            f"{self.server_cpu * per_request:.3f}",
+            "-" if self.db_cpu is None else f"{self.db_cpu * per_request:.3f}",
+            f"{100 * self.wrk_cpu / self.seconds:.0f}%",
+            f"{100 * self.machine_busy:.0f}%",
+        ]
+
+
+HEADERS = [
+    "target",
+    "requests",
+    "errors",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "max ms",
+    "server CPU",
+    "server ms/req",
+    "db ms/req",
+    "wrk CPU",
+    "machine busy",
+]
+
+
+def run_wrk(
+    wrk: str, target: Target, script: Path, args: argparse.Namespace, seconds: int, number: int
+) -> WrkRun:
+    """One ``wrk -t1`` run against a target, with the CPU of everything involved."""
+    db_pid = target.db_pid
+    server_cpu = process_tree_cpu_seconds(target.server.pid)
+    db_cpu = process_tree_cpu_seconds(db_pid) if db_pid else None
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    machine = MachineCpu()
+    command = [wrk, "-t1", f"-c{args.connections}", f"-d{seconds}s", "--timeout", "10s"]
+    command += ["-s", str(script), target.server.base_url]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    machine_busy = machine.busy_share()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_cpu = process_tree_cpu_seconds(target.server.pid) - server_cpu
+    if db_pid and db_cpu is not None:
+        db_cpu = process_tree_cpu_seconds(db_pid) - db_cpu
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("WRK_RESULT ")]
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+    data = json.loads(lines[-1].removeprefix("WRK_RESULT "))
+    errors = Counter({k: data[k] for k in ("connect", "read", "write", "status", "timeout")})
+    return WrkRun(
+        target.name,
+        number,
+        data["requests"],
+        data["duration_us"] / 1e6,
+        data["p50_us"] / 1000,
+        data["p99_us"] / 1000,
+        data["max_us"] / 1000,
+        +errors,
+        server_cpu,
+        db_cpu,
+        after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime,
+        machine_busy,
+    )
+
+
+def baseline_pythonpath(ref: str, into: Path) -> str:
+    """Extract the service's and the shared library's sources at `ref`; their PYTHONPATH.
+
+    The venv's editable installs are ``.pth`` entries, which come after PYTHONPATH, so the
+    old sources win for ``crm_shared`` and ``profile_service``; the dependencies are shared.
+    """
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", ref, *BASELINE_SOURCES],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return os.pathsep.join(str(into / part) for part in BASELINE_SOURCES)
+
+
+def short_commit(ref: str) -> str:
+    command = ["git", "-C", str(REPO), "rev-parse", "--short", ref]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def profile_with_py_spy(
+    wrk: str, target: Target, script: Path, args: argparse.Namespace, out: Path
+) -> None:
+    """A wrk run while py-spy samples the server; prints the hottest frames."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(py_spy).exists():
+        raise RuntimeError("py-spy is missing: `make install` installs it (requirements/dev.txt)")
+    collapsed = out / f"{target.name.replace('@', '-at-')}.collapsed.txt"
+    record = [py_spy, "record", "--pid", str(target.server.pid), "--format", "raw"]
+    record += ["--rate", "250", "--duration", str(args.duration + 1), "--nonblocking"]
+    recorder = subprocess.Popen(
+        [*record, "-o", str(collapsed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(0.5)
+    run = run_wrk(wrk, target, script, args, args.duration, 0)
+    _, err = recorder.communicate(timeout=60)
+    print(f"\npy-spy of {target.name} under wrk ({run.rate:,.0f} req/s): {collapsed}")
+    if not collapsed.exists():
+        print(f"  py-spy wrote nothing: {err.decode(errors='replace')[-500:]}")
+        return
+    print(format_table(["inclusive", "own", "frame"], hottest_frames(collapsed, args.top)))
+
+
+def hottest_frames(collapsed: Path, top: int) -> list[list[object]]:
+    """Frames by the share of samples they are on (inclusive) and at the top of (own)."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    rows: list[list[object]] = []
+    for frame, count in inclusive.most_common(top):
+        rows.append([f"{100 * count / total:.1f}%", f"{100 * own[frame] / total:.1f}%", frame])
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=200, help="customers to seed")
+    parser.add_argument("--notifications", type=int, default=5, help="messages per customer")
+    parser.add_argument("--warning-share", type=float, default=0.3)
+    parser.add_argument("--connections", type=int, default=32, help="wrk -c")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=2, help="alternate targets this often")
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        action="append",
+        default=[],
+        help="also profile-service at this commit (repeatable)",
+    )
+    parser.add_argument("--py-spy", type=Path, metavar="DIR", help="profile the servers too")
+    parser.add_argument("--top", type=int, default=40, help="frames shown per py-spy profile")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    install_termination_handlers()
+    wrk = ensure_wrk()
+    version = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
+    print_header("GET /v1/customers/{id}/360 under wrk: profile-service on PostgreSQL vs bare")
+    print(
+        f"load: {(version.stdout + version.stderr).splitlines()[0]} -t1 -c{args.connections} "
+        f"-d{args.duration}s x{args.rounds} rounds, ids rotated by Lua; "
+        f"customers={args.customers} notifications/customer={args.notifications} "
+        f"warning_share={args.warning_share} baselines={','.join(args.baseline) or '-'}",
+        flush=True,
+    )
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="crm-bench-wrk-")))
+        key, records = make_api_key()
+        broker = EmbeddedBroker(log_path=work / "broker.log")
+        bootstrap = broker.start()
+        stack.callback(broker.stop)
+        postgres = stack.enter_context(embedded_postgres())
+        env = profile_env(create_postgres_database(postgres, "bench"), records)
+        env.update({"PROFILE_KAFKA_ENABLED": "true", "PROFILE_KAFKA_BOOTSTRAP_SERVERS": bootstrap})
+        run_migrations(env, work / "profile.log")
+        # The process that imports and consumes is not measured: every measured profile-service
+        # starts fresh after the fill, the same way, so none carries the fill's heap or role.
+        profile = ServerProcess("profile-fill", PROFILE_APP, env, work / "profile-fill.log")
+        stack.enter_context(profile)
+        ids = seed(profile.base_url, key, args.customers, args.seed, SEED_TIMEOUT)
+        payloads = view_events(ids, args.notifications, args.warning_share, args.seed)
+        asyncio.run(publish_view_events(bootstrap, payloads))
+        filled = wait_until_consumed(profile, len(payloads), FILL_TIMEOUT)
+        with httpx.Client(base_url=profile.base_url, headers={"X-API-Key": key}) as client:
+            sample = client.get(f"/v1/customers/{ids[0]}/360")
+            sample.raise_for_status()
+        view = sample.json()
+        print(
+            f"seeded {len(ids)} customers; {len(payloads):,} view events consumed in "
+            f"{filled:.1f} s; a 360 body: {len(sample.content):,} bytes, "
+            f"notifications={len(view['recent_notifications'])} "
+            f"scores={view['scores'] is not None} lifecycle={view['lifecycle'] is not None}",
+            flush=True,
+        )
+        body_path = work / "bare-360.json"
+        body_path.write_bytes(sample.content)
+        bare = stack.enter_context(
+            ServerProcess(
+                "bare",
+                BARE_APP,
+                {**os.environ, BARE_BODY_ENV: str(body_path)},
+                work / "bare.log",
+                ready_path="/v1/customers/ready/360",
+                app_dir=BENCH_DIR,
+            )
+        )
+        profile.stop()
+        current = ServerProcess("profile", PROFILE_APP, env, work / "profile.log")
+        targets = [
+            Target("bare", bare),
+            Target("profile", stack.enter_context(current), postgres.pid()),
+        ]
+        for number, ref in enumerate(args.baseline):
+            path = baseline_pythonpath(ref, work / f"baseline-{number}")
+            name = f"profile@{short_commit(ref)}"
+            log = work / f"profile-baseline-{number}.log"
+            old = stack.enter_context(
+                ServerProcess(name, PROFILE_APP, {**env, "PYTHONPATH": path}, log)
+            )
+            targets.append(Target(name, old, postgres.pid()))
+        script = write_lua(work / "rotate_ids.lua", ids, key)
+        for target in targets:  # unmeasured: connections, caches and the pool warm up
+            run_wrk(wrk, target, script, args, WARMUP_SECONDS, 0)
+        runs: list[WrkRun] = []
+        for number in range(1, args.rounds + 1):
+            for target in targets:
+                run = run_wrk(wrk, target, script, args, args.duration, number)
+                runs.append(run)
+                print(
+                    f"  {target.name} #{number}: {run.rate:,.0f} req/s, p50 {run.p50_ms:.1f} ms, "
+                    f"p99 {run.p99_ms:.1f} ms, {1000 * run.server_cpu / max(run.requests, 1):.3f} "
+                    f"ms server CPU/req" + (f", errors {dict(run.errors)}" if run.errors else ""),
+                    flush=True,
+                )
+                if run.errors:
+                    print(f"  {target.name} log (last lines):\n{tail(target.server.log_path)}")
+        if args.py_spy:
+            args.py_spy.mkdir(parents=True, exist_ok=True)
+            for target in targets[1:]:
+                profile_with_py_spy(wrk, target, script, args, args.py_spy)
+
+    print()
+    print(format_table(HEADERS, [run.row() for run in runs]))
+    print()
+    print(summary(runs, [t.name for t in targets]))
+    print(
+        "server CPU: the uvicorn process's CPU over the run (100% = one core); server and db "
+        "ms/req: CPU milliseconds per request of the process and of PostgreSQL with its backends."
+    )
+    return 1 if any(run.errors for run in runs) else 0
+
+
+def summary(runs: list[WrkRun], names: list[str]) -> str:
+    """Medians over the rounds per target, each against bare, and the goals."""
+
+    def median(name: str, value: str) -> float:
+        return statistics.median(getattr(r, value) for r in runs if r.target == name)
+
+    bare_rate, bare_p99 = median("bare", "rate"), median("bare", "p99_ms")
+    lines = [f"bare: {bare_rate:,.0f} req/s, p99 {bare_p99:.1f} ms (medians over the rounds)"]
+    for name in names[1:]:
+        rate, p50, p99 = median(name, "rate"), median(name, "p50_ms"), median(name, "p99_ms")
+        ratio = rate / bare_rate if bare_rate else 0.0
+        met = ratio >= GOAL_RATIO and p99 < GOAL_P99_MS
+        lines.append(
+            f"{name}: {rate:,.0f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms; x{ratio:.2f} of "
+            f"bare (goal x{GOAL_RATIO:.2f} and p99 < {GOAL_P99_MS:.0f} ms: "
+            f"{'met' if met else 'not met'})"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    run_main(main)

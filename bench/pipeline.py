@@ -34,7 +34,12 @@ one core). Every process is stopped on exit, Ctrl-C or error.
 
     python bench/pipeline.py [--rates 100,1000] [--duration 10] [--burst 10000]
         [--warmup-orders 2000] [--warmup-customers 400] [--repeat-share 0.2]
-        [--drain-timeout 240] [--stall 15] [--seed 1] [--keep DIR]
+        [--drain-timeout 240] [--stall 15] [--seed 1] [--keep DIR] [--profile DIR]
+
+`--profile DIR` also samples every service with py-spy and reads PostgreSQL's
+pg_stat_statements during each phase of at least `--profile-from` (1,000) orders/s and the
+burst, and prints where the CPU went (see `_pipeline_profile`); py-spy slows the services a
+little, so read the rates of a profiled run as a profile's, not as the figures.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -57,6 +62,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import psutil
+from _pipeline_profile import PhaseProfiler, enable_statement_statistics, reset_statements
 from _support import (
     format_table,
     install_termination_handlers,
@@ -395,6 +401,14 @@ async def settle(stack: Stack, orders_published: int, timeout: float) -> str:
 
 async def run(stack: Stack, pids: dict[str, int], args: argparse.Namespace) -> int:
     bootstrap = stack.bootstrap_servers
+    profiler: PhaseProfiler | None = None
+    if args.profile and stack.postgres_url:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        await enable_statement_statistics(stack.postgres_url, _restart_postgres(stack))
+        pids["postgres"] = await _postmaster_pid(stack.postgres_url)  # a new postmaster
+        services = {name: pid for name, pid in pids.items() if name.endswith("-service")}
+        profiler = PhaseProfiler(args.profile, services, stack.postgres_url)
+        print(f"profiling {sorted(services)} with py-spy into {args.profile}", flush=True)
     rng = random.Random(args.seed)
     arrivals = ChainArrivals()
     ready = asyncio.Event()
@@ -439,12 +453,19 @@ async def run(stack: Stack, pids: dict[str, int], args: argparse.Namespace) -> i
             plan.append((f"burst of {args.burst:,}", 0.0, args.burst))
         for name, rate, count in plan:
             orders = phase_orders(count, rate, args.repeat_share, rng)
-            result = await run_phase(
-                name, stack, producer, arrivals, orders, rate, published, pids, args
-            )
+            profiled = profiler is not None and (rate == 0 or rate >= args.profile_from)
+            with contextlib.ExitStack() as recording:
+                if profiler is not None and profiled:
+                    await reset_statements(profiler.admin_url)
+                    recording.enter_context(profiler.recording(name))
+                result = await run_phase(
+                    name, stack, producer, arrivals, orders, rate, published, pids, args
+                )
             published += count
             results.append(result)
             print(progress_line(result), flush=True)
+            if profiler is not None and profiled:
+                print(await profiler.report(name, count), flush=True)
     finally:
         await producer.stop()
         collector.cancel()
@@ -455,6 +476,14 @@ async def run(stack: Stack, pids: dict[str, int], args: argparse.Namespace) -> i
     print(report(results, bare.steady_rate, bare.events, pids))
     print(f"load average at the end: {machine_summary()['load average']}")
     return 0
+
+
+def _restart_postgres(stack: Stack) -> Callable[[], None]:
+    def restart() -> None:
+        stack.stop_postgres()
+        stack.start_postgres()
+
+    return restart
 
 
 def progress_line(result: PhaseResult) -> str:
@@ -505,6 +534,15 @@ def report(results: Sequence[PhaseResult], bare_rate: float, bare_events: int, p
     cpu_rows = [
         [r.name, r.seconds, *(f"{100 * r.cpu.get(name, 0):.0f}%" for name in who)] for r in results
     ]
+    # CPU time per order: share of a core x seconds / orders (includes the phase's drain).
+    per_order_rows = [
+        [
+            r.name,
+            *(f"{1000 * r.cpu.get(name, 0) * r.seconds / r.orders:.2f}" for name in who),
+            f"{1000 * sum(r.cpu.values()) * r.seconds / r.orders:.2f}",
+        ]
+        for r in results
+    ]
     lines = [
         "orders/s per stage (orders of the phase / seconds from its start until that stage had "
         "all of them; a rate-limited phase cannot exceed its rate):",
@@ -532,6 +570,10 @@ def report(results: Sequence[PhaseResult], bare_rate: float, bare_events: int, p
         "",
         format_table(["phase", "seconds", *who], cpu_rows),
         "",
+        "CPU ms per order per process (CPU over the phase / its orders):",
+        "",
+        format_table(["phase", *who, "total"], per_order_rows),
+        "",
         f"bare aiokafka consumer on crm.orders: {bare_events:,} records, "
         f"{bare_rate:,.0f} records/s (steady); goal {GOAL_ORDERS_PER_SECOND:,} orders/s end to "
         f"end, p99 under {GOAL_P99_MS_AT_1000} ms at 1,000/s.",
@@ -556,6 +598,12 @@ def main() -> int:
     parser.add_argument("--stall", type=float, default=15.0, help="end a phase when nothing moved")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="copy the stack's logs here")
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR", help="py-spy + pg_stat_statements into DIR"
+    )
+    parser.add_argument(
+        "--profile-from", type=float, default=1000.0, help="profile paced phases from this rate"
+    )
     args = parser.parse_args()
     install_termination_handlers()
     print("# The whole chain: orders -> scores -> stages -> notification decisions")

@@ -35,6 +35,11 @@ one core). Every process is stopped on exit, Ctrl-C or error.
     python bench/pipeline.py [--rates 100,1000] [--duration 10] [--burst 10000]
         [--warmup-orders 2000] [--warmup-customers 400] [--repeat-share 0.2]
         [--drain-timeout 240] [--stall 15] [--seed 1] [--keep DIR] [--profile DIR]
+        [--baseline REF [--after REF]]
+
+`--baseline REF` runs everything twice in one invocation, first on REF's sources (see
+`_baseline`), then on the working tree (or `--after REF`'s sources), and prints the two side by
+side.
 
 `--profile DIR` also samples every service with py-spy and reads PostgreSQL's
 pg_stat_statements during each phase of at least `--profile-from` (1,000) orders/s and the
@@ -62,6 +67,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import psutil
+from _baseline import Variant, comparison, export_sources
 from _pipeline_profile import PhaseProfiler, enable_statement_statistics, reset_statements
 from _support import (
     format_table,
@@ -399,7 +405,7 @@ async def settle(stack: Stack, orders_published: int, timeout: float) -> str:
 # Main
 
 
-async def run(stack: Stack, pids: dict[str, int], args: argparse.Namespace) -> int:
+async def run(stack: Stack, pids: dict[str, int], args: argparse.Namespace) -> RunResult:
     bootstrap = stack.bootstrap_servers
     profiler: PhaseProfiler | None = None
     if args.profile and stack.postgres_url:
@@ -474,8 +480,27 @@ async def run(stack: Stack, pids: dict[str, int], args: argparse.Namespace) -> i
     bare = await bare_consume(bootstrap, published, timeout=120)
     print()
     print(report(results, bare.steady_rate, bare.events, pids))
-    print(f"load average at the end: {machine_summary()['load average']}")
-    return 0
+    print(f"load average at the end: {machine_summary()['load average']}", flush=True)
+    return RunResult(results, bare.steady_rate)
+
+
+@dataclass
+class RunResult:
+    phases: list[PhaseResult]
+    bare_rate: float
+
+
+def summary_figures(result: PhaseResult) -> list[object]:
+    """Decisions/s, p50/p99 per stage and CPU ms per order: one row of `--baseline`'s table."""
+    done = result.done_at["decision"]
+    figures: list[object] = [
+        f"{result.tracked / done:,.0f}" if done else f"({len(result.latencies['decision']):,})"
+    ]
+    for kind in KINDS:
+        values = result.latencies[kind]
+        figures += [percentile(values, 0.5) * 1000, percentile(values, 0.99) * 1000]
+    figures.append(1000 * sum(result.cpu.values()) * result.seconds / result.orders)
+    return figures
 
 
 def _restart_postgres(stack: Stack) -> Callable[[], None]:
@@ -602,6 +627,16 @@ def main() -> int:
         "--profile", type=Path, metavar="DIR", help="py-spy + pg_stat_statements into DIR"
     )
     parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="first run the same phases on this commit's sources (same run, for a fair A/B)",
+    )
+    parser.add_argument(
+        "--after",
+        metavar="REF",
+        help="with --baseline: this commit's sources instead of the working tree's",
+    )
+    parser.add_argument(
         "--profile-from", type=float, default=1000.0, help="profile paced phases from this rate"
     )
     args = parser.parse_args()
@@ -623,24 +658,57 @@ def main() -> int:
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="crm-bench-pipeline-") as work:
-        data_dir = Path(work) / "stack"
-        started = time.perf_counter()
-        try:
-            with start_stack(
-                data_dir=data_dir, free_ports=True, postgres=True, extra_env=QUIET_ENV
-            ) as stack:
-                pids = stack_processes(stack)
-                print(
-                    f"stack on PostgreSQL started in {time.perf_counter() - started:.1f} s; "
-                    f"processes: {pids}",
-                    flush=True,
+        variants = [Variant("working tree", {})]
+        if args.after:
+            commit, env = export_sources(args.after, Path(work) / "after")
+            variants = [Variant(f"after {commit}", env)]
+        if args.baseline:
+            commit, env = export_sources(args.baseline, Path(work) / "baseline")
+            variants.insert(0, Variant(f"baseline {commit}", env))
+        rows: list[tuple[str, str, list[object]]] = []
+        for variant in variants:
+            print(f"\n## {variant.name}", flush=True)
+            outcome = run_stack(Path(work) / variant.name.replace(" ", "-"), variant, args)
+            rows += [(r.name, variant.name, summary_figures(r)) for r in outcome.phases]
+            rows += [("bare consumer", variant.name, [f"{outcome.bare_rate:,.0f} records/s"])]
+        if len(variants) > 1:
+            stages = [f"{kind} {p}" for kind in KINDS for p in ("p50 ms", "p99 ms")]
+            print("\nthe variants side by side (decisions/s: tracked first orders / seconds):\n")
+            print(
+                format_table(
+                    ["phase", "sources", "decisions/s", *stages, "CPU ms/order"],
+                    [row + [""] * (10 - len(row)) for row in comparison(rows)],
                 )
-                return int(run_async(functools.partial(run, stack, pids, args)))
-        finally:
-            if args.keep:
-                args.keep.mkdir(parents=True, exist_ok=True)
-                for log in data_dir.glob("*.log"):
-                    shutil.copy(log, args.keep / log.name)
+            )
+        return 0
+
+
+def run_stack(data_dir: Path, variant: Variant, args: argparse.Namespace) -> RunResult:
+    """Start a stack (the variant's sources), run every phase on it, stop it."""
+    started = time.perf_counter()
+    if args.profile and args.baseline:  # one folder of stacks per variant
+        args = argparse.Namespace(**{**vars(args), "profile": args.profile / data_dir.name})
+    try:
+        with start_stack(
+            data_dir=data_dir,
+            free_ports=True,
+            postgres=True,
+            extra_env={**QUIET_ENV, **variant.env},
+        ) as stack:
+            pids = stack_processes(stack)
+            print(
+                f"stack on PostgreSQL started in {time.perf_counter() - started:.1f} s; "
+                f"processes: {pids}",
+                flush=True,
+            )
+            outcome: RunResult = run_async(functools.partial(run, stack, pids, args))
+            return outcome
+    finally:
+        if args.keep:
+            keep = args.keep / data_dir.name
+            keep.mkdir(parents=True, exist_ok=True)
+            for log in data_dir.glob("*.log"):
+                shutil.copy(log, keep / log.name)
 
 
 if __name__ == "__main__":

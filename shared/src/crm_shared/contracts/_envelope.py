@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any, Literal, NotRequired, Union
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
-    Discriminator,
     Field,
     SerializationInfo,
     SerializeAsAny,
     SerializerFunctionWrapHandler,
-    Tag,
-    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -23,7 +20,6 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
-from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from crm_shared._ids import new_id
 from crm_shared.contracts._bounds import EventTime
@@ -150,59 +146,10 @@ def decode_event(raw: bytes | str) -> CloudEvent:
     """
     _refuse_nul(raw)
     try:
-        fields = _ONE_PASS.validate_json(raw)
-    except ValidationError:
-        fields = None
-    if fields is not None and fields["subject"] == fields["data"].subject:
-        # Every field was validated in that one pass (the payload too, straight from JSON):
-        # assemble the event without validating it again. Unset fields keep their defaults
-        # and stay unset, as after `model_validate_json`.
-        return CloudEvent.model_construct(**fields)
-    # Refused: the envelope model's own validation says why, with the field at fault.
-    try:
         return CloudEvent.model_validate_json(raw)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
         raise InvalidEvent(_describe(errors), field=_field_of(errors[0])) from None
-
-
-def _one_pass_envelope(event_type: str, payload: type[EventPayload]) -> Any:
-    """CloudEvent's fields as a TypedDict whose `type` is `event_type` and `data` its payload.
-
-    The fields and their constraints are CloudEvent's own (`Annotated[..., FieldInfo]`), so the
-    two cannot drift. A field with a default may be absent and then stays absent (its
-    constraints only, not its default), so the event built from it has the same unset fields.
-    """
-    fields: dict[str, Any] = {}
-    for name, info in CloudEvent.model_fields.items():
-        if name == "type":
-            fields[name] = Literal[event_type]
-        elif name == "data":
-            fields[name] = payload
-        elif info.is_required():
-            fields[name] = Annotated[info.annotation, info]
-        else:
-            constrained = (
-                Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
-            )
-            fields[name] = NotRequired[constrained]
-    return TypedDict(f"{payload.__name__}Envelope", fields)  # type: ignore[operator]
-
-
-# One validator for every known type, picked by the document's `type` (a tagged union): the
-# payload is validated from JSON in the same pass as the envelope. CloudEvent itself parses
-# `data` to Python objects first and then validates them again with the payload model.
-_ONE_PASS: TypeAdapter[dict[str, Any]] = TypeAdapter(
-    Annotated[  # type: ignore[arg-type]
-        Union[  # noqa: UP007 - a runtime-built union of the envelopes, one per event type
-            tuple(
-                Annotated[_one_pass_envelope(event_type, payload), Tag(event_type)]
-                for event_type, payload in EVENT_TYPES.items()
-            )
-        ],
-        Discriminator("type"),
-    ]
-)
 
 
 def _refuse_nul(raw: bytes | str) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import asyncpg
 from scoring_consume import py_spy
+from sqlalchemy.engine import make_url
 
 # Named parts of the chain: a sample counts under a part when a frame on its stack matches.
 PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -136,6 +137,41 @@ async def read_statements(admin_url: str) -> list[Statement]:
     return [Statement(r[0], r[1], r[2], r[3], " ".join(r[4].split())) for r in records]
 
 
+_PLAN_NODES = re.compile(r"(Scan|Conflict Arbiter|Index Cond|Filter)")
+
+
+async def plan_of(admin_url: str, statement: Statement) -> str:
+    """The statement's generic plan in one line: its scans, arbiter indexes and conditions.
+
+    The text is pg_stat_statements', with its $n placeholders: prepared and explained as a
+    generic plan, it shows whether a hot statement reads through an index. Only planned, never
+    run: EXPLAIN without ANALYZE executes nothing.
+    """
+    url = make_url(admin_url).set(database=statement.database).render_as_string(False)
+    try:
+        connection = await asyncpg.connect(url)
+    except (OSError, asyncpg.PostgresError) as error:
+        return f"(no plan: {error})"
+    try:
+        # asyncpg would bind the $n itself (and the planner would then see NULLs): prepare the
+        # text in SQL instead and explain its generic plan, executed with NULLs.
+        await connection.execute("SET plan_cache_mode = force_generic_plan")
+        await connection.execute(f"PREPARE hot AS {statement.query}")
+        count = await connection.fetchval(
+            "SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = 'hot'"
+        )
+        nulls = ", ".join(["NULL"] * count)
+        rows = await connection.fetch(
+            f"EXPLAIN (COSTS OFF) EXECUTE hot{f'({nulls})' if count else ''}"
+        )
+    except asyncpg.PostgresError as error:
+        return f"(no plan: {type(error).__name__})"
+    finally:
+        await connection.close()
+    steps = [row[0].strip().lstrip("-> ") for row in rows if _PLAN_NODES.search(row[0])]
+    return "; ".join(steps) or rows[0][0].strip()
+
+
 class PhaseProfiler:
     """py-spy on every service and pg_stat_statements, around each measured phase."""
 
@@ -183,6 +219,7 @@ class PhaseProfiler:
                 f"  {s.total_ms / total:6.1%} {s.total_ms:9,.0f} {s.calls / max(orders, 1):11.2f}"
                 f" {s.rows / max(s.calls, 1):10.1f}  {s.database:12}  {s.query[:150]}"
             )
+            lines.append(f"{'':48}plan: {await plan_of(self.admin_url, s)}")
         text = "\n".join(lines)
         self.reports.append(text)
         (self.directory / "profile.txt").write_text("\n\n".join(self.reports) + "\n")

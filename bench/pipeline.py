@@ -35,11 +35,11 @@ one core). Every process is stopped on exit, Ctrl-C or error.
     python bench/pipeline.py [--rates 100,1000] [--duration 10] [--burst 10000]
         [--warmup-orders 2000] [--warmup-customers 400] [--repeat-share 0.2]
         [--drain-timeout 240] [--stall 15] [--seed 1] [--keep DIR] [--profile DIR]
-        [--baseline REF [--after REF]]
+        [--baseline REF [--after REF] [--rounds N]]
 
 `--baseline REF` runs everything twice in one invocation, first on REF's sources (see
 `_baseline`), then on the working tree (or `--after REF`'s sources), and prints the two side by
-side.
+side; `--rounds N` repeats the pair N times, alternating which of the two runs first.
 
 `--profile DIR` also samples every service with py-spy and reads PostgreSQL's
 pg_stat_statements during each phase of at least `--profile-from` (1,000) orders/s and the
@@ -632,6 +632,9 @@ def main() -> int:
         help="first run the same phases on this commit's sources (same run, for a fair A/B)",
     )
     parser.add_argument(
+        "--rounds", type=int, default=1, help="with --baseline: run the pair N times, alternating"
+    )
+    parser.add_argument(
         "--after",
         metavar="REF",
         help="with --baseline: this commit's sources instead of the working tree's",
@@ -666,12 +669,19 @@ def main() -> int:
             commit, env = export_sources(args.baseline, Path(work) / "baseline")
             variants.insert(0, Variant(f"baseline {commit}", env))
         rows: list[tuple[str, str, list[object]]] = []
-        for variant in variants:
-            print(f"\n## {variant.name}", flush=True)
-            outcome = run_stack(Path(work) / variant.name.replace(" ", "-"), variant, args)
-            rows += [(r.name, variant.name, summary_figures(r)) for r in outcome.phases]
-            rows += [("bare consumer", variant.name, [f"{outcome.bare_rate:,.0f} records/s"])]
-        if len(variants) > 1:
+        # Rounds alternate the order (A B, B A, ...) so neither variant always runs first.
+        schedule = [
+            (n, variant)
+            for n in range(1, args.rounds + 1)
+            for variant in (variants if n % 2 else variants[::-1])
+        ]
+        for n, variant in schedule:
+            label = variant.name if args.rounds == 1 else f"{variant.name} #{n}"
+            print(f"\n## {label}", flush=True)
+            outcome = run_stack(Path(work) / label.replace(" ", "-"), variant, args)
+            rows += [(r.name, label, summary_figures(r)) for r in outcome.phases]
+            rows += [("bare consumer", label, [f"{outcome.bare_rate:,.0f} records/s"])]
+        if len(schedule) > 1:
             stages = [f"{kind} {p}" for kind in KINDS for p in ("p50 ms", "p99 ms")]
             print("\nthe variants side by side (decisions/s: tracked first orders / seconds):\n")
             print(

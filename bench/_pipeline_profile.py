@@ -38,11 +38,13 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("outbox relay", ("OutboxRelay.",)),
     ("scoring: re-score loop", ("drain_pending_rescores ",)),
     ("notification: delivery (deliver_due)", ("deliver_due ",)),
-    ("SQLAlchemy (any)", ("/sqlalchemy/",)),
-    ("asyncpg (any)", ("/asyncpg/",)),
-    ("aiokafka (any)", ("/aiokafka/",)),
-    ("pydantic (any)", ("/pydantic/", "/pydantic_core/")),
-    ("HTTP (metrics polls)", ("/uvicorn/", "/starlette/", "/fastapi/")),
+    # py-spy names a frame `function (package/module.py:line)`.
+    ("SQLAlchemy (any)", ("(sqlalchemy/",)),
+    ("asyncpg (any)", ("(asyncpg/",)),
+    ("aiokafka (any)", ("(aiokafka/",)),
+    ("pydantic (any)", ("(pydantic/", "(pydantic_core/")),
+    # Not "(uvicorn/": uvicorn's server frames are under every stack (it runs the event loop).
+    ("HTTP requests (the benchmark's metric polls)", ("(starlette/", "(fastapi/")),
 )
 _OUR_CODE = re.compile(r"\((crm_shared|\w+_service)/")
 

@@ -34,7 +34,17 @@ one core). Every process is stopped on exit, Ctrl-C or error.
 
     python bench/pipeline.py [--rates 100,1000] [--duration 10] [--burst 10000]
         [--warmup-orders 2000] [--warmup-customers 400] [--repeat-share 0.2]
-        [--drain-timeout 240] [--stall 15] [--seed 1] [--keep DIR]
+        [--drain-timeout 240] [--stall 15] [--seed 1] [--keep DIR] [--profile DIR]
+        [--baseline REF [--after REF] [--rounds N]]
+
+`--baseline REF` runs everything twice in one invocation, first on REF's sources (see
+`_baseline`), then on the working tree (or `--after REF`'s sources), and prints the two side by
+side; `--rounds N` repeats the pair N times, alternating which of the two runs first.
+
+`--profile DIR` also samples every service with py-spy and reads PostgreSQL's
+pg_stat_statements during each phase of at least `--profile-from` (1,000) orders/s and the
+burst, and prints where the CPU went (see `_pipeline_profile`); py-spy slows the services a
+little, so read the rates of a profiled run as a profile's, not as the figures.
 """
 
 from __future__ import annotations
@@ -48,7 +58,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -57,6 +67,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 import psutil
+from _baseline import Variant, comparison, export_sources
+from _pipeline_profile import PhaseProfiler, enable_statement_statistics, reset_statements
 from _support import (
     format_table,
     install_termination_handlers,
@@ -393,8 +405,16 @@ async def settle(stack: Stack, orders_published: int, timeout: float) -> str:
 # Main
 
 
-async def run(stack: Stack, pids: dict[str, int], args: argparse.Namespace) -> int:
+async def run(stack: Stack, pids: dict[str, int], args: argparse.Namespace) -> RunResult:
     bootstrap = stack.bootstrap_servers
+    profiler: PhaseProfiler | None = None
+    if args.profile and stack.postgres_url:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        await enable_statement_statistics(stack.postgres_url, _restart_postgres(stack))
+        pids["postgres"] = await _postmaster_pid(stack.postgres_url)  # a new postmaster
+        services = {name: pid for name, pid in pids.items() if name.endswith("-service")}
+        profiler = PhaseProfiler(args.profile, services, stack.postgres_url)
+        print(f"profiling {sorted(services)} with py-spy into {args.profile}", flush=True)
     rng = random.Random(args.seed)
     arrivals = ChainArrivals()
     ready = asyncio.Event()
@@ -439,12 +459,19 @@ async def run(stack: Stack, pids: dict[str, int], args: argparse.Namespace) -> i
             plan.append((f"burst of {args.burst:,}", 0.0, args.burst))
         for name, rate, count in plan:
             orders = phase_orders(count, rate, args.repeat_share, rng)
-            result = await run_phase(
-                name, stack, producer, arrivals, orders, rate, published, pids, args
-            )
+            profiled = profiler is not None and (rate == 0 or rate >= args.profile_from)
+            with contextlib.ExitStack() as recording:
+                if profiler is not None and profiled:
+                    await reset_statements(profiler.admin_url)
+                    recording.enter_context(profiler.recording(name))
+                result = await run_phase(
+                    name, stack, producer, arrivals, orders, rate, published, pids, args
+                )
             published += count
             results.append(result)
             print(progress_line(result), flush=True)
+            if profiler is not None and profiled:
+                print(await profiler.report(name, count), flush=True)
     finally:
         await producer.stop()
         collector.cancel()
@@ -453,8 +480,35 @@ async def run(stack: Stack, pids: dict[str, int], args: argparse.Namespace) -> i
     bare = await bare_consume(bootstrap, published, timeout=120)
     print()
     print(report(results, bare.steady_rate, bare.events, pids))
-    print(f"load average at the end: {machine_summary()['load average']}")
-    return 0
+    print(f"load average at the end: {machine_summary()['load average']}", flush=True)
+    return RunResult(results, bare.steady_rate)
+
+
+@dataclass
+class RunResult:
+    phases: list[PhaseResult]
+    bare_rate: float
+
+
+def summary_figures(result: PhaseResult) -> list[object]:
+    """Decisions/s, p50/p99 per stage and CPU ms per order: one row of `--baseline`'s table."""
+    done = result.done_at["decision"]
+    figures: list[object] = [
+        f"{result.tracked / done:,.0f}" if done else f"({len(result.latencies['decision']):,})"
+    ]
+    for kind in KINDS:
+        values = result.latencies[kind]
+        figures += [percentile(values, 0.5) * 1000, percentile(values, 0.99) * 1000]
+    figures.append(1000 * sum(result.cpu.values()) * result.seconds / result.orders)
+    return figures
+
+
+def _restart_postgres(stack: Stack) -> Callable[[], None]:
+    def restart() -> None:
+        stack.stop_postgres()
+        stack.start_postgres()
+
+    return restart
 
 
 def progress_line(result: PhaseResult) -> str:
@@ -505,6 +559,15 @@ def report(results: Sequence[PhaseResult], bare_rate: float, bare_events: int, p
     cpu_rows = [
         [r.name, r.seconds, *(f"{100 * r.cpu.get(name, 0):.0f}%" for name in who)] for r in results
     ]
+    # CPU time per order: share of a core x seconds / orders (includes the phase's drain).
+    per_order_rows = [
+        [
+            r.name,
+            *(f"{1000 * r.cpu.get(name, 0) * r.seconds / r.orders:.2f}" for name in who),
+            f"{1000 * sum(r.cpu.values()) * r.seconds / r.orders:.2f}",
+        ]
+        for r in results
+    ]
     lines = [
         "orders/s per stage (orders of the phase / seconds from its start until that stage had "
         "all of them; a rate-limited phase cannot exceed its rate):",
@@ -532,6 +595,10 @@ def report(results: Sequence[PhaseResult], bare_rate: float, bare_events: int, p
         "",
         format_table(["phase", "seconds", *who], cpu_rows),
         "",
+        "CPU ms per order per process (CPU over the phase / its orders):",
+        "",
+        format_table(["phase", *who, "total"], per_order_rows),
+        "",
         f"bare aiokafka consumer on crm.orders: {bare_events:,} records, "
         f"{bare_rate:,.0f} records/s (steady); goal {GOAL_ORDERS_PER_SECOND:,} orders/s end to "
         f"end, p99 under {GOAL_P99_MS_AT_1000} ms at 1,000/s.",
@@ -556,6 +623,25 @@ def main() -> int:
     parser.add_argument("--stall", type=float, default=15.0, help="end a phase when nothing moved")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="copy the stack's logs here")
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR", help="py-spy + pg_stat_statements into DIR"
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="first run the same phases on this commit's sources (same run, for a fair A/B)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="with --baseline: run the pair N times, alternating"
+    )
+    parser.add_argument(
+        "--after",
+        metavar="REF",
+        help="with --baseline: this commit's sources instead of the working tree's",
+    )
+    parser.add_argument(
+        "--profile-from", type=float, default=1000.0, help="profile paced phases from this rate"
+    )
     args = parser.parse_args()
     install_termination_handlers()
     print("# The whole chain: orders -> scores -> stages -> notification decisions")
@@ -575,24 +661,64 @@ def main() -> int:
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="crm-bench-pipeline-") as work:
-        data_dir = Path(work) / "stack"
-        started = time.perf_counter()
-        try:
-            with start_stack(
-                data_dir=data_dir, free_ports=True, postgres=True, extra_env=QUIET_ENV
-            ) as stack:
-                pids = stack_processes(stack)
-                print(
-                    f"stack on PostgreSQL started in {time.perf_counter() - started:.1f} s; "
-                    f"processes: {pids}",
-                    flush=True,
+        variants = [Variant("working tree", {})]
+        if args.after:
+            commit, env = export_sources(args.after, Path(work) / "after")
+            variants = [Variant(f"after {commit}", env)]
+        if args.baseline:
+            commit, env = export_sources(args.baseline, Path(work) / "baseline")
+            variants.insert(0, Variant(f"baseline {commit}", env))
+        rows: list[tuple[str, str, list[object]]] = []
+        # Rounds alternate the order (A B, B A, ...) so neither variant always runs first.
+        schedule = [
+            (n, variant)
+            for n in range(1, args.rounds + 1)
+            for variant in (variants if n % 2 else variants[::-1])
+        ]
+        for n, variant in schedule:
+            label = variant.name if args.rounds == 1 else f"{variant.name} #{n}"
+            print(f"\n## {label}", flush=True)
+            outcome = run_stack(Path(work) / label.replace(" ", "-"), variant, args)
+            rows += [(r.name, label, summary_figures(r)) for r in outcome.phases]
+            rows += [("bare consumer", label, [f"{outcome.bare_rate:,.0f} records/s"])]
+        if len(schedule) > 1:
+            stages = [f"{kind} {p}" for kind in KINDS for p in ("p50 ms", "p99 ms")]
+            print("\nthe variants side by side (decisions/s: tracked first orders / seconds):\n")
+            print(
+                format_table(
+                    ["phase", "sources", "decisions/s", *stages, "CPU ms/order"],
+                    [row + [""] * (10 - len(row)) for row in comparison(rows)],
                 )
-                return int(run_async(functools.partial(run, stack, pids, args)))
-        finally:
-            if args.keep:
-                args.keep.mkdir(parents=True, exist_ok=True)
-                for log in data_dir.glob("*.log"):
-                    shutil.copy(log, args.keep / log.name)
+            )
+        return 0
+
+
+def run_stack(data_dir: Path, variant: Variant, args: argparse.Namespace) -> RunResult:
+    """Start a stack (the variant's sources), run every phase on it, stop it."""
+    started = time.perf_counter()
+    if args.profile and args.baseline:  # one folder of stacks per variant
+        args = argparse.Namespace(**{**vars(args), "profile": args.profile / data_dir.name})
+    try:
+        with start_stack(
+            data_dir=data_dir,
+            free_ports=True,
+            postgres=True,
+            extra_env={**QUIET_ENV, **variant.env},
+        ) as stack:
+            pids = stack_processes(stack)
+            print(
+                f"stack on PostgreSQL started in {time.perf_counter() - started:.1f} s; "
+                f"processes: {pids}",
+                flush=True,
+            )
+            outcome: RunResult = run_async(functools.partial(run, stack, pids, args))
+            return outcome
+    finally:
+        if args.keep:
+            keep = args.keep / data_dir.name
+            keep.mkdir(parents=True, exist_ok=True)
+            for log in data_dir.glob("*.log"):
+                shutil.copy(log, keep / log.name)
 
 
 if __name__ == "__main__":

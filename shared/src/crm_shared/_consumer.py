@@ -11,12 +11,12 @@ from typing import Generic, Protocol, TypeVar, cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
-from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_shared._clock import utc_now
 from crm_shared._db import PlumbingTables
+from crm_shared._inbox import record_new_events
 from crm_shared._logging import event_id_var
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._outbox import OUTBOX_ADDED
@@ -205,26 +205,21 @@ class EventConsumer(Generic[MessageT]):
                 delay = min(delay * self._retry.multiplier, self._retry.max_delay)
 
     async def _apply(self, items: Sequence[_Decoded[MessageT]]) -> None:
-        ids = [item.event.id for item in items]
         outbox_added = False
         async with self._sessions() as session, session.begin():
-            seen = set(
-                (
-                    await session.scalars(
-                        select(self._inbox.c.event_id).where(
-                            self._inbox.c.consumer == self.name,
-                            self._inbox.c.event_id.in_(ids),
-                        )
-                    )
-                ).all()
+            # Recorded first, in this transaction: a failure below rolls the records back too.
+            new = await record_new_events(
+                session, self._inbox, self.name, [item.event.id for item in items], utc_now()
             )
             fresh: list[MessageT] = []
+            applied: dict[str, int] = {}  # per topic, counted once the batch is committed
             for item in items:
-                if item.event.id in seen:
+                if item.event.id not in new:  # applied before, or earlier in this batch
                     self._metrics.events_processed.labels(item.record.topic, "duplicate").inc()
                     continue
-                seen.add(item.event.id)
+                new.discard(item.event.id)
                 fresh.append(item.event)
+                applied[item.record.topic] = applied.get(item.record.topic, 0) + 1
                 token = event_id_var.set(item.event.id)
                 try:
                     await self._handler(session, item.event)
@@ -241,18 +236,7 @@ class EventConsumer(Generic[MessageT]):
                     if is_transient(error):
                         raise
                     raise _HandlerRefused from error
-            if fresh:
-                now = utc_now()
-                await session.execute(
-                    insert(self._inbox),
-                    [{"consumer": self.name, "event_id": e.id, "processed_at": now} for e in fresh],
-                )
             outbox_added = bool(session.info.get(OUTBOX_ADDED))
-        applied: dict[str, int] = {}
-        fresh_ids = {event.id for event in fresh}
-        for item in items:
-            if item.event.id in fresh_ids:
-                applied[item.record.topic] = applied.get(item.record.topic, 0) + 1
         for topic, count in applied.items():
             self._metrics.events_processed.labels(topic, "applied").inc(count)
         if outbox_added and self._after_commit is not None:

@@ -7,11 +7,12 @@ time, and a customer touched by many orders in a burst is scored once.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, delete, select
+from sqlalchemy import Table, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared import upsert_into
@@ -28,16 +29,37 @@ async def queue_rescores(session: AsyncSession, latest_event: Mapping[str, datet
         set_={"as_of": statement.excluded.as_of},
         where=PendingRescore.as_of < statement.excluded.as_of,
     )
+    # In key order, as `release_rescores` deletes: two transactions then never wait on each
+    # other's rows in opposite orders (a deadlock).
     await session.execute(
-        newest, [{"customer_id": cid, "as_of": moment} for cid, moment in latest_event.items()]
+        newest,
+        [{"customer_id": cid, "as_of": latest_event[cid]} for cid in sorted(latest_event)],
     )
 
 
+# One drainer of the queue at a time across replicas (PostgreSQL advisory lock, held until the
+# re-score transaction ends).
+_DRAIN_LOCK_KEY = int.from_bytes(
+    hashlib.sha256(b"scoring:pending-rescores").digest()[:8], "big", signed=True
+)
+
+
 async def claim_rescores(session: AsyncSession, limit: int) -> dict[str, datetime]:
-    """Up to `limit` queued customers, locked for this transaction (skipped by other replicas)."""
-    query = select(PendingRescore.customer_id, PendingRescore.as_of).limit(limit)
+    """Up to `limit` queued customers for this transaction to re-score; none while another
+    replica's re-score transaction holds the queue.
+
+    The queued rows themselves are not locked: a row lock held for the whole re-score made
+    every consumer batch that re-queued one of those customers (`queue_rescores`' upsert) wait
+    for the re-score to commit, which serialised the order consumer behind the re-score loop.
+    Instead one transaction at a time drains the queue (an advisory lock), and
+    `release_rescores` removes only rows not re-queued with a later time meanwhile.
+    """
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+        locked = await session.scalar(select(func.pg_try_advisory_xact_lock(_DRAIN_LOCK_KEY)))
+        if not locked:
+            return {}
+    # SQLite: the transaction began with BEGIN IMMEDIATE, so it is the only writer anyway.
+    query = select(PendingRescore.customer_id, PendingRescore.as_of).limit(limit)
     return dict((await session.execute(query)).all())
 
 
@@ -51,7 +73,7 @@ async def release_rescores(session: AsyncSession, claimed: Mapping[str, datetime
             table.c.customer_id == bindparam("claimed_id"),
             table.c.as_of <= bindparam("claimed_as_of"),
         ),
-        [{"claimed_id": cid, "claimed_as_of": moment} for cid, moment in claimed.items()],
+        [{"claimed_id": cid, "claimed_as_of": claimed[cid]} for cid in sorted(claimed)],
     )
 
 

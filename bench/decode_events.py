@@ -1,0 +1,149 @@
+"""CPU microseconds to decode one event: `decode_event` against a one-pass candidate.
+
+Every consumer decodes every record it reads (`crm_shared.contracts.decode_event`): an order
+costs scoring, lifecycle and notification one decode each, its `score.updated` lifecycle,
+notification and profile one more. `decode_event` is `CloudEvent.model_validate_json`, whose
+`data` validator parses the payload to Python objects first and validates them again with the
+payload model. The candidate (issue 12: "decode once") validates envelope and payload in one
+pass from JSON, over a union of envelopes (TypedDicts) tagged by `type`, and assembles the
+CloudEvent with `model_construct`. `json.loads` is the floor: parsing alone.
+
+Timed with the thread's CPU clock (`time.thread_time`), not the wall clock, so a busy shared
+machine does not inflate one side: `--rounds` alternations of `--number` calls each; the best
+and the median round are printed.
+
+Events: the pipeline's kinds (`order.placed` of one line as `bench/pipeline.py` sends it; the
+contract tests' full `score.updated`, `lifecycle.stage_changed` and `notification.sent`).
+
+    python bench/decode_events.py [--rounds 8] [--number 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal, NotRequired, Union
+
+from _support import format_table, machine_summary
+from pydantic import Discriminator, Tag, TypeAdapter
+from typing_extensions import TypedDict
+
+from crm_shared.contracts import (
+    EVENT_TYPES,
+    CloudEvent,
+    EventPayload,
+    Money,
+    OrderLine,
+    OrderPlaced,
+    build_event,
+    decode_event,
+    encode_event,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared" / "tests"))
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+CUSTOMER = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+
+
+def samples() -> dict[str, bytes]:
+    """One encoded event of each kind the pipeline carries."""
+    # The contract tests' factories: every field of each payload filled in.
+    from test_contracts import notification_sent, score_updated, stage_changed
+
+    usd = Money(amount=Decimal("24.90"), currency="USD")
+    order = OrderPlaced(
+        order_id="bench-1",
+        customer_id=CUSTOMER,
+        placed_at=NOW,
+        total=usd,
+        items=[OrderLine(sku="SKU-00001", name="Product", quantity=1, unit_price=usd)],
+        shop_id="shop-eu",
+        channel="web",
+    )
+    payloads = {
+        "order.placed": order,
+        "score.updated": score_updated(customer_id=CUSTOMER),
+        "lifecycle.stage_changed": stage_changed(customer_id=CUSTOMER),
+        "notification.sent": notification_sent(customer_id=CUSTOMER),
+    }
+    return {
+        kind: encode_event(build_event(payload, source="/bench", time=NOW))
+        for kind, payload in payloads.items()
+    }
+
+
+def one_pass_decoder() -> Callable[[bytes], CloudEvent]:
+    """The candidate: CloudEvent's fields as one TypedDict per type, a union tagged by `type`."""
+
+    def envelope(event_type: str, payload: type[EventPayload]) -> Any:
+        fields: dict[str, Any] = {}
+        for name, info in CloudEvent.model_fields.items():
+            if name == "type":
+                fields[name] = Literal[event_type]
+            elif name == "data":
+                fields[name] = payload
+            elif info.is_required():
+                fields[name] = Annotated[info.annotation, info]
+            else:  # absent stays absent (unset), as on the model
+                fields[name] = NotRequired[info.annotation]
+        return TypedDict(f"{payload.__name__}Envelope", fields)  # type: ignore[operator]
+
+    union = Union[  # noqa: UP007 - built at run time
+        tuple(Annotated[envelope(t, m), Tag(t)] for t, m in EVENT_TYPES.items())
+    ]
+    adapter: TypeAdapter[dict[str, Any]] = TypeAdapter(
+        Annotated[union, Discriminator("type")]  # type: ignore[arg-type]
+    )
+
+    def decode(raw: bytes) -> CloudEvent:
+        return CloudEvent.model_construct(**adapter.validate_json(raw))
+
+    return decode
+
+
+def cpu_microseconds(function: Callable[[], object], number: int) -> float:
+    started = time.thread_time()
+    for _ in range(number):
+        function()
+    return (time.thread_time() - started) / number * 1e6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--number", type=int, default=2000)
+    args = parser.parse_args()
+    print("# Decoding one event")
+    for key, value in machine_summary().items():
+        print(f"{key}: {value}")
+    one_pass = one_pass_decoder()
+    rows = []
+    for kind, raw in samples().items():
+        assert one_pass(raw) == decode_event(raw)
+        timings: dict[str, list[float]] = {"today": [], "one pass": [], "json": []}
+        for _ in range(args.rounds):  # alternate, so load changes hit all three
+            timings["today"].append(cpu_microseconds(lambda r=raw: decode_event(r), args.number))
+            timings["one pass"].append(cpu_microseconds(lambda r=raw: one_pass(r), args.number))
+            timings["json"].append(cpu_microseconds(lambda r=raw: json.loads(r), args.number))
+        row: list[object] = [kind, len(raw)]
+        for values in timings.values():
+            row += [min(values), statistics.median(values)]
+        rows.append(row)
+    print()
+    headers = ["event", "bytes"]
+    for name in ("decode_event", "one pass", "json.loads"):
+        headers += [f"{name} µs best", f"{name} µs median"]
+    print(format_table(headers, rows))
+    print(f"load average at the end: {machine_summary()['load average']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

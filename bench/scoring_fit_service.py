@@ -22,6 +22,9 @@ code, no database), since the service does not time its steps.
 
     python bench/scoring_fit_service.py [--customers 100000 1000000] [--baseline a679c7a]
         [--trees baseline current] [--seed 1]
+
+`--trees` takes 'baseline', 'current' (this working tree) or any commit (e.g. the branch head,
+so that editing the working tree cannot change a run in progress).
 """
 
 from __future__ import annotations
@@ -148,20 +151,24 @@ def asyncpg_dsn(url: str) -> str:
 
 @contextlib.contextmanager
 def source_trees(names: list[str], baseline: str) -> Iterator[dict[str, Path]]:
-    """name -> repository root: 'current' is this checkout, 'baseline' a `git archive` copy."""
-    with tempfile.TemporaryDirectory(prefix="scoring-fit-baseline-") as folder:
+    """name -> repository root: 'current' is this checkout; 'baseline' (the commit `baseline`)
+    or any other commit-ish is a `git archive` copy of that commit's sources."""
+    with tempfile.TemporaryDirectory(prefix="scoring-fit-trees-") as folder:
         trees: dict[str, Path] = {}
         for name in names:
             if name == "current":
                 trees[name] = REPO
                 continue
+            commit = baseline if name == "baseline" else name
             archive = subprocess.run(
-                ["git", "-C", str(REPO), "archive", baseline, *SOURCE_DIRS],
+                ["git", "-C", str(REPO), "archive", commit, *SOURCE_DIRS],
                 capture_output=True,
                 check=True,
             )
-            subprocess.run(["tar", "-x", "-C", folder], input=archive.stdout, check=True)
-            trees[name] = Path(folder)
+            root = Path(folder) / name
+            root.mkdir()
+            subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+            trees[name] = root
         yield trees
 
 
@@ -332,7 +339,7 @@ def main() -> int:
                     [f"{customers:,}", name, *(round(split[s], 2) for s in SPLIT), split["k"]]
                 )
                 # Each tree fits on its own copy of the loaded database (a file copy).
-                copy = f"{template}_{name}"
+                copy = f"{template}_{len(split_rows)}"
                 statement = f'create database "{copy}" template "{template}"'
                 asyncio.run(sql_value(server.admin_url, statement))
                 copy_url = make_url(url).set(database=copy).render_as_string(hide_password=False)

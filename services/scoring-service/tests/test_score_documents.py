@@ -47,6 +47,10 @@ def test_every_cdnow_document_and_event_equals_the_pydantic_one(with_models):
     documents = score_documents(table, ids, version="v1", as_of=AS_OF, currency="USD")
 
     assert len(documents) == len(histories)
+    part = score_documents(
+        table, ids, version="v1", as_of=AS_OF, currency="USD", rows=slice(100, 1_100)
+    )
+    assert part == documents[100:1_100]
     for i, (customer_id, document) in enumerate(zip(ids, documents, strict=True)):
         payload = score_payload(table, i, customer_id, version="v1", as_of=AS_OF, currency="USD")
         assert document == payload.model_dump(mode="json")

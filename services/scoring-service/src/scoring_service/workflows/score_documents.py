@@ -69,33 +69,35 @@ def score_documents(
     version: str,
     as_of: datetime,
     currency: str,
+    rows: slice = slice(None),
 ) -> list[dict[str, Any]]:
-    """The `score.updated` payload of every customer of the table, as JSON-ready dicts."""
+    """The `score.updated` payloads of the table's customers `rows` (default: all), as
+    JSON-ready dicts; `customer_ids` are the ids of the whole table."""
     h, p = table.histories, table.predicted
-    total = _money(h.total_spend, currency)
+    total = _money(h.total_spend[rows], currency)
     columns = zip(
-        customer_ids,
-        table.recency_score.tolist(),
-        table.frequency_score.tolist(),
-        table.monetary_score.tolist(),
-        table.rfm_segment.tolist(),
-        h.order_count.tolist(),
-        _days(h.first_day),
-        _days(h.last_day),
+        customer_ids[rows],
+        table.recency_score[rows].tolist(),
+        table.frequency_score[rows].tolist(),
+        table.monetary_score[rows].tolist(),
+        table.rfm_segment[rows].tolist(),
+        h.order_count[rows].tolist(),
+        _days(h.first_day[rows]),
+        _days(h.last_day[rows]),
         total,
-        _money(h.spend_12m, currency),
-        _money(h.average_order_value, currency),
-        _rounded(p.p_alive, 6),
-        _rounded(p.expected_purchases_30d, 6),
-        _rounded(p.expected_purchases_90d, 6),
-        _rounded(p.expected_purchases_365d, 6),
-        _rounded(p.churn_risk, 6),
-        _rounded(p.expected_interpurchase_days, 2),
-        _money(_rounded(p.predicted_clv, 2), currency),
-        _rounded(table.health.score, 2),
-        table.value.tier.tolist(),
-        table.value.grade.tolist(),
-        table.cluster.tolist(),
+        _money(h.spend_12m[rows], currency),
+        _money(h.average_order_value[rows], currency),
+        _rounded(p.p_alive[rows], 6),
+        _rounded(p.expected_purchases_30d[rows], 6),
+        _rounded(p.expected_purchases_90d[rows], 6),
+        _rounded(p.expected_purchases_365d[rows], 6),
+        _rounded(p.churn_risk[rows], 6),
+        _rounded(p.expected_interpurchase_days[rows], 2),
+        _money(_rounded(p.predicted_clv[rows], 2), currency),
+        _rounded(table.health.score[rows], 2),
+        table.value.tier[rows].tolist(),
+        table.value.grade[rows].tolist(),
+        table.cluster[rows].tolist(),
         strict=True,
     )
     moment = json_time(as_of)

@@ -108,17 +108,22 @@ async def store_scores(
     takes the rows by COPY (scores through a temporary table merged by one upsert).
     """
     postgres = session.get_bind().dialect.name == "postgresql"
-    documents = score_documents(
-        table, customer_ids, version=version, as_of=as_of, currency=currency
-    )
     changed = 0
     for start in range(0, len(customer_ids), _CHUNK):
         chunk = range(start, min(start + _CHUNK, len(customer_ids)))
         stored = await _stored_payloads(session, [customer_ids[i] for i in chunk])
+        documents = score_documents(
+            table,
+            customer_ids,
+            version=version,
+            as_of=as_of,
+            currency=currency,
+            rows=slice(chunk.start, chunk.stop),
+        )
         rows: list[dict[str, Any]] = []
         outbox: list[tuple[str, str, str, str]] = []
-        for i in chunk:
-            customer_id, document = customer_ids[i], documents[i]
+        for i, document in zip(chunk, documents, strict=True):
+            customer_id = customer_ids[i]
             previous = stored.get(customer_id)
             if not changed_beyond_tolerance(previous, document, tolerance):
                 continue

@@ -20,12 +20,13 @@ from crm_shared.contracts import (
     OrderCancelled,
     OrderPlaced,
     OrderRefunded,
+    ScoreUpdated,
     SegmentChanged,
     build_event,
     decode_event,
 )
 from crm_shared.testing import ApiClient
-from scoring_service.db.models import PLUMBING
+from scoring_service.db.models import PLUMBING, Score
 from scoring_service.events.handlers import ledger_batch
 from scoring_service.workflows.scoring import (
     drain_pending_rescores,
@@ -177,6 +178,21 @@ async def test_a_rescore_that_changes_nothing_publishes_nothing(scoring_api: Api
     changes = [decode_event(p).data for p in payloads if '"segment.changed"' in p]
     assert changes, "silence should move someone's RFM segment"
     assert all(isinstance(c, SegmentChanged) and c.previous is not None for c in changes)
+
+
+async def test_each_published_score_is_the_stored_one(scoring_api: ApiClient) -> None:
+    # The row and the event share one serialisation (COPY on PostgreSQL): they must agree.
+    await apply(scoring_api, a_base())
+    await fit(scoring_api)
+    runtime = scoring_api.app.state.runtime
+    async with runtime.sessions() as session:
+        payloads = (await session.scalars(select(PLUMBING.outbox.c.payload))).all()
+        stored = dict((await session.execute(select(Score.customer_id, Score.payload))).all())
+    published = [decode_event(p).data for p in payloads if '"score.updated"' in p]
+    assert len(published) == len(stored) >= 60
+    for event in published:
+        assert isinstance(event, ScoreUpdated)
+        assert event.model_dump(mode="json") == stored[event.customer_id]
 
 
 async def test_a_base_too_small_to_fit_says_so_and_publishes_no_nan(

@@ -52,7 +52,12 @@ from crm_shared._kafka_security import KafkaSecurity
 from crm_shared._logging import configure_logging, event_id_var, redact, request_id_var
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._openapi import problem_responses
-from crm_shared._outbox import OutboxRelay, add_many_to_outbox, add_to_outbox
+from crm_shared._outbox import (
+    OutboxRelay,
+    add_encoded_to_outbox,
+    add_many_to_outbox,
+    add_to_outbox,
+)
 from crm_shared._pagination import (
     AfterId,
     CursorPosition,
@@ -135,6 +140,7 @@ __all__ = [
     "UnsupportedMediaType",
     "UtcDateTime",
     "WriteAccess",
+    "add_encoded_to_outbox",
     "add_many_to_outbox",
     "add_to_outbox",
     "allow_larger_body",

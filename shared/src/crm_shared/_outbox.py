@@ -65,6 +65,37 @@ async def add_many_to_outbox(
     session.info[OUTBOX_ADDED] = True
 
 
+async def add_encoded_to_outbox(
+    session: AsyncSession, tables: PlumbingTables, rows: Sequence[tuple[str, str, str, str]]
+) -> None:
+    """Stage events the caller serialised itself: (event id, topic, key, CloudEvent JSON).
+
+    For a caller that writes the same payload text into its own row (scoring's full re-score
+    serialises each score once). On PostgreSQL the rows go in by COPY, in the session's
+    transaction: a million rows in seconds instead of minutes of INSERTs.
+    """
+    if not rows:
+        return
+    now = utc_now()
+    if session.get_bind().dialect.name == "postgresql":
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            tables.outbox.name,
+            records=[(*row, now) for row in rows],
+            columns=["event_id", "topic", "message_key", "payload", "created_at"],
+        )
+    else:
+        await session.execute(
+            insert(tables.outbox),
+            [
+                {"event_id": i, "topic": t, "message_key": k, "payload": p, "created_at": now}
+                for i, t, k, p in rows
+            ],
+        )
+    session.info[OUTBOX_ADDED] = True
+
+
 def _lock_key(name: str) -> int:
     digest = hashlib.sha256(f"outbox-relay:{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)

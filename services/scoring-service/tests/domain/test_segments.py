@@ -1,17 +1,25 @@
+import datetime as dt
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import silhouette_score  # type: ignore[import-untyped]
 
+from scoring_service.domain.purchase_history import PurchaseLedger, histories_as_of
 from scoring_service.domain.rfm import InvalidRfmInput
 from scoring_service.domain.segments import (
     EVERYONE,
     BehaviouralSegmentation,
+    _mean_silhouettes,
     assign_segments,
     fit_behavioural_segments,
 )
+
+DATA = Path(__file__).parents[1] / "data"
 
 # Factories
 
@@ -255,3 +263,89 @@ def test_recorded_silhouette_is_sklearns_for_the_chosen_segments():
     labels = assign_segments(segmentation, recency, frequency, monetary)
 
     assert segmentation.silhouette == pytest.approx(silhouette_score(features, labels), abs=1e-9)
+
+
+# Sampling and speed: the sampled fit against the full computation, on the CDNOW data
+
+
+def cdnow_measures() -> Measures:
+    """Recency (days), purchase days and spend of the 2,357 CDNOW customers at 30 Jun 1998."""
+    columns = np.loadtxt(DATA / "CDNOW_sample.txt", dtype=str)
+    epoch = dt.date(1970, 1, 1)
+    day = np.array([(dt.datetime.strptime(d, "%Y%m%d").date() - epoch).days for d in columns[:, 2]])
+    ledger = PurchaseLedger(columns[:, 1].astype(np.int64) - 1, day, columns[:, 4].astype(float))
+    histories = histories_as_of(ledger, (dt.date(1998, 6, 30) - epoch).days)
+    return (
+        histories.recency_days,
+        histories.purchase_days.astype(np.float64),
+        histories.total_spend,
+    )
+
+
+def full_computation(measures: Measures) -> BehaviouralSegmentation:
+    """K-means on every customer, 4 restarts per K, the exact silhouette of every customer."""
+    everyone = len(measures[0])
+    return fit_behavioural_segments(
+        *measures, fit_sample=everyone, silhouette_sample=everyone, restarts=4
+    )
+
+
+def test_on_cdnow_the_default_fit_gives_the_full_computations_segments():
+    measures = cdnow_measures()
+    full = full_computation(measures)
+
+    default = fit_behavioural_segments(*measures)
+
+    assert default.k == full.k
+    assert np.array_equal(assign_segments(default, *measures), assign_segments(full, *measures))
+
+
+@pytest.mark.parametrize("random_state", range(5))
+def test_on_cdnow_a_sampled_fit_chooses_the_same_k_and_nearly_the_same_segments(random_state):
+    # Samples of 1,000 of 2,357 customers: a harsher cut than 20,000 of a million. Customers on
+    # the border between two segments may switch; at most 2% of them do.
+    measures = cdnow_measures()
+    full = full_computation(measures)
+
+    sampled = fit_behavioural_segments(
+        *measures, fit_sample=1_000, silhouette_sample=1_000, random_state=random_state
+    )
+
+    assert sampled.fitted_on == 1_000
+    assert sampled.k == full.k
+    assert [c.name for c in sampled.clusters] == [c.name for c in full.clusters]
+    same = assign_segments(sampled, *measures) == assign_segments(full, *measures)
+    assert same.mean() >= 0.98
+
+
+def test_a_sampled_fit_is_deterministic():
+    measures = cdnow_measures()
+
+    first, second = (
+        fit_behavioural_segments(*measures, fit_sample=1_000, silhouette_sample=500)
+        for _ in range(2)
+    )
+
+    assert first.to_dict() == second.to_dict()
+    assert np.array_equal(assign_segments(first, *measures), assign_segments(second, *measures))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.integers(min_value=3, max_value=60),
+    ks=st.lists(st.integers(min_value=2, max_value=6), min_size=1, max_size=4, unique=True),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_the_silhouettes_of_every_k_at_once_equal_sklearns_one_by_one(rows, ks, seed):
+    rng = np.random.default_rng(seed)
+    # Repeated points (as CDNOW's whole-day measures have) and well-spread ones alike.
+    features = np.round(rng.normal(size=(rows, 3)), int(rng.integers(0, 3)))
+    labelings = {k: rng.integers(0, k, rows) for k in ks if k < rows}
+    labelings = {k: labels for k, labels in labelings.items() if len(np.unique(labels)) >= 2}
+
+    ours = _mean_silhouettes(features, labelings)
+
+    assert set(ours) == set(labelings)
+    for k, labels in labelings.items():
+        # Distances come from |a|^2 + |b|^2 - 2ab: equal points can be ~1e-8 apart, not 0.
+        assert ours[k] == pytest.approx(silhouette_score(features, labels), abs=1e-6)

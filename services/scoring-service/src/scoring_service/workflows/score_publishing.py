@@ -2,31 +2,35 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import add_many_to_outbox, upsert_into
+from crm_shared import add_encoded_to_outbox, upsert_into
 from crm_shared.contracts import (
     MAX_MONEY_AMOUNT,
     CloudEvent,
     Money,
     ScoreUpdated,
     SegmentChanged,
+    Topic,
     build_event,
+    encode_event,
 )
 from scoring_service.db.models import PLUMBING, Score
 from scoring_service.domain.models import FittedModels
 from scoring_service.domain.scoring import ScoreTable, changed_beyond_tolerance
+from scoring_service.workflows.score_documents import encoded_score_event, score_documents
 
 SOURCE = "/crm/scoring-service"
 _SEGMENT_DIMENSIONS = ("rfm_segment", "value_tier", "grade", "cluster")
-_CHUNK = 2_000
+_CHUNK = 10_000
 
 
 # The contract bounds every amount below a quadrillion (each order below a trillion), so only
@@ -97,45 +101,65 @@ async def store_scores(
     currency: str,
     tolerance: float,
 ) -> int:
-    """Upsert every customer's scores; publish for those that changed. Returns how many did."""
+    """Upsert every customer's scores; publish for those that changed. Returns how many did.
+
+    Each customer's document is compared with the stored one before anything else is built;
+    a changed one is serialised once, for its row and its `score.updated` alike. PostgreSQL
+    takes the rows by COPY (scores through a temporary table merged by one upsert).
+    """
+    postgres = session.get_bind().dialect.name == "postgresql"
     changed = 0
     for start in range(0, len(customer_ids), _CHUNK):
-        chunk = list(range(start, min(start + _CHUNK, len(customer_ids))))
-        ids = [customer_ids[i] for i in chunk]
-        stored = {
-            row.customer_id: row.payload
-            for row in await session.scalars(select(Score).where(Score.customer_id.in_(ids)))
-        }
+        chunk = range(start, min(start + _CHUNK, len(customer_ids)))
+        stored = await _stored_payloads(session, [customer_ids[i] for i in chunk])
+        documents = score_documents(
+            table,
+            customer_ids,
+            version=version,
+            as_of=as_of,
+            currency=currency,
+            rows=slice(chunk.start, chunk.stop),
+        )
         rows: list[dict[str, Any]] = []
-        events: list[CloudEvent] = []
-        for i, customer_id in zip(chunk, ids, strict=True):
-            payload = score_payload(
-                table, i, customer_id, version=version, as_of=as_of, currency=currency
-            )
-            document = payload.model_dump(mode="json")
+        outbox: list[tuple[str, str, str, str]] = []
+        for i, document in zip(chunk, documents, strict=True):
+            customer_id = customer_ids[i]
             previous = stored.get(customer_id)
             if not changed_beyond_tolerance(previous, document, tolerance):
                 continue
             changed += 1
+            text = json.dumps(document, separators=(",", ":"))
             rows.append(
                 {
                     "customer_id": customer_id,
                     "as_of": as_of,
                     "model_version": version,
-                    "rfm_segment": payload.rfm_segment,
+                    "rfm_segment": document["rfm_segment"],
                     "value_tier": document["value_tier"],
                     "grade": document["grade"],
-                    "cluster": payload.cluster,
-                    "churn_risk": payload.churn_risk,
-                    "payload": document,
+                    "cluster": document["cluster"],
+                    "churn_risk": document["churn_risk"],
+                    "payload": text if postgres else document,
                     "explanation": table.explanation(i, models),
                 }
             )
-            events.append(build_event(payload, source=SOURCE, time=as_of))
-            events.extend(_segment_changes(previous, document, customer_id, as_of))
-        await _upsert(session, rows)
-        await add_many_to_outbox(session, PLUMBING, events)
+            event_id, event = encoded_score_event(text, customer_id, source=SOURCE, as_of=as_of)
+            outbox.append((event_id, str(Topic.SCORES), customer_id, event))
+            for change in _segment_changes(previous, document, customer_id, as_of):
+                encoded = encode_event(change).decode()
+                outbox.append((change.id, str(change.data.topic), customer_id, encoded))
+        if postgres:
+            await _copy_upsert(session, rows)
+        else:
+            await _upsert(session, rows)
+        await add_encoded_to_outbox(session, PLUMBING, outbox)
     return changed
+
+
+async def _stored_payloads(session: AsyncSession, ids: list[str]) -> dict[str, dict[str, Any]]:
+    # Only the payload: the explanation and the ORM's identity map are not needed to compare.
+    query = select(Score.customer_id, Score.payload).where(Score.customer_id.in_(ids))
+    return dict((await session.execute(query)).all())
 
 
 def _segment_changes(
@@ -157,6 +181,50 @@ def _segment_changes(
             )
             changes.append(build_event(change, source=SOURCE, time=as_of))
     return changes
+
+
+_COLUMNS = (
+    "customer_id",
+    "as_of",
+    "model_version",
+    "rfm_segment",
+    "value_tier",
+    "grade",
+    "cluster",
+    "churn_risk",
+    "payload",
+    "explanation",
+)
+
+
+async def _copy_upsert(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: COPY the rows into a temporary table, then one INSERT ... ON CONFLICT."""
+    if not rows:
+        return
+    await session.execute(
+        text(
+            "create temporary table if not exists scores_incoming "
+            "(like scores including defaults) on commit drop"
+        )
+    )
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    records = [
+        tuple(json.dumps(row[c]) if c == "explanation" else row[c] for c in _COLUMNS)
+        for row in rows
+    ]
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        "scores_incoming", records=records, columns=list(_COLUMNS)
+    )
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "customer_id")
+    columns = ", ".join(_COLUMNS)
+    await session.execute(
+        text(
+            f"insert into scores ({columns}) select {columns} from scores_incoming "
+            f"on conflict (customer_id) do update set {updates}"
+        )
+    )
+    await session.execute(text("truncate scores_incoming"))
 
 
 async def _upsert(session: AsyncSession, rows: list[dict[str, Any]]) -> None:

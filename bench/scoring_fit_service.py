@@ -1,0 +1,401 @@
+"""scoring-service's fit and persisted re-score at 100,000-1,000,000 customers, on PostgreSQL.
+
+For each base size, a synthetic ledger (the BG/NBD + Gamma-Gamma process of `scoring_fit.py`,
+expanded to orders: first purchase, repeat purchases in between, the last on day t_x) is
+COPYed into the `purchases` table of a fresh, migrated database on the embedded PostgreSQL.
+Then, for each source tree given (by default: the commit this branch started from, checked out
+with `git archive` into a temporary folder, and the working tree), on its own copy of that
+database (CREATE DATABASE ... TEMPLATE):
+
+  1. a scoring-service process (uvicorn, Kafka off) is started with that tree first on
+     PYTHONPATH,
+  2. `POST /v1/models/fit` as of day D: loads the ledger, fits, re-scores and stores every
+     customer (every score is new: one `score.updated` outbox row each),
+  3. `POST /v1/models/fit` as of D + 7: the same, now against stored scores (only what
+     changed is written and published).
+The service's own `fit_seconds` (ledger load to fitted models) splits each request into fit
+and persisted re-score; CPU seconds of the service and of PostgreSQL are read around each.
+
+The split per model step (BG/NBD, Gamma-Gamma, K-means + silhouette, RFM/value thresholds,
+predictions) is measured in a subprocess per tree on the same ledger, in-process (pure domain
+code, no database), since the service does not time its steps.
+
+    python bench/scoring_fit_service.py [--customers 100000 1000000] [--baseline a679c7a]
+        [--trees baseline current] [--seed 1]
+
+`--trees` takes 'baseline', 'current' (this working tree) or any commit (e.g. the branch head,
+so that editing the working tree cannot change a run in progress).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import numpy as np
+import psutil
+from _support import (
+    BENCH_DIR,
+    PYTHON,
+    ServerProcess,
+    embedded_postgres,
+    format_table,
+    machine_summary,
+    make_api_key,
+    process_tree_cpu_seconds,
+)
+from scoring_consume import SCORING_APP, migrate, scoring_env
+from sqlalchemy import make_url
+
+from crm_shared import API_KEY_HEADER
+
+REPO = BENCH_DIR.parent
+DEFAULT_BASELINE = "a679c7a"  # where branch scoring-scale started
+AS_OF_DAY = 20_000  # 2024-10-04: the synthetic base's as-of day
+SOURCE_DIRS = ("shared/src", "services/scoring-service/src")
+
+
+# --------------------------------------------------------------------------------------------
+# Synthetic ledger
+
+
+def synthetic_ledger(customers: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(customer index, purchase day, amount) per order, last purchases up to AS_OF_DAY."""
+    from scoring_fit import DAYS_PER_WEEK, simulate
+
+    base = simulate(customers, seed)
+    repeats = base.x.astype(np.int64)
+    age = np.round(base.T * DAYS_PER_WEEK).astype(np.int64)
+    span = np.round(base.t_x * DAYS_PER_WEEK).astype(np.int64)
+    first = AS_OF_DAY - age
+    orders = repeats + 1
+    customer = np.repeat(np.arange(customers), orders)
+    position = np.arange(len(customer)) - np.repeat(np.cumsum(orders) - orders, orders)
+    rng = np.random.default_rng(seed + 1)
+    between = np.floor(rng.random(len(customer)) * (span[customer] + 1)).astype(np.int64)
+    last = position == orders[customer] - 1
+    offset = np.where(position == 0, 0, np.where(last, span[customer], between))
+    first_amount = np.round(rng.gamma(2.0, 20.0, len(customer)), 2) + 1.0
+    amount = np.where(position == 0, first_amount, np.maximum(base.zbar[customer], 0.01))
+    return customer, first[customer] + offset, amount
+
+
+def customer_id(index: int) -> str:
+    return f"bench-{index:08d}"
+
+
+async def copy_ledger(dsn: str, customers: int, seed: int) -> int:
+    """COPY the synthetic orders into `purchases`; the number of orders."""
+    customer, day, amount = synthetic_ledger(customers, seed)
+    buffer = io.BytesIO()
+    lines = (
+        f"o{i},{customer_id(c)},{datetime.fromtimestamp(d * 86_400 + 43_200, UTC).isoformat()},"
+        f"{d},{a:.2f},0,false\n"
+        for i, (c, d, a) in enumerate(
+            zip(customer.tolist(), day.tolist(), amount.tolist(), strict=True)
+        )
+    )
+    buffer.write("".join(lines).encode())
+    buffer.seek(0)
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.copy_to_table(
+            "purchases",
+            source=buffer,
+            format="csv",
+            columns=[
+                "order_id",
+                "customer_id",
+                "placed_at",
+                "purchase_day",
+                "amount",
+                "refunded",
+                "cancelled",
+            ],
+        )
+        await connection.execute("analyze purchases")
+    finally:
+        await connection.close()
+    return len(customer)
+
+
+async def sql_value(dsn: str, sql: str) -> Any:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return await connection.fetchval(sql)
+    finally:
+        await connection.close()
+
+
+def asyncpg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+# --------------------------------------------------------------------------------------------
+# Source trees
+
+
+@contextlib.contextmanager
+def source_trees(names: list[str], baseline: str) -> Iterator[dict[str, Path]]:
+    """name -> repository root: 'current' is this checkout; 'baseline' (the commit `baseline`)
+    or any other commit-ish is a `git archive` copy of that commit's sources."""
+    with tempfile.TemporaryDirectory(prefix="scoring-fit-trees-") as folder:
+        trees: dict[str, Path] = {}
+        for name in names:
+            if name == "current":
+                trees[name] = REPO
+                continue
+            commit = baseline if name == "baseline" else name
+            archive = subprocess.run(
+                ["git", "-C", str(REPO), "archive", commit, *SOURCE_DIRS],
+                capture_output=True,
+                check=True,
+            )
+            root = Path(folder) / name
+            root.mkdir()
+            subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+            trees[name] = root
+        yield trees
+
+
+def tree_env(env: dict[str, str], root: Path) -> dict[str, str]:
+    """`env` with the tree's sources ahead of the editable installs."""
+    paths = [str(root / part) for part in SOURCE_DIRS]
+    return {**env, "PYTHONPATH": os.pathsep.join([*paths, env.get("PYTHONPATH", "")])}
+
+
+# --------------------------------------------------------------------------------------------
+# Measurements
+
+
+def postgres_cpu(server: Any) -> Callable[[], float]:
+    """CPU seconds of the PostgreSQL server and its backends, so far."""
+    pid = int(server.pid())
+    return lambda: process_tree_cpu_seconds(pid)
+
+
+def timed_fit(
+    base_url: str, key: str, as_of: datetime, service_pid: int, pg_cpu: Callable[[], float]
+) -> dict[str, Any]:
+    cpu0, pg0 = process_tree_cpu_seconds(service_pid), pg_cpu()
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    response = httpx.post(
+        f"{base_url}/v1/models/fit",
+        json={"as_of": as_of.isoformat()},
+        headers={API_KEY_HEADER: key},
+        timeout=3_600,
+    )
+    seconds = time.perf_counter() - start
+    response.raise_for_status()
+    body = response.json()
+    return {
+        "seconds": seconds,
+        "fit_seconds": float(body["fit_seconds"]),
+        "service_cpu": process_tree_cpu_seconds(service_pid) - cpu0,
+        "postgres_cpu": pg_cpu() - pg0,
+        "load": load,
+        "k": body["thresholds"]["segmentation"]["k"],
+    }
+
+
+def run_tree(
+    name: str, root: Path, url: str, key_json: str, key: str, pg_cpu: Callable[[], float]
+) -> list[dict[str, Any]]:
+    env = tree_env(scoring_env(url, "127.0.0.1:9", key_json), root)
+    env["SCORING_KAFKA_ENABLED"] = "false"
+    env["SCORING_PENDING_RESCORE_INTERVAL_SECONDS"] = "0"
+    logs = Path(tempfile.gettempdir()) / f"scoring-fit-service-{name}.log"
+    results = []
+    dsn = asyncpg_dsn(url)
+    with ServerProcess(name, SCORING_APP, env, logs, app_dir=None) as server:
+        for label, day in (("first fit (all new)", AS_OF_DAY), ("refit + re-score, D+7", 7)):
+            as_of_day = AS_OF_DAY + (day if day == 7 else 0)
+            as_of = datetime.fromtimestamp(as_of_day * 86_400 + 86_399, UTC)
+            outbox0 = asyncio.run(sql_value(dsn, "select count(*) from outbox"))
+            result = timed_fit(server.base_url, key, as_of, server.pid, pg_cpu)
+            outbox1 = asyncio.run(sql_value(dsn, "select count(*) from outbox"))
+            results.append({"tree": name, "step": label, "events": outbox1 - outbox0, **result})
+    return results
+
+
+def split_in_subprocess(root: Path, customers: int, seed: int) -> dict[str, float]:
+    env = tree_env(dict(os.environ), root)
+    completed = subprocess.run(
+        [PYTHON, str(Path(__file__)), "--split", str(customers), "--seed", str(seed)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(completed.stderr[-2_000:])
+    split: dict[str, float] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return split
+
+
+def model_split(customers: int, seed: int) -> dict[str, float]:
+    """Seconds of each model step on the synthetic base, with the importable scoring code."""
+    from scoring_service.domain.bg_nbd import fit_bg_nbd_with_fallback
+    from scoring_service.domain.collapsed_histories import collapse
+    from scoring_service.domain.gamma_gamma import (
+        can_enter_spend_model,
+        fit_gamma_gamma_with_fallback,
+    )
+    from scoring_service.domain.predictions import ScoringPolicy, predictions
+    from scoring_service.domain.purchase_history import PurchaseLedger, histories_as_of
+    from scoring_service.domain.rfm import fit_rfm_thresholds
+    from scoring_service.domain.segments import fit_behavioural_segments
+    from scoring_service.domain.tiers import ValueScorecard, fit_value_thresholds
+
+    ledger = PurchaseLedger(*synthetic_ledger(customers, seed))
+    policy = ScoringPolicy(90, 12, 0.01, ValueScorecard(0.6, 0.4))
+    split: dict[str, float] = {}
+
+    def step(name: str, work: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        result = work()
+        split[name] = time.perf_counter() - start
+        return result
+
+    h = step("histories", lambda: histories_as_of(ledger, AS_OF_DAY))
+    rows = collapse(h.x, h.t_x, h.T)
+    bg = step(
+        "BG/NBD", lambda: fit_bg_nbd_with_fallback(rows.x, rows.t_x, rows.T, weights=rows.weights)
+    )
+    usable = can_enter_spend_model(h.x, h.repeat_spend_mean)
+    gg = step(
+        "Gamma-Gamma",
+        lambda: fit_gamma_gamma_with_fallback(h.x[usable], h.repeat_spend_mean[usable]),
+    )
+    predicted = step("predictions", lambda: predictions(h, bg.params, gg.params, policy))
+    frequency = h.purchase_days.astype(np.float64)
+    step(
+        "RFM + value thresholds",
+        lambda: (
+            fit_rfm_thresholds(h.recency_days, frequency, h.total_spend),
+            fit_value_thresholds(h.spend_12m, predicted.predicted_clv, policy.scorecard),
+        ),
+    )
+    segments = step(
+        "K-means + silhouette",
+        lambda: fit_behavioural_segments(h.recency_days, frequency, h.total_spend),
+    )
+    split["k"] = segments.k
+    return split
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="commit of the 'before'")
+    parser.add_argument("--trees", nargs="+", default=["baseline", "current"])
+    parser.add_argument("--split", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.split:
+        print(json.dumps(model_split(args.split, args.seed)))
+        return 0
+
+    print("# scoring-service: fit + persisted re-score through the service, PostgreSQL")
+    for name, value in machine_summary().items():
+        print(f"{name}: {value}")
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(f"baseline: {args.baseline}; trees: {', '.join(args.trees)}")
+    print()
+    key, key_json = make_api_key()
+    service_rows, split_rows = [], []
+    with embedded_postgres() as server, source_trees(args.trees, args.baseline) as trees:
+        pg_cpu = postgres_cpu(server)
+        for customers in args.customers:
+            template = f"ledger_{customers}"
+            url = asyncio.run(server.create_database(template))
+            env = scoring_env(url, "127.0.0.1:9", key_json)
+            migrate(env, Path(tempfile.gettempdir()) / "scoring-fit-service-migrate.log")
+            start = time.perf_counter()
+            orders = asyncio.run(copy_ledger(asyncpg_dsn(url), customers, args.seed))
+            loaded = time.perf_counter() - start
+            print(f"{customers:,} customers: {orders:,} orders loaded in {loaded:.0f} s")
+            for name, root in trees.items():
+                split = split_in_subprocess(root, customers, args.seed)
+                split_rows.append(
+                    [f"{customers:,}", name, *(round(split[s], 2) for s in SPLIT), split["k"]]
+                )
+                # Each tree fits on its own copy of the loaded database (a file copy).
+                copy = f"{template}_{len(split_rows)}"
+                statement = f'create database "{copy}" template "{template}"'
+                asyncio.run(sql_value(server.admin_url, statement))
+                copy_url = make_url(url).set(database=copy).render_as_string(hide_password=False)
+                for row in run_tree(name, root, copy_url, key_json, key, pg_cpu):
+                    service_rows.append([f"{customers:,}", *service_cells(row)])
+                    print(" ", service_rows[-1], flush=True)
+    print()
+    print(format_table(["customers", "tree", *SPLIT, "K"], split_rows))
+    print()
+    print(
+        format_table(
+            [
+                "customers",
+                "tree",
+                "request",
+                "seconds",
+                "fit s (service)",
+                "re-score + store s",
+                "events",
+                "K",
+                "service CPU s",
+                "postgres CPU s",
+                "load",
+            ],
+            service_rows,
+        )
+    )
+    rss = psutil.Process().memory_info().rss / 2**20
+    print(f"\nRSS of the benchmark process: {rss:,.0f} MiB")
+    return 0
+
+
+SPLIT = (
+    "histories",
+    "BG/NBD",
+    "Gamma-Gamma",
+    "predictions",
+    "RFM + value thresholds",
+    "K-means + silhouette",
+)
+
+
+def service_cells(row: dict[str, Any]) -> list[object]:
+    return [
+        row["tree"],
+        row["step"],
+        round(row["seconds"], 1),
+        round(row["fit_seconds"], 1),
+        round(row["seconds"] - row["fit_seconds"], 1),
+        f"{row['events']:,}",
+        row["k"],
+        round(row["service_cpu"], 1),
+        round(row["postgres_cpu"], 1),
+        f"{row['load']:.2f}",
+    ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""The column-wise `score.updated` documents and events equal the pydantic ones, customer by
+customer (score_publishing.score_payload and build_event/encode_event are the reference)."""
+
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crm_shared.contracts import build_event, decode_event
+from scoring_service.domain.models import fit_models
+from scoring_service.domain.predictions import ScoringPolicy
+from scoring_service.domain.purchase_history import PurchaseLedger, histories_as_of
+from scoring_service.domain.scoring import score_histories
+from scoring_service.domain.tiers import ValueScorecard
+from scoring_service.workflows import score_documents as documents_module
+from scoring_service.workflows import score_publishing
+from scoring_service.workflows.score_documents import encoded_score_event, score_documents
+from scoring_service.workflows.score_publishing import SOURCE, score_payload
+
+DATA = Path(__file__).parent / "data"
+EPOCH = dt.date(1970, 1, 1)
+POLICY = ScoringPolicy(90, 12, 0.01, ValueScorecard(0.6, 0.4))
+# An offset and microseconds: the contracts keep both.
+AS_OF = dt.datetime(1998, 6, 30, 23, 59, 59, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+
+
+def cdnow_ledger() -> PurchaseLedger:
+    columns = np.loadtxt(DATA / "CDNOW_sample.txt", dtype=str)
+    day = np.array([(dt.datetime.strptime(d, "%Y%m%d").date() - EPOCH).days for d in columns[:, 2]])
+    return PurchaseLedger(columns[:, 1].astype(np.int64) - 1, day, columns[:, 4].astype(float))
+
+
+@pytest.mark.parametrize("with_models", [True, False], ids=["fitted", "no-models-yet"])
+def test_every_cdnow_document_and_event_equals_the_pydantic_one(with_models):
+    histories = histories_as_of(cdnow_ledger(), (dt.date(1998, 6, 30) - EPOCH).days)
+    models = fit_models(histories, POLICY, previous=None).models
+    if not with_models:  # no purchase or spend model: predictions are NaN, CLV absent
+        models = dataclasses.replace(models, bg_nbd=None, gamma_gamma=None)
+    table = score_histories(histories, models, POLICY, np.arange(len(histories)) % 4.0)
+    ids = [f"cdnow-{i:04d}" for i in histories.customer]
+
+    documents = score_documents(table, ids, version="v1", as_of=AS_OF, currency="USD")
+
+    assert len(documents) == len(histories)
+    part = score_documents(
+        table, ids, version="v1", as_of=AS_OF, currency="USD", rows=slice(100, 1_100)
+    )
+    assert part == documents[100:1_100]
+    for i, (customer_id, document) in enumerate(zip(ids, documents, strict=True)):
+        payload = score_payload(table, i, customer_id, version="v1", as_of=AS_OF, currency="USD")
+        assert document == payload.model_dump(mode="json")
+        event_id, encoded = encoded_score_event(
+            json.dumps(document, separators=(",", ":")), customer_id, source=SOURCE, as_of=AS_OF
+        )
+        expected = build_event(payload, source=SOURCE, time=AS_OF, event_id=event_id)
+        assert decode_event(encoded) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.floats(min_value=-1e6, max_value=1e6),
+        st.integers(-(10**6), 10**6).map(lambda cents: cents / 100 + 0.005),
+    )
+)
+def test_money_strings_equal_the_contracts(value):
+    ours = documents_module._money(np.array([value]), "EUR")[0]
+    if not np.isfinite(value):
+        assert ours is None
+        return
+    assert ours == score_publishing._money(value, "EUR").model_dump(mode="json")

@@ -43,6 +43,7 @@ bench: install
 	$(PY) bench/profile_http.py
 	$(PY) bench/profile_import.py
 	$(PY) bench/scoring_fit.py
+	$(PY) bench/scoring_fit_service.py
 	$(PY) bench/scoring_consume.py
 	$(PY) bench/lifecycle_sweep.py
 	$(PY) bench/lifecycle_consume.py

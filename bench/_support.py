@@ -330,6 +330,31 @@ def create_postgres_database(server: Any, name: str) -> str:
     return url
 
 
+@dataclass(frozen=True)
+class ProfileBackends:
+    """The broker and PostgreSQL a profile-service benchmark runs on, and the service's env."""
+
+    env: dict[str, str]
+    bootstrap: str
+    postgres: Any
+
+
+def start_profile_backends(
+    stack: contextlib.ExitStack, work: Path, api_keys_json: str
+) -> ProfileBackends:
+    """Start the embedded broker and PostgreSQL (stopped by `stack`) for profile-service with
+    Kafka on, so its 360 read model fills from the topics."""
+    from crm_shared.testing import EmbeddedBroker
+
+    broker = EmbeddedBroker(log_path=work / "broker.log")
+    bootstrap = broker.start()
+    stack.callback(broker.stop)
+    postgres = stack.enter_context(embedded_postgres())
+    env = profile_env(create_postgres_database(postgres, "bench"), api_keys_json)
+    env.update({"PROFILE_KAFKA_ENABLED": "true", "PROFILE_KAFKA_BOOTSTRAP_SERVERS": bootstrap})
+    return ProfileBackends(env, bootstrap, postgres)
+
+
 def run_async(main: Callable[[], Any]) -> Any:
     """Run a coroutine function on uvloop when it is installed (as uvicorn does), else asyncio."""
     try:

@@ -42,17 +42,15 @@ from _support import (
     PROFILE_APP,
     ServerProcess,
     cache_missing_sniffio,
-    create_postgres_database,
-    embedded_postgres,
     format_table,
     install_termination_handlers,
     make_api_key,
     percentile,
     print_header,
-    profile_env,
     run_async,
     run_main,
     run_migrations,
+    start_profile_backends,
     tail,
 )
 from aiokafka import AIOKafkaProducer
@@ -76,7 +74,6 @@ from crm_shared.contracts import (
     build_event,
     encode_event,
 )
-from crm_shared.testing import EmbeddedBroker
 
 BARE_APP = "customer_360:create_bare_app"
 BARE_BODY_ENV = "BENCH_BARE_360_BODY"  # a JSON file: the body the bare route returns
@@ -270,12 +267,8 @@ def main() -> int:
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="crm-bench-360-")))
         key, records = make_api_key()
-        broker = EmbeddedBroker(log_path=work / "broker.log")
-        bootstrap = broker.start()
-        stack.callback(broker.stop)
-        postgres = stack.enter_context(embedded_postgres())
-        env = profile_env(create_postgres_database(postgres, "bench"), records)
-        env.update({"PROFILE_KAFKA_ENABLED": "true", "PROFILE_KAFKA_BOOTSTRAP_SERVERS": bootstrap})
+        backends = start_profile_backends(stack, work, records)
+        env, bootstrap, postgres = backends.env, backends.bootstrap, backends.postgres
         log = work / "profile.log"
         started = time.perf_counter()
         run_migrations(env, log)

@@ -49,16 +49,14 @@ from _support import (
     PROFILE_APP,
     MachineCpu,
     ServerProcess,
-    create_postgres_database,
-    embedded_postgres,
     format_table,
     install_termination_handlers,
     make_api_key,
     print_header,
     process_tree_cpu_seconds,
-    profile_env,
     run_main,
     run_migrations,
+    start_profile_backends,
     tail,
 )
 from customer_360 import (
@@ -71,8 +69,6 @@ from customer_360 import (
     wait_until_consumed,
 )
 from profile_http import seed
-
-from crm_shared.testing import EmbeddedBroker
 
 REPO = BENCH_DIR.parent
 BASELINE_SOURCES = ("shared/src", "services/profile-service/src")
@@ -322,12 +318,8 @@ def main() -> int:
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="crm-bench-wrk-")))
         key, records = make_api_key()
-        broker = EmbeddedBroker(log_path=work / "broker.log")
-        bootstrap = broker.start()
-        stack.callback(broker.stop)
-        postgres = stack.enter_context(embedded_postgres())
-        env = profile_env(create_postgres_database(postgres, "bench"), records)
-        env.update({"PROFILE_KAFKA_ENABLED": "true", "PROFILE_KAFKA_BOOTSTRAP_SERVERS": bootstrap})
+        backends = start_profile_backends(stack, work, records)
+        env, bootstrap, postgres = backends.env, backends.bootstrap, backends.postgres
         run_migrations(env, work / "profile.log")
         # The process that imports and consumes is not measured: every measured profile-service
         # starts fresh after the fill, the same way, so none carries the fill's heap or role.

@@ -70,6 +70,7 @@ from notification_service.domain.delivery_policy import (
     quiet_hours_release,
     retry_delay,
 )
+from notification_service.domain.holdout import HOLDOUT, group_of
 from notification_service.domain.playbooks import (
     CUSTOMER_CREATED,
     PlaybookRule,
@@ -287,7 +288,11 @@ def _policy_checks(
             channels=tuple(NotificationChannel(c) for c in notification.channels),
             category=Category(notification.category),
         )
-        refusal = _refusal(notification, rule, contact, config, now)
+        refusal = _refusal(notification, rule, contact, config, now) or _holdout(
+            notification, rule
+        )
+        if refusal is None and contact is None:
+            refusal = Suppression("no_contact", "nothing is known of this customer here")
         choice = refusal or choose_channel(rule, state, config.policy)
         if isinstance(choice, Suppression):
             events.append(suppress(notification, choice, now))
@@ -479,6 +484,7 @@ def _refusal(
     config: DeliveryConfig,
     now: datetime,
 ) -> Suppression | None:
+    """Why the message no longer applies at all (before any customer is assigned a group)."""
     if not rule.enabled:
         return Suppression("rule_disabled", f"rule {rule.rule_id} is disabled or deleted")
     overdue = now - as_utc(notification.intended_at)
@@ -488,6 +494,21 @@ def _refusal(
     last_order = contact.last_order_at if contact is not None else None
     if trigger_at is not None and cancelled_by_purchase(rule, as_utc(trigger_at), last_order):
         return Suppression("no_longer_applies", "the customer bought again since the trigger")
-    if contact is None:
-        return Suppression("no_contact", "nothing is known of this customer here")
+    return None
+
+
+def _holdout(notification: Notification, rule: PlaybookRule) -> Suppression | None:
+    """Record the rule's group for the customer; suppress the message of a held-out one.
+
+    Checked after the rule still applies and before contact, consent, quiet hours and the cap,
+    so both groups are the customers the rule fired for, whatever their reachability: the
+    effect report compares them as assigned (intention to treat).
+    """
+    if notification.rule_id is None:
+        return None  # a one-off send belongs to no rule's experiment
+    share = rule.effective_holdout_share
+    group = group_of(notification.rule_id, notification.customer_id, share)
+    notification.assignment = group
+    if group == HOLDOUT:
+        return Suppression("holdout", f"in the control group of {rule.rule_id} ({share:.0%})")
     return None

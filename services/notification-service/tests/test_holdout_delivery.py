@@ -12,6 +12,7 @@ import pytest
 from notification_servers import SmtpSink
 from sqlalchemy import select
 
+from crm_shared import Scope
 from crm_shared.contracts import (
     CloudEvent,
     CustomerMerged,
@@ -19,7 +20,6 @@ from crm_shared.contracts import (
     OrderCancelled,
     OrderRefunded,
 )
-from crm_shared import Scope
 from crm_shared.testing import ApiClient
 from notification_service.db.models import PLUMBING, Notification
 from notification_service.domain.holdout import is_held_out
@@ -205,7 +205,8 @@ async def test_revenue_is_net_of_refunds_and_cancellations_and_follows_merges(
     # buyer (85.00 net, plus the twin's 20.00 now theirs) and other (cancelled: nothing).
     assert (treated["customers"], treated["repurchased"]) == (2, 1)
     assert treated["revenue"] == {"amount": "105.00", "currency": "USD"}
-    assert rule["held_out"]["customers"] == 0 and rule["repurchase_uplift"] is None
+    assert rule["held_out"]["customers"] == 0
+    assert rule["repurchase_uplift"] is None
 
 
 @pytest.mark.parametrize(

@@ -112,7 +112,8 @@ async def rule_effects(
     )
     measured = await measure_rules(session, query, as_of)
     shares = {
-        rule.rule_id: rule.effective_holdout_share for rule in await playbook_store.all_rules(session)
+        rule.rule_id: rule.effective_holdout_share
+        for rule in await playbook_store.all_rules(session)
     }
     return EffectReport(
         period=EffectPeriod(from_=first, to=last, window_days=window_days, as_of=as_of),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from crm_shared.contracts import Money
 
@@ -114,7 +114,7 @@ class RuleEffectView(BaseModel):
     )
 
 
-_EXAMPLE_GROUP = {
+_EXAMPLE_GROUP: Any = {
     "customers": 1812,
     "repurchased": 417,
     "repurchase_rate": 0.2301,
@@ -124,56 +124,53 @@ _EXAMPLE_GROUP = {
 }
 
 
+_EXAMPLE_REPORT: Any = {
+    "period": {
+        "from": "1997-01-01",
+        "to": "1997-09-30",
+        "window_days": 30,
+        "as_of": "2026-12-07T09:00:00Z",
+    },
+    "definitions": DEFINITIONS,
+    "rules": [
+        {
+            "rule_id": "warning-retention-offer",
+            "holdout_share": 0.1,
+            "trigger_types": ["churn.warning"],
+            "treated": _EXAMPLE_GROUP,
+            "held_out": {
+                "customers": 203,
+                "repurchased": 31,
+                "repurchase_rate": 0.1527,
+                "revenue": {"amount": "1302.11", "currency": "USD"},
+                "revenue_per_customer": {"amount": "6.41", "currency": "USD"},
+                "churn_warnings": {"saved": 31, "lost": 172},
+            },
+            "pending_customers": 0,
+            "repurchase_uplift": {
+                "absolute": {"estimate": 0.0774, "low": 0.0227, "high": 0.1221},
+                "relative": {"estimate": 0.507, "low": 0.081, "high": 1.101},
+                "p_value": 0.0107,
+            },
+            "revenue_per_customer_uplift": {
+                "absolute": {
+                    "estimate": "3.65",
+                    "low": "0.98",
+                    "high": "6.32",
+                    "currency": "USD",
+                },
+                "relative": {"estimate": 0.569, "low": 0.09, "high": 1.26},
+                "p_value": 0.0075,
+            },
+        }
+    ],
+}
+
+
 class EffectReport(BaseModel):
     """Each rule's treated against held-out customers over a period."""
 
-    model_config = {
-        "json_schema_extra": {
-            "examples": [
-                {
-                    "period": {
-                        "from": "1997-01-01",
-                        "to": "1997-09-30",
-                        "window_days": 30,
-                        "as_of": "2026-12-07T09:00:00Z",
-                    },
-                    "definitions": DEFINITIONS,
-                    "rules": [
-                        {
-                            "rule_id": "retention-offer",
-                            "holdout_share": 0.1,
-                            "trigger_types": ["churn.warning"],
-                            "treated": _EXAMPLE_GROUP,
-                            "held_out": {
-                                "customers": 203,
-                                "repurchased": 31,
-                                "repurchase_rate": 0.1527,
-                                "revenue": {"amount": "1302.11", "currency": "USD"},
-                                "revenue_per_customer": {"amount": "6.41", "currency": "USD"},
-                                "churn_warnings": {"saved": 31, "lost": 172},
-                            },
-                            "pending_customers": 0,
-                            "repurchase_uplift": {
-                                "absolute": {"estimate": 0.0774, "low": 0.0227, "high": 0.1221},
-                                "relative": {"estimate": 0.507, "low": 0.081, "high": 1.101},
-                                "p_value": 0.0107,
-                            },
-                            "revenue_per_customer_uplift": {
-                                "absolute": {
-                                    "estimate": "3.65",
-                                    "low": "0.98",
-                                    "high": "6.32",
-                                    "currency": "USD",
-                                },
-                                "relative": {"estimate": 0.569, "low": 0.09, "high": 1.26},
-                                "p_value": 0.0075,
-                            },
-                        }
-                    ],
-                }
-            ]
-        }
-    }
+    model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE_REPORT]})
 
     period: EffectPeriod
     definitions: dict[str, str] = Field(description="How every figure is counted.")

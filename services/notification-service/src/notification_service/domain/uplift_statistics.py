@@ -177,7 +177,9 @@ def _two_sided_t_p_value(statistic: float, freedom: float) -> float:
     a = n - 0.5
     b = 48 * a * a
     w = math.sqrt(a * math.log1p(statistic * statistic / n))
-    z = w + (w**3 + 3 * w) / b - (4 * w**7 + 33 * w**5 + 240 * w**3 + 855 * w) / (
-        10 * b * (b + 0.8 * w**4 + 100)
+    z = (
+        w
+        + (w**3 + 3 * w) / b
+        - (4 * w**7 + 33 * w**5 + 240 * w**3 + 855 * w) / (10 * b * (b + 0.8 * w**4 + 100))
     )
     return 2 * (1 - _NORMAL.cdf(z))

@@ -2,8 +2,8 @@
 
 A batch is applied in stream order. Runs of order, score, stage and warning events (nearly the
 whole stream) go through :mod:`~notification_service.workflows.stream_events` in bulk; profile
-events (customer, consent, merge, erasure), cancellations and refunds are rare and applied one at a time
-between those runs, so every event still sees the effect of the ones before it.
+events (customer, consent, merge, erasure), cancellations and refunds are rare and applied one
+at a time between those runs, so every event still sees the effect of the ones before it.
 """
 
 from __future__ import annotations

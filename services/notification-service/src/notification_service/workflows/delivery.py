@@ -288,9 +288,7 @@ def _policy_checks(
             channels=tuple(NotificationChannel(c) for c in notification.channels),
             category=Category(notification.category),
         )
-        refusal = _refusal(notification, rule, contact, config, now) or _holdout(
-            notification, rule
-        )
+        refusal = _refusal(notification, rule, contact, config, now) or _holdout(notification, rule)
         if refusal is None and contact is None:
             refusal = Suppression("no_contact", "nothing is known of this customer here")
         choice = refusal or choose_channel(rule, state, config.policy)

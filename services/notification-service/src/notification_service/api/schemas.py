@@ -238,6 +238,11 @@ class NotificationView(BaseModel):
     detail: str | None = Field(description="The last deferral, failure or suppression, in words.")
     trigger_event_id: str | None
     trigger_type: str | None
+    trigger_at: datetime | None = Field(description="When the triggering event happened.")
+    assignment: Literal["treatment", "holdout"] | None = Field(
+        description="The rule's group for this customer once its hold-out check ran; null for"
+        " one-off sends and messages stopped before it."
+    )
     created_at: datetime
     intended_at: datetime = Field(description="When the rule wanted it sent.")
     due_at: datetime = Field(description="When it is (or was) next due; deferrals move it.")

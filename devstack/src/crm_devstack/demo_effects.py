@@ -193,7 +193,8 @@ def render_effects(demo: EffectDemo) -> str:
         f" {response.treated_without_real_repurchase:,} customers {SIMULATED_RULE} treated who"
         f" did not really buy in the window buys with probability {SIMULATED_LIFT:.0%}",
         f"  (seed {SEED}, worth their mean past purchase). True repurchase uplift built in:"
-        f" {SIMULATED_RULE} {response.true_uplift:+.1%} points, every other rule 0.",
+        f" {SIMULATED_RULE} {100 * response.true_uplift:+.1f} percentage points, every other"
+        " rule 0.",
         f"  Triggers {_FIRST_TRIGGER_DAY} to {CALIBRATION_END}, window {WINDOW_DAYS} days;"
         " groups compared as assigned; 95% intervals.",
         f"  {'rule':<24} {'treated':>7} {'held':>5} {'rebuy T':>7} {'rebuy H':>7}"

@@ -9,7 +9,8 @@ and the report is labelled as simulated:
    happened without any message, so they are every group's baseline);
 2. each customer the churn-warning retention offer treated (``SIMULATED_RULE``, assignment
    ``treatment``) who did not really buy within the window after the trigger buys with
-   probability ``SIMULATED_LIFT`` (seeded): one order at a random time in the window, worth
+   probability ``SIMULATED_LIFT`` (seeded): one order at a random time in the window after
+   the message was due (the report's window), worth
    the mean of their own past purchases; held-out customers get nothing extra.
 
 So the retention offer's true uplift is known (``SIMULATED_LIFT`` times the share of treated
@@ -49,11 +50,12 @@ _PAGE: Final = 500
 
 @dataclass(frozen=True)
 class Assignment:
-    """One customer a rule fired for, in its group, at its trigger."""
+    """One customer a rule fired for, in its group, from when its message was due (the
+    trigger plus the rule's delay: where the effect report's window starts)."""
 
     customer_id: str
     group: str
-    triggered_at: datetime
+    due_at: datetime
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ def simulate_response(
     without = 0
     for assignment in sorted(treated, key=lambda a: a.customer_id):
         orders = by_customer.get(assignment.customer_id, [])
-        start = assignment.triggered_at
+        start = assignment.due_at
         if any(start < order.placed_at <= start + window for order in orders):
             continue
         without += 1
@@ -153,11 +155,11 @@ def _first_assignments(
 ) -> list[Assignment]:
     first: dict[str, Assignment] = {}
     for item in _delivery_log(client, url, rule_id):
-        if item.get("assignment") is None or item.get("trigger_at") is None:
+        if item.get("assignment") is None:
             continue
-        at = datetime.fromisoformat(item["trigger_at"]).astimezone(UTC)
+        at = datetime.fromisoformat(item["intended_at"]).astimezone(UTC)
         known = first.get(item["customer_id"])
-        if known is None or at < known.triggered_at:
+        if known is None or at < known.due_at:
             first[item["customer_id"]] = Assignment(item["customer_id"], item["assignment"], at)
     return [a for a in first.values() if a.group == only_group]
 

@@ -209,6 +209,32 @@ async def test_revenue_is_net_of_refunds_and_cancellations_and_follows_merges(
     assert rule["repurchase_uplift"] is None
 
 
+async def test_a_delayed_rules_window_starts_when_its_message_was_due(api: ApiClient) -> None:
+    rule = (await api.get(f"/v1/rules/{RULE}")).json()
+    delayed = {**rule, "holdout_share": 0.0, "delay": "P10D"}
+    assert (await api.put(f"/v1/rules/{RULE}", Scope.ADMIN, json=delayed)).status_code == 200
+    await apply(
+        api,
+        [customer(c, MORNING - timedelta(days=60)) for c in ("early", "late")]
+        + [churn_warning(c, MORNING, warning_id=f"w-{c}") for c in ("early", "late")],
+    )
+    while await deliver(api, MORNING + timedelta(days=10, minutes=1)):
+        pass
+    # Bought before the offer could have reached them, and after it was due.
+    await apply(
+        api,
+        [
+            order("early", "o-early", MORNING + timedelta(days=5)),
+            order("late", "o-late", MORNING + timedelta(days=12)),
+        ],
+    )
+
+    effect = await effects(api, **{"from": "2025-03-14", "to": "2025-03-14", "window_days": 5})
+
+    assert (effect["treated"]["customers"], effect["treated"]["repurchased"]) == (2, 1)
+    assert effect["treated"]["revenue"] == {"amount": "50.00", "currency": "USD"}
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [

@@ -16,8 +16,9 @@ DEFINITIONS: Final = {
     " suppressed for consent, contact or the cap) or held out (suppressed with reason holdout)."
     " Compared as assigned (intention to treat); each customer counts once, from the first"
     " trigger in the period.",
-    "window": "From just after the trigger to window_days later; only customers whose window"
-    " has closed are counted, the others are pending.",
+    "window": "From just after the moment the rule wanted its message sent (the trigger's"
+    " time plus the rule's delay) to window_days later; the period selects by trigger time."
+    " Only customers whose window has closed are counted, the others are pending.",
     "repurchase": "At least one order placed in the window that was not cancelled and kept"
     " money after refunds.",
     "revenue": "Order totals in the window less refunds; cancelled orders count 0.",

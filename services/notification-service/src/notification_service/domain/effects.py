@@ -1,11 +1,13 @@
 """What a rule achieved: its treated customers against its held-out ones, after the trigger.
 
 A rule's *exposures* are the customers it fired for and assigned a group (see
-``domain.holdout``), each with the moment of its trigger and the customer's orders. For each
-customer the first trigger in the period counts (a group never flips, so a second trigger
-adds nothing but a later window). Within ``window`` after that trigger:
+``domain.holdout``), each with the start of its window and the customer's orders. The window
+starts when the rule wanted its message sent: the trigger's time plus the rule's delay (so a
+40-day offer is judged on what follows day 40, not on the 40 days before it could act). For
+each customer the first exposure in the period counts (a group never flips, so a second
+trigger adds nothing but a later window). Within ``window`` after its start:
 
-- *repurchased*: at least one order placed after the trigger and at most ``window`` later that
+- *repurchased*: at least one order placed after the start and at most ``window`` later that
   was not cancelled and kept some money after refunds;
 - *revenue*: the sum of those orders' totals less their refunds (cancelled orders count 0,
   and a refund never makes an order negative).
@@ -68,11 +70,12 @@ class OrderFact:
 
 @dataclass(frozen=True)
 class Exposure:
-    """One customer a rule fired for: the group, the trigger and the customer's orders."""
+    """One customer a rule fired for: the group, when its window starts (trigger plus the
+    rule's delay), the trigger's type and the customer's orders."""
 
     customer_id: str
     group: Group
-    triggered_at: datetime
+    window_start: datetime
     trigger_type: str
     orders: tuple[OrderFact, ...] = ()
 
@@ -120,11 +123,11 @@ class RuleEffect:
 
 
 def customer_outcome(
-    triggered_at: datetime, orders: Iterable[OrderFact], window: timedelta
+    window_start: datetime, orders: Iterable[OrderFact], window: timedelta
 ) -> CustomerOutcome:
-    """Did the customer buy again in (trigger, trigger + window], and for how much (net)."""
-    end = triggered_at + window
-    within = [order for order in orders if triggered_at < order.placed_at <= end]
+    """Did the customer buy again in (start, start + window], and for how much (net)."""
+    end = window_start + window
+    within = [order for order in orders if window_start < order.placed_at <= end]
     revenue = sum((order.net for order in within), _ZERO)
     return CustomerOutcome(any(order.net > 0 for order in within), revenue)
 
@@ -141,15 +144,15 @@ def measure_effect(
     first: dict[str, Exposure] = {}
     for exposure in exposures:
         known = first.get(exposure.customer_id)
-        if known is None or exposure.triggered_at < known.triggered_at:
+        if known is None or exposure.window_start < known.window_start:
             first[exposure.customer_id] = exposure
     outcomes: dict[Group, list[tuple[Exposure, CustomerOutcome]]] = {TREATMENT: [], HOLDOUT: []}
     pending = 0
     for exposure in first.values():
-        if exposure.triggered_at + window > as_of:
+        if exposure.window_start + window > as_of:
             pending += 1
             continue
-        outcome = customer_outcome(exposure.triggered_at, exposure.orders, window)
+        outcome = customer_outcome(exposure.window_start, exposure.orders, window)
         outcomes[exposure.group].append((exposure, outcome))
     treated, held_out = _group(outcomes[TREATMENT]), _group(outcomes[HOLDOUT])
     repurchase = None

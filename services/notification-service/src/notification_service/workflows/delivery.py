@@ -70,14 +70,11 @@ from notification_service.domain.delivery_policy import (
     quiet_hours_release,
     retry_delay,
 )
-from notification_service.domain.holdout import HOLDOUT, group_of
 from notification_service.domain.playbooks import (
-    CUSTOMER_CREATED,
     PlaybookRule,
-    cancelled_by_purchase,
 )
 from notification_service.domain.templates import InvalidTemplate
-from notification_service.workflows import interrupted_sends, playbook_store
+from notification_service.workflows import interrupted_sends, playbook_store, rule_checks
 from notification_service.workflows.message_context import message_context, unsubscribe_url
 from notification_service.workflows.outcomes import (
     SCHEDULED,
@@ -284,11 +281,13 @@ def _policy_checks(
         # The channels and category it was queued with: its template was chosen for them,
         # even if the rule has been edited since.
         rule = replace(
-            _rule_of(notification, rules),
+            rule_checks.rule_of(notification, rules),
             channels=tuple(NotificationChannel(c) for c in notification.channels),
             category=Category(notification.category),
         )
-        refusal = _refusal(notification, rule, contact, config, now) or _holdout(notification, rule)
+        refusal = rule_checks.refusal(
+            notification, rule, contact, config.max_trigger_age, now
+        ) or rule_checks.holdout(notification, rule)
         if refusal is None and contact is None:
             refusal = Suppression("no_contact", "nothing is known of this customer here")
         choice = refusal or choose_channel(rule, state, config.policy)
@@ -458,55 +457,3 @@ def _contact_state(
         stage=Stage(contact.stage) if contact.stage else None,
         last_order_at=contact.last_order_at,
     )
-
-
-def _rule_of(notification: Notification, rules: dict[str, PlaybookRule]) -> PlaybookRule:
-    """The notification's rule as it stands now; a one-off send gets an ad-hoc rule."""
-    if notification.rule_id is not None and notification.rule_id in rules:
-        return rules[notification.rule_id]
-    return PlaybookRule(
-        rule_id=notification.rule_id or "send-now",
-        name="one-off send",
-        event_type=CUSTOMER_CREATED,
-        template_id=notification.template_id,
-        channels=tuple(NotificationChannel(c) for c in notification.channels),
-        category=Category(notification.category),
-        enabled=notification.rule_id is None,  # a deleted rule sends nothing more
-    )
-
-
-def _refusal(
-    notification: Notification,
-    rule: PlaybookRule,
-    contact: Contact | None,
-    config: DeliveryConfig,
-    now: datetime,
-) -> Suppression | None:
-    """Why the message no longer applies at all (before any customer is assigned a group)."""
-    if not rule.enabled:
-        return Suppression("rule_disabled", f"rule {rule.rule_id} is disabled or deleted")
-    overdue = now - as_utc(notification.intended_at)
-    if config.max_trigger_age is not None and overdue > config.max_trigger_age:
-        return Suppression("no_longer_applies", "due too long ago (a replay of old events?)")
-    trigger_at = notification.trigger_at
-    last_order = contact.last_order_at if contact is not None else None
-    if trigger_at is not None and cancelled_by_purchase(rule, as_utc(trigger_at), last_order):
-        return Suppression("no_longer_applies", "the customer bought again since the trigger")
-    return None
-
-
-def _holdout(notification: Notification, rule: PlaybookRule) -> Suppression | None:
-    """Record the rule's group for the customer; suppress the message of a held-out one.
-
-    Checked after the rule still applies and before contact, consent, quiet hours and the cap,
-    so both groups are the customers the rule fired for, whatever their reachability: the
-    effect report compares them as assigned (intention to treat).
-    """
-    if notification.rule_id is None:
-        return None  # a one-off send belongs to no rule's experiment
-    share = rule.effective_holdout_share
-    group = group_of(notification.rule_id, notification.customer_id, share)
-    notification.assignment = group
-    if group == HOLDOUT:
-        return Suppression("holdout", f"in the control group of {rule.rule_id} ({share:.0%})")
-    return None

@@ -53,7 +53,7 @@ async def measure_rules(
         Notification.rule_id,
         Notification.customer_id,
         Notification.assignment,
-        Notification.trigger_at,
+        Notification.intended_at,
         Notification.trigger_type,
     ).where(
         Notification.assignment.is_not(None),
@@ -63,15 +63,19 @@ async def measure_rules(
     if query.rule_id is not None:
         statement = statement.where(Notification.rule_id == query.rule_id)
     assigned: dict[str, list[tuple[str, Group, datetime, str]]] = defaultdict(list)
-    for rule_id, customer_id, group, trigger_at, trigger_type in await session.execute(statement):
-        if rule_id is None or trigger_at is None:
+    # The window starts when the rule wanted the message sent (trigger plus delay).
+    for rule_id, customer_id, group, intended_at, trigger_type in await session.execute(statement):
+        if rule_id is None:
             continue
         assigned[rule_id].append(
-            (customer_id, cast(Group, group), as_utc(trigger_at), trigger_type or "")
+            (customer_id, cast(Group, group), as_utc(intended_at), trigger_type or "")
         )
     customers = sorted({row[0] for rows in assigned.values() for row in rows})
-    orders = await _orders_of(
-        session, customers, query.triggered_from, query.triggered_to + query.window
+    starts = [row[2] for rows in assigned.values() for row in rows]
+    orders = (
+        await _orders_of(session, customers, min(starts), max(starts) + query.window)
+        if starts
+        else {}
     )
     measured = []
     for rule_id in sorted(assigned):

@@ -181,7 +181,14 @@ def _customer_who_may_be_mailed_now(
     profile: httpx.Client, notification: httpx.Client, now: datetime
 ) -> str:
     """A customer with an email address, marketing consent, and a time zone where it is
-    midday (quiet hours, 21:00-09:00 local, would hold the email until the morning)."""
+    midday (quiet hours, 21:00-09:00 local, would hold the email until the morning); the
+    retention offer holds nobody back here, so the random id never lands in its control group."""
+    rule = notification.get("/v1/rules/warning-retention-offer")
+    assert rule.status_code == 200, rule.text
+    treat_all = notification.put(
+        "/v1/rules/warning-retention-offer", json={**rule.json(), "holdout_share": 0}
+    )
+    assert treat_all.status_code == 200, treat_all.text
     created = profile.post(
         "/v1/customers",
         json={"email": EMAIL, "first_name": "Grace", "time_zone": _zone_at_midday(now)},

@@ -15,7 +15,14 @@ from pathlib import Path
 from types import FrameType
 
 from crm_devstack.cdnow import PurchasesUnreadable, cdnow_sample_path
-from crm_devstack.demo import DEMO_SETTINGS, DemoError, forget_previous_replay, replay_cdnow
+from crm_devstack.demo import (
+    DEMO_SETTINGS,
+    STEP_TIMEOUT_SECONDS,
+    DemoError,
+    forget_previous_replay,
+    replay_cdnow,
+)
+from crm_devstack.demo_effects import measure_playbook_effect, render_effects
 from crm_devstack.demo_report import render_report
 from crm_devstack.launcher import RunningService, Stack, StackError, log_tail, start_stack
 from crm_devstack.migrations_check import check_migrations
@@ -138,6 +145,10 @@ def run_demo(data_dir: Path, options: StackOptions, *, purchases: Path, stay: bo
         with _started(data_dir, options, extra_env=DEMO_SETTINGS) as stack:
             report = replay_cdnow(stack, purchases)
             print("\n" + render_report(report), flush=True)
+            effects = measure_playbook_effect(
+                stack, purchases, report.orders, timeout=STEP_TIMEOUT_SECONDS
+            )
+            print(render_effects(effects) + "\n", flush=True)
             returncode = 0
             if stay:
                 print(render_summary(stack), flush=True)

@@ -21,6 +21,7 @@ _REASONS: Final = {
     "unsubscribed": "the customer opted out",
     "duplicate": "already sent for this event",
     "rule_disabled": "the rule was switched off",
+    "holdout": "in the rule's control group, left alone to measure its effect (see below)",
 }
 
 

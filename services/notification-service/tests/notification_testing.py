@@ -151,13 +151,13 @@ def stage_changed(customer_id: str, at: datetime, stage: Stage, previous: Stage)
     return event(change, at)
 
 
-def order(customer_id: str, order_id: str, at: datetime) -> CloudEvent:
+def order(customer_id: str, order_id: str, at: datetime, total: str = "50.00") -> CloudEvent:
     """An ``order.placed``."""
     placed = OrderPlaced(
         order_id=order_id,
         customer_id=customer_id,
         placed_at=at,
-        total=Money(amount=Decimal("50.00"), currency="USD"),
+        total=Money(amount=Decimal(total), currency="USD"),
     )
     return event(placed, at)
 

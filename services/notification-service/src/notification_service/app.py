@@ -21,6 +21,7 @@ from crm_shared import (
 )
 from crm_shared.contracts import NotificationChannel, Topic
 from notification_service.api import (
+    analytics_routes,
     inbox_routes,
     notification_routes,
     rules_routes,
@@ -120,6 +121,7 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
         notification_routes,
         inbox_routes,
         unsubscribe_routes,
+        analytics_routes,
     ):
         app.include_router(module.router)
     return app

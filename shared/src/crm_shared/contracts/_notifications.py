@@ -110,10 +110,13 @@ class NotificationSuppressed(EventPayload):
         "unsubscribed",
         "rule_disabled",
         "no_longer_applies",
+        "holdout",
     ] = Field(
         examples=["frequency_cap"],
         description="no_longer_applies: the rule's send-time condition failed"
-        " (e.g. the customer bought again before a delayed offer).",
+        " (e.g. the customer bought again before a delayed offer). holdout: the customer is in"
+        " the rule's control group (a stable share of its customers, never messaged by it, so"
+        " that its effect can be measured).",
     )
     detail: str | None = Field(
         default=None,

@@ -152,6 +152,8 @@ def _view(row: Notification) -> NotificationView:
         detail=row.detail,
         trigger_event_id=row.trigger_event_id,
         trigger_type=row.trigger_type,
+        trigger_at=row.trigger_at,
+        assignment=row.assignment,
         created_at=row.created_at,
         intended_at=row.intended_at,
         due_at=row.due_at,

@@ -77,6 +77,13 @@ class _RuleFields(BaseModel):
     delay: str = Field(
         default="PT0S", description="ISO 8601 duration after the event, e.g. P15D or PT2H."
     )
+    holdout_share: float | None = Field(
+        default=None,
+        description="Share of the customers the rule fires for that it holds back as a control"
+        " group (0 to 0.5), chosen by a stable hash of rule and customer; their messages are"
+        " suppressed with reason holdout. Absent: 0.1 for marketing, 0 for service rules.",
+        examples=[0.1],
+    )
 
 
 class RuleIn(_RuleFields):
@@ -96,6 +103,7 @@ class RuleIn(_RuleFields):
                     "category": "marketing",
                     "priority": 65,
                     "delay": "P1D",
+                    "holdout_share": 0.1,
                 }
             ]
         },
@@ -230,6 +238,11 @@ class NotificationView(BaseModel):
     detail: str | None = Field(description="The last deferral, failure or suppression, in words.")
     trigger_event_id: str | None
     trigger_type: str | None
+    trigger_at: datetime | None = Field(description="When the triggering event happened.")
+    assignment: Literal["treatment", "holdout"] | None = Field(
+        description="The rule's group for this customer once its hold-out check ran; null for"
+        " one-off sends and messages stopped before it."
+    )
     created_at: datetime
     intended_at: datetime = Field(description="When the rule wanted it sent.")
     due_at: datetime = Field(description="When it is (or was) next due; deferrals move it.")

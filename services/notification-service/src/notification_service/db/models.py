@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Table, Text, false
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, Numeric, String, Table, Text, false
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -13,6 +14,8 @@ from crm_shared import AutoIncrementId, UtcDateTime, new_metadata, plumbing_tabl
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 CustomerIdColumn = String(64)
+# Money in the accounting currency (one per deployment; see crm_shared's order policy).
+Amount = Numeric(18, 4)
 
 
 class Base(DeclarativeBase):
@@ -58,7 +61,8 @@ class Contact(Base):
 
 
 class ContactOrder(Base):
-    """An order of a contact: enough to tell a first order and a purchase since a trigger."""
+    """An order of a contact: enough to tell a first order, a purchase since a trigger, and
+    the revenue the effect report counts (its refunds are :class:`ContactOrderRefund` rows)."""
 
     __tablename__ = "contact_orders"
 
@@ -66,6 +70,22 @@ class ContactOrder(Base):
     customer_id: Mapped[str] = mapped_column(CustomerIdColumn, index=True)
     placed_at: Mapped[datetime]
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The order's total; null for orders stored before the service kept it.
+    total: Mapped[Decimal | None] = mapped_column(Amount)
+
+
+class ContactOrderRefund(Base):
+    """Money given back on an order; one row per refund id, so a re-sent refund counts once."""
+
+    __tablename__ = "contact_order_refunds"
+
+    refund_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(200), index=True)
+    amount: Mapped[Decimal] = mapped_column(Amount)
+    refunded_at: Mapped[datetime]
+
+
+CONTACT_ORDER_REFUNDS = cast(Table, ContactOrderRefund.__table__)
 
 
 # The table itself, for the stream's bulk statements: plain inserts and updates of a few
@@ -154,9 +174,13 @@ class Notification(Base):
     provider_id: Mapped[str | None] = mapped_column(String(200))
     reason: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text)
+    # treatment or holdout once the rule's hold-out check has run (see domain.holdout); null
+    # for one-off sends and messages stopped before it (rule disabled, no longer applies).
+    assignment: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         Index("ix_notifications_status_due", "status", "due_at"),
+        Index("ix_notifications_rule_assignment", "rule_id", "trigger_at"),
         Index("ix_notifications_customer_created", "customer_id", "created_at"),
         Index("ix_notifications_customer_decided", "customer_id", "category", "decided_at"),
         Index("ix_notifications_created", "created_at"),

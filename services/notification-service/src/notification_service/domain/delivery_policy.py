@@ -62,6 +62,7 @@ SuppressionReason = Literal[
     "unsubscribed",
     "rule_disabled",
     "no_longer_applies",
+    "holdout",
 ]
 
 INTERNAL_CHANNELS: Final = frozenset({NotificationChannel.WEBHOOK})

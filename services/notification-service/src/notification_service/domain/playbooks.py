@@ -37,6 +37,7 @@ from crm_shared.contracts import (
     StageChanged,
     ValueTier,
 )
+from notification_service.domain.holdout import MAX_HOLDOUT_SHARE, default_holdout_share
 
 __all__ = [
     "CHURN_WARNING",
@@ -270,6 +271,21 @@ class PlaybookRule:
     delay: timedelta = timedelta(0)
     conditions: Conditions = field(default_factory=Conditions)
     enabled: bool = True
+    # The share of matched customers held back as a control group; None (not given): the
+    # category's default, filled in on construction (see domain.holdout).
+    holdout_share: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.holdout_share is None:
+            # Resolved once, so a rule equals its own JSON round trip.
+            object.__setattr__(self, "holdout_share", default_holdout_share(self.category))
+
+    @property
+    def effective_holdout_share(self) -> float:
+        """The share held back: the rule's own, or its category's default."""
+        if self.holdout_share is not None:
+            return self.holdout_share
+        return default_holdout_share(self.category)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the delay as an ISO 8601 duration) that :meth:`from_dict` reads."""
@@ -284,6 +300,7 @@ class PlaybookRule:
             "category": self.category.value,
             "priority": self.priority,
             "delay": _DURATION.dump_python(self.delay, mode="json"),
+            "holdout_share": self.effective_holdout_share,
         }
 
     @classmethod
@@ -304,6 +321,7 @@ class PlaybookRule:
             "category": Category,
             "priority": _whole_number,
             "delay": _duration,
+            "holdout_share": _optional_number,
         }
         values, problems = _parse({k: v for k, v in data.items() if k != "conditions"}, parsers)
         for required in ("rule_id", "name", "event_type", "template_id", "channels", "category"):
@@ -482,6 +500,8 @@ def validate_rule(
         problem("priority", f"must be at most {MAX_PRIORITY:,}")
     if rule.delay < timedelta(0):
         problem("delay", "must not be negative")
+    if rule.holdout_share is not None and not 0.0 <= rule.holdout_share <= MAX_HOLDOUT_SHARE:
+        problem("holdout_share", f"must be between 0 and {MAX_HOLDOUT_SHARE}")
     _validate_conditions(rule.conditions, rule.event_type, problem)
     return problems
 

@@ -2,8 +2,8 @@
 
 A batch is applied in stream order. Runs of order, score, stage and warning events (nearly the
 whole stream) go through :mod:`~notification_service.workflows.stream_events` in bulk; profile
-events (customer, consent, merge, erasure) and cancellations are rare and applied one at a time
-between those runs, so every event still sees the effect of the ones before it.
+events (customer, consent, merge, erasure), cancellations and refunds are rare and applied one
+at a time between those runs, so every event still sees the effect of the ones before it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from crm_shared.contracts import (
     CustomerMerged,
     CustomerUpdated,
     OrderCancelled,
+    OrderRefunded,
     Topic,
 )
 from notification_service.db.models import Contact
@@ -65,3 +66,5 @@ async def _apply_one(session: AsyncSession, event: CloudEvent) -> None:
         await contacts.erase_contact(session, data.customer_id)
     elif isinstance(data, OrderCancelled):
         await contacts.record_cancellation(session, data)
+    elif isinstance(data, OrderRefunded):
+        await contacts.record_refund(session, data)

@@ -19,13 +19,16 @@ from crm_shared.contracts import (
     ConsentState,
     CustomerSnapshot,
     OrderCancelled,
+    OrderRefunded,
     ScoreUpdated,
 )
 from notification_service.db.models import (
+    CONTACT_ORDER_REFUNDS,
     CONTACTS,
     Contact,
     ContactConsent,
     ContactOrder,
+    ContactOrderRefund,
     InboxMessage,
     Notification,
 )
@@ -198,6 +201,20 @@ async def record_cancellation(session: AsyncSession, cancelled: OrderCancelled) 
     )
 
 
+async def record_refund(session: AsyncSession, refund: OrderRefunded) -> None:
+    """Money given back on an order: once per refund id, whatever the event's redeliveries."""
+    values = {
+        "refund_id": refund.refund_id,
+        "order_id": refund.order_id,
+        "amount": refund.amount.amount,
+        "refunded_at": as_utc(refund.refunded_at),
+    }
+    statement = upsert_into(session, CONTACT_ORDER_REFUNDS).on_conflict_do_nothing(
+        index_elements=[CONTACT_ORDER_REFUNDS.c.refund_id]
+    )
+    await session.execute(statement, [values])
+
+
 async def ordered_since(session: AsyncSession, customer_id: str, moment: datetime) -> bool:
     """Whether the customer placed an order (not cancelled) after ``moment``."""
     found = await session.scalar(
@@ -213,14 +230,16 @@ async def ordered_since(session: AsyncSession, customer_id: str, moment: datetim
 
 
 async def merge_contacts(session: AsyncSession, survivor: str, merged: str) -> None:
-    """Fold the merged customer's orders and pending messages into the survivor's."""
+    """Fold the merged customer's orders and messages (queued and decided) into the survivor's.
+
+    Decided messages move too: they are the same person's, so they count against the
+    survivor's cap, and the effect report finds the survivor's orders after their triggers.
+    """
     await session.execute(
         update(ContactOrder).where(ContactOrder.customer_id == merged).values(customer_id=survivor)
     )
     await session.execute(
-        update(Notification)
-        .where(Notification.customer_id == merged, Notification.status == "scheduled")
-        .values(customer_id=survivor)
+        update(Notification).where(Notification.customer_id == merged).values(customer_id=survivor)
     )
     await session.execute(
         update(InboxMessage).where(InboxMessage.customer_id == merged).values(customer_id=survivor)
@@ -231,5 +250,12 @@ async def merge_contacts(session: AsyncSession, survivor: str, merged: str) -> N
 
 async def erase_contact(session: AsyncSession, customer_id: str) -> None:
     """Forget everything about the customer: contact, consents, orders, messages and log."""
+    await session.execute(
+        delete(ContactOrderRefund).where(
+            ContactOrderRefund.order_id.in_(
+                select(ContactOrder.order_id).where(ContactOrder.customer_id == customer_id)
+            )
+        )
+    )
     for model in (ContactConsent, ContactOrder, InboxMessage, Notification, Contact):
         await session.execute(delete(model).where(model.customer_id == customer_id))

@@ -71,12 +71,10 @@ from notification_service.domain.delivery_policy import (
     retry_delay,
 )
 from notification_service.domain.playbooks import (
-    CUSTOMER_CREATED,
     PlaybookRule,
-    cancelled_by_purchase,
 )
 from notification_service.domain.templates import InvalidTemplate
-from notification_service.workflows import interrupted_sends, playbook_store
+from notification_service.workflows import interrupted_sends, playbook_store, rule_checks
 from notification_service.workflows.message_context import message_context, unsubscribe_url
 from notification_service.workflows.outcomes import (
     SCHEDULED,
@@ -283,11 +281,15 @@ def _policy_checks(
         # The channels and category it was queued with: its template was chosen for them,
         # even if the rule has been edited since.
         rule = replace(
-            _rule_of(notification, rules),
+            rule_checks.rule_of(notification, rules),
             channels=tuple(NotificationChannel(c) for c in notification.channels),
             category=Category(notification.category),
         )
-        refusal = _refusal(notification, rule, contact, config, now)
+        refusal = rule_checks.refusal(
+            notification, rule, contact, config.max_trigger_age, now
+        ) or rule_checks.holdout(notification, rule)
+        if refusal is None and contact is None:
+            refusal = Suppression("no_contact", "nothing is known of this customer here")
         choice = refusal or choose_channel(rule, state, config.policy)
         if isinstance(choice, Suppression):
             events.append(suppress(notification, choice, now))
@@ -455,39 +457,3 @@ def _contact_state(
         stage=Stage(contact.stage) if contact.stage else None,
         last_order_at=contact.last_order_at,
     )
-
-
-def _rule_of(notification: Notification, rules: dict[str, PlaybookRule]) -> PlaybookRule:
-    """The notification's rule as it stands now; a one-off send gets an ad-hoc rule."""
-    if notification.rule_id is not None and notification.rule_id in rules:
-        return rules[notification.rule_id]
-    return PlaybookRule(
-        rule_id=notification.rule_id or "send-now",
-        name="one-off send",
-        event_type=CUSTOMER_CREATED,
-        template_id=notification.template_id,
-        channels=tuple(NotificationChannel(c) for c in notification.channels),
-        category=Category(notification.category),
-        enabled=notification.rule_id is None,  # a deleted rule sends nothing more
-    )
-
-
-def _refusal(
-    notification: Notification,
-    rule: PlaybookRule,
-    contact: Contact | None,
-    config: DeliveryConfig,
-    now: datetime,
-) -> Suppression | None:
-    if not rule.enabled:
-        return Suppression("rule_disabled", f"rule {rule.rule_id} is disabled or deleted")
-    overdue = now - as_utc(notification.intended_at)
-    if config.max_trigger_age is not None and overdue > config.max_trigger_age:
-        return Suppression("no_longer_applies", "due too long ago (a replay of old events?)")
-    trigger_at = notification.trigger_at
-    last_order = contact.last_order_at if contact is not None else None
-    if trigger_at is not None and cancelled_by_purchase(rule, as_utc(trigger_at), last_order):
-        return Suppression("no_longer_applies", "the customer bought again since the trigger")
-    if contact is None:
-        return Suppression("no_contact", "nothing is known of this customer here")
-    return None

@@ -149,6 +149,7 @@ class _Run:
                 "customer_id": order.customer_id,
                 "placed_at": placed,
                 "cancelled": False,
+                "total": order.total.amount,
             }
         )
         contact = self._contact(order.customer_id, placed)

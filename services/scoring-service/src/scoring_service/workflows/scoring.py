@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -54,7 +55,9 @@ def policy_of(settings: ScoringSettings) -> ScoringPolicy:
 
 def models_of(version: ModelVersion) -> FittedModels:
     """The fitted models a stored version holds."""
-    return FittedModels.from_stored(version.bg_nbd, version.gamma_gamma, version.thresholds)
+    return FittedModels.from_stored(
+        version.bg_nbd, version.gamma_gamma, version.thresholds, version.churn_calibration
+    )
 
 
 async def fit_and_rescore(
@@ -73,7 +76,13 @@ async def fit_and_rescore(
         previous = await active(session)
         # Fitting is CPU work of seconds: keep the event loop answering meanwhile.
         fit = await asyncio.to_thread(
-            fit_models, histories, policy, previous=models_of(previous) if previous else None
+            functools.partial(
+                fit_models,
+                histories,
+                policy,
+                previous=models_of(previous) if previous else None,
+                ledger=loaded.ledger,
+            )
         )
         version = ModelVersion(
             version=new_id(),
@@ -84,6 +93,7 @@ async def fit_and_rescore(
             bg_nbd=fit.models.bg_nbd_dict(),
             gamma_gamma=fit.models.gamma_gamma_dict(),
             thresholds=fit.models.thresholds_dict(),
+            churn_calibration=fit.models.churn_calibration_dict(),
             notes=fit.notes,
         )
         session.add(version)

@@ -12,7 +12,7 @@ from scoring_service.domain.health import HealthInputs, HealthResult, explain, h
 from scoring_service.domain.models import FittedModels
 from scoring_service.domain.predictions import Predictions, ScoringPolicy, predictions
 from scoring_service.domain.purchase_history import CustomerHistories, Floats
-from scoring_service.domain.rfm import rfm_segment, score_rfm
+from scoring_service.domain.rfm import rfm_caveat, rfm_segment, score_rfm
 from scoring_service.domain.segments import assign_segments
 from scoring_service.domain.tiers import ValueScores, score_value
 
@@ -32,6 +32,8 @@ class ScoreTable:
     value: ValueScores
     cluster: NDArray[np.str_]
     health: HealthResult
+    # Why the RFM scores are provisional (a base too small or uniform for quintiles), or None.
+    rfm_caveat: str | None = None
 
     def __len__(self) -> int:
         return len(self.histories)
@@ -104,6 +106,7 @@ def score_histories(
         value=value,
         cluster=names[cluster_ids] if len(names) else np.full(len(histories), "", dtype=np.str_),
         health=health,
+        rfm_caveat=rfm_caveat(models.rfm),
     )
 
 

@@ -22,7 +22,7 @@ from scoring_service.domain.churn_calibration import (
     split_horizon_days,
 )
 from scoring_service.domain.forecast_quality import forecast_quality
-from scoring_service.domain.models import fit_models
+from scoring_service.domain.models import FittedModels, fit_models
 from scoring_service.domain.predictions import ScoringPolicy
 from scoring_service.domain.purchase_history import PurchaseLedger, histories_as_of
 from scoring_service.domain.scoring import score_histories
@@ -103,6 +103,8 @@ def test_the_model_version_reports_the_calibration_and_its_figures(
     assert report is not None
     # Nine months of history hold out at most half of it: 136 days, not the full 39 weeks.
     assert report["split_horizon_days"] == 136
+    assert report["churn_horizon_days"] == HOLDOUT_DAYS
+    assert report["used"] is True
     on_split = report["on_split"]
     for figures in (on_split["uncalibrated"], on_split["calibrated"]):
         assert figures["customers"] == 2_357
@@ -135,6 +137,29 @@ def test_a_history_too_short_to_split_is_published_uncalibrated_with_the_reason(
     fit = fit_models(histories_as_of(ledger, 10_010), ScoringPolicy(), previous=None, ledger=ledger)
     assert fit.models.churn_calibration is None
     assert any("uncalibrated" in note for note in fit.notes)
+
+
+def test_a_calibration_worse_than_the_model_on_the_split_is_stored_but_not_used() -> None:
+    # The first 200 CDNOW customers at 90 days: on so few, the curves fit noise of the split
+    # (cross-fitted Brier 0.102 against the model's 0.096), so the model's exp(-E) is published.
+    full = cdnow_ledger()
+    few = full.customer < 200
+    ledger = PurchaseLedger(full.customer[few], full.day[few], full.amount[few])
+    histories = histories_as_of(ledger, CALIBRATION_END)
+    fit = fit_models(histories, ScoringPolicy(), previous=None, ledger=ledger)
+    report = fit.models.churn_calibration_dict()
+
+    assert report is not None
+    assert report["on_split"]["calibrated"]["brier"] > report["on_split"]["uncalibrated"]["brier"]
+    assert report["used"] is False
+    assert fit.models.churn_calibration is None
+    assert any("uncalibrated: on the time split" in note for note in fit.notes)
+    stored = FittedModels.from_stored(
+        fit.models.bg_nbd_dict(), None, fit.models.thresholds_dict(), report
+    )
+    assert stored.churn_calibration is None
+    table = score_histories(histories, stored, ScoringPolicy(), np.zeros(len(histories)))
+    assert np.array_equal(table.predicted.churn_risk, table.predicted.churn_risk_uncalibrated)
 
 
 def test_calibration_changes_the_level_not_the_order_within_a_buyer_type() -> None:

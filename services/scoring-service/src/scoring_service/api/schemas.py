@@ -48,14 +48,17 @@ class ModelSummary(BaseModel):
             "How the published churn risk is calibrated: the silence curves (one-time and repeat"
             " buyers), the time split they were fitted on, and the figures on that split before"
             " and after calibration (ROC AUC, Brier score, expected calibration error and a"
-            " reliability table per decile; cross-fitted). Null: published uncalibrated, the"
-            " notes say why."
+            " reliability table per decile; cross-fitted), and `used`: whether scores apply it"
+            " (not when it scored a worse Brier than the model on the split). Null: nothing"
+            " could be fitted (history too short or base too small), the notes say why."
         ),
         examples=[
             {
                 "method": "gamma-Poisson silence curve of the expected purchases, by buyer type",
                 "split_as_of_day": 9950,
                 "split_horizon_days": 136,
+                "churn_horizon_days": 273,
+                "used": True,
                 "one_time_buyers": {
                     "rate_scale": 0.865,
                     "dispersion_shape": 1.04,

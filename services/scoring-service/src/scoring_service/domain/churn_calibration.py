@@ -16,15 +16,18 @@ Calibration learns what `E` really means from the stored history itself:
 The curve is the zero of a gamma-Poisson count, `P(silent) = (1 + s E / k)^-k`: `s` corrects
 the level of the forecast, `k` its dispersion (purchases come in bursts, and some customers
 are gone for good, so silence is likelier than a Poisson count of mean `E` says, `k -> inf`).
-One curve is fitted for one-time buyers and one for repeat buyers: the model errs in
-opposite directions for them (it over-predicts a one-time buyer's return and under-predicts a
-lapsed frequent buyer's silence). Why not isotonic regression or Platt scaling on the
+One curve is fitted for one-time buyers and one for repeat buyers: at the same expected
+count, a one-time buyer stays silent more often than a repeat buyer (on CDNOW, `exp(-E)`
+says 0.80 for one-time buyers, who were 0.86 silent, and 0.14 for those with four or more
+repeat purchases, who were 0.22 silent). Why not isotonic regression or Platt scaling on the
 probability? The split horizon `h'` is often shorter than the churn horizon `h` (a base with
 nine months of history cannot hold out 39 weeks), and a map from one horizon's probability
 to silence does not carry over to another's. A curve of the expected count does: its
-parameters describe the counts, not a horizon. On CDNOW it keeps the silent share within 0.01
-for split horizons of 60 to 150 days, where isotonic regression on the probability misses by
-up to 0.03 and ranks worse (see tests/domain/test_churn_calibration.py).
+parameters describe the counts, not a horizon. On CDNOW (39-week churn horizon), fitted on
+splits of 91 to 150 days, the curves kept the mean within 0.01 of the silent share with a
+decile ECE of 0.021-0.038 and a better ROC AUC than the model's (0.774-0.775 against 0.773);
+isotonic regression of the probability on the same splits gave an ECE of 0.017-0.066 and a
+worse AUC (0.750-0.771).
 
 The split horizon is the churn horizon, but at most half of the stored history (the model
 needs a past to learn from), and at least `MIN_SPLIT_DAYS`. The figures reported with the fit
@@ -96,6 +99,7 @@ class ChurnCalibration:
     repeat_buyers: SilenceCurve
     split_as_of_day: int
     split_horizon_days: int
+    churn_horizon_days: int
     uncalibrated: ForecastQuality | None = None
     calibrated: ForecastQuality | None = None
 
@@ -113,6 +117,7 @@ class ChurnCalibration:
             "method": METHOD,
             "split_as_of_day": self.split_as_of_day,
             "split_horizon_days": self.split_horizon_days,
+            "churn_horizon_days": self.churn_horizon_days,
             "one_time_buyers": self.one_time_buyers.to_dict(),
             "repeat_buyers": self.repeat_buyers.to_dict(),
             "on_split": {
@@ -129,6 +134,7 @@ class ChurnCalibration:
             repeat_buyers=_curve(data["repeat_buyers"]),
             split_as_of_day=int(data["split_as_of_day"]),
             split_horizon_days=int(data["split_horizon_days"]),
+            churn_horizon_days=int(data["churn_horizon_days"]),
         )
 
 
@@ -185,6 +191,7 @@ def fit_churn_calibration(
         repeat_buyers=curves[1],
         split_as_of_day=split_day,
         split_horizon_days=horizon,
+        churn_horizon_days=churn_horizon_days,
         uncalibrated=forecast_quality(np.exp(-expected), silent),
         calibrated=forecast_quality(out_of_fold, silent),
     )

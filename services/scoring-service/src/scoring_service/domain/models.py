@@ -66,7 +66,8 @@ class FittedModels:
         return {**asdict(self.gamma_gamma), "log_likelihood": self.gamma_gamma_log_likelihood}
 
     def churn_calibration_dict(self) -> dict[str, Any] | None:
-        """The churn calibration's curves and figures as JSON (None: published uncalibrated)."""
+        """The churn calibration's curves and figures as JSON, `used` saying whether scores
+        apply it (None: nothing could be fitted, the notes say why)."""
         return self.churn_calibration_report
 
     @classmethod
@@ -91,7 +92,7 @@ class FittedModels:
             bg_nbd_log_likelihood=bg_nbd.get("log_likelihood") if bg_nbd else None,
             gamma_gamma_log_likelihood=gamma_gamma.get("log_likelihood") if gamma_gamma else None,
             churn_calibration=ChurnCalibration.from_dict(churn_calibration)
-            if churn_calibration
+            if churn_calibration and churn_calibration.get("used", True)
             else None,
             churn_calibration_report=churn_calibration,
         )
@@ -161,7 +162,15 @@ def _fit_calibration(
             return previous.churn_calibration, previous.churn_calibration_report
         notes.append(f"Churn risk published uncalibrated: {reason}")
         return None, None
-    return calibration, calibration.to_dict()
+    before, after = calibration.uncalibrated, calibration.calibrated
+    if before is not None and after is not None and after.brier > before.brier:
+        # On a small base the curves can fit noise: publish them only where they helped.
+        notes.append(
+            "Churn risk published uncalibrated: on the time split the calibrated risk scored "
+            f"a Brier of {after.brier:.4f} against the model's {before.brier:.4f}"
+        )
+        return None, {**calibration.to_dict(), "used": False}
+    return calibration, {**calibration.to_dict(), "used": True}
 
 
 def _fit_purchase_model(

@@ -57,8 +57,8 @@ def churn_risk(
     0.767 against 0.771 at 90 days), whereas the expected purchase count, the quantity the
     model is validated on, ranks it better (0.773). A Poisson zero-probability of that
     expectation keeps that ranking, grows with silence for one-time buyers too, and falls as
-    the horizon grows. It reads slightly lower than the observed silent share (by Jensen's
-    inequality), so thresholds on it should be set from its own distribution.
+    the horizon grows. It reads lower than the observed silent share (by Jensen's inequality,
+    and dead customers), so the published churn risk calibrates it (`churn_calibration`).
     """
     expected = expected_purchases(bg, horizon_weeks, x, t_x, T)
     return np.asarray(np.exp(-expected), dtype=np.float64)

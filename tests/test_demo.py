@@ -46,10 +46,14 @@ def test_demo_replays_purchases_and_prints_what_a_retention_team_looks_at(tmp_pa
         "Value tiers",
         "Grades",
         "Behavioural clusters",
+        "Churn risk calibration",
         "Churn warnings by value tier",
         "Messages decided by notification-service",
     ):
         assert heading in report, heading
+    # The published churn risk is calibrated, and checked against the purchases after the end.
+    assert "calibrated on who stayed silent in the 90 days after 1997-07-02" in report
+    assert f"holdout: of {CUSTOMERS} customers" in report
     # Every customer has a stage, a tier and a grade: each table adds up to all of them.
     assert len(re.findall(rf"^  total +{CUSTOMERS}$", report, flags=re.MULTILINE)) == 4
     # Nobody here is known to profile-service (no email, no account, no consent): the welcome

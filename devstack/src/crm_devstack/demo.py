@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -85,6 +85,8 @@ class DemoReport:
     sweep: dict[str, Any] = field(default_factory=dict)
     stages: dict[str, Any] = field(default_factory=dict)
     segments: dict[str, Any] = field(default_factory=dict)
+    # The published churn risk against who really stayed silent after the calibration end.
+    churn_holdout: ChurnHoldout | None = None
     warnings: dict[str, Any] = field(default_factory=dict)
     # (rule, status, channel or suppression reason) -> messages
     messages: Counter[tuple[str, str, str]] = field(default_factory=Counter)
@@ -130,7 +132,55 @@ def replay_cdnow(
             )
         with _timed(report, "report"):
             _collect(chain, report)
+            report.churn_holdout = _churn_holdout(chain, report, purchases)
     return report
+
+
+@dataclass(frozen=True)
+class ChurnHoldout:
+    """Published churn risks (and the model's own probabilities) beside who stayed silent."""
+
+    horizon_days: int
+    published: list[float]
+    model: list[float]
+    silent: list[bool]
+
+
+def _churn_holdout(chain: _Chain, report: DemoReport, purchases: Path) -> ChurnHoldout | None:
+    """Step 5: every customer's churn risk, and who bought within its horizon after the end."""
+    calibration = report.model.get("churn_calibration") or {}
+    horizon = int(calibration.get("churn_horizon_days") or 0)
+    if not horizon:
+        return None
+    end = CALIBRATION_END + timedelta(days=horizon)
+    bought = {
+        order.customer_id
+        for order in cdnow_orders(purchases, until=end)
+        if order.placed_at.date() > CALIBRATION_END
+    }
+    published, model, silent = [], [], []
+    for item in _pages(chain.client, chain.url("scoring-service", "/v1/scores")):
+        risk = item["scores"]["churn_risk"]
+        own = item["explanation"].get("churn_risk", {}).get("model_probability")
+        if risk is None or own is None:
+            continue
+        published.append(float(risk))
+        model.append(float(own))
+        silent.append(item["customer_id"] not in bought)
+    return ChurnHoldout(horizon, published, model, silent) if silent else None
+
+
+def _pages(client: httpx.Client, url: str) -> Iterator[dict[str, Any]]:
+    cursor: str | None = None
+    while True:
+        params: dict[str, str | int] = {"limit": _PAGE}
+        if cursor:
+            params["cursor"] = cursor
+        page = _body(client.get(url, params=params))
+        yield from page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return
 
 
 @dataclass(frozen=True)

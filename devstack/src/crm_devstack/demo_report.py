@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import date, timedelta
 from typing import Any, Final
 
 from crm_devstack.cdnow import CALIBRATION_END
-from crm_devstack.demo import DemoReport
+from crm_devstack.demo import ChurnHoldout, DemoReport
 
 _BAR_WIDTH: Final = 30
 _SENT: Final = "sent"
@@ -36,6 +37,7 @@ def render_report(report: DemoReport) -> str:
         _named_counts("Value tiers", "current x potential value", report.segments["value_tiers"]),
         _named_counts("Grades", "by value score", report.segments["grades"]),
         _clusters(report.segments["clusters"]),
+        _churn_calibration(report.model.get("churn_calibration"), report.churn_holdout),
         _warnings(report.warnings),
         _messages(report.messages, report.rule_order),
     ]
@@ -69,6 +71,50 @@ def _replay(report: DemoReport) -> str:
     )
     steps = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in report.seconds.items())
     lines.append(f"  took: {steps}")
+    return "\n".join(lines)
+
+
+def _churn_calibration(calibration: dict[str, Any] | None, holdout: ChurnHoldout | None) -> str:
+    title = "Churn risk calibration (scoring-service /v1/models/{version}: churn_calibration)"
+    if not calibration:
+        return f"{title}\n  none: the churn risk is published uncalibrated (see the notes above)"
+    split = date(1970, 1, 1) + timedelta(days=int(calibration["split_as_of_day"]))
+    figures = calibration["on_split"]
+    lines = [
+        title,
+        f"  churn risk = chance of no purchase within {calibration['churn_horizon_days']} days; "
+        f"calibrated on who stayed silent in the {calibration['split_horizon_days']} days after "
+        f"{split}, as forecast by BG/NBD fitted on the purchases before (cross-fitted figures)",
+        f"    {'':<22}{'mean':>7}{'silent':>8}{'ROC AUC':>9}{'Brier':>8}{'ECE':>8}",
+    ]
+    for name, key in (("model exp(-E)", "uncalibrated"), ("calibrated", "calibrated")):
+        q = figures[key]
+        lines.append(
+            f"    {name:<22}{q['mean_predicted']:>7.3f}{q['observed']:>8.3f}"
+            f"{q['roc_auc'] or 0:>9.3f}{q['brier']:>8.4f}{q['ece']:>8.4f}"
+        )
+    if not calibration.get("used", True):
+        lines.append(
+            "    not used: it did worse than the model on the split (Brier), so the churn risk "
+            "is published as the model's exp(-E)"
+        )
+    deciles = "  ".join(
+        f"{b['mean_predicted']:.2f}/{b['observed']:.2f}"
+        for b in figures["calibrated"]["reliability"]
+    )
+    lines.append(f"    calibrated per decile (predicted/silent): {deciles}")
+    if holdout is not None:
+        silent = sum(holdout.silent) / len(holdout.silent)
+        lines.append(
+            f"  holdout: of {len(holdout.silent):,} customers, {silent:.3f} bought nothing in the "
+            f"{holdout.horizon_days} days after {CALIBRATION_END} (from the purchases file)"
+        )
+        for name, values in (("published", holdout.published), ("model exp(-E)", holdout.model)):
+            mean = sum(values) / len(values)
+            brier = sum((p - y) ** 2 for p, y in zip(values, holdout.silent, strict=True)) / len(
+                values
+            )
+            lines.append(f"    {name:<22}mean {mean:.3f}  Brier {brier:.4f}")
     return "\n".join(lines)
 
 

@@ -98,6 +98,16 @@ async def test_cdnow_replay_reproduces_published_estimates(scoring_with_broker: 
     assert gg["v"] == pytest.approx(15.448, abs=0.01)
     assert gg["log_likelihood"] == pytest.approx(-4055.92, abs=0.01)
 
+    # The model version endpoint shows how the churn risk is calibrated, and how well it did.
+    shown = (await api.get(f"/v1/models/{model['version']}")).json()["churn_calibration"]
+    assert shown == model["churn_calibration"]
+    assert shown["churn_horizon_days"] == 90
+    assert shown["split_horizon_days"] == 90
+    before, after = shown["on_split"]["uncalibrated"], shown["on_split"]["calibrated"]
+    assert len(after["reliability"]) == 10
+    assert after["ece"] < before["ece"]
+    assert after["brier"] <= before["brier"]
+
     scores = {s["customer_id"]: s for s in await all_scores(api)}
     assert len(scores) == 2_357
     with (DATA / "cdnow_customers_summary_with_transactions.csv").open() as summary:
@@ -107,7 +117,8 @@ async def test_cdnow_replay_reproduces_published_estimates(scoring_with_broker: 
             assert round(inputs["t_x"], 2) == float(row["t_x"]), row
             assert round(inputs["T"], 2) == float(row["T"]), row
 
-    # Churn risk must rank who buys nothing in the 39 holdout weeks better than recency alone.
+    # Churn risk (calibrated) must rank who buys nothing in the 39 holdout weeks better than
+    # recency alone.
     bought_later: dict[str, bool] = defaultdict(bool)
     for purchase in cdnow_purchases():
         bought_later[purchase.customer] |= purchase.day > CALIBRATION_END

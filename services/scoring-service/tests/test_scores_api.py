@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -35,6 +35,7 @@ from scoring_service.workflows.scoring import (
     rescore_all,
     scheduled_refit,
 )
+from scoring_testing import app_settings, running_api
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 AS_OF = datetime(2025, 12, 31, tzinfo=UTC)
@@ -226,6 +227,41 @@ async def test_a_new_base_gets_its_first_model_once_orders_arrive(scoring_api: A
         assert (await scoring_api.get("/v1/models")).json()[0]["customers"] == 60
     finally:
         waiting.cancel()
+
+
+async def wait_for_versions(api: ApiClient, done: Callable[[list[dict]], bool]) -> list[dict]:
+    """Poll the versions list until `done` holds (the service's own loop fits meanwhile)."""
+    for _ in range(600):
+        versions = (await api.get("/v1/models")).json()
+        if done(versions):
+            return versions
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the versions never got there: {versions}")
+
+
+async def test_a_first_model_without_bg_nbd_is_refitted_until_it_has_one(
+    database_url: str,
+) -> None:
+    # The service's own schedule and clock: the first-fit loop the app starts, on utc_now.
+    settings = app_settings(
+        database_url,
+        refit_interval_seconds=86_400,
+        first_fit_retry_seconds=0.05,
+        first_fit_retry_max_seconds=0.2,
+    )
+    async with running_api(settings) as api:
+        await apply(api, [an_order("solo", 1, 1), an_order("solo", 2, 30)])
+        first = await wait_for_versions(api, lambda versions: len(versions) >= 1)
+        assert first[-1]["bg_nbd"] == {}
+        assert any("need 20" in note for note in first[-1]["notes"])
+        assert (await scores(api, "solo"))["churn_risk"] is None
+        # The loop keeps trying (backing off) and fits BG/NBD once the base has grown.
+        await apply(api, a_base())
+        versions = await wait_for_versions(api, lambda versions: bool(versions[0]["bg_nbd"]))
+        assert len(versions) >= 2
+        assert versions[0]["customers"] == 61
+        assert (await scores(api, "solo"))["churn_risk"] is not None
+        assert (await scores(api, "c000"))["churn_risk"] is not None
 
 
 def free_repeat_orders(customer: str) -> list[EventPayload]:

@@ -24,8 +24,6 @@ from scoring_service.events.handlers import SCORING_TOPICS, ledger_batch
 from scoring_service.settings import ScoringSettings
 from scoring_service.workflows import scoring
 
-FIRST_FIT_DELAY = 60.0
-
 DESCRIPTION = """
 Customer value scores from the order stream: RFM scores and segments, historic and predicted
 lifetime value (BG/NBD + Gamma-Gamma, fitted here by maximum likelihood), P(alive), churn
@@ -62,7 +60,11 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
                 refit = functools.partial(scoring.scheduled_refit, runtime, settings, utc_now)
                 runtime.every("refit", settings.refit_interval_seconds, refit)
                 first_fit = scoring.fit_once_orders_arrive(
-                    runtime, settings, utc_now, every_seconds=FIRST_FIT_DELAY
+                    runtime,
+                    settings,
+                    utc_now,
+                    every_seconds=settings.first_fit_retry_seconds,
+                    max_seconds=settings.first_fit_retry_max_seconds,
                 )
                 runtime.background(asyncio.create_task(first_fit))
             if settings.pending_rescore_interval_seconds > 0:

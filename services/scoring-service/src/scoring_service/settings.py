@@ -27,6 +27,22 @@ class ScoringSettings(ServiceSettings):
     refit_interval_seconds: float = Field(
         default=86_400, ge=0, description="How often the models are refitted; 0 turns it off."
     )
+    first_fit_retry_seconds: float = Field(
+        default=60,
+        gt=0,
+        description=(
+            "Until a model with BG/NBD parameters exists, how soon a fit is tried again (while"
+            " refits are on)."
+        ),
+    )
+    first_fit_retry_max_seconds: float = Field(
+        default=900,
+        gt=0,
+        description=(
+            "The longest wait between those tries: after a fit on a base too small for BG/NBD"
+            " the wait doubles up to this."
+        ),
+    )
     pending_rescore_interval_seconds: float = Field(
         default=0.25,
         ge=0,

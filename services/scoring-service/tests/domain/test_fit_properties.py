@@ -134,6 +134,8 @@ def assert_every_score_is_finite(table: ScoreTable, models: FittedModels) -> Non
             assert np.all(np.isnan(values)), name
         else:
             assert np.all(np.isfinite(values)), (name, values)
+    if models.bg_nbd is not None:
+        assert np.all((p.churn_risk >= 0) & (p.churn_risk <= 1)), p.churn_risk
     if models.bg_nbd is not None and models.gamma_gamma is not None:
         assert np.all(np.isfinite(p.predicted_clv)), p.predicted_clv
         assert np.all(p.predicted_clv >= 0)
@@ -147,9 +149,11 @@ def assert_every_score_is_finite(table: ScoreTable, models: FittedModels) -> Non
 
 
 def fit_and_score(
-    histories: CustomerHistories, previous: FittedModels | None = None
+    histories: CustomerHistories,
+    previous: FittedModels | None = None,
+    ledger: PurchaseLedger | None = None,
 ) -> tuple[ModelFit, ScoreTable]:
-    fit = fit_models(histories, POLICY, previous=previous)
+    fit = fit_models(histories, POLICY, previous=previous, ledger=ledger)
     engagement = np.zeros(len(histories))
     return fit, score_histories(histories, fit.models, POLICY, engagement)
 
@@ -167,16 +171,18 @@ def test_any_ledger_of_valid_orders_fits_or_falls_back_and_scores_are_finite(
     base: tuple[list[Order], int],
 ) -> None:
     orders, as_of = base
-    histories = histories_as_of(ledger_of(orders), as_of)
+    ledger = ledger_of(orders)
+    histories = histories_as_of(ledger, as_of)
     if len(histories) == 0:
         return  # every order cancelled or refunded: the workflow answers "nothing to fit"
 
-    fit, table = fit_and_score(histories)
+    # With the ledger, the churn calibration is fitted on a time split too (or says why not).
+    fit, table = fit_and_score(histories, ledger=ledger)
     assert_every_score_is_finite(table, fit.models)
     assert_every_score_can_be_published(table)
 
     # A refit that starts from this version falls back to it, never to an exception.
-    refit, table = fit_and_score(histories, previous=fit.models)
+    refit, table = fit_and_score(histories, previous=fit.models, ledger=ledger)
     assert_every_score_is_finite(table, refit.models)
 
 

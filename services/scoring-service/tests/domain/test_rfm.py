@@ -182,12 +182,18 @@ def test_higher_scores_are_never_over_awarded_under_heavy_ties(seed: int):
             assert np.mean(scores >= k) <= 1 - 0.2 * (k - 1) + 1e-12
 
 
-def test_a_base_of_identical_customers_scores_everyone_one():
+def test_a_base_of_identical_customers_scores_everyone_in_the_middle():
+    # Nobody ranks above anybody: the tie rule would have scored them all 1 ("Lost").
     thresholds = fit_rfm_thresholds([7] * 10, [1] * 10, [30.0] * 10)
 
     scores = score_rfm(thresholds, [7] * 10, [1] * 10, [30.0] * 10)
 
-    assert all(s.tolist() == [1] * 10 for s in scores)
+    assert all(s.tolist() == [3] * 10 for s in scores)
+    # Beyond the degenerate cut points, a customer still moves up or down.
+    r, f, m = score_rfm(thresholds, [0, 30], [4, 1], [10.0, 90.0])
+    assert r.tolist() == [5, 1]
+    assert f.tolist() == [5, 3]
+    assert m.tolist() == [1, 5]
 
 
 # Invalid input

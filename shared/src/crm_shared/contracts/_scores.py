@@ -55,6 +55,19 @@ class ScoreUpdated(EventPayload):
     rfm_segment: str = Field(
         description="The named RFM segment.", examples=["champions", "at_risk", "hibernating"]
     )
+    rfm_segment_caveat: str | None = Field(
+        default=None,
+        max_length=500,
+        description=(
+            "Set when the customer base is too small or too uniform for RFM quintiles: why the"
+            " RFM scores and segment are provisional. Null when they are not."
+        ),
+        examples=[
+            "Provisional RFM segment: the base has 1 customer, too few for quintiles (need 20);"
+            " recency, frequency, monetary value rank nobody (most of the base shares one value,"
+            " scored 3)."
+        ],
+    )
     order_count: int = Field(ge=0, description="Orders placed, net of cancellations.", examples=[7])
     first_purchase_at: EventTime | None = Field(default=None, examples=["2023-11-02T18:04:00Z"])
     last_purchase_at: EventTime | None = Field(default=None, examples=["2025-03-14T09:26:53Z"])

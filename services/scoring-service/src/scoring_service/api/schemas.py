@@ -42,6 +42,51 @@ class ModelSummary(BaseModel):
     fit_seconds: float
     bg_nbd: dict[str, Any]
     gamma_gamma: dict[str, Any] | None
+    churn_calibration: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "How the published churn risk is calibrated: the silence curves (one-time and repeat"
+            " buyers), the time split they were fitted on, and the figures on that split before"
+            " and after calibration (ROC AUC, Brier score, expected calibration error and a"
+            " reliability table per decile; cross-fitted), and `used`: whether scores apply it"
+            " (not when it scored a worse Brier than the model on the split). Null: nothing"
+            " could be fitted (history too short or base too small), the notes say why."
+        ),
+        examples=[
+            {
+                "method": "gamma-Poisson silence curve of the expected purchases, by buyer type",
+                "split_as_of_day": 9950,
+                "split_horizon_days": 136,
+                "churn_horizon_days": 273,
+                "used": True,
+                "one_time_buyers": {
+                    "rate_scale": 0.865,
+                    "dispersion_shape": 1.04,
+                    "customers": 1674,
+                },
+                "repeat_buyers": {"rate_scale": 1.176, "dispersion_shape": 1.026, "customers": 683},
+                "on_split": {
+                    "uncalibrated": {
+                        "customers": 2357,
+                        "mean_predicted": 0.711,
+                        "observed": 0.755,
+                        "roc_auc": 0.77,
+                        "brier": 0.16,
+                        "ece": 0.044,
+                        "reliability": [
+                            {
+                                "decile": 1,
+                                "customers": 236,
+                                "mean_predicted": 0.2,
+                                "observed": 0.25,
+                            }
+                        ],
+                    },
+                    "calibrated": None,
+                },
+            }
+        ],
+    )
     notes: list[str]
 
 

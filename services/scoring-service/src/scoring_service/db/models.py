@@ -105,4 +105,6 @@ class ModelVersion(Base):
     bg_nbd: Mapped[dict[str, Any]] = mapped_column(Json)
     gamma_gamma: Mapped[dict[str, Any] | None] = mapped_column(Json)
     thresholds: Mapped[dict[str, Any]] = mapped_column(Json)
+    # The churn-risk calibration's curves and its figures on the time split; null: uncalibrated.
+    churn_calibration: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
     notes: Mapped[list[str]] = mapped_column(Json, default=list)

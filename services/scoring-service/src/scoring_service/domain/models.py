@@ -8,6 +8,11 @@ from typing import Any
 import numpy as np
 
 from scoring_service.domain.bg_nbd import BgNbdParameters, fit_bg_nbd_with_fallback
+from scoring_service.domain.churn_calibration import (
+    CalibrationNotFitted,
+    ChurnCalibration,
+    fit_churn_calibration,
+)
 from scoring_service.domain.collapsed_histories import collapse
 from scoring_service.domain.gamma_gamma import (
     GammaGammaParameters,
@@ -16,7 +21,7 @@ from scoring_service.domain.gamma_gamma import (
 )
 from scoring_service.domain.likelihood_fitting import ModelFitError
 from scoring_service.domain.predictions import ScoringPolicy, predictions
-from scoring_service.domain.purchase_history import CustomerHistories
+from scoring_service.domain.purchase_history import CustomerHistories, PurchaseLedger
 from scoring_service.domain.rfm import RfmThresholds, fit_rfm_thresholds
 from scoring_service.domain.segments import BehaviouralSegmentation, fit_behavioural_segments
 from scoring_service.domain.tiers import ValueThresholds, fit_value_thresholds
@@ -36,6 +41,9 @@ class FittedModels:
     segmentation: BehaviouralSegmentation
     bg_nbd_log_likelihood: float | None = None
     gamma_gamma_log_likelihood: float | None = None
+    churn_calibration: ChurnCalibration | None = None
+    # The stored form of the calibration, with its figures (kept as fitted, for the API).
+    churn_calibration_report: dict[str, Any] | None = None
 
     def thresholds_dict(self) -> dict[str, Any]:
         """RFM, value and segmentation thresholds as JSON."""
@@ -57,11 +65,20 @@ class FittedModels:
             return None
         return {**asdict(self.gamma_gamma), "log_likelihood": self.gamma_gamma_log_likelihood}
 
+    def churn_calibration_dict(self) -> dict[str, Any] | None:
+        """The churn calibration's curves and figures as JSON, `used` saying whether scores
+        apply it (None: nothing could be fitted, the notes say why)."""
+        return self.churn_calibration_report
+
     @classmethod
     def from_stored(
-        cls, bg_nbd: dict[str, Any], gamma_gamma: dict[str, Any] | None, thresholds: dict[str, Any]
+        cls,
+        bg_nbd: dict[str, Any],
+        gamma_gamma: dict[str, Any] | None,
+        thresholds: dict[str, Any],
+        churn_calibration: dict[str, Any] | None = None,
     ) -> FittedModels:
-        """Rebuild from what `bg_nbd_dict`, `gamma_gamma_dict` and `thresholds_dict` gave."""
+        """Rebuild from what the `*_dict` methods gave."""
         return cls(
             bg_nbd=BgNbdParameters(**{k: bg_nbd[k] for k in ("r", "alpha", "a", "b")})
             if bg_nbd
@@ -74,6 +91,10 @@ class FittedModels:
             segmentation=BehaviouralSegmentation.from_dict(thresholds["segmentation"]),
             bg_nbd_log_likelihood=bg_nbd.get("log_likelihood") if bg_nbd else None,
             gamma_gamma_log_likelihood=gamma_gamma.get("log_likelihood") if gamma_gamma else None,
+            churn_calibration=ChurnCalibration.from_dict(churn_calibration)
+            if churn_calibration and churn_calibration.get("used", True)
+            else None,
+            churn_calibration_report=churn_calibration,
         )
 
 
@@ -86,9 +107,14 @@ class ModelFit:
 
 
 def fit_models(
-    histories: CustomerHistories, policy: ScoringPolicy, *, previous: FittedModels | None
+    histories: CustomerHistories,
+    policy: ScoringPolicy,
+    *,
+    previous: FittedModels | None,
+    ledger: PurchaseLedger | None = None,
 ) -> ModelFit:
-    """Fit BG/NBD, Gamma-Gamma, RFM, value and cluster thresholds on the customer base.
+    """Fit BG/NBD, Gamma-Gamma, RFM, value and cluster thresholds on the customer base, and
+    the churn calibration on a time split of `ledger` (the ledger `histories` came from).
 
     A model that cannot be fitted falls back to the previous version's parameters (and
     says so); with no previous version, the scores leave its predictions empty.
@@ -96,6 +122,7 @@ def fit_models(
     notes: list[str] = []
     bg, bg_ll = _fit_purchase_model(histories, previous, notes)
     gg, gg_ll = _fit_spend_model(histories, previous, notes)
+    calibration, report = _fit_calibration(histories, ledger, policy, previous, bg, notes)
     predicted = predictions(histories, bg, gg, policy)
     monetary = histories.total_spend
     frequency = histories.purchase_days.astype(np.float64)
@@ -110,9 +137,40 @@ def fit_models(
             segmentation=fit_behavioural_segments(histories.recency_days, frequency, monetary),
             bg_nbd_log_likelihood=bg_ll,
             gamma_gamma_log_likelihood=gg_ll,
+            churn_calibration=calibration,
+            churn_calibration_report=report,
         ),
         notes,
     )
+
+
+def _fit_calibration(
+    histories: CustomerHistories,
+    ledger: PurchaseLedger | None,
+    policy: ScoringPolicy,
+    previous: FittedModels | None,
+    bg: BgNbdParameters | None,
+    notes: list[str],
+) -> tuple[ChurnCalibration | None, dict[str, Any] | None]:
+    if ledger is None or bg is None:
+        return None, None
+    try:
+        calibration = fit_churn_calibration(ledger, histories.as_of_day, policy.churn_horizon_days)
+    except CalibrationNotFitted as reason:
+        if previous is not None and previous.churn_calibration is not None:
+            notes.append(f"Churn calibration not refitted ({reason}); kept the previous one")
+            return previous.churn_calibration, previous.churn_calibration_report
+        notes.append(f"Churn risk published uncalibrated: {reason}")
+        return None, None
+    before, after = calibration.uncalibrated, calibration.calibrated
+    if before is not None and after is not None and after.brier > before.brier:
+        # On a small base the curves can fit noise: publish them only where they helped.
+        notes.append(
+            "Churn risk published uncalibrated: on the time split the calibrated risk scored "
+            f"a Brier of {after.brier:.4f} against the model's {before.brier:.4f}"
+        )
+        return None, {**calibration.to_dict(), "used": False}
+    return calibration, {**calibration.to_dict(), "used": True}
 
 
 def _fit_purchase_model(

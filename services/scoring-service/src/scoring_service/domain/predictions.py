@@ -12,6 +12,7 @@ from scoring_service.domain.bg_nbd import (
     expected_purchases,
     p_alive,
 )
+from scoring_service.domain.churn_calibration import ChurnCalibration
 from scoring_service.domain.clv import discounted_expected_purchases
 from scoring_service.domain.collapsed_histories import collapse
 from scoring_service.domain.gamma_gamma import GammaGammaParameters, conditional_expected_spend
@@ -40,6 +41,8 @@ class Predictions:
     churn_risk: Floats
     expected_interpurchase_days: Floats
     predicted_clv: Floats
+    # The model's own exp(-E[purchases in the horizon]), before calibration (for explanations).
+    churn_risk_uncalibrated: Floats
 
 
 def churn_risk(
@@ -54,8 +57,8 @@ def churn_risk(
     0.767 against 0.771 at 90 days), whereas the expected purchase count, the quantity the
     model is validated on, ranks it better (0.773). A Poisson zero-probability of that
     expectation keeps that ranking, grows with silence for one-time buyers too, and falls as
-    the horizon grows. It reads slightly lower than the observed silent share (by Jensen's
-    inequality), so thresholds on it should be set from its own distribution.
+    the horizon grows. It reads lower than the observed silent share (by Jensen's inequality,
+    and dead customers), so the published churn risk calibrates it (`churn_calibration`).
     """
     expected = expected_purchases(bg, horizon_weeks, x, t_x, T)
     return np.asarray(np.exp(-expected), dtype=np.float64)
@@ -66,16 +69,19 @@ def predictions(
     bg: BgNbdParameters | None,
     gg: GammaGammaParameters | None,
     policy: ScoringPolicy,
+    calibration: ChurnCalibration | None = None,
 ) -> Predictions:
     """P(alive), expected purchases, churn risk, rhythm and 12-month CLV for every customer.
 
-    Customers sharing an (x, t_x, T) history share these numbers, so they are computed per
-    distinct history and spread back: a base of millions has far fewer distinct histories.
+    The churn risk is `calibration`'s silence probability of the horizon's expected purchases
+    when there is one, the model's own `churn_risk` otherwise. Customers sharing an (x, t_x, T)
+    history share these numbers, so they are computed per distinct history and spread back: a
+    base of millions has far fewer distinct histories.
     """
     n = len(histories)
     missing = np.full(n, np.nan)
     if bg is None or n == 0:
-        return Predictions(missing, missing, missing, missing, missing, missing, missing)
+        return Predictions(*(missing,) * 8)
     rows = collapse(histories.x, histories.t_x, histories.T)
 
     def per_customer(values: Floats) -> Floats:
@@ -103,6 +109,13 @@ def predictions(
         clv = discounted * spend
     else:
         clv = missing
+    horizon_purchases = expected_purchases(
+        bg, weeks(policy.churn_horizon_days), rows.x, rows.t_x, rows.T
+    )
+    uncalibrated = np.exp(-horizon_purchases)
+    calibrated = (
+        uncalibrated if calibration is None else calibration.churn_risk(horizon_purchases, rows.x)
+    )
     return Predictions(
         p_alive=per_customer(p_alive(bg, rows.x, rows.t_x, rows.T)),
         expected_purchases_30d=per_customer(
@@ -114,11 +127,10 @@ def predictions(
         expected_purchases_365d=per_customer(
             expected_purchases(bg, weeks(365), rows.x, rows.t_x, rows.T)
         ),
-        churn_risk=per_customer(
-            churn_risk(bg, weeks(policy.churn_horizon_days), rows.x, rows.t_x, rows.T)
-        ),
+        churn_risk=per_customer(calibrated),
         expected_interpurchase_days=per_customer(
             expected_interpurchase_time(bg, rows.x, rows.t_x, rows.T) * DAYS_PER_WEEK
         ),
         predicted_clv=clv,
+        churn_risk_uncalibrated=per_customer(uncalibrated),
     )

@@ -16,6 +16,15 @@ next score in use is the one whose group starts above them (e.g. F=4 for two-tim
 75 % of the base bought once), and the middle scores stay empty. Recency is scored the same way
 on "how recent" (fewer days is better), so a block of customers tied on the same day count
 that straddles a cut point all take the less recent score.
+
+Degenerate cut points. When all four cut points of a measure are equal, that measure ranks
+nobody in the base: a tiny base (one customer), or one whose customers all share the value
+(everybody bought once, or everybody bought today). The tie rule would then score everyone
+tied with them 1 (a new shop's first customer, who bought today, was "Lost"); instead a value
+equal to degenerate cut points takes the middle score, 3, and only values beyond them move up
+or down. So recency 0 (bought today) never scores R=1, on any base. A base smaller than
+`MIN_CUSTOMERS_FOR_QUINTILES`, or with a degenerate measure, gives provisional scores:
+:func:`rfm_caveat` says why, and the score carries it.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import numpy.typing as npt
 from numpy.typing import NDArray
 
 __all__ = [
+    "MIN_CUSTOMERS_FOR_QUINTILES",
     "RFM_QUANTILES",
     "SEGMENT_DESCRIPTIONS",
     "SEGMENT_NAMES",
@@ -36,6 +46,7 @@ __all__ = [
     "RfmThresholds",
     "as_rfm_measures",
     "fit_rfm_thresholds",
+    "rfm_caveat",
     "rfm_segment",
     "rfm_segment_name",
     "score_rfm",
@@ -47,6 +58,9 @@ Names = NDArray[np.str_]
 
 # The base is cut into fifths.
 RFM_QUANTILES: Final = (0.2, 0.4, 0.6, 0.8)
+# Fewer customers than this make fifths of four or fewer: the scores are provisional.
+MIN_CUSTOMERS_FOR_QUINTILES: Final = 20
+_MIDDLE_SCORE: Final = 3
 
 SEGMENT_DESCRIPTIONS: Final[Mapping[str, str]] = {
     "Champions": "Bought recently, buy often: the best customers; reward and ask for reviews.",
@@ -188,7 +202,47 @@ def score_rfm(
     r = 5 - np.searchsorted(np.array(thresholds.recency_days), recency, side="right")
     f = 1 + np.searchsorted(np.array(thresholds.frequency), freq, side="left")
     m = 1 + np.searchsorted(np.array(thresholds.monetary), money, side="left")
-    return _ints(r), _ints(f), _ints(m)
+    return (
+        _ints(_middle_when_degenerate(r, thresholds.recency_days, recency)),
+        _ints(_middle_when_degenerate(f, thresholds.frequency, freq)),
+        _ints(_middle_when_degenerate(m, thresholds.monetary, money)),
+    )
+
+
+def rfm_caveat(thresholds: RfmThresholds) -> str | None:
+    """Why the RFM scores cut at these thresholds are provisional; None when they are not."""
+    reasons = []
+    if thresholds.customers < MIN_CUSTOMERS_FOR_QUINTILES:
+        customers = f"{thresholds.customers} customer{'s' if thresholds.customers > 1 else ''}"
+        reasons.append(
+            f"the base has {customers}, too few for quintiles (need {MIN_CUSTOMERS_FOR_QUINTILES})"
+        )
+    flat = [
+        name
+        for name, cuts in (
+            ("recency", thresholds.recency_days),
+            ("frequency", thresholds.frequency),
+            ("monetary value", thresholds.monetary),
+        )
+        if cuts[0] == cuts[-1]
+    ]
+    if flat:
+        verb = "ranks" if len(flat) == 1 else "rank"
+        reasons.append(
+            f"{', '.join(flat)} {verb} nobody (most of the base shares one value, scored "
+            f"{_MIDDLE_SCORE})"
+        )
+    if not reasons:
+        return None
+    return "Provisional RFM segment: " + "; ".join(reasons) + "."
+
+
+def _middle_when_degenerate(
+    scores: npt.ArrayLike, cuts: tuple[float, float, float, float], values: Floats
+) -> npt.ArrayLike:
+    if cuts[0] != cuts[-1]:
+        return scores
+    return np.where(values == cuts[0], _MIDDLE_SCORE, scores)
 
 
 def rfm_segment(r: npt.ArrayLike, f: npt.ArrayLike) -> Names:

@@ -12,7 +12,7 @@ from scoring_service.domain.health import HealthInputs, HealthResult, explain, h
 from scoring_service.domain.models import FittedModels
 from scoring_service.domain.predictions import Predictions, ScoringPolicy, predictions
 from scoring_service.domain.purchase_history import CustomerHistories, Floats
-from scoring_service.domain.rfm import rfm_segment, score_rfm
+from scoring_service.domain.rfm import rfm_caveat, rfm_segment, score_rfm
 from scoring_service.domain.segments import assign_segments
 from scoring_service.domain.tiers import ValueScores, score_value
 
@@ -32,6 +32,8 @@ class ScoreTable:
     value: ValueScores
     cluster: NDArray[np.str_]
     health: HealthResult
+    # Why the RFM scores are provisional (a base too small or uniform for quintiles), or None.
+    rfm_caveat: str | None = None
 
     def __len__(self) -> int:
         return len(self.histories)
@@ -50,6 +52,11 @@ class ScoreTable:
                 "t_x": round(float(self.histories.t_x[i]), 4),
                 "T": round(float(self.histories.T[i]), 4),
             },
+            "churn_risk": {
+                # The model's exp(-E[purchases]) before calibration, and whether it was calibrated.
+                "model_probability": _optional(self.predicted.churn_risk_uncalibrated[i]),
+                "calibrated": models.churn_calibration is not None,
+            },
             "health": explain(self.health, i),
             "value": {
                 "current_value_percentile": round(float(self.value.current_pct[i]), 4),
@@ -67,7 +74,9 @@ def score_histories(
     engagement_events_30d: Floats,
 ) -> ScoreTable:
     """Score every customer of `histories` with `models` (no fitting happens here)."""
-    predicted = predictions(histories, models.bg_nbd, models.gamma_gamma, policy)
+    predicted = predictions(
+        histories, models.bg_nbd, models.gamma_gamma, policy, models.churn_calibration
+    )
     frequency = histories.purchase_days.astype(np.float64)
     r, f, m = score_rfm(models.rfm, histories.recency_days, frequency, histories.total_spend)
     r, f, m = np.atleast_1d(r), np.atleast_1d(f), np.atleast_1d(m)
@@ -97,6 +106,7 @@ def score_histories(
         value=value,
         cluster=names[cluster_ids] if len(names) else np.full(len(histories), "", dtype=np.str_),
         health=health,
+        rfm_caveat=rfm_caveat(models.rfm),
     )
 
 
@@ -109,6 +119,10 @@ _QUANTITIES = (
     "health_index",
 )
 _IGNORED = {"as_of", "model_version", *_PROBABILITIES, *_QUANTITIES}
+
+
+def _optional(value: float) -> float | None:
+    return None if np.isnan(value) else round(float(value), 6)
 
 
 def changed_beyond_tolerance(

@@ -34,6 +34,7 @@ def summary(model: ModelVersion) -> ModelSummary:
         fit_seconds=model.fit_seconds,
         bg_nbd=model.bg_nbd,
         gamma_gamma=model.gamma_gamma,
+        churn_calibration=model.churn_calibration,
         notes=list(model.notes),
     )
 

@@ -110,6 +110,7 @@ def score_documents(
             "frequency_score": frequency,
             "monetary_score": monetary,
             "rfm_segment": segment,
+            "rfm_segment_caveat": table.rfm_caveat,
             "order_count": orders,
             "first_purchase_at": first,
             "last_purchase_at": last,

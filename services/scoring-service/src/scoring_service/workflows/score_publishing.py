@@ -65,6 +65,7 @@ def score_payload(
         frequency_score=int(table.frequency_score[i]),
         monetary_score=int(table.monetary_score[i]),
         rfm_segment=str(table.rfm_segment[i]),
+        rfm_segment_caveat=table.rfm_caveat,
         order_count=int(h.order_count[i]),
         first_purchase_at=_day_start(int(h.first_day[i])),
         last_purchase_at=_day_start(int(h.last_day[i])),

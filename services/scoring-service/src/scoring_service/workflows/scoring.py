@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -54,7 +55,9 @@ def policy_of(settings: ScoringSettings) -> ScoringPolicy:
 
 def models_of(version: ModelVersion) -> FittedModels:
     """The fitted models a stored version holds."""
-    return FittedModels.from_stored(version.bg_nbd, version.gamma_gamma, version.thresholds)
+    return FittedModels.from_stored(
+        version.bg_nbd, version.gamma_gamma, version.thresholds, version.churn_calibration
+    )
 
 
 async def fit_and_rescore(
@@ -73,7 +76,13 @@ async def fit_and_rescore(
         previous = await active(session)
         # Fitting is CPU work of seconds: keep the event loop answering meanwhile.
         fit = await asyncio.to_thread(
-            fit_models, histories, policy, previous=models_of(previous) if previous else None
+            functools.partial(
+                fit_models,
+                histories,
+                policy,
+                previous=models_of(previous) if previous else None,
+                ledger=loaded.ledger,
+            )
         )
         version = ModelVersion(
             version=new_id(),
@@ -84,6 +93,7 @@ async def fit_and_rescore(
             bg_nbd=fit.models.bg_nbd_dict(),
             gamma_gamma=fit.models.gamma_gamma_dict(),
             thresholds=fit.models.thresholds_dict(),
+            churn_calibration=fit.models.churn_calibration_dict(),
             notes=fit.notes,
         )
         session.add(version)
@@ -144,25 +154,42 @@ async def fit_once_orders_arrive(
     clock: Callable[[], datetime],
     *,
     every_seconds: float,
+    max_seconds: float | None = None,
 ) -> None:
-    """Until a first model exists, try a fit every `every_seconds` (a new base gets scores
-    within a minute of its first orders, not a refit interval later)."""
+    """Until a model with BG/NBD parameters exists, try a fit every `every_seconds` (a new base
+    gets scores within a minute of its first orders, not a refit interval later).
+
+    A fit on a base still too small for BG/NBD stores a version without it; the next tries
+    then back off, doubling the wait up to `max_seconds`, until the base has grown enough.
+    """
+    delay = every_seconds
+    cap = max(every_seconds, max_seconds if max_seconds is not None else every_seconds)
     while True:
         try:
-            if await has_models(runtime):
+            if await has_purchase_model(runtime):
                 return
-            await asyncio.sleep(every_seconds)
+            await asyncio.sleep(delay)
             await scheduled_refit(runtime, settings, clock)
+            if await has_models(runtime) and not await has_purchase_model(runtime):
+                delay = min(cap, delay * 2)
+                _logger.info("first models lack BG/NBD (base too small); next try in %ss", delay)
         except Exception:
             # A database blip must not end the wait for a first model for the process's life.
             _logger.warning("first model fit failed; trying again", exc_info=True)
-            await asyncio.sleep(every_seconds)
+            await asyncio.sleep(delay)
 
 
 async def has_models(runtime: ServiceRuntime) -> bool:
     """Whether any model version was fitted yet."""
     async with runtime.sessions() as session:
         return await active(session) is not None
+
+
+async def has_purchase_model(runtime: ServiceRuntime) -> bool:
+    """Whether the active version has BG/NBD parameters (so scores carry predictions)."""
+    async with runtime.sessions() as session:
+        version = await active(session)
+        return version is not None and bool(version.bg_nbd)
 
 
 async def scheduled_refit(

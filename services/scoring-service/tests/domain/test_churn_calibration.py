@@ -1,0 +1,175 @@
+"""The published churn risk, calibrated on a time split of the stored history, on CDNOW's holdout.
+
+The models and the calibration see only the purchases up to 30 September 1997 (the end of the
+calibration period of Fader, Hardie & Lee 2005); who bought in the 39 holdout weeks after it is
+what the churn risk for a 39-week horizon is judged against.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scoring_service.domain.bg_nbd import expected_purchases
+from scoring_service.domain.churn_calibration import (
+    CalibrationNotFitted,
+    ChurnCalibration,
+    fit_churn_calibration,
+    fit_silence_curve,
+    split_horizon_days,
+)
+from scoring_service.domain.forecast_quality import forecast_quality
+from scoring_service.domain.models import FittedModels, fit_models
+from scoring_service.domain.predictions import ScoringPolicy
+from scoring_service.domain.purchase_history import PurchaseLedger, histories_as_of
+from scoring_service.domain.scoring import score_histories
+
+DATA = Path(__file__).parents[1] / "data"
+EPOCH = date(1970, 1, 1)
+CALIBRATION_END = (date(1997, 9, 30) - EPOCH).days
+HOLDOUT_DAYS = 273  # 39 weeks: 1 October 1997 - 30 June 1998
+
+
+def cdnow_ledger() -> PurchaseLedger:
+    """Every CDNOW purchase, holdout included (fits only ever look up to their as-of day)."""
+    customers: dict[str, int] = {}
+    rows = []
+    for line in (DATA / "CDNOW_sample.txt").read_text().splitlines():
+        _master, sample_id, yyyymmdd, _cds, dollars = line.split()
+        day = date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:]))
+        rows.append((customers.setdefault(sample_id, len(customers)), (day - EPOCH).days, dollars))
+    customer, day, amount = zip(*rows, strict=True)
+    return PurchaseLedger(
+        np.array(customer, np.int64), np.array(day, np.int64), np.array(amount, np.float64)
+    )
+
+
+@pytest.fixture(scope="module")
+def holdout_forecasts() -> dict[str, object]:
+    """Fit as of 1997-09-30 with a 39-week churn horizon; score; note who stayed silent."""
+    ledger = cdnow_ledger()
+    policy = ScoringPolicy(churn_horizon_days=HOLDOUT_DAYS)
+    histories = histories_as_of(ledger, CALIBRATION_END)
+    fit = fit_models(histories, policy, previous=None, ledger=ledger)
+    table = score_histories(histories, fit.models, policy, np.zeros(len(histories)))
+    later = (ledger.day > CALIBRATION_END) & (ledger.day <= CALIBRATION_END + HOLDOUT_DAYS)
+    bought = np.zeros(int(ledger.customer.max()) + 1, dtype=bool)
+    bought[ledger.customer[later]] = True
+    return {
+        "fit": fit,
+        "published": table.predicted.churn_risk,
+        "uncalibrated": table.predicted.churn_risk_uncalibrated,
+        "silent": ~bought[histories.customer],
+    }
+
+
+def test_the_published_churn_risk_is_calibrated_on_the_cdnow_holdout(
+    holdout_forecasts: dict[str, object],
+) -> None:
+    silent = holdout_forecasts["silent"]
+    before = forecast_quality(holdout_forecasts["uncalibrated"], silent)  # type: ignore[arg-type]
+    after = forecast_quality(holdout_forecasts["published"], silent)  # type: ignore[arg-type]
+    print(f"holdout: silent {after.observed:.4f}")
+    for name, q in (("uncalibrated", before), ("calibrated", after)):
+        print(
+            f"{name}: mean {q.mean_predicted:.4f} AUC {q.roc_auc:.4f} Brier {q.brier:.4f} "
+            f"ECE {q.ece:.4f}"
+        )
+        for b in q.reliability:
+            print(f"  decile {b.decile}: {b.mean_predicted:.3f} predicted, {b.observed:.3f} silent")
+    # The figures of issue 13: exp(-E) averaged 0.651 against 71.0 % silent.
+    assert round(after.observed, 3) == 0.710
+    assert before.mean_predicted == pytest.approx(0.651, abs=0.001)
+    assert round(before.brier, 3) == 0.160
+    # Calibrated: the mean within a point of the silent share, ECE down from 0.059 to 0.021
+    # (the issue's goal, 0.02, is missed by about 0.001), Brier and ranking no worse.
+    assert abs(after.mean_predicted - after.observed) < 0.01
+    assert before.ece > 0.055
+    assert after.ece < 0.022
+    assert after.brier <= before.brier - 0.004
+    assert after.roc_auc is not None
+    assert before.roc_auc is not None
+    assert after.roc_auc >= before.roc_auc
+
+
+def test_the_model_version_reports_the_calibration_and_its_figures(
+    holdout_forecasts: dict[str, object],
+) -> None:
+    fit = holdout_forecasts["fit"]
+    report = fit.models.churn_calibration_dict()  # type: ignore[attr-defined]
+    assert report is not None
+    # Nine months of history hold out at most half of it: 136 days, not the full 39 weeks.
+    assert report["split_horizon_days"] == 136
+    assert report["churn_horizon_days"] == HOLDOUT_DAYS
+    assert report["used"] is True
+    on_split = report["on_split"]
+    for figures in (on_split["uncalibrated"], on_split["calibrated"]):
+        assert figures["customers"] == 2_357
+        assert [b["decile"] for b in figures["reliability"]] == list(range(1, 11))
+        assert sum(b["customers"] for b in figures["reliability"]) == 2_357
+    # Cross-fitted on the split, the calibration helps there as on the holdout.
+    assert on_split["calibrated"]["ece"] < on_split["uncalibrated"]["ece"]
+    assert on_split["calibrated"]["brier"] < on_split["uncalibrated"]["brier"]
+    stored = ChurnCalibration.from_dict(report)
+    assert stored.one_time_buyers == fit.models.churn_calibration.one_time_buyers  # type: ignore[attr-defined]
+
+
+def test_a_silence_curve_recovers_the_curve_that_made_the_data() -> None:
+    rng = np.random.default_rng(3)
+    expected = rng.gamma(0.8, 1.0, 20_000)
+    truth = (1 + 0.7 * expected / 1.5) ** -1.5
+    silent = rng.random(expected.size) < truth
+    curve = fit_silence_curve(expected, silent)
+    assert curve.rate_scale == pytest.approx(0.7, rel=0.1)
+    assert curve.dispersion_shape == pytest.approx(1.5, rel=0.25)
+
+
+def test_a_history_too_short_to_split_is_published_uncalibrated_with_the_reason() -> None:
+    ledger = PurchaseLedger(
+        np.arange(30, dtype=np.int64), np.full(30, 10_000, np.int64), np.full(30, 20.0)
+    )
+    assert split_horizon_days(ledger, 10_010, 90) == 5
+    with pytest.raises(CalibrationNotFitted, match="need 14"):
+        fit_churn_calibration(ledger, 10_010, 90)
+    fit = fit_models(histories_as_of(ledger, 10_010), ScoringPolicy(), previous=None, ledger=ledger)
+    assert fit.models.churn_calibration is None
+    assert any("uncalibrated" in note for note in fit.notes)
+
+
+def test_a_calibration_worse_than_the_model_on_the_split_is_stored_but_not_used() -> None:
+    # The first 200 CDNOW customers at 90 days: on so few, the curves fit noise of the split
+    # (cross-fitted Brier 0.102 against the model's 0.096), so the model's exp(-E) is published.
+    full = cdnow_ledger()
+    few = full.customer < 200
+    ledger = PurchaseLedger(full.customer[few], full.day[few], full.amount[few])
+    histories = histories_as_of(ledger, CALIBRATION_END)
+    fit = fit_models(histories, ScoringPolicy(), previous=None, ledger=ledger)
+    report = fit.models.churn_calibration_dict()
+
+    assert report is not None
+    assert report["on_split"]["calibrated"]["brier"] > report["on_split"]["uncalibrated"]["brier"]
+    assert report["used"] is False
+    assert fit.models.churn_calibration is None
+    assert any("uncalibrated: on the time split" in note for note in fit.notes)
+    stored = FittedModels.from_stored(
+        fit.models.bg_nbd_dict(), None, fit.models.thresholds_dict(), report
+    )
+    assert stored.churn_calibration is None
+    table = score_histories(histories, stored, ScoringPolicy(), np.zeros(len(histories)))
+    assert np.array_equal(table.predicted.churn_risk, table.predicted.churn_risk_uncalibrated)
+
+
+def test_calibration_changes_the_level_not_the_order_within_a_buyer_type() -> None:
+    ledger = cdnow_ledger()
+    calibration = fit_churn_calibration(ledger, CALIBRATION_END, HOLDOUT_DAYS)
+    histories = histories_as_of(ledger, CALIBRATION_END)
+    fit = fit_models(histories, ScoringPolicy(), previous=None)
+    assert fit.models.bg_nbd is not None
+    e = expected_purchases(fit.models.bg_nbd, 39.0, histories.x, histories.t_x, histories.T)
+    risk = calibration.churn_risk(e, histories.x)
+    for group in (histories.x == 0, histories.x > 0):
+        order = np.argsort(e[group])
+        assert np.all(np.diff(risk[group][order]) <= 1e-12)  # more purchases expected, less risk

@@ -80,6 +80,7 @@ from crm_shared._runtime import (
 )
 from crm_shared._schedule import hold_job_lock, job_lock, run_periodically
 from crm_shared._settings import ApiKeyRecord, Scope, ServiceSettings
+from crm_shared._tables import Json, ServiceTables
 from crm_shared.errors import (
     BadRequest,
     Conflict,
@@ -114,6 +115,7 @@ __all__ = [
     "Forbidden",
     "Gone",
     "IdempotencyKeys",
+    "Json",
     "KafkaSecurity",
     "NotFound",
     "OutboxRelay",
@@ -130,6 +132,7 @@ __all__ = [
     "ServiceMetrics",
     "ServiceRuntime",
     "ServiceSettings",
+    "ServiceTables",
     "ServiceUnavailable",
     "SessionDep",
     "StartedInWith",

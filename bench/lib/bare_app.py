@@ -3,7 +3,7 @@
 No middleware, no auth, no database: a small static JSON dict. The route has the same shape
 as profile-service's ``GET /v1/customers/{customer_id}`` so the load generator sends the very
 same requests to both servers. Run with
-``python -m uvicorn --factory _bare_app:create_app --app-dir bench``.
+``python -m uvicorn --factory lib.bare_app:create_app --app-dir bench``.
 """
 
 from __future__ import annotations

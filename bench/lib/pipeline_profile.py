@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
-from scoring_consume import py_spy
 from sqlalchemy.engine import make_url
+
+from lib.py_spy import py_spy
 
 # Named parts of the chain: a sample counts under a part when a frame on its stack matches.
 PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -33,7 +33,8 @@ from crm_devstack.stack_services import (
     ServiceProcesses,
 )
 from crm_devstack.wiring import deployment_policy, service_links
-from crm_shared import ApiKeyRecord, Scope, StartedInWith, generate_api_key
+from crm_shared import ApiKeyRecord, Scope, generate_api_key
+from crm_shared.testing import StartedInWith
 
 __all__ = [
     "DEVELOPMENT_KEY_NAME",

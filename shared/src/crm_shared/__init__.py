@@ -68,7 +68,6 @@ from crm_shared._pagination import (
     encode_cursor,
     slice_page,
 )
-from crm_shared._processes import StartedInWith, stop_process_group
 from crm_shared._runtime import (
     RuntimeDep,
     ServiceRuntime,
@@ -135,7 +134,6 @@ __all__ = [
     "ServiceTables",
     "ServiceUnavailable",
     "SessionDep",
-    "StartedInWith",
     "StoredResponse",
     "Subscription",
     "Unauthorized",
@@ -180,7 +178,6 @@ __all__ = [
     "run_service",
     "runtime_of",
     "slice_page",
-    "stop_process_group",
     "transaction",
     "upsert_into",
     "utc_now",

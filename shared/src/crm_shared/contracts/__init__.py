@@ -56,6 +56,7 @@ from crm_shared.contracts._notifications import (
     NotificationFailed,
     NotificationSent,
     NotificationSuppressed,
+    SuppressionReason,
 )
 from crm_shared.contracts._nul import NUL_MESSAGE, nul_location
 from crm_shared.contracts._order_intake import (
@@ -145,6 +146,7 @@ __all__ = [
     "SegmentChanged",
     "Stage",
     "StageChanged",
+    "SuppressionReason",
     "Tags",
     "Topic",
     "ValueTier",

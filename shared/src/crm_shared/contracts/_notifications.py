@@ -10,6 +10,18 @@ from pydantic import Field
 from crm_shared.contracts._bounds import EventTime
 from crm_shared.contracts._payload import CustomerId, EventPayload, Topic
 
+SuppressionReason = Literal[
+    "no_consent",
+    "frequency_cap",
+    "lower_priority",
+    "duplicate",
+    "no_contact",
+    "unsubscribed",
+    "rule_disabled",
+    "no_longer_applies",
+]
+"""Why a notification was not sent: the reasons ``notification.suppressed`` carries."""
+
 
 class NotificationChannel(StrEnum):
     """How a notification is delivered."""
@@ -101,16 +113,7 @@ class NotificationSuppressed(EventPayload):
     category: Category = Field(examples=["marketing"])
     trigger_event_id: TriggerEventId = None
     suppressed_at: EventTime = Field(examples=["2025-03-14T09:31:00Z"])
-    reason: Literal[
-        "no_consent",
-        "frequency_cap",
-        "lower_priority",
-        "duplicate",
-        "no_contact",
-        "unsubscribed",
-        "rule_disabled",
-        "no_longer_applies",
-    ] = Field(
+    reason: SuppressionReason = Field(
         examples=["frequency_cap"],
         description="no_longer_applies: the rule's send-time condition failed"
         " (e.g. the customer bought again before a delayed offer).",

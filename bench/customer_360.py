@@ -33,9 +33,8 @@ from pathlib import Path
 
 import httpx
 from lib.backends import PROFILE_APP, make_api_key, start_profile_backends
-from lib.delivery_phases import HEADERS
 from lib.http_client import cache_missing_sniffio
-from lib.http_load import Measurement, Target, measure, seed, summary
+from lib.http_load import HEADERS, Measurement, Target, measure, seed, summary
 from lib.processes import (
     BENCH_DIR,
     ServerProcess,

@@ -9,10 +9,11 @@ customer a `score.updated`, a `lifecycle.stage_changed`, for `--warning-share` (
 events are published to `crm.scores`, `crm.lifecycle` and `crm.notifications`; the benchmark
 waits until the service's consumer has processed them all (its ``events_processed_total``).
 
-The baseline is a FastAPI app with one route of the same path (``create_bare_app`` below) that
-returns, as a plain dict, the body profile-service answered for one of these customers: same
-client, same paths, same concurrency, same response size, no middleware, auth or database.
-Load, timing, table and ratios are profile_http.py's (``measure``, ``summary``).
+The baseline is a FastAPI app with one route of the same path (``create_bare_app`` in
+lib/view_events.py) that returns, as a plain dict, the body profile-service answered for one of
+these customers: same client, same paths, same concurrency, same response size, no middleware,
+auth or database. Load, timing, table and ratios are profile_http.py's (``measure``,
+``summary`` in lib/http_load.py).
 
     python bench/customer_360.py [--customers 1000] [--requests 20000] [--concurrency 32]
         [--notifications 5] [--warning-share 0.3] [--rounds 1] [--clients 1] [--seed 1]

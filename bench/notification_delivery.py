@@ -33,7 +33,7 @@ T = 2026-11-24 13:00 UTC (``deliver_due``'s ``clock``), except the rows' ``creat
   4. **Email.** `--emails` (5,000) customers with an address, email marketing consent and a
      day-time time zone get one retention offer each (fed untimed), then delivery rounds at T
      until the queue is empty send them to a local SMTP server (aiosmtpd in its own process,
-     ``_support.SmtpSinkProcess``), through the service's ``SmtpChannel`` (one connection per
+     ``lib.backends.SmtpSinkProcess``), through the service's ``SmtpChannel`` (one connection per
      message). The sink keeps each message's ``X-CRM-Notification-Id`` and ``Message-ID``; the
      run checks that exactly that many arrived, with no duplicate and none missing.
      Unless `--no-pool`, the same again for as many other customers with a bench-only channel

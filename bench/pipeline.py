@@ -38,12 +38,12 @@ one core). Every process is stopped on exit, Ctrl-C or error.
         [--baseline REF [--after REF] [--rounds N]]
 
 `--baseline REF` runs everything twice in one invocation, first on REF's sources (see
-`_baseline`), then on the working tree (or `--after REF`'s sources), and prints the two side by
-side; `--rounds N` repeats the pair N times, alternating which of the two runs first.
+`lib/baseline.py`), then on the working tree (or `--after REF`'s sources), and prints the two
+side by side; `--rounds N` repeats the pair N times, alternating which of the two runs first.
 
 `--profile DIR` also samples every service with py-spy and reads PostgreSQL's
 pg_stat_statements during each phase of at least `--profile-from` (1,000) orders/s and the
-burst, and prints where the CPU went (see `_pipeline_profile`); py-spy slows the services a
+burst, and prints where the CPU went (see `lib/pipeline_profile.py`); py-spy slows the services a
 little, so read the rates of a profiled run as a profile's, not as the figures.
 """
 

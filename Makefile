@@ -38,7 +38,7 @@ pytest: install
 	$(VENV)/bin/pytest
 
 contracts: install
-	$(PY) -m crm_shared.contracts.generate
+	$(PY) -m crm_contracts.generate
 
 bench: install
 	$(PY) bench/profile_http.py

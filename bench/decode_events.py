@@ -1,6 +1,6 @@
 """CPU microseconds to decode one event: `decode_event` against a one-pass candidate.
 
-Every consumer decodes every record it reads (`crm_shared.contracts.decode_event`): an order
+Every consumer decodes every record it reads (`crm_contracts.decode_event`): an order
 costs scoring, lifecycle and notification one decode each, its `score.updated` lifecycle,
 notification and profile one more. `decode_event` is `CloudEvent.model_validate_json`, whose
 `data` validator parses the payload to Python objects first and validates them again with the
@@ -34,7 +34,7 @@ from lib.report import format_table, machine_summary
 from pydantic import Discriminator, Tag, TypeAdapter
 from typing_extensions import TypedDict
 
-from crm_shared.contracts import (
+from crm_contracts import (
     EVENT_TYPES,
     CloudEvent,
     EventPayload,

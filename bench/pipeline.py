@@ -93,10 +93,10 @@ from lib.processes import (
 )
 from lib.report import format_table, machine_summary, sources_digest
 
+from crm_contracts import Topic
 from crm_devstack.launcher import Stack, start_stack
 from crm_devstack.wiring import NO_SCHEDULED_JOBS
 from crm_shared import ensure_topics
-from crm_shared.contracts import Topic
 
 QUIET_ENV = {
     # Only the order stream drives the work: no scheduled refit, full re-score or aging sweep.

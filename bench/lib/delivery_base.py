@@ -16,7 +16,7 @@ from email.utils import parseaddr
 
 import aiosmtplib
 
-from crm_shared.contracts import (
+from crm_contracts import (
     Channel,
     CloudEvent,
     ConsentState,

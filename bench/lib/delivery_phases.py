@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlalchemy import text
 
-from crm_shared import ServiceRuntime
-from crm_shared.contracts import (
+from crm_contracts import (
     CloudEvent,
 )
+from crm_shared import ServiceRuntime
 from lib.backends import SmtpSinkProcess
 from lib.delivery_base import (
     CLOCK,

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from crm_shared.contracts import (
+from crm_contracts import (
     Category,
     ChurnWarning,
     CloudEvent,

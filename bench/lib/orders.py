@@ -15,8 +15,8 @@ from decimal import Decimal
 
 from aiokafka import AIOKafkaProducer
 
+from crm_contracts import Money, OrderLine, OrderPlaced, Topic, build_event, encode_event
 from crm_shared import create_consumer, ensure_topics
-from crm_shared.contracts import Money, OrderLine, OrderPlaced, Topic, build_event, encode_event
 
 YEAR_START = datetime(2025, 1, 1, tzinfo=UTC)
 

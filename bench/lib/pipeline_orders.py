@@ -14,8 +14,8 @@ from decimal import Decimal
 
 from aiokafka import AIOKafkaProducer
 
+from crm_contracts import Money, OrderLine, OrderPlaced, Topic
 from crm_shared import create_consumer, ensure_topics
-from crm_shared.contracts import Money, OrderLine, OrderPlaced, Topic
 from lib.orders import YEAR_START, Message, encode_orders, generate_orders
 
 PARTITIONS = 6

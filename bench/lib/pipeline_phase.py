@@ -10,9 +10,9 @@ import time
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from crm_contracts import Topic
 from crm_devstack.launcher import Stack
 from crm_devstack.progress import NotCaughtUp, event_counts, wait_until_idle
-from crm_shared.contracts import Topic
 from lib.pipeline_orders import (
     KINDS,
     ChainArrivals,

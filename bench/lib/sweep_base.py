@@ -21,7 +21,7 @@ import asyncpg
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
-from crm_shared.contracts import Grade, Stage, ValueTier
+from crm_contracts import Grade, Stage, ValueTier
 from lifecycle_service.db.models import ChurnWarningRow
 from lifecycle_service.domain.churn_warnings import ChurnWarningRecord
 from lifecycle_service.domain.counts import month_index

@@ -19,9 +19,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
-from crm_devstack.progress import event_counts
-from crm_shared import ensure_topics
-from crm_shared.contracts import (
+from crm_contracts import (
     ChurnWarning,
     EventPayload,
     Grade,
@@ -36,6 +34,8 @@ from crm_shared.contracts import (
     build_event,
     encode_event,
 )
+from crm_devstack.progress import event_counts
+from crm_shared import ensure_topics
 from lib.processes import (
     ServerProcess,
 )

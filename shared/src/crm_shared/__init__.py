@@ -1,6 +1,6 @@
 """Plumbing shared by the CRM services: settings, database, outbox, consumer, auth, errors.
 
-Event contracts live in :mod:`crm_shared.contracts`; test fixtures and the embedded broker
+Event contracts live in :mod:`crm_contracts`; test fixtures and the embedded broker
 in :mod:`crm_shared.testing` (development only: its broker needs the ``testing`` extra).
 """
 

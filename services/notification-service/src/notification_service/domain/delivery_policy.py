@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from crm_shared.contracts import (
+from crm_contracts import (
     Category,
     Channel,
     NotificationChannel,

@@ -14,13 +14,13 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import as_utc, upsert_into
-from crm_shared.contracts import (
+from crm_contracts import (
     ConsentState,
     CustomerSnapshot,
     OrderCancelled,
     ScoreUpdated,
 )
+from crm_shared import as_utc, upsert_into
 from notification_service.db.models import (
     CONTACTS,
     Contact,

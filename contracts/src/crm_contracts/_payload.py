@@ -18,7 +18,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from crm_shared.contracts._bounds import CurrencyCode, within_money_bounds
+from crm_contracts._bounds import CurrencyCode, within_money_bounds
 
 CustomerId = Annotated[
     str,

@@ -2,14 +2,14 @@
 
 An event is a CloudEvents 1.0 envelope (structured JSON) around a typed payload. Producers build
 with `build_event` and `encode_event`; consumers call `decode_event` and dead-letter `InvalidEvent`.
-The JSON Schemas and the AsyncAPI document in `shared/contracts/` are generated from these models
+The JSON Schemas and the AsyncAPI document in `contracts/` are generated from these models
 (`make contracts`).
 """
 
 from __future__ import annotations
 
-from crm_shared.contracts._activities import ActivityRecorded
-from crm_shared.contracts._bounds import (
+from crm_contracts._activities import ActivityRecorded
+from crm_contracts._bounds import (
     EARLIEST_SUPPORTED_TIME,
     ISO_4217_CURRENCIES,
     LATEST_SUPPORTED_TIME,
@@ -23,7 +23,7 @@ from crm_shared.contracts._bounds import (
     within_supported_time,
     without_nul,
 )
-from crm_shared.contracts._customer_limits import (
+from crm_contracts._customer_limits import (
     MAX_ATTRIBUTES,
     MAX_ATTRIBUTES_JSON_BYTES,
     MAX_EMAIL_LENGTH,
@@ -36,7 +36,7 @@ from crm_shared.contracts._customer_limits import (
     Attributes,
     Tags,
 )
-from crm_shared.contracts._customers import (
+from crm_contracts._customers import (
     Channel,
     ConsentChanged,
     ConsentState,
@@ -47,10 +47,10 @@ from crm_shared.contracts._customers import (
     CustomerUpdated,
     Purpose,
 )
-from crm_shared.contracts._envelope import CloudEvent, build_event, decode_event, encode_event
-from crm_shared.contracts._errors import InvalidEvent
-from crm_shared.contracts._lifecycle import ChurnWarning, Stage, StageChanged
-from crm_shared.contracts._notifications import (
+from crm_contracts._envelope import CloudEvent, build_event, decode_event, encode_event
+from crm_contracts._errors import InvalidEvent
+from crm_contracts._lifecycle import ChurnWarning, Stage, StageChanged
+from crm_contracts._notifications import (
     Category,
     NotificationChannel,
     NotificationFailed,
@@ -58,8 +58,8 @@ from crm_shared.contracts._notifications import (
     NotificationSuppressed,
     SuppressionReason,
 )
-from crm_shared.contracts._nul import NUL_MESSAGE, nul_location
-from crm_shared.contracts._order_intake import (
+from crm_contracts._nul import NUL_MESSAGE, nul_location
+from crm_contracts._order_intake import (
     CancelledOrder,
     CustomerReference,
     OrderIntake,
@@ -68,8 +68,8 @@ from crm_shared.contracts._order_intake import (
     RefundedOrder,
     decode_order_intake,
 )
-from crm_shared.contracts._order_policy import OrderPolicy, check_moment, check_order
-from crm_shared.contracts._orders import (
+from crm_contracts._order_policy import OrderPolicy, check_moment, check_order
+from crm_contracts._orders import (
     OrderCancellation,
     OrderCancelled,
     OrderFacts,
@@ -79,9 +79,9 @@ from crm_shared.contracts._orders import (
     OrderRefund,
     OrderRefunded,
 )
-from crm_shared.contracts._payload import EventPayload, Money, Topic, dead_letter_topic
-from crm_shared.contracts._registry import EVENT_TYPES, payload_model_for
-from crm_shared.contracts._scores import Grade, ScoreUpdated, SegmentChanged, ValueTier
+from crm_contracts._payload import EventPayload, Money, Topic, dead_letter_topic
+from crm_contracts._registry import EVENT_TYPES, payload_model_for
+from crm_contracts._scores import Grade, ScoreUpdated, SegmentChanged, ValueTier
 
 __all__ = [
     "EARLIEST_SUPPORTED_TIME",

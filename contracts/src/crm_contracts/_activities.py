@@ -6,8 +6,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from crm_shared.contracts._bounds import EventTime
-from crm_shared.contracts._payload import CustomerId, EventPayload, Topic
+from crm_contracts._bounds import EventTime
+from crm_contracts._payload import CustomerId, EventPayload, Topic
 
 
 class ActivityRecorded(EventPayload):

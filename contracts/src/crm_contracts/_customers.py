@@ -7,8 +7,8 @@ from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crm_shared.contracts._bounds import EventTime
-from crm_shared.contracts._customer_limits import (
+from crm_contracts._bounds import EventTime
+from crm_contracts._customer_limits import (
     MAX_CHANGED_FIELDS,
     MAX_CONSENT_SOURCE_LENGTH,
     MAX_CUSTOMER_ID_LENGTH,
@@ -22,7 +22,7 @@ from crm_shared.contracts._customer_limits import (
     PersonName,
     Tags,
 )
-from crm_shared.contracts._payload import CustomerId, EventPayload, Topic
+from crm_contracts._payload import CustomerId, EventPayload, Topic
 
 # The customer id is the Kafka key and the outbox's key column: bounded like it.
 _CustomerKey = Annotated[CustomerId, Field(max_length=MAX_CUSTOMER_ID_LENGTH)]

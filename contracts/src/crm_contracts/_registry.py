@@ -5,24 +5,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from crm_shared.contracts._activities import ActivityRecorded
-from crm_shared.contracts._customers import (
+from crm_contracts._activities import ActivityRecorded
+from crm_contracts._customers import (
     ConsentChanged,
     CustomerCreated,
     CustomerErased,
     CustomerMerged,
     CustomerUpdated,
 )
-from crm_shared.contracts._errors import InvalidEvent
-from crm_shared.contracts._lifecycle import ChurnWarning, StageChanged
-from crm_shared.contracts._notifications import (
+from crm_contracts._errors import InvalidEvent
+from crm_contracts._lifecycle import ChurnWarning, StageChanged
+from crm_contracts._notifications import (
     NotificationFailed,
     NotificationSent,
     NotificationSuppressed,
 )
-from crm_shared.contracts._orders import OrderCancelled, OrderPlaced, OrderRefunded
-from crm_shared.contracts._payload import EventPayload
-from crm_shared.contracts._scores import ScoreUpdated, SegmentChanged
+from crm_contracts._orders import OrderCancelled, OrderPlaced, OrderRefunded
+from crm_contracts._payload import EventPayload
+from crm_contracts._scores import ScoreUpdated, SegmentChanged
 
 _PAYLOAD_MODELS: tuple[type[EventPayload], ...] = (
     OrderPlaced,

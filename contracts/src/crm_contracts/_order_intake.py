@@ -13,9 +13,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from crm_shared.contracts._envelope import _describe, _field_of
-from crm_shared.contracts._errors import InvalidEvent
-from crm_shared.contracts._orders import (
+from crm_contracts._envelope import _describe, _field_of
+from crm_contracts._errors import InvalidEvent
+from crm_contracts._orders import (
     MAX_CUSTOMER_ID_LENGTH,
     MAX_ID_LENGTH,
     MAX_TEXT_LENGTH,

@@ -21,14 +21,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from crm_shared.contracts._errors import InvalidEvent
-from crm_shared.contracts._orders import (
+from crm_contracts._errors import InvalidEvent
+from crm_contracts._orders import (
     OrderCancellation,
     OrderFacts,
     OrderPlacement,
     OrderRefund,
 )
-from crm_shared.contracts._payload import Money
+from crm_contracts._payload import Money
 
 
 @dataclass(frozen=True)

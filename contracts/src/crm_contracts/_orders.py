@@ -15,8 +15,8 @@ from typing import Annotated, ClassVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from crm_shared.contracts._bounds import MAX_ORDER_AMOUNT, EventTime
-from crm_shared.contracts._payload import CustomerId, EventPayload, Money, Topic
+from crm_contracts._bounds import MAX_ORDER_AMOUNT, EventTime
+from crm_contracts._payload import CustomerId, EventPayload, Money, Topic
 
 MAX_ORDER_LINES = 1_000
 MAX_LINE_QUANTITY = 1_000_000

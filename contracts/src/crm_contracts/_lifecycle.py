@@ -7,9 +7,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from crm_shared.contracts._bounds import EventTime
-from crm_shared.contracts._payload import CustomerId, EventPayload, Money, Topic
-from crm_shared.contracts._scores import Grade, ValueTier
+from crm_contracts._bounds import EventTime
+from crm_contracts._payload import CustomerId, EventPayload, Money, Topic
+from crm_contracts._scores import Grade, ValueTier
 
 
 class Stage(StrEnum):

@@ -7,8 +7,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from crm_shared.contracts._bounds import EventTime
-from crm_shared.contracts._payload import CustomerId, EventPayload, Topic
+from crm_contracts._bounds import EventTime
+from crm_contracts._payload import CustomerId, EventPayload, Topic
 
 SuppressionReason = Literal[
     "no_consent",

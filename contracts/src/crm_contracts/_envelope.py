@@ -21,12 +21,12 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
-from crm_shared._ids import new_id
-from crm_shared.contracts._bounds import EventTime
-from crm_shared.contracts._errors import InvalidEvent
-from crm_shared.contracts._nul import NUL_MESSAGE, nul_location
-from crm_shared.contracts._payload import EventPayload
-from crm_shared.contracts._registry import EVENT_TYPES
+from crm_contracts._bounds import EventTime
+from crm_contracts._errors import InvalidEvent
+from crm_contracts._ids import new_id
+from crm_contracts._nul import NUL_MESSAGE, nul_location
+from crm_contracts._payload import EventPayload
+from crm_contracts._registry import EVENT_TYPES
 
 
 class CloudEvent(BaseModel):

@@ -1,7 +1,7 @@
 """Write the JSON Schemas and the AsyncAPI document from the payload models: the contract, once.
 
-python -m crm_shared.contracts.generate          # (re)write shared/contracts/
-python -m crm_shared.contracts.generate --check  # exit 1 when the checked-in files are stale
+python -m crm_contracts.generate          # (re)write contracts/
+python -m crm_contracts.generate --check  # exit 1 when the checked-in files are stale
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from typing import Any
 from pydantic import BaseModel, Field, create_model
 from pydantic.json_schema import models_json_schema
 
-from crm_shared.contracts._envelope import CloudEvent
-from crm_shared.contracts._order_intake import CancelledOrder, PlacedOrder, RefundedOrder
-from crm_shared.contracts._payload import EventPayload, Topic
-from crm_shared.contracts._registry import EVENT_TYPES
+from crm_contracts._envelope import CloudEvent
+from crm_contracts._order_intake import CancelledOrder, PlacedOrder, RefundedOrder
+from crm_contracts._payload import EventPayload, Topic
+from crm_contracts._registry import EVENT_TYPES
 
-# shared/src/crm_shared/contracts/generate.py -> shared/contracts
-CONTRACTS_DIR = Path(__file__).resolve().parents[3] / "contracts"
+# contracts/src/crm_contracts/generate.py -> contracts
+CONTRACTS_DIR = Path(__file__).resolve().parents[2]
 ASYNCAPI_FILE = "asyncapi.json"
 SCHEMAS_DIR = "schemas"
 
@@ -144,7 +144,7 @@ def render_asyncapi() -> str:
                 "1.0 envelope in structured JSON mode around a typed payload. The Kafka key and "
                 "the CloudEvents `subject` are the customer id, so one customer's events stay in "
                 "order. Money is a decimal string plus an ISO 4217 code, never a float. "
-                "Generated from crm_shared.contracts; do not edit by hand.",
+                "Generated from crm_contracts; do not edit by hand.",
             },
             "defaultContentType": MESSAGE_CONTENT_TYPE,
             "channels": channels,

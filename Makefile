@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PACKAGE_FILES := requirements/dev.txt requirements/constraints.txt shared/pyproject.toml \
+PACKAGE_FILES := requirements/dev.txt requirements/constraints.txt contracts/pyproject.toml \
+	shared/pyproject.toml \
 	devstack/pyproject.toml $(wildcard services/*/pyproject.toml)
 
 .PHONY: install run demo test lint typecheck pytest contracts bench clean
@@ -29,7 +30,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/bin/mypy shared/src services/profile-service/src services/scoring-service/src \
+	$(VENV)/bin/mypy contracts/src shared/src services/profile-service/src services/scoring-service/src \
 		services/lifecycle-service/src services/notification-service/src devstack/src
 
 pytest: install
@@ -37,7 +38,7 @@ pytest: install
 	$(VENV)/bin/pytest
 
 contracts: install
-	$(PY) -m crm_shared.contracts.generate
+	$(PY) -m crm_contracts.generate
 
 bench: install
 	$(PY) bench/profile_http.py

@@ -1,6 +1,6 @@
 """CPU microseconds to decode one event: `decode_event` against a one-pass candidate.
 
-Every consumer decodes every record it reads (`crm_shared.contracts.decode_event`): an order
+Every consumer decodes every record it reads (`crm_contracts.decode_event`): an order
 costs scoring, lifecycle and notification one decode each, its `score.updated` lifecycle,
 notification and profile one more. `decode_event` is `CloudEvent.model_validate_json`, whose
 `data` validator parses the payload to Python objects first and validates them again with the
@@ -23,19 +23,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Annotated, Any, Literal, NotRequired, Union
 
-from _support import format_table, machine_summary
+from lib.events import full_notification_sent, full_score_updated, full_stage_changed
+from lib.report import format_table, machine_summary
 from pydantic import Discriminator, Tag, TypeAdapter
 from typing_extensions import TypedDict
 
-from crm_shared.contracts import (
+from crm_contracts import (
     EVENT_TYPES,
     CloudEvent,
     EventPayload,
@@ -47,16 +46,14 @@ from crm_shared.contracts import (
     encode_event,
 )
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared" / "tests"))
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CUSTOMER = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+# The payloads' own times, as the contract tests' factories set them (the size is the same).
+_CONTRACT_TESTS_NOW = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 
 
 def samples() -> dict[str, bytes]:
     """One encoded event of each kind the pipeline carries."""
-    # The contract tests' factories: every field of each payload filled in.
-    from test_contracts import notification_sent, score_updated, stage_changed
-
     usd = Money(amount=Decimal("24.90"), currency="USD")
     order = OrderPlaced(
         order_id="bench-1",
@@ -69,9 +66,9 @@ def samples() -> dict[str, bytes]:
     )
     payloads = {
         "order.placed": order,
-        "score.updated": score_updated(customer_id=CUSTOMER),
-        "lifecycle.stage_changed": stage_changed(customer_id=CUSTOMER),
-        "notification.sent": notification_sent(customer_id=CUSTOMER),
+        "score.updated": full_score_updated(CUSTOMER, _CONTRACT_TESTS_NOW),
+        "lifecycle.stage_changed": full_stage_changed(CUSTOMER, _CONTRACT_TESTS_NOW),
+        "notification.sent": full_notification_sent(CUSTOMER, _CONTRACT_TESTS_NOW),
     }
     return {
         kind: encode_event(build_event(payload, source="/bench", time=NOW))

@@ -33,11 +33,8 @@ samples fall. Every process started here is stopped on exit, on Ctrl-C and on er
 from __future__ import annotations
 
 import argparse
-import asyncio
-import collections
 import contextlib
 import dataclasses
-import hashlib
 import os
 import shutil
 import subprocess
@@ -47,42 +44,33 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _support import (
+from lib.backends import create_postgres_database, embedded_postgres
+from lib.lifecycle_progress import (
+    DRAIN_TIMEOUT,
+    Progress,
+    stored_counts,
+    wait_for_drain,
+    watch_applied,
+)
+from lib.orders import BareResult, Message, bare_consume, encode_orders, generate_orders, publish
+from lib.processes import (
     PYTHON,
     MachineCpu,
     ServerProcess,
-    create_postgres_database,
-    embedded_postgres,
-    format_table,
     install_termination_handlers,
-    machine_summary,
     process_tree_cpu_seconds,
     run_async,
     sqlite_url,
     tail,
 )
-from scoring_consume import (
-    BareResult,
-    Message,
-    bare_consume,
-    count_rows,
-    encode_orders,
-    generate_orders,
-    publish,
-    py_spy,
-)
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from lib.py_spy import py_spy, summarise_samples
+from lib.report import format_table, machine_summary, sources_digest
 
 from crm_shared.testing import EmbeddedBroker
 
 LIFECYCLE_APP = "lifecycle_service.app:create_app"
 SESSION_TIMEOUT_MS = 6_000
 REBALANCE_TIMEOUT_MS = 2_000
-POLL_SECONDS = 0.2
-DRAIN_TIMEOUT = 120.0  # longest wait for the outbox after the last order was applied
-APPLIED_SQL = "select count(*) from lifecycle_orders"
-UNSENT_SQL = "select count(*) from outbox where sent_at is null"
 OUR_SETTINGS = {
     "LIFECYCLE_DATABASE_URL",
     "LIFECYCLE_KAFKA_BOOTSTRAP_SERVERS",
@@ -140,99 +128,8 @@ def migrate(env: dict[str, str], log_path: Path) -> None:
 
 
 def source_fingerprint() -> str:
-    """A digest of crm_shared's and lifecycle_service's Python sources (they change meanwhile)."""
-    import crm_shared
-    import lifecycle_service
-
-    digest = hashlib.sha256()
-    for package in (crm_shared, lifecycle_service):
-        root = Path(package.__file__ or "").parent
-        for path in sorted(root.rglob("*.py")):
-            digest.update(str(path.relative_to(root.parent)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-@dataclass(frozen=True)
-class Progress:
-    """How the applied orders grew during the phase, and when the outbox was empty."""
-
-    start_count: int  # orders applied when the service answered /healthz
-    end_count: int
-    seconds: float  # from healthy to the last poll
-    first_seconds: float | None  # from healthy to the first poll that saw a new order
-    steady_rate: float | None
-    timed_out: bool
-    drained_seconds: float | None = None  # from healthy to an empty outbox
-    unsent: int = 0  # outbox rows still unsent when the wait ended
-
-
-async def watch_applied(
-    database_url: str, target: int, started: float, timeout: float, server: ServerProcess
-) -> Progress:
-    """Poll `lifecycle_orders` every 0.2 s until it holds `target` rows or `timeout` passed."""
-    engine = create_async_engine(database_url)
-    start_count: int | None = None
-    first: tuple[float, int] | None = None
-    count, now = 0, time.perf_counter()
-    try:
-        while True:
-            async with engine.connect() as connection:
-                count = int((await connection.execute(text(APPLIED_SQL))).scalar_one())
-            now = time.perf_counter()
-            if start_count is None:
-                start_count = count
-            elif first is None and count > start_count:
-                first = (now, count)
-            if count >= target or now - started >= timeout:
-                break
-            process = server.process
-            if process is None or process.poll() is not None:
-                raise RuntimeError(f"{server.name} exited:\n{tail(server.log_path)}")
-            await asyncio.sleep(POLL_SECONDS)
-    finally:
-        await engine.dispose()
-    assert start_count is not None
-    steady: float | None = None
-    if first is not None and now > first[0]:
-        steady = (count - first[1]) / (now - first[0])
-    return Progress(
-        start_count=start_count,
-        end_count=count,
-        seconds=now - started,
-        first_seconds=first[0] - started if first else None,
-        steady_rate=steady,
-        timed_out=count < target,
-    )
-
-
-async def wait_for_drain(database_url: str, started: float, timeout: float) -> tuple[float, int]:
-    """Poll the outbox until nothing is unsent: (seconds since `started`, rows left)."""
-    engine = create_async_engine(database_url)
-    try:
-        while True:
-            async with engine.connect() as connection:
-                unsent = int((await connection.execute(text(UNSENT_SQL))).scalar_one())
-            now = time.perf_counter()
-            if unsent == 0 or now - started >= timeout:
-                return now - started, unsent
-            await asyncio.sleep(POLL_SECONDS)
-    finally:
-        await engine.dispose()
-
-
-async def stored_counts(database_url: str) -> dict[str, int]:
-    """Rows the service stored: customers, transitions, warnings, outbox events."""
-    tables = {
-        "customers": "customer_lifecycles",
-        "transitions": "stage_transitions",
-        "warnings": "churn_warnings",
-        "outbox": "outbox",
-    }
-    return {
-        name: await count_rows(database_url, f"select count(*) from {table}")
-        for name, table in tables.items()
-    }
+    """A digest of crm_shared's and the service's Python sources (they may change meanwhile)."""
+    return sources_digest("crm_shared", "lifecycle_service")
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,31 +155,8 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 def summarise_profile(path: Path, top: int = 15) -> str:
-    """Category shares and the functions with the most own samples."""
-    stacks: list[tuple[list[str], int]] = []
-    with contextlib.suppress(OSError):
-        for line in path.read_text().splitlines():
-            stack, _, samples = line.rpartition(" ")
-            if stack and samples.isdigit():
-                stacks.append((stack.split(";"), int(samples)))
-    total = sum(samples for _, samples in stacks)
-    if not total:
-        return f"  (no samples in {path})"
-    by_category: collections.Counter[str] = collections.Counter()
-    own: collections.Counter[str] = collections.Counter()
-    for frames, count in stacks:
-        joined = ";".join(frames)
-        category = next(
-            (name for name, markers in CATEGORIES if any(m in joined for m in markers)),
-            "other (event loop incl. uvloop C code and socket I/O, HTTP)",
-        )
-        by_category[category] += count
-        own[frames[-1]] += count
-    lines = [f"  {total:,} samples (100 Hz, active threads only) in {path}", "  by category:"]
-    lines += [f"    {n / total:6.1%}  {name}" for name, n in by_category.most_common()]
-    lines.append("  top self:")
-    lines += [f"    {n / total:6.1%}  {name}" for name, n in own.most_common(top)]
-    return "\n".join(lines)
+    """Category shares and the functions with the most samples."""
+    return summarise_samples(path, CATEGORIES, top, inclusive=False)
 
 
 # --------------------------------------------------------------------------------------------

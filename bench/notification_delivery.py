@@ -9,7 +9,7 @@ delivery loop call. Every moment the service asks a clock for is the fixed clock
 T = 2026-11-24 13:00 UTC (``deliver_due``'s ``clock``), except the rows' ``created_at``.
 
   1. **Trigger -> queued.** `--customers` (10,000) ``customer.created`` events through
-     ``events.handlers.apply_event`` in batches of `--feed-batch` (500) events per transaction,
+     ``events.handlers.apply_events`` in batches of `--feed-batch` (500) events per transaction,
      as the consumer applies a batch (without its inbox rows and Kafka decoding). The customers
      have no email (so nothing in this part leaves through SMTP: the default rules fall back to
      the in-app inbox, which is this database); consent to in-app marketing is granted for 70%,
@@ -23,7 +23,7 @@ T = 2026-11-24 13:00 UTC (``deliver_due``'s ``clock``), except the rows' ``creat
      rules, the welcome due now, the others in 15 to 40 days). All happened in the 6 hours
      before T. Timed: events/s from trigger to queued rows (rule matching, the contact
      replica, the ``INSERT ... ON CONFLICT DO NOTHING`` on the de-dup key).
-  2. **Redelivery.** The same trigger events again through ``apply_event`` (the consumer's
+  2. **Redelivery.** The same trigger events again through ``apply_events`` (the consumer's
      inbox would drop them first; this is the handler's own de-dup path, as after a replay):
      no new row may appear.
   3. **Decisions.** ``workflows.delivery.deliver_due`` rounds at T (``delivery_batch_size``
@@ -33,7 +33,7 @@ T = 2026-11-24 13:00 UTC (``deliver_due``'s ``clock``), except the rows' ``creat
   4. **Email.** `--emails` (5,000) customers with an address, email marketing consent and a
      day-time time zone get one retention offer each (fed untimed), then delivery rounds at T
      until the queue is empty send them to a local SMTP server (aiosmtpd in its own process,
-     ``_support.SmtpSinkProcess``), through the service's ``SmtpChannel`` (one connection per
+     ``lib.backends.SmtpSinkProcess``), through the service's ``SmtpChannel`` (one connection per
      message). The sink keeps each message's ``X-CRM-Notification-Id`` and ``Message-ID``; the
      run checks that exactly that many arrived, with no duplicate and none missing.
      Unless `--no-pool`, the same again for as many other customers with a bench-only channel
@@ -54,659 +54,64 @@ phases (slower: a separate run). Nothing is asserted except the email counts, wh
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import cProfile
 import dataclasses
 import io
 import os
 import pstats
-import random
 import resource
 import shutil
 import sys
 import tempfile
-import time
-from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parseaddr
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiosmtplib
-from _support import (
-    SmtpSinkProcess,
-    create_postgres_database,
-    embedded_postgres,
-    format_table,
+from lib.backends import SmtpSinkProcess, create_postgres_database, embedded_postgres
+from lib.delivery_base import (
+    CLOCK,
+)
+from lib.delivery_email import EMAIL_HEADERS, EmailRun, email_phase
+from lib.delivery_phases import (
+    HEADERS,
+    Context,
+    Phase,
+    decision_phases,
+)
+from lib.processes import (
     install_termination_handlers,
-    machine_summary,
     migrate_service,
-    percentile,
-    process_tree_cpu_seconds,
     run_async,
-    sources_digest,
     sqlite_url,
 )
-from lifecycle_sweep import RssSampler, StatementTimer, postgres_settings
-from sqlalchemy import text
+from lib.report import format_table, machine_summary, sources_digest
+from lib.sql_timing import StatementTimer, postgres_settings
 
 from crm_shared import ServiceRuntime
-from crm_shared.contracts import (
-    Channel,
-    CloudEvent,
-    ConsentState,
-    CustomerCreated,
-    CustomerSnapshot,
-    NotificationChannel,
-    Purpose,
-    Stage,
-)
 from notification_service.app import create_app
-from notification_service.channels.base import (
-    Channel as DeliveryChannel,
-)
-from notification_service.channels.base import (
-    OutgoingMessage,
-    TransientDeliveryError,
-)
-from notification_service.channels.email import SmtpChannel
-from notification_service.events.handlers import apply_event
 from notification_service.settings import NotificationSettings
-from notification_service.workflows.delivery import DeliveryConfig, deliver_due
+from notification_service.workflows.delivery import DeliveryConfig
 
-# The test suite's event factories (services/notification-service/tests), not copied here.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services/notification-service/tests"))
-from notification_testing import churn_warning, event, order, stage_changed
-
-CLOCK = datetime(2026, 11, 24, 13, 0, tzinfo=UTC)  # T: the delivery rounds' fixed clock
-HISTORY_AT = CLOCK - timedelta(hours=50)  # earlier marketing sends, for the frequency cap
-HISTORY_SHARE = 0.10
-SECOND_TRIGGER_SHARE = 0.15  # of the events: for a customer who already has one
-# (zone, weight); at T the first three are in day time, the next four in quiet hours.
-ZONES = (
-    ("Europe/Berlin", 20),
-    ("Europe/London", 10),
-    ("Asia/Kolkata", 6),
-    ("America/Sao_Paulo", 6),
-    ("America/New_York", 14),  # 08:00
-    ("America/Los_Angeles", 8),  # 05:00
-    ("Asia/Tokyo", 6),  # 22:00
-    ("Australia/Sydney", 4),  # 00:00
-    (None, 8),  # unknown: UTC, 13:00
-)
-DAY_ZONES = ("Europe/Berlin", "Europe/London", "Europe/Paris", None)
-TRIGGERS = (
-    ("warning open: retention_offer", 35),
-    ("warning open: account_manager_task", 5),
-    ("warning updated (no rule)", 5),
-    ("stage -> dormant", 20),
-    ("stage -> churned", 10),
-    ("stage -> at_risk (no rule)", 5),
-    ("first order", 20),
-)
 DEFAULT_PARALLEL_SENDS = next(
     f.default for f in dataclasses.fields(DeliveryConfig) if f.name == "parallel_sends"
 )
-EMAIL = NotificationChannel.EMAIL
 SOURCES = ("crm_shared", "notification_service")
 
 # --------------------------------------------------------------------------------------------
 # Events
 
 
-def customer_created(
-    customer_id: str,
-    at: datetime,
-    *,
-    email: str | None,
-    time_zone: str | None,
-    consents: Sequence[tuple[Channel, Purpose, bool]],
-) -> CloudEvent:
-    """``customer.created`` with the given consent decisions (granted or withdrawn)."""
-    snapshot = CustomerSnapshot(
-        customer_id=customer_id,
-        email=email,
-        first_name="Ada",
-        last_name="Lovelace",
-        time_zone=time_zone,
-        locale="en-GB",
-        consents=[
-            ConsentState(
-                channel=channel, purpose=purpose, granted=granted, source="bench", changed_at=at
-            )
-            for channel, purpose, granted in consents
-        ],
-        created_at=at,
-        updated_at=at,
-    )
-    return event(CustomerCreated(customer=snapshot), at)
-
-
-@dataclass
-class DecisionBase:
-    """The in-app population's events, and what was drawn."""
-
-    customers: list[CloudEvent]
-    history: list[CloudEvent]
-    triggers: list[CloudEvent]
-    kinds: Counter[str]
-    zones: Counter[str]
-    consents: Counter[str]
-
-
-def decision_base(customers: int, events: int, seed: int) -> DecisionBase:
-    rng = random.Random(seed)
-    base = DecisionBase([], [], [], Counter(), Counter(), Counter())
-    zone_names = [z for z, _ in ZONES]
-    zone_weights = [w for _, w in ZONES]
-    for n in range(customers):
-        customer_id = f"dec-{n:06d}"
-        zone = rng.choices(zone_names, zone_weights)[0]
-        roll = rng.random()
-        push = "granted" if roll < 0.7 else "withdrawn" if roll < 0.8 else "never asked"
-        consents = [(Channel.EMAIL, Purpose.MARKETING, True)]
-        if push != "never asked":
-            consents.append((Channel.PUSH, Purpose.MARKETING, push == "granted"))
-        base.zones[zone or "(none: UTC)"] += 1
-        base.consents[f"in-app marketing {push}"] += 1
-        at = CLOCK - timedelta(days=rng.uniform(60, 700))
-        base.customers.append(
-            customer_created(customer_id, at, email=None, time_zone=zone, consents=consents)
-        )
-        if rng.random() < HISTORY_SHARE:
-            base.history.append(churn_warning(customer_id, HISTORY_AT, warning_id=f"h-{n}"))
-    kinds = [k for k, _ in TRIGGERS]
-    weights = [w for _, w in TRIGGERS]
-    first_part = max(1, round(events * (1 - SECOND_TRIGGER_SHARE)))
-    for k in range(events):
-        n = k % customers if k < first_part else rng.randrange(min(first_part, customers))
-        customer_id = f"dec-{n:06d}"
-        at = CLOCK - timedelta(minutes=rng.uniform(1, 360))
-        kind = rng.choices(kinds, weights)[0]
-        base.kinds[kind] += 1
-        base.triggers.append(_trigger(kind, customer_id, at, k))
-    return base
-
-
-def _trigger(kind: str, customer_id: str, at: datetime, k: int) -> CloudEvent:
-    if kind.startswith("warning"):
-        action = "account_manager_task" if "account_manager" in kind else "retention_offer"
-        status = "updated" if "updated" in kind else "open"
-        return churn_warning(customer_id, at, action=action, status=status, warning_id=f"w-{k}")
-    if kind == "first order":
-        return order(customer_id, f"order-{k}", at)
-    stage, previous = {
-        "stage -> dormant": (Stage.DORMANT, Stage.AT_RISK),
-        "stage -> churned": (Stage.CHURNED, Stage.DORMANT),
-    }.get(kind, (Stage.AT_RISK, Stage.ACTIVE))
-    return stage_changed(customer_id, at, stage, previous)
-
-
-def email_base(prefix: str, count: int, seed: int) -> tuple[list[CloudEvent], list[CloudEvent]]:
-    """Customers with an address and email marketing consent, and one retention offer each."""
-    rng = random.Random(seed)
-    customers: list[CloudEvent] = []
-    triggers: list[CloudEvent] = []
-    for n in range(count):
-        customer_id = f"{prefix}-{n:06d}"
-        at = CLOCK - timedelta(days=rng.uniform(60, 700))
-        customers.append(
-            customer_created(
-                customer_id,
-                at,
-                email=f"{customer_id}@example.com",
-                time_zone=rng.choice(DAY_ZONES),
-                consents=[(Channel.EMAIL, Purpose.MARKETING, True)],
-            )
-        )
-        warned = CLOCK - timedelta(minutes=rng.uniform(1, 30))
-        triggers.append(churn_warning(customer_id, warned, warning_id=f"{prefix}-w-{n}"))
-    return customers, triggers
-
-
 # --------------------------------------------------------------------------------------------
 # Channels: a timing wrapper, and a pooled SMTP sketch (bench only, not the service's code)
-
-
-class TimedChannel:
-    """Delegates to a channel and keeps (start, end) of every send."""
-
-    def __init__(self, inner: DeliveryChannel) -> None:
-        self.inner = inner
-        self.spans: list[tuple[float, float]] = []
-
-    async def send(self, message: OutgoingMessage) -> str:
-        started = time.perf_counter()
-        try:
-            return await self.inner.send(message)
-        finally:
-            self.spans.append((started, time.perf_counter()))
-
-
-class PooledSmtpChannel:
-    """The service's emails (``SmtpChannel.compose``) over at most ``size`` open connections.
-
-    A sketch to measure what a pool gains, not a proposal as it stands: it has no idle timeout,
-    no reconnect on a server-closed connection beyond dropping it, and no error classification.
-    """
-
-    def __init__(self, inner: SmtpChannel, host: str, port: int, sender: str, size: int) -> None:
-        self._inner = inner
-        self._host = host
-        self._port = port
-        self._sender = parseaddr(sender)[1]
-        self._idle: list[aiosmtplib.SMTP] = []
-        self._slots = asyncio.Semaphore(size)
-        self.connections = 0
-
-    async def send(self, message: OutgoingMessage) -> str:
-        email = self._inner.compose(message)
-        async with self._slots:
-            client = self._idle.pop() if self._idle else await self._connect()
-            try:
-                await client.send_message(
-                    email, sender=self._sender, recipients=[message.recipient]
-                )
-            except (aiosmtplib.SMTPException, OSError) as error:
-                client.close()
-                raise TransientDeliveryError(f"pooled send: {type(error).__name__}") from error
-            self._idle.append(client)
-        return str(email["Message-ID"])
-
-    async def _connect(self) -> aiosmtplib.SMTP:
-        client = aiosmtplib.SMTP(hostname=self._host, port=self._port, timeout=10)
-        await client.connect()
-        self.connections += 1
-        return client
-
-    async def close(self) -> None:
-        for client in self._idle:
-            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-                await client.quit()
-        self._idle.clear()
 
 
 # --------------------------------------------------------------------------------------------
 # Measuring a phase
 
 
-@dataclass
-class Phase:
-    """One timed phase: what it did and what it cost."""
-
-    backend: str
-    name: str
-    items: int
-    unit: str
-    wall: float = 0.0
-    process_cpu: float = 0.0
-    db_cpu: float | None = None
-    sink_cpu: float | None = None
-    rss_peak: int = 0
-    statements: list[tuple[str, int, int, float, str]] = dataclasses.field(default_factory=list)
-    note: str = ""
-
-    def cells(self) -> list[object]:
-        def share(seconds: float | None) -> str:
-            return "-" if seconds is None or self.wall <= 0 else f"{seconds / self.wall:.0%}"
-
-        rate = self.items / self.wall if self.wall > 0 else 0.0
-        return [
-            self.backend,
-            self.name,
-            self.items,
-            self.unit,
-            round(self.wall, 2),
-            round(rate),
-            round(self.wall / self.items * 1e6) if self.items else "-",
-            share(self.process_cpu),
-            share(self.db_cpu),
-            share(self.sink_cpu),
-            round(self.rss_peak / 2**20),
-            self.note,
-        ]
-
-    def breakdown(self) -> str:
-        lines = [f"{self.backend} {self.name}: {self.wall:.2f} s"]
-        for kind, calls, rows, seconds, per_call in self.statements:
-            counted = f"{calls:,} calls, {rows:,} parameter sets" if calls else ""
-            share = seconds / self.wall if self.wall > 0 else 0.0
-            lines.append(f"  {seconds:8.2f} s {share:6.1%}  {kind:<32} {counted} {per_call}")
-        return "\n".join(lines)
-
-
-HEADERS = [
-    "backend",
-    "phase",
-    "items",
-    "unit",
-    "seconds",
-    "per second",
-    "µs each",
-    "process CPU",
-    "db CPU",
-    "sink CPU",
-    "RSS peak MiB",
-    "note",
-]
-
-
-@dataclass
-class Context:
-    """What every phase of one backend shares."""
-
-    backend: str
-    runtime: ServiceRuntime
-    timer: StatementTimer
-    db_pid: int | None
-    sink: SmtpSinkProcess
-    profile: cProfile.Profile | None
-
-
-@contextlib.contextmanager
-def measured(ctx: Context, phase: Phase) -> Iterator[Phase]:
-    """Time the block into ``phase``: wall, CPU of this process, the database and the sink."""
-    cpu = time.process_time()
-    db = process_tree_cpu_seconds(ctx.db_pid) if ctx.db_pid else None
-    sink = process_tree_cpu_seconds(ctx.sink.pid)
-    ctx.timer.reset()
-    with RssSampler() as rss:
-        started = time.perf_counter()
-        if ctx.profile is not None:
-            ctx.profile.enable()
-        try:
-            yield phase
-        finally:
-            if ctx.profile is not None:
-                ctx.profile.disable()
-            phase.wall = time.perf_counter() - started
-    phase.process_cpu = time.process_time() - cpu
-    if ctx.db_pid and db is not None:
-        phase.db_cpu = process_tree_cpu_seconds(ctx.db_pid) - db
-    phase.sink_cpu = process_tree_cpu_seconds(ctx.sink.pid) - sink
-    phase.rss_peak = rss.peak
-    phase.statements = ctx.timer.breakdown(phase.wall)
-
-
-async def feed(runtime: ServiceRuntime, events: Sequence[CloudEvent], batch: int) -> None:
-    """``apply_event`` for every event, one transaction per ``batch`` events."""
-    for start in range(0, len(events), batch):
-        async with runtime.sessions() as session, session.begin():
-            for item in events[start : start + batch]:
-                await apply_event(session, item)
-
-
-async def deliver_until_empty(
-    runtime: ServiceRuntime, config: DeliveryConfig, at: datetime, rounds: list[int] | None = None
-) -> int:
-    """``deliver_due`` rounds at ``at`` until one claims nothing; rows claimed in all."""
-    claimed = 0
-    while True:
-        count = await deliver_due(runtime, config, lambda: at, lambda: 0.5)
-        if count == 0:
-            return claimed
-        claimed += count
-        if rounds is not None:
-            rounds.append(count)
-
-
-async def scalar(runtime: ServiceRuntime, sql: str, **params: Any) -> int:
-    async with runtime.engine.connect() as connection:
-        return int((await connection.execute(text(sql), params)).scalar_one())
-
-
-async def rows(runtime: ServiceRuntime, sql: str, **params: Any) -> list[Any]:
-    async with runtime.engine.connect() as connection:
-        return list(await connection.execute(text(sql), params))
-
-
-def outcome_of(status: str, reason: str | None, channel: str | None, detail: str | None) -> str:
-    if status == "sent":
-        return f"sent ({channel})"
-    if status == "suppressed":
-        return f"suppressed: {reason}"
-    if status == "failed":
-        return f"failed: {(detail or '')[:40]}"
-    if status == "scheduled" and detail and detail.startswith("quiet hours"):
-        return "deferred: quiet hours"
-    if status == "scheduled" and detail and "frequency cap" in detail:
-        return "deferred: frequency cap"
-    return f"{status} (not decided)"
-
-
 # --------------------------------------------------------------------------------------------
 # The phases
-
-
-async def decision_phases(
-    ctx: Context, config: DeliveryConfig, args: argparse.Namespace
-) -> tuple[list[Phase], list[str]]:
-    """Parts 1-3: customers, triggers, redelivery, decisions; phases and notes."""
-    runtime, backend = ctx.runtime, ctx.backend
-    base = decision_base(args.customers, args.events, args.seed)
-    notes = [
-        f"{backend}: in-app population: {args.customers:,} customers without email; "
-        + ", ".join(f"{k} {v:,}" for k, v in sorted(base.consents.items()))
-        + "; time zones: "
-        + ", ".join(f"{z} {n:,}" for z, n in base.zones.most_common()),
-        f"{backend}: {len(base.triggers):,} trigger events: "
-        + ", ".join(f"{k} {v:,}" for k, v in base.kinds.most_common()),
-    ]
-    customers = Phase(backend, "customer.created -> contact replica", len(base.customers), "events")
-    with measured(ctx, customers):
-        await feed(runtime, base.customers, args.feed_batch)
-    print(f"[{backend}] {customers.items:,} customers in {customers.wall:.1f} s", flush=True)
-
-    await feed(runtime, base.history, args.feed_batch)
-    history = await deliver_until_empty(runtime, config, HISTORY_AT + timedelta(minutes=1))
-    notes.append(
-        f"{backend}: history (untimed): {len(base.history):,} retention offers at T - 50 h, "
-        f"{history:,} decided then (in-app sends count against the cap at T)"
-    )
-
-    queued = Phase(backend, "trigger -> queued", len(base.triggers), "events")
-    with measured(ctx, queued):
-        await feed(runtime, base.triggers, args.feed_batch)
-    rows_after = await scalar(runtime, "select count(*) from notifications")
-    due = [
-        r.notification_id
-        for r in await rows(
-            runtime,
-            "select notification_id from notifications where status = 'scheduled' and due_at <= :t",
-            t=CLOCK,
-        )
-    ]
-    queued.note = f"{rows_after:,} rows queued in all, {len(due):,} due at T"
-    print(
-        f"[{backend}] {queued.items:,} triggers in {queued.wall:.1f} s; {queued.note}", flush=True
-    )
-
-    redelivered = Phase(backend, "redelivery (de-dup)", len(base.triggers), "events")
-    with measured(ctx, redelivered):
-        await feed(runtime, base.triggers, args.feed_batch)
-    new_rows = await scalar(runtime, "select count(*) from notifications") - rows_after
-    redelivered.note = f"{new_rows:,} new rows (0 = de-dup held)"
-
-    rounds: list[int] = []
-    decided = Phase(backend, "decisions (in-app, deliver_due)", 0, "decisions")
-    with measured(ctx, decided):
-        decided.items = await deliver_until_empty(runtime, config, CLOCK, rounds)
-    decided.note = f"{len(rounds)} rounds of up to {config.batch_size}"
-    print(f"[{backend}] {decided.items:,} decisions in {decided.wall:.1f} s", flush=True)
-
-    due_ids = set(due)
-    outcomes: Counter[str] = Counter()
-    for r in await rows(
-        runtime,
-        "select notification_id, status, reason, channel, "
-        "case when status in ('scheduled', 'failed') then detail end as detail "
-        "from notifications where customer_id like 'dec-%'",
-    ):
-        if r.notification_id in due_ids:
-            outcomes[outcome_of(r.status, r.reason, r.channel, r.detail)] += 1
-    inbox = await scalar(runtime, "select count(*) from inbox_messages")
-    outbox = await scalar(runtime, "select count(*) from outbox")
-    notes.append(
-        f"{backend}: outcomes of the {len(due_ids):,} rows due at T: "
-        + ", ".join(f"{k} {v:,}" for k, v in outcomes.most_common())
-        + f" (inbox messages in all {inbox:,}, outbox rows {outbox:,})"
-    )
-    return [customers, queued, redelivered, decided], notes
-
-
-@dataclass
-class EmailRun:
-    backend: str
-    variant: str
-    emails: int
-    phase: Phase
-    received: int
-    unique_notification_ids: int
-    unique_message_ids: int
-    missing: int
-    unexpected: int
-    sent_rows: int
-    send_seconds: float
-    p50_ms: float
-    p99_ms: float
-    connections: int
-    parallel_sends: int
-    batch_size: int
-
-    def cells(self) -> list[object]:
-        wall = self.phase.wall
-        return [
-            self.backend,
-            self.variant,
-            self.emails,
-            self.received,
-            self.unique_notification_ids,
-            self.received - self.unique_notification_ids,
-            self.missing,
-            self.sent_rows,
-            round(wall, 2),
-            round(self.received / wall) if wall > 0 else 0,
-            f"{self.send_seconds / wall:.0%}" if wall > 0 else "-",
-            round(self.p50_ms, 1),
-            round(self.p99_ms, 1),
-            self.connections,
-            self.parallel_sends,
-            self.batch_size,
-            self.phase.cells()[7],
-            self.phase.cells()[8],
-            self.phase.cells()[9],
-        ]
-
-
-EMAIL_HEADERS = [
-    "backend",
-    "channel",
-    "emails",
-    "received",
-    "unique ids",
-    "duplicates",
-    "missing",
-    "rows sent",
-    "seconds",
-    "msgs/s",
-    "in sends",
-    "send p50 ms",
-    "send p99 ms",
-    "SMTP sessions",
-    "parallel_sends",
-    "batch_size",
-    "process CPU",
-    "db CPU",
-    "sink CPU",
-]
-
-
-async def email_phase(
-    ctx: Context, config: DeliveryConfig, args: argparse.Namespace, prefix: str, pooled: bool
-) -> EmailRun:
-    """Part 4: `--emails` retention offers due at T, delivered to the sink until none is left."""
-    runtime, backend = ctx.runtime, ctx.backend
-    customers, triggers = email_base(prefix, args.emails, args.seed + (2 if pooled else 1))
-    await feed(runtime, customers, args.feed_batch)
-    await feed(runtime, triggers, args.feed_batch)
-    smtp = config.channels[EMAIL]
-    assert isinstance(smtp, SmtpChannel)
-    inner: DeliveryChannel = smtp
-    pool: PooledSmtpChannel | None = None
-    if pooled:
-        settings = runtime.settings
-        assert isinstance(settings, NotificationSettings)
-        pool = PooledSmtpChannel(
-            smtp, ctx.sink.host, ctx.sink.port, settings.smtp_sender, config.parallel_sends
-        )
-        inner = pool
-    timed = TimedChannel(inner)
-    run_config = dataclasses.replace(config, channels={**config.channels, EMAIL: timed})
-    ctx.sink.reset()
-    variant = "pooled (bench sketch)" if pooled else "SmtpChannel (as is)"
-    phase = Phase(backend, f"email to the sink: {variant}", args.emails, "emails")
-    rounds: list[int] = []
-    send_seconds = 0.0
-    with measured(ctx, phase):
-        while True:
-            before = len(timed.spans)
-            claimed = await deliver_due(runtime, run_config, lambda: CLOCK, lambda: 0.5)
-            spans = timed.spans[before:]
-            if spans:
-                send_seconds += max(e for _, e in spans) - min(s for s, _ in spans)
-            if claimed == 0:
-                break
-            rounds.append(claimed)
-    if pool is not None:
-        await pool.close()
-    report = ctx.sink.report()
-    expected = {
-        r.notification_id
-        for r in await rows(
-            runtime,
-            "select notification_id from notifications where customer_id like :p",
-            p=f"{prefix}-%",
-        )
-    }
-    sent_rows = await scalar(
-        runtime,
-        "select count(*) from notifications where customer_id like :p "
-        "and status = 'sent' and channel = 'email'",
-        p=f"{prefix}-%",
-    )
-    received_ids = set(report.notification_ids)
-    durations = sorted((e - s) * 1000 for s, e in timed.spans)
-    phase.items = len(report.notification_ids)
-    phase.note = f"{len(rounds)} rounds"
-    run = EmailRun(
-        backend=backend,
-        variant=variant,
-        emails=args.emails,
-        phase=phase,
-        received=len(report.notification_ids),
-        unique_notification_ids=len(received_ids),
-        unique_message_ids=len(set(report.message_ids)),
-        missing=len(expected - received_ids),
-        unexpected=len(received_ids - expected),
-        sent_rows=sent_rows,
-        send_seconds=send_seconds,
-        p50_ms=percentile(durations, 0.5),
-        p99_ms=percentile(durations, 0.99),
-        connections=report.connections,
-        parallel_sends=config.parallel_sends,
-        batch_size=config.batch_size,
-    )
-    exact = run.received == args.emails == run.unique_message_ids and not run.missing
-    print(
-        f"[{backend}] {variant}: {run.received:,} of {args.emails:,} emails received in "
-        f"{phase.wall:.1f} s ({'exactly once each' if exact else 'NOT exactly once'}); "
-        f"unique Message-IDs {run.unique_message_ids:,}, not expected {run.unexpected:,}",
-        flush=True,
-    )
-    return run
 
 
 @contextlib.asynccontextmanager
@@ -754,7 +159,7 @@ async def run_phases(
 # Cumulative seconds of the service's parts under cProfile (database waits of their statements
 # included: cProfile does not see SQLAlchemy's greenlet switch).
 PARTS = (
-    ("apply_event", "handlers.py", "apply_event"),
+    ("apply_events", "handlers.py", "apply_events"),
     ("  contacts.record_snapshot", "contacts.py", "record_snapshot"),
     ("  contacts.record_consent", "contacts.py", "record_consent"),
     ("  contacts.record_stage", "contacts.py", "record_stage"),

@@ -29,24 +29,23 @@ from typing import Any
 
 import httpx
 import psutil
-from _support import (
+from lib.backends import (
     PROFILE_APP,
-    CustomerRows,
-    ServerProcess,
     create_postgres_database,
     embedded_postgres,
-    format_table,
-    install_termination_handlers,
     make_api_key,
-    print_header,
-    process_tree_cpu_seconds,
     profile_env,
+)
+from lib.customers import CustomerRows, write_csv, write_ndjson
+from lib.processes import (
+    ServerProcess,
+    install_termination_handlers,
+    process_tree_cpu_seconds,
     run_main,
     run_migrations,
     sqlite_url,
-    write_csv,
-    write_ndjson,
 )
+from lib.report import format_table, print_header
 
 FORMATS = {
     "csv": ("text/csv", write_csv),

@@ -36,447 +36,71 @@ where the samples fall. Every process started here is stopped on exit, on Ctrl-C
 from __future__ import annotations
 
 import argparse
-import asyncio
-import collections
 import contextlib
 import dataclasses
-import hashlib
 import json
-import os
-import random
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import httpx
-from _support import (
-    PYTHON,
+from lib.backends import create_postgres_database, embedded_postgres
+from lib.orders import (
+    Message,
+    bare_consume,
+    encode_orders,
+    generate_orders,
+    publish,
+)
+from lib.processes import (
     MachineCpu,
     ServerProcess,
-    create_postgres_database,
-    embedded_postgres,
-    format_table,
     install_termination_handlers,
-    machine_summary,
     process_tree_cpu_seconds,
     run_async,
     sqlite_url,
-    tail,
 )
-from aiokafka import AIOKafkaProducer
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import create_async_engine
+from lib.py_spy import py_spy, summarise_samples
+from lib.report import format_table, machine_summary, sources_digest
+from lib.scoring_process import SCORING_APP, inherited_scoring_settings, migrate, scoring_env
+from lib.scoring_progress import (
+    GOAL_EVENTS_PER_SECOND,
+    HEADERS,
+    LedgerProgress,
+    PhaseRow,
+    count_rows,
+    describe,
+    fit,
+    wait_for_count,
+    wait_for_rescores,
+    watch_ledger,
+)
 
-from crm_shared import API_KEY_HEADER, Scope, create_consumer, ensure_topics, generate_api_key
-from crm_shared.contracts import Money, OrderLine, OrderPlaced, Topic, build_event, encode_event
+from crm_shared import Scope, generate_api_key
 from crm_shared.testing import EmbeddedBroker
-
-GOAL_EVENTS_PER_SECOND = 10_000
-SCORING_APP = "scoring_service.app:create_app"
-SOURCE = "/bench/shop"
-PARTITIONS = 6  # ServiceSettings.kafka_topic_partitions' default: what the service would create
-BATCH_SIZE = 500  # ServiceSettings.kafka_consumer_batch_size' default
-SESSION_TIMEOUT_MS = 6_000
-REBALANCE_TIMEOUT_MS = 2_000
-POLL_SECONDS = 0.2
-YEAR_START = datetime(2025, 1, 1, tzinfo=UTC)
-YEAR_SECONDS = 365 * 86_400
-OUR_SETTINGS = {
-    "SCORING_DATABASE_URL",
-    "SCORING_KAFKA_BOOTSTRAP_SERVERS",
-    "SCORING_API_KEYS",
-    "SCORING_ENVIRONMENT",
-    "SCORING_REFIT_INTERVAL_SECONDS",
-    "SCORING_RESCORE_INTERVAL_SECONDS",
-    "SCORING_LOG_LEVEL",
-    "SCORING_KAFKA_SESSION_TIMEOUT_MS",
-    "SCORING_KAFKA_REBALANCE_TIMEOUT_MS",
-}
 
 # --------------------------------------------------------------------------------------------
 # Order events
-
-
-@dataclass(frozen=True)
-class Message:
-    """One Kafka record to publish: key = customer id, value = the encoded CloudEvent."""
-
-    key: bytes
-    value: bytes
-    time: datetime
-
-
-def _catalogue(rng: random.Random, size: int = 300) -> list[tuple[str, str, Decimal]]:
-    products = []
-    for n in range(size):
-        price = Decimal(f"{max(rng.lognormvariate(3.2, 0.8), 1.0):.2f}")
-        products.append((f"SKU-{n:05d}", f"Product {n}", price))
-    return products
-
-
-def generate_orders(events: int, customers: int, seed: int) -> list[OrderPlaced]:
-    """`events` orders of `customers` customers over one year, sorted by time.
-
-    Each customer is acquired at a uniform moment of the year (their first order, when there
-    are at least as many events as customers) and buys again at a Gamma-distributed rate
-    until the year ends, so late customers have fewer repeat orders and a few heavy buyers
-    have many.
-    """
-    rng = random.Random(seed)
-    ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(customers)]
-    acquired = [rng.uniform(0, YEAR_SECONDS * 0.97) for _ in range(customers)]
-    rates = [rng.gammavariate(0.6, 1.0) for _ in range(customers)]
-    buyers = min(events, customers)
-    counts = [1 if i < buyers else 0 for i in range(customers)]
-    weights = [rate * (YEAR_SECONDS - start) for rate, start in zip(rates, acquired, strict=True)]
-    for i in rng.choices(range(customers), weights=weights, k=events - buyers):
-        counts[i] += 1
-    moments: list[tuple[float, int]] = []
-    for i, count in enumerate(counts):
-        if count:
-            moments.append((acquired[i], i))
-            moments.extend((rng.uniform(acquired[i], YEAR_SECONDS), i) for _ in range(count - 1))
-    moments.sort()
-    products = _catalogue(rng)
-    orders = []
-    for n, (offset, i) in enumerate(moments, start=1):
-        lines = []
-        for _ in range(rng.choice((1, 1, 1, 2, 2, 3))):
-            sku, name, price = rng.choice(products)
-            quantity = rng.choice((1, 1, 1, 2, 3))
-            lines.append(
-                OrderLine(
-                    sku=sku,
-                    name=name,
-                    quantity=quantity,
-                    unit_price=Money(amount=price, currency="USD"),
-                )
-            )
-        total = sum((line.unit_price.amount * line.quantity for line in lines), Decimal(0))
-        orders.append(
-            OrderPlaced(
-                order_id=f"ord-{n:07d}",
-                customer_id=ids[i],
-                placed_at=YEAR_START + timedelta(seconds=int(offset)),
-                total=Money(amount=total, currency="USD"),
-                items=lines,
-                shop_id=rng.choice(("shop-eu", "shop-us")),
-                channel=rng.choice(("web", "web", "app", "store")),
-            )
-        )
-    return orders
-
-
-def encode_orders(orders: Sequence[OrderPlaced]) -> list[Message]:
-    """The orders as `order.placed` CloudEvents with the order's time, ready to publish."""
-    messages = []
-    for order in orders:
-        event = build_event(order, source=SOURCE, time=order.placed_at)
-        messages.append(Message(event.subject.encode(), encode_event(event), order.placed_at))
-    return messages
-
-
-async def publish(bootstrap: str, messages: Sequence[Message]) -> float:
-    """Publish to `crm.orders` (created with the service's partition count); seconds taken."""
-    await ensure_topics(bootstrap, [Topic.ORDERS], partitions=PARTITIONS)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        client_id="bench-shop",
-        linger_ms=20,
-        max_batch_size=512 * 1024,
-        acks="all",
-    )
-    started = time.perf_counter()
-    await producer.start()
-    try:
-        sent = [await producer.send(Topic.ORDERS, m.value, key=m.key) for m in messages]
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
-    return time.perf_counter() - started
 
 
 # --------------------------------------------------------------------------------------------
 # The bare consumer (ceiling)
 
 
-@dataclass(frozen=True)
-class BareResult:
-    """What a do-nothing consumer in a fresh group read, and how fast."""
-
-    events: int
-    join_seconds: float  # start() until the first records arrived
-    seconds: float  # start() until the last record arrived
-    steady_rate: float  # records after the first batch / time from first to last batch
-
-
-async def bare_consume(bootstrap: str, expected: int, timeout: float) -> BareResult:
-    """Read `expected` records of `crm.orders` with the service's consumer settings."""
-    consumer = create_consumer(
-        [Topic.ORDERS],
-        bootstrap_servers=bootstrap,
-        group_id=f"bench-bare-{uuid.uuid4().hex[:12]}",
-        client_id="bench-bare",
-        session_timeout_ms=SESSION_TIMEOUT_MS,
-        rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,
-    )
-    started = time.perf_counter()
-    await consumer.start()
-    count = first_count = 0
-    first_at: float | None = None
-    last_at = started
-    try:
-        while count < expected and time.perf_counter() - started < timeout:
-            batches = await consumer.getmany(timeout_ms=200, max_records=BATCH_SIZE)
-            got = sum(len(records) for records in batches.values())
-            if not got:
-                continue
-            last_at = time.perf_counter()
-            if first_at is None:
-                first_at, first_count = last_at, got
-            count += got
-    finally:
-        await consumer.stop()
-    if first_at is None:
-        return BareResult(0, timeout, timeout, 0.0)
-    steady = last_at - first_at
-    return BareResult(
-        events=count,
-        join_seconds=first_at - started,
-        seconds=last_at - started,
-        steady_rate=(count - first_count) / steady if steady > 0 else 0.0,
-    )
-
-
 # --------------------------------------------------------------------------------------------
 # The service and its database
 
 
-def scoring_env(database_url: str, bootstrap: str, api_keys_json: str) -> dict[str, str]:
-    """The environment of the scoring-service process and of its migration."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "SCORING_DATABASE_URL": database_url,
-            "SCORING_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "SCORING_API_KEYS": api_keys_json,
-            "SCORING_ENVIRONMENT": "test",
-            "SCORING_REFIT_INTERVAL_SECONDS": "0",
-            "SCORING_RESCORE_INTERVAL_SECONDS": "0",
-            "SCORING_LOG_LEVEL": "WARNING",
-            "SCORING_KAFKA_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
-            "SCORING_KAFKA_REBALANCE_TIMEOUT_MS": str(REBALANCE_TIMEOUT_MS),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    return env
-
-
-def inherited_scoring_settings() -> list[str]:
-    """``SCORING_*`` variables set by the caller that the service inherits unchanged."""
-    return sorted(
-        f"{k}={v}"
-        for k, v in os.environ.items()
-        if k.startswith("SCORING_") and k not in OUR_SETTINGS
-    )
-
-
-def migrate(env: dict[str, str], log_path: Path) -> None:
-    """``python -m scoring_service.migrate`` with the service's environment."""
-    with log_path.open("ab") as log:
-        result = subprocess.run(
-            [PYTHON, "-m", "scoring_service.migrate"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            timeout=180,
-            check=False,
-        )
-    if result.returncode != 0:
-        raise RuntimeError(f"migration failed (exit {result.returncode}):\n{tail(log_path)}")
-
-
-async def count_rows(database_url: str, sql: str) -> int:
-    """One read-only count from the service's database."""
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            return int((await connection.execute(text(sql))).scalar_one())
-    finally:
-        await engine.dispose()
-
-
-async def wait_for_rescores(
-    database_url: str, started: float, timeout: float
-) -> tuple[float, int] | None:
-    """Poll `pending_rescores` until it is empty: (seconds since `started`, rows left).
-
-    None when the table does not exist (a version that re-scores inside the consumer's batch).
-    """
-    engine = create_async_engine(database_url)
-    query = text("select count(*) from pending_rescores")
-    try:
-        while True:
-            try:
-                async with engine.connect() as connection:
-                    pending = int((await connection.execute(query)).scalar_one())
-            except DBAPIError:
-                return None
-            now = time.perf_counter()
-            if pending == 0 or now - started >= timeout:
-                return now - started, pending
-            await asyncio.sleep(POLL_SECONDS)
-    finally:
-        await engine.dispose()
-
-
-async def wait_for_count(database_url: str, sql: str, target: int, timeout: float) -> float:
-    """Poll until `sql` counts `target`; seconds waited (the timeout when it never did)."""
-    engine = create_async_engine(database_url)
-    started = time.perf_counter()
-    try:
-        while time.perf_counter() - started < timeout:
-            async with engine.connect() as connection:
-                if int((await connection.execute(text(sql))).scalar_one()) == target:
-                    break
-            await asyncio.sleep(POLL_SECONDS)
-    finally:
-        await engine.dispose()
-    return time.perf_counter() - started
-
-
-@dataclass(frozen=True)
-class LedgerProgress:
-    """How the purchase count grew during one phase."""
-
-    start_count: int  # purchases when the service answered /healthz
-    end_count: int
-    seconds: float  # from healthy to the last poll
-    first_seconds: float | None  # from healthy to the first poll that saw a new purchase
-    steady_rate: float | None
-    timed_out: bool
-    rescored: tuple[float, int] | None = None  # healthy to `pending_rescores` empty, rows left
-
-
-async def watch_ledger(
-    database_url: str, target: int, started: float, timeout: float, server: ServerProcess
-) -> LedgerProgress:
-    """Poll `purchases` every 0.2 s until it holds `target` rows or `timeout` has passed."""
-    engine = create_async_engine(database_url)
-    query = text("select count(*) from purchases")
-    start_count: int | None = None
-    first: tuple[float, int] | None = None
-    count, now = 0, time.perf_counter()
-    try:
-        while True:
-            async with engine.connect() as connection:
-                count = int((await connection.execute(query)).scalar_one())
-            now = time.perf_counter()
-            if start_count is None:
-                start_count = count
-            elif first is None and count > start_count:
-                first = (now, count)
-            if count >= target or now - started >= timeout:
-                break
-            process = server.process
-            if process is None or process.poll() is not None:
-                raise RuntimeError(f"{server.name} exited:\n{tail(server.log_path)}")
-            await asyncio.sleep(POLL_SECONDS)
-    finally:
-        await engine.dispose()
-    assert start_count is not None
-    steady: float | None = None
-    if first is not None and now > first[0]:
-        steady = (count - first[1]) / (now - first[0])
-    return LedgerProgress(
-        start_count=start_count,
-        end_count=count,
-        seconds=now - started,
-        first_seconds=first[0] - started if first else None,
-        steady_rate=steady,
-        timed_out=count < target,
-    )
-
-
-def describe(progress: LedgerProgress) -> str:
-    """One line about a phase's progress."""
-    p = progress
-    first = "never" if p.first_seconds is None else f"{p.first_seconds:.1f} s"
-    steady = "-" if p.steady_rate is None else f"{p.steady_rate:,.0f}/s"
-    limit = " (time limit)" if p.timed_out else ""
-    rescored = ""
-    if p.rescored is not None:
-        rescored = f"; pending_rescores empty after {_rescored_cell(p.rescored)} s"
-    return (
-        f"purchases {p.start_count:,} at healthy -> {p.end_count:,} after {p.seconds:.1f} s"
-        f"{limit}; first new purchase seen after {first}; steady {steady}{rescored}"
-    )
-
-
-def fit(base_url: str, api_key: str, as_of: datetime) -> dict[str, Any]:
-    """POST /v1/models/fit; the stored model version."""
-    response = httpx.post(
-        f"{base_url}/v1/models/fit",
-        json={"as_of": as_of.isoformat()},
-        headers={API_KEY_HEADER: api_key},
-        timeout=600,
-    )
-    response.raise_for_status()
-    body: dict[str, Any] = response.json()
-    return body
-
-
 def source_fingerprint() -> str:
-    """A digest of the service's and crm_shared's Python sources (they may change between runs)."""
-    import crm_shared
-    import scoring_service
-
-    digest = hashlib.sha256()
-    for package in (crm_shared, scoring_service):
-        root = Path(package.__file__ or "").parent
-        for path in sorted(root.rglob("*.py")):
-            digest.update(str(path.relative_to(root.parent)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+    """A digest of crm_shared's and the service's Python sources (they may change meanwhile)."""
+    return sources_digest("crm_shared", "scoring_service")
 
 
 # --------------------------------------------------------------------------------------------
 # py-spy
-
-
-@contextlib.contextmanager
-def py_spy(pid: int, output: Path | None) -> Iterator[None]:
-    """With an output path: sample `pid` with py-spy (collapsed stacks) while the block runs."""
-    if output is None:
-        yield
-        return
-    executable = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    command = [executable, "record", "--pid", str(pid), "--rate", "100", "--format", "raw"]
-    recorder = subprocess.Popen(
-        [*command, "--nonblocking", "--output", str(output)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield
-    finally:
-        recorder.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
-        try:
-            recorder.wait(30)
-        except subprocess.TimeoutExpired:
-            recorder.kill()
-            recorder.wait()
 
 
 # Where a sample's time goes: the first category (in this order) with a frame in the stack.
@@ -497,124 +121,13 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def _frame_name(frame: str) -> str:
-    # py-spy's raw frames read "function (path/to/file.py:123)"; drop the line number.
-    name, _, where = frame.partition(" (")
-    path = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/src/", "/lib/python3.11/"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-            break
-    return f"{name} ({path})"
-
-
 def summarise_profile(path: Path, top: int = 15) -> str:
-    """Category shares, and the functions with the most self and inclusive samples."""
-    stacks: list[tuple[list[str], int]] = []
-    with contextlib.suppress(OSError):
-        for line in path.read_text().splitlines():
-            stack, _, samples = line.rpartition(" ")
-            if stack and samples.isdigit():
-                stacks.append((stack.split(";"), int(samples)))
-    total = sum(samples for _, samples in stacks)
-    if not total:
-        return f"  (no samples in {path})"
-    by_category: collections.Counter[str] = collections.Counter()
-    own: collections.Counter[str] = collections.Counter()
-    inclusive: collections.Counter[str] = collections.Counter()
-    for frames, count in stacks:
-        joined = ";".join(frames)
-        category = next(
-            (name for name, markers in CATEGORIES if any(m in joined for m in markers)),
-            "other (event loop incl. uvloop C code and socket I/O, HTTP)",
-        )
-        by_category[category] += count
-        own[_frame_name(frames[-1])] += count
-        for name in {_frame_name(frame) for frame in frames}:
-            inclusive[name] += count
-    lines = [f"  {total:,} samples (100 Hz, active threads only) in {path}", "  by category:"]
-    lines += [f"    {n / total:6.1%}  {name}" for name, n in by_category.most_common()]
-    lines.append("  top self:")
-    lines += [f"    {n / total:6.1%}  {name}" for name, n in own.most_common(top)]
-    lines.append("  top inclusive (project and library frames):")
-    interesting = [
-        (name, n)
-        for name, n in inclusive.most_common()
-        if not name.startswith(("<module>", "run (", "_run (", "run_forever", "_run_once"))
-    ]
-    lines += [f"    {n / total:6.1%}  {name}" for name, n in interesting[: top * 2]]
-    return "\n".join(lines)
+    """Category shares and the functions with the most samples."""
+    return summarise_samples(path, CATEGORIES, top)
 
 
 # --------------------------------------------------------------------------------------------
 # One backend
-
-
-def _rescored_cell(rescored: tuple[float, int] | None) -> str:
-    if rescored is None:
-        return "-"
-    seconds, left = rescored
-    return f"{seconds:.1f}" + (f" ({left:,} left)" if left else "")
-
-
-@dataclass(frozen=True)
-class PhaseRow:
-    backend: str
-    phase: str
-    already: int  # purchases in the ledger from earlier phases
-    progress: LedgerProgress
-    service_cpu: float
-    db_cpu: float | None
-    broker_cpu: float
-    machine_busy: float
-    bare: BareResult
-    sources: str
-
-    def cells(self) -> list[object]:
-        p = self.progress
-        consumed = p.end_count - p.start_count
-        rate = consumed / p.seconds if p.seconds > 0 else 0.0
-        label = self.phase + (" (time limit)" if p.timed_out else "")
-        return [
-            self.backend,
-            label,
-            consumed,
-            p.start_count - self.already,
-            round(p.seconds, 1),
-            round(rate),
-            "-" if p.first_seconds is None else round(p.first_seconds, 1),
-            "-" if p.steady_rate is None else round(p.steady_rate),
-            _rescored_cell(p.rescored),
-            f"{self.service_cpu:.0%}",
-            "-" if self.db_cpu is None else f"{self.db_cpu:.0%}",
-            f"{self.broker_cpu:.0%}",
-            f"{self.machine_busy:.0%}",
-            round(self.bare.steady_rate),
-            f"{rate / self.bare.steady_rate:.1%}" if self.bare.steady_rate else "-",
-            f"{rate / GOAL_EVENTS_PER_SECOND:.1%}",
-            self.sources,
-        ]
-
-
-HEADERS = [
-    "backend",
-    "phase",
-    "events",
-    "before healthy",
-    "seconds",
-    "events/s",
-    "1st purchase s",
-    "steady events/s",
-    "re-scored s",
-    "service CPU",
-    "db CPU",
-    "broker CPU",
-    "machine busy",
-    "bare consumer events/s",
-    "vs bare",
-    "vs goal",
-    "sources",
-]
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from _support import format_table, machine_summary
+from lib.report import format_table, machine_summary
+from lib.synthetic_fit import ACQUISITION_DAYS, DAYS_PER_WEEK, TRUE_BG, TRUE_GG, Customers, simulate
 
 from scoring_service.domain.bg_nbd import (
     BgNbdParameters,
@@ -55,21 +56,7 @@ from scoring_service.domain.gamma_gamma import (
     fit_gamma_gamma_with_fallback,
 )
 
-DAYS_PER_WEEK = 7.0
-# The published CDNOW estimates (weeks, dollars) as the true parameters of the synthetic base.
-TRUE_BG = BgNbdParameters(r=0.243, alpha=4.414, a=0.793, b=2.426)
-TRUE_GG = GammaGammaParameters(p=6.25, q=3.74, v=15.44)
-ACQUISITION_DAYS = 730  # first purchases spread over the two years before the as-of date
-
 T_ = TypeVar("T_")
-
-
-@dataclass(frozen=True)
-class Customers:
-    x: np.ndarray
-    t_x: np.ndarray
-    T: np.ndarray
-    zbar: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -78,37 +65,6 @@ class Phase:
     seconds: float
     peak_mib: float
     note: str = ""
-
-
-def simulate(customers: int, seed: int) -> Customers:
-    """BG/NBD purchases and Gamma-Gamma amounts for `customers` customers, times in whole days.
-
-    While alive, purchases are Poisson(lambda); N ~ Poisson(lambda T) purchases would happen by T,
-    and the customer leaves right after the K-th repeat purchase, K ~ Geometric(p). So x = min(N,
-    K) and, N events being uniform on [0, T], the x-th of them falls at T * Beta(x, N - x + 1).
-    Same-day purchases are rare at these rates and are not merged; a repeat purchase on the day of
-    the first one gives t_x = 0 with x > 0, which the models accept.
-    """
-    rng = np.random.default_rng(seed)
-    T_days = rng.integers(0, ACQUISITION_DAYS, customers).astype(np.float64)
-    rate_per_day = rng.gamma(TRUE_BG.r, 1.0 / TRUE_BG.alpha, customers) / DAYS_PER_WEEK
-    dropout = np.maximum(rng.beta(TRUE_BG.a, TRUE_BG.b, customers), 1e-12)
-    possible = rng.poisson(rate_per_day * T_days)
-    x = np.minimum(possible, rng.geometric(dropout))
-    repeat = x > 0
-    last = np.zeros(customers)
-    last[repeat] = T_days[repeat] * rng.beta(x[repeat], possible[repeat] - x[repeat] + 1)
-    t_x_days = np.floor(last)
-    nu = rng.gamma(TRUE_GG.q, 1.0 / TRUE_GG.v, customers)
-    zbar = np.zeros(customers)
-    zbar[repeat] = np.round(rng.gamma(TRUE_GG.p * x[repeat], 1.0 / (nu[repeat] * x[repeat])), 2)
-    zbar[repeat] = np.maximum(zbar[repeat], 0.01)
-    return Customers(
-        x=x.astype(np.float64),
-        t_x=t_x_days / DAYS_PER_WEEK,
-        T=T_days / DAYS_PER_WEEK,
-        zbar=zbar,
-    )
 
 
 def timed(name: str, work: Callable[[], T_], phases: list[Phase], note: str = "") -> T_:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import json
 import os
 import subprocess
@@ -48,89 +47,22 @@ import asyncpg
 import httpx
 import numpy as np
 import psutil
-from _support import (
-    BENCH_DIR,
-    PYTHON,
-    ServerProcess,
-    embedded_postgres,
-    format_table,
-    machine_summary,
-    make_api_key,
-    process_tree_cpu_seconds,
-)
-from scoring_consume import SCORING_APP, migrate, scoring_env
+from lib.backends import embedded_postgres, make_api_key
+from lib.processes import BENCH_DIR, PYTHON, ServerProcess, process_tree_cpu_seconds
+from lib.report import format_table, machine_summary
+from lib.scoring_process import SCORING_APP, migrate, scoring_env
+from lib.synthetic_fit import AS_OF_DAY, copy_ledger, synthetic_ledger
 from sqlalchemy import make_url
 
 from crm_shared import API_KEY_HEADER
 
 REPO = BENCH_DIR.parent
 DEFAULT_BASELINE = "a679c7a"  # where branch scoring-scale started
-AS_OF_DAY = 20_000  # 2024-10-04: the synthetic base's as-of day
 SOURCE_DIRS = ("shared/src", "services/scoring-service/src")
 
 
 # --------------------------------------------------------------------------------------------
 # Synthetic ledger
-
-
-def synthetic_ledger(customers: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(customer index, purchase day, amount) per order, last purchases up to AS_OF_DAY."""
-    from scoring_fit import DAYS_PER_WEEK, simulate
-
-    base = simulate(customers, seed)
-    repeats = base.x.astype(np.int64)
-    age = np.round(base.T * DAYS_PER_WEEK).astype(np.int64)
-    span = np.round(base.t_x * DAYS_PER_WEEK).astype(np.int64)
-    first = AS_OF_DAY - age
-    orders = repeats + 1
-    customer = np.repeat(np.arange(customers), orders)
-    position = np.arange(len(customer)) - np.repeat(np.cumsum(orders) - orders, orders)
-    rng = np.random.default_rng(seed + 1)
-    between = np.floor(rng.random(len(customer)) * (span[customer] + 1)).astype(np.int64)
-    last = position == orders[customer] - 1
-    offset = np.where(position == 0, 0, np.where(last, span[customer], between))
-    first_amount = np.round(rng.gamma(2.0, 20.0, len(customer)), 2) + 1.0
-    amount = np.where(position == 0, first_amount, np.maximum(base.zbar[customer], 0.01))
-    return customer, first[customer] + offset, amount
-
-
-def customer_id(index: int) -> str:
-    return f"bench-{index:08d}"
-
-
-async def copy_ledger(dsn: str, customers: int, seed: int) -> int:
-    """COPY the synthetic orders into `purchases`; the number of orders."""
-    customer, day, amount = synthetic_ledger(customers, seed)
-    buffer = io.BytesIO()
-    lines = (
-        f"o{i},{customer_id(c)},{datetime.fromtimestamp(d * 86_400 + 43_200, UTC).isoformat()},"
-        f"{d},{a:.2f},0,false\n"
-        for i, (c, d, a) in enumerate(
-            zip(customer.tolist(), day.tolist(), amount.tolist(), strict=True)
-        )
-    )
-    buffer.write("".join(lines).encode())
-    buffer.seek(0)
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.copy_to_table(
-            "purchases",
-            source=buffer,
-            format="csv",
-            columns=[
-                "order_id",
-                "customer_id",
-                "placed_at",
-                "purchase_day",
-                "amount",
-                "refunded",
-                "cancelled",
-            ],
-        )
-        await connection.execute("analyze purchases")
-    finally:
-        await connection.close()
-    return len(customer)
 
 
 async def sql_value(dsn: str, sql: str) -> Any:

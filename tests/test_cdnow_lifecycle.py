@@ -19,8 +19,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
+from crm_contracts import Topic, build_event, encode_event
 from crm_shared import Scope
-from crm_shared.contracts import Topic, build_event, encode_event
 from crm_shared.testing import ApiClient, EmbeddedBroker
 from lifecycle_service.db.models import ChurnWarningRow, CustomerLifecycleRow, LifecycleOrder
 from lifecycle_service.domain.warning_policy import WARNED_STAGES

@@ -25,9 +25,9 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 from pydantic import SecretStr
 
+from crm_contracts import Topic
 from crm_devstack.services import SERVICES, ServiceSpec, repo_root
 from crm_shared import Scope, ServiceSettings, generate_api_key
-from crm_shared.contracts import Topic
 
 ROOT = repo_root()
 DEPLOY = ROOT / "deploy"

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
+from crm_contracts import CustomerCreated, decode_event
 from crm_devstack.launcher import Stack, start_stack
-from crm_shared.contracts import CustomerCreated, decode_event
 from crm_shared.testing import read_topic
 from notification_service.domain.default_playbook import DEFAULT_RULES
 

@@ -22,11 +22,11 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from crm_contracts import Money, OrderPlaced, Topic
 from crm_devstack.launcher import Stack, start_stack
 from crm_devstack.progress import wait_for_processed, wait_until
 from crm_devstack.shop import publish_orders_now
 from crm_devstack.wiring import NO_SCHEDULED_JOBS
-from crm_shared.contracts import Money, OrderPlaced, Topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 

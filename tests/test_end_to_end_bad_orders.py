@@ -20,11 +20,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from crm_devstack.launcher import Stack, start_stack
-from crm_devstack.progress import wait_for_processed, wait_until
-from crm_devstack.services import SERVICES
-from crm_devstack.wiring import NO_SCHEDULED_JOBS
-from crm_shared.contracts import (
+from crm_contracts import (
     Money,
     OrderPlaced,
     Topic,
@@ -32,6 +28,10 @@ from crm_shared.contracts import (
     dead_letter_topic,
     encode_event,
 )
+from crm_devstack.launcher import Stack, start_stack
+from crm_devstack.progress import wait_for_processed, wait_until
+from crm_devstack.services import SERVICES
+from crm_devstack.wiring import NO_SCHEDULED_JOBS
 from crm_shared.testing import read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]

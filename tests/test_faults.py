@@ -36,6 +36,7 @@ import httpx
 import pytest
 from notification_servers import SmsGateway, WebhookReceiver, sms_gateway, webhook_receiver
 
+from crm_contracts import Topic, dead_letter_topic
 from crm_devstack.faults import (
     WELCOME_RULE,
     assert_no_second_message,
@@ -62,7 +63,6 @@ from crm_devstack.launcher import Stack, start_stack
 from crm_devstack.progress import event_counts, wait_until
 from crm_devstack.services import SERVICES
 from crm_devstack.wiring import NO_SCHEDULED_JOBS
-from crm_shared.contracts import Topic, dead_letter_topic
 from notification_service.domain.signing import webhook_secret
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]

@@ -24,7 +24,7 @@ from sqlalchemy import select
 import lifecycle_testing
 import notification_testing
 import scoring_testing
-from crm_shared.contracts import (
+from crm_contracts import (
     CloudEvent,
     Money,
     OrderPlaced,

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 import profile_testing
 import scoring_testing
-from crm_shared.contracts import OrderPlaced, OrderRefunded, Topic, dead_letter_topic, decode_event
+from crm_contracts import OrderPlaced, OrderRefunded, Topic, dead_letter_topic, decode_event
 from crm_shared.testing import ApiClient, EmbeddedBroker, read_topic
 from scoring_service.db.models import Purchase
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from crm_shared.contracts import (
+from crm_contracts import (
     EVENT_TYPES,
     ActivityRecorded,
     Category,
@@ -50,7 +50,7 @@ from crm_shared.contracts import (
     encode_event,
     payload_model_for,
 )
-from crm_shared.contracts.generate import CONTRACTS_DIR, render_asyncapi, render_json_schemas
+from crm_contracts.generate import CONTRACTS_DIR, render_asyncapi, render_json_schemas
 
 CUSTOMER_ID = "01932c4e-5f1a-7c3b-8d2e-9f0a1b2c3d4e"
 NOW = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)

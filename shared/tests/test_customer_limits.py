@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from crm_shared.contracts import (
+from crm_contracts import (
     MAX_ATTRIBUTES,
     MAX_ATTRIBUTES_JSON_BYTES,
     MAX_EMAIL_LENGTH,
@@ -29,7 +29,7 @@ from crm_shared.contracts import (
     decode_event,
     encode_event,
 )
-from crm_shared.contracts._customer_limits import (
+from crm_contracts._customer_limits import (
     MAX_ATTRIBUTE_KEY_LENGTH,
     MAX_ATTRIBUTE_TEXT_LENGTH,
     MAX_CHANGED_FIELDS,

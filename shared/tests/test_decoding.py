@@ -8,8 +8,7 @@ from decimal import Decimal
 import pytest
 from aiokafka import ConsumerRecord
 
-from crm_shared import cloud_event_decoder, judgement_time
-from crm_shared.contracts import (
+from crm_contracts import (
     ActivityRecorded,
     InvalidEvent,
     Money,
@@ -18,6 +17,7 @@ from crm_shared.contracts import (
     build_event,
     encode_event,
 )
+from crm_shared import cloud_event_decoder, judgement_time
 
 STAMPED = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 POLICY = OrderPolicy(currency="USD", max_future_skew=timedelta(minutes=5))

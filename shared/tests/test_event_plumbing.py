@@ -13,6 +13,14 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import Column, Integer, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from crm_contracts import (
+    ActivityRecorded,
+    CloudEvent,
+    build_event,
+    dead_letter_topic,
+    decode_event,
+    encode_event,
+)
 from crm_shared import (
     EventConsumer,
     OutboxRelay,
@@ -26,14 +34,6 @@ from crm_shared import (
     ensure_topics,
     new_metadata,
     plumbing_tables,
-)
-from crm_shared.contracts import (
-    ActivityRecorded,
-    CloudEvent,
-    build_event,
-    dead_letter_topic,
-    decode_event,
-    encode_event,
 )
 from crm_shared.testing import EmbeddedBroker, read_topic
 

@@ -31,6 +31,7 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy import Column, Integer, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_contracts import ActivityRecorded, CloudEvent, build_event, encode_event
 from crm_shared import (
     KafkaSecurity,
     ServiceMetrics,
@@ -42,7 +43,6 @@ from crm_shared import (
     plumbing_tables,
     run_service,
 )
-from crm_shared.contracts import ActivityRecorded, CloudEvent, build_event, encode_event
 from crm_shared.testing import EmbeddedBroker, free_loopback_port
 
 START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

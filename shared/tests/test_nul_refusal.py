@@ -12,10 +12,7 @@ import pytest
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
-from crm_shared import ReadAccess, Scope, ServiceMetrics, ServiceSettings, create_service_app
-from crm_shared._auth import generate_api_key
-from crm_shared._nul_guard import JsonNulScanner
-from crm_shared.contracts import (
+from crm_contracts import (
     CustomerCreated,
     CustomerSnapshot,
     InvalidEvent,
@@ -23,6 +20,9 @@ from crm_shared.contracts import (
     decode_event,
     encode_event,
 )
+from crm_shared import ReadAccess, Scope, ServiceMetrics, ServiceSettings, create_service_app
+from crm_shared._auth import generate_api_key
+from crm_shared._nul_guard import JsonNulScanner
 
 # Each body with whether it holds U+0000 once parsed.
 BODIES = [

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from crm_shared.contracts import (
+from crm_contracts import (
     InvalidEvent,
     Money,
     OrderCancelled,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crm_shared.contracts import (
+from crm_contracts import (
     ISO_4217_CURRENCIES,
     CancelledOrder,
     InvalidEvent,

@@ -29,6 +29,14 @@ from aiokafka.errors import (
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from crm_contracts import (
+    CloudEvent,
+    CustomerSnapshot,
+    CustomerUpdated,
+    Topic,
+    build_event,
+    decode_event,
+)
 from crm_shared import (
     OutboxRelay,
     ServiceMetrics,
@@ -41,14 +49,6 @@ from crm_shared import (
 )
 from crm_shared._outbox_delivery import is_unpublishable
 from crm_shared._outbox_health import outbox_readiness
-from crm_shared.contracts import (
-    CloudEvent,
-    CustomerSnapshot,
-    CustomerUpdated,
-    Topic,
-    build_event,
-    decode_event,
-)
 from crm_shared.testing import EmbeddedBroker, read_topic
 
 pytestmark = pytest.mark.kafka

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from crm_contracts import MAX_INT64, PositiveInt64, QueryTime
 from crm_shared import (
     AfterId,
     CursorPosition,
@@ -18,7 +19,6 @@ from crm_shared import (
     encode_cursor,
     slice_page,
 )
-from crm_shared.contracts import MAX_INT64, PositiveInt64, QueryTime
 
 
 class NewestFirst(CursorPosition):

@@ -14,8 +14,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
+from crm_contracts import Money, OrderPlaced
 from crm_devstack.services import repo_root
-from crm_shared.contracts import Money, OrderPlaced
 
 # The end of the 39-week calibration period of Fader, Hardie & Lee (2005).
 CALIBRATION_END: Final = date(1997, 9, 30)

@@ -28,6 +28,7 @@ from typing import Any, Final
 
 import httpx
 
+from crm_contracts import OrderPlaced, Topic
 from crm_devstack.cdnow import CALIBRATION_END, cdnow_orders
 from crm_devstack.databases import sqlite_file
 from crm_devstack.launcher import Stack
@@ -42,7 +43,6 @@ from crm_devstack.services import SERVICES
 from crm_devstack.shop import publish_orders_now
 from crm_devstack.wiring import NO_SCHEDULED_JOBS
 from crm_shared import API_KEY_HEADER
-from crm_shared.contracts import OrderPlaced, Topic
 
 AS_OF: Final = datetime.combine(CALIBRATION_END, datetime.min.time(), tzinfo=UTC)
 DEMO_SETTINGS: Final = {

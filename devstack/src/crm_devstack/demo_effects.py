@@ -31,13 +31,13 @@ from typing import Any, Final
 
 import httpx
 
+from crm_contracts import Money, OrderPlaced, Topic
 from crm_devstack.cdnow import CALIBRATION_END, cdnow_orders
 from crm_devstack.demo import DemoError
 from crm_devstack.launcher import Stack
 from crm_devstack.progress import wait_until_idle
 from crm_devstack.shop import publish_orders_now
 from crm_shared import API_KEY_HEADER
-from crm_shared.contracts import Money, OrderPlaced, Topic
 
 SIMULATED_RULE: Final = "warning-retention-offer"
 SIMULATED_LIFT: Final = 0.10

@@ -23,9 +23,9 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from crm_contracts import Money, OrderPlaced, build_event, decode_event, encode_event
 from crm_devstack.launcher import Stack
 from crm_devstack.progress import wait_until
-from crm_shared.contracts import Money, OrderPlaced, build_event, decode_event, encode_event
 
 WELCOME_RULE = "welcome-first-order"
 NOTIFICATION_ID_HEADER = "X-CRM-Notification-Id"

@@ -1,7 +1,9 @@
 """Run the whole system as local processes: the embedded broker, the mail sink, every service.
 
 `Stack` is what ``python -m crm_devstack run`` uses, and what a test can use to get the same
-system: ``with start_stack(data_dir=tmp_path, free_ports=True) as stack: ...``.
+system: ``with start_stack(data_dir=tmp_path, free_ports=True) as stack: ...``. It wires its
+parts together: the broker (`stack_broker`), the databases (`stack_databases`), the mail sink
+(`stack_mail`) and the service processes (`stack_services`).
 """
 
 from __future__ import annotations
@@ -11,84 +13,46 @@ import json
 import logging
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
-from types import MappingProxyType
-from typing import Literal
 
-import httpx
-
-from crm_devstack.databases import DatabaseStartError, StackPostgres, sqlite_url
-from crm_devstack.mail_sink import DEVELOPMENT_SMTP_PORT, MailSink, MailSinkError
-from crm_devstack.object_store import LocalObjectStore, ObjectStoreError
+from crm_devstack.mail_sink import MailSink
 from crm_devstack.services import SERVICES, ServiceSpec
-from crm_devstack.wiring import deployment_policy, sends_mail, service_links
-from crm_shared import ApiKeyRecord, Scope, StartedInWith, generate_api_key
-from crm_shared.testing import BrokerStartError, EmbeddedBroker, free_loopback_port
+from crm_devstack.stack_broker import BrokerStorage, StackBroker
+from crm_devstack.stack_databases import StackDatabases
+from crm_devstack.stack_errors import StackError, log_tail
+from crm_devstack.stack_mail import start_mail_sink
+from crm_devstack.stack_services import (
+    HEALTH_TIMEOUT_SECONDS,
+    MIGRATION_TIMEOUT_SECONDS,
+    STOP_GRACE_SECONDS,
+    RunningService,
+    ServiceExit,
+    ServiceProcesses,
+)
+from crm_devstack.wiring import deployment_policy, service_links
+from crm_shared import ApiKeyRecord, Scope, generate_api_key
+from crm_shared.testing import StartedInWith
 
-HEALTH_TIMEOUT_SECONDS = 60.0
-STOP_GRACE_SECONDS = 10.0
-MIGRATION_TIMEOUT_SECONDS = 300.0
+__all__ = [
+    "DEVELOPMENT_KEY_NAME",
+    "HEALTH_TIMEOUT_SECONDS",
+    "MIGRATION_TIMEOUT_SECONDS",
+    "STOP_GRACE_SECONDS",
+    "BrokerStorage",
+    "RunningService",
+    "ServiceExit",
+    "Stack",
+    "StackError",
+    "log_tail",
+    "start_stack",
+]
+
 DEVELOPMENT_KEY_NAME = "devstack"
 
 _logger = logging.getLogger("crm_devstack")
-_HEALTH_POLL_SECONDS = 0.2
-_LOG_TAIL_LINES = 20
-
-BrokerStorage = Literal["memory", "s3"]
-"""Where the embedded broker keeps its log: in its own memory, or in a local S3 server."""
-
-
-class StackError(RuntimeError):
-    """The stack could not start; the message names the part that failed and shows its log."""
-
-
-@dataclass(frozen=True)
-class RunningService:
-    """A service the stack started: where it answers and where its output goes."""
-
-    spec: ServiceSpec
-    base_url: str
-    log_path: Path
-    database_url: str
-    replica: int = 1
-
-    @property
-    def name(self) -> str:
-        """The service's name, e.g. ``profile-service``."""
-        return self.spec.name
-
-    @property
-    def instance(self) -> str:
-        """This process's name: the service's for the first replica, ``<name>-<n>`` after."""
-        return self.name if self.replica == 1 else f"{self.name}-{self.replica}"
-
-    @property
-    def docs_url(self) -> str:
-        """The service's OpenAPI docs."""
-        return f"{self.base_url}/docs"
-
-
-@dataclass(frozen=True)
-class ServiceExit:
-    """A service process that ended while the stack was meant to be running."""
-
-    service: RunningService
-    returncode: int
-
-
-def log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
-    """The last `lines` lines of a log file (empty if it does not exist yet)."""
-    try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
 
 
 class Stack(StartedInWith):
@@ -137,22 +101,23 @@ class Stack(StartedInWith):
         self._host = host
         self._specs = tuple(SERVICES if services is None else services)
         self._free_ports = free_ports
-        self._broker_port = broker_port
         self._extra_env = dict(extra_env or {})
-        self._health_timeout = health_timeout
-        self._python = python
-        self._postgres = StackPostgres() if postgres else None
         self._replicas = replicas
-        self._broker_storage = broker_storage
         self._api_key, self._api_key_record = generate_api_key(DEVELOPMENT_KEY_NAME, list(Scope))
-        self._broker: EmbeddedBroker | None = None
-        self._object_store: LocalObjectStore | None = None
+        self._broker = StackBroker(
+            data_dir=self._data_dir, port=broker_port, storage=broker_storage, python=python
+        )
+        self._databases = StackDatabases(data_dir=self._data_dir, postgres=postgres)
         self._mail_sink: MailSink | None = None
+        self._processes = ServiceProcesses(
+            data_dir=self._data_dir,
+            host=host,
+            free_ports=free_ports,
+            health_timeout=health_timeout,
+            python=python,
+            environment=self._environment,
+        )
         self._planned: dict[str, RunningService] = {}
-        self._running: dict[str, RunningService] = {}
-        # Every replica by instance name (``scoring-service``, ``scoring-service-2``, ...).
-        self._instances: dict[str, RunningService] = {}
-        self._processes: dict[str, subprocess.Popen[bytes]] = {}
 
     @property
     def api_key(self) -> str:
@@ -172,25 +137,21 @@ class Stack(StartedInWith):
     @property
     def postgres_url(self) -> str | None:
         """The PostgreSQL server's admin URL (for ``psql``); None when the stack uses SQLite."""
-        if self._postgres is None or not self._postgres.is_running:
-            return None
-        return self._postgres.admin_url
+        return self._databases.admin_url
 
     @property
     def broker_log_path(self) -> Path:
         """The embedded broker's log file."""
-        return self._data_dir / "broker.log"
+        return self._broker.log_path
 
     @property
     def object_store_log_path(self) -> Path:
         """The local S3 server's log file (with ``broker_storage="s3"``)."""
-        return self._data_dir / "object-store.log"
+        return self._broker.object_store_log_path
 
     @property
     def bootstrap_servers(self) -> str:
         """The embedded broker's address for Kafka clients."""
-        if self._broker is None:
-            raise StackError("the stack has not been started")
         return self._broker.bootstrap_servers
 
     @property
@@ -201,16 +162,16 @@ class Stack(StartedInWith):
     @property
     def services(self) -> Mapping[str, RunningService]:
         """The started services by name."""
-        return MappingProxyType(self._running)
+        return self._processes.running
 
     def replicas_of(self, name: str) -> list[RunningService]:
         """Every started replica of service `name`, the first (``services[name]``) first."""
-        return [s for s in self._instances.values() if s.name == name]
+        return self._processes.replicas_of(name)
 
     @property
     def urls(self) -> dict[str, str]:
         """Each started service's base URL by name, e.g. ``{"profile-service": "http://..."}``."""
-        return {name: service.base_url for name, service in self._running.items()}
+        return {name: service.base_url for name, service in self.services.items()}
 
     def start(self) -> None:
         """Start the broker, the mail sink and every service (migrated first); wait until healthy.
@@ -218,42 +179,37 @@ class Stack(StartedInWith):
         On any failure (or a KeyboardInterrupt) everything already started is stopped before
         the exception propagates.
         """
-        if self._broker is not None:
+        if self._broker.is_started:
             raise StackError("the stack is already started")
         self._data_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self._start_broker()
-            self._start_mail_sink()
-            self._start_postgres()
-            planned = [self._plan(spec) for spec in self._specs]
+            self._broker.start()
+            self._mail_sink = start_mail_sink(
+                self._specs, data_dir=self._data_dir, host=self._host, free_port=self._free_ports
+            )
+            self._databases.start()
+            planned = [
+                self._processes.plan(spec, self._databases.url_for(spec)) for spec in self._specs
+            ]
             self._planned = {service.name: service for service in planned}
-            self._migrate(planned)
+            self._processes.migrate(planned)
             instances = [
-                replace(
-                    self._plan(service.spec, database_url=service.database_url),
-                    replica=n,
-                    log_path=self._data_dir / f"{service.name}-{n}.log",
-                )
+                self._processes.plan(service.spec, service.database_url, replica=n)
                 if n > 1
                 else service
                 for service in planned
                 for n in range(1, self._replicas + 1)
             ]
             for service in instances:
-                self._launch(service)
-            self._wait_until_healthy(instances)
+                self._processes.launch(service)
+            self._processes.wait_until_healthy(instances)
         except BaseException:
             self.stop()
             raise
 
     def exited_services(self) -> list[ServiceExit]:
         """The services whose process has ended."""
-        exits = []
-        for name, process in self._processes.items():
-            returncode = process.poll()
-            if returncode is not None:
-                exits.append(ServiceExit(self._instances[name], returncode))
-        return exits
+        return self._processes.exited()
 
     def wait_for_exit(self, poll_interval: float = 0.5) -> ServiceExit:
         """Block until a service process ends and say which (forever if none does)."""
@@ -268,202 +224,50 @@ class Stack(StartedInWith):
 
         Safe to call more than once and after a partial start.
         """
-        processes, self._processes = self._processes, {}
         try:
-            for process in processes.values():
-                _signal_group(process, signal.SIGTERM)
-            # One deadline for all: they shut down in parallel, so the total wait stays `grace`.
-            deadline = time.monotonic() + grace
-            for name, process in processes.items():
-                try:
-                    process.wait(max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    _logger.warning("%s did not stop within %.0f s; killing it", name, grace)
-                # Also sweeps any child the service left behind in its group.
-                _signal_group(process, signal.SIGKILL)
-                process.wait()
-        except BaseException:
-            # Interrupted while waiting (e.g. a KeyboardInterrupt): leave nothing running.
-            for process in processes.values():
-                _signal_group(process, signal.SIGKILL)
-            raise
+            self._processes.stop(grace)
         finally:
-            self._running.clear()
-            self._instances.clear()
             self._planned.clear()
             mail_sink, self._mail_sink = self._mail_sink, None
-            broker, self._broker = self._broker, None
-            object_store, self._object_store = self._object_store, None
             try:
                 if mail_sink is not None:
                     mail_sink.stop()
             finally:
                 try:
-                    self._stop_postgres()
+                    self._databases.stop()
                 finally:
-                    try:
-                        if broker is not None:
-                            broker.stop()
-                    finally:
-                        # After the broker: it writes to the store until it stops.
-                        if object_store is not None:
-                            object_store.stop()
+                    self._broker.stop()
 
     def kill(self, name: str, signum: signal.Signals = signal.SIGKILL, *, replica: int = 1) -> int:
         """Send `signum` to one replica of a service and wait until it has ended; its exit code.
 
         For fault tests: SIGKILL leaves no chance to finish a batch or commit an offset.
         """
-        process = self._process_of(name, replica)
-        _signal_group(process, signum)
-        return process.wait(self._health_timeout)
+        return self._processes.kill(name, signum, replica=replica)
 
     def restart(self, name: str, *, replica: int = 1, grace: float = STOP_GRACE_SECONDS) -> None:
         """Start one replica of a service again (stopping it first if it still runs) on the
         same port and database; return once it answers ``/healthz``."""
-        process = self._process_of(name, replica)
-        if process.poll() is None:
-            _signal_group(process, signal.SIGTERM)
-            try:
-                process.wait(grace)
-            except subprocess.TimeoutExpired:
-                _signal_group(process, signal.SIGKILL)
-                process.wait()
-        service = self._instance(name, replica)
-        self._launch(service)
-        self._wait_until_healthy([service])
+        self._processes.restart(name, replica=replica, grace=grace)
 
     def stop_broker(self) -> None:
         """Stop the broker (an outage); the services keep running. Its port stays reserved
         for `start_broker`. With ``broker_storage="s3"`` what it held (topics, records,
         committed offsets) is there again when it comes back, as after a Kafka broker's
         restart; with memory storage it is all gone."""
-        if self._broker is None:
-            raise StackError("the stack has not been started")
-        _logger.info("stopping the embedded Kafka broker")
-        self._broker.stop()
+        self._broker.pause()
 
     def start_broker(self) -> None:
         """Start the broker stopped by `stop_broker` again, on the same address."""
-        if self._broker is None:
-            raise StackError("the stack has not been started")
-        _logger.info("starting the embedded Kafka broker again")
-        try:
-            self._broker.start()
-        except BrokerStartError as error:
-            raise StackError(
-                f"the embedded Kafka broker did not start again: {error}\n"
-                + _tail_report(self.broker_log_path)
-            ) from error
+        self._broker.resume()
 
     def stop_postgres(self) -> None:
         """Stop the PostgreSQL server (an outage), keeping its data for `start_postgres`."""
-        if self._postgres is None:
-            raise StackError("this stack runs on SQLite; start it with postgres=True")
-        _logger.info("stopping the embedded PostgreSQL server")
-        self._postgres.pause()
+        self._databases.pause()
 
     def start_postgres(self) -> None:
         """Start the PostgreSQL server stopped by `stop_postgres` again, at the same address."""
-        if self._postgres is None:
-            raise StackError("this stack runs on SQLite; start it with postgres=True")
-        _logger.info("starting the embedded PostgreSQL server again")
-        self._postgres.resume()
-
-    def _instance(self, name: str, replica: int) -> RunningService:
-        for service in self.replicas_of(name):
-            if service.replica == replica:
-                return service
-        raise StackError(f"no replica {replica} of {name} was started")
-
-    def _process_of(self, name: str, replica: int) -> subprocess.Popen[bytes]:
-        return self._processes[self._instance(name, replica).instance]
-
-    def _start_broker(self) -> None:
-        # EmbeddedBroker appends to its log; start each run with an empty one so the tail
-        # shown on failure is about this run.
-        self.broker_log_path.write_bytes(b"")
-        store = self._start_object_store()
-        if store is None:
-            self._broker = EmbeddedBroker(port=self._broker_port, log_path=self.broker_log_path)
-        else:
-            self._broker = EmbeddedBroker(
-                port=self._broker_port,
-                log_path=self.broker_log_path,
-                storage_url=store.storage_url,
-                storage_env=store.broker_environment,
-            )
-        _logger.info("starting the embedded Kafka broker")
-        try:
-            self._broker.start()
-        except BrokerStartError as error:
-            raise StackError(
-                f"the embedded Kafka broker did not start: {error}\n"
-                + _tail_report(self.broker_log_path)
-            ) from error
-
-    def _start_object_store(self) -> LocalObjectStore | None:
-        if self._broker_storage != "s3":
-            return None
-        self.object_store_log_path.write_bytes(b"")
-        store = LocalObjectStore(log_path=self.object_store_log_path, python=self._python)
-        _logger.info("starting the local S3 server for the broker's storage")
-        # Kept before starting, so stop() ends it even if the start fails half-way.
-        self._object_store = store
-        try:
-            store.start()
-        except ObjectStoreError as error:
-            raise StackError(f"{error}\n" + _tail_report(self.object_store_log_path)) from error
-        return store
-
-    def _start_mail_sink(self) -> None:
-        if not sends_mail([spec.name for spec in self._specs]):
-            return
-        # On the loopback address the services are reached at: never wider than they are.
-        host = _loopback_host(self._host)
-        port = free_loopback_port() if self._free_ports else DEVELOPMENT_SMTP_PORT
-        _ensure_port_is_free("the mail sink", host, port)
-        sink = MailSink(directory=self._data_dir / "mail", host=host, port=port)
-        _logger.info("starting the mail sink on %s:%d", host, port)
-        try:
-            sink.start()
-        except MailSinkError as error:
-            raise StackError(str(error)) from error
-        self._mail_sink = sink
-
-    def _start_postgres(self) -> None:
-        if self._postgres is None:
-            return
-        _logger.info("starting the embedded PostgreSQL server")
-        try:
-            self._postgres.start()
-        except DatabaseStartError as error:
-            raise StackError(str(error)) from error
-
-    def _stop_postgres(self) -> None:
-        if self._postgres is not None:
-            self._postgres.stop()
-
-    def _database_url(self, spec: ServiceSpec) -> str:
-        if self._postgres is None:
-            return sqlite_url(self._data_dir, spec)
-        try:
-            return self._postgres.create_database(spec)
-        except Exception as error:  # asyncpg and OS errors alike: say which service's database
-            raise StackError(
-                f"{spec.name}: could not create its PostgreSQL database: {error}"
-            ) from error
-
-    def _plan(self, spec: ServiceSpec, *, database_url: str | None = None) -> RunningService:
-        # Replicas after the first always take free ports: the fixed ones are one per service.
-        port = free_loopback_port() if self._free_ports or database_url else spec.port
-        _ensure_port_is_free(spec.name, self._host, port)
-        return RunningService(
-            spec=spec,
-            base_url=f"http://{_client_host(self._host)}:{port}",
-            log_path=self._data_dir / f"{spec.name}.log",
-            database_url=database_url or self._database_url(spec),
-        )
+        self._databases.resume()
 
     def _environment(self, service: RunningService) -> dict[str, str]:
         prefix = service.spec.env_prefix
@@ -483,103 +287,6 @@ class Stack(StartedInWith):
             ),
             **self._extra_env,
         }
-
-    def _migrate(self, services: Sequence[RunningService]) -> None:
-        """Migrate every service's database, all at once (each is its own database)."""
-        migrations: dict[str, subprocess.Popen[bytes]] = {}
-        try:
-            for service in services:
-                _logger.info("%s: migrating %s", service.name, service.database_url)
-                # "wb": each run's log starts here, so a failure's tail is about this run.
-                with service.log_path.open("wb") as log:
-                    migrations[service.name] = subprocess.Popen(
-                        [self._python, "-m", service.spec.migrate_module],
-                        cwd=service.spec.directory,
-                        env=self._environment(service),
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-            deadline = time.monotonic() + MIGRATION_TIMEOUT_SECONDS
-            for service in services:
-                self._wait_for_migration(service, migrations[service.name], deadline)
-        finally:
-            # After a failure (or a Ctrl-C), the other migrations are not left running.
-            for process in migrations.values():
-                if process.poll() is None:
-                    _signal_group(process, signal.SIGKILL)
-                    process.wait()
-
-    @staticmethod
-    def _wait_for_migration(
-        service: RunningService, process: subprocess.Popen[bytes], deadline: float
-    ) -> None:
-        try:
-            returncode = process.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired as error:
-            raise StackError(
-                f"{service.name}: migrations did not finish within "
-                f"{MIGRATION_TIMEOUT_SECONDS:.0f} s\n" + _tail_report(service.log_path)
-            ) from error
-        if returncode != 0:
-            raise StackError(
-                f"{service.name}: migrations failed (exit code {returncode})\n"
-                + _tail_report(service.log_path)
-            )
-
-    def _launch(self, service: RunningService) -> None:
-        port = service.base_url.rsplit(":", 1)[1]
-        command = [
-            self._python,
-            "-m",
-            "uvicorn",
-            "--factory",
-            service.spec.app_factory,
-            "--host",
-            self._host,
-            "--port",
-            port,
-        ]
-        _logger.info("%s: starting on %s", service.instance, service.base_url)
-        with service.log_path.open("ab") as log:
-            # A new session gives the service its own process group: the terminal's Ctrl-C
-            # does not reach it, and stop() can signal it with any children it spawns.
-            self._processes[service.instance] = subprocess.Popen(
-                command,
-                cwd=service.spec.directory,
-                env=self._environment(service),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._instances[service.instance] = service
-        if service.replica == 1:
-            self._running[service.name] = service
-
-    def _wait_until_healthy(self, services: Sequence[RunningService]) -> None:
-        pending = list(services)
-        deadline = time.monotonic() + self._health_timeout
-        # trust_env=False: a developer's HTTP(S)_PROXY must not intercept loopback checks.
-        with httpx.Client(timeout=2.0, trust_env=False) as client:
-            while pending:
-                for service in list(pending):
-                    returncode = self._processes[service.instance].poll()
-                    if returncode is not None:
-                        raise StackError(
-                            f"{service.name} exited with code {returncode} before answering "
-                            "/healthz\n" + _tail_report(service.log_path)
-                        )
-                    if _answers_healthz(client, service.base_url):
-                        _logger.info("%s: healthy", service.instance)
-                        pending.remove(service)
-                if pending and time.monotonic() > deadline:
-                    raise StackError(
-                        f"{', '.join(s.name for s in pending)} did not answer /healthz within "
-                        f"{self._health_timeout:.0f} s\n"
-                        + "\n".join(_tail_report(s.log_path) for s in pending)
-                    )
-                if pending:
-                    time.sleep(_HEALTH_POLL_SECONDS)
 
 
 @contextlib.contextmanager
@@ -611,54 +318,3 @@ def start_stack(
     )
     with stack:
         yield stack
-
-
-def _answers_healthz(client: httpx.Client, base_url: str) -> bool:
-    try:
-        return client.get(f"{base_url}/healthz").status_code == 200
-    except httpx.HTTPError:
-        return False  # not listening yet
-
-
-def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
-    # With start_new_session the child leads its own group, whose id is its pid.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signum)
-
-
-def _ensure_port_is_free(name: str, host: str, port: int) -> None:
-    # Checked up front: otherwise uvicorn fails to bind while an unrelated process (often an
-    # earlier `make run`) answers /healthz on that port, and the stack looks healthy.
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        # Same option uvicorn sets, so a port in TIME_WAIT from the last run counts as free.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise StackError(
-                f"{name} cannot listen on {host}:{port} ({error.strerror}); is another "
-                "`make run` still running? Stop it, or free the port."
-            ) from error
-
-
-def _loopback_host(host: str) -> str:
-    """The address a client on this machine dials for a server bound to `host`."""
-    if host in {"0.0.0.0", ""}:
-        return "127.0.0.1"
-    if host == "::":
-        return "::1"
-    return host
-
-
-def _client_host(host: str) -> str:
-    """`_loopback_host`, bracketed for a URL when it is an IPv6 address."""
-    address = _loopback_host(host)
-    return f"[{address}]" if ":" in address else address
-
-
-def _tail_report(path: Path) -> str:
-    tail = log_tail(path)
-    if not tail:
-        return f"(nothing in {path} yet)"
-    return f"last lines of {path}:\n{tail}"

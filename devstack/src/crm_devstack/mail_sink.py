@@ -18,7 +18,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from crm_shared import StartedInWith
+from crm_shared.testing import StartedInWith
 
 DEVELOPMENT_SMTP_PORT = 1025  # notification-service's default NOTIFICATION_SMTP_PORT
 

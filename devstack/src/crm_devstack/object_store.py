@@ -18,8 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from crm_shared import StartedInWith, stop_process_group
-from crm_shared.testing import free_loopback_port
+from crm_shared.testing import StartedInWith, free_loopback_port, stop_process_group
 
 DEFAULT_BUCKET = "tansu"
 START_TIMEOUT_SECONDS = 30.0

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 
-from crm_shared.contracts import OrderPlaced, Topic, build_event, encode_event
+from crm_contracts import OrderPlaced, Topic, build_event, encode_event
 
 DEFAULT_SOURCE = "/devstack/shop"
 

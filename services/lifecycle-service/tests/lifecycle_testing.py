@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from crm_shared.contracts import (
+from crm_contracts import (
     CloudEvent,
     EventPayload,
     Grade,

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from crm_contracts import CustomerCreated, CustomerSnapshot, Grade, OrderCancelled, ValueTier
 from crm_shared import Scope
-from crm_shared.contracts import CustomerCreated, CustomerSnapshot, Grade, OrderCancelled, ValueTier
 from crm_shared.testing import ApiClient
 from lifecycle_testing import event, feed, order, scores
 

@@ -16,8 +16,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
+from crm_contracts import CloudEvent, Topic, dead_letter_topic, encode_event
 from crm_shared import Scope
-from crm_shared.contracts import CloudEvent, Topic, dead_letter_topic, encode_event
 from crm_shared.testing import ApiClient, EmbeddedBroker, read_topic
 from lifecycle_service.db.models import LifecycleOrder, StageTransition, SweepRun
 from lifecycle_service.settings import LifecycleSettings

@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from crm_shared import Scope
-from crm_shared.contracts import (
+from crm_contracts import (
     CustomerCreated,
     CustomerErased,
     CustomerMerged,
@@ -16,6 +15,7 @@ from crm_shared.contracts import (
     OrderCancelled,
     ValueTier,
 )
+from crm_shared import Scope
 from crm_shared.testing import ApiClient
 from lifecycle_service.db.models import PLUMBING, LifecycleOrder, StageTransition
 from lifecycle_testing import event, feed, order, scores

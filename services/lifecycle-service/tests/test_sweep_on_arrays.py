@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, select
 
+from crm_contracts import Grade, Stage, ValueTier
 from crm_shared import utc_now
-from crm_shared.contracts import Grade, Stage, ValueTier
 from crm_shared.testing import ApiClient
 from lifecycle_service.domain.churn_warnings import (
     CHURN_RISK_ABOVE_THRESHOLD,

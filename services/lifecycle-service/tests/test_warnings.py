@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from crm_contracts import Grade, ValueTier
 from crm_shared import Scope
-from crm_shared.contracts import Grade, ValueTier
 from crm_shared.testing import ApiClient
 from lifecycle_service.db.models import PLUMBING
 from lifecycle_testing import feed, order, scores

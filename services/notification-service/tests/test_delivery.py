@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from notification_servers import SmtpSink, sms_gateway, smtp_sink, webhook_receiver
 from sqlalchemy import select
 
-from crm_shared.contracts import (
+from crm_contracts import (
     Channel,
     CustomerErased,
     ScoreUpdated,

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from crm_shared.contracts import (
+from crm_contracts import (
     Channel,
     CloudEvent,
     ConsentChanged,

@@ -12,14 +12,14 @@ import pytest
 from notification_servers import SmtpSink
 from sqlalchemy import select
 
-from crm_shared import Scope
-from crm_shared.contracts import (
+from crm_contracts import (
     CloudEvent,
     CustomerMerged,
     Money,
     OrderCancelled,
     OrderRefunded,
 )
+from crm_shared import Scope
 from crm_shared.testing import ApiClient
 from notification_service.db.models import PLUMBING, Notification
 from notification_service.domain.holdout import is_held_out

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from crm_contracts import Channel
 from crm_shared import Scope
-from crm_shared.contracts import Channel
 from crm_shared.testing import ApiClient
 from notification_testing import churn_warning, customer, deliver, feed, order
 

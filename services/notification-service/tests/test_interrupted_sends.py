@@ -15,7 +15,7 @@ import pytest
 from notification_servers import sms_gateway, smtp_sink, webhook_receiver
 from sqlalchemy import select
 
-from crm_shared.contracts import Channel, CloudEvent, NotificationChannel, Stage
+from crm_contracts import Channel, CloudEvent, NotificationChannel, Stage
 from crm_shared.testing import ApiClient
 from notification_service.channels.base import Channel as DeliveryChannel
 from notification_service.channels.base import OutgoingMessage

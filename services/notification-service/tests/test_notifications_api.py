@@ -7,8 +7,8 @@ from typing import Any
 
 from notification_servers import SmtpSink
 
+from crm_contracts import Stage
 from crm_shared import Scope, utc_now
-from crm_shared.contracts import Stage
 from crm_shared.testing import ApiClient
 from notification_testing import churn_warning, customer, deliver, feed, order, stage_changed
 

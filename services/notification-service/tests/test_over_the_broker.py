@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from notification_servers import SmtpSink
 
-from crm_shared.contracts import CloudEvent, encode_event
+from crm_contracts import CloudEvent, encode_event
 from crm_shared.testing import EmbeddedBroker
 from notification_testing import app_settings, churn_warning, customer, running_api
 

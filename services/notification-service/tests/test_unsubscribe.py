@@ -10,8 +10,8 @@ import httpx
 from notification_servers import SmtpSink, serving
 from sqlalchemy import select
 
+from crm_contracts import CustomerCreated, CustomerSnapshot, NotificationChannel, Purpose
 from crm_shared import Scope
-from crm_shared.contracts import CustomerCreated, CustomerSnapshot, NotificationChannel, Purpose
 from crm_shared.testing import TEST_KEYS, ApiClient
 from notification_service.db.models import Notification
 from notification_service.domain.signing import unsubscribe_token

@@ -10,8 +10,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
-from crm_shared import Scope
-from crm_shared.contracts import (
+from crm_contracts import (
     ChurnWarning,
     EventPayload,
     Grade,
@@ -25,6 +24,7 @@ from crm_shared.contracts import (
     build_event,
     encode_event,
 )
+from crm_shared import Scope
 from profile_service.api.schemas import Customer360
 from profile_service.db.models import NotificationView, ScoreView, StageView
 from profile_service.workflows.view_batch import apply_view_batch

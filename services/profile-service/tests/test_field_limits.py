@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from crm_shared.contracts import (
+from crm_contracts import (
     MAX_ATTRIBUTES,
     MAX_EXTERNAL_IDS,
     MAX_NAME_LENGTH,

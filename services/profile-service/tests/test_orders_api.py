@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from crm_shared.contracts import OrderPlaced, decode_event
+from crm_contracts import OrderPlaced, decode_event
 from crm_shared.testing import read_topic
 from profile_testing import Api
 

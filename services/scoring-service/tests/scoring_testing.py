@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from crm_shared.contracts import Money, OrderPlaced
+from crm_contracts import Money, OrderPlaced
 from crm_shared.testing import TEST_SETTINGS, ApiClient, running_app, sample_key_records
 from scoring_service.app import create_app
 from scoring_service.migrate import upgrade

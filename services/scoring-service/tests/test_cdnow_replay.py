@@ -11,8 +11,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
+from crm_contracts import Topic, build_event, encode_event
 from crm_shared import Scope
-from crm_shared.contracts import Topic, build_event, encode_event
 from crm_shared.testing import ApiClient
 from scoring_service.db.models import Purchase
 from scoring_testing import DATA, cdnow_purchases

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm_shared.contracts import build_event, decode_event
+from crm_contracts import build_event, decode_event
 from scoring_service.domain.models import fit_models
 from scoring_service.domain.predictions import ScoringPolicy
 from scoring_service.domain.purchase_history import PurchaseLedger, histories_as_of

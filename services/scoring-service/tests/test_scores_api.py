@@ -10,8 +10,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from crm_shared import Scope
-from crm_shared.contracts import (
+from crm_contracts import (
     CloudEvent,
     CustomerErased,
     CustomerMerged,
@@ -25,6 +24,7 @@ from crm_shared.contracts import (
     build_event,
     decode_event,
 )
+from crm_shared import Scope
 from crm_shared.testing import ApiClient
 from scoring_service.db.models import PLUMBING, Score
 from scoring_service.events.handlers import ledger_batch

@@ -1,6 +1,6 @@
 """Plumbing shared by the CRM services: settings, database, outbox, consumer, auth, errors.
 
-Event contracts live in :mod:`crm_shared.contracts`; test fixtures and the embedded broker
+Event contracts live in :mod:`crm_contracts`; test fixtures and the embedded broker
 in :mod:`crm_shared.testing` (development only: its broker needs the ``testing`` extra).
 """
 
@@ -68,7 +68,6 @@ from crm_shared._pagination import (
     encode_cursor,
     slice_page,
 )
-from crm_shared._processes import StartedInWith, stop_process_group
 from crm_shared._runtime import (
     RuntimeDep,
     ServiceRuntime,
@@ -80,6 +79,7 @@ from crm_shared._runtime import (
 )
 from crm_shared._schedule import hold_job_lock, job_lock, run_periodically
 from crm_shared._settings import ApiKeyRecord, Scope, ServiceSettings
+from crm_shared._tables import Json, ServiceTables
 from crm_shared.errors import (
     BadRequest,
     Conflict,
@@ -114,6 +114,7 @@ __all__ = [
     "Forbidden",
     "Gone",
     "IdempotencyKeys",
+    "Json",
     "KafkaSecurity",
     "NotFound",
     "OutboxRelay",
@@ -130,9 +131,9 @@ __all__ = [
     "ServiceMetrics",
     "ServiceRuntime",
     "ServiceSettings",
+    "ServiceTables",
     "ServiceUnavailable",
     "SessionDep",
-    "StartedInWith",
     "StoredResponse",
     "Subscription",
     "Unauthorized",
@@ -177,7 +178,6 @@ __all__ = [
     "run_service",
     "runtime_of",
     "slice_page",
-    "stop_process_group",
     "transaction",
     "upsert_into",
     "utc_now",

@@ -14,13 +14,13 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_contracts import CloudEvent, InvalidEvent, dead_letter_topic, decode_event
 from crm_shared._clock import utc_now
 from crm_shared._db import PlumbingTables
 from crm_shared._inbox import record_new_events
 from crm_shared._logging import event_id_var
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._outbox import OUTBOX_ADDED
-from crm_shared.contracts import CloudEvent, InvalidEvent, dead_letter_topic, decode_event
 
 _logger = logging.getLogger("crm.consumer")
 

@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 
 from aiokafka import ConsumerRecord
 
-from crm_shared._clock import utc_now
-from crm_shared.contracts import (
+from crm_contracts import (
     CloudEvent,
     InvalidEvent,
     OrderCancelled,
@@ -24,6 +23,7 @@ from crm_shared.contracts import (
     check_order,
     decode_event,
 )
+from crm_shared._clock import utc_now
 
 
 def judgement_time(

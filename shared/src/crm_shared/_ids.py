@@ -1,10 +1,7 @@
-"""Identifiers: UUIDv7 strings, sortable by creation time."""
+"""Identifiers: UUIDv7 strings, sortable by creation time (defined with the event contracts)."""
 
 from __future__ import annotations
 
-import uuid_utils
+from crm_contracts._ids import new_id
 
-
-def new_id() -> str:
-    """Return a new UUIDv7 as a string; ids sort by creation time."""
-    return str(uuid_utils.uuid7())
+__all__ = ["new_id"]

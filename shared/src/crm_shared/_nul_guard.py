@@ -32,9 +32,9 @@ from urllib.parse import parse_qsl
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crm_contracts._nul import NUL_MESSAGE, nul_location
 from crm_shared._problems import PROBLEM_CONTENT_TYPE
 from crm_shared._request_body import fixed_body_length
-from crm_shared.contracts._nul import NUL_MESSAGE, nul_location
 from crm_shared.errors import UnprocessableContent
 
 NAMING_LIMIT: Final = 256 * 1024

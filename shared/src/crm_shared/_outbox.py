@@ -14,12 +14,12 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from crm_contracts import CloudEvent, encode_event
 from crm_shared._clock import utc_now
 from crm_shared._db import PlumbingTables
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._outbox_delivery import NotAttempted, OutboxRow, deliver, is_unpublishable
 from crm_shared._outbox_health import OutboxBacklog, count_unsent, read_backlog, record_backlog
-from crm_shared.contracts import CloudEvent, encode_event
 
 _logger = logging.getLogger("crm.outbox")
 OUTBOX_ADDED = "crm.outbox_added"

@@ -14,7 +14,7 @@ from typing import Annotated, Generic, NamedTuple, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from crm_shared.contracts._bounds import without_nul
+from crm_contracts._bounds import without_nul
 from crm_shared.errors import UnprocessableContent
 
 ItemT = TypeVar("ItemT")

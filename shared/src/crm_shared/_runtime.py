@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from crm_contracts import CloudEvent, dead_letter_topic
 from crm_shared._consumer import (
     BatchFinisher,
     Decoder,
@@ -37,7 +38,6 @@ from crm_shared._outbox import OUTBOX_ADDED, OutboxRelay
 from crm_shared._outbox_health import outbox_readiness
 from crm_shared._schedule import run_periodically
 from crm_shared._settings import ServiceSettings
-from crm_shared.contracts import CloudEvent, dead_letter_topic
 
 _logger = logging.getLogger("crm.runtime")
 

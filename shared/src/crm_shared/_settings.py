@@ -10,8 +10,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from crm_contracts import CurrencyCode, OrderPolicy
 from crm_shared._kafka_security import KafkaSaslMechanism, KafkaSecurity, KafkaSecurityProtocol
-from crm_shared.contracts import CurrencyCode, OrderPolicy
 
 
 class Scope(StrEnum):
@@ -61,7 +61,7 @@ class ServiceSettings(BaseSettings):
     # /readyz fails when the oldest unpublished outbox row is older than this (a stuck relay);
     # parked rows (ones the broker can never take) need an operator and do not count.
     outbox_stuck_after_seconds: float = Field(default=120.0, gt=0)
-    # The edge policy for orders (crm_shared.contracts.check_order): the same in every service
+    # The edge policy for orders (crm_contracts.check_order): the same in every service
     # of a deployment, so that all of them accept and refuse the same orders.
     currency: CurrencyCode = Field(
         default="USD",

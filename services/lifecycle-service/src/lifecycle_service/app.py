@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from crm_contracts import Topic
 from crm_shared import (
     ServiceMetrics,
     Subscription,
@@ -16,7 +17,6 @@ from crm_shared import (
     run_service,
     utc_now,
 )
-from crm_shared.contracts import Topic
 from lifecycle_service.api import analytics_routes, routes
 from lifecycle_service.db.models import PLUMBING
 from lifecycle_service.events.handlers import LIFECYCLE_TOPICS

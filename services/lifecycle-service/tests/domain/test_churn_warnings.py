@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from crm_shared.contracts import Grade, Stage, ValueTier
+from crm_contracts import Grade, Stage, ValueTier
 from lifecycle_service.domain.churn_warnings import (
     CHURN_RISK_ABOVE_THRESHOLD,
     SILENCE_PAST_RHYTHM,

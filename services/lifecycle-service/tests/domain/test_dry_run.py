@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from crm_shared.contracts import Stage
+from crm_contracts import Stage
 from lifecycle_service.domain.dry_run import dry_run
 from lifecycle_service.domain.rules import InvalidStageRules, StageRules
 from lifecycle_service.domain.stages import CustomerLifecycle

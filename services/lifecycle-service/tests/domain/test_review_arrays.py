@@ -17,7 +17,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm_shared.contracts import Grade, Stage, ValueTier
+from crm_contracts import Grade, Stage, ValueTier
 from lifecycle_service.domain.churn_warnings import (
     CHURN_RISK_ABOVE_THRESHOLD,
     SILENCE_PAST_RHYTHM,

@@ -11,6 +11,7 @@ from datetime import timedelta
 import httpx
 from fastapi import FastAPI
 
+from crm_contracts import NotificationChannel, Topic
 from crm_shared import (
     ServiceMetrics,
     Subscription,
@@ -19,7 +20,6 @@ from crm_shared import (
     run_service,
     utc_now,
 )
-from crm_shared.contracts import NotificationChannel, Topic
 from notification_service.api import (
     analytics_routes,
     inbox_routes,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from notification_servers import smtp_sink
 
-from crm_shared.contracts import Category, NotificationChannel
+from crm_contracts import Category, NotificationChannel
 from crm_shared.testing import free_loopback_port
 from notification_service.channels.base import (
     OutgoingMessage,

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from notification_servers import sms_gateway
 
-from crm_shared.contracts import Category, NotificationChannel
+from crm_contracts import Category, NotificationChannel
 from crm_shared.testing import free_loopback_port
 from notification_service.channels.base import (
     OutgoingMessage,

@@ -13,7 +13,7 @@ import pytest
 from notification_servers import webhook_receiver
 from standardwebhooks import Webhook
 
-from crm_shared.contracts import Category, NotificationChannel
+from crm_contracts import Category, NotificationChannel
 from crm_shared.testing import free_loopback_port
 from notification_service.channels.base import (
     OutgoingMessage,

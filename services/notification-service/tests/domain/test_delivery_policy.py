@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crm_shared.contracts import (
+from crm_contracts import (
     Category,
     Channel,
     NotificationChannel,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm_shared.contracts import Category, NotificationChannel
+from crm_contracts import Category, NotificationChannel
 from notification_service.domain.default_playbook import DEFAULT_RULES
 from notification_service.domain.holdout import (
     HOLDOUT,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from crm_shared.contracts import (
+from crm_contracts import (
     Category,
     ChurnWarning,
     CustomerCreated,

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from crm_shared.contracts import NotificationChannel, Purpose
+from crm_contracts import NotificationChannel, Purpose
 from notification_service.domain.signing import (
     UnsubscribeRequest,
     read_unsubscribe_token,

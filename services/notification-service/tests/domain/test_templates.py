@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from crm_shared.contracts import NotificationChannel
+from crm_contracts import NotificationChannel
 from notification_service.domain import templates
 from notification_service.domain.sandbox import RenderLimits
 from notification_service.domain.templates import (

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from crm_contracts import Topic
 from crm_shared import (
     ServiceMetrics,
     Subscription,
@@ -15,7 +16,6 @@ from crm_shared import (
     create_service_app,
     run_service,
 )
-from crm_shared.contracts import Topic
 from profile_service.api import consents, customers, imports, orders
 from profile_service.api.errors import install_error_handlers
 from profile_service.db.models import PLUMBING

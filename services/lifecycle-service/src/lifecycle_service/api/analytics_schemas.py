@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
-from crm_shared.contracts import Stage
+from crm_contracts import Stage
 
 
 class Period(BaseModel):

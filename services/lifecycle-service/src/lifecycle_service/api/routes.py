@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
+from crm_contracts import QueryTime, Stage
 from crm_shared import (
     AdminAccess,
     AfterId,
@@ -20,7 +21,6 @@ from crm_shared import (
     slice_page,
     utc_now,
 )
-from crm_shared.contracts import QueryTime, Stage
 from crm_shared.errors import Conflict, NotFound, UnprocessableContent
 from lifecycle_service.api.schemas import (
     CustomerStage,

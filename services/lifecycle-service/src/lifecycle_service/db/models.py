@@ -5,23 +5,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Float, Index, Integer, String, Text, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Boolean, Date, Float, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from crm_shared import AutoIncrementId, UtcDateTime, new_metadata, plumbing_tables
+from crm_shared import AutoIncrementId, Json, ServiceTables, plumbing_tables
 
-Json = JSON().with_variant(JSONB(), "postgresql")
 CustomerIdColumn = String(64)
 StageColumn = String(16)
 _OPEN_WARNING = text("status IN ('open', 'updated')")
 
 
-class Base(DeclarativeBase):
+class Base(ServiceTables, DeclarativeBase):
     """Declarative base of this service's tables."""
-
-    metadata = new_metadata()
-    type_annotation_map = {datetime: UtcDateTime}
 
 
 PLUMBING = plumbing_tables(Base.metadata)

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final, Literal
 
-from crm_shared.contracts import Grade, ValueTier
+from crm_contracts import Grade, ValueTier
 from lifecycle_service.domain.rules import UNKNOWN_TIER, StageRules
 from lifecycle_service.domain.stages import CustomerLifecycle, silence_days
 

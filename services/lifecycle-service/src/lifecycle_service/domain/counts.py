@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Final
 
-from crm_shared.contracts import Stage
+from crm_contracts import Stage
 
 __all__ = [
     "BUYERS",

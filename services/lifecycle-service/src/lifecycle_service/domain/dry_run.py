@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from crm_shared.contracts import Stage
+from crm_contracts import Stage
 from lifecycle_service.domain.rules import InvalidStageRules, StageRules, validate_rules
 from lifecycle_service.domain.stages import CustomerLifecycle, stage_for
 from lifecycle_service.domain.warning_policy import is_warned

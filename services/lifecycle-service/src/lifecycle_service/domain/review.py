@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Final
 
-from crm_shared.contracts import Stage
+from crm_contracts import Stage
 from lifecycle_service.domain.churn_warnings import ChurnWarningRecord
 from lifecycle_service.domain.rules import StageRules
 from lifecycle_service.domain.stages import CustomerLifecycle

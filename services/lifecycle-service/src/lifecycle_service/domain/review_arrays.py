@@ -32,7 +32,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from crm_shared.contracts import Grade, Stage, ValueTier
+from crm_contracts import Grade, Stage, ValueTier
 from lifecycle_service.domain.churn_warnings import (
     CHURN_RISK_ABOVE_THRESHOLD,
     SILENCE_PAST_RHYTHM,

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from itertools import pairwise
 from typing import Any, Final
 
-from crm_shared.contracts import Grade, ValueTier
+from crm_contracts import Grade, ValueTier
 
 __all__ = [
     "UNKNOWN_TIER",

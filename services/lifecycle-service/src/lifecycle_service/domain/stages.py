@@ -41,7 +41,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final
 
-from crm_shared.contracts import Grade, Stage, ValueTier
+from crm_contracts import Grade, Stage, ValueTier
 from lifecycle_service.domain.rules import Band, StageRules
 
 __all__ = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
-from crm_shared.contracts import Stage
+from crm_contracts import Stage
 from lifecycle_service.domain.churn_warnings import (
     ChurnWarningRecord,
     churn_signals,

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from crm_shared.contracts import Topic
+from crm_contracts import Topic
 
 LIFECYCLE_TOPICS = (Topic.ORDERS, Topic.SCORES, Topic.CUSTOMERS)

@@ -16,7 +16,7 @@ from typing import Final
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared.contracts import Stage, ValueTier
+from crm_contracts import Stage, ValueTier
 from lifecycle_service.db.models import ChurnWarningRow, CohortCell, DailyCount, TransitionCount
 from lifecycle_service.domain.churn_warnings import WarningStatus
 from lifecycle_service.domain.counts import BUYERS, REPEAT_BUYERS, stage_metric

@@ -18,8 +18,8 @@ from sqlalchemy import DateTime, String, Table, bindparam, delete, insert, text,
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_contracts import ChurnWarning, CloudEvent, Money, StageChanged, build_event
 from crm_shared import add_many_to_outbox, new_id, upsert_into
-from crm_shared.contracts import ChurnWarning, CloudEvent, Money, StageChanged, build_event
 from lifecycle_service.db.models import (
     PLUMBING,
     ChurnWarningRow,

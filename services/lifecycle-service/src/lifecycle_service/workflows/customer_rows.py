@@ -10,7 +10,7 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared.contracts import Grade, Stage, ValueTier
+from crm_contracts import Grade, Stage, ValueTier
 from lifecycle_service.db.models import ChurnWarningRow, CustomerLifecycleRow
 from lifecycle_service.domain.churn_warnings import ChurnWarningRecord, WarningStatus
 from lifecycle_service.domain.stages import CustomerLifecycle

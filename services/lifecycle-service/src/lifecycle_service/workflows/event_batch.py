@@ -18,8 +18,7 @@ from datetime import datetime
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import as_utc
-from crm_shared.contracts import (
+from crm_contracts import (
     CloudEvent,
     CustomerCreated,
     CustomerErased,
@@ -28,6 +27,7 @@ from crm_shared.contracts import (
     OrderPlaced,
     ScoreUpdated,
 )
+from crm_shared import as_utc
 from lifecycle_service.db.models import ChurnWarningRow, StageTransition
 from lifecycle_service.domain.churn_warnings import close_on_purchase
 from lifecycle_service.domain.counts import month_index

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared.contracts import Stage
+from crm_contracts import Stage
 from lifecycle_service.db.models import (
     ChurnWarningRow,
     CustomerLifecycleRow,

@@ -8,8 +8,8 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Query, Request
 
+from crm_contracts import Money
 from crm_shared import ReadAccess, SessionDep, problem_responses, utc_now
-from crm_shared.contracts import Money
 from crm_shared.errors import UnprocessableContent
 from notification_service.api.effect_schemas import (
     DEFINITIONS,

@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crm_shared.contracts import Money
+from crm_contracts import Money
 
 DEFINITIONS: Final = {
     "groups": "Customers the rule fired for in the period and assigned a group by the stable"

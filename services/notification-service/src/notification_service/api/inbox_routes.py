@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from crm_contracts import Category, PositiveInt64
 from crm_shared import (
     CursorPosition,
     ReadAccess,
@@ -16,7 +17,6 @@ from crm_shared import (
     slice_page,
     utc_now,
 )
-from crm_shared.contracts import Category, PositiveInt64
 from crm_shared.errors import NotFound
 from notification_service.api.schemas import InboxMessageView, InboxPage, InboxReadAll
 from notification_service.db.models import InboxMessage

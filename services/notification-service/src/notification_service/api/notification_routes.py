@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
+from crm_contracts import NotificationChannel, QueryTime
 from crm_shared import (
     IDEMPOTENCY_HEADER,
     AdminAccess,
@@ -19,7 +20,6 @@ from crm_shared import (
     slice_page,
     utc_now,
 )
-from crm_shared.contracts import NotificationChannel, QueryTime
 from crm_shared.errors import NotFound, UnprocessableContent
 from notification_service.api.schemas import NotificationStatus, NotificationView, SendNowRequest
 from notification_service.db.models import Notification

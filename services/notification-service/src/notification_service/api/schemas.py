@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
+from crm_contracts import Category, NotificationChannel
 from crm_shared import Page
-from crm_shared.contracts import Category, NotificationChannel
 
 NotificationStatus = Literal["scheduled", "sending", "sent", "failed", "suppressed"]
 TemplateSource = Annotated[str, Field(max_length=100_000)]

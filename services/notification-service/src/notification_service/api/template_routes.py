@@ -10,8 +10,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
 
+from crm_contracts import NotificationChannel
 from crm_shared import AdminAccess, ReadAccess, SessionDep, WriteAccess, problem_responses, utc_now
-from crm_shared.contracts import NotificationChannel
 from crm_shared.errors import NotFound, UnprocessableContent
 from notification_service.api.schemas import (
     PreviewRequest,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from crm_shared.contracts import Category, NotificationChannel
+from crm_contracts import Category, NotificationChannel
 from notification_service.domain.templates import RenderedMessage
 
 __all__ = [

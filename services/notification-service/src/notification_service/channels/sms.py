@@ -23,7 +23,7 @@ from typing import Final
 
 import httpx
 
-from crm_shared.contracts import Category
+from crm_contracts import Category
 from notification_service.channels._http import HttpAdapter, receipt_from
 from notification_service.channels.base import OutgoingMessage, PermanentDeliveryError
 

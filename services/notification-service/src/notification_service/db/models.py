@@ -6,23 +6,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, Numeric, String, Table, Text, false
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Boolean, Float, Index, Integer, Numeric, String, Table, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from crm_shared import AutoIncrementId, UtcDateTime, new_metadata, plumbing_tables
+from crm_shared import AutoIncrementId, Json, ServiceTables, plumbing_tables
 
-Json = JSON().with_variant(JSONB(), "postgresql")
 CustomerIdColumn = String(64)
 # Money in the accounting currency (one per deployment; see crm_shared's order policy).
 Amount = Numeric(18, 4)
 
 
-class Base(DeclarativeBase):
+class Base(ServiceTables, DeclarativeBase):
     """Declarative base of this service's tables."""
-
-    metadata = new_metadata()
-    type_annotation_map = {datetime: UtcDateTime}
 
 
 PLUMBING = plumbing_tables(Base.metadata)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from crm_shared.contracts import NotificationChannel
+from crm_contracts import NotificationChannel
 
 __all__ = ["RESENT_AFTER_A_CRASH", "Recovery", "recover_interrupted_send"]
 

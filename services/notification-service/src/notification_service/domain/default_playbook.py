@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Final
 
-from crm_shared.contracts import Category, NotificationChannel, Stage
+from crm_contracts import Category, NotificationChannel, Stage
 from notification_service.domain.playbooks import (
     CHURN_WARNING,
     ORDER_PLACED,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from crm_shared.contracts import Category
+from crm_contracts import Category
 from notification_service.domain.templates import Template
 
 __all__ = ["DEFAULT_TEMPLATES"]

@@ -31,7 +31,14 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from crm_shared.contracts import Category, Channel, NotificationChannel, Purpose, Stage
+from crm_contracts import (
+    Category,
+    Channel,
+    NotificationChannel,
+    Purpose,
+    Stage,
+    SuppressionReason,
+)
 from notification_service.domain.playbooks import PlaybookRule
 
 __all__ = [
@@ -50,19 +57,6 @@ __all__ = [
     "next_attempt_or_fail",
     "quiet_hours_release",
     "retry_delay",
-]
-
-# The reasons NotificationSuppressed.reason accepts; a test keeps the two in step.
-SuppressionReason = Literal[
-    "no_consent",
-    "frequency_cap",
-    "lower_priority",
-    "duplicate",
-    "no_contact",
-    "unsubscribed",
-    "rule_disabled",
-    "no_longer_applies",
-    "holdout",
 ]
 
 INTERNAL_CHANNELS: Final = frozenset({NotificationChannel.WEBHOOK})

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from typing import Final, Literal
 
-from crm_shared.contracts import Category
+from crm_contracts import Category
 
 __all__ = [
     "DEFAULT_HOLDOUT_SHARE",

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from pydantic import TypeAdapter, ValidationError
 
-from crm_shared.contracts import (
+from crm_contracts import (
     Category,
     ChurnWarning,
     CustomerCreated,

@@ -31,7 +31,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Final
 
-from crm_shared.contracts import NotificationChannel, Purpose
+from crm_contracts import NotificationChannel, Purpose
 
 __all__ = [
     "WEBHOOK_SECRET_PREFIX",

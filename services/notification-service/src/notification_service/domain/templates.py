@@ -39,7 +39,7 @@ import jinja2
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 
-from crm_shared.contracts import Category, NotificationChannel
+from crm_contracts import Category, NotificationChannel
 from notification_service.domain.sandbox import (
     DEFAULT_LIMITS,
     RenderBudget,

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import as_utc, utc_now
-from crm_shared.contracts import (
+from crm_contracts import (
     CloudEvent,
     ConsentChanged,
     CustomerCreated,
@@ -24,6 +23,7 @@ from crm_shared.contracts import (
     OrderRefunded,
     Topic,
 )
+from crm_shared import as_utc, utc_now
 from notification_service.db.models import Contact
 from notification_service.domain.playbooks import Trigger
 from notification_service.workflows import contacts

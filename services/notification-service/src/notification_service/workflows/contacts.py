@@ -14,14 +14,14 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import as_utc, upsert_into
-from crm_shared.contracts import (
+from crm_contracts import (
     ConsentState,
     CustomerSnapshot,
     OrderCancelled,
     OrderRefunded,
     ScoreUpdated,
 )
+from crm_shared import as_utc, upsert_into
 from notification_service.db.models import (
     CONTACT_ORDER_REFUNDS,
     CONTACTS,

@@ -33,8 +33,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import ServiceRuntime, add_many_to_outbox, as_utc
-from crm_shared.contracts import (
+from crm_contracts import (
     Category,
     Channel,
     CloudEvent,
@@ -42,6 +41,7 @@ from crm_shared.contracts import (
     Purpose,
     Stage,
 )
+from crm_shared import ServiceRuntime, add_many_to_outbox, as_utc
 from notification_service.channels.base import (
     Channel as DeliveryChannel,
 )

@@ -18,8 +18,8 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, or_, select
 
+from crm_contracts import CloudEvent, NotificationChannel
 from crm_shared import ServiceRuntime, add_many_to_outbox, job_lock, new_id
-from crm_shared.contracts import CloudEvent, NotificationChannel
 from notification_service.db.models import PLUMBING, Notification
 from notification_service.domain.crash_recovery import recover_interrupted_send
 from notification_service.workflows.outcomes import SCHEDULED, SENDING, fail

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_shared.contracts import Category, Channel, NotificationChannel, Purpose
+from crm_contracts import Category, Channel, NotificationChannel, Purpose
 from notification_service.db.models import Contact, Notification
 from notification_service.domain.signing import unsubscribe_token
 from notification_service.domain.templates import SAMPLE_CONTEXT

@@ -14,7 +14,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_shared.contracts import ConsentState
+from crm_contracts import ConsentState
 from notification_service.db.models import PendingOptOut
 from notification_service.domain.signing import UnsubscribeRequest
 from notification_service.workflows.contacts import record_consent

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
-from crm_shared.contracts import (
+from crm_contracts import (
     Category,
     CloudEvent,
     NotificationChannel,

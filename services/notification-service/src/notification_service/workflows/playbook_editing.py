@@ -17,7 +17,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared.contracts import Category, NotificationChannel
+from crm_contracts import Category, NotificationChannel
 from crm_shared.errors import Conflict, NotFound
 from notification_service.domain.playbooks import (
     InvalidPlaybookRule,

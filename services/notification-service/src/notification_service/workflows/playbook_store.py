@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_contracts import Category, NotificationChannel
 from crm_shared import upsert_into
-from crm_shared.contracts import Category, NotificationChannel
 from notification_service.db.models import PlaybookRuleRow, TemplateRow
 from notification_service.domain.default_playbook import DEFAULT_RULES
 from notification_service.domain.default_templates import DEFAULT_TEMPLATES

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from crm_contracts import Category, NotificationChannel
 from crm_shared import as_utc
-from crm_shared.contracts import Category, NotificationChannel
 from notification_service.db.models import Contact, Notification
 from notification_service.domain.delivery_policy import Suppression
 from notification_service.domain.holdout import HOLDOUT, group_of

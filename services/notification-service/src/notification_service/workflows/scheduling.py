@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_contracts import Grade, ValueTier
 from crm_shared import as_utc, new_id, upsert_into
-from crm_shared.contracts import Grade, ValueTier
 from notification_service.db.models import NOTIFICATIONS
 from notification_service.domain.playbooks import (
     PlaybookRule,

@@ -16,8 +16,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_contracts import Category, NotificationChannel
 from crm_shared import IDEMPOTENCY_HEADER, new_id, upsert_into
-from crm_shared.contracts import Category, NotificationChannel
 from crm_shared.errors import NotFound, UnprocessableContent
 from notification_service.db.models import Contact, Notification
 from notification_service.domain.playbooks import (

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_contracts import ChurnWarning, CloudEvent, OrderPlaced, ScoreUpdated, StageChanged
 from crm_shared import as_utc
-from crm_shared.contracts import ChurnWarning, CloudEvent, OrderPlaced, ScoreUpdated, StageChanged
 from notification_service.db.models import CONTACT_ORDERS, ContactOrder
 from notification_service.domain.playbooks import Trigger
 from notification_service.workflows import contacts, playbook_store

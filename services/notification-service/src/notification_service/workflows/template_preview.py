@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared.contracts import NotificationChannel
+from crm_contracts import NotificationChannel
 from crm_shared.errors import NotFound
 from notification_service.db.models import Contact
 from notification_service.domain.delivery_policy import INTERNAL_CHANNELS

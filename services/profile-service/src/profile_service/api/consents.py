@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Request, status
 
+from crm_contracts import Channel, Purpose
 from crm_shared import ReadAccess, SessionDep, WriteAccess, problem_responses, utc_now
-from crm_shared.contracts import Channel, Purpose
 from profile_service.api._common import CUSTOMER_PROBLEMS
 from profile_service.api.schemas import ConsentIn, ConsentOut, MergeIn, MergeOut
 from profile_service.domain.consent import ConsentDecision

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
+from crm_contracts import QueryTime
 from crm_shared import (
     IDEMPOTENCY_HEADER,
     AdminAccess,
@@ -23,7 +24,6 @@ from crm_shared import (
     slice_page,
     utc_now,
 )
-from crm_shared.contracts import QueryTime
 from crm_shared.errors import UnprocessableContent
 from profile_service.api._common import (
     CUSTOMER_PROBLEMS,

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request, status
 from fastapi.responses import JSONResponse
 
+from crm_contracts import OrderIntake
 from crm_shared import SessionDep, WriteAccess, problem_responses, utc_now
-from crm_shared.contracts import OrderIntake
 from profile_service.api.schemas import OrderAccepted
 from profile_service.settings import ProfileSettings
 from profile_service.workflows.orders import accept_order

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crm_shared.contracts import (
+from crm_contracts import (
     MAX_EMAIL_LENGTH,
     MAX_EXTERNAL_ID_LENGTH,
     MAX_NAME_LENGTH,
@@ -45,7 +45,7 @@ class CustomerIn(BaseModel):
         },
     )
 
-    # The limits are the customer contract's (crm_shared.contracts), so that every profile
+    # The limits are the customer contract's (crm_contracts), so that every profile
     # accepted here fits in the customer event that publishes it.
     external_id: str | None = Field(
         default=None,

@@ -5,24 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from crm_shared import AutoIncrementId, UtcDateTime, new_metadata, plumbing_tables
-
-Json = JSON().with_variant(JSONB(), "postgresql")
-
+from crm_shared import AutoIncrementId, Json, ServiceTables, plumbing_tables
 
 # Ids in the read models come from other services' events, whose contracts bound no length.
 EventIdColumn = String(200)
 
 
-class Base(DeclarativeBase):
+class Base(ServiceTables, DeclarativeBase):
     """Declarative base of this service's tables."""
-
-    metadata = new_metadata()
-    type_annotation_map = {datetime: UtcDateTime}
 
 
 PLUMBING = plumbing_tables(Base.metadata)

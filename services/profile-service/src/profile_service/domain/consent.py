@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from crm_shared.contracts import Channel, Purpose
+from crm_contracts import Channel, Purpose
 from crm_shared.errors import UnprocessableContent
 
 

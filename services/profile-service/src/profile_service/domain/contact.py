@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from crm_shared.contracts import MAX_TAG_LENGTH, MAX_TAGS
+from crm_contracts import MAX_TAG_LENGTH, MAX_TAGS
 
 __all__ = [
     "MAX_TAGS",

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from crm_shared.contracts import nul_location
+from crm_contracts import nul_location
 from profile_service.domain.import_parsing import ImportFormatError
 from profile_service.domain.profiles import PROFILE_FIELDS
 

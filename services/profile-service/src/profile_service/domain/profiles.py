@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from crm_shared.contracts import (
+from crm_contracts import (
     MAX_EXTERNAL_ID_LENGTH,
     MAX_EXTERNAL_IDS,
     MAX_NAME_LENGTH,

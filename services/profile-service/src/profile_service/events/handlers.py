@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crm_shared.contracts import Topic
+from crm_contracts import Topic
 
 # Applied a batch at a time by `workflows.view_batch.apply_view_batch`.
 CUSTOMER_VIEW_TOPICS = (Topic.SCORES, Topic.LIFECYCLE, Topic.NOTIFICATIONS)

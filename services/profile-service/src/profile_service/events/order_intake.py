@@ -18,8 +18,8 @@ from datetime import datetime
 from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_contracts import InvalidEvent, OrderIntakeDocument, OrderPolicy, decode_order_intake
 from crm_shared import Decoder, judgement_time, utc_now
-from crm_shared.contracts import InvalidEvent, OrderIntakeDocument, OrderPolicy, decode_order_intake
 from crm_shared.errors import Problem
 from profile_service.workflows.orders import accept_order
 

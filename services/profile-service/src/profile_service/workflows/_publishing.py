@@ -7,8 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import add_to_outbox
-from crm_shared.contracts import (
+from crm_contracts import (
     Channel,
     ConsentState,
     CustomerSnapshot,
@@ -16,6 +15,7 @@ from crm_shared.contracts import (
     Purpose,
     build_event,
 )
+from crm_shared import add_to_outbox
 from profile_service.db.models import PLUMBING, Consent, Customer, CustomerIdentity
 
 SOURCE = "/crm/profile-service"

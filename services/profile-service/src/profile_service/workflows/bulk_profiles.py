@@ -14,8 +14,8 @@ from datetime import datetime
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_contracts import CustomerCreated, CustomerSnapshot, CustomerUpdated, build_event
 from crm_shared import add_many_to_outbox, new_id
-from crm_shared.contracts import CustomerCreated, CustomerSnapshot, CustomerUpdated, build_event
 from profile_service.db.models import PLUMBING, Consent, Customer, CustomerIdentity, CustomerTag
 from profile_service.domain.contact import InvalidContact
 from profile_service.domain.profiles import (

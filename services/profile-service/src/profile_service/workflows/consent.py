@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared.contracts import ConsentChanged
+from crm_contracts import ConsentChanged
 from profile_service.db.models import Consent
 from profile_service.domain.consent import ConsentDecision, check_not_in_future, supersedes
 from profile_service.workflows._publishing import consent_state, publish

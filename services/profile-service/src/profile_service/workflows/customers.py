@@ -9,8 +9,8 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_contracts import CustomerCreated, CustomerUpdated
 from crm_shared import new_id
-from crm_shared.contracts import CustomerCreated, CustomerUpdated
 from crm_shared.errors import Conflict, Gone, NotFound, UnprocessableContent
 from profile_service.db.models import Customer, CustomerIdentity, CustomerTag
 from profile_service.domain.contact import InvalidContact

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared.contracts import CustomerErased
+from crm_contracts import CustomerErased
 from crm_shared.errors import Gone, NotFound
 from profile_service.db.models import (
     Consent,

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_contracts import CustomerMerged, CustomerUpdated
 from crm_shared import new_id
-from crm_shared.contracts import CustomerMerged, CustomerUpdated
 from crm_shared.errors import Conflict, UnprocessableContent
 from profile_service.db.models import (
     Consent,

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared.contracts import (
+from crm_contracts import (
     InvalidEvent,
     Money,
     OrderCancelled,

@@ -15,8 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import as_utc, upsert_into
-from crm_shared.contracts import (
+from crm_contracts import (
     ChurnWarning,
     CloudEvent,
     NotificationFailed,
@@ -25,6 +24,7 @@ from crm_shared.contracts import (
     ScoreUpdated,
     StageChanged,
 )
+from crm_shared import as_utc, upsert_into
 from profile_service.db.models import NotificationView, ScoreView, StageView
 
 Payload = TypeVar("Payload")

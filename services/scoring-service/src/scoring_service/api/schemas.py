@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crm_shared.contracts import EventTime, ScoreUpdated
+from crm_contracts import EventTime, ScoreUpdated
 
 
 class CustomerScores(BaseModel):

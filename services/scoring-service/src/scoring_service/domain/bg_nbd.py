@@ -28,7 +28,7 @@ from scoring_service.domain.collapsed_histories import (
 )
 from scoring_service.domain.likelihood_fitting import (
     FALLBACK_PENALIZER,
-    FitMethod,
+    ModelFit,
     ModelFitError,
     maximise_log_likelihood,
     with_fallback,
@@ -53,16 +53,8 @@ class BgNbdParameters:
                 raise ValueError(f"BG/NBD parameter {name} must be finite and > 0, got {value}")
 
 
-@dataclass(frozen=True)
-class BgNbdFit:
-    """Fitted parameters, the (unpenalised) log-likelihood they reach, and how they were found."""
-
-    params: BgNbdParameters
-    log_likelihood: float
-    converged: bool
-    iterations: int
-    method: FitMethod
-    message: str
+class BgNbdFit(ModelFit[BgNbdParameters]):
+    """A BG/NBD fit: parameters, their log-likelihood and how they were found."""
 
 
 def bg_nbd_log_likelihood(
@@ -122,14 +114,8 @@ def fit_bg_nbd(
     )
     params = BgNbdParameters(*(float(v) for v in np.exp(optimum.log_parameters)))
     rows_log_likelihood, _ = _log_likelihood_rows(params, rows.x, rows.t_x, rows.T, levels)
-    return BgNbdFit(
-        params=params,
-        log_likelihood=float(row_weights @ rows_log_likelihood),
-        converged=optimum.converged,
-        iterations=optimum.iterations,
-        method="regularised" if penalizer > 0 else "mle",
-        message=optimum.message,
-    )
+    log_likelihood = float(row_weights @ rows_log_likelihood)
+    return BgNbdFit.from_optimum(params, log_likelihood, optimum, penalizer)
 
 
 def fit_bg_nbd_with_fallback(
@@ -140,11 +126,7 @@ def fit_bg_nbd_with_fallback(
     weights: ArrayLike | None = None,
     penalizer: float = FALLBACK_PENALIZER,
 ) -> BgNbdFit:
-    """Plain maximum likelihood; if that does not converge, a regularised refit with `penalizer`.
-
-    `method` says which one the result came from, and `message` why the plain fit was rejected.
-    Raises `ModelFitError` when neither converges: keep the last good model then.
-    """
+    """`fit_bg_nbd`, refitted regularised when plain ML does not converge (`with_fallback`)."""
     return with_fallback(
         "BG/NBD",
         lambda penalty: fit_bg_nbd(x, t_x, T, weights=weights, penalizer=penalty),

@@ -23,7 +23,7 @@ from scoring_service.domain.collapsed_histories import (
 )
 from scoring_service.domain.likelihood_fitting import (
     FALLBACK_PENALIZER,
-    FitMethod,
+    ModelFit,
     ModelFitError,
     maximise_log_likelihood,
     with_fallback,
@@ -60,16 +60,8 @@ class GammaGammaParameters:
         return self.p * self.v / (self.q - 1.0)
 
 
-@dataclass(frozen=True)
-class GammaGammaFit:
-    """Fitted parameters, the (unpenalised) log-likelihood they reach, and how they were found."""
-
-    params: GammaGammaParameters
-    log_likelihood: float
-    converged: bool
-    iterations: int
-    method: FitMethod
-    message: str
+class GammaGammaFit(ModelFit[GammaGammaParameters]):
+    """A Gamma-Gamma fit: parameters, their log-likelihood and how they were found."""
 
 
 def gamma_gamma_log_likelihood(
@@ -142,14 +134,8 @@ def fit_gamma_gamma(
     )
     params = to_params(optimum.log_parameters, log_scale)
     rows_log_likelihood, _ = _log_likelihood_rows(params, x_, zbar_, log_zbar, levels)
-    return GammaGammaFit(
-        params=params,
-        log_likelihood=float(weights_ @ rows_log_likelihood),
-        converged=optimum.converged,
-        iterations=optimum.iterations,
-        method="regularised" if penalizer > 0 else "mle",
-        message=optimum.message,
-    )
+    log_likelihood = float(weights_ @ rows_log_likelihood)
+    return GammaGammaFit.from_optimum(params, log_likelihood, optimum, penalizer)
 
 
 def fit_gamma_gamma_with_fallback(
@@ -159,11 +145,7 @@ def fit_gamma_gamma_with_fallback(
     weights: ArrayLike | None = None,
     penalizer: float = FALLBACK_PENALIZER,
 ) -> GammaGammaFit:
-    """Plain maximum likelihood; if that does not converge, a regularised refit with `penalizer`.
-
-    `method` says which one the result came from, and `message` why the plain fit was rejected.
-    Raises `ModelFitError` when neither converges: keep the last good model then.
-    """
+    """`fit_gamma_gamma`, refitted regularised when plain ML does not converge (`with_fallback`)."""
     return with_fallback(
         "Gamma-Gamma",
         lambda penalty: fit_gamma_gamma(x, zbar, weights=weights, penalizer=penalty),

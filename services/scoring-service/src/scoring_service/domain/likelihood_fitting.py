@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Self, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -134,17 +134,36 @@ def _is_proper_maximum(
     return bool(eigenvalues[0] > _MIN_RELATIVE_CURVATURE * max(1.0, float(eigenvalues[-1])))
 
 
-class _Fit(Protocol):
-    """What both models' fit results have in common."""
-
-    @property
-    def converged(self) -> bool: ...
-
-    @property
-    def message(self) -> str: ...
+ParamsT = TypeVar("ParamsT")
 
 
-FitT = TypeVar("FitT", bound=_Fit)
+@dataclass(frozen=True)
+class ModelFit(Generic[ParamsT]):
+    """Fitted parameters, the (unpenalised) log-likelihood they reach, and how they were found."""
+
+    params: ParamsT
+    log_likelihood: float
+    converged: bool
+    iterations: int
+    method: FitMethod
+    message: str
+
+    @classmethod
+    def from_optimum(
+        cls, params: ParamsT, log_likelihood: float, optimum: LogParameterOptimum, penalizer: float
+    ) -> Self:
+        """The fit `optimum` reached with `penalizer`, whose parameters give `log_likelihood`."""
+        return cls(
+            params=params,
+            log_likelihood=log_likelihood,
+            converged=optimum.converged,
+            iterations=optimum.iterations,
+            method="regularised" if penalizer > 0 else "mle",
+            message=optimum.message,
+        )
+
+
+FitT = TypeVar("FitT", bound=ModelFit[Any])
 
 
 def with_fallback(model: str, fit: Callable[[float], FitT], penalizer: float) -> FitT:
@@ -162,7 +181,7 @@ def with_fallback(model: str, fit: Callable[[float], FitT], penalizer: float) ->
             f"{model} fit failed. Plain maximum likelihood: {plain.message}. "
             f"Regularised (penalizer {penalizer:g}): {regularised.message}."
         )
-    return replace(  # type: ignore[type-var]
+    return replace(
         regularised,
         method="regularised",
         message=(

@@ -11,8 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import BatchFinisher
-from crm_shared.contracts import (
+from crm_contracts import (
     CloudEvent,
     CustomerErased,
     CustomerMerged,
@@ -21,6 +20,7 @@ from crm_shared.contracts import (
     OrderRefunded,
     Topic,
 )
+from crm_shared import BatchFinisher
 from scoring_service.workflows.ledger_batch import apply_ledger_batch
 from scoring_service.workflows.pending_rescores import queue_rescores
 

@@ -10,7 +10,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared.contracts import (
+from crm_contracts import (
     ActivityRecorded,
     CloudEvent,
     CustomerErased,
@@ -35,7 +35,7 @@ async def apply_ledger_batch(session: AsyncSession, events: Sequence[CloudEvent]
     """Apply a batch in order: runs of order/activity events in bulk, merges and erasures
     between them one by one, so an order after a merge lands where it belongs.
 
-    Orders arrive judged by the deployment's order policy (crm_shared.contracts.check_order,
+    Orders arrive judged by the deployment's order policy (crm_contracts.check_order,
     applied as the consumer decodes them): every amount is in the accounting currency."""
     run: list[LedgerEvent] = []
     for event in events:

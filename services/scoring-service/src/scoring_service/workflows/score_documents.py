@@ -1,6 +1,6 @@
 """A score table as `score.updated` JSON documents, column by column instead of model by model.
 
-Building a :class:`~crm_shared.contracts.ScoreUpdated` per customer and dumping it cost about
+Building a :class:`~crm_contracts.ScoreUpdated` per customer and dumping it cost about
 90 µs a customer, most of a full re-score at a million customers. Here each column is
 converted once (rounding, money strings, day strings) and the documents are plain dicts; the
 tests prove every document equals ``score_payload(...).model_dump(mode="json")`` and every
@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from crm_contracts import MAX_MONEY_AMOUNT, EventTime, ScoreUpdated
 from crm_shared import new_id
-from crm_shared.contracts import MAX_MONEY_AMOUNT, EventTime, ScoreUpdated
 from scoring_service.domain.scoring import ScoreTable
 
 _LARGEST_AMOUNT = MAX_MONEY_AMOUNT - Decimal("0.01")

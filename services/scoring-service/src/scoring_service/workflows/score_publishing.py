@@ -12,8 +12,7 @@ from typing import Any, cast
 from sqlalchemy import Table, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import add_encoded_to_outbox, upsert_into
-from crm_shared.contracts import (
+from crm_contracts import (
     MAX_MONEY_AMOUNT,
     CloudEvent,
     Money,
@@ -23,6 +22,7 @@ from crm_shared.contracts import (
     build_event,
     encode_event,
 )
+from crm_shared import add_encoded_to_outbox, upsert_into
 from scoring_service.db.models import PLUMBING, Score
 from scoring_service.domain.models import FittedModels
 from scoring_service.domain.scoring import ScoreTable, changed_beyond_tolerance

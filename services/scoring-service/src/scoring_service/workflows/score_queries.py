@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared.contracts import ScoreUpdated
+from crm_contracts import ScoreUpdated
 from crm_shared.errors import NotFound
 from scoring_service.api.schemas import CustomerScores, SegmentSize, SegmentsOverview
 from scoring_service.db.models import Score

@@ -1,0 +1,146 @@
+"""Event factories for the benchmarks: the events the services consume, with every field set.
+
+Written here (not imported from the test suites' helpers) so a benchmark needs no test folder
+on its path; they mirror the suites' factories so the payloads are of the same size and shape.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from crm_contracts import (
+    Category,
+    ChurnWarning,
+    CloudEvent,
+    EventPayload,
+    Grade,
+    Money,
+    NotificationChannel,
+    NotificationSent,
+    OrderPlaced,
+    ScoreUpdated,
+    Stage,
+    StageChanged,
+    ValueTier,
+    build_event,
+)
+
+_SOURCE = "/tests"
+
+
+def event(payload: EventPayload, at: datetime, event_id: str | None = None) -> CloudEvent:
+    """``payload`` as the event a producer would publish at ``at``."""
+    return build_event(payload, source=_SOURCE, time=at, event_id=event_id)
+
+
+def churn_warning(
+    customer_id: str,
+    at: datetime,
+    *,
+    action: str = "retention_offer",
+    tier: ValueTier | None = ValueTier.GROWTH,
+    warning_id: str = "w-1",
+    status: str = "open",
+) -> CloudEvent:
+    """A ``churn.warning`` as lifecycle-service raises it."""
+    warning = ChurnWarning(
+        warning_id=warning_id,
+        customer_id=customer_id,
+        raised_at=at,
+        status=status,  # type: ignore[arg-type]
+        reasons=["churn_risk_above_threshold"],
+        churn_risk=0.8,
+        value_tier=tier,
+        grade=Grade.HIGH,
+        predicted_clv_12m=Money(amount=Decimal("420.00"), currency="USD"),
+        recommended_action=action,  # type: ignore[arg-type]
+    )
+    return event(warning, at)
+
+
+def stage_changed(customer_id: str, at: datetime, stage: Stage, previous: Stage) -> CloudEvent:
+    """A ``lifecycle.stage_changed`` of a sweep."""
+    change = StageChanged(
+        customer_id=customer_id,
+        previous_stage=previous,
+        stage=stage,
+        changed_at=at,
+        cause="sweep",
+        reason="test",
+    )
+    return event(change, at)
+
+
+def order(customer_id: str, order_id: str, at: datetime) -> CloudEvent:
+    """An ``order.placed`` of 50.00 USD."""
+    placed = OrderPlaced(
+        order_id=order_id,
+        customer_id=customer_id,
+        placed_at=at,
+        total=Money(amount=Decimal("50.00"), currency="USD"),
+    )
+    return event(placed, at)
+
+
+def _eur(amount: str) -> Money:
+    return Money(amount=Decimal(amount), currency="EUR")
+
+
+def full_score_updated(customer_id: str, at: datetime, **overrides: Any) -> ScoreUpdated:
+    """A ``score.updated`` payload with every field filled in."""
+    fields: dict[str, Any] = {
+        "customer_id": customer_id,
+        "as_of": at,
+        "model_version": "clv-2025-03-01",
+        "recency_score": 5,
+        "frequency_score": 4,
+        "monetary_score": 3,
+        "rfm_segment": "champions",
+        "order_count": 7,
+        "first_purchase_at": at - timedelta(days=400),
+        "last_purchase_at": at,
+        "total_spend": _eur("640.10"),
+        "spend_12m": _eur("310.00"),
+        "average_order_value": _eur("91.44"),
+        "p_alive": 0.82,
+        "expected_purchases_30d": 0.4,
+        "expected_purchases_90d": 1.1,
+        "expected_purchases_365d": 3.9,
+        "churn_risk": 0.18,
+        "expected_interpurchase_days": 41.5,
+        "predicted_clv_12m": _eur("355.20"),
+        "historic_clv": _eur("640.10"),
+        "health_index": 76.0,
+        "value_tier": ValueTier.GROWTH,
+        "grade": Grade.HIGH,
+        "cluster": "bargain_hunters",
+    }
+    return ScoreUpdated(**(fields | overrides))
+
+
+def full_stage_changed(customer_id: str, at: datetime) -> StageChanged:
+    """A ``lifecycle.stage_changed`` payload with every field filled in."""
+    return StageChanged(
+        customer_id=customer_id,
+        previous_stage=Stage.ACTIVE,
+        stage=Stage.LOYAL,
+        changed_at=at,
+        cause="sweep",
+        reason="5th order within 12 months",
+    )
+
+
+def full_notification_sent(customer_id: str, at: datetime) -> NotificationSent:
+    """A ``notification.sent`` payload with every field filled in."""
+    return NotificationSent(
+        notification_id="ntf-1",
+        customer_id=customer_id,
+        rule_id="winback-vip",
+        template_id="winback-offer-v2",
+        channel=NotificationChannel.EMAIL,
+        category=Category.MARKETING,
+        trigger_event_id="evt-1",
+        sent_at=at,
+    )

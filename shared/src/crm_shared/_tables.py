@@ -1,0 +1,36 @@
+"""What every service's declarative base has in common: its own metadata and UTC timestamps.
+
+Each service keeps its own base (its own registry and metadata, so Alembic sees only that
+service's tables even when several services are imported in one process), declared as
+``class Base(ServiceTables, DeclarativeBase)``; the settings it needs are defined here once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase
+
+from crm_shared._db import UtcDateTime, new_metadata
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+"""A JSON column: JSONB on PostgreSQL, JSON text on SQLite."""
+
+
+class ServiceTables:
+    """Mixin for a service's declarative base: a fresh metadata with the naming convention
+    Alembic relies on, and timezone-aware UTC ``datetime`` columns.
+
+    Put it before ``DeclarativeBase``; the metadata is made when the base class is declared
+    (before SQLAlchemy builds the registry from it), never for the mapped classes below it.
+    """
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        if DeclarativeBase in cls.__bases__ and "metadata" not in cls.__dict__:
+            cls.metadata = new_metadata()  # type: ignore[attr-defined]
+        super().__init_subclass__(**kwargs)

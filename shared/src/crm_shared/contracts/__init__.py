@@ -46,6 +46,7 @@ from crm_shared.contracts._customers import (
     CustomerSnapshot,
     CustomerUpdated,
     Purpose,
+    profiling_decision,
 )
 from crm_shared.contracts._envelope import CloudEvent, build_event, decode_event, encode_event
 from crm_shared.contracts._errors import InvalidEvent
@@ -157,6 +158,7 @@ __all__ = [
     "encode_event",
     "nul_location",
     "payload_model_for",
+    "profiling_decision",
     "within_supported_time",
     "without_nul",
 ]

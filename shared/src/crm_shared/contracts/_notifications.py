@@ -110,10 +110,12 @@ class NotificationSuppressed(EventPayload):
         "unsubscribed",
         "rule_disabled",
         "no_longer_applies",
+        "profiling_objection",
     ] = Field(
         examples=["frequency_cap"],
         description="no_longer_applies: the rule's send-time condition failed"
-        " (e.g. the customer bought again before a delayed offer).",
+        " (e.g. the customer bought again before a delayed offer). profiling_objection: the"
+        " rule acts on scores or a churn warning and the customer objects to profiling.",
     )
     detail: str | None = Field(
         default=None,

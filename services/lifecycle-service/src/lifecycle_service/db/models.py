@@ -9,7 +9,13 @@ from sqlalchemy import JSON, Boolean, Date, Float, Index, Integer, String, Text,
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from crm_shared import AutoIncrementId, UtcDateTime, new_metadata, plumbing_tables
+from crm_shared import (
+    AutoIncrementId,
+    UtcDateTime,
+    new_metadata,
+    plumbing_tables,
+    profiling_decisions_table,
+)
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 CustomerIdColumn = String(64)
@@ -25,6 +31,8 @@ class Base(DeclarativeBase):
 
 
 PLUMBING = plumbing_tables(Base.metadata)
+# Customers who object to profiling: never warned (see domain.profiling and crm_shared).
+PROFILING_DECISIONS = profiling_decisions_table(Base.metadata)
 
 
 class CustomerLifecycleRow(Base):

@@ -62,6 +62,7 @@ SuppressionReason = Literal[
     "unsubscribed",
     "rule_disabled",
     "no_longer_applies",
+    "profiling_objection",
 ]
 
 INTERNAL_CHANNELS: Final = frozenset({NotificationChannel.WEBHOOK})
@@ -136,6 +137,8 @@ class ContactState:
     consents: Mapping[tuple[Channel, Purpose], bool] = field(default_factory=dict)
     stage: Stage | None = None
     last_order_at: datetime | None = None
+    # The customer's newest profiling decision is an objection (GDPR art. 21/22).
+    objects_to_profiling: bool = False
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,7 @@ from notification_service.domain.playbooks import (
     PlaybookRule,
     cancelled_by_purchase,
 )
+from notification_service.domain.profiling import rests_on_profiling
 from notification_service.domain.templates import InvalidTemplate
 from notification_service.workflows import interrupted_sends, playbook_store
 from notification_service.workflows.message_context import message_context, unsubscribe_url
@@ -223,11 +224,18 @@ async def _decide(
         for c in await session.scalars(select(Contact).where(Contact.customer_id.in_(customers)))
     }
     consents: dict[str, dict[tuple[Channel, Purpose], bool]] = defaultdict(dict)
+    # The newest profiling decision on any channel speaks for the customer.
+    profiling: dict[str, ContactConsent] = {}
     for consent in await session.scalars(
         select(ContactConsent).where(ContactConsent.customer_id.in_(customers))
     ):
         key = (Channel(consent.channel), Purpose(consent.purpose))
         consents[consent.customer_id][key] = consent.granted
+        newest = profiling.get(consent.customer_id)
+        if key[1] is Purpose.PROFILING and (
+            newest is None or consent.changed_at > newest.changed_at
+        ):
+            profiling[consent.customer_id] = consent
     recent = await _recent_marketing_sends(session, customers, now, config.policy)
     rules = {rule.rule_id: rule for rule in await playbook_store.all_rules(session)}
     events: list[CloudEvent] = []
@@ -237,7 +245,8 @@ async def _decide(
         by_customer[notification.customer_id].append(notification)
     for customer_id, notifications in by_customer.items():
         contact = contacts.get(customer_id)
-        state = _contact_state(contact, customer_id, consents[customer_id])
+        objects = customer_id in profiling and not profiling[customer_id].granted
+        state = _contact_state(contact, customer_id, consents[customer_id], objects)
         ready = _policy_checks(notifications, rules, contact, state, config, now, events)
         decisions = arbitrate(
             [candidate for _, _, candidate in ready],
@@ -287,7 +296,7 @@ def _policy_checks(
             channels=tuple(NotificationChannel(c) for c in notification.channels),
             category=Category(notification.category),
         )
-        refusal = _refusal(notification, rule, contact, config, now)
+        refusal = _refusal(notification, rule, contact, state, config, now)
         choice = refusal or choose_channel(rule, state, config.policy)
         if isinstance(choice, Suppression):
             events.append(suppress(notification, choice, now))
@@ -441,7 +450,10 @@ async def _recent_marketing_sends(
 
 
 def _contact_state(
-    contact: Contact | None, customer_id: str, consents: dict[tuple[Channel, Purpose], bool]
+    contact: Contact | None,
+    customer_id: str,
+    consents: dict[tuple[Channel, Purpose], bool],
+    objects_to_profiling: bool,
 ) -> ContactState:
     if contact is None:
         return ContactState(customer_id=customer_id, has_inbox=False)
@@ -454,6 +466,7 @@ def _contact_state(
         consents=consents,
         stage=Stage(contact.stage) if contact.stage else None,
         last_order_at=contact.last_order_at,
+        objects_to_profiling=objects_to_profiling,
     )
 
 
@@ -476,11 +489,16 @@ def _refusal(
     notification: Notification,
     rule: PlaybookRule,
     contact: Contact | None,
+    state: ContactState,
     config: DeliveryConfig,
     now: datetime,
 ) -> Suppression | None:
     if not rule.enabled:
         return Suppression("rule_disabled", f"rule {rule.rule_id} is disabled or deleted")
+    if state.objects_to_profiling and rests_on_profiling(rule, notification.trigger_type):
+        return Suppression(
+            "profiling_objection", "acts on scores or a churn warning; the customer objects"
+        )
     overdue = now - as_utc(notification.intended_at)
     if config.max_trigger_age is not None and overdue > config.max_trigger_age:
         return Suppression("no_longer_applies", "due too long ago (a replay of old events?)")

@@ -10,7 +10,13 @@ from sqlalchemy import JSON, Boolean, Float, Index, Integer, Numeric, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from crm_shared import AutoIncrementId, UtcDateTime, new_metadata, plumbing_tables
+from crm_shared import (
+    AutoIncrementId,
+    UtcDateTime,
+    new_metadata,
+    plumbing_tables,
+    profiling_decisions_table,
+)
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 Amount = Numeric(18, 4)
@@ -24,6 +30,8 @@ class Base(DeclarativeBase):
 
 
 PLUMBING = plumbing_tables(Base.metadata)
+# Customers who object to profiling: never scored, segmented or fitted on (see crm_shared).
+PROFILING_DECISIONS = profiling_decisions_table(Base.metadata)
 
 
 class Purchase(Base):

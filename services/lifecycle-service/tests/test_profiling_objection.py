@@ -56,6 +56,8 @@ async def test_an_objection_withdraws_the_open_warning_with_its_reason(lifecycle
     assert [w["status"] for w in await published_warnings(lifecycle_api)] == ["open", "withdrawn"]
     stage = (await lifecycle_api.get("/v1/customers/c1/stage")).json()
     assert stage["open_warning"] is None
+    outcomes = (await lifecycle_api.get("/v1/analytics/warnings")).json()["total"]
+    assert (outcomes["open"], outcomes["saved"], outcomes["lost"]) == (0, 0, 0)
     assert stage["churn_risk"] is None  # the scores are forgotten
     assert stage["value_tier"] is None
 

@@ -46,6 +46,7 @@ from crm_contracts._customers import (
     CustomerSnapshot,
     CustomerUpdated,
     Purpose,
+    profiling_decision,
 )
 from crm_contracts._envelope import CloudEvent, build_event, decode_event, encode_event
 from crm_contracts._errors import InvalidEvent
@@ -159,6 +160,7 @@ __all__ = [
     "encode_event",
     "nul_location",
     "payload_model_for",
+    "profiling_decision",
     "within_supported_time",
     "without_nul",
 ]

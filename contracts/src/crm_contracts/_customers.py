@@ -38,10 +38,17 @@ class Channel(StrEnum):
 
 
 class Purpose(StrEnum):
-    """Why we would contact a customer: marketing needs opt-in, service messages do not."""
+    """What a consent decision is about.
+
+    Marketing needs an opt-in and service messages do not. ``profiling`` is about no contact at
+    all: it is the customer's right to object to automated evaluation (GDPR art. 21 and 22),
+    so it is allowed until the customer objects (``granted`` false) and is not bound to a
+    channel: the newest profiling decision on any channel speaks for the whole customer.
+    """
 
     MARKETING = "marketing"
     SERVICE = "service"
+    PROFILING = "profiling"
 
 
 class ConsentState(BaseModel):
@@ -177,3 +184,19 @@ class ConsentChanged(EventPayload):
 
     customer_id: _CustomerKey
     consent: ConsentState = Field(description="The consent as it stands now.")
+
+
+def profiling_decision(
+    payload: EventPayload,
+) -> ConsentState | None:
+    """The profiling decision a customer event carries, if any (consumers of objections).
+
+    ``consent.changed`` carries it when the purpose is ``profiling``; ``customer.created`` and
+    ``customer.updated`` carry it in their snapshot's consents (an import or a merge may set it).
+    """
+    if isinstance(payload, ConsentChanged):
+        return payload.consent if payload.consent.purpose is Purpose.PROFILING else None
+    if isinstance(payload, CustomerCreated | CustomerUpdated):
+        decisions = [c for c in payload.customer.consents if c.purpose is Purpose.PROFILING]
+        return max(decisions, key=lambda c: c.changed_at, default=None)
+    return None

@@ -51,7 +51,9 @@ class StageChanged(EventPayload):
 class ChurnWarning(EventPayload):
     """A valuable customer may be slipping away; someone should act before they are lost.
 
-    One warning is raised, then updated, and finally closed as saved or lost.
+    One warning is raised, then updated, and finally closed as saved or lost, or withdrawn
+    (reason ``profiling_objection``) when the customer objects to profiling: no one may act on
+    an automated evaluation of them any more.
     """
 
     event_type: ClassVar[str] = "churn.warning"
@@ -67,7 +69,7 @@ class ChurnWarning(EventPayload):
         description="When this state of the warning was reached.",
         examples=["2025-03-14T09:30:00Z"],
     )
-    status: Literal["open", "updated", "saved", "lost"] = Field(examples=["open"])
+    status: Literal["open", "updated", "saved", "lost", "withdrawn"] = Field(examples=["open"])
     reasons: list[str] = Field(
         min_length=1,
         description="Why the customer looks at risk.",

@@ -20,6 +20,7 @@ SuppressionReason = Literal[
     "rule_disabled",
     "no_longer_applies",
     "holdout",
+    "profiling_objection",
 ]
 """Why a notification was not sent: the reasons ``notification.suppressed`` carries."""
 
@@ -119,7 +120,8 @@ class NotificationSuppressed(EventPayload):
         description="no_longer_applies: the rule's send-time condition failed"
         " (e.g. the customer bought again before a delayed offer). holdout: the customer is in"
         " the rule's control group (a stable share of its customers, never messaged by it, so"
-        " that its effect can be measured).",
+        " that its effect can be measured). profiling_objection: the rule acts on scores or a churn"
+        " warning and the customer objects to profiling.",
     )
     detail: str | None = Field(
         default=None,

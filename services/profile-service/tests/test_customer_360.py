@@ -233,6 +233,7 @@ async def test_360_is_the_profile_consents_and_stored_documents(api: Api) -> Non
     assert view == {
         "profile": (await api.get(f"/v1/customers/{cid}")).json(),
         "consents": (await api.get(f"/v1/customers/{cid}/consents")).json(),
+        "profiling": {"objected": False, "since": None, "withheld": []},
         "scores": scores.model_dump(mode="json"),
         "lifecycle": stage.model_dump(mode="json"),
         "churn_warning": warning.model_dump(mode="json"),

@@ -68,6 +68,12 @@ from crm_shared._pagination import (
     encode_cursor,
     slice_page,
 )
+from crm_shared._profiling import (
+    ProfilingChange,
+    objecting_customers,
+    profiling_decisions_table,
+    record_profiling_decisions,
+)
 from crm_shared._runtime import (
     RuntimeDep,
     ServiceRuntime,
@@ -123,6 +129,7 @@ __all__ = [
     "PlumbingTables",
     "Principal",
     "Problem",
+    "ProfilingChange",
     "ReadAccess",
     "RequestBodyLimits",
     "RetryPolicy",
@@ -168,8 +175,11 @@ __all__ = [
     "new_id",
     "new_metadata",
     "normalise_database_url",
+    "objecting_customers",
     "plumbing_tables",
     "problem_responses",
+    "profiling_decisions_table",
+    "record_profiling_decisions",
     "redact",
     "request_fingerprint",
     "request_id_var",

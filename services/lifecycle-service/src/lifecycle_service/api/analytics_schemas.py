@@ -125,7 +125,10 @@ class RetentionRatesView(BaseModel):
 class WarningOutcomeView(BaseModel):
     """Churn warnings by outcome."""
 
-    open: int = Field(description="Still open (open or updated): no purchase, not yet expired.")
+    open: int = Field(
+        description="Still open (open or updated): no purchase, not yet expired. Warnings"
+        " withdrawn because the customer objected to profiling are in none of the counts."
+    )
     saved: int = Field(description="Closed by a purchase.")
     lost: int = Field(description="Closed by expiry, no purchase since the warning.")
     save_rate: float | None = Field(

@@ -8,7 +8,13 @@ from typing import Any
 from sqlalchemy import Boolean, Date, Float, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from crm_shared import AutoIncrementId, Json, ServiceTables, plumbing_tables
+from crm_shared import (
+    AutoIncrementId,
+    Json,
+    ServiceTables,
+    plumbing_tables,
+    profiling_decisions_table,
+)
 
 CustomerIdColumn = String(64)
 StageColumn = String(16)
@@ -20,6 +26,8 @@ class Base(ServiceTables, DeclarativeBase):
 
 
 PLUMBING = plumbing_tables(Base.metadata)
+# Customers who object to profiling: never warned (see domain.profiling and crm_shared).
+PROFILING_DECISIONS = profiling_decisions_table(Base.metadata)
 
 
 class CustomerLifecycleRow(Base):

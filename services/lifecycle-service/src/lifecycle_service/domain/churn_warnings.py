@@ -64,6 +64,8 @@ class WarningStatus(StrEnum):
     UPDATED = "updated"
     SAVED = "saved"
     LOST = "lost"
+    # Closed because the customer objected to profiling (see domain.profiling).
+    WITHDRAWN = "withdrawn"
 
 
 _OPEN_STATUSES: Final = frozenset({WarningStatus.OPEN, WarningStatus.UPDATED})
@@ -87,7 +89,7 @@ class ChurnWarningRecord:
 
     @property
     def is_open(self) -> bool:
-        """True until the warning is closed as saved or lost."""
+        """True until the warning is closed as saved, lost or withdrawn."""
         return self.status in _OPEN_STATUSES
 
 

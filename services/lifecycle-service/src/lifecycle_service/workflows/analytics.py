@@ -192,4 +192,7 @@ def _outcome(status: str, count: int) -> WarningOutcome:
         return WarningOutcome(saved=count)
     if status == WarningStatus.LOST:
         return WarningOutcome(lost=count)
+    if status == WarningStatus.WITHDRAWN:
+        # The customer objected to profiling: no outcome of retention, left out of the rate.
+        return WarningOutcome()
     return WarningOutcome(open=count)  # open or updated: both still open

@@ -30,6 +30,7 @@ from lifecycle_service.db.models import (
 )
 from lifecycle_service.domain.churn_warnings import ChurnWarningRecord
 from lifecycle_service.domain.counts import cohort_cells, order_count_deltas, stage_metric
+from lifecycle_service.domain.profiling import close_on_objection, without_scores
 from lifecycle_service.domain.review import next_review_at
 from lifecycle_service.domain.rules import StageRules
 from lifecycle_service.domain.stages import CustomerLifecycle, Transition, new_prospect
@@ -68,6 +69,8 @@ class CustomerChanges:
     transitions: list[tuple[str, Transition]] = field(default_factory=list)
     warnings: list[ChurnWarningRecord] = field(default_factory=list)
     daily: Counter[tuple[date, str]] = field(default_factory=Counter)
+    # Customers who object to profiling: never warned (see domain.profiling).
+    objecting: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         for customer_id, stored in self.stored.items():
@@ -125,10 +128,24 @@ class CustomerChanges:
         return tracked
 
     def review_warning(self, customer_id: str, at: datetime) -> None:
-        """Expire, open or update the customer's warning as the signals at ``at`` call for."""
+        """Expire, open or update the customer's warning as the signals at ``at`` call for;
+        nothing for a customer who objects to profiling."""
+        if customer_id in self.objecting:
+            return
         tracked = self.customers[customer_id]
         for change in warning_changes(tracked.warning, tracked.state, self.rules, at, new_id()):
             self.set_warning(customer_id, change)
+
+    def object_to_profiling(self, customer_id: str, at: datetime) -> None:
+        """The customer objected at ``at``: forget their scores, withdraw their open warning."""
+        self.objecting.add(customer_id)
+        tracked = self.customers.get(customer_id)
+        if tracked is None:
+            return
+        tracked.state = without_scores(tracked.state)
+        withdrawn = close_on_objection(tracked.warning, at)
+        if withdrawn is not None:
+            self.set_warning(customer_id, withdrawn)
 
     def set_warning(self, customer_id: str, warning: ChurnWarningRecord) -> None:
         """Record a change of the customer's warning (opened, updated, saved or lost)."""

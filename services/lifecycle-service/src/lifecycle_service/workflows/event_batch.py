@@ -27,8 +27,8 @@ from crm_contracts import (
     OrderPlaced,
     ScoreUpdated,
 )
-from crm_shared import as_utc
-from lifecycle_service.db.models import ChurnWarningRow, StageTransition
+from crm_shared import as_utc, objecting_customers, record_profiling_decisions
+from lifecycle_service.db.models import PROFILING_DECISIONS, ChurnWarningRow, StageTransition
 from lifecycle_service.domain.churn_warnings import close_on_purchase
 from lifecycle_service.domain.counts import month_index
 from lifecycle_service.domain.purchases import active_months, with_purchases
@@ -48,6 +48,12 @@ async def apply_events(session: AsyncSession, events: Sequence[CloudEvent]) -> N
     }
     rules = (await current_rules(session)).rules
     changes = CustomerChanges(rules, await load_customers(session, involved))
+    # Objections first: whatever the batch holds, an objecting customer is not warned.
+    profiling = await record_profiling_decisions(session, PROFILING_DECISIONS, events)
+    changes.objecting = await objecting_customers(session, PROFILING_DECISIONS, involved)
+    for change in profiling:
+        if change.objected:
+            changes.object_to_profiling(change.customer_id, as_utc(change.changed_at))
     orders = await BatchOrders.load(session, order_ids)
     batch = _Batch(session, changes, orders)
     for event in events:
@@ -113,6 +119,8 @@ class _Batch:
 
     def scores(self, event_id: str, data: ScoreUpdated) -> None:
         changes, at = self.changes, as_utc(data.as_of)
+        if data.customer_id in changes.objecting:
+            return  # published before the objection reached scoring: not used
         tracked = changes.ensure(data.customer_id, at, event_id)
         clv = data.predicted_clv_12m
         if clv is not None:

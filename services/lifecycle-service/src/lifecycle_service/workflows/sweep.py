@@ -25,8 +25,8 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import ServiceRuntime, job_lock
-from lifecycle_service.db.models import SweepRun
+from crm_shared import ServiceRuntime, job_lock, objecting_customers
+from lifecycle_service.db.models import PROFILING_DECISIONS, SweepRun
 from lifecycle_service.domain.review_arrays import review_chunk, to_microseconds
 from lifecycle_service.domain.rules import StageRules
 from lifecycle_service.domain.stages import on_sweep
@@ -133,6 +133,7 @@ async def _sweep_chunk(
     if changed.any():
         stored = await load_customers(session, [ids[i] for i in changed.nonzero()[0]])
         changes = CustomerChanges(rules, stored)
+        changes.objecting = await objecting_customers(session, PROFILING_DECISIONS, stored)
         for customer_id, tracked in changes.customers.items():
             changes.apply(customer_id, on_sweep(tracked.state, as_of, rules), as_of)
             changes.review_warning(customer_id, as_of)
@@ -166,6 +167,7 @@ async def _sweep_chunk_per_customer(
     if not rows:
         return None
     changes = CustomerChanges(rules, await customers_with_warnings(session, rows))
+    changes.objecting = await objecting_customers(session, PROFILING_DECISIONS, changes.stored)
     for customer_id, tracked in changes.customers.items():
         last_purchase = tracked.state.last_purchase_at
         if tracked.state.stage_since > as_of or (last_purchase and last_purchase > as_of):

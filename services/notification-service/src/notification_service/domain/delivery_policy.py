@@ -131,6 +131,8 @@ class ContactState:
     consents: Mapping[tuple[Channel, Purpose], bool] = field(default_factory=dict)
     stage: Stage | None = None
     last_order_at: datetime | None = None
+    # The customer's newest profiling decision is an objection (GDPR art. 21/22).
+    objects_to_profiling: bool = False
 
 
 @dataclass(frozen=True)

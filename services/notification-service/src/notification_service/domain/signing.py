@@ -57,7 +57,9 @@ _CHANNEL_CODES: Final = {
     NotificationChannel.WEBHOOK: "w",
     NotificationChannel.IN_APP: "i",
 }
-_PURPOSE_CODES: Final = {Purpose.MARKETING: "m", Purpose.SERVICE: "s"}
+# Profiling: a link may carry the customer's objection to profiling (GDPR art. 21 asks that
+# objecting be as easy as any opt-out); the one-click flow forwards it to profile-service.
+_PURPOSE_CODES: Final = {Purpose.MARKETING: "m", Purpose.SERVICE: "s", Purpose.PROFILING: "p"}
 _CHANNELS_BY_CODE: Final = {code: channel for channel, code in _CHANNEL_CODES.items()}
 _PURPOSES_BY_CODE: Final = {code: purpose for purpose, code in _PURPOSE_CODES.items()}
 

@@ -221,11 +221,18 @@ async def _decide(
         for c in await session.scalars(select(Contact).where(Contact.customer_id.in_(customers)))
     }
     consents: dict[str, dict[tuple[Channel, Purpose], bool]] = defaultdict(dict)
+    # The newest profiling decision on any channel speaks for the customer.
+    profiling: dict[str, ContactConsent] = {}
     for consent in await session.scalars(
         select(ContactConsent).where(ContactConsent.customer_id.in_(customers))
     ):
         key = (Channel(consent.channel), Purpose(consent.purpose))
         consents[consent.customer_id][key] = consent.granted
+        newest = profiling.get(consent.customer_id)
+        if key[1] is Purpose.PROFILING and (
+            newest is None or consent.changed_at > newest.changed_at
+        ):
+            profiling[consent.customer_id] = consent
     recent = await _recent_marketing_sends(session, customers, now, config.policy)
     rules = {rule.rule_id: rule for rule in await playbook_store.all_rules(session)}
     events: list[CloudEvent] = []
@@ -235,7 +242,8 @@ async def _decide(
         by_customer[notification.customer_id].append(notification)
     for customer_id, notifications in by_customer.items():
         contact = contacts.get(customer_id)
-        state = _contact_state(contact, customer_id, consents[customer_id])
+        objects = customer_id in profiling and not profiling[customer_id].granted
+        state = _contact_state(contact, customer_id, consents[customer_id], objects)
         ready = _policy_checks(notifications, rules, contact, state, config, now, events)
         decisions = arbitrate(
             [candidate for _, _, candidate in ready],
@@ -286,7 +294,7 @@ def _policy_checks(
             category=Category(notification.category),
         )
         refusal = rule_checks.refusal(
-            notification, rule, contact, config.max_trigger_age, now
+            notification, rule, contact, state.objects_to_profiling, config.max_trigger_age, now
         ) or rule_checks.holdout(notification, rule)
         if refusal is None and contact is None:
             refusal = Suppression("no_contact", "nothing is known of this customer here")
@@ -443,7 +451,10 @@ async def _recent_marketing_sends(
 
 
 def _contact_state(
-    contact: Contact | None, customer_id: str, consents: dict[tuple[Channel, Purpose], bool]
+    contact: Contact | None,
+    customer_id: str,
+    consents: dict[tuple[Channel, Purpose], bool],
+    objects_to_profiling: bool,
 ) -> ContactState:
     if contact is None:
         return ContactState(customer_id=customer_id, has_inbox=False)
@@ -456,4 +467,5 @@ def _contact_state(
         consents=consents,
         stage=Stage(contact.stage) if contact.stage else None,
         last_order_at=contact.last_order_at,
+        objects_to_profiling=objects_to_profiling,
     )

@@ -1,6 +1,7 @@
 """The checks a due message of a rule passes before the customer's channels are looked at.
 
-In order: the rule still exists and is enabled, the message still applies (not too old, the
+In order: the rule still exists and is enabled, it does not rest on profiling a customer who
+objects to it, the message still applies (not too old, the
 customer has not bought since a trigger that asked for that), then the rule's hold-out group
 (see ``domain.holdout``). A one-off send has no rule: it gets an ad-hoc one and no group.
 """
@@ -19,6 +20,7 @@ from notification_service.domain.playbooks import (
     PlaybookRule,
     cancelled_by_purchase,
 )
+from notification_service.domain.profiling import rests_on_profiling
 
 
 def rule_of(notification: Notification, rules: dict[str, PlaybookRule]) -> PlaybookRule:
@@ -40,12 +42,17 @@ def refusal(
     notification: Notification,
     rule: PlaybookRule,
     contact: Contact | None,
+    objects_to_profiling: bool,
     max_trigger_age: timedelta | None,
     now: datetime,
 ) -> Suppression | None:
     """Why the message no longer applies at all (before any customer is assigned a group)."""
     if not rule.enabled:
         return Suppression("rule_disabled", f"rule {rule.rule_id} is disabled or deleted")
+    if objects_to_profiling and rests_on_profiling(rule, notification.trigger_type):
+        return Suppression(
+            "profiling_objection", "acts on scores or a churn warning; the customer objects"
+        )
     overdue = now - as_utc(notification.intended_at)
     if max_trigger_age is not None and overdue > max_trigger_age:
         return Suppression("no_longer_applies", "due too long ago (a replay of old events?)")

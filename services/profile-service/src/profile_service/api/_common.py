@@ -11,8 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared import problem_responses
 from crm_shared.errors import UnprocessableContent
-from profile_service.api.schemas import ConsentOut, CustomerOut
+from profile_service.api.schemas import ConsentOut, CustomerOut, ProfilingOut
 from profile_service.db.models import Customer
+from profile_service.domain.consent import (
+    PROFILING_WITHHOLDS,
+    ConsentDecision,
+    newest_profiling,
+    objects_to_profiling,
+)
 from profile_service.domain.contact import InvalidContact
 from profile_service.domain.profiles import ProfileChanges, normalise_profile
 from profile_service.workflows.customer_view import StoredCustomer360
@@ -88,23 +94,39 @@ def customer_360_body(view: StoredCustomer360) -> bytes:
         updated_at=customer["updated_at"],
     )
     consents = [_consent_out(row) for row in view.consents]
+    profiling = _profiling_out(consents)
+    # While the customer objects, documents still in flight when they objected are not shown.
+    withheld = profiling.objected
     return b"".join(
         (
             b'{"profile":',
             profile.__pydantic_serializer__.to_json(profile),
             b',"consents":',
             _CONSENTS.dump_json(consents),
+            b',"profiling":',
+            profiling.__pydantic_serializer__.to_json(profiling),
             b',"scores":',
-            _json_or_null(view.scores_json),
+            b"null" if withheld else _json_or_null(view.scores_json),
             b',"lifecycle":',
             _json_or_null(view.lifecycle_json),
             b',"churn_warning":',
-            _json_or_null(view.churn_warning_json),
+            b"null" if withheld else _json_or_null(view.churn_warning_json),
             b',"recent_notifications":',
             view.recent_notifications_json.encode(),
             b"}",
         )
     )
+
+
+def _profiling_out(consents: list[ConsentOut]) -> ProfilingOut:
+    decisions = [
+        ConsentDecision(c.channel, c.purpose, c.granted, c.source, c.changed_at) for c in consents
+    ]
+    if not objects_to_profiling(decisions):
+        return ProfilingOut(objected=False)
+    newest = newest_profiling(decisions)
+    assert newest is not None
+    return ProfilingOut(objected=True, since=newest.changed_at, withheld=list(PROFILING_WITHHOLDS))
 
 
 def _consent_out(row: RowMapping) -> ConsentOut:

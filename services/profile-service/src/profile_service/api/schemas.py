@@ -147,14 +147,50 @@ class MergeOut(BaseModel):
     moved_identities: int
 
 
+class ProfilingOut(BaseModel):
+    """Whether the customer objects to profiling (GDPR art. 21/22), and what is withheld."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "objected": True,
+                    "since": "2025-03-14T09:30:00Z",
+                    "withheld": ["scores", "segments", "churn_warning"],
+                }
+            ]
+        }
+    )
+
+    objected: bool = Field(
+        description="True when the customer's newest profiling decision is an objection;"
+        " never asked means profiling is allowed (art. 21 is a right to object)."
+    )
+    since: datetime | None = Field(
+        default=None, description="When the customer objected (null when not objecting)."
+    )
+    withheld: list[str] = Field(
+        default=[],
+        description="What is not computed or shown while the customer objects: scores,"
+        " segments and churn warnings. Orders and service messages carry on.",
+    )
+
+
 class Customer360(BaseModel):
     """Everything known about a customer at a glance."""
 
     profile: CustomerOut
     consents: list[ConsentOut]
-    scores: dict[str, Any] | None = Field(description="Latest scores from scoring-service.")
+    profiling: ProfilingOut = Field(
+        description="The profiling objection; while it stands, scores and warnings are null."
+    )
+    scores: dict[str, Any] | None = Field(
+        description="Latest scores from scoring-service; null when none or withheld."
+    )
     lifecycle: dict[str, Any] | None = Field(description="Current stage from lifecycle-service.")
-    churn_warning: dict[str, Any] | None
+    churn_warning: dict[str, Any] | None = Field(
+        description="Latest churn warning; null when none or withheld (profiling objection)."
+    )
     recent_notifications: list[dict[str, Any]]
 
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_contracts import ConsentChanged
-from profile_service.db.models import Consent
-from profile_service.domain.consent import ConsentDecision, check_not_in_future, supersedes
+from crm_contracts import ConsentChanged, Purpose
+from profile_service.db.models import Consent, ScoreView
+from profile_service.domain.consent import (
+    ConsentDecision,
+    check_not_in_future,
+    newest_profiling,
+    supersedes,
+)
 from profile_service.workflows._publishing import consent_state, publish
 from profile_service.workflows.customers import load_customer
 
@@ -35,10 +40,53 @@ async def record_consent(
     """
     check_not_in_future(decision, now=now, max_skew=max_skew)
     await load_customer(session, customer_id)
+    if decision.purpose is Purpose.PROFILING:
+        return await _record_profiling(session, customer_id, decision, now=now)
     row = await session.get(Consent, (customer_id, decision.channel.value, decision.purpose.value))
     if not supersedes(decision, decision_of(row) if row else None):
         assert row is not None
         return row, False
+    return await _store(session, customer_id, decision, row, now=now), True
+
+
+async def _record_profiling(
+    session: AsyncSession, customer_id: str, decision: ConsentDecision, *, now: datetime
+) -> tuple[Consent, bool]:
+    """A profiling decision speaks for the customer on every channel: it is compared with the
+    newest one on any channel and, when it wins, is the only profiling row kept."""
+    held = list(
+        await session.scalars(
+            select(Consent).where(
+                Consent.customer_id == customer_id, Consent.purpose == Purpose.PROFILING.value
+            )
+        )
+    )
+    current = newest_profiling([decision_of(row) for row in held])
+    if not supersedes(decision, current):
+        kept = next(row for row in held if decision_of(row) == current)
+        return kept, False
+    same_channel = None
+    for row in held:
+        if row.channel == decision.channel.value:
+            same_channel = row
+        else:
+            await session.delete(row)
+    if not decision.granted:
+        # Data minimisation: the copy of their scores goes; the 360 withholds any that
+        # arrive later (in flight when the objection was made).
+        await session.execute(delete(ScoreView).where(ScoreView.customer_id == customer_id))
+    return await _store(session, customer_id, decision, same_channel, now=now), True
+
+
+async def _store(
+    session: AsyncSession,
+    customer_id: str,
+    decision: ConsentDecision,
+    row: Consent | None,
+    *,
+    now: datetime,
+) -> Consent:
+    """Write the decision into `row` (a new one when None) and publish `consent.changed`."""
     if row is None:
         row = Consent(
             customer_id=customer_id,
@@ -53,7 +101,7 @@ async def record_consent(
     await publish(
         session, ConsentChanged(customer_id=customer_id, consent=consent_state(row)), time=now
     )
-    return row, True
+    return row
 
 
 async def consents_of(session: AsyncSession, customer_id: str) -> list[Consent]:

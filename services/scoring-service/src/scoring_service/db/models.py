@@ -9,7 +9,13 @@ from typing import Any
 from sqlalchemy import Boolean, Float, Index, Integer, Numeric, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from crm_shared import AutoIncrementId, Json, ServiceTables, plumbing_tables
+from crm_shared import (
+    AutoIncrementId,
+    Json,
+    ServiceTables,
+    plumbing_tables,
+    profiling_decisions_table,
+)
 
 Amount = Numeric(18, 4)
 
@@ -19,6 +25,8 @@ class Base(ServiceTables, DeclarativeBase):
 
 
 PLUMBING = plumbing_tables(Base.metadata)
+# Customers who object to profiling: never scored, segmented or fitted on (see crm_shared).
+PROFILING_DECISIONS = profiling_decisions_table(Base.metadata)
 
 
 class Purchase(Base):

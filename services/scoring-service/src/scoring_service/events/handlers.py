@@ -1,4 +1,5 @@
-"""Consumed events: orders feed the ledger, merges fold it, erasures empty it, activity counts.
+"""Consumed events: orders feed the ledger, merges fold it, erasures empty it, activity counts,
+profiling decisions withdraw or resume a customer's scores.
 
 Events are applied a batch at a time (see `workflows.ledger_batch`): per-event statements
 cannot keep up with an order stream.
@@ -20,9 +21,11 @@ from crm_contracts import (
     OrderRefunded,
     Topic,
 )
-from crm_shared import BatchFinisher
+from crm_shared import BatchFinisher, record_profiling_decisions
+from scoring_service.db.models import PROFILING_DECISIONS
 from scoring_service.workflows.ledger_batch import apply_ledger_batch
 from scoring_service.workflows.pending_rescores import queue_rescores
+from scoring_service.workflows.profiling import apply_profiling_changes
 
 SCORING_TOPICS = (Topic.ORDERS, Topic.CUSTOMERS, Topic.ACTIVITIES)
 
@@ -44,6 +47,8 @@ def ledger_batch() -> BatchFinisher:
 
     async def finish(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
         await apply_ledger_batch(session, events)
+        changes = await record_profiling_decisions(session, PROFILING_DECISIONS, events)
+        await apply_profiling_changes(session, changes)
         await queue_rescores(session, latest_event_per_customer(events))
 
     return finish

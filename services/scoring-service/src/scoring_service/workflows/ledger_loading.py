@@ -7,25 +7,33 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring_service.db.models import Activity, Purchase
+from scoring_service.db.models import PROFILING_DECISIONS, Activity, Purchase
 from scoring_service.domain.purchase_history import Floats, Ints, PurchaseLedger
 
 _CHUNK = 500
 _WHOLE_BASE = 20_000
-# Orders that count: placed, not cancelled, not refunded in full (a free order still counts).
+_OBJECTING = PROFILING_DECISIONS.c
+# Orders that count: placed, not cancelled, not refunded in full (a free order still counts),
+# of customers who do not object to profiling. An objecting customer's orders are kept in the
+# ledger (they count again the moment the objection is withdrawn) but feed neither their own
+# scores nor the population fit: the fit exists to profile people, so using their orders in it
+# would be processing for the purpose they objected to (GDPR art. 21).
 _KEPT = (
     Purchase.placed_at.is_not(None),
     Purchase.cancelled.is_(False),
     (Purchase.refunded == 0) | (Purchase.amount - Purchase.refunded > 0),
+    ~exists().where(_OBJECTING.customer_id == Purchase.customer_id, _OBJECTING.objected),
 )
 # The same filter for the whole ledger on PostgreSQL (see _whole_ledger_postgres).
 _WHOLE_LEDGER = (
     "select array_agg(customer_id), array_agg(purchase_day),"
     " array_agg((amount - refunded)::float8) from purchases"
     " where placed_at is not null and not cancelled and (refunded = 0 or amount - refunded > 0)"
+    " and not exists (select 1 from profiling_decisions d"
+    " where d.customer_id = purchases.customer_id and d.objected)"
 )
 
 

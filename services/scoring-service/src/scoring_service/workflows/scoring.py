@@ -9,12 +9,12 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared import ServiceRuntime, hold_job_lock, new_id
 from crm_shared.errors import Conflict, UnprocessableContent
-from scoring_service.db.models import ModelVersion, Score
+from scoring_service.db.models import PROFILING_DECISIONS, ModelVersion, Score
 from scoring_service.domain.models import FittedModels, fit_models
 from scoring_service.domain.predictions import ScoringPolicy
 from scoring_service.domain.purchase_history import histories_as_of
@@ -251,10 +251,21 @@ async def _rescore(
     engagement = await engagement_counts(session, customer_ids, as_of)
     table = await asyncio.to_thread(score_histories, histories, models, policy, engagement)
     if only is not None:
-        # Customers whose every order was cancelled or refunded have no scores any more.
+        # Customers whose every order was cancelled or refunded, or who object to profiling
+        # (the ledger leaves them out), have no scores any more.
         gone = set(only) - set(customer_ids)
         if gone:
             await session.execute(delete(Score).where(Score.customer_id.in_(gone)))
+    else:
+        # A score stored by a fit that read the ledger before an objection committed.
+        objecting = PROFILING_DECISIONS.c
+        await session.execute(
+            delete(Score).where(
+                Score.customer_id.in_(
+                    select(objecting.customer_id).where(objecting.objected.is_(True))
+                )
+            )
+        )
     return await store_scores(
         session,
         table,

@@ -1,0 +1,31 @@
+"""Profiling decisions: customers who object to profiling (GDPR art. 21/22); scores, segments and model fits leave them out.
+
+Revision ID: 5b1e0c7d9a41
+Revises: c4b1e7a90d52
+Create Date: 2026-12-07 00:00:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import crm_shared
+
+revision: str = '5b1e0c7d9a41'
+down_revision: str | None = 'c4b1e7a90d52'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table('profiling_decisions',
+    sa.Column('customer_id', sa.String(length=200), nullable=False),
+    sa.Column('objected', sa.Boolean(), nullable=False),
+    sa.Column('changed_at', crm_shared._db.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_profiling_decisions'))
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('profiling_decisions')

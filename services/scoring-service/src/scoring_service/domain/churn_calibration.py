@@ -61,6 +61,10 @@ from scoring_service.domain.purchase_history import (
 MIN_SPLIT_DAYS: Final = 14
 MIN_CUSTOMERS_PER_CURVE: Final = 20
 MIN_SPLIT_CUSTOMERS: Final = 20
+# The curves are fitted on the pooled customers of three splits: the longest one (the churn
+# horizon, at most half the history) and two shorter ones ending on the same day. Chosen on the
+# stored history alone (see the module docstring), never on the holdout.
+SPLIT_SHARES: Final = (1.0, 0.75, 0.5)
 METHOD: Final = "gamma-Poisson silence curve of the expected purchases, by buyer type"
 _TINY: Final = 1e-12
 
@@ -100,6 +104,7 @@ class ChurnCalibration:
     split_as_of_day: int
     split_horizon_days: int
     churn_horizon_days: int
+    pooled_split_horizons_days: tuple[int, ...] = ()
     uncalibrated: ForecastQuality | None = None
     calibrated: ForecastQuality | None = None
 
@@ -118,6 +123,7 @@ class ChurnCalibration:
             "split_as_of_day": self.split_as_of_day,
             "split_horizon_days": self.split_horizon_days,
             "churn_horizon_days": self.churn_horizon_days,
+            "pooled_split_horizons_days": list(self.pooled_split_horizons_days),
             "one_time_buyers": self.one_time_buyers.to_dict(),
             "repeat_buyers": self.repeat_buyers.to_dict(),
             "on_split": {
@@ -135,6 +141,9 @@ class ChurnCalibration:
             split_as_of_day=int(data["split_as_of_day"]),
             split_horizon_days=int(data["split_horizon_days"]),
             churn_horizon_days=int(data["churn_horizon_days"]),
+            pooled_split_horizons_days=tuple(
+                int(h) for h in data.get("pooled_split_horizons_days", ())
+            ),
         )
 
 
@@ -147,10 +156,26 @@ def split_horizon_days(ledger: PurchaseLedger, as_of_day: int, churn_horizon_day
     return int(min(churn_horizon_days, span // 2))
 
 
+def split_horizons(top_horizon_days: int) -> tuple[int, ...]:
+    """The split horizons pooled for the curves: the longest split and shorter ones."""
+    horizons = {round(top_horizon_days * share) for share in SPLIT_SHARES}
+    return tuple(sorted((h for h in horizons if h >= MIN_SPLIT_DAYS), reverse=True))
+
+
+@dataclass(frozen=True)
+class _Split:
+    """Customers known at a split day: their forecast, outcome, buyer type and identity."""
+
+    customer: npt.NDArray[np.int64]
+    expected: FloatArray
+    silent: npt.NDArray[np.bool_]
+    one_time: npt.NDArray[np.bool_]
+
+
 def fit_churn_calibration(
     ledger: PurchaseLedger, as_of_day: int, churn_horizon_days: int
 ) -> ChurnCalibration:
-    """Fit the silence curves on a time split of `ledger` ending at `as_of_day`.
+    """Fit the silence curves on time splits of `ledger` ending at `as_of_day`.
 
     Raises :class:`CalibrationNotFitted` (with the reason) when the history is too short or
     small, or a fit does not converge.
@@ -160,6 +185,36 @@ def fit_churn_calibration(
         raise CalibrationNotFitted(
             f"{horizon} days of history to hold out, need {MIN_SPLIT_DAYS} (half the history)"
         )
+    splits = [_split(ledger, as_of_day, h) for h in split_horizons(horizon)]
+    pooled = _Split(
+        customer=np.concatenate([s.customer for s in splits]),
+        expected=np.concatenate([s.expected for s in splits]),
+        silent=np.concatenate([s.silent for s in splits]),
+        one_time=np.concatenate([s.one_time for s in splits]),
+    )
+    curves = _fit_curves(pooled.expected, pooled.silent, pooled.one_time)
+    # Cross-fitted figures: each half of the customers (the same half in every split) scored
+    # by the curves fitted on the other half; reported on the longest split.
+    fold_of = pooled.customer % 2 == 0
+    out_of_fold = np.empty(pooled.customer.size)
+    for fold in (fold_of, ~fold_of):
+        held = _fit_curves(pooled.expected[~fold], pooled.silent[~fold], pooled.one_time[~fold])
+        out_of_fold[fold] = _apply(held, pooled.expected[fold], pooled.one_time[fold])
+    longest = splits[0]
+    return ChurnCalibration(
+        one_time_buyers=curves[0],
+        repeat_buyers=curves[1],
+        split_as_of_day=as_of_day - horizon,
+        split_horizon_days=horizon,
+        churn_horizon_days=churn_horizon_days,
+        pooled_split_horizons_days=split_horizons(horizon),
+        uncalibrated=forecast_quality(np.exp(-longest.expected), longest.silent),
+        calibrated=forecast_quality(out_of_fold[: longest.customer.size], longest.silent),
+    )
+
+
+def _split(ledger: PurchaseLedger, as_of_day: int, horizon: int) -> _Split:
+    """BG/NBD fitted before `as_of_day - horizon`, its forecast for `horizon` days, who was silent."""
     split_day = as_of_day - horizon
     past = histories_as_of(ledger, split_day)
     if len(past) < MIN_SPLIT_CUSTOMERS:
@@ -177,24 +232,7 @@ def fit_churn_calibration(
     bought = np.zeros(int(ledger.customer.max()) + 1, dtype=bool)
     later = (ledger.day > split_day) & (ledger.day <= as_of_day)
     bought[ledger.customer[later]] = True
-    silent = ~bought[past.customer]
-    one_time = past.x == 0
-    curves = _fit_curves(expected, silent, one_time)
-    # Cross-fitted figures: each half of the customers scored by the curves of the other half.
-    half = np.arange(len(past)) % 2 == 0
-    out_of_fold = np.empty(len(past))
-    for fold in (half, ~half):
-        held = _fit_curves(expected[~fold], silent[~fold], one_time[~fold])
-        out_of_fold[fold] = _apply(held, expected[fold], one_time[fold])
-    return ChurnCalibration(
-        one_time_buyers=curves[0],
-        repeat_buyers=curves[1],
-        split_as_of_day=split_day,
-        split_horizon_days=horizon,
-        churn_horizon_days=churn_horizon_days,
-        uncalibrated=forecast_quality(np.exp(-expected), silent),
-        calibrated=forecast_quality(out_of_fold, silent),
-    )
+    return _Split(past.customer, expected, ~bought[past.customer], past.x == 0)
 
 
 def fit_silence_curve(expected: npt.ArrayLike, silent: npt.ArrayLike) -> SilenceCurve:

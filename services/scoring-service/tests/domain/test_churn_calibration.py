@@ -101,6 +101,30 @@ def test_the_published_churn_risk_is_calibrated_on_the_cdnow_holdout(
     assert after.roc_auc >= before.roc_auc
 
 
+def test_at_the_default_90_day_horizon_the_published_risk_meets_the_ece_goal() -> None:
+    # The goal (ECE < 0.02, Brier no worse, AUC kept) at the service's default horizon:
+    # the 90 days after 1997-09-30, with the curves pooled from the 90, 68 and 45 days before.
+    ledger = cdnow_ledger()
+    policy = ScoringPolicy()
+    assert policy.churn_horizon_days == 90
+    histories = histories_as_of(ledger, CALIBRATION_END)
+    fit = fit_models(histories, policy, previous=None, ledger=ledger)
+    table = score_histories(histories, fit.models, policy, np.zeros(len(histories)))
+    later = (ledger.day > CALIBRATION_END) & (ledger.day <= CALIBRATION_END + 90)
+    bought = np.zeros(int(ledger.customer.max()) + 1, dtype=bool)
+    bought[ledger.customer[later]] = True
+    silent = ~bought[histories.customer]
+    before = forecast_quality(table.predicted.churn_risk_uncalibrated, silent)
+    after = forecast_quality(table.predicted.churn_risk, silent)
+    print(f"90 days: exp(-E) ECE {before.ece:.4f} Brier {before.brier:.4f} AUC {before.roc_auc}")
+    print(f"90 days: calibrated ECE {after.ece:.4f} Brier {after.brier:.4f} AUC {after.roc_auc}")
+    assert after.ece < 0.02
+    assert after.brier <= before.brier
+    assert after.roc_auc is not None
+    assert before.roc_auc is not None
+    assert after.roc_auc >= before.roc_auc
+
+
 def test_the_model_version_reports_the_calibration_and_its_figures(
     holdout_forecasts: dict[str, object],
 ) -> None:

@@ -36,9 +36,10 @@ the longest split alone (customer-bootstrap 90 % interval of the gain 0.002-0.00
 Brier score (0.1434 against 0.1443) and ROC AUC (0.728 against 0.727). The rule: a change
 must beat the incumbent there on all three (ECE, Brier, AUC), and the lowest ECE wins. Pooling
 five splits or three buyer groups did no better; each buyer type's curve split at its median
-forecast, or isotonic regression after the curves, lowered the AUC (0.721-0.724). The figures reported with the fit are
-cross-fitted (each half of the customers, the same half in every split, scored by the curves
-fitted on the other half) and shown for the longest split, so they are out of sample.
+forecast, or isotonic regression after the curves, lowered the AUC (0.721-0.724). The figures
+reported with the fit are cross-fitted (each half of the customers, the same half in every
+split, scored by the curves fitted on the other half) and shown for the longest split, so they
+are out of sample.
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ def fit_churn_calibration(
 
 
 def _split(ledger: PurchaseLedger, as_of_day: int, horizon: int) -> _Split:
-    """BG/NBD fitted before `as_of_day - horizon`, its forecast for `horizon` days, who was silent."""
+    """BG/NBD fitted before `as_of_day - horizon`, its `horizon`-day forecast, who was silent."""
     split_day = as_of_day - horizon
     past = histories_as_of(ledger, split_day)
     if len(past) < MIN_SPLIT_CUSTOMERS:

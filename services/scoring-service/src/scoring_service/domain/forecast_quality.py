@@ -162,7 +162,7 @@ def reliability_table(
 def _deciles(p: Floats) -> NDArray[np.int64]:
     """Each customer's decile (0-9) of the ranking; ties share the decile of their first rank."""
     first_rank = rankdata(p, method="min").astype(np.int64) - 1
-    return np.minimum(first_rank * DECILES // p.size, DECILES - 1)
+    return np.asarray(np.minimum(first_rank * DECILES // p.size, DECILES - 1), dtype=np.int64)
 
 
 def _probabilities(predicted: npt.ArrayLike) -> Floats:

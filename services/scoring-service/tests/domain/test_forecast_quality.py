@@ -6,9 +6,12 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scoring_service.domain.forecast_quality import (
     brier_score,
+    ece_if_calibrated,
     forecast_quality,
     reliability_table,
     roc_auc,
@@ -53,3 +56,40 @@ def test_forecasts_and_outcomes_are_checked() -> None:
         forecast_quality([0.5, 0.5], [1])
     with pytest.raises(ValueError, match="0/1"):
         forecast_quality([0.5], [2])
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    customers=st.integers(2_000, 5_000),
+    spread=st.floats(0.05, 1.0),
+)
+@settings(max_examples=10, deadline=None, derandomize=True)
+def test_the_ece_if_calibrated_is_what_a_calibrated_forecast_shows_on_average(
+    seed: int, customers: int, spread: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    p = np.clip(0.5 + spread * (rng.random(customers) - 0.5), 0.0, 1.0)
+    mean, sd = ece_if_calibrated(p)
+    # Outcomes drawn from the predictions themselves: a perfectly calibrated forecast.
+    eces = np.array([forecast_quality(p, rng.random(customers) < p).ece for _ in range(300)])
+    assert eces.mean() == pytest.approx(mean, rel=0.08)
+    assert eces.std() == pytest.approx(sd, rel=0.25)
+
+
+def test_the_ece_if_calibrated_shrinks_with_the_root_of_the_base() -> None:
+    p = np.tile(np.linspace(0.05, 0.95, 100), 10)
+    small, _ = ece_if_calibrated(p)
+    large, _ = ece_if_calibrated(np.tile(p, 4))
+    assert large == pytest.approx(small / 2)
+    # One decile of n customers at 0.5: sqrt(2/pi) * sqrt(n/4) / n.
+    assert ece_if_calibrated(np.full(400, 0.5))[0] == pytest.approx(np.sqrt(2 / np.pi) / 40)
+    assert ece_if_calibrated([0.0, 1.0, 1.0]) == (0.0, 0.0)  # certain forecasts: no noise
+
+
+def test_the_quality_report_carries_the_ece_a_calibrated_forecast_would_show() -> None:
+    p = np.linspace(0.1, 0.9, 1_000)
+    quality = forecast_quality(p, np.arange(1_000) % 2 == 0)
+    assert (quality.ece_if_calibrated, quality.ece_if_calibrated_sd) == ece_if_calibrated(p)
+    assert quality.to_dict()["ece_if_calibrated"] == round(quality.ece_if_calibrated, 4)
+    with pytest.raises(ValueError, match="probabilities"):
+        ece_if_calibrated([0.5, np.nan])

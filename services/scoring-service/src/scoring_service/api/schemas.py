@@ -46,43 +46,71 @@ class ModelSummary(BaseModel):
         default=None,
         description=(
             "How the published churn risk is calibrated: the silence curves (one-time and repeat"
-            " buyers), the time split they were fitted on, and the figures on that split before"
-            " and after calibration (ROC AUC, Brier score, expected calibration error and a"
-            " reliability table per decile; cross-fitted), and `used`: whether scores apply it"
-            " (not when it scored a worse Brier than the model on the split). Null: nothing"
-            " could be fitted (history too short or base too small), the notes say why."
+            " buyers; `customers` counts a customer once per split), the time splits they were"
+            " fitted on (the longest, `split_horizon_days` after `split_as_of_day`, pooled with"
+            " the shorter `pooled_split_horizons_days` ending on the same day), and the figures"
+            " on the longest split before and after calibration (ROC AUC, Brier score, expected"
+            " calibration error over deciles, `ece_if_calibrated` +- `ece_if_calibrated_sd`: the"
+            " ECE sampling noise alone gives a perfectly calibrated forecast, and a reliability"
+            " table per decile; cross-fitted), and `used`: whether scores apply it (not when it"
+            " scored a worse Brier than the model on the split). Null: nothing could be fitted"
+            " (history too short or base too small), the notes say why."
         ),
         examples=[
             {
                 "method": "gamma-Poisson silence curve of the expected purchases, by buyer type",
-                "split_as_of_day": 9950,
+                "split_as_of_day": 9998,
                 "split_horizon_days": 136,
                 "churn_horizon_days": 273,
+                "pooled_split_horizons_days": [136, 102, 68],
                 "used": True,
                 "one_time_buyers": {
-                    "rate_scale": 0.865,
-                    "dispersion_shape": 1.04,
-                    "customers": 1674,
+                    "rate_scale": 0.958,
+                    "dispersion_shape": 0.637,
+                    "customers": 4783,
                 },
-                "repeat_buyers": {"rate_scale": 1.176, "dispersion_shape": 1.026, "customers": 683},
+                "repeat_buyers": {
+                    "rate_scale": 1.409,
+                    "dispersion_shape": 0.752,
+                    "customers": 2288,
+                },
                 "on_split": {
                     "uncalibrated": {
                         "customers": 2357,
-                        "mean_predicted": 0.711,
-                        "observed": 0.755,
-                        "roc_auc": 0.77,
-                        "brier": 0.16,
+                        "mean_predicted": 0.7115,
+                        "observed": 0.7548,
+                        "roc_auc": 0.7082,
+                        "brier": 0.1615,
                         "ece": 0.044,
+                        "ece_if_calibrated": 0.0212,
+                        "ece_if_calibrated_sd": 0.0051,
                         "reliability": [
                             {
                                 "decile": 1,
                                 "customers": 236,
-                                "mean_predicted": 0.2,
-                                "observed": 0.25,
+                                "mean_predicted": 0.2204,
+                                "observed": 0.3814,
                             }
                         ],
                     },
-                    "calibrated": None,
+                    "calibrated": {
+                        "customers": 2357,
+                        "mean_predicted": 0.7498,
+                        "observed": 0.7548,
+                        "roc_auc": 0.7098,
+                        "brier": 0.1595,
+                        "ece": 0.0211,
+                        "ece_if_calibrated": 0.0206,
+                        "ece_if_calibrated_sd": 0.005,
+                        "reliability": [
+                            {
+                                "decile": 1,
+                                "customers": 236,
+                                "mean_predicted": 0.3576,
+                                "observed": 0.3814,
+                            }
+                        ],
+                    },
                 },
             }
         ],

@@ -23,16 +23,23 @@ repeat purchases, who were 0.22 silent). Why not isotonic regression or Platt sc
 probability? The split horizon `h'` is often shorter than the churn horizon `h` (a base with
 nine months of history cannot hold out 39 weeks), and a map from one horizon's probability
 to silence does not carry over to another's. A curve of the expected count does: its
-parameters describe the counts, not a horizon. On CDNOW (39-week churn horizon), fitted on
-splits of 91 to 150 days, the curves kept the mean within 0.01 of the silent share with a
-decile ECE of 0.021-0.038 and a better ROC AUC than the model's (0.774-0.775 against 0.773);
-isotonic regression of the probability on the same splits gave an ECE of 0.017-0.066 and a
-worse AUC (0.750-0.771).
+parameters describe the counts, not a horizon.
 
-The split horizon is the churn horizon, but at most half of the stored history (the model
-needs a past to learn from), and at least `MIN_SPLIT_DAYS`. The figures reported with the fit
-are cross-fitted: each half of the split's customers is scored by the curves fitted on the
-other half, so they are out of sample.
+The longest split horizon is the churn horizon, but at most half of the stored history (the
+model needs a past to learn from), and at least `MIN_SPLIT_DAYS`. The curves are fitted on the
+customers of that split pooled with two shorter splits ending on the same day (3/4 and 1/2 of
+its horizon), so they see how silence grows with the horizon rather than one horizon only.
+That choice was made on the stored history alone: pretending to stand 91, 113 and 136 days
+before 30 September 1997 on CDNOW and calibrating on the history before each, the pooled
+curves forecast the silence over those days with a mean decile ECE of 0.036 against 0.040 for
+the longest split alone (customer-bootstrap 90 % interval of the gain 0.002-0.007), a better
+Brier score (0.1434 against 0.1443) and ROC AUC (0.728 against 0.727). The rule: a change
+must beat the incumbent there on all three (ECE, Brier, AUC), and the lowest ECE wins. Pooling
+five splits or three buyer groups did no better; each buyer type's curve split at its median
+forecast, or isotonic regression after the curves, lowered the AUC (0.721-0.724). The figures
+reported with the fit are cross-fitted (each half of the customers, the same half in every
+split, scored by the curves fitted on the other half) and shown for the longest split, so they
+are out of sample.
 """
 
 from __future__ import annotations
@@ -61,8 +68,13 @@ from scoring_service.domain.purchase_history import (
 MIN_SPLIT_DAYS: Final = 14
 MIN_CUSTOMERS_PER_CURVE: Final = 20
 MIN_SPLIT_CUSTOMERS: Final = 20
+# The curves are fitted on the pooled customers of three splits: the longest one (the churn
+# horizon, at most half the history) and two shorter ones ending on the same day. Chosen on the
+# stored history alone (see the module docstring), never on the holdout.
+SPLIT_SHARES: Final = (1.0, 0.75, 0.5)
 METHOD: Final = "gamma-Poisson silence curve of the expected purchases, by buyer type"
 _TINY: Final = 1e-12
+_E_GRID: Final = 4096.0
 
 
 class CalibrationNotFitted(ValueError):
@@ -100,6 +112,7 @@ class ChurnCalibration:
     split_as_of_day: int
     split_horizon_days: int
     churn_horizon_days: int
+    pooled_split_horizons_days: tuple[int, ...] = ()
     uncalibrated: ForecastQuality | None = None
     calibrated: ForecastQuality | None = None
 
@@ -118,6 +131,7 @@ class ChurnCalibration:
             "split_as_of_day": self.split_as_of_day,
             "split_horizon_days": self.split_horizon_days,
             "churn_horizon_days": self.churn_horizon_days,
+            "pooled_split_horizons_days": list(self.pooled_split_horizons_days),
             "one_time_buyers": self.one_time_buyers.to_dict(),
             "repeat_buyers": self.repeat_buyers.to_dict(),
             "on_split": {
@@ -135,6 +149,9 @@ class ChurnCalibration:
             split_as_of_day=int(data["split_as_of_day"]),
             split_horizon_days=int(data["split_horizon_days"]),
             churn_horizon_days=int(data["churn_horizon_days"]),
+            pooled_split_horizons_days=tuple(
+                int(h) for h in data.get("pooled_split_horizons_days", ())
+            ),
         )
 
 
@@ -147,10 +164,26 @@ def split_horizon_days(ledger: PurchaseLedger, as_of_day: int, churn_horizon_day
     return int(min(churn_horizon_days, span // 2))
 
 
+def split_horizons(top_horizon_days: int) -> tuple[int, ...]:
+    """The split horizons pooled for the curves: the longest split and shorter ones."""
+    horizons = {round(top_horizon_days * share) for share in SPLIT_SHARES}
+    return tuple(sorted((h for h in horizons if h >= MIN_SPLIT_DAYS), reverse=True))
+
+
+@dataclass(frozen=True)
+class _Split:
+    """Customers known at a split day: their forecast, outcome, buyer type and identity."""
+
+    customer: npt.NDArray[np.int64]
+    expected: FloatArray
+    silent: npt.NDArray[np.bool_]
+    one_time: npt.NDArray[np.bool_]
+
+
 def fit_churn_calibration(
     ledger: PurchaseLedger, as_of_day: int, churn_horizon_days: int
 ) -> ChurnCalibration:
-    """Fit the silence curves on a time split of `ledger` ending at `as_of_day`.
+    """Fit the silence curves on time splits of `ledger` ending at `as_of_day`.
 
     Raises :class:`CalibrationNotFitted` (with the reason) when the history is too short or
     small, or a fit does not converge.
@@ -160,6 +193,36 @@ def fit_churn_calibration(
         raise CalibrationNotFitted(
             f"{horizon} days of history to hold out, need {MIN_SPLIT_DAYS} (half the history)"
         )
+    splits = [_split(ledger, as_of_day, h) for h in split_horizons(horizon)]
+    pooled = _Split(
+        customer=np.concatenate([s.customer for s in splits]),
+        expected=np.concatenate([s.expected for s in splits]),
+        silent=np.concatenate([s.silent for s in splits]),
+        one_time=np.concatenate([s.one_time for s in splits]),
+    )
+    curves = _fit_curves(pooled.expected, pooled.silent, pooled.one_time)
+    # Cross-fitted figures: each half of the customers (the same half in every split) scored
+    # by the curves fitted on the other half; reported on the longest split.
+    fold_of = pooled.customer % 2 == 0
+    out_of_fold = np.empty(pooled.customer.size)
+    for fold in (fold_of, ~fold_of):
+        held = _fit_curves(pooled.expected[~fold], pooled.silent[~fold], pooled.one_time[~fold])
+        out_of_fold[fold] = _apply(held, pooled.expected[fold], pooled.one_time[fold])
+    longest = splits[0]
+    return ChurnCalibration(
+        one_time_buyers=curves[0],
+        repeat_buyers=curves[1],
+        split_as_of_day=as_of_day - horizon,
+        split_horizon_days=horizon,
+        churn_horizon_days=churn_horizon_days,
+        pooled_split_horizons_days=split_horizons(horizon),
+        uncalibrated=forecast_quality(np.exp(-longest.expected), longest.silent),
+        calibrated=forecast_quality(out_of_fold[: longest.customer.size], longest.silent),
+    )
+
+
+def _split(ledger: PurchaseLedger, as_of_day: int, horizon: int) -> _Split:
+    """BG/NBD fitted before `as_of_day - horizon`, its `horizon`-day forecast, who was silent."""
     split_day = as_of_day - horizon
     past = histories_as_of(ledger, split_day)
     if len(past) < MIN_SPLIT_CUSTOMERS:
@@ -177,24 +240,7 @@ def fit_churn_calibration(
     bought = np.zeros(int(ledger.customer.max()) + 1, dtype=bool)
     later = (ledger.day > split_day) & (ledger.day <= as_of_day)
     bought[ledger.customer[later]] = True
-    silent = ~bought[past.customer]
-    one_time = past.x == 0
-    curves = _fit_curves(expected, silent, one_time)
-    # Cross-fitted figures: each half of the customers scored by the curves of the other half.
-    half = np.arange(len(past)) % 2 == 0
-    out_of_fold = np.empty(len(past))
-    for fold in (half, ~half):
-        held = _fit_curves(expected[~fold], silent[~fold], one_time[~fold])
-        out_of_fold[fold] = _apply(held, expected[fold], one_time[fold])
-    return ChurnCalibration(
-        one_time_buyers=curves[0],
-        repeat_buyers=curves[1],
-        split_as_of_day=split_day,
-        split_horizon_days=horizon,
-        churn_horizon_days=churn_horizon_days,
-        uncalibrated=forecast_quality(np.exp(-expected), silent),
-        calibrated=forecast_quality(out_of_fold, silent),
-    )
+    return _Split(past.customer, expected, ~bought[past.customer], past.x == 0)
 
 
 def fit_silence_curve(expected: npt.ArrayLike, silent: npt.ArrayLike) -> SilenceCurve:
@@ -205,10 +251,15 @@ def fit_silence_curve(expected: npt.ArrayLike, silent: npt.ArrayLike) -> Silence
         raise CalibrationNotFitted(f"{e.size} customers, need {MIN_CUSTOMERS_PER_CURVE}")
     if y.min() == y.max():
         raise CalibrationNotFitted("everyone had the same outcome: nothing to calibrate on")
-    # Customers with equal E share the likelihood term: fit on distinct values, weighted.
-    values, index = np.unique(e, return_inverse=True)
-    count = np.bincount(index).astype(np.float64) / e.size
+    # Customers with (nearly) equal E share the likelihood term: fit on groups of E within
+    # 1/4096 of each other on the log(1 + E) scale, at their mean E, weighted. On a million
+    # customers (three pooled splits) that is thousands of terms instead of a million, and the
+    # curve moves by far less than its sampling error.
+    _, index = np.unique(np.round(np.log1p(np.maximum(e, 0.0)) * _E_GRID), return_inverse=True)
+    count = np.bincount(index).astype(np.float64)
+    values = np.bincount(index, weights=e) / count
     quiet = np.bincount(index, weights=y) / e.size
+    count /= e.size
 
     def objective(theta: FloatArray) -> tuple[float, FloatArray]:
         s, k = np.exp(theta)

@@ -30,7 +30,8 @@ lint: install
 
 typecheck: install
 	$(VENV)/bin/mypy shared/src services/profile-service/src services/scoring-service/src \
-		services/lifecycle-service/src services/notification-service/src devstack/src
+		services/lifecycle-service/src services/notification-service/src devstack/src \
+		services/console/src
 
 pytest: install
 	$(PY) -m crm_devstack check-migrations

@@ -26,8 +26,8 @@ import httpx
 from crm_devstack.databases import DatabaseStartError, StackPostgres, sqlite_url
 from crm_devstack.mail_sink import DEVELOPMENT_SMTP_PORT, MailSink, MailSinkError
 from crm_devstack.object_store import LocalObjectStore, ObjectStoreError
-from crm_devstack.services import SERVICES, ServiceSpec
-from crm_devstack.wiring import deployment_policy, sends_mail, service_links
+from crm_devstack.services import SERVICES, ServiceSpec, console_spec
+from crm_devstack.wiring import console_links, deployment_policy, sends_mail, service_links
 from crm_shared import ApiKeyRecord, Scope, StartedInWith, generate_api_key
 from crm_shared.testing import BrokerStartError, EmbeddedBroker, free_loopback_port
 
@@ -114,6 +114,7 @@ class Stack(StartedInWith):
         postgres: bool = False,
         replicas: int = 1,
         broker_storage: BrokerStorage = "memory",
+        console: bool = False,
     ) -> None:
         """Prepare a stack; nothing starts until `start()` (or ``with``).
 
@@ -128,6 +129,8 @@ class Stack(StartedInWith):
         in a local S3 server (`LocalObjectStore`) that outlives the broker process, so
         `stop_broker` and `start_broker` are a restart like a Kafka broker's; with
         ``"memory"`` (the default, and fastest) a broker restart loses them all.
+        `console` also starts the operator console (``services/console``) once the services
+        answer, pointed at them.
         """
         if replicas < 1:
             raise StackError(f"replicas must be at least 1, not {replicas}")
@@ -144,6 +147,8 @@ class Stack(StartedInWith):
         self._postgres = StackPostgres() if postgres else None
         self._replicas = replicas
         self._broker_storage = broker_storage
+        self._console_spec = console_spec() if console else None
+        self._console: RunningService | None = None
         self._api_key, self._api_key_record = generate_api_key(DEVELOPMENT_KEY_NAME, list(Scope))
         self._broker: EmbeddedBroker | None = None
         self._object_store: LocalObjectStore | None = None
@@ -208,6 +213,11 @@ class Stack(StartedInWith):
         return [s for s in self._instances.values() if s.name == name]
 
     @property
+    def console(self) -> RunningService | None:
+        """The operator console, when the stack was asked to start it."""
+        return self._console
+
+    @property
     def urls(self) -> dict[str, str]:
         """Each started service's base URL by name, e.g. ``{"profile-service": "http://..."}``."""
         return {name: service.base_url for name, service in self._running.items()}
@@ -242,6 +252,7 @@ class Stack(StartedInWith):
             for service in instances:
                 self._launch(service)
             self._wait_until_healthy(instances)
+            self._start_console()
         except BaseException:
             self.stop()
             raise
@@ -290,6 +301,7 @@ class Stack(StartedInWith):
         finally:
             self._running.clear()
             self._instances.clear()
+            self._console = None
             self._planned.clear()
             mail_sink, self._mail_sink = self._mail_sink, None
             broker, self._broker = self._broker, None
@@ -378,6 +390,25 @@ class Stack(StartedInWith):
 
     def _process_of(self, name: str, replica: int) -> subprocess.Popen[bytes]:
         return self._processes[self._instance(name, replica).instance]
+
+    def _start_console(self) -> None:
+        spec = self._console_spec
+        if spec is None:
+            return
+        port = free_loopback_port() if self._free_ports else spec.port
+        _ensure_port_is_free(spec.name, self._host, port)
+        console = RunningService(
+            spec=spec,
+            base_url=f"http://{_client_host(self._host)}:{port}",
+            log_path=self._data_dir / f"{spec.name}.log",
+            database_url="",  # the console owns no data: it calls the services' APIs
+        )
+        console.log_path.write_bytes(b"")
+        self._launch(console, env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                   **console_links(self.urls), **self._extra_env})  # fmt: skip
+        self._running.pop(spec.name, None)  # not one of `services`: no events, no database
+        self._console = console
+        self._wait_until_healthy([console])
 
     def _start_broker(self) -> None:
         # EmbeddedBroker appends to its log; start each run with an empty one so the tail
@@ -527,7 +558,7 @@ class Stack(StartedInWith):
                 + _tail_report(service.log_path)
             )
 
-    def _launch(self, service: RunningService) -> None:
+    def _launch(self, service: RunningService, env: Mapping[str, str] | None = None) -> None:
         port = service.base_url.rsplit(":", 1)[1]
         command = [
             self._python,
@@ -547,7 +578,7 @@ class Stack(StartedInWith):
             self._processes[service.instance] = subprocess.Popen(
                 command,
                 cwd=service.spec.directory,
-                env=self._environment(service),
+                env=dict(env) if env is not None else self._environment(service),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -595,6 +626,7 @@ def start_stack(
     postgres: bool = False,
     replicas: int = 1,
     broker_storage: BrokerStorage = "memory",
+    console: bool = False,
 ) -> Iterator[Stack]:
     """Start a `Stack` for the body of a ``with`` block and stop it afterwards, whatever happens."""
     stack = Stack(
@@ -608,6 +640,7 @@ def start_stack(
         postgres=postgres,
         replicas=replicas,
         broker_storage=broker_storage,
+        console=console,
     )
     with stack:
         yield stack

@@ -14,6 +14,8 @@ from lifecycle_service.api.analytics_schemas import (
     CohortMonthView,
     CohortsView,
     CohortView,
+    DistributionsView,
+    HistogramView,
     Period,
     RetentionRatesView,
     StageCount,
@@ -26,7 +28,7 @@ from lifecycle_service.api.analytics_schemas import (
     WarningOutcomeView,
 )
 from lifecycle_service.domain.counts import month_index, month_label
-from lifecycle_service.workflows import analytics
+from lifecycle_service.workflows import analytics, distributions
 from lifecycle_service.workflows.analytics import DayRange, MonthRange, RaisedWindow, StageMoves
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
@@ -210,6 +212,27 @@ async def warnings(
         ],
         total=_outcome_view(sum(outcomes.values(), analytics.WarningOutcome())),
     )
+
+
+@router.get(
+    "/distributions",
+    response_model=DistributionsView,
+    summary="Customers by predicted CLV and by churn risk",
+)
+async def customer_distributions(
+    session: SessionDep,
+    _: ReadAccess,
+    bins: Annotated[int, Query(ge=2, le=100, description="Bins of each histogram.")] = 20,
+) -> DistributionsView:
+    """Histograms of every customer's latest predicted 12-month CLV (0 to the largest) and
+    churn risk (0 to 1), from the scores lifecycle-service keeps per customer."""
+    clv = await distributions.clv_histogram(session, bins)
+    risk = await distributions.churn_risk_histogram(session, bins)
+    return DistributionsView(predicted_clv_12m=_histogram(clv), churn_risk=_histogram(risk))
+
+
+def _histogram(found: distributions.Histogram) -> HistogramView:
+    return HistogramView(edges=found.edges, counts=found.counts, missing=found.missing)
 
 
 def _period(period: DayRange) -> Period:

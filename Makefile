@@ -8,7 +8,15 @@ PACKAGE_FILES := requirements/dev.txt requirements/constraints.txt shared/pyproj
 
 .PHONY: install run demo test lint typecheck pytest contracts bench clean
 
-install: $(STAMP)
+CHROMIUM := /usr/bin/chromium
+
+install: $(STAMP) $(CHROMIUM)
+
+# The console's browser tests drive Debian's Chromium through Playwright (Playwright's own
+# browser downloads are not available here); installed once, when it is missing.
+$(CHROMIUM):
+	@echo "Chromium is missing (the console's browser tests need it): apt-get install -y chromium"
+	apt-get update -qq && apt-get install -y -qq chromium
 
 $(STAMP): $(PACKAGE_FILES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -115,6 +115,7 @@ class Stack(StartedInWith):
         replicas: int = 1,
         broker_storage: BrokerStorage = "memory",
         console: bool = False,
+        extra_api_keys: Sequence[ApiKeyRecord] = (),
     ) -> None:
         """Prepare a stack; nothing starts until `start()` (or ``with``).
 
@@ -130,7 +131,8 @@ class Stack(StartedInWith):
         `stop_broker` and `start_broker` are a restart like a Kafka broker's; with
         ``"memory"`` (the default, and fastest) a broker restart loses them all.
         `console` also starts the operator console (``services/console``) once the services
-        answer, pointed at them.
+        answer, pointed at them. `extra_api_keys` are accepted by every service beside the
+        stack's own all-scope key (a test's read-only key, say).
         """
         if replicas < 1:
             raise StackError(f"replicas must be at least 1, not {replicas}")
@@ -149,6 +151,7 @@ class Stack(StartedInWith):
         self._broker_storage = broker_storage
         self._console_spec = console_spec() if console else None
         self._console: RunningService | None = None
+        self._extra_api_keys = tuple(extra_api_keys)
         self._api_key, self._api_key_record = generate_api_key(DEVELOPMENT_KEY_NAME, list(Scope))
         self._broker: EmbeddedBroker | None = None
         self._object_store: LocalObjectStore | None = None
@@ -504,7 +507,12 @@ class Stack(StartedInWith):
             f"{prefix}ENVIRONMENT": "development",
             f"{prefix}DATABASE_URL": service.database_url,
             f"{prefix}KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
-            f"{prefix}API_KEYS": json.dumps([self._api_key_record.model_dump(mode="json")]),
+            f"{prefix}API_KEYS": json.dumps(
+                [
+                    record.model_dump(mode="json")
+                    for record in (self._api_key_record, *self._extra_api_keys)
+                ]
+            ),
             **deployment_policy(service.spec),
             **service_links(
                 service.name,
@@ -627,6 +635,7 @@ def start_stack(
     replicas: int = 1,
     broker_storage: BrokerStorage = "memory",
     console: bool = False,
+    extra_api_keys: Sequence[ApiKeyRecord] = (),
 ) -> Iterator[Stack]:
     """Start a `Stack` for the body of a ``with`` block and stop it afterwards, whatever happens."""
     stack = Stack(
@@ -641,6 +650,7 @@ def start_stack(
         replicas=replicas,
         broker_storage=broker_storage,
         console=console,
+        extra_api_keys=extra_api_keys,
     )
     with stack:
         yield stack

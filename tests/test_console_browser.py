@@ -244,7 +244,8 @@ def test_inputs_have_labels_and_pages_have_headings(page: Page, console: Console
             "() => [...document.querySelectorAll('h1, h2, h3, h4')].map(h => +h.tagName[1])"
         )
         # One h1 first, and no level skipped on the way down (an outline a reader can follow).
-        assert levels[0] == 1 and levels.count(1) == 1, f"{path}: {levels}"
+        assert levels[0] == 1, f"{path}: {levels}"
+        assert levels.count(1) == 1, f"{path}: {levels}"
         assert all(b <= a + 1 for a, b in itertools.pairwise(levels)), f"{path}: {levels}"
         assert page.locator("nav[aria-label=Main]").count() == 1, path
 
@@ -273,4 +274,3 @@ def test_the_main_lists_are_reachable_by_keyboard(page: Page, console: Console) 
         pytest.fail("no link of the rules list took the keyboard focus")
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Rule ")
-

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 from dataclasses import dataclass, replace
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -65,12 +66,15 @@ class SessionCodec:
         document = {"c": session.csrf_token, "k": session.api_key}
         return self._fernet.encrypt(json.dumps(document).encode()).decode()
 
-    def decode(self, cookie: str | None) -> Session | None:
-        """The session in `cookie`, or None when it is missing, tampered with or too old."""
+    def decode(self, cookie: str | None, *, now: int | None = None) -> Session | None:
+        """The session in `cookie`, or None when it is missing, tampered with or older than
+        the maximum age at `now` (Unix seconds; default: the clock)."""
         if not cookie:
             return None
+        at = int(time.time()) if now is None else now
         try:
-            document = json.loads(self._fernet.decrypt(cookie.encode(), ttl=self._max_age))
+            plain = self._fernet.decrypt_at_time(cookie.encode(), self._max_age, at)
+            document = json.loads(plain)
         except (InvalidToken, ValueError):
             return None
         if not isinstance(document, dict) or not isinstance(document.get("c"), str):

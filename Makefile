@@ -60,6 +60,7 @@ bench: install
 	$(PY) bench/pipeline.py
 	$(PY) bench/customer_360.py
 	$(PY) bench/customer_360_wrk.py
+	$(PY) bench/console_pages.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -491,3 +491,23 @@ async def test_distributions_count_customers_by_predicted_clv_and_churn_risk(
     assert risk["counts"] == [1, 0, 1, 1]
     refused = await lifecycle_api.get("/v1/analytics/distributions", params={"bins": 101})
     assert refused.status_code == 422
+
+
+async def test_monthly_stage_counts_give_the_stage_mix_at_month_ends_in_one_request(
+    lifecycle_api: ApiClient,
+):
+    await a_year_of_a_small_shop(lifecycle_api)
+
+    points = await lifecycle_api.get(
+        "/v1/analytics/stages/monthly", params={"to": date_of(320), "months": 3}
+    )
+
+    assert points.status_code == 200, points.text
+    found = points.json()
+    # Day 320 is 2025-11-17: the points are the ends of September and October, then that day.
+    assert [p["at"] for p in found] == ["2025-09-30", "2025-10-31", "2025-11-17"]
+    for point in found:
+        single = await analytics(lifecycle_api, "stages", at=point["at"])
+        assert point == single
+    too_many = await lifecycle_api.get("/v1/analytics/stages/monthly", params={"months": 61})
+    assert too_many.status_code == 422

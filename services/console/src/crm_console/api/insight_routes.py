@@ -72,17 +72,15 @@ async def lifecycle(
 ) -> HTMLResponse:
     """Customers per stage over a year, the last 90 days' moves, cohorts and rates."""
     day = as_of or date.today()
-    points = [_month_end(day, back) for back in range(STAGE_POINTS - 1, -1, -1)]
     period = {
         "from": (day - timedelta(days=TRANSITION_DAYS - 1)).isoformat(),
         "to": day.isoformat(),
     }
     counts, moves, cohorts, rates = await asyncio.gather(
-        asyncio.gather(
-            *(
-                clients.get(Service.LIFECYCLE, "/v1/analytics/stages", {"at": p.isoformat()})
-                for p in points
-            )
+        clients.get(
+            Service.LIFECYCLE,
+            "/v1/analytics/stages/monthly",
+            {"to": day.isoformat(), "months": STAGE_POINTS},
         ),
         clients.get(Service.LIFECYCLE, "/v1/analytics/transitions", period),
         clients.get(Service.LIFECYCLE, "/v1/analytics/cohorts", {"to_month": f"{day:%Y-%m}"}),
@@ -104,7 +102,7 @@ async def lifecycle(
         "rates": rates,
         "moves": moves,
         "stage_chart": line_chart(
-            [f"{p:%Y-%m}" for p in points], series, "Customers per stage, month by month"
+            [c["at"][:7] for c in counts], series, "Customers per stage, month by month"
         ),
         "latest": counts[-1],
         "transition_chart": heat_map(
@@ -126,12 +124,3 @@ async def lifecycle(
         ),
     }
     return render(request, "lifecycle.html", session, context)
-
-
-def _month_end(day: date, months_back: int) -> date:
-    """The last day of the month `months_back` before `day`'s (`day` itself for 0)."""
-    if months_back == 0:
-        return day
-    index = day.year * 12 + day.month - 1 - months_back + 1  # the month after
-    first_of_next = date(index // 12, index % 12 + 1, 1)
-    return first_of_next - timedelta(days=1)

@@ -140,6 +140,47 @@ async def stages(
     )
 
 
+@router.get(
+    "/stages/monthly",
+    response_model=list[StageCountsView],
+    summary="Customers per stage at month ends",
+)
+async def stages_monthly(
+    session: SessionDep,
+    _: ReadAccess,
+    to: Annotated[
+        date | None,
+        Query(ge=EARLIEST_DAY, description="The last day counted (UTC); default: today."),
+    ] = None,
+    months: Annotated[
+        int, Query(ge=1, le=MAX_COHORTS, description="Points: to, then earlier month ends.")
+    ] = 12,
+) -> list[StageCountsView]:
+    """Customers per stage at the end of each of the ``months - 1`` months before ``to``'s
+    month and at the end of ``to``, oldest first: the stage mix over time in one request."""
+    last = to or utc_now().date()
+    days = [month_end_before(last, back) for back in range(months - 1, -1, -1)]
+    views = []
+    for on in days:
+        counts = await analytics.stage_counts(session, on)
+        views.append(
+            StageCountsView(
+                at=on,
+                stages=[StageCount(stage=stage, customers=counts[stage]) for stage in Stage],
+                total=sum(counts.values()),
+            )
+        )
+    return views
+
+
+def month_end_before(day: date, months_back: int) -> date:
+    """The last day of the month `months_back` months before `day`'s; `day` itself for 0."""
+    if months_back == 0:
+        return day
+    following = day.year * 12 + day.month - 1 - months_back + 1
+    return date(following // 12, following % 12 + 1, 1) - timedelta(days=1)
+
+
 @router.get("/transitions", response_model=TransitionsView, summary="Stage moves over a period")
 async def transitions(session: SessionDep, _: ReadAccess, period: PeriodDep) -> TransitionsView:
     """How many customers moved from each stage to each other stage between ``from`` and

@@ -2,7 +2,9 @@
 
 The figures are lifecycle-service's copies of the latest scores (each customer's row holds
 them), so a histogram over the whole base is one grouped query, not a read of every customer.
-Both values are never negative, so ``CAST(x * bins / top AS INTEGER)`` is the floor.
+Both values are never negative, so the bin is the floor of ``x * bins / top``: ``FLOOR`` on
+PostgreSQL (whose CAST to an integer rounds), ``CAST`` on SQLite (which truncates, and may
+lack FLOOR).
 """
 
 from __future__ import annotations
@@ -47,7 +49,11 @@ async def histogram(
         total = await session.scalar(select(func.count()).where(present)) or 0
         counts[0] = total
         return Histogram(top=0.0, counts=counts, missing=missing)
-    bucket = cast(column * bins / top, Integer)
+    scaled = column * bins / top
+    if session.get_bind().dialect.name == "sqlite":
+        bucket = cast(scaled, Integer)
+    else:
+        bucket = cast(func.floor(scaled), Integer)
     rows = await session.execute(select(bucket, func.count()).where(present).group_by(bucket))
     for index, count in rows.all():
         counts[min(max(int(index), 0), bins - 1)] += count

@@ -140,9 +140,13 @@ def test_every_page_renders_with_the_replay_and_is_photographed(
         assert response is not None
         assert response.status == 200, f"{path}: {response.status}"
         expect(page.locator("h1")).to_have_count(1)
+        page.wait_for_load_state("networkidle")  # htmx fragments in place before the picture
         page.screenshot(path=console.screenshots / f"{name}.png", full_page=True)
     page.goto(PAGES["today"])
     assert page.locator("#warnings tbody tr").count() > 0
+    # htmx (the vendored file, under the strict CSP) fills the health strip after the page.
+    expect(page.locator("#health li")).to_have_count(4)
+    expect(page.locator("#health")).to_contain_text("dead letters 0")
     page.goto(PAGES["segments"])
     expect(page.locator("#segments tbody tr").first).to_be_visible()
     assert page.locator("svg[role=img]").count() >= 5

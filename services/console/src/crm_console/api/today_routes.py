@@ -27,7 +27,7 @@ async def today(
     """The work list: open warnings, the week's outcomes, and what needs an operator."""
     day = as_of or date.today()
     week_start = day - timedelta(days=day.weekday())
-    warnings, week, health = await asyncio.gather(
+    warnings, week = await asyncio.gather(
         clients.get(Service.LIFECYCLE, "/v1/warnings/at-risk", {"limit": WARNINGS_SHOWN}),
         clients.get(
             Service.LIFECYCLE,
@@ -37,7 +37,6 @@ async def today(
                 "raised_to": (day + timedelta(days=1)).isoformat(),
             },
         ),
-        _health(clients),
     )
     return render(
         request,
@@ -48,9 +47,17 @@ async def today(
             "week": week["total"],
             "week_start": week_start,
             "day": day,
-            "health": health,
         },
     )
+
+
+@router.get("/health-strip", response_class=HTMLResponse, summary="The health strip")
+async def health_strip(
+    request: Request, session: OperatorSession, clients: ClientsDep
+) -> HTMLResponse:
+    """Each service's readiness, dead letters and outbox (an htmx fragment of Today): eight
+    probes, loaded after the work list so that the list never waits for them."""
+    return render(request, "_health.html", session, {"health": await _health(clients)})
 
 
 async def _health(clients: ServiceClients) -> list[ServiceHealth]:

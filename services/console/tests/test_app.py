@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from crm_console.app import create_app
+from crm_console.session import COOKIE_NAME, anonymous_session
 from crm_console.settings import ConsoleSettings
 
 # Nothing listens on port 9 (discard) of the loopback: the services do not answer.
@@ -85,3 +86,20 @@ async def test_a_key_that_cannot_be_checked_does_not_log_in(console: httpx.Async
     assert answer.status_code == 401
     assert "could not be checked" in answer.text
     assert (await console.get("/")).status_code == 303
+
+
+async def test_a_customer_id_search_stays_on_this_console() -> None:
+    app = create_app(settings())
+    session = anonymous_session().with_key("crm_some-key")
+    cookie = app.state.session_codec.encode(session)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="https://console.test",
+            cookies={COOKIE_NAME: cookie},
+        ) as client,
+    ):
+        answer = await client.get("/customers", params={"by": "customer_id", "q": "//evil.test/x"})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/customers/%2F%2Fevil.test%2Fx"

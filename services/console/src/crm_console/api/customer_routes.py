@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -30,7 +31,7 @@ async def find_customer(
     matches: list[dict[str, object]] = []
     error = None
     if query and by == "customer_id":
-        return RedirectResponse(f"/customers/{query}", status_code=303)
+        return RedirectResponse(_customer_url(query[:200]), status_code=303)
     if query:
         try:
             page = await clients.get(Service.PROFILE, "/v1/customers", {by: query, "limit": 20})
@@ -40,9 +41,14 @@ async def find_customer(
                 raise
             error = refused.detail  # e.g. an e-mail or phone number that cannot be one
         if len(matches) == 1:
-            return RedirectResponse(f"/customers/{matches[0]['id']}", status_code=303)
+            return RedirectResponse(_customer_url(str(matches[0]["id"])), status_code=303)
     context = {"q": query, "by": by, "matches": matches, "error": error, "searched": bool(query)}
     return render(request, "customer_search.html", session, context)
+
+
+def _customer_url(customer_id: str) -> str:
+    # Quoted whole: an id with "/", "?" or "#" stays one path segment of this console.
+    return "/customers/" + quote(customer_id, safe="")
 
 
 @router.get("/{customer_id}", response_class=HTMLResponse, summary="A customer's 360")
@@ -52,10 +58,11 @@ async def customer_360(
     """Profile and consents, scores and their explanation, stage history, warnings and
     messages, each from the service that owns it; a service that does not know the
     customer leaves its part empty."""
+    segment = quote(customer_id, safe="")  # one path segment at every service
     view, scores, stage, warnings, messages = await asyncio.gather(
-        clients.get_or_none(Service.PROFILE, f"/v1/customers/{customer_id}/360"),
-        clients.get_or_none(Service.SCORING, f"/v1/scores/{customer_id}"),
-        clients.get_or_none(Service.LIFECYCLE, f"/v1/customers/{customer_id}/stage"),
+        clients.get_or_none(Service.PROFILE, f"/v1/customers/{segment}/360"),
+        clients.get_or_none(Service.SCORING, f"/v1/scores/{segment}"),
+        clients.get_or_none(Service.LIFECYCLE, f"/v1/customers/{segment}/stage"),
         clients.get(Service.LIFECYCLE, "/v1/warnings", {"customer_id": customer_id, "limit": 20}),
         clients.get(
             Service.NOTIFICATION,

@@ -310,10 +310,11 @@ async def test_outcomes_count_messages_per_rule_status_and_suppression_reason(
         },
         {"rule_id": "warning-retention-offer", "status": "sent", "reason": None, "messages": 1},
     ]
-    later = (utc_now() + timedelta(days=1)).isoformat()
-    assert (
-        await notification_api.get(f"/v1/notifications/outcomes?created_from={later}")
-    ).json() == []
+    later = utc_now().isoformat()  # after every message was created
+    none_since = await notification_api.get(
+        "/v1/notifications/outcomes", params={"created_from": later}
+    )
+    assert none_since.json() == []
     backwards = await notification_api.get(
         "/v1/notifications/outcomes",
         params={"created_from": later, "created_to": MORNING.isoformat()},

@@ -267,9 +267,11 @@ async def customer_distributions(
 ) -> DistributionsView:
     """Histograms of every customer's latest predicted 12-month CLV (0 to the largest) and
     churn risk (0 to 1), from the scores lifecycle-service keeps per customer."""
-    clv = await distributions.clv_histogram(session, bins)
-    risk = await distributions.churn_risk_histogram(session, bins)
-    return DistributionsView(predicted_clv_12m=_histogram(clv), churn_risk=_histogram(risk))
+    found = await distributions.distributions(session, bins)
+    return DistributionsView(
+        predicted_clv_12m=_histogram(found.predicted_clv_12m),
+        churn_risk=_histogram(found.churn_risk),
+    )
 
 
 def _histogram(found: distributions.Histogram) -> HistogramView:

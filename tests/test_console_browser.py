@@ -11,6 +11,7 @@ import csv
 import io
 import itertools
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,7 @@ class Console:
     read_key: str
     screenshots: Path
     customer_email: str
+    customer_id: str
 
     def api(self, service: str) -> httpx.Client:
         return httpx.Client(
@@ -87,9 +89,30 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                 json={"email": email, "first_name": "Ada", "external_id": "shop-ada-1"},
             )
             assert created.status_code == 201, created.text
+            customer_id = created.json()["id"]
+            # notification-service learns of the customer from customer.created (Kafka).
+            notification = stack.urls["notification-service"]
+            rule = client.get(f"{notification}/v1/rules/warning-retention-offer").json()
+            preview = {"template_id": rule["template_id"], "channel": "email"}
+            for _ in range(300):
+                known = client.post(
+                    f"{notification}/v1/templates/preview",
+                    json={**preview, "customer_id": customer_id},
+                )
+                if known.status_code != 404:
+                    break
+                time.sleep(0.2)
+            assert known.status_code == 200, known.text
+            lifecycle = stack.urls["lifecycle-service"]
+            for _ in range(300):
+                if client.get(f"{lifecycle}/v1/customers/{customer_id}/stage").is_success:
+                    break
+                time.sleep(0.2)
         screenshots = tmp_path_factory.mktemp("console-screenshots")
         print(f"\nconsole screenshots: {screenshots}")
-        yield Console(stack, stack.console.base_url, stack.api_key, read_key, screenshots, email)
+        yield Console(
+            stack, stack.console.base_url, stack.api_key, read_key, screenshots, email, customer_id
+        )
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +231,25 @@ def test_a_read_key_cannot_save_a_rule(page: Page, console: Console) -> None:
     expect(page.get_by_role("alert")).to_contain_text("admin")
     with console.api("notification-service") as api:
         assert api.get("/v1/rules/welcome-first-order").json() == before
+
+
+def test_a_template_previews_for_a_real_customer(page: Page, console: Console) -> None:
+    with console.api("notification-service") as api:
+        template_id = api.get("/v1/rules/warning-retention-offer").json()["template_id"]
+    log_in(page, console.admin_key)
+    page.goto(f"/playbooks/templates/{template_id}")
+    page.get_by_label("Preview for customer id").first.fill(console.customer_id)
+    page.get_by_role("button", name="Preview").first.click()
+    preview = page.locator("[id^=preview-] h3").first
+    expect(preview).to_have_text(f"Preview for {console.customer_id}")
+
+
+def test_lifecycle_rules_dry_run_over_the_base(page: Page, console: Console) -> None:
+    log_in(page, console.admin_key)
+    page.goto(PAGES["lifecycle-rules"])
+    page.get_by_label("As of").fill(AS_OF)
+    page.get_by_role("button", name="Dry run").click()
+    expect(page.locator("#dry-run h2")).to_contain_text(f"over {CUSTOMERS + 1} customers")
 
 
 def test_a_form_without_the_csrf_token_is_refused(page: Page, console: Console) -> None:

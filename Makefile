@@ -9,7 +9,15 @@ PACKAGE_FILES := requirements/dev.txt requirements/constraints.txt contracts/pyp
 
 .PHONY: install run demo test lint typecheck pytest contracts bench clean
 
-install: $(STAMP)
+CHROMIUM := /usr/bin/chromium
+
+install: $(STAMP) $(CHROMIUM)
+
+# The console's browser tests drive Debian's Chromium through Playwright (Playwright's own
+# browser downloads are not available here); installed once, when it is missing.
+$(CHROMIUM):
+	@echo "Chromium is missing (the console's browser tests need it): apt-get install -y chromium"
+	apt-get update -qq && apt-get install -y -qq chromium
 
 $(STAMP): $(PACKAGE_FILES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +39,8 @@ lint: install
 
 typecheck: install
 	$(VENV)/bin/mypy contracts/src shared/src services/profile-service/src services/scoring-service/src \
-		services/lifecycle-service/src services/notification-service/src devstack/src
+		services/lifecycle-service/src services/notification-service/src devstack/src \
+		services/console/src
 
 pytest: install
 	$(PY) -m crm_devstack check-migrations
@@ -52,6 +61,7 @@ bench: install
 	$(PY) bench/pipeline.py
 	$(PY) bench/customer_360.py
 	$(PY) bench/customer_360_wrk.py
+	$(PY) bench/console_pages.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

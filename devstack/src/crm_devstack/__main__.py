@@ -180,6 +180,7 @@ def _started(
         free_ports=options.free_ports,
         postgres=options.postgres,
         extra_env=extra_env,
+        console=True,
     )
 
 
@@ -215,7 +216,13 @@ def render_summary(stack: Stack) -> str:
         (service.name, service.docs_url, _shown(service.log_path))
         for service in stack.services.values()
     ]
+    console = stack.console
     details = [
+        *(
+            [("Console", f"{console.base_url}/  (log in with the API key below)")]
+            if console is not None
+            else []
+        ),
         ("Kafka broker", f"{stack.bootstrap_servers}  (embedded, in memory)"),
         ("Broker log", _shown(stack.broker_log_path)),
         *_database_details(stack),

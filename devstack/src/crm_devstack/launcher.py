@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from crm_devstack.mail_sink import MailSink
-from crm_devstack.services import SERVICES, ServiceSpec
+from crm_devstack.services import SERVICES, ServiceSpec, console_spec
 from crm_devstack.stack_broker import BrokerStorage, StackBroker
 from crm_devstack.stack_databases import StackDatabases
 from crm_devstack.stack_errors import StackError, log_tail
@@ -32,7 +32,7 @@ from crm_devstack.stack_services import (
     ServiceExit,
     ServiceProcesses,
 )
-from crm_devstack.wiring import deployment_policy, service_links
+from crm_devstack.wiring import console_links, deployment_policy, service_links
 from crm_shared import ApiKeyRecord, Scope, generate_api_key
 from crm_shared.testing import StartedInWith
 
@@ -78,6 +78,8 @@ class Stack(StartedInWith):
         postgres: bool = False,
         replicas: int = 1,
         broker_storage: BrokerStorage = "memory",
+        console: bool = False,
+        extra_api_keys: Sequence[ApiKeyRecord] = (),
     ) -> None:
         """Prepare a stack; nothing starts until `start()` (or ``with``).
 
@@ -92,6 +94,9 @@ class Stack(StartedInWith):
         in a local S3 server (`LocalObjectStore`) that outlives the broker process, so
         `stop_broker` and `start_broker` are a restart like a Kafka broker's; with
         ``"memory"`` (the default, and fastest) a broker restart loses them all.
+        `console` also starts the operator console (``services/console``) once the services
+        answer, pointed at them. `extra_api_keys` are accepted by every service beside the
+        stack's own all-scope key (a test's read-only key, say).
         """
         if replicas < 1:
             raise StackError(f"replicas must be at least 1, not {replicas}")
@@ -103,6 +108,9 @@ class Stack(StartedInWith):
         self._free_ports = free_ports
         self._extra_env = dict(extra_env or {})
         self._replicas = replicas
+        self._console_spec = console_spec() if console else None
+        self._console: RunningService | None = None
+        self._extra_api_keys = tuple(extra_api_keys)
         self._api_key, self._api_key_record = generate_api_key(DEVELOPMENT_KEY_NAME, list(Scope))
         self._broker = StackBroker(
             data_dir=self._data_dir, port=broker_port, storage=broker_storage, python=python
@@ -169,6 +177,11 @@ class Stack(StartedInWith):
         return self._processes.replicas_of(name)
 
     @property
+    def console(self) -> RunningService | None:
+        """The operator console, when the stack was asked to start it."""
+        return self._console
+
+    @property
     def urls(self) -> dict[str, str]:
         """Each started service's base URL by name, e.g. ``{"profile-service": "http://..."}``."""
         return {name: service.base_url for name, service in self.services.items()}
@@ -203,6 +216,7 @@ class Stack(StartedInWith):
             for service in instances:
                 self._processes.launch(service)
             self._processes.wait_until_healthy(instances)
+            self._start_console()
         except BaseException:
             self.stop()
             raise
@@ -227,6 +241,7 @@ class Stack(StartedInWith):
         try:
             self._processes.stop(grace)
         finally:
+            self._console = None
             self._planned.clear()
             mail_sink, self._mail_sink = self._mail_sink, None
             try:
@@ -269,7 +284,25 @@ class Stack(StartedInWith):
         """Start the PostgreSQL server stopped by `stop_postgres` again, at the same address."""
         self._databases.resume()
 
+    def _start_console(self) -> None:
+        spec = self._console_spec
+        if spec is None:
+            return
+        # The console owns no data (it calls the services' APIs): no database, no events.
+        console = self._processes.plan(spec, database_url="")
+        console.log_path.write_bytes(b"")
+        self._processes.launch(console, listed=False)
+        self._console = console
+        self._processes.wait_until_healthy([console])
+
     def _environment(self, service: RunningService) -> dict[str, str]:
+        if self._console_spec is not None and service.spec is self._console_spec:
+            return {
+                **os.environ,
+                "PYTHONUNBUFFERED": "1",
+                **console_links(self.urls),
+                **self._extra_env,
+            }
         prefix = service.spec.env_prefix
         return {
             **os.environ,
@@ -277,7 +310,12 @@ class Stack(StartedInWith):
             f"{prefix}ENVIRONMENT": "development",
             f"{prefix}DATABASE_URL": service.database_url,
             f"{prefix}KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
-            f"{prefix}API_KEYS": json.dumps([self._api_key_record.model_dump(mode="json")]),
+            f"{prefix}API_KEYS": json.dumps(
+                [
+                    record.model_dump(mode="json")
+                    for record in (self._api_key_record, *self._extra_api_keys)
+                ]
+            ),
             **deployment_policy(service.spec),
             **service_links(
                 service.name,
@@ -302,6 +340,8 @@ def start_stack(
     postgres: bool = False,
     replicas: int = 1,
     broker_storage: BrokerStorage = "memory",
+    console: bool = False,
+    extra_api_keys: Sequence[ApiKeyRecord] = (),
 ) -> Iterator[Stack]:
     """Start a `Stack` for the body of a ``with`` block and stop it afterwards, whatever happens."""
     stack = Stack(
@@ -315,6 +355,8 @@ def start_stack(
         postgres=postgres,
         replicas=replicas,
         broker_storage=broker_storage,
+        console=console,
+        extra_api_keys=extra_api_keys,
     )
     with stack:
         yield stack

@@ -80,3 +80,16 @@ def discover_services(root: Path | None = None) -> tuple[ServiceSpec, ...]:
 
 
 SERVICES: tuple[ServiceSpec, ...] = discover_services()
+
+CONSOLE_PORT = 8000
+
+
+def console_spec(root: Path | None = None) -> ServiceSpec | None:
+    """The operator console (``services/console``, no database), or None where it is absent.
+
+    Not one of `SERVICES`: it consumes no events and owns no data, so the migrations, the
+    demo and the fault suite, which walk the services, leave it out.
+    """
+    directory = (root or repo_root()) / "services" / "console"
+    spec = ServiceSpec("console", "crm_console", "CONSOLE_", CONSOLE_PORT, directory)
+    return spec if (directory / "src" / spec.package / "app.py").is_file() else None

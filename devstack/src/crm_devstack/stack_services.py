@@ -143,8 +143,12 @@ class ServiceProcesses:
                     _signal_group(process, signal.SIGKILL)
                     process.wait()
 
-    def launch(self, service: RunningService) -> None:
-        """Start `service` under uvicorn, appending to its log (it may be a restart)."""
+    def launch(self, service: RunningService, *, listed: bool = True) -> None:
+        """Start `service` under uvicorn, appending to its log (it may be a restart).
+
+        An unlisted process (the console) is stopped with the rest but is not one of
+        `running`: it consumes no events and owns no database.
+        """
         port = service.base_url.rsplit(":", 1)[1]
         command = [
             self._python,
@@ -169,6 +173,8 @@ class ServiceProcesses:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        if not listed:
+            return
         self._instances[service.instance] = service
         if service.replica == 1:
             self._running[service.name] = service

@@ -62,3 +62,21 @@ def deployment_policy(spec: ServiceSpec) -> dict[str, str]:
     leave one service keeping other books than the rest.
     """
     return {f"{spec.env_prefix}CURRENCY": ACCOUNTING_CURRENCY}
+
+
+SERVICE_URL_SETTINGS: Mapping[str, str] = {
+    "profile-service": "CONSOLE_PROFILE_SERVICE_URL",
+    "scoring-service": "CONSOLE_SCORING_SERVICE_URL",
+    "lifecycle-service": "CONSOLE_LIFECYCLE_SERVICE_URL",
+    "notification-service": "CONSOLE_NOTIFICATION_SERVICE_URL",
+}
+
+
+def console_links(urls: Mapping[str, str]) -> dict[str, str]:
+    """The variables that point the console at the stack's services (development mode:
+    cookies without Secure, since the stack speaks plain HTTP on the loopback)."""
+    links = {"CONSOLE_ENVIRONMENT": "development"}
+    for name, variable in SERVICE_URL_SETTINGS.items():
+        if name in urls:
+            links[variable] = urls[name]
+    return links

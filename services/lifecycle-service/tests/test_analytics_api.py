@@ -465,3 +465,49 @@ async def test_a_late_order_never_makes_a_past_count_negative(lifecycle_api: Api
         counts = await analytics(lifecycle_api, "stages", at=day)
         assert all(s["customers"] >= 0 for s in counts["stages"]), (day, counts)
     assert {s["stage"]: s["customers"] for s in counts["stages"]}["new"] == 1
+
+
+async def test_distributions_count_customers_by_predicted_clv_and_churn_risk(
+    lifecycle_api: ApiClient,
+):
+    await feed(lifecycle_api, [order(c, f"{c}1", day(0)) for c in ("a", "b", "c", "d")])
+    await feed(
+        lifecycle_api,
+        [
+            scores("a", day(1), churn_risk=0.05, clv="0.00"),
+            scores("b", day(1), churn_risk=0.55, clv="40.00"),
+            scores("c", day(1), churn_risk=1.0, clv="100.00"),
+        ],
+    )
+
+    found = await analytics(lifecycle_api, "distributions", bins="4")
+
+    clv = found["predicted_clv_12m"]
+    assert clv["edges"] == [0.0, 25.0, 50.0, 75.0, 100.0]
+    assert clv["counts"] == [1, 1, 0, 1]  # the largest value falls in the last bin
+    assert clv["missing"] == 1  # d has no scores yet
+    risk = found["churn_risk"]
+    assert risk["edges"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert risk["counts"] == [1, 0, 1, 1]
+    refused = await lifecycle_api.get("/v1/analytics/distributions", params={"bins": 101})
+    assert refused.status_code == 422
+
+
+async def test_monthly_stage_counts_give_the_stage_mix_at_month_ends_in_one_request(
+    lifecycle_api: ApiClient,
+):
+    await a_year_of_a_small_shop(lifecycle_api)
+
+    points = await lifecycle_api.get(
+        "/v1/analytics/stages/monthly", params={"to": date_of(320), "months": 3}
+    )
+
+    assert points.status_code == 200, points.text
+    found = points.json()
+    # Day 320 is 2025-11-17: the points are the ends of September and October, then that day.
+    assert [p["at"] for p in found] == ["2025-09-30", "2025-10-31", "2025-11-17"]
+    for point in found:
+        single = await analytics(lifecycle_api, "stages", at=point["at"])
+        assert point == single
+    too_many = await lifecycle_api.get("/v1/analytics/stages/monthly", params={"months": 61})
+    assert too_many.status_code == 422

@@ -174,3 +174,33 @@ async def test_warning_times_without_an_offset_are_taken_as_utc(lifecycle_api: A
 
     assert response.status_code == 200, response.text
     assert [w["customer_id"] for w in response.json()["items"]] == ["c1"]
+
+
+async def test_open_warnings_at_risk_list_the_largest_value_at_risk_first(
+    lifecycle_api: ApiClient,
+):
+    for customer_id, clv in (("small", "100.00"), ("large", "900.00")):
+        await repeat_buyer(lifecycle_api, customer_id)
+        await feed(
+            lifecycle_api,
+            [
+                scores(
+                    customer_id,
+                    day(121),
+                    churn_risk=0.65,
+                    tier=ValueTier.GROWTH,
+                    rhythm_days=30,
+                    clv=clv,
+                )
+            ],
+        )
+
+    response = await lifecycle_api.get("/v1/warnings/at-risk", params={"limit": 500})
+    assert response.status_code == 200, response.text
+    mine = [w for w in response.json() if w["customer_id"] in {"small", "large"}]
+    assert [w["customer_id"] for w in mine] == ["large", "small"]
+    assert mine[0]["clv_at_risk_12m"] == 900.0 * 0.65
+    assert mine[0]["stage"] is not None
+    assert (
+        await lifecycle_api.get("/v1/warnings/at-risk", params={"limit": 501})
+    ).status_code == 422

@@ -287,3 +287,36 @@ async def test_a_template_category_cannot_change_under_the_rules_that_send_it(
     assert relabelled.json()["rules"] == ["warning-retention-offer"]
     assert (kept.status_code, kept.json()["category"]) == (200, "marketing")
     assert (fresh.status_code, fresh.json()["category"]) == (201, "marketing")
+
+
+async def test_outcomes_count_messages_per_rule_status_and_suppression_reason(
+    notification_api: ApiClient,
+):
+    joined = MORNING - timedelta(days=30)
+    await feed(notification_api, [customer("c1", joined), customer("c2", joined)])
+    await feed(notification_api, [churn_warning("c1", MORNING)])
+    await feed(notification_api, [churn_warning("c2", MORNING, action="account_manager_task")])
+    await deliver(notification_api, MORNING + timedelta(minutes=1))
+
+    response = await notification_api.get("/v1/notifications/outcomes")
+
+    assert response.status_code == 200, response.text
+    assert response.json() == [
+        {
+            "rule_id": "high-value-warning-task",
+            "status": "suppressed",
+            "reason": "no_contact",
+            "messages": 1,
+        },
+        {"rule_id": "warning-retention-offer", "status": "sent", "reason": None, "messages": 1},
+    ]
+    later = utc_now().isoformat()  # after every message was created
+    none_since = await notification_api.get(
+        "/v1/notifications/outcomes", params={"created_from": later}
+    )
+    assert none_since.json() == []
+    backwards = await notification_api.get(
+        "/v1/notifications/outcomes",
+        params={"created_from": later, "created_to": MORNING.isoformat()},
+    )
+    assert backwards.status_code == 422

@@ -14,6 +14,8 @@ from lifecycle_service.api.analytics_schemas import (
     CohortMonthView,
     CohortsView,
     CohortView,
+    DistributionsView,
+    HistogramView,
     Period,
     RetentionRatesView,
     StageCount,
@@ -26,7 +28,7 @@ from lifecycle_service.api.analytics_schemas import (
     WarningOutcomeView,
 )
 from lifecycle_service.domain.counts import month_index, month_label
-from lifecycle_service.workflows import analytics
+from lifecycle_service.workflows import analytics, distributions
 from lifecycle_service.workflows.analytics import DayRange, MonthRange, RaisedWindow, StageMoves
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
@@ -138,6 +140,47 @@ async def stages(
     )
 
 
+@router.get(
+    "/stages/monthly",
+    response_model=list[StageCountsView],
+    summary="Customers per stage at month ends",
+)
+async def stages_monthly(
+    session: SessionDep,
+    _: ReadAccess,
+    to: Annotated[
+        date | None,
+        Query(ge=EARLIEST_DAY, description="The last day counted (UTC); default: today."),
+    ] = None,
+    months: Annotated[
+        int, Query(ge=1, le=MAX_COHORTS, description="Points: to, then earlier month ends.")
+    ] = 12,
+) -> list[StageCountsView]:
+    """Customers per stage at the end of each of the ``months - 1`` months before ``to``'s
+    month and at the end of ``to``, oldest first: the stage mix over time in one request."""
+    last = to or utc_now().date()
+    days = [month_end_before(last, back) for back in range(months - 1, -1, -1)]
+    views = []
+    for on in days:
+        counts = await analytics.stage_counts(session, on)
+        views.append(
+            StageCountsView(
+                at=on,
+                stages=[StageCount(stage=stage, customers=counts[stage]) for stage in Stage],
+                total=sum(counts.values()),
+            )
+        )
+    return views
+
+
+def month_end_before(day: date, months_back: int) -> date:
+    """The last day of the month `months_back` months before `day`'s; `day` itself for 0."""
+    if months_back == 0:
+        return day
+    following = day.year * 12 + day.month - 1 - months_back + 1
+    return date(following // 12, following % 12 + 1, 1) - timedelta(days=1)
+
+
 @router.get("/transitions", response_model=TransitionsView, summary="Stage moves over a period")
 async def transitions(session: SessionDep, _: ReadAccess, period: PeriodDep) -> TransitionsView:
     """How many customers moved from each stage to each other stage between ``from`` and
@@ -210,6 +253,29 @@ async def warnings(
         ],
         total=_outcome_view(sum(outcomes.values(), analytics.WarningOutcome())),
     )
+
+
+@router.get(
+    "/distributions",
+    response_model=DistributionsView,
+    summary="Customers by predicted CLV and by churn risk",
+)
+async def customer_distributions(
+    session: SessionDep,
+    _: ReadAccess,
+    bins: Annotated[int, Query(ge=2, le=100, description="Bins of each histogram.")] = 20,
+) -> DistributionsView:
+    """Histograms of every customer's latest predicted 12-month CLV (0 to the largest) and
+    churn risk (0 to 1), from the scores lifecycle-service keeps per customer."""
+    found = await distributions.distributions(session, bins)
+    return DistributionsView(
+        predicted_clv_12m=_histogram(found.predicted_clv_12m),
+        churn_risk=_histogram(found.churn_risk),
+    )
+
+
+def _histogram(found: distributions.Histogram) -> HistogramView:
+    return HistogramView(edges=found.edges, counts=found.counts, missing=found.missing)
 
 
 def _period(period: DayRange) -> Period:

@@ -151,3 +151,18 @@ class WarningOutcomesView(BaseModel):
     raised_to: datetime | None = Field(description="Warnings raised before then.")
     tiers: list[TierWarningOutcomeView] = Field(description="Every tier, zeros included.")
     total: WarningOutcomeView
+
+
+class HistogramView(BaseModel):
+    """Customers in equal-width bins: ``counts[i]`` lie between ``edges[i]`` and ``edges[i+1]``."""
+
+    edges: list[float]
+    counts: list[int]
+    missing: int = Field(description="Customers without the figure (not scored yet).")
+
+
+class DistributionsView(BaseModel):
+    """How the base spreads over predicted 12-month CLV and churn risk."""
+
+    predicted_clv_12m: HistogramView
+    churn_risk: HistogramView

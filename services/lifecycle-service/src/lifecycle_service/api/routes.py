@@ -33,6 +33,7 @@ from lifecycle_service.api.schemas import (
     StageMove,
     SweepRequest,
     SweepView,
+    WarningAtRiskView,
     WarningView,
 )
 from lifecycle_service.db.models import ChurnWarningRow
@@ -220,6 +221,34 @@ async def warnings(
     return Page[WarningView](
         items=[_warning_view(row) for row in page.rows], next_cursor=page.next_cursor
     )
+
+
+@router.get(
+    "/warnings/at-risk",
+    response_model=list[WarningAtRiskView],
+    tags=["warnings"],
+    summary="Open warnings by value at risk",
+)
+async def warnings_at_risk(
+    session: SessionDep,
+    _: ReadAccess,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[WarningAtRiskView]:
+    """The open churn warnings that put the most 12-month value at risk (predicted 12-month
+    CLV x churn risk), largest first: the retention team's work list for today."""
+    rows = await stage_queries.open_warnings_by_value_at_risk(session, limit)
+    return [
+        WarningAtRiskView(
+            **_warning_view(row).model_dump(),
+            stage=Stage(stage) if stage is not None else None,
+            clv_at_risk_12m=(
+                row.predicted_clv_12m * row.churn_risk
+                if row.predicted_clv_12m is not None and row.churn_risk is not None
+                else None
+            ),
+        )
+        for row, stage in rows
+    ]
 
 
 @router.post(

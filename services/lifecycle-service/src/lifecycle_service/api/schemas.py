@@ -36,6 +36,15 @@ class WarningView(BaseModel):
     recommended_action: str
 
 
+class WarningAtRiskView(WarningView):
+    """An open churn warning with the customer's stage and the 12-month value at risk."""
+
+    stage: Stage | None = Field(description="The customer's lifecycle stage now.")
+    clv_at_risk_12m: float | None = Field(
+        description="predicted_clv_12m x churn_risk: the 12-month value expected to be lost."
+    )
+
+
 class CustomerStage(BaseModel):
     """Where a customer stands, the facts behind it, and how they got there."""
 

@@ -98,6 +98,30 @@ async def list_warnings(
     return list(await session.scalars(query.limit(limit)))
 
 
+async def open_warnings_by_value_at_risk(
+    session: AsyncSession, limit: int
+) -> list[tuple[ChurnWarningRow, str | None]]:
+    """Open warnings with the customer's stage, the largest 12-month CLV at risk (predicted
+    CLV x churn risk) first; warnings without both figures last, newest first among equals."""
+    at_risk = ChurnWarningRow.predicted_clv_12m * ChurnWarningRow.churn_risk
+    query = (
+        select(ChurnWarningRow, CustomerLifecycleRow.stage)
+        .outerjoin(
+            CustomerLifecycleRow,
+            CustomerLifecycleRow.customer_id == ChurnWarningRow.customer_id,
+        )
+        .where(ChurnWarningRow.status.in_(OPEN_STATUSES))
+        .order_by(
+            at_risk.is_(None),
+            at_risk.desc(),
+            ChurnWarningRow.raised_at.desc(),
+            ChurnWarningRow.warning_id,
+        )
+        .limit(limit)
+    )
+    return [(row, stage) for row, stage in (await session.execute(query)).all()]
+
+
 async def recent_sweeps(session: AsyncSession, limit: int) -> list[SweepRun]:
     """The latest sweeps, newest first."""
     query = select(SweepRun).order_by(SweepRun.id.desc()).limit(limit)

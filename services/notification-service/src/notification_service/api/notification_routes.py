@@ -21,7 +21,12 @@ from crm_shared import (
     utc_now,
 )
 from crm_shared.errors import NotFound, UnprocessableContent
-from notification_service.api.schemas import NotificationStatus, NotificationView, SendNowRequest
+from notification_service.api.schemas import (
+    NotificationStatus,
+    NotificationView,
+    OutcomeCountView,
+    SendNowRequest,
+)
 from notification_service.db.models import Notification
 from notification_service.domain.playbooks import InvalidPlaybookRule
 from notification_service.workflows import delivery_log
@@ -81,6 +86,29 @@ async def list_notifications(
     return Page[NotificationView](
         items=[_view(row) for row in page.rows], next_cursor=page.next_cursor
     )
+
+
+@router.get(
+    "/outcomes",
+    response_model=list[OutcomeCountView],
+    summary="Messages per rule, status and suppression reason",
+)
+async def notification_outcomes(
+    session: SessionDep,
+    _: ReadAccess,
+    created_from: Annotated[
+        QueryTime | None, Query(description="Inclusive; a time without offset is UTC.")
+    ] = None,
+    created_to: Annotated[
+        QueryTime | None, Query(description="Exclusive; a time without offset is UTC.")
+    ] = None,
+) -> list[OutcomeCountView]:
+    """How many messages each rule queued, sent, failed or suppressed (per reason), created
+    in the window (default: all time); what a playbook editor weighs a rule by."""
+    if created_from and created_to and created_from > created_to:
+        raise UnprocessableContent("created_from is after created_to", field="created_from")
+    counts = await delivery_log.outcome_counts(session, created_from, created_to)
+    return [OutcomeCountView.model_validate(count, from_attributes=True) for count in counts]
 
 
 @router.get(

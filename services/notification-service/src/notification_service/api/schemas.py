@@ -220,6 +220,15 @@ class PreviewView(BaseModel):
 # --- notifications ------------------------------------------------------------------------------
 
 
+class OutcomeCountView(BaseModel):
+    """Messages of one rule that ended in one status, with the suppression reason."""
+
+    rule_id: str | None = Field(description="Null for send-now messages.")
+    status: NotificationStatus
+    reason: str | None = Field(description="Why they were suppressed; null otherwise.")
+    messages: int
+
+
 class NotificationView(BaseModel):
     """One message decided for one customer, and what became of it."""
 

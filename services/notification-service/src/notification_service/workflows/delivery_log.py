@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification_service.db.models import Notification
@@ -60,3 +60,29 @@ async def list_notifications(
 async def notification_by_id(session: AsyncSession, notification_id: str) -> Notification | None:
     """One notification, or None."""
     return await session.get(Notification, notification_id)
+
+
+@dataclass(frozen=True)
+class OutcomeCount:
+    """How many messages of one rule ended in one status (and suppression reason)."""
+
+    rule_id: str | None
+    status: str
+    reason: str | None
+    messages: int
+
+
+async def outcome_counts(
+    session: AsyncSession, created_from: datetime | None, created_to: datetime | None
+) -> list[OutcomeCount]:
+    """Messages per rule, status and suppression reason, created in the window (None: open)."""
+    query = select(
+        Notification.rule_id, Notification.status, Notification.reason, func.count()
+    ).group_by(Notification.rule_id, Notification.status, Notification.reason)
+    if created_from is not None:
+        query = query.where(Notification.created_at >= created_from)
+    if created_to is not None:
+        query = query.where(Notification.created_at < created_to)
+    rows = (await session.execute(query)).all()
+    counts = [OutcomeCount(rule, status, reason, count) for rule, status, reason, count in rows]
+    return sorted(counts, key=lambda c: (c.rule_id or "", c.status, c.reason or ""))

@@ -1,0 +1,1 @@
+"""The retention team's operator console: pages over the four services' HTTP APIs."""

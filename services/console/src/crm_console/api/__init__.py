@@ -1,0 +1,1 @@
+"""The console's pages and forms, one router module per page."""

@@ -1,0 +1,1 @@
+"""Pure pieces of the console: metric parsing, chart geometry, CSV rows."""

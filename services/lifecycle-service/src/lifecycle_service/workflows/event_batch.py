@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,17 +24,21 @@ from crm_shared.contracts import (
     CustomerCreated,
     CustomerErased,
     CustomerMerged,
+    FeedbackKind,
+    FeedbackRecorded,
     OrderCancelled,
     OrderPlaced,
     ScoreUpdated,
+    Survey,
 )
 from lifecycle_service.db.models import ChurnWarningRow, StageTransition
-from lifecycle_service.domain.churn_warnings import close_on_purchase
+from lifecycle_service.domain.churn_warnings import close_on_purchase, feedback_signals
 from lifecycle_service.domain.counts import month_index
 from lifecycle_service.domain.purchases import active_months, with_purchases
 from lifecycle_service.domain.stages import on_correction, on_order, on_scores
 from lifecycle_service.workflows.changes import CustomerChanges
 from lifecycle_service.workflows.customer_rows import OPEN_STATUSES, load_customers
+from lifecycle_service.workflows.feedback import BatchFeedback, forget_feedback, move_feedback
 from lifecycle_service.workflows.orders import BatchOrders, OrderFacts
 from lifecycle_service.workflows.rules_store import current_rules
 
@@ -49,18 +53,28 @@ async def apply_events(session: AsyncSession, events: Sequence[CloudEvent]) -> N
     rules = (await current_rules(session)).rules
     changes = CustomerChanges(rules, await load_customers(session, involved))
     orders = await BatchOrders.load(session, order_ids)
-    batch = _Batch(session, changes, orders)
+    window = timedelta(days=rules.warning_complaint_window_days)
+    feedback = await BatchFeedback.load(session, events, window)
+    batch = _Batch(session, changes, orders, feedback)
     for event in events:
         await batch.apply(event)
     await orders.store(session)
+    await feedback.store(session)
     await changes.store(session)
 
 
 class _Batch:
-    def __init__(self, session: AsyncSession, changes: CustomerChanges, orders: BatchOrders):
+    def __init__(
+        self,
+        session: AsyncSession,
+        changes: CustomerChanges,
+        orders: BatchOrders,
+        feedback: BatchFeedback,
+    ):
         self.session = session
         self.changes = changes
         self.orders = orders
+        self.feedback = feedback
 
     async def apply(self, event: CloudEvent) -> None:
         data = event.data
@@ -76,6 +90,30 @@ class _Batch:
             await self.merged(event.id, data)
         elif isinstance(data, CustomerErased):
             await self.erased(data)
+        elif isinstance(data, FeedbackRecorded):
+            self.feedback_recorded(data)
+
+    def feedback_recorded(self, data: FeedbackRecorded) -> None:
+        """Keep the report; a complaint surge or a valuable detractor may warn."""
+        customer_id, at = data.customer_id, as_utc(data.occurred_at)
+        tracked = self.changes.get(customer_id)
+        if not self.feedback.record(data, tracked.state if tracked else None):
+            return  # the same report again
+        if tracked is None:
+            return  # not a buyer we track: nothing to warn about
+        rules = self.changes.rules
+        complaints = 0
+        if data.kind is FeedbackKind.COMPLAINT:
+            since = at - timedelta(days=rules.warning_complaint_window_days)
+            complaints = self.feedback.complaints_within(customer_id, since, at)
+        signals = feedback_signals(
+            tracked.state,
+            rules,
+            complaints_in_window=complaints,
+            nps_answer=data.score if data.survey is Survey.NPS else None,
+        )
+        if signals:
+            self.changes.review_warning(customer_id, at, feedback=signals)
 
     def order_placed(self, event_id: str, data: OrderPlaced) -> None:
         known = self.orders.get(data.order_id)
@@ -157,6 +195,8 @@ class _Batch:
             .values(customer_id=survivor)
         )
         self.changes.rekey(merged, survivor)
+        await move_feedback(self.session, merged, survivor)
+        self.feedback.move_customer(merged, survivor)
         if keep_open and gone is not None and gone.warning is not None:
             tracked.warning = replace(gone.warning, customer_id=survivor)
         await self.correct(survivor, event_id, at)
@@ -166,6 +206,8 @@ class _Batch:
         self.changes.remove(customer_id, as_utc(data.erased_at))
         self.changes.forget(customer_id)
         await self.orders.forget_customer(self.session, customer_id)
+        await forget_feedback(self.session, customer_id)
+        self.feedback.forget_customer(customer_id)
         for model in (StageTransition, ChurnWarningRow):
             await self.session.execute(delete(model).where(model.customer_id == customer_id))
 

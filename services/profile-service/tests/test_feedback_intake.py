@@ -14,7 +14,7 @@ from profile_testing import Api
 async def a_customer(api: Api, email: str = "fb@example.com") -> str:
     response = await api.post("/v1/customers", json={"email": email})
     assert response.status_code in (200, 201), response.text
-    customer_id: str = response.json()["customer_id"]
+    customer_id: str = response.json()["id"]
     return customer_id
 
 

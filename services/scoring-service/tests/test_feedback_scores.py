@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from test_scores_api import AS_OF, a_base, apply, fit
+
 from crm_shared.contracts import ActivityRecorded, FeedbackRecorded
 from crm_shared.testing import ApiClient
-from test_scores_api import AS_OF, a_base, apply, fit
 
 
 def feedback(feedback_id: str, kind: str, days_before: int = 1, **facts: Any) -> FeedbackRecorded:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from crm_shared import Scope
-from crm_shared.contracts import ValueTier
+from crm_shared.contracts import ActivityRecorded, ValueTier
 from crm_shared.testing import ApiClient
-from lifecycle_testing import feed, feedback, nps, order, scores
+from lifecycle_testing import event, feed, feedback, nps, order, scores
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -147,3 +147,18 @@ async def test_a_bad_nps_query_is_a_problem(lifecycle_api: ApiClient):
     response = await lifecycle_api.get("/v1/analytics/nps", params={"segment_by": "colour"})
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_activities_leave_lifecycle_untouched(lifecycle_api: ApiClient):
+    page_view = ActivityRecorded(
+        customer_id="visitor", activity_id="a-1", activity_type="page_view", occurred_at=day(1)
+    )
+    await feed(lifecycle_api, [event(page_view, day(1))])
+    assert (await lifecycle_api.get("/v1/customers/visitor/stage")).status_code == 404
+    # Nor does feedback of a customer lifecycle has not seen buy: kept for the NPS only.
+    await feed(lifecycle_api, [nps("visitor", "fb-v", day(2), 1)])
+    assert (await lifecycle_api.get("/v1/customers/visitor/stage")).status_code == 404
+    everyone = await lifecycle_api.get(
+        "/v1/analytics/nps", params={"from": "2025-01-01", "to": "2025-01-31"}
+    )
+    assert everyone.json()["overall"]["detractors"] == 1

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared import as_utc
 from crm_shared.contracts import (
+    ActivityRecorded,
     CloudEvent,
     CustomerCreated,
     CustomerErased,
@@ -45,6 +46,11 @@ from lifecycle_service.workflows.rules_store import current_rules
 
 async def apply_events(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
     """Apply ``events`` (in stream order) to lifecycle state in one transaction."""
+    # Of crm.activities only feedback matters here; page views and the like would only load
+    # (and on PostgreSQL lock) their customers for nothing.
+    events = [event for event in events if not isinstance(event.data, ActivityRecorded)]
+    if not events:
+        return
     involved = {event.subject for event in events}
     involved |= {e.data.merged_customer_id for e in events if isinstance(e.data, CustomerMerged)}
     order_ids = {

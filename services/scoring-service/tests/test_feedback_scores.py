@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 from test_scores_api import AS_OF, a_base, apply, fit
 
 from crm_shared.contracts import ActivityRecorded, FeedbackRecorded
 from crm_shared.testing import ApiClient
+from scoring_service.workflows.feedback_loading import feedback_inputs
 
 
 def feedback(feedback_id: str, kind: str, days_before: int = 1, **facts: Any) -> FeedbackRecorded:
@@ -90,3 +92,34 @@ async def test_a_promoter_without_complaints_gains_satisfaction(scoring_api: Api
     assert after["satisfaction"]["sub_score"] == 0.9  # (10 + 8) / 2 / 10
     assert after["satisfaction"]["points"] > before["satisfaction"]["points"]
     assert "last CSAT answer 8 of 10" in after["satisfaction"]["reason"]
+
+
+async def test_feedback_inputs_read_by_ids_or_in_one_pass_agree(scoring_api: ApiClient) -> None:
+    reports = [
+        feedback("fb-1", "complaint"),
+        feedback("fb-2", "survey_answer", survey="csat", score=6),
+        feedback("fb-3", "survey_answer", survey="csat", score=9, days_before=0),
+        feedback("fb-4", "survey_answer", survey="nps", score=8, days_before=400),  # too old
+        feedback("fb-5", "ticket_opened", ticket_id="T-9"),
+        FeedbackRecorded(
+            customer_id="c001", feedback_id="fb-6", kind="complaint", occurred_at=AS_OF
+        ),
+        FeedbackRecorded(  # after as_of: not yet known
+            customer_id="c001",
+            feedback_id="fb-7",
+            kind="complaint",
+            occurred_at=AS_OF + timedelta(days=1),
+        ),
+    ]
+    await apply(scoring_api, reports)
+    customers = ["c001", "c000", "nobody"]
+    async with scoring_api.app.state.runtime.sessions() as session:
+        by_ids = await feedback_inputs(session, customers, AS_OF)
+        one_pass = await feedback_inputs(session, customers, AS_OF, whole_base=0)
+
+    for name in by_ids:
+        assert np.array_equal(by_ids[name], one_pass[name], equal_nan=True), name
+    assert by_ids["complaints_90d"].tolist() == [1.0, 1.0, 0.0]
+    assert by_ids["latest_csat"][1] == 9.0
+    assert np.isnan(by_ids["latest_nps"]).all()
+    assert by_ids["unresolved_tickets"].tolist() == [0.0, 1.0, 0.0]

@@ -22,13 +22,18 @@ ANSWER_WINDOW: Final = timedelta(days=365)
 
 
 async def feedback_inputs(
-    session: AsyncSession, customer_ids: Sequence[str], as_of: datetime
+    session: AsyncSession,
+    customer_ids: Sequence[str],
+    as_of: datetime,
+    *,
+    whole_base: int = _WHOLE_BASE,
 ) -> dict[str, Floats]:
     """``latest_nps``, ``latest_csat``, ``complaints_90d`` and ``unresolved_tickets`` as of
     ``as_of``, aligned with ``customer_ids`` (NaN where no answer is known).
 
     Feedback after ``as_of`` is left out, so a replay scores as it would have at the time.
-    A ticket is unresolved when it was opened and not yet resolved at ``as_of``.
+    A ticket is unresolved when it was opened and not yet resolved at ``as_of``. Beyond
+    ``whole_base`` customers the table is read in one pass instead of by lists of ids.
     """
     index = {customer_id: i for i, customer_id in enumerate(customer_ids)}
     size = len(customer_ids)

@@ -48,12 +48,17 @@ def test_demo_replays_purchases_and_prints_what_a_retention_team_looks_at(tmp_pa
         "Behavioural clusters",
         "Churn risk calibration",
         "Churn warnings by value tier",
+        "Feedback, SIMULATED",
         "Messages decided by notification-service",
     ):
         assert heading in report, heading
     # The published churn risk is calibrated, and checked against the purchases after the end.
     assert "calibrated on who stayed silent in the 90 days after 1997-07-02" in report
     assert f"holdout: of {CUSTOMERS} customers" in report
+    # The simulated feedback: counted by kind, an NPS with its answers, apologies decided.
+    assert re.search(r"^  complaint +[1-9]", report, flags=re.MULTILINE), report
+    assert re.search(r"NPS [+-]\d+\.\d from [1-9][\d,]* answers", report), report
+    assert re.search(r"complaint-follow-up +suppressed \d+ no_contact", report), report
     # Every customer has a stage, a tier and a grade: each table adds up to all of them.
     assert len(re.findall(rf"^  total +{CUSTOMERS}$", report, flags=re.MULTILINE)) == 4
     # Nobody here is known to profile-service (no email, no account, no consent): the welcome

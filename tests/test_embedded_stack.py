@@ -95,10 +95,10 @@ def _assert_notification_service_serves_its_playbook(stack: Stack, key: dict[str
         assert client.get("/v1/rules").status_code == 401
         response = client.get("/v1/rules", headers=key)
         assert response.status_code == 200, response.text
-        # The shipped playbook (eight rules), seeded when the service starts.
+        # The shipped playbook (ten rules), seeded when the service starts.
         rule_ids = {rule["rule_id"] for rule in response.json()}
         assert rule_ids == {rule.rule_id for rule in DEFAULT_RULES}
-        assert len(rule_ids) == 8
+        assert len(rule_ids) == 10
 
 
 def _assert_mail_sink_keeps_each_message(stack: Stack) -> None:

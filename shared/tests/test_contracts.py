@@ -26,6 +26,7 @@ from crm_contracts import (
     CustomerSnapshot,
     CustomerUpdated,
     EventPayload,
+    FeedbackRecorded,
     Grade,
     InvalidEvent,
     Money,
@@ -161,6 +162,18 @@ def activity_recorded(**overrides: Any) -> ActivityRecorded:
     return ActivityRecorded(**(fields | overrides))
 
 
+def feedback_recorded(**overrides: Any) -> FeedbackRecorded:
+    fields: dict[str, Any] = {
+        "customer_id": CUSTOMER_ID,
+        "feedback_id": "fb-1",
+        "kind": "survey_answer",
+        "occurred_at": NOW,
+        "survey": "nps",
+        "score": 4,
+    }
+    return FeedbackRecorded(**(fields | overrides))
+
+
 def score_updated(**overrides: Any) -> ScoreUpdated:
     fields: dict[str, Any] = {
         "customer_id": CUSTOMER_ID,
@@ -283,6 +296,7 @@ PAYLOAD_FACTORIES: dict[type[EventPayload], Callable[..., EventPayload]] = {
     CustomerErased: customer_erased,
     ConsentChanged: consent_changed,
     ActivityRecorded: activity_recorded,
+    FeedbackRecorded: feedback_recorded,
     ScoreUpdated: score_updated,
     SegmentChanged: segment_changed,
     StageChanged: stage_changed,

@@ -8,7 +8,18 @@ The JSON Schemas and the AsyncAPI document in `contracts/` are generated from th
 
 from __future__ import annotations
 
-from crm_contracts._activities import ActivityRecorded
+from crm_contracts._activities import (
+    CART_ABANDONED,
+    NPS_DETRACTOR_MAX,
+    NPS_PROMOTER_MIN,
+    ActivityFacts,
+    ActivityRecorded,
+    FeedbackFacts,
+    FeedbackKind,
+    FeedbackRecorded,
+    Survey,
+    nps_group,
+)
 from crm_contracts._bounds import (
     EARLIEST_SUPPORTED_TIME,
     ISO_4217_CURRENCIES,
@@ -85,6 +96,7 @@ from crm_contracts._registry import EVENT_TYPES, payload_model_for
 from crm_contracts._scores import Grade, ScoreUpdated, SegmentChanged, ValueTier
 
 __all__ = [
+    "CART_ABANDONED",
     "EARLIEST_SUPPORTED_TIME",
     "EVENT_TYPES",
     "ISO_4217_CURRENCIES",
@@ -100,8 +112,11 @@ __all__ = [
     "MAX_ORDER_AMOUNT",
     "MAX_TAGS",
     "MAX_TAG_LENGTH",
+    "NPS_DETRACTOR_MAX",
+    "NPS_PROMOTER_MIN",
     "NUL_MESSAGE",
     "WORST_CASE_CUSTOMER_EVENT_BYTES",
+    "ActivityFacts",
     "ActivityRecorded",
     "Attributes",
     "CancelledOrder",
@@ -120,6 +135,9 @@ __all__ = [
     "CustomerUpdated",
     "EventPayload",
     "EventTime",
+    "FeedbackFacts",
+    "FeedbackKind",
+    "FeedbackRecorded",
     "Grade",
     "InvalidEvent",
     "Money",
@@ -148,6 +166,7 @@ __all__ = [
     "Stage",
     "StageChanged",
     "SuppressionReason",
+    "Survey",
     "Tags",
     "Topic",
     "ValueTier",
@@ -158,6 +177,7 @@ __all__ = [
     "decode_event",
     "decode_order_intake",
     "encode_event",
+    "nps_group",
     "nul_location",
     "payload_model_for",
     "profiling_decision",

@@ -72,8 +72,12 @@ class ChurnWarning(EventPayload):
     status: Literal["open", "updated", "saved", "lost", "withdrawn"] = Field(examples=["open"])
     reasons: list[str] = Field(
         min_length=1,
-        description="Why the customer looks at risk.",
-        examples=[["churn_risk_above_threshold", "spend_dropped"]],
+        description=(
+            "Why the customer looks at risk: every signal that fired, among"
+            " churn_risk_above_threshold, spend_dropped, silence_past_rhythm (from orders,"
+            " scores and time) and complaint_surge, detractor_answer (from feedback)."
+        ),
+        examples=[["churn_risk_above_threshold", "spend_dropped"], ["complaint_surge"]],
     )
     churn_risk: float | None = Field(default=None, ge=0.0, le=1.0, examples=[0.71])
     value_tier: ValueTier | None = Field(default=None, examples=["strategic_partner"])

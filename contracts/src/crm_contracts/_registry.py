@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from crm_contracts._activities import ActivityRecorded
+from crm_contracts._activities import ActivityRecorded, FeedbackRecorded
 from crm_contracts._customers import (
     ConsentChanged,
     CustomerCreated,
@@ -34,6 +34,7 @@ _PAYLOAD_MODELS: tuple[type[EventPayload], ...] = (
     CustomerErased,
     ConsentChanged,
     ActivityRecorded,
+    FeedbackRecorded,
     ScoreUpdated,
     SegmentChanged,
     StageChanged,

@@ -38,7 +38,9 @@ _TOPIC_DESCRIPTIONS: dict[Topic, str] = {
     "(HTTP, and crm.order-intake for shops that name customers by their own identities). "
     "Amounts are in the deployment's accounting currency; every consumer refuses others.",
     Topic.CUSTOMERS: "Customer profiles, merges, erasures and consent, from profile-service.",
-    Topic.ACTIVITIES: "What customers do besides buying: page views, email opens, logins.",
+    Topic.ACTIVITIES: "What customers do besides buying (page views, email opens, logins, "
+    "abandoned carts: activity.recorded) and what they tell the shop (complaints, support "
+    "tickets, NPS and CSAT answers, return requests: feedback.recorded).",
     Topic.SCORES: "RFM, CLV, churn risk, health and segments, from scoring-service.",
     Topic.LIFECYCLE: "Lifecycle stage changes and churn warnings, from lifecycle-service.",
     Topic.NOTIFICATIONS: "Outreach sent, failed or suppressed, from notification-service.",

@@ -7,7 +7,11 @@ The replay, step by step (`replay_cdnow`):
 2. fit scoring-service's models as of 30 Sep 1997, and wait until every customer's first
    scores reached lifecycle-service;
 3. run lifecycle-service's aging sweep as of 30 Sep 1997, and wait until the stage changes and
-   warnings went through notification-service's playbook and every message was decided.
+   warnings went through notification-service's playbook and every message was decided;
+4. publish *simulated* feedback for September 1997 (complaints, tickets, NPS and CSAT answers,
+   return requests: CDNOW has none, see `simulated_feedback`) on crm.activities, as a help desk
+   would, and wait until lifecycle-service applied it (complaint surges and valuable detractors
+   warn; notification's playbook apologises for complaints).
 
 Then `render_report` shows stages, RFM segments, value tiers, grades, clusters, warnings by
 tier and what became of the messages. The stack runs with the settings in `DEMO_SETTINGS`:
@@ -16,13 +20,14 @@ the replay's clock is 1997, so nothing may run on today's clock.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,7 +45,9 @@ from crm_devstack.progress import (
     wait_until_idle,
 )
 from crm_devstack.services import SERVICES
-from crm_devstack.shop import publish_orders_now
+from crm_devstack.shop import publish_orders_now, publish_payloads
+from crm_devstack.simulated_feedback import SOURCE as FEEDBACK_SOURCE
+from crm_devstack.simulated_feedback import simulated_feedback
 from crm_devstack.wiring import NO_SCHEDULED_JOBS
 from crm_shared import API_KEY_HEADER
 
@@ -80,6 +87,10 @@ class DemoReport:
 
     orders: int = 0
     customers: int = 0
+    customer_ids: list[str] = field(default_factory=list)
+    feedback_events: int = 0  # simulated, on crm.activities
+    feedback: dict[str, Any] = field(default_factory=dict)
+    nps: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     sweep: dict[str, Any] = field(default_factory=dict)
@@ -122,9 +133,11 @@ def replay_cdnow(
             lifecycle_published = _fit(chain, report)
         with _timed(report, "sweep"):
             _sweep(chain, report, lifecycle_published)
+        with _timed(report, "feedback"):
+            _simulate_feedback(stack, chain, report)
         with _timed(report, "messages"):
             _logger.info("waiting for notification-service to decide every message")
-            chain.wait_until_idle(report.orders)
+            chain.wait_until_idle(report.orders, feedback=report.feedback_events)
             wait_until(
                 lambda: _all_decided(client, chain.urls["notification-service"]),
                 timeout=timeout,
@@ -199,13 +212,15 @@ class _Chain:
             self.client, self.urls[service], topic, expected, timeout=self.timeout, who=service
         )
 
-    def wait_until_idle(self, orders: int, *services: str) -> dict[str, EventCounts]:
+    def wait_until_idle(
+        self, orders: int, *services: str, feedback: int = 0
+    ) -> dict[str, EventCounts]:
         urls = {name: self.urls[name] for name in services} if services else self.urls
+        outside: dict[str, int] = {Topic.ORDERS: orders}
+        if feedback:
+            outside[Topic.ACTIVITIES] = feedback
         return wait_until_idle(
-            self.client,
-            urls,
-            published_from_outside={Topic.ORDERS: orders},
-            timeout=self.timeout,
+            self.client, urls, published_from_outside=outside, timeout=self.timeout
         )
 
 
@@ -220,7 +235,8 @@ def _timed(report: DemoReport, step: str) -> Iterator[None]:
 
 def _publish(stack: Stack, chain: _Chain, report: DemoReport, orders: list[OrderPlaced]) -> None:
     """Step 1: the purchases onto crm.orders, applied by scoring- and lifecycle-service."""
-    report.customers = len({order.customer_id for order in orders})
+    report.customer_ids = sorted({order.customer_id for order in orders})
+    report.customers = len(report.customer_ids)
     _logger.info(
         "publishing %d purchases of %d customers, up to %s",
         len(orders),
@@ -264,6 +280,27 @@ def _sweep(chain: _Chain, report: DemoReport, published_before: int) -> None:
     )
 
 
+def _simulate_feedback(stack: Stack, chain: _Chain, report: DemoReport) -> None:
+    """Step 4: simulated feedback of September 1997 onto crm.activities, applied by lifecycle."""
+    reports = simulated_feedback(report.customer_ids, AS_OF)
+    _logger.info("publishing %d simulated feedback reports (not CDNOW data)", len(reports))
+    report.feedback_events = asyncio.run(
+        publish_payloads(
+            stack.bootstrap_servers,
+            reports,
+            time_of=lambda feedback: feedback.occurred_at,
+            source=FEEDBACK_SOURCE,
+        )
+    )
+    chain.wait_for_processed("lifecycle-service", Topic.ACTIVITIES, report.feedback_events)
+
+
+def _feedback_period() -> dict[str, str]:
+    last = CALIBRATION_END
+    first: date = last - timedelta(days=29)
+    return {"from": first.isoformat(), "to": last.isoformat()}
+
+
 def _collect(chain: _Chain, report: DemoReport) -> None:
     """Step 4: what the services say now."""
     get = chain.client.get
@@ -271,6 +308,16 @@ def _collect(chain: _Chain, report: DemoReport) -> None:
     report.stages = _body(get(chain.url("lifecycle-service", "/v1/analytics/stages"), params=at))
     report.segments = _body(get(chain.url("scoring-service", "/v1/segments")))
     report.warnings = _body(get(chain.url("lifecycle-service", "/v1/analytics/warnings")))
+    period = _feedback_period()
+    report.feedback = _body(
+        get(chain.url("lifecycle-service", "/v1/analytics/feedback"), params=period)
+    )
+    report.nps = _body(
+        get(
+            chain.url("lifecycle-service", "/v1/analytics/nps"),
+            params=period | {"segment_by": "value_tier"},
+        )
+    )
     rules = _body(get(chain.url("notification-service", "/v1/rules")))
     report.rule_order = [rule["rule_id"] for rule in rules]
     for message in _delivery_log(chain.client, chain.urls["notification-service"]):

@@ -39,6 +39,7 @@ def render_report(report: DemoReport) -> str:
         _clusters(report.segments["clusters"]),
         _churn_calibration(report.model.get("churn_calibration"), report.churn_holdout),
         _warnings(report.warnings),
+        _feedback(report),
         _messages(report.messages, report.rule_order),
     ]
     return "\n\n".join(sections) + "\n"
@@ -184,6 +185,32 @@ def _warnings(warnings: dict[str, Any]) -> str:
     lines.append(
         "  open: no purchase yet and not expired; saved: bought after the warning; lost: expired"
     )
+    return "\n".join(lines)
+
+
+def _feedback(report: DemoReport) -> str:
+    counts, nps = report.feedback, report.nps
+    period = counts["period"]
+    lines = [
+        f"Feedback, SIMULATED ({report.feedback_events:,} reports drawn at random for the"
+        f" replay's customers: CDNOW has no feedback; lifecycle-service /v1/analytics/feedback,"
+        f" {period['from']} to {period['to']})",
+    ]
+    width = max(len(kind) for kind in counts["counts"])
+    lines += [f"  {kind:<{width}}  {n:>6,}" for kind, n in counts["counts"].items()]
+    lines.append(f"  {'total':<{width}}  {counts['total']:>6,}")
+    overall = nps["overall"]
+    score = "-" if overall["nps"] is None else f"{overall['nps']:+.1f}"
+    lines.append(
+        f"  NPS {score} from {overall['answers']:,} answers: {overall['promoters']:,} promoters,"
+        f" {overall['passives']:,} passives, {overall['detractors']:,} detractors"
+        " (/v1/analytics/nps)"
+    )
+    for segment in nps["segments"]:
+        value = "-" if segment["nps"] is None else f"{segment['nps']:+.1f}"
+        lines.append(
+            f"    {segment['segment']:<20}  NPS {value:>6} from {segment['answers']:>5,} answers"
+        )
     return "\n".join(lines)
 
 

@@ -8,27 +8,44 @@ shop replaying its history would publish them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer
 
-from crm_contracts import OrderPlaced, Topic, build_event, encode_event
+from crm_contracts import EventPayload, OrderPlaced, build_event, encode_event
 
 DEFAULT_SOURCE = "/devstack/shop"
+P = TypeVar("P", bound=EventPayload)
 
 
 async def publish_orders(
     bootstrap_servers: str, orders: Iterable[OrderPlaced], *, source: str = DEFAULT_SOURCE
 ) -> int:
     """Publish every order and wait until the broker has them all; return how many."""
+    return await publish_payloads(
+        bootstrap_servers, orders, time_of=lambda order: order.placed_at, source=source
+    )
+
+
+async def publish_payloads(
+    bootstrap_servers: str,
+    payloads: Iterable[P],
+    *,
+    time_of: Callable[[P], datetime],
+    source: str = DEFAULT_SOURCE,
+) -> int:
+    """Publish each payload on its topic as a CloudEvent timed by `time_of`, keyed by its
+    customer; wait until the broker has them all and return how many."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=20)
     await producer.start()
     try:
         pending = []
-        for order in orders:
-            event = build_event(order, source=source, time=order.placed_at)
+        for payload in payloads:
+            event = build_event(payload, source=source, time=time_of(payload))
             key = event.subject.encode()
-            pending.append(await producer.send(Topic.ORDERS, encode_event(event), key=key))
+            pending.append(await producer.send(payload.topic, encode_event(event), key=key))
         await asyncio.gather(*pending)
     finally:
         await producer.stop()

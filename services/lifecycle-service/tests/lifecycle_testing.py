@@ -12,6 +12,7 @@ from typing import Any
 from crm_contracts import (
     CloudEvent,
     EventPayload,
+    FeedbackRecorded,
     Grade,
     Money,
     OrderPlaced,
@@ -93,6 +94,21 @@ def scores(
         grade=grade,
     )
     return event(payload, at)
+
+
+def feedback(
+    customer_id: str, feedback_id: str, at: datetime, kind: str = "complaint", **facts: Any
+) -> CloudEvent:
+    """A ``feedback.recorded`` event: a complaint unless told otherwise."""
+    payload = FeedbackRecorded(
+        customer_id=customer_id, feedback_id=feedback_id, kind=kind, occurred_at=at, **facts
+    )
+    return event(payload, at)
+
+
+def nps(customer_id: str, feedback_id: str, at: datetime, score: int) -> CloudEvent:
+    """An NPS answer."""
+    return feedback(customer_id, feedback_id, at, "survey_answer", survey="nps", score=score)
 
 
 async def feed(api: ApiClient, events: Sequence[CloudEvent]) -> None:

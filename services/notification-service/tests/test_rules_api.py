@@ -20,6 +20,8 @@ DEFAULT_RULE_IDS = [
     "warning-retention-offer",
     "welcome-first-order",
     "dormant-wake-up",
+    "complaint-follow-up",
+    "cart-abandoned-reminder",
 ]
 
 

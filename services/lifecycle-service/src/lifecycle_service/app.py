@@ -17,7 +17,7 @@ from crm_shared import (
     run_service,
     utc_now,
 )
-from lifecycle_service.api import analytics_routes, routes
+from lifecycle_service.api import analytics_routes, feedback_routes, routes
 from lifecycle_service.db.models import PLUMBING
 from lifecycle_service.events.handlers import LIFECYCLE_TOPICS
 from lifecycle_service.settings import LifecycleSettings
@@ -63,4 +63,5 @@ def create_app(settings: LifecycleSettings | None = None) -> FastAPI:
     )
     app.include_router(routes.router)
     app.include_router(analytics_routes.router)
+    app.include_router(feedback_routes.router)
     return app

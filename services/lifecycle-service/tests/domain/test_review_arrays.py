@@ -20,6 +20,9 @@ from hypothesis import strategies as st
 from crm_contracts import Grade, Stage, ValueTier
 from lifecycle_service.domain.churn_warnings import (
     CHURN_RISK_ABOVE_THRESHOLD,
+    COMPLAINT_SURGE,
+    DETRACTOR_ANSWER,
+    FEEDBACK_SIGNALS,
     SILENCE_PAST_RHYTHM,
     SPEND_DROPPED,
     ChurnWarningRecord,
@@ -49,6 +52,8 @@ NOW = datetime(2026, 11, 2, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
 US = timedelta(microseconds=1)
 REASONS = (CHURN_RISK_ABOVE_THRESHOLD, SILENCE_PAST_RHYTHM, SPEND_DROPPED)
+# Feedback signals a report raised earlier: an open warning keeps them through every sweep.
+WITH_FEEDBACK = (*REASONS, COMPLAINT_SURGE, DETRACTOR_ANSWER)
 
 
 def _band(draw: st.DrawFn, low: float, high: float) -> Band:
@@ -197,6 +202,10 @@ def warnings(
             st.lists(st.sampled_from(REASONS), unique=True, min_size=1).map(
                 lambda r: tuple(sorted(r))
             ),
+            st.lists(st.sampled_from(WITH_FEEDBACK), unique=True, min_size=1).map(
+                lambda r: tuple(sorted(r))
+            ),
+            st.sampled_from(sorted(FEEDBACK_SIGNALS)).map(lambda r: tuple(sorted({*signals, r}))),
             st.lists(st.sampled_from([*REASONS, "older_reason"]), max_size=3).map(tuple),
         )
     )
@@ -268,7 +277,8 @@ def test_the_arrays_give_the_domain_s_stage_warning_and_review_time(
         expected = 0
         if raised:
             expected = OPENED if raised[0].status is WarningStatus.OPEN else UPDATED
-            assert int(review.signals[i]) == _mask(raised[0].reasons)
+            state_signals = [r for r in raised[0].reasons if r not in FEEDBACK_SIGNALS]
+            assert int(review.signals[i]) == _mask(state_signals)
         assert int(review.warning_raised[i]) == expected
         if reviewed and moved.stage in WARNED_STAGES:
             assert int(review.signals[i]) == _mask(churn_signals(moved, rules, now))

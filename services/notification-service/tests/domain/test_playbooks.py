@@ -163,6 +163,7 @@ def test_only_promotional_defaults_are_marketing():
         "dormant-wake-up",
         "churned-win-back",
         "warning-retention-offer",
+        "cart-abandoned-reminder",
     }
 
 
@@ -173,6 +174,8 @@ def test_default_rules_are_valid_against_the_default_templates():
 def test_default_template_ids_name_each_template_once():
     assert sorted(DEFAULT_TEMPLATE_IDS) == [
         "account-manager-churn-task",
+        "cart-reminder",
+        "complaint-follow-up",
         "dormant-wake-up",
         "first-order-care",
         "member-benefits",
@@ -591,3 +594,53 @@ def test_a_trigger_from_a_new_customer_uses_the_profile_creation_time():
     made = Trigger.from_customer_created("evt-4", payload)
 
     assert (made.event_type, made.customer_id, made.occurred_at) == (CUSTOMER_CREATED, "c-7", AT)
+
+
+# Activity and feedback triggers.
+
+
+def test_a_complaint_matches_the_apology_and_an_abandoned_cart_the_reminder():
+    complaint = trigger("feedback.recorded", feedback_kind="complaint")
+    answer = trigger("feedback.recorded", feedback_kind="survey_answer", survey="nps")
+    cart = trigger("activity.recorded", activity_type="cart_abandoned")
+    view = trigger("activity.recorded", activity_type="page_view")
+
+    assert matched_ids(complaint) == ["complaint-follow-up"]
+    assert matched_ids(answer) == []
+    assert matched_ids(cart) == ["cart-abandoned-reminder"]
+    assert matched_ids(view) == []
+    assert due_at(default("cart-abandoned-reminder"), cart) == AT + timedelta(hours=4)
+
+
+@pytest.mark.parametrize(("score", "matches"), [(None, False), (0, True), (6, True), (7, False)])
+def test_survey_score_bounds_match_only_answers_within_them(score, matches):
+    detractors = rule(
+        event_type="feedback.recorded",
+        conditions=Conditions(surveys=frozenset({"nps"}), survey_score_max=6),
+    )
+    answer = trigger("feedback.recorded", feedback_kind="survey_answer", survey="nps")
+    assert bool(matching_rules([detractors], replace(answer, survey_score=score))) is matches
+
+
+def test_feedback_conditions_on_other_event_types_are_refused():
+    wrong = rule(conditions=Conditions(feedback_kinds=frozenset({"complaint"})))
+    unknown = rule(
+        event_type="feedback.recorded",
+        conditions=Conditions(
+            feedback_kinds=frozenset({"praise"}), surveys=frozenset({"stars"}), survey_score_min=-1
+        ),
+    )
+    assert "conditions.feedback_kinds" in problem_fields(wrong)
+    assert {
+        "conditions.feedback_kinds",
+        "conditions.surveys",
+        "conditions.survey_score_min",
+    } <= problem_fields(unknown)
+
+
+def test_feedback_conditions_round_trip_through_json():
+    original = rule(
+        event_type="activity.recorded",
+        conditions=Conditions(activity_types=frozenset({"cart_abandoned"}), survey_score_max=6),
+    )
+    assert PlaybookRule.from_dict(json.loads(json.dumps(original.to_dict()))) == original

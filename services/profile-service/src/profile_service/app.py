@@ -16,7 +16,7 @@ from crm_shared import (
     create_service_app,
     run_service,
 )
-from profile_service.api import consents, customers, imports, orders
+from profile_service.api import activities, consents, customers, imports, orders
 from profile_service.api.errors import install_error_handlers
 from profile_service.db.models import PLUMBING
 from profile_service.events.handlers import CUSTOMER_VIEW_TOPICS
@@ -74,4 +74,5 @@ def create_app(settings: ProfileSettings | None = None) -> FastAPI:
     app.include_router(imports.router)
     app.include_router(consents.router)
     app.include_router(orders.router)
+    app.include_router(activities.router)
     return app

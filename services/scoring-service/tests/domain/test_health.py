@@ -27,6 +27,10 @@ def inputs_of(
     spend_trend: npt.ArrayLike | None = 1.0,
     churn_risk: npt.ArrayLike | None = 0.2,
     engagement_events_30d: npt.ArrayLike | None = 3.0,
+    latest_nps: npt.ArrayLike | None = None,
+    latest_csat: npt.ArrayLike | None = None,
+    complaints_90d: npt.ArrayLike | None = None,
+    unresolved_tickets: npt.ArrayLike | None = None,
 ) -> HealthInputs:
     """A healthy regular customer unless told otherwise; any field may be an array."""
     return HealthInputs(
@@ -36,6 +40,10 @@ def inputs_of(
         spend_trend=spend_trend,
         churn_risk=churn_risk,
         engagement_events_30d=engagement_events_30d,
+        latest_nps=latest_nps,
+        latest_csat=latest_csat,
+        complaints_90d=complaints_90d,
+        unresolved_tickets=unresolved_tickets,
     )
 
 
@@ -53,6 +61,10 @@ def random_inputs(customers: int = 1_000, seed: int = 0) -> HealthInputs:
         spend_trend=sometimes_unknown(rng.exponential(1.0, customers)),
         churn_risk=sometimes_unknown(rng.random(customers)),
         engagement_events_30d=sometimes_unknown(rng.poisson(2, customers).astype(float)),
+        latest_nps=np.where(rng.random(customers) < 0.7, np.nan, rng.integers(0, 11, customers)),
+        latest_csat=np.where(rng.random(customers) < 0.7, np.nan, rng.integers(0, 11, customers)),
+        complaints_90d=rng.poisson(0.3, customers).astype(float),
+        unresolved_tickets=rng.poisson(0.2, customers).astype(float),
     )
 
 
@@ -82,6 +94,7 @@ def test_perfect_customer_scores_100_and_worst_scores_0():
         spend_trend=2.5,
         churn_risk=0,
         engagement_events_30d=50,
+        latest_nps=10,
     )
     worst = inputs_of(
         days_since_last_purchase=400,
@@ -90,6 +103,8 @@ def test_perfect_customer_scores_100_and_worst_scores_0():
         spend_trend=0,
         churn_risk=1,
         engagement_events_30d=0,
+        latest_nps=0,
+        complaints_90d=3,
     )
 
     assert health_index(best).score[0] == pytest.approx(100)
@@ -197,7 +212,9 @@ def test_negative_weight_is_rejected():
 
 def test_weights_change_what_counts():
     risky = inputs_of(churn_risk=0.9)
-    only_churn = HealthWeights(recency=0, frequency=0, spend_trend=0, churn_risk=1.0, engagement=0)
+    only_churn = HealthWeights(
+        recency=0, frequency=0, spend_trend=0, churn_risk=1.0, engagement=0, satisfaction=0
+    )
 
     assert health_index(risky, only_churn).score[0] == pytest.approx(10)
 
@@ -266,7 +283,7 @@ def test_inputs_of_different_lengths_are_rejected():
 
 
 def test_result_and_parameters_round_trip_through_json():
-    result = health_index(random_inputs(customers=20), HealthWeights(recency=0.4, churn_risk=0.2))
+    result = health_index(random_inputs(customers=20), HealthWeights(recency=0.35, churn_risk=0.15))
 
     restored = HealthResult.from_dict(json.loads(json.dumps(result.to_dict())))
 
@@ -276,3 +293,46 @@ def test_result_and_parameters_round_trip_through_json():
     assert explain(restored, 3) == explain(result, 3)
     assert HealthWeights.from_dict(HealthWeights().to_dict()) == HealthWeights()
     assert HealthCurves.from_dict(HealthCurves().to_dict()) == HealthCurves()
+
+
+# Satisfaction: what the customer told the shop
+
+
+def test_no_feedback_is_neutral_satisfaction():
+    assert health_index(inputs_of()).sub_scores["satisfaction"][0] == 0.5
+
+
+def test_answers_set_satisfaction_and_complaints_and_open_tickets_only_lower_it():
+    result = health_index(
+        inputs_of(
+            latest_nps=[9, 9, 9, np.nan, 3],
+            latest_csat=[np.nan, 7, 7, 10, np.nan],
+            complaints_90d=[0, 0, 1, 0, 0],
+            unresolved_tickets=[0, 0, 1, 0, 0],
+        )
+    )
+    assert result.sub_scores["satisfaction"].tolist() == pytest.approx([0.9, 0.8, 0.5, 1.0, 0.3])
+
+
+def test_many_complaints_floor_satisfaction_at_zero():
+    result = health_index(inputs_of(latest_nps=10, complaints_90d=20))
+    assert result.sub_scores["satisfaction"][0] == 0.0
+    assert result.contributions["satisfaction"][0] == 0.0
+
+
+def test_satisfaction_explains_answers_complaints_and_tickets():
+    result = health_index(
+        inputs_of(latest_nps=4, latest_csat=6, complaints_90d=2, unresolved_tickets=1)
+    )
+    (entry,) = [e for e in explain(result, 0) if e["component"] == "satisfaction"]
+    assert entry["value"] == 5.0
+    assert entry["max_points"] == pytest.approx(10.0)
+    assert entry["reason"] == (
+        "last NPS answer 4 of 10 (detractor); last CSAT answer 6 of 10; "
+        "2 complaint(s) in the last 90 days (-40 %); 1 support ticket(s) unresolved (-10 %)"
+    )
+
+
+def test_a_survey_answer_outside_0_to_10_is_refused():
+    with pytest.raises(InvalidHealthInput):
+        health_index(inputs_of(latest_nps=11))

@@ -123,6 +123,30 @@ class ChurnWarningRow(Base):
     )
 
 
+class CustomerFeedback(Base):
+    """A feedback report (complaint, ticket, survey answer, return request) once per id.
+
+    Complaints count toward a surge; survey answers make the NPS. The stage and value tier the
+    customer had when the report arrived are kept, so NPS by segment means "as they were".
+    """
+
+    __tablename__ = "customer_feedback"
+
+    feedback_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(CustomerIdColumn)
+    kind: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime]
+    survey: Mapped[str | None] = mapped_column(String(16))
+    score: Mapped[int | None] = mapped_column(Integer)
+    stage: Mapped[str | None] = mapped_column(StageColumn)
+    value_tier: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (
+        Index("ix_customer_feedback_customer_time", "customer_id", "occurred_at"),
+        Index("ix_customer_feedback_survey_time", "survey", "occurred_at"),
+    )
+
+
 class StageRulesVersion(Base):
     """One version of the stage rules; the highest version is in force."""
 

@@ -10,6 +10,17 @@ Signals (:func:`churn_signals`), as the reason codes a ``churn.warning`` carries
 - ``silence_past_rhythm``: the silence exceeds ``warning_silence_factor`` times the customer's
   expected days between purchases (only when that rhythm is known).
 
+Feedback signals (:func:`feedback_signals`), raised by the feedback event itself:
+
+- ``complaint_surge``: at least ``warning_complaint_surge_count`` complaints within
+  ``warning_complaint_window_days`` (counting the one just made);
+- ``detractor_answer``: an NPS answer of 0-6 from a customer of a tier in
+  ``warning_detractor_tiers`` (valuable customers: one unhappy answer is worth a call).
+
+Feedback signals are events, not states: nothing recomputes them later, so once in an open
+warning they stay there (:func:`raise_or_update` keeps them) until the warning is closed. A
+warning names every signal that fired.
+
 A customer has at most one open warning (:class:`ChurnWarningRecord`). :func:`raise_or_update`
 opens one, or updates the open one when the signals change (repeating the same signals changes
 nothing, so a sweep run twice does not publish twice); :func:`close_on_purchase` closes it as
@@ -28,12 +39,15 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final, Literal
 
-from crm_contracts import Grade, ValueTier
+from crm_contracts import NPS_DETRACTOR_MAX, Grade, ValueTier
 from lifecycle_service.domain.rules import UNKNOWN_TIER, StageRules
 from lifecycle_service.domain.stages import CustomerLifecycle, silence_days
 
 __all__ = [
     "CHURN_RISK_ABOVE_THRESHOLD",
+    "COMPLAINT_SURGE",
+    "DETRACTOR_ANSWER",
+    "FEEDBACK_SIGNALS",
     "SILENCE_PAST_RHYTHM",
     "SPEND_DROPPED",
     "ChurnWarningRecord",
@@ -42,6 +56,7 @@ __all__ = [
     "churn_signals",
     "close_on_expiry",
     "close_on_purchase",
+    "feedback_signals",
     "raise_or_update",
     "recommended_action",
 ]
@@ -49,6 +64,9 @@ __all__ = [
 CHURN_RISK_ABOVE_THRESHOLD: Final = "churn_risk_above_threshold"
 SPEND_DROPPED: Final = "spend_dropped"
 SILENCE_PAST_RHYTHM: Final = "silence_past_rhythm"
+COMPLAINT_SURGE: Final = "complaint_surge"
+DETRACTOR_ANSWER: Final = "detractor_answer"
+FEEDBACK_SIGNALS: Final = frozenset({COMPLAINT_SURGE, DETRACTOR_ANSWER})
 
 RecommendedAction = Literal["account_manager_task", "retention_offer"]
 
@@ -122,6 +140,32 @@ def churn_signals(state: CustomerLifecycle, rules: StageRules, now: datetime) ->
     return signals
 
 
+def feedback_signals(
+    state: CustomerLifecycle,
+    rules: StageRules,
+    *,
+    complaints_in_window: int,
+    nps_answer: int | None,
+) -> list[str]:
+    """The feedback reason codes one feedback report raises about ``state``.
+
+    ``complaints_in_window``: the customer's complaints within the rules' window ending at the
+    report (the report included when it is one); ``nps_answer``: the report's NPS score, when
+    it is an NPS answer.
+    """
+    signals: list[str] = []
+    if complaints_in_window >= rules.warning_complaint_surge_count:
+        signals.append(COMPLAINT_SURGE)
+    tier = state.value_tier.value if state.value_tier is not None else None
+    if (
+        nps_answer is not None
+        and nps_answer <= NPS_DETRACTOR_MAX
+        and tier in rules.warning_detractor_tiers
+    ):
+        signals.append(DETRACTOR_ANSWER)
+    return signals
+
+
 def _average_before_latest(state: CustomerLifecycle) -> float | None:
     """The mean of all orders but the latest, recovered from the running mean."""
     if state.order_count < 2 or state.average_order_value is None:
@@ -154,12 +198,14 @@ def raise_or_update(
     ``open``, with ``new_warning_id``. An open
     warning whose reasons, tier, grade or action differ: the same warning, ``updated``. The
     same signals again: nothing, so repeated sweeps and score updates do not publish again.
-    A churn risk that merely drifts is not a change worth an event.
+    A churn risk that merely drifts is not a change worth an event. Feedback signals of an
+    open warning are kept: they were events, and no later review can see them again.
     """
     if not reasons:
         return None
     action = recommended_action(state.value_tier, state.grade)
-    current = tuple(sorted(set(reasons)))
+    kept = FEEDBACK_SIGNALS.intersection(warning.reasons) if warning and warning.is_open else ()
+    current = tuple(sorted(set(reasons).union(kept)))
     lost_to_the_same_signals = (
         warning is not None and warning.status is WarningStatus.LOST and warning.reasons == current
     )

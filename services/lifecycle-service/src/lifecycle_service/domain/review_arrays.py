@@ -35,6 +35,8 @@ import numpy.typing as npt
 from crm_contracts import Grade, Stage, ValueTier
 from lifecycle_service.domain.churn_warnings import (
     CHURN_RISK_ABOVE_THRESHOLD,
+    COMPLAINT_SURGE,
+    DETRACTOR_ANSWER,
     SILENCE_PAST_RHYTHM,
     SPEND_DROPPED,
     ChurnWarningRecord,
@@ -74,8 +76,16 @@ WARNING_STATUSES: Final = tuple(WarningStatus)
 MISSING_TIME: Final = np.iinfo(np.int64).min
 # Reason codes as bits; a stored reason list that is not the sorted, duplicate-free list the
 # domain writes (or names an unknown code) never equals fresh signals, as tuples would not.
-REASON_BITS: Final = {CHURN_RISK_ABOVE_THRESHOLD: 1, SILENCE_PAST_RHYTHM: 2, SPEND_DROPPED: 4}
+REASON_BITS: Final = {
+    CHURN_RISK_ABOVE_THRESHOLD: 1,
+    SILENCE_PAST_RHYTHM: 2,
+    SPEND_DROPPED: 4,
+    COMPLAINT_SURGE: 16,
+    DETRACTOR_ANSWER: 32,
+}
 NOT_CANONICAL: Final = 8
+# Feedback signals are never recomputed by a sweep; an open warning keeps them (raise_or_update).
+_FEEDBACK_BITS: Final = REASON_BITS[COMPLAINT_SURGE] | REASON_BITS[DETRACTOR_ANSWER]
 # Raised: 0 nothing, 1 a new warning opened, 2 the open warning updated.
 OPENED: Final = 1
 UPDATED: Final = 2
@@ -388,8 +398,9 @@ def _warnings(
     lost_to_same = (status == _LOST) & (c.warning_reasons == signals)
     calls = (signals != 0) & ~lost_to_same
     opened = calls & ~still_open
+    kept = np.where(still_open, c.warning_reasons & _FEEDBACK_BITS, 0).astype(np.int8)
     unchanged = (
-        (c.warning_reasons == signals)
+        (c.warning_reasons == (signals | kept))
         & (c.warning_tier == c.value_tier)
         & (c.warning_grade == c.grade)
         & (c.warning_action == action)

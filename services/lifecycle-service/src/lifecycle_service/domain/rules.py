@@ -110,6 +110,14 @@ class StageRules:
     warning_spend_drop_factor: float = 0.5
     warning_silence_factor: float = 1.5
     warning_expiry_days: int = 90
+    # Feedback: this many complaints within the window warn (two in a month is a surge for
+    # most shops: one complaint is service, a second one is a relationship in trouble) ...
+    warning_complaint_surge_count: int = 2
+    warning_complaint_window_days: int = 30
+    # ... and an NPS detractor answer (0-6) warns for customers of these tiers.
+    warning_detractor_tiers: frozenset[str] = frozenset(
+        {ValueTier.STRATEGIC_PARTNER.value, ValueTier.GROWTH.value, ValueTier.PROFIT.value}
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (sets become sorted lists) that :meth:`from_dict` reads back."""
@@ -117,6 +125,7 @@ class StageRules:
         data["loyal_tiers"] = sorted(self.loyal_tiers)
         data["loyal_grades"] = sorted(self.loyal_grades)
         data["warning_churn_risk_by_tier"] = dict(sorted(self.warning_churn_risk_by_tier.items()))
+        data["warning_detractor_tiers"] = sorted(self.warning_detractor_tiers)
         return data
 
     @classmethod
@@ -193,6 +202,7 @@ def validate_rules(rules: StageRules) -> list[RuleProblem]:
         "churned_from_days",
         "won_back_settling_days",
         "warning_expiry_days",
+        "warning_complaint_window_days",
     ):
         if getattr(rules, name) <= 0:
             problem(name, "must be a positive number of days")
@@ -258,6 +268,10 @@ def validate_rules(rules: StageRules) -> list[RuleProblem]:
         problem("warning_spend_drop_factor", "must be between 0 and 1 (a share of the average)")
     if rules.warning_silence_factor <= 0:
         problem("warning_silence_factor", "must be a positive multiple of the rhythm")
+    if rules.warning_complaint_surge_count < 1:
+        problem("warning_complaint_surge_count", "must be at least 1 complaint")
+    for unknown in sorted(rules.warning_detractor_tiers - {t.value for t in ValueTier}):
+        problem("warning_detractor_tiers", f"unknown value tier {unknown!r}")
     return problems
 
 

@@ -7,6 +7,7 @@ won_back and at_risk customers are warned.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
@@ -36,11 +37,13 @@ def warning_changes(
     rules: StageRules,
     now: datetime,
     new_warning_id: str,
+    feedback: Sequence[str] = (),
 ) -> list[ChurnWarningRecord]:
     """What happens to the customer's warning at ``now``, in order: expiry, then new signals.
 
     An expired warning is closed as lost first, so lasting signals open a fresh warning
-    rather than keeping a stale one open forever.
+    rather than keeping a stale one open forever. ``feedback``: the feedback signals a
+    report just raised (see ``churn_warnings.feedback_signals``), named beside the others.
     """
     changes: list[ChurnWarningRecord] = []
     expired = close_on_expiry(warning, now, rules)
@@ -48,7 +51,7 @@ def warning_changes(
         changes.append(expired)
         warning = expired
     if state.stage in WARNED_STAGES:
-        signals = churn_signals(state, rules, now)
+        signals = churn_signals(state, rules, now) + list(feedback)
         raised = raise_or_update(warning, state, signals, now, new_warning_id)
         if raised is not None:
             changes.append(raised)

@@ -9,6 +9,7 @@ next review time, transitions, warnings, the running counts behind the analytics
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -127,13 +128,17 @@ class CustomerChanges:
             self._record(customer_id, transition)
         return tracked
 
-    def review_warning(self, customer_id: str, at: datetime) -> None:
+    def review_warning(self, customer_id: str, at: datetime, feedback: Sequence[str] = ()) -> None:
         """Expire, open or update the customer's warning as the signals at ``at`` call for;
-        nothing for a customer who objects to profiling."""
+        ``feedback``: the feedback signals a report just raised. Nothing for a customer who
+        objects to profiling."""
         if customer_id in self.objecting:
             return
         tracked = self.customers[customer_id]
-        for change in warning_changes(tracked.warning, tracked.state, self.rules, at, new_id()):
+        changes = warning_changes(
+            tracked.warning, tracked.state, self.rules, at, new_id(), feedback
+        )
+        for change in changes:
             self.set_warning(customer_id, change)
 
     def object_to_profiling(self, customer_id: str, at: datetime) -> None:

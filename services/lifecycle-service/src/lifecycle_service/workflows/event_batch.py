@@ -13,34 +13,44 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import (
+    ActivityRecorded,
     CloudEvent,
     CustomerCreated,
     CustomerErased,
     CustomerMerged,
+    FeedbackKind,
+    FeedbackRecorded,
     OrderCancelled,
     OrderPlaced,
     ScoreUpdated,
+    Survey,
 )
 from crm_shared import as_utc, objecting_customers, record_profiling_decisions
 from lifecycle_service.db.models import PROFILING_DECISIONS, ChurnWarningRow, StageTransition
-from lifecycle_service.domain.churn_warnings import close_on_purchase
+from lifecycle_service.domain.churn_warnings import close_on_purchase, feedback_signals
 from lifecycle_service.domain.counts import month_index
 from lifecycle_service.domain.purchases import active_months, with_purchases
 from lifecycle_service.domain.stages import on_correction, on_order, on_scores
 from lifecycle_service.workflows.changes import CustomerChanges
 from lifecycle_service.workflows.customer_rows import OPEN_STATUSES, load_customers
+from lifecycle_service.workflows.feedback import BatchFeedback, forget_feedback, move_feedback
 from lifecycle_service.workflows.orders import BatchOrders, OrderFacts
 from lifecycle_service.workflows.rules_store import current_rules
 
 
 async def apply_events(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
     """Apply ``events`` (in stream order) to lifecycle state in one transaction."""
+    # Of crm.activities only feedback matters here; page views and the like would only load
+    # (and on PostgreSQL lock) their customers for nothing.
+    events = [event for event in events if not isinstance(event.data, ActivityRecorded)]
+    if not events:
+        return
     involved = {event.subject for event in events}
     involved |= {e.data.merged_customer_id for e in events if isinstance(e.data, CustomerMerged)}
     order_ids = {
@@ -55,18 +65,28 @@ async def apply_events(session: AsyncSession, events: Sequence[CloudEvent]) -> N
         if change.objected:
             changes.object_to_profiling(change.customer_id, as_utc(change.changed_at))
     orders = await BatchOrders.load(session, order_ids)
-    batch = _Batch(session, changes, orders)
+    window = timedelta(days=rules.warning_complaint_window_days)
+    feedback = await BatchFeedback.load(session, events, window)
+    batch = _Batch(session, changes, orders, feedback)
     for event in events:
         await batch.apply(event)
     await orders.store(session)
+    await feedback.store(session)
     await changes.store(session)
 
 
 class _Batch:
-    def __init__(self, session: AsyncSession, changes: CustomerChanges, orders: BatchOrders):
+    def __init__(
+        self,
+        session: AsyncSession,
+        changes: CustomerChanges,
+        orders: BatchOrders,
+        feedback: BatchFeedback,
+    ):
         self.session = session
         self.changes = changes
         self.orders = orders
+        self.feedback = feedback
 
     async def apply(self, event: CloudEvent) -> None:
         data = event.data
@@ -82,6 +102,30 @@ class _Batch:
             await self.merged(event.id, data)
         elif isinstance(data, CustomerErased):
             await self.erased(data)
+        elif isinstance(data, FeedbackRecorded):
+            self.feedback_recorded(data)
+
+    def feedback_recorded(self, data: FeedbackRecorded) -> None:
+        """Keep the report; a complaint surge or a valuable detractor may warn."""
+        customer_id, at = data.customer_id, as_utc(data.occurred_at)
+        tracked = self.changes.get(customer_id)
+        if not self.feedback.record(data, tracked.state if tracked else None):
+            return  # the same report again
+        if tracked is None:
+            return  # not a buyer we track: nothing to warn about
+        rules = self.changes.rules
+        complaints = 0
+        if data.kind is FeedbackKind.COMPLAINT:
+            since = at - timedelta(days=rules.warning_complaint_window_days)
+            complaints = self.feedback.complaints_within(customer_id, since, at)
+        signals = feedback_signals(
+            tracked.state,
+            rules,
+            complaints_in_window=complaints,
+            nps_answer=data.score if data.survey is Survey.NPS else None,
+        )
+        if signals:
+            self.changes.review_warning(customer_id, at, feedback=signals)
 
     def order_placed(self, event_id: str, data: OrderPlaced) -> None:
         known = self.orders.get(data.order_id)
@@ -165,6 +209,8 @@ class _Batch:
             .values(customer_id=survivor)
         )
         self.changes.rekey(merged, survivor)
+        await move_feedback(self.session, merged, survivor)
+        self.feedback.move_customer(merged, survivor)
         if keep_open and gone is not None and gone.warning is not None:
             tracked.warning = replace(gone.warning, customer_id=survivor)
         await self.correct(survivor, event_id, at)
@@ -174,6 +220,8 @@ class _Batch:
         self.changes.remove(customer_id, as_utc(data.erased_at))
         self.changes.forget(customer_id)
         await self.orders.forget_customer(self.session, customer_id)
+        await forget_feedback(self.session, customer_id)
+        self.feedback.forget_customer(customer_id)
         for model in (StageTransition, ChurnWarningRow):
             await self.session.execute(delete(model).where(model.customer_id == customer_id))
 

@@ -46,6 +46,28 @@ class ConditionsDocument(BaseModel):
     first_order_only: StrictBool = Field(
         default=False, description="order.placed only: the customer's first order."
     )
+    activity_types: list[str] | None = Field(
+        default=None,
+        max_length=50,
+        description="activity.recorded only: activity types, e.g. cart_abandoned.",
+    )
+    feedback_kinds: list[str] | None = Field(
+        default=None,
+        max_length=10,
+        description="feedback.recorded only: complaint, ticket_opened, ticket_resolved, "
+        "survey_answer, return_requested.",
+    )
+    surveys: list[str] | None = Field(
+        default=None, max_length=10, description="feedback.recorded only: nps or csat answers."
+    )
+    survey_score_min: StrictInt | None = Field(
+        default=None, description="feedback.recorded only: answers scoring at least this (0-10)."
+    )
+    survey_score_max: StrictInt | None = Field(
+        default=None,
+        description="feedback.recorded only: answers scoring at most this (0-10; 6 for NPS "
+        "detractors).",
+    )
     warning_statuses: list[str] = Field(
         default=["open"],
         description="churn.warning only: open, updated, saved, lost. Open alone messages once.",
@@ -60,7 +82,8 @@ class _RuleFields(BaseModel):
     name: str = Field(max_length=200, description="What the rule is for, for people.")
     enabled: StrictBool = Field(default=True, description="A disabled rule queues nothing.")
     event_type: str = Field(
-        description="churn.warning, lifecycle.stage_changed, customer.created or order.placed."
+        description="churn.warning, lifecycle.stage_changed, customer.created, order.placed,"
+        " activity.recorded or feedback.recorded."
     )
     conditions: ConditionsDocument = Field(default_factory=ConditionsDocument)
     template_id: str = Field(description="Needs a text for every channel listed.")

@@ -2,9 +2,11 @@
 
 Welcome and care after a first order, member benefits at 30 days, an offer at 40 days for
 customers who have not bought again, a wake-up message on dormancy, a win-back offer on churn,
-and for a churn warning either a task for an account manager (high-value customers) or a
-retention offer. Customers sliding toward churn get fewer messages through the delivery
-policy's stricter cap, not through extra rules.
+for a churn warning either a task for an account manager (high-value customers) or a
+retention offer, an apology with a service follow-up after a complaint, and a reminder
+four hours after an abandoned cart (not sent when the customer ordered meanwhile).
+Customers sliding toward churn get fewer messages through the delivery policy's stricter
+cap, not through extra rules.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Final
 
-from crm_contracts import Category, NotificationChannel, Stage
+from crm_contracts import CART_ABANDONED, Category, FeedbackKind, NotificationChannel, Stage
 from notification_service.domain.playbooks import (
+    ACTIVITY_RECORDED,
     CHURN_WARNING,
+    FEEDBACK_RECORDED,
     ORDER_PLACED,
     STAGE_CHANGED,
     Conditions,
@@ -115,6 +119,31 @@ DEFAULT_RULES: Final = (
         channels=_EMAIL_THEN_INBOX,
         category=Category.MARKETING,
         priority=70,
+    ),
+    # About the customer's own complaint, with no offer: a service message (no opt-in, no cap).
+    PlaybookRule(
+        rule_id="complaint-follow-up",
+        name="Apology and service follow-up after a complaint",
+        event_type=FEEDBACK_RECORDED,
+        conditions=Conditions(feedback_kinds=frozenset({FeedbackKind.COMPLAINT.value})),
+        template_id="complaint-follow-up",
+        channels=_EMAIL_THEN_INBOX,
+        category=Category.SERVICE,
+        priority=90,
+    ),
+    # A nudge to buy: marketing (consent, cap and quiet hours apply).
+    PlaybookRule(
+        rule_id="cart-abandoned-reminder",
+        name="Reminder four hours after an abandoned cart",
+        event_type=ACTIVITY_RECORDED,
+        conditions=Conditions(
+            activity_types=frozenset({CART_ABANDONED}), unless_ordered_since_trigger=True
+        ),
+        template_id="cart-reminder",
+        channels=_EMAIL_THEN_INBOX,
+        category=Category.MARKETING,
+        priority=45,
+        delay=timedelta(hours=4),
     ),
 )
 

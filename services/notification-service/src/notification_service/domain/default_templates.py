@@ -71,6 +71,19 @@ DEFAULT_TEMPLATES: Final[tuple[Template, ...]] = (
         marketing=True,
     ),
     *_email_and_inbox(
+        "complaint-follow-up",
+        "We are sorry",
+        "Thank you for telling us what went wrong, and we are sorry it did. A member of our"
+        " service team is looking into it and will get back to you personally.",
+        marketing=False,
+    ),
+    *_email_and_inbox(
+        "cart-reminder",
+        "You left something in your cart",
+        "Your cart is saved: pick up where you left off whenever you like.",
+        marketing=True,
+    ),
+    *_email_and_inbox(
         "retention-offer",
         "Something for you",
         "Thank you for being a customer. Here is 15% off your next order with the code"

@@ -5,7 +5,10 @@ A rule (:class:`PlaybookRule`) matches one event type and a set of :class:`Condi
 anything; a condition on a fact the trigger does not carry does not match (a rule for
 ``tiers={"growth"}`` never fires for a customer whose tier is unknown). ``churn.warning``
 triggers match only newly ``open`` warnings by default, so an ``updated`` warning does not
-message the customer again.
+message the customer again. ``activity.recorded`` and ``feedback.recorded`` triggers carry the
+activity type, or the feedback kind, survey and score: an apology after a complaint, a
+reminder after an abandoned cart, a call after a detractor's answer. Every trigger goes
+through the same consent, cap and quiet-hour policy as the others (by the rule's category).
 
 Rules are edited through the API, so they have a JSON round trip (:meth:`PlaybookRule.to_dict`,
 :meth:`PlaybookRule.from_dict`) and validators that name every problem by field path
@@ -27,21 +30,27 @@ from urllib.parse import quote
 from pydantic import TypeAdapter, ValidationError
 
 from crm_contracts import (
+    ActivityRecorded,
     Category,
     ChurnWarning,
     CustomerCreated,
+    FeedbackKind,
+    FeedbackRecorded,
     Grade,
     NotificationChannel,
     OrderPlaced,
     Stage,
     StageChanged,
+    Survey,
     ValueTier,
 )
 from notification_service.domain.holdout import MAX_HOLDOUT_SHARE, default_holdout_share
 
 __all__ = [
+    "ACTIVITY_RECORDED",
     "CHURN_WARNING",
     "CUSTOMER_CREATED",
+    "FEEDBACK_RECORDED",
     "MATCHABLE_EVENT_TYPES",
     "ORDER_PLACED",
     "STAGE_CHANGED",
@@ -62,8 +71,17 @@ CHURN_WARNING: Final = ChurnWarning.event_type
 STAGE_CHANGED: Final = StageChanged.event_type
 CUSTOMER_CREATED: Final = CustomerCreated.event_type
 ORDER_PLACED: Final = OrderPlaced.event_type
+ACTIVITY_RECORDED: Final = ActivityRecorded.event_type
+FEEDBACK_RECORDED: Final = FeedbackRecorded.event_type
 MATCHABLE_EVENT_TYPES: Final = frozenset(
-    {CHURN_WARNING, STAGE_CHANGED, CUSTOMER_CREATED, ORDER_PLACED}
+    {
+        CHURN_WARNING,
+        STAGE_CHANGED,
+        CUSTOMER_CREATED,
+        ORDER_PLACED,
+        ACTIVITY_RECORDED,
+        FEEDBACK_RECORDED,
+    }
 )
 
 _WARNING_STATUSES: Final = frozenset({"open", "updated", "saved", "lost"})
@@ -77,6 +95,11 @@ _FACT_SOURCES: Final = {
     "previous_stages": STAGE_CHANGED,
     "recommended_actions": CHURN_WARNING,
     "first_order_only": ORDER_PLACED,
+    "activity_types": ACTIVITY_RECORDED,
+    "feedback_kinds": FEEDBACK_RECORDED,
+    "surveys": FEEDBACK_RECORDED,
+    "survey_score_min": FEEDBACK_RECORDED,
+    "survey_score_max": FEEDBACK_RECORDED,
 }
 _DURATION: Final = TypeAdapter(timedelta)
 
@@ -115,6 +138,10 @@ class Trigger:
     warning_status: str | None = None
     recommended_action: str | None = None
     is_first_order: bool | None = None
+    activity_type: str | None = None
+    feedback_kind: str | None = None
+    survey: str | None = None
+    survey_score: int | None = None
 
     def __post_init__(self) -> None:
         # Delays and quiet hours are arithmetic on instants; a naive time would shift silently.
@@ -171,6 +198,30 @@ class Trigger:
             is_first_order=is_first_order,
         )
 
+    @classmethod
+    def from_activity(cls, event_id: str, activity: ActivityRecorded) -> Trigger:
+        """A trigger for ``activity.recorded`` (a page view, an abandoned cart ...)."""
+        return cls(
+            event_id=event_id,
+            event_type=ACTIVITY_RECORDED,
+            customer_id=activity.customer_id,
+            occurred_at=activity.occurred_at,
+            activity_type=activity.activity_type,
+        )
+
+    @classmethod
+    def from_feedback(cls, event_id: str, feedback: FeedbackRecorded) -> Trigger:
+        """A trigger for ``feedback.recorded`` (a complaint, a ticket, a survey answer ...)."""
+        return cls(
+            event_id=event_id,
+            event_type=FEEDBACK_RECORDED,
+            customer_id=feedback.customer_id,
+            occurred_at=feedback.occurred_at,
+            feedback_kind=feedback.kind.value,
+            survey=feedback.survey.value if feedback.survey else None,
+            survey_score=feedback.score,
+        )
+
 
 @dataclass(frozen=True)
 class Conditions:
@@ -186,6 +237,11 @@ class Conditions:
     clusters: frozenset[str] | None = None  # K-means segment labels
     recommended_actions: frozenset[str] | None = None
     first_order_only: bool = False
+    activity_types: frozenset[str] | None = None  # activity.recorded: e.g. cart_abandoned
+    feedback_kinds: frozenset[str] | None = None  # feedback.recorded: complaint ...
+    surveys: frozenset[str] | None = None  # feedback.recorded answers: nps, csat
+    survey_score_min: int | None = None  # inclusive, 0-10
+    survey_score_max: int | None = None  # inclusive, 0-10
     # Applies to churn.warning only. "open" alone: a warning messages once, not on every update.
     warning_statuses: frozenset[str] = frozenset({"open"})
     # Checked when the message is due, not here: see cancelled_by_purchase.
@@ -205,6 +261,10 @@ class Conditions:
             and _allows(self.clusters, trigger.cluster)
             and _allows(self.recommended_actions, trigger.recommended_action)
             and (not self.first_order_only or trigger.is_first_order is True)
+            and _allows(self.activity_types, trigger.activity_type)
+            and _allows(self.feedback_kinds, trigger.feedback_kind)
+            and _allows(self.surveys, trigger.survey)
+            and _within(trigger.survey_score, self.survey_score_min, self.survey_score_max)
             and (
                 trigger.event_type != CHURN_WARNING
                 or trigger.warning_status in self.warning_statuses
@@ -226,6 +286,8 @@ class Conditions:
         parsers.update(
             churn_risk_min=_optional_number,
             churn_risk_max=_optional_number,
+            survey_score_min=_optional_whole_number,
+            survey_score_max=_optional_whole_number,
             first_order_only=_boolean,
             warning_statuses=_names,
             unless_ordered_since_trigger=_boolean,
@@ -244,7 +306,17 @@ _NAME_SET_FIELDS: Final = (
     "segments",
     "clusters",
     "recommended_actions",
+    "activity_types",
+    "feedback_kinds",
+    "surveys",
 )
+
+
+def _within(value: int | None, low: int | None, high: int | None) -> bool:
+    # A bound set on a fact the trigger does not carry does not match, as for _allows.
+    if low is None and high is None:
+        return True
+    return value is not None and (low is None or value >= low) and (high is None or value <= high)
 
 
 def _allows(allowed: frozenset[str] | None, fact: str | None) -> bool:
@@ -374,6 +446,10 @@ def _whole_number(raw: Any) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int):
         raise TypeError("expected a whole number")
     return raw
+
+
+def _optional_whole_number(raw: Any) -> int | None:
+    return None if raw is None else _whole_number(raw)
 
 
 def _optional_number(raw: Any) -> float | None:
@@ -515,6 +591,8 @@ def _validate_conditions(
         "tiers": {t.value for t in ValueTier},
         "grades": {g.value for g in Grade},
         "recommended_actions": _RECOMMENDED_ACTIONS,
+        "feedback_kinds": {kind.value for kind in FeedbackKind},
+        "surveys": {survey.value for survey in Survey},
     }
     for name in _NAME_SET_FIELDS:
         values: frozenset[str] | None = getattr(conditions, name)
@@ -536,6 +614,13 @@ def _validate_conditions(
     low, high = conditions.churn_risk_min, conditions.churn_risk_max
     if low is not None and high is not None and low > high:
         problem("conditions.churn_risk_max", "must be at least churn_risk_min")
+    for name in ("survey_score_min", "survey_score_max"):
+        score = getattr(conditions, name)
+        if score is not None and not 0 <= score <= 10:
+            problem(f"conditions.{name}", "must be between 0 and 10")
+    lowest, highest = conditions.survey_score_min, conditions.survey_score_max
+    if lowest is not None and highest is not None and lowest > highest:
+        problem("conditions.survey_score_max", "must be at least survey_score_min")
     for name, source in _FACT_SOURCES.items():
         if getattr(conditions, name) not in (None, False) and event_type != source:
             problem(f"conditions.{name}", f"only {source} events carry it, so the rule never fires")

@@ -270,6 +270,23 @@ SAMPLE_CONTEXT: Final[Mapping[str, Any]] = MappingProxyType(
             "order_id": "ord-5521",
             "total": {"amount": "59.90", "currency": "EUR"},
         },
+        # Set for activity.recorded triggers only (guard: {% if activity %}).
+        "activity": {
+            "activity_id": "act-7f3a9c",
+            "activity_type": "cart_abandoned",
+            "properties": {"cart_value": "59.90"},
+        },
+        # Set for feedback.recorded triggers only (guard: {% if feedback %}).
+        "feedback": {
+            "feedback_id": "fb-1001",
+            "kind": "complaint",
+            "occurred_at": "2025-03-14T09:20:00Z",
+            "survey": None,
+            "score": None,
+            "ticket_id": None,
+            "order_id": "ord-5521",
+            "about": "late_delivery",
+        },
         "event": {
             "id": "01932c4f-1111-7c3b-8d2e-9f0a1b2c3d4e",
             "type": "churn.warning",

@@ -1,9 +1,10 @@
 """Consumed events: the contact replica, and triggers that queue notifications.
 
-A batch is applied in stream order. Runs of order, score, stage and warning events (nearly the
-whole stream) go through :mod:`~notification_service.workflows.stream_events` in bulk; profile
-events (customer, consent, merge, erasure), cancellations and refunds are rare and applied one
-at a time between those runs, so every event still sees the effect of the ones before it.
+A batch is applied in stream order. Runs of order, score, stage, warning, activity and
+feedback events (nearly the whole stream) go through
+:mod:`~notification_service.workflows.stream_events` in bulk; profile events (customer,
+consent, merge, erasure), cancellations and refunds are rare and applied one at a time between runs,
+so every event still sees the effect of the ones before it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ from notification_service.workflows import contacts
 from notification_service.workflows.scheduling import schedule_notifications, with_contact_facts
 from notification_service.workflows.stream_events import apply_stream_events, is_stream_event
 
-NOTIFICATION_TOPICS = (Topic.CUSTOMERS, Topic.LIFECYCLE, Topic.ORDERS, Topic.SCORES)
+NOTIFICATION_TOPICS = (
+    Topic.CUSTOMERS,
+    Topic.LIFECYCLE,
+    Topic.ORDERS,
+    Topic.SCORES,
+    Topic.ACTIVITIES,
+)
 
 
 async def apply_events(session: AsyncSession, events: Sequence[CloudEvent]) -> None:

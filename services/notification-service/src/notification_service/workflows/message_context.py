@@ -74,6 +74,8 @@ def customer_context(
         "stage": stage,
         "warning": facts.get("warning"),
         "order": facts.get("order"),
+        "activity": facts.get("activity"),
+        "feedback": facts.get("feedback"),
         "event": event or {"id": None, "type": None, "time": None},
         "unsubscribe_url": unsubscribe,
     }

@@ -1,4 +1,4 @@
-"""A run of order, score, stage and warning events applied in bulk: the busy part of the stream.
+"""A run of order, score, stage, warning, activity and feedback events applied in bulk.
 
 Per order the stream carries three or four such events. Applied one at a time each cost a few
 round trips; here a run of them costs a fixed handful of statements: the contacts, known orders
@@ -16,7 +16,15 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_contracts import ChurnWarning, CloudEvent, OrderPlaced, ScoreUpdated, StageChanged
+from crm_contracts import (
+    ActivityRecorded,
+    ChurnWarning,
+    CloudEvent,
+    FeedbackRecorded,
+    OrderPlaced,
+    ScoreUpdated,
+    StageChanged,
+)
 from crm_shared import as_utc
 from notification_service.db.models import CONTACT_ORDERS, ContactOrder
 from notification_service.domain.playbooks import Trigger
@@ -27,7 +35,14 @@ from notification_service.workflows.scheduling import (
     with_contact_facts,
 )
 
-STREAM_EVENT_TYPES = (OrderPlaced, ScoreUpdated, StageChanged, ChurnWarning)
+STREAM_EVENT_TYPES = (
+    OrderPlaced,
+    ScoreUpdated,
+    StageChanged,
+    ChurnWarning,
+    ActivityRecorded,
+    FeedbackRecorded,
+)
 
 
 def is_stream_event(event: CloudEvent) -> bool:
@@ -133,6 +148,16 @@ class _Run:
             return Trigger.from_churn_warning(event.id, data), {"warning": warning}
         if isinstance(data, OrderPlaced):
             return self._order(event.id, data)
+        if isinstance(data, ActivityRecorded):
+            activity = {
+                "activity_id": data.activity_id,
+                "activity_type": data.activity_type,
+                "properties": dict(data.properties),
+            }
+            return Trigger.from_activity(event.id, data), {"activity": activity}
+        if isinstance(data, FeedbackRecorded):
+            feedback = data.model_dump(mode="json", exclude={"customer_id"})
+            return Trigger.from_feedback(event.id, data), {"feedback": feedback}
         return None
 
     def _order(self, event_id: str, order: OrderPlaced) -> tuple[Trigger, dict[str, Any]] | None:

@@ -194,6 +194,16 @@ class Customer360(BaseModel):
     recent_notifications: list[dict[str, Any]]
 
 
+class ReportAccepted(BaseModel):
+    """An activity or feedback report accepted for publishing."""
+
+    event_id: str
+    event_type: str = Field(examples=["feedback.recorded"])
+    report_id: str = Field(description="The activity or feedback id posted.")
+    customer_id: str
+    duplicate: bool = Field(description="True when this exact report was accepted before.")
+
+
 class OrderAccepted(BaseModel):
     """An order event accepted for publishing."""
 

@@ -114,6 +114,21 @@ class IntakeOrder(Base):
     received_at: Mapped[datetime]
 
 
+class IntakeActivity(Base):
+    """An activity or feedback report accepted over HTTP; its key makes a re-post a no-op."""
+
+    __tablename__ = "intake_activities"
+
+    # "activity.recorded:<activity_id>" or "feedback.recorded:<feedback_id>".
+    intake_key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(36))
+    customer_id: Mapped[str] = mapped_column(String(36), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+
+
 class ScoreView(Base):
     """Latest scores of a customer, as published by scoring-service."""
 

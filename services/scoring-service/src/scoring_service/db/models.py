@@ -64,8 +64,27 @@ class Activity(Base):
     activity_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(36))
     occurred_at: Mapped[datetime]
+    # Kept so that what is not engagement (a complaint sent as an activity) is not counted as it;
+    # null for activities stored before the type was kept.
+    activity_type: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_activities_customer_time", "customer_id", "occurred_at"),)
+
+
+class Feedback(Base):
+    """A complaint, support ticket event, survey answer or return request of a customer."""
+
+    __tablename__ = "feedback"
+
+    feedback_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime]
+    survey: Mapped[str | None] = mapped_column(String(16))
+    score: Mapped[int | None]
+    ticket_id: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (Index("ix_feedback_customer_time", "customer_id", "occurred_at"),)
 
 
 class PendingRescore(Base):

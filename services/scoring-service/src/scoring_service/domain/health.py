@@ -1,6 +1,6 @@
 """Health index 0-100: how well the relationship with each customer is going, and why.
 
-Five components each map one input to a sub-score between 0 and 1 with a simple curve; the index
+Six components each map one input to a sub-score between 0 and 1 with a simple curve; the index
 is ``100 * sum(weight * sub_score)``, and each component's *contribution* (its weight times its
 sub-score, in points) is kept, so the contributions add up to the score and a person can see
 which component cost how many points (:func:`explain`).
@@ -17,7 +17,12 @@ The curves (parameters in :class:`HealthCurves`):
 - churn risk: 1 - churn risk.
 - engagement: activity events in the last 30 days. No activity gives 0.4, not 0, because many
   customers are simply not tracked (no app, no login), so silence there is weak evidence; the
-  sub-score rises on a log scale to 1 at 10 events.
+  sub-score rises on a log scale to 1 at 10 events. Feedback is never engagement: a complaint
+  is a customer talking, not a customer doing well (the caller counts activities only).
+- satisfaction: what the customer told the shop. The most recent NPS and CSAT answers (0-10,
+  averaged when both are known) divided by 10, neutral 0.5 when the customer never answered;
+  minus ``complaint_penalty`` per complaint in the last 90 days and ``open_ticket_penalty``
+  per support ticket still unresolved, floored at 0. Complaints only ever lower it.
 
 Unknown inputs (NaN or None) are neutral: their sub-score is 0.5 (for spend trend that is
 exactly "spending as usual"), so the index never becomes NaN. Invalid inputs (negative days,
@@ -35,6 +40,12 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
+from scoring_service.domain.satisfaction import (
+    answer_mean,
+    satisfaction_reason,
+    satisfaction_sub_score,
+)
+
 __all__ = [
     "COMPONENTS",
     "HealthCurves",
@@ -49,7 +60,14 @@ __all__ = [
 Floats = NDArray[np.float64]
 
 # Component names, in the order results and explanations list them.
-COMPONENTS: Final = ("recency", "frequency", "spend_trend", "churn_risk", "engagement")
+COMPONENTS: Final = (
+    "recency",
+    "frequency",
+    "spend_trend",
+    "churn_risk",
+    "engagement",
+    "satisfaction",
+)
 NEUTRAL: Final = 0.5
 _WEIGHT_TOLERANCE: Final = 1e-6
 
@@ -62,11 +80,12 @@ class InvalidHealthInput(ValueError):
 class HealthWeights:
     """How much each component counts; non-negative and summing to 1."""
 
-    recency: float = 0.30
+    recency: float = 0.25
     frequency: float = 0.15
     spend_trend: float = 0.15
-    churn_risk: float = 0.30
+    churn_risk: float = 0.25
     engagement: float = 0.10
+    satisfaction: float = 0.10
 
     def __post_init__(self) -> None:
         values = self.to_dict()
@@ -100,6 +119,8 @@ class HealthCurves:
     silence_limit_rhythms: float = 3.0
     engagement_floor: float = 0.4
     engagement_saturation_events: float = 10.0
+    complaint_penalty: float = 0.2
+    open_ticket_penalty: float = 0.1
 
     def __post_init__(self) -> None:
         if not self.default_rhythm_days > 0:
@@ -110,6 +131,9 @@ class HealthCurves:
             raise InvalidHealthInput("engagement_floor must be between 0 and 1")
         if not self.engagement_saturation_events > 0:
             raise InvalidHealthInput("engagement_saturation_events must be > 0")
+        for name in ("complaint_penalty", "open_ticket_penalty"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise InvalidHealthInput(f"{name} must be between 0 and 1")
 
     def to_dict(self) -> dict[str, float]:
         """A JSON-ready form."""
@@ -134,6 +158,11 @@ class HealthInputs:
     spend_trend: npt.ArrayLike | None
     churn_risk: npt.ArrayLike | None
     engagement_events_30d: npt.ArrayLike | None
+    # Feedback (None: nothing known, as for a customer who never answered nor complained).
+    latest_nps: npt.ArrayLike | None = None
+    latest_csat: npt.ArrayLike | None = None
+    complaints_90d: npt.ArrayLike | None = None
+    unresolved_tickets: npt.ArrayLike | None = None
 
     def arrays(self) -> dict[str, Floats]:
         """Each input as a 1-D float array, all of one length (unknown = NaN), checked."""
@@ -156,6 +185,10 @@ class HealthInputs:
         _check_range(arrays, "spend_trend", low=0.0)
         _check_range(arrays, "churn_risk", low=0.0, high=1.0)
         _check_range(arrays, "engagement_events_30d", low=0.0)
+        _check_range(arrays, "latest_nps", low=0.0, high=10.0)
+        _check_range(arrays, "latest_csat", low=0.0, high=10.0)
+        _check_range(arrays, "complaints_90d", low=0.0)
+        _check_range(arrays, "unresolved_tickets", low=0.0)
         return arrays
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,7 +198,7 @@ class HealthInputs:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HealthInputs:
         """The inverse of :meth:`to_dict`."""
-        return cls(**{f.name: _floats(data[f.name]) for f in fields(cls)})
+        return cls(**{f.name: _floats(data[f.name]) for f in fields(cls) if f.name in data})
 
 
 @dataclass(frozen=True)
@@ -228,6 +261,9 @@ def health_index(
         "spend_trend": _neutral_if_unknown(np.minimum(values["spend_trend"] / 2.0, 1.0)),
         "churn_risk": _neutral_if_unknown(1.0 - values["churn_risk"]),
         "engagement": _engagement_sub_score(values["engagement_events_30d"], curves),
+        "satisfaction": satisfaction_sub_score(
+            values, curves.complaint_penalty, curves.open_ticket_penalty
+        ),
     }
     contributions = {c: 100.0 * weights.of(c) * sub_scores[c] for c in COMPONENTS}
     score = np.zeros_like(rhythm)
@@ -258,10 +294,15 @@ def explain(result: HealthResult, i: int) -> list[dict[str, Any]]:
         "spend_trend": "spend_trend",
         "churn_risk": "churn_risk",
         "engagement": "engagement_events_30d",
+        "satisfaction": "latest_nps",
     }
     entries = []
     for component in COMPONENTS:
-        value = float(result.inputs[read[component]][i])
+        value = (
+            answer_mean(result.inputs, i)
+            if component == "satisfaction"
+            else float(result.inputs[read[component]][i])
+        )
         weight = result.weights.of(component)
         entries.append(
             {
@@ -297,6 +338,11 @@ def _neutral_if_unknown(sub_score: Floats) -> Floats:
 
 
 def _reason(component: str, value: float, result: HealthResult, i: int) -> str:
+    if component == "satisfaction":
+        curves = result.curves
+        return satisfaction_reason(
+            result.inputs, i, curves.complaint_penalty, curves.open_ticket_penalty
+        )
     if not math.isfinite(value):
         return {
             "recency": "no purchase date known: counted as neutral",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,8 +73,13 @@ def score_histories(
     models: FittedModels,
     policy: ScoringPolicy,
     engagement_events_30d: Floats,
+    feedback: Mapping[str, Floats] | None = None,
 ) -> ScoreTable:
-    """Score every customer of `histories` with `models` (no fitting happens here)."""
+    """Score every customer of `histories` with `models` (no fitting happens here).
+
+    `feedback`: the satisfaction inputs of the health index (``latest_nps``, ``latest_csat``,
+    ``complaints_90d``, ``unresolved_tickets``), aligned with the customers; None: none known.
+    """
     predicted = predictions(
         histories, models.bg_nbd, models.gamma_gamma, policy, models.churn_calibration
     )
@@ -94,6 +100,7 @@ def score_histories(
             spend_trend=histories.spend_trend,
             churn_risk=predicted.churn_risk,
             engagement_events_30d=engagement_events_30d,
+            **(feedback or {}),
         )
     )
     return ScoreTable(

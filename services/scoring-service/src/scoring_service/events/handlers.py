@@ -16,6 +16,7 @@ from crm_contracts import (
     CloudEvent,
     CustomerErased,
     CustomerMerged,
+    FeedbackRecorded,
     OrderCancelled,
     OrderPlaced,
     OrderRefunded,
@@ -30,13 +31,19 @@ from scoring_service.workflows.profiling import apply_profiling_changes
 SCORING_TOPICS = (Topic.ORDERS, Topic.CUSTOMERS, Topic.ACTIVITIES)
 
 
+_RESCORED_BY = (OrderPlaced, OrderRefunded, OrderCancelled, CustomerMerged, FeedbackRecorded)
+
+
 def latest_event_per_customer(events: Sequence[CloudEvent]) -> dict[str, datetime]:
-    """Customers whose purchases a batch changed, with the time of their latest such event."""
+    """Customers whose purchases or feedback a batch changed, with their latest such time.
+
+    Feedback re-scores too: the health index's satisfaction component moves with it.
+    """
     latest: dict[str, datetime] = {}
     for event in events:
         if isinstance(event.data, CustomerErased):
             latest.pop(event.subject, None)
-        elif isinstance(event.data, OrderPlaced | OrderRefunded | OrderCancelled | CustomerMerged):
+        elif isinstance(event.data, _RESCORED_BY):
             seen = latest.get(event.subject)
             latest[event.subject] = event.time if seen is None else max(seen, event.time)
     return latest

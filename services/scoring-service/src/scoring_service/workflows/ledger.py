@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring_service.db.models import Activity, Purchase, Refund, Score
+from scoring_service.db.models import Activity, Feedback, Purchase, Refund, Score
 
 SECONDS_PER_DAY = 86_400
 
@@ -18,13 +18,14 @@ def purchase_day(moment: datetime) -> int:
 
 
 async def fold_customers(session: AsyncSession, surviving_id: str, merged_id: str) -> None:
-    """After a merge, the merged customer's purchases and activity belong to the survivor."""
+    """After a merge, the merged customer's purchases, activity and feedback go to the survivor."""
     await session.execute(
         update(Purchase).where(Purchase.customer_id == merged_id).values(customer_id=surviving_id)
     )
-    await session.execute(
-        update(Activity).where(Activity.customer_id == merged_id).values(customer_id=surviving_id)
-    )
+    for table in (Activity, Feedback):
+        await session.execute(
+            update(table).where(table.customer_id == merged_id).values(customer_id=surviving_id)
+        )
     await session.execute(delete(Score).where(Score.customer_id == merged_id))
 
 
@@ -32,5 +33,5 @@ async def forget_customer(session: AsyncSession, customer_id: str) -> None:
     """Erasure: remove everything kept about the customer."""
     order_ids = select(Purchase.order_id).where(Purchase.customer_id == customer_id)
     await session.execute(delete(Refund).where(Refund.order_id.in_(order_ids)))
-    for table in (Purchase, Activity, Score):
+    for table in (Purchase, Activity, Feedback, Score):
         await session.execute(delete(table).where(table.customer_id == customer_id))

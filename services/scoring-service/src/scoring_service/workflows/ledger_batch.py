@@ -15,11 +15,12 @@ from crm_contracts import (
     CloudEvent,
     CustomerErased,
     CustomerMerged,
+    FeedbackRecorded,
     OrderCancelled,
     OrderPlaced,
     OrderRefunded,
 )
-from scoring_service.db.models import Activity, Purchase, Refund
+from scoring_service.db.models import Activity, Feedback, Purchase, Refund
 from scoring_service.workflows.ledger import (
     fold_customers,
     forget_customer,
@@ -28,7 +29,7 @@ from scoring_service.workflows.ledger import (
 
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
 
-LedgerEvent = OrderPlaced | OrderRefunded | OrderCancelled | ActivityRecorded
+LedgerEvent = OrderPlaced | OrderRefunded | OrderCancelled | ActivityRecorded | FeedbackRecorded
 
 
 async def apply_ledger_batch(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
@@ -68,6 +69,7 @@ async def _apply_run(session: AsyncSession, run: Sequence[LedgerEvent]) -> None:
     refunds: dict[str, OrderRefunded] = {}
     cancelled: dict[str, OrderCancelled] = {}
     activities: dict[str, ActivityRecorded] = {}
+    feedback: dict[str, FeedbackRecorded] = {}
     for data in run:
         if isinstance(data, OrderPlaced):
             placed.setdefault(data.order_id, data)
@@ -75,6 +77,8 @@ async def _apply_run(session: AsyncSession, run: Sequence[LedgerEvent]) -> None:
             refunds.setdefault(f"{data.order_id}:{data.refund_id}", data)
         elif isinstance(data, OrderCancelled):
             cancelled.setdefault(data.order_id, data)
+        elif isinstance(data, FeedbackRecorded):
+            feedback.setdefault(data.feedback_id, data)
         else:
             activities.setdefault(data.activity_id, data)
     await _place(session, placed)
@@ -96,10 +100,35 @@ async def _apply_run(session: AsyncSession, run: Sequence[LedgerEvent]) -> None:
                     "activity_id": key,
                     "customer_id": activities[key].customer_id,
                     "occurred_at": activities[key].occurred_at,
+                    "activity_type": activities[key].activity_type,
                 }
                 for key in sorted(fresh)
             ],
         )
+    await _record_feedback(session, feedback)
+
+
+async def _record_feedback(session: AsyncSession, feedback: dict[str, FeedbackRecorded]) -> None:
+    # Each report once, by its feedback id (a shop re-sending one does not count twice).
+    fresh = set(feedback) - await _existing(session, Feedback.feedback_id, set(feedback))
+    if not fresh:
+        return
+    rows = [feedback[key] for key in sorted(fresh)]
+    await session.execute(
+        insert(Feedback),
+        [
+            {
+                "feedback_id": report.feedback_id,
+                "customer_id": report.customer_id,
+                "kind": report.kind.value,
+                "occurred_at": report.occurred_at,
+                "survey": report.survey.value if report.survey is not None else None,
+                "score": report.score,
+                "ticket_id": report.ticket_id,
+            }
+            for report in rows
+        ],
+    )
 
 
 async def _place(session: AsyncSession, placed: dict[str, OrderPlaced]) -> None:

@@ -10,10 +10,13 @@ import numpy as np
 from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_contracts import FeedbackKind
 from scoring_service.db.models import PROFILING_DECISIONS, Activity, Purchase
 from scoring_service.domain.purchase_history import Floats, Ints, PurchaseLedger
 
 _CHUNK = 500
+# Activity types that report feedback rather than engagement (see crm_shared's FeedbackKind).
+_NOT_ENGAGEMENT = sorted(kind.value for kind in FeedbackKind)
 _WHOLE_BASE = 20_000
 _OBJECTING = PROFILING_DECISIONS.c
 # Orders that count: placed, not cancelled, not refunded in full (a free order still counts),
@@ -97,8 +100,15 @@ def _as_ledger(ids: list[str], days: Ints, amounts: Floats) -> LoadedLedger:
 async def engagement_counts(
     session: AsyncSession, customer_ids: Sequence[str], as_of: datetime, *, days: int = 30
 ) -> np.ndarray:
-    """Activity events per customer in the `days` before `as_of`, aligned with `customer_ids`."""
-    window = (Activity.occurred_at > as_of - timedelta(days=days), Activity.occurred_at <= as_of)
+    """Activity events per customer in the `days` before `as_of`, aligned with `customer_ids`.
+
+    Feedback sent as a plain activity (a `complaint` activity type) is not engagement.
+    """
+    window = (
+        Activity.occurred_at > as_of - timedelta(days=days),
+        Activity.occurred_at <= as_of,
+        Activity.activity_type.is_(None) | Activity.activity_type.not_in(_NOT_ENGAGEMENT),
+    )
     query = select(Activity.customer_id, func.count()).group_by(Activity.customer_id)
     counts: dict[str, int] = {}
     wanted = sorted(set(customer_ids))

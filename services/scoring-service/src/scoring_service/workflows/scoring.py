@@ -21,6 +21,7 @@ from scoring_service.domain.purchase_history import histories_as_of
 from scoring_service.domain.scoring import score_histories
 from scoring_service.domain.tiers import ValueScorecard
 from scoring_service.settings import ScoringSettings
+from scoring_service.workflows.feedback_loading import feedback_inputs
 from scoring_service.workflows.ledger import purchase_day
 from scoring_service.workflows.ledger_loading import LoadedLedger, engagement_counts, load_ledger
 from scoring_service.workflows.model_store import active
@@ -249,7 +250,10 @@ async def _rescore(
     histories = histories_as_of(loaded.ledger, purchase_day(as_of))
     customer_ids = [loaded.customer_ids[i] for i in histories.customer]
     engagement = await engagement_counts(session, customer_ids, as_of)
-    table = await asyncio.to_thread(score_histories, histories, models, policy, engagement)
+    feedback = await feedback_inputs(session, customer_ids, as_of)
+    table = await asyncio.to_thread(
+        score_histories, histories, models, policy, engagement, feedback
+    )
     if only is not None:
         # Customers whose every order was cancelled or refunded, or who object to profiling
         # (the ledger leaves them out), have no scores any more.

@@ -313,9 +313,7 @@ async def test_an_event_the_relay_sends_again_after_a_crash_before_marking_it_se
     await run_until(consumer, all_read)
     async with store.sessions() as session:
         applied = (await session.scalars(select(EFFECTS.c.event_id))).all()
-        inbox_rows = await session.scalar(
-            select(func.count()).select_from(TABLES.processed_events)
-        )
+        inbox_rows = await session.scalar(select(func.count()).select_from(TABLES.processed_events))
     assert sorted(applied) == sorted(e.id for e in events)
     assert inbox_rows == 0  # known again by producer sequence, not by an inbox of ids
 

@@ -38,7 +38,8 @@ class OutboxRow:
     topic: str
     message_key: str
     payload: str
-    # Fixed before the first send (see crm_shared._outbox_sequences); None until then.
+    # Fixed before the first send (see crm_shared._outbox_sequences); None until then, and
+    # sequence -1 for rows that waited when sequences came in (sent unstamped, as before).
     partition: int | None = None
     sequence: int | None = None
     producer: str | None = None
@@ -46,8 +47,8 @@ class OutboxRow:
     @property
     def headers(self) -> list[tuple[str, bytes]]:
         """The stamp by which a consumer knows a re-sent copy of this row."""
-        if self.producer is None or self.sequence is None:
-            return []
+        if self.producer is None or self.sequence is None or self.sequence < 0:
+            return []  # a row from before sequences: known again by its event id
         return [
             (PRODUCER_HEADER, self.producer.encode()),
             (SEQUENCE_HEADER, str(self.sequence).encode()),

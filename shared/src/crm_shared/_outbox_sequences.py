@@ -50,27 +50,30 @@ class OutboxSequencer:
         """
         partitioned: list[OutboxRow] = []
         stopped: BaseException | None = None
+        known: dict[str, list[int]] = {}  # topic -> its partitions, asked once per batch
         for row in rows:
             if row.partition is None:
                 try:
-                    row = replace(row, partition=await self._partition_of(row))
+                    if row.topic not in known:
+                        known[row.topic] = sorted(await self._producer.partitions_for(row.topic))
+                    partitions = known[row.topic]
                 except Exception as error:  # may heal: the relay retries from this row
                     stopped = error
                     break
+                key = row.message_key.encode()
+                row = replace(row, partition=int(_partitioner(key, partitions, partitions)))
             partitioned.append(row)
         if any(row.sequence is None for row in partitioned):
             partitioned = await self._draw(partitioned)
-        missing = {(row.topic, row.partition) for row in partitioned} - self._producer_ids.keys()
-        if missing:
+        stamped = {(r.topic, r.partition or 0) for r in partitioned if (r.sequence or 0) >= 0}
+        if stamped - self._producer_ids.keys():
             await self._load_producer_ids()
         return [
             replace(row, producer=self._producer_ids[(row.topic, row.partition or 0)])
+            if (row.sequence or 0) >= 0
+            else row
             for row in partitioned
         ], stopped
-
-    async def _partition_of(self, row: OutboxRow) -> int:
-        partitions = sorted(await self._producer.partitions_for(row.topic))
-        return int(_partitioner(row.message_key.encode(), partitions, partitions))
 
     async def _draw(self, rows: list[OutboxRow]) -> list[OutboxRow]:
         """Number the unsequenced rows per (topic, partition), in the batch's order."""

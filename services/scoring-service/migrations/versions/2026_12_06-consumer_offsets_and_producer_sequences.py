@@ -49,6 +49,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('partition', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('sequence', sa.BigInteger(), nullable=True))
 
+    # Rows waiting now may have been sent by the relay before this version, unstamped: they go
+    # out unstamped again (sequence -1), so a consumer checks them by event id, as it did.
+    op.execute(sa.text('UPDATE outbox SET sequence = -1 WHERE sent_at IS NULL'))
+
 
 
 def downgrade() -> None:

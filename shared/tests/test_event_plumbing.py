@@ -194,19 +194,14 @@ async def test_effects_and_offsets_commit_together_so_a_crash_before_kafka_commi
     assert sum(next_offset for _, next_offset in offsets) == len(applied_first)
     assert await broker_committed(kafka_broker, group, topic) == {}
 
-    delivered_after_restart: list[str] = []
-
-    async def note(batch: Sequence[CloudEvent]) -> None:
-        delivered_after_restart.extend(event.id for event in batch)
-
-    restarted = consumer_for(kafka_broker, topic, group, store, producer, after_store=note)
+    # The restarted consumer seeks to the stored offsets; records it fetched before the seek
+    # (or that a rebalance hands it again) are skipped by the transaction that would apply them.
+    restarted = consumer_for(kafka_broker, topic, group, store, producer)
 
     async def all_applied() -> bool:
         return await store.effect_count() >= len(events)
 
     await run_until(restarted, all_applied)
-    # The stored offsets win over the broker's (none): nothing applied is even read again.
-    assert not applied_first & set(delivered_after_restart)
     assert await store.effect_count() == len(events)
     async with store.sessions() as session:
         applied = (await session.scalars(select(EFFECTS.c.event_id))).all()

@@ -33,7 +33,7 @@ from lib.py_spy import py_spy
 PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("consumer: decode (pydantic)", ("decode_event ", "decode (crm_shared/_decoding")),
     ("consumer: whole batch transaction", ("EventConsumer._apply ",)),
-    ("consumer: batch handler (finish_batch)", ("finish (", "apply_events ", "apply_batch ")),
+    ("consumer: batch handler (apply_batch)", ("finish (", "apply_events ", "apply_batch ")),
     ("outbox: rows added", ("add_many_to_outbox ", "add_to_outbox ")),
     ("events built (build_event)", ("build_event ",)),
     ("outbox relay", ("OutboxRelay.",)),

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
-from sqlalchemy import Column, Integer, String, Table, func, insert, select
+from aiokafka import AIOKafkaProducer, TopicPartition
+from sqlalchemy import Column, Integer, String, Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_contracts import (
@@ -26,6 +26,7 @@ from crm_shared import (
     OutboxRelay,
     PlumbingTables,
     ServiceMetrics,
+    add_encoded_to_outbox,
     add_to_outbox,
     create_consumer,
     create_engine,
@@ -35,6 +36,7 @@ from crm_shared import (
     new_metadata,
     plumbing_tables,
 )
+from crm_shared._sequences import PRODUCER_HEADER
 from crm_shared.testing import EmbeddedBroker, read_topic
 
 pytestmark = pytest.mark.kafka
@@ -93,9 +95,9 @@ async def producer(kafka_broker: EmbeddedBroker) -> AsyncIterator[AIOKafkaProduc
     await kafka_producer.stop()
 
 
-async def record_effect(session: AsyncSession, event: CloudEvent) -> None:
-    """The handler under test: one row per applied event."""
-    await session.execute(insert(EFFECTS).values(event_id=event.id))
+async def record_effects(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+    """The batch handler under test: one row per applied event."""
+    await session.execute(insert(EFFECTS), [{"event_id": event.id} for event in events])
 
 
 class SimulatedCrash(Exception):
@@ -118,12 +120,13 @@ def consumer_for(
     producer: AIOKafkaProducer,
     *,
     after_store: Callable[[Sequence[CloudEvent]], Awaitable[None]] | None = None,
+    batch_size: int = 500,
 ) -> EventConsumer:
     return EventConsumer(
         name="test-consumer",
         topics=[topic],
         consumer=create_consumer(
-            [topic],
+            [],  # EventConsumer.start subscribes, seeking to the stored offsets
             bootstrap_servers=broker.bootstrap_servers,
             group_id=group,
             client_id=group,
@@ -133,9 +136,10 @@ def consumer_for(
         producer=producer,
         session_factory=store.sessions,
         tables=TABLES,
-        handler=record_effect,
+        apply_batch=record_effects,
         metrics=ServiceMetrics(),
         after_store=after_store,
+        batch_size=batch_size,
     )
 
 
@@ -143,7 +147,7 @@ async def run_until(
     consumer: EventConsumer, condition: Callable[[], Awaitable[bool]], timeout: float = 30
 ) -> None:
     """Run the consumer loop until `condition` holds, then stop it cleanly."""
-    await consumer._consumer.start()
+    await consumer.start()
     task = asyncio.create_task(consumer.run())
     try:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -158,7 +162,7 @@ async def run_until(
         await consumer._consumer.stop()
 
 
-async def test_batch_reread_after_crash_between_commits_changes_nothing(
+async def test_effects_and_offsets_commit_together_so_a_crash_before_kafka_commit_repeats_nothing(
     kafka_broker: EmbeddedBroker, store: Store, producer: AIOKafkaProducer
 ) -> None:
     group = f"g-{uuid.uuid4().hex[:8]}"
@@ -168,31 +172,57 @@ async def test_batch_reread_after_crash_between_commits_changes_nothing(
         await producer.send_and_wait(topic, encode_event(event), key=event.subject.encode())
 
     async def crash(_: Sequence[CloudEvent]) -> None:
-        raise SimulatedCrash
+        raise SimulatedCrash  # after the database commit, before the offsets reach Kafka
 
-    crashing = consumer_for(kafka_broker, topic, group, store, producer, after_store=crash)
-    await crashing._consumer.start()
+    crashing = consumer_for(
+        kafka_broker, topic, group, store, producer, after_store=crash, batch_size=5
+    )
+    await crashing.start()
     with pytest.raises(SimulatedCrash):
         await crashing.run()
     await crashing._consumer.stop()  # leaves the group without committing offsets
-    stored_before_restart = await store.effect_count()
-    assert stored_before_restart > 0
+    async with store.sessions() as session:
+        applied_first = set((await session.scalars(select(EFFECTS.c.event_id))).all())
+        offsets = (
+            await session.execute(
+                select(TABLES.consumer_offsets.c.partition, TABLES.consumer_offsets.c.next_offset)
+            )
+        ).all()
+    assert 0 < len(applied_first) < len(events)
+    # Effects and offsets in one transaction: the stored offsets cover exactly the records
+    # whose effects are stored.
+    assert sum(next_offset for _, next_offset in offsets) == len(applied_first)
+    assert await broker_committed(kafka_broker, group, topic) == {}
 
-    redelivered: list[str] = []
+    # The restarted consumer seeks to the stored offsets; records it fetched before the seek
+    # (or that a rebalance hands it again) are skipped by the transaction that would apply them.
+    restarted = consumer_for(kafka_broker, topic, group, store, producer)
 
-    async def note(batch: Sequence[CloudEvent]) -> None:
-        redelivered.extend(event.id for event in batch)
+    async def all_applied() -> bool:
+        return await store.effect_count() >= len(events)
 
-    restarted = consumer_for(kafka_broker, topic, group, store, producer, after_store=note)
-
-    async def all_seen() -> bool:
-        return len(set(redelivered)) == len(events)
-
-    await run_until(restarted, all_seen)
+    await run_until(restarted, all_applied)
     assert await store.effect_count() == len(events)
     async with store.sessions() as session:
         applied = (await session.scalars(select(EFFECTS.c.event_id))).all()
     assert sorted(applied) == sorted(event.id for event in events)
+
+
+async def broker_committed(broker: EmbeddedBroker, group: str, topic: str) -> dict[int, int]:
+    """The offsets the broker holds for `group` on `topic`'s two partitions."""
+    reader = create_consumer(
+        [], bootstrap_servers=broker.bootstrap_servers, group_id=group, client_id="peek"
+    )
+    await reader.start()
+    try:
+        committed = {}
+        for partition in range(2):
+            offset = await reader.committed(TopicPartition(topic, partition))
+            if offset is not None:
+                committed[partition] = offset
+        return committed
+    finally:
+        await reader.stop()
 
 
 async def test_malformed_events_are_dead_lettered_and_the_stream_flows_on(
@@ -241,6 +271,81 @@ async def test_redelivered_events_apply_once(
 
     await run_until(consumer, three_deliveries)
     assert await store.effect_count() == 1
+
+
+async def test_an_event_the_relay_sends_again_after_a_crash_before_marking_it_sent_applies_once(
+    kafka_broker: EmbeddedBroker, store: Store, producer: AIOKafkaProducer
+) -> None:
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    topic = await fresh_topic(kafka_broker, group)
+    events = [an_activity(f"c-{n % 4}", n) for n in range(12)]
+    async with store.sessions() as session, session.begin():
+        await add_encoded_to_outbox(
+            session,
+            TABLES,
+            [(e.id, topic, e.subject, encode_event(e).decode()) for e in events],
+        )
+    relay = a_relay(store, producer)
+    assert await relay.publish_pending() == len(events)
+    # The relay died between the broker's acknowledgement and marking the rows sent: the
+    # next relay sends every row again, each copy at a new offset.
+    async with store.sessions() as session, session.begin():
+        await session.execute(update(TABLES.outbox).values(sent_at=None))
+    assert await a_relay(store, producer).publish_pending() == len(events)
+    copies = await read_topic(kafka_broker.bootstrap_servers, topic, expect=2 * len(events))
+    assert len({(r.partition, r.offset) for r in copies}) == 2 * len(events)
+
+    consumer = consumer_for(kafka_broker, topic, group, store, producer)
+
+    async def all_read() -> bool:
+        async with store.sessions() as session:
+            stored = await session.scalar(
+                select(func.sum(TABLES.consumer_offsets.c.next_offset)).where(
+                    TABLES.consumer_offsets.c.topic == topic
+                )
+            )
+        return (stored or 0) >= 2 * len(events)
+
+    await run_until(consumer, all_read)
+    async with store.sessions() as session:
+        applied = (await session.scalars(select(EFFECTS.c.event_id))).all()
+        inbox_rows = await session.scalar(select(func.count()).select_from(TABLES.processed_events))
+    assert sorted(applied) == sorted(e.id for e in events)
+    assert inbox_rows == 0  # known again by producer sequence, not by an inbox of ids
+
+
+async def test_rows_that_waited_when_sequences_came_in_go_out_unstamped_and_apply_once(
+    kafka_broker: EmbeddedBroker, store: Store, producer: AIOKafkaProducer
+) -> None:
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    topic = await fresh_topic(kafka_broker, group)
+    event = an_activity("c-old", 1)
+    async with store.sessions() as session, session.begin():
+        await add_encoded_to_outbox(
+            session, TABLES, [(event.id, topic, event.subject, encode_event(event).decode())]
+        )
+        # What the migration does to rows an older relay may have sent already.
+        await session.execute(update(TABLES.outbox).values(sequence=-1))
+    for _ in range(2):  # sent, then sent again after a crash before marking it sent
+        assert await a_relay(store, producer).publish_pending() == 1
+        async with store.sessions() as session, session.begin():
+            await session.execute(update(TABLES.outbox).values(sent_at=None))
+    copies = await read_topic(kafka_broker.bootstrap_servers, topic, expect=2)
+    assert [dict(r.headers).get(PRODUCER_HEADER) for r in copies] == [None, None]
+
+    consumer = consumer_for(kafka_broker, topic, group, store, producer)
+
+    async def both_read() -> bool:
+        async with store.sessions() as session:
+            stored = await session.scalar(
+                select(func.sum(TABLES.consumer_offsets.c.next_offset)).where(
+                    TABLES.consumer_offsets.c.topic == topic
+                )
+            )
+        return (stored or 0) >= 2
+
+    await run_until(consumer, both_read)
+    assert await store.effect_count() == 1  # the second copy known by its event id
 
 
 def a_relay(store: Store, producer: AIOKafkaProducer) -> OutboxRelay:

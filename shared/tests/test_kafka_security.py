@@ -15,7 +15,7 @@ import contextlib
 import ipaddress
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -406,8 +406,8 @@ APPLIED = Table(
 )
 
 
-async def record(session: AsyncSession, event: CloudEvent) -> None:
-    await session.execute(insert(APPLIED).values(event_id=event.id))
+async def record(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+    await session.execute(insert(APPLIED), [{"event_id": event.id} for event in events])
 
 
 @pytest.mark.kafka

@@ -22,7 +22,6 @@ from crm_shared._consumer import (
     BatchFinisher,
     Decoder,
     EventConsumer,
-    EventHandler,
     RetryPolicy,
     is_transient,
 )
@@ -116,7 +115,6 @@ __all__ = [
     "CursorText",
     "Decoder",
     "EventConsumer",
-    "EventHandler",
     "Forbidden",
     "Gone",
     "IdempotencyKeys",

@@ -1,4 +1,4 @@
-"""The one consumer loop: batches in, one transaction per batch, offsets after the commit."""
+"""The one consumer loop: batches in, one transaction per batch holding effects and offsets."""
 
 from __future__ import annotations
 
@@ -7,9 +7,15 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.errors import CommitFailedError, KafkaError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,6 +27,14 @@ from crm_shared._inbox import record_new_events
 from crm_shared._logging import event_id_var
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._outbox import OUTBOX_ADDED
+from crm_shared._positions import (
+    PositionTables,
+    read_offsets,
+    read_producers,
+    store_offsets,
+    store_producers,
+)
+from crm_shared._sequences import producer_stamp
 
 _logger = logging.getLogger("crm.consumer")
 
@@ -37,19 +51,14 @@ MessageT = TypeVar("MessageT", bound=Consumed)
 Decoder = Callable[[ConsumerRecord[bytes, bytes]], MessageT]
 """Turns a record into what the handler applies; raises `InvalidEvent` to dead-letter it."""
 
-Handler = Callable[[AsyncSession, MessageT], Awaitable[None]]
-"""Applies one message inside the batch's transaction; raises to refuse it."""
-
 Finisher = Callable[[AsyncSession, Sequence[MessageT]], Awaitable[None]]
-"""Runs once per batch inside its transaction, after every new message was applied."""
-
-EventHandler = Handler[CloudEvent]
-"""Applies one event inside the batch's transaction; raises to refuse it."""
+"""Applies a batch's new messages inside its transaction; raises to refuse them (the batch is
+then applied a message at a time, and the refused ones are dead-lettered)."""
 
 BatchHook = Callable[[Sequence[MessageT]], Awaitable[None]]
 
 BatchFinisher = Finisher[CloudEvent]
-"""Runs once per batch inside its transaction, after every new event was applied."""
+"""Applies a batch's new events inside its transaction; raises to refuse them."""
 
 
 def decode_cloud_event(record: ConsumerRecord[bytes, bytes]) -> CloudEvent:
@@ -87,20 +96,40 @@ def _sqlstate(error: DBAPIError) -> str | None:
     return code if isinstance(code, str) else None
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Decoded(Generic[MessageT]):
     record: ConsumerRecord[bytes, bytes]
     event: MessageT
+    fresh: bool = False  # set by the transaction that applies it: new, not seen before
+
+
+def _partition_of(record: ConsumerRecord[bytes, bytes]) -> TopicPartition:
+    return TopicPartition(record.topic, record.partition)
+
+
+def _ends(records: Sequence[ConsumerRecord[bytes, bytes]]) -> dict[TopicPartition, int]:
+    """Per partition, the offset after the last of `records`."""
+    ends: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = _partition_of(record)
+        ends[tp] = max(ends.get(tp, 0), record.offset + 1)
+    return ends
 
 
 class EventConsumer(Generic[MessageT]):
-    """Reads batches, applies each new event once (inbox), dead-letters what cannot be applied.
+    """Reads batches, applies each record once, dead-letters what cannot be applied.
 
-    Per batch: events are decoded by the consumer's decoder (CloudEvents unless it is given
-    another; what it refuses goes to the dead-letter topic with the reason in headers),
-    applied in one database transaction that also records their ids as processed, and only
-    after that commit are the offsets committed. A crash in between re-delivers the batch
-    and the inbox turns it into a no-op.
+    Per batch: records are decoded by the consumer's decoder (CloudEvents unless it is given
+    another; what it refuses goes to the dead-letter topic with the reason in headers), and
+    the rest applied in one database transaction that also stores, per partition, the offset
+    after the batch. That stored offset is the truth: on start and on every assignment the
+    consumer seeks to it, and a record below it (read again after a crash or a rebalance) is
+    skipped in the same transaction that would apply it. The broker's committed offset
+    follows the database commit, only as a hint for lag monitors.
+
+    The same event appended twice at two offsets is caught by its stamp instead: our relays'
+    records by producer sequence (`crm_shared._sequences`), an outside producer's by event id
+    in the inbox (`crm_shared._inbox`).
     """
 
     def __init__(
@@ -112,13 +141,12 @@ class EventConsumer(Generic[MessageT]):
         producer: AIOKafkaProducer,
         session_factory: async_sessionmaker[AsyncSession],
         tables: PlumbingTables,
-        handler: Handler[MessageT],
+        apply_batch: Finisher[MessageT],
         metrics: ServiceMetrics,
         batch_size: int = 500,
         retry: RetryPolicy = RetryPolicy(),
         after_commit: Callable[[], None] | None = None,
         after_store: BatchHook[MessageT] | None = None,
-        finish_batch: Finisher[MessageT] | None = None,
         after_batch: Callable[[], None] | None = None,
         decode: Decoder[MessageT] | None = None,
     ) -> None:
@@ -128,13 +156,13 @@ class EventConsumer(Generic[MessageT]):
         self._producer = producer
         self._sessions = session_factory
         self._inbox = tables.processed_events
-        self._handler = handler
+        self._positions = PositionTables.of(tables)
+        self._apply_batch = apply_batch
         self._metrics = metrics
         self._batch_size = batch_size
         self._retry = retry
         self._after_commit = after_commit
         self._after_store = after_store
-        self._finish_batch = finish_batch
         self._after_batch = after_batch
         # Without a decoder of its own, a consumer reads CloudEvents.
         self._decode = decode or cast(Decoder[MessageT], decode_cloud_event)
@@ -144,6 +172,12 @@ class EventConsumer(Generic[MessageT]):
     def group_id(self) -> str:
         """The consumer group, which also names the dead-letter topics."""
         return str(self._consumer._group_id)
+
+    async def start(self) -> None:
+        """Start the Kafka consumer and subscribe: every partition it is assigned (the first
+        ones too) is sought to its stored offset."""
+        await self._consumer.start()
+        self._consumer.subscribe(self.topics, listener=_SeekToStoredOffsets(self))
 
     def stop(self) -> None:
         """Finish the batch in hand, then leave the loop without reading more."""
@@ -160,29 +194,39 @@ class EventConsumer(Generic[MessageT]):
             await self._commit_offsets(batches)
             self._record_lag(batches)
 
+    async def seek_to_stored(self, partitions: Sequence[TopicPartition]) -> None:
+        """Move `partitions` to their stored offsets (those with none keep the broker's)."""
+        async with self._sessions() as session:
+            stored = await read_offsets(session, self._positions.offsets, self.name, partitions)
+        for tp, offset in stored.items():
+            self._consumer.seek(tp, offset)
+
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        """Decode, dead-letter and apply one batch of records (offsets are the caller's)."""
+        """Decode, dead-letter and apply one batch of records, storing where it ends."""
+        ends = _ends(records)
         decoded: list[_Decoded[MessageT]] = []
         for record in records:
             try:
                 decoded.append(_Decoded(record, self._decode(record)))
             except InvalidEvent as error:
                 await self._dead_letter(record, error.reason, error.field)
-        if not decoded:
-            return
         try:
-            await self._with_retry(functools.partial(self._apply, decoded))
+            await self._with_retry(functools.partial(self._apply, decoded, ends))
         except _HandlerRefused:
-            # One event of the batch cannot be applied: apply them one at a time so the
+            # One message of the batch cannot be applied: apply them one at a time so the
             # others still take effect, and park the refused ones on the dead-letter topic.
             for item in decoded:
                 try:
-                    await self._with_retry(functools.partial(self._apply, [item]))
+                    await self._with_retry(
+                        functools.partial(self._apply, [item], _ends([item.record]))
+                    )
                 except _HandlerRefused as refused:
                     cause = refused.__cause__
                     field = cause.field if isinstance(cause, InvalidEvent) else None
                     await self._dead_letter(item.record, str(cause), field)
-        if self._after_store is not None:
+            # Past the refused (now dead-lettered) records too.
+            await self._with_retry(functools.partial(self._apply, [], ends))
+        if self._after_store is not None and decoded:
             await self._after_store([item.event for item in decoded])
 
     async def _with_retry(self, attempt: Callable[[], Awaitable[None]]) -> None:
@@ -204,45 +248,74 @@ class EventConsumer(Generic[MessageT]):
                 await asyncio.sleep(delay)
                 delay = min(delay * self._retry.multiplier, self._retry.max_delay)
 
-    async def _apply(self, items: Sequence[_Decoded[MessageT]]) -> None:
+    async def _apply(
+        self, items: Sequence[_Decoded[MessageT]], ends: dict[TopicPartition, int]
+    ) -> None:
         outbox_added = False
         async with self._sessions() as session, session.begin():
-            # Recorded first, in this transaction: a failure below rolls the records back too.
-            new = await record_new_events(
-                session, self._inbox, self.name, [item.event.id for item in items], utc_now()
+            # First, and locked: a replica handed these partitions meanwhile waits for this
+            # transaction, then finds the records applied. A failure below rolls it all back.
+            stored = await read_offsets(
+                session, self._positions.offsets, self.name, ends, lock=True
             )
-            fresh: list[MessageT] = []
-            applied: dict[str, int] = {}  # per topic, counted once the batch is committed
-            for item in items:
-                if item.event.id not in new:  # applied before, or earlier in this batch
-                    self._metrics.events_processed.labels(item.record.topic, "duplicate").inc()
-                    continue
-                new.discard(item.event.id)
-                fresh.append(item.event)
-                applied[item.record.topic] = applied.get(item.record.topic, 0) + 1
-                token = event_id_var.set(item.event.id)
+            fresh = await self._new_messages(session, items, stored)
+            if fresh:
+                token = event_id_var.set(fresh[0].id if len(fresh) == 1 else None)
                 try:
-                    await self._handler(session, item.event)
+                    await self._apply_batch(session, fresh)
                 except Exception as error:
                     if is_transient(error):
                         raise
                     raise _HandlerRefused from error
                 finally:
                     event_id_var.reset(token)
-            if fresh and self._finish_batch is not None:
-                try:
-                    await self._finish_batch(session, fresh)
-                except Exception as error:
-                    if is_transient(error):
-                        raise
-                    raise _HandlerRefused from error
+            moved = {tp: end for tp, end in ends.items() if end > stored.get(tp, -1)}
+            await store_offsets(session, self._positions.offsets, self.name, moved)
             outbox_added = bool(session.info.get(OUTBOX_ADDED))
+        applied: dict[str, int] = {}  # per topic, counted once the batch is committed
+        for item in items:
+            if item.fresh:
+                applied[item.record.topic] = applied.get(item.record.topic, 0) + 1
+            else:
+                self._metrics.events_processed.labels(item.record.topic, "duplicate").inc()
         for topic, count in applied.items():
             self._metrics.events_processed.labels(topic, "applied").inc(count)
         if outbox_added and self._after_commit is not None:
             self._after_commit()
         if fresh and self._after_batch is not None:
             self._after_batch()
+
+    async def _new_messages(
+        self,
+        session: AsyncSession,
+        items: Sequence[_Decoded[MessageT]],
+        stored: dict[TopicPartition, int],
+    ) -> list[MessageT]:
+        """The messages of `items` not applied before; marks each item fresh or not."""
+        unread = [
+            item
+            for item in items
+            if item.record.offset >= stored.get(_partition_of(item.record), 0)
+        ]
+        stamps = {id(item): producer_stamp(item.record.headers) for item in unread}
+        producers = {stamp[0] for stamp in stamps.values() if stamp is not None}
+        positions = await read_producers(session, self._positions.sequences, self.name, producers)
+        unstamped = [item.event.id for item in unread if stamps[id(item)] is None]
+        new_ids = await record_new_events(session, self._inbox, self.name, unstamped, utc_now())
+        fresh: list[MessageT] = []
+        for item in items:
+            item.fresh = False
+        for item in unread:
+            stamp = stamps[id(item)]
+            if stamp is not None:
+                item.fresh = positions[stamp[0]].admit(stamp[1])
+            elif item.event.id in new_ids:
+                new_ids.discard(item.event.id)  # a second copy in this batch is not new
+                item.fresh = True
+            if item.fresh:
+                fresh.append(item.event)
+        await store_producers(session, self._positions.sequences, self.name, positions)
+        return fresh
 
     async def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], reason: str, field: str | None
@@ -271,9 +344,8 @@ class EventConsumer(Generic[MessageT]):
         try:
             await self._consumer.commit(offsets)
         except (CommitFailedError, KafkaError):
-            # Partitions moved to another member mid-batch: it re-reads them, and the
-            # inbox makes the second application a no-op.
-            _logger.warning("offset commit failed; batch will be re-read", exc_info=True)
+            # Only a hint: the offsets stored with the batch are what a restart seeks to.
+            _logger.warning("offset commit to the broker failed", exc_info=True)
 
     def _record_lag(
         self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
@@ -287,3 +359,25 @@ class EventConsumer(Generic[MessageT]):
 
 class _HandlerRefused(Exception):
     """The handler rejected an event for a reason that retrying will not cure."""
+
+
+class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On every assignment (the first one too), the database's offsets win over the broker's."""
+
+    def __init__(self, consumer: EventConsumer[Any]) -> None:
+        self._owner = consumer
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        """Nothing to hand over: what was applied is in the database already."""
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        """Seek to the stored offsets; if the database cannot say now, each batch still
+        skips what its transaction finds applied."""
+        try:
+            await self._owner.seek_to_stored(list(assigned))
+        except Exception:
+            _logger.warning(
+                "could not read stored offsets; starting from the broker's",
+                extra={"consumer": self._owner.name},
+                exc_info=True,
+            )

@@ -180,11 +180,15 @@ async def database_is_reachable(engine: AsyncEngine) -> bool:
 
 @dataclass(frozen=True)
 class PlumbingTables:
-    """The tables every service has: outbox, processed events (inbox), idempotency keys."""
+    """The tables every service has: outbox and its sequences, consumer positions, the inbox
+    of events from outside producers, idempotency keys."""
 
     outbox: Table
     processed_events: Table
     idempotency_keys: Table
+    consumer_offsets: Table
+    consumed_sequences: Table
+    outbox_sequences: Table
 
 
 def plumbing_tables(metadata: MetaData) -> PlumbingTables:
@@ -202,6 +206,10 @@ def plumbing_tables(metadata: MetaData) -> PlumbingTables:
         # Set aside: the broker can never take this row (too large); an operator decides.
         Column("parked_at", UtcDateTime, nullable=True),
         Column("park_reason", String(500), nullable=True),
+        # Fixed before the row's first send and kept for every re-send, so a consumer knows a
+        # re-sent copy by its producer sequence (see crm_shared._sequences).
+        Column("partition", Integer, nullable=True),
+        Column("sequence", BigInteger, nullable=True),
     )
     # The relay and readiness only ever look for unsent rows and parked rows; partial indexes
     # keep both scans as small as the rows they look for.
@@ -226,4 +234,41 @@ def plumbing_tables(metadata: MetaData) -> PlumbingTables:
         Column("response_body", Text, nullable=False),
         Column("created_at", UtcDateTime, nullable=False, index=True),
     )
-    return PlumbingTables(outbox, processed_events, idempotency_keys)
+    # Where each consumer stands in each partition, written in the transaction that stores
+    # the batch's effects: the database, not the broker, says what was applied.
+    consumer_offsets = Table(
+        "consumer_offsets",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("topic", String(249), primary_key=True),
+        Column("partition", Integer, primary_key=True),
+        Column("next_offset", BigInteger, nullable=False),
+    )
+    # Per producer (one per topic partition of another service's outbox): the next sequence
+    # expected and the gaps below it not seen yet ("lo-hi,..." half-open ranges).
+    consumed_sequences = Table(
+        "consumed_sequences",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("producer", String(36), primary_key=True),
+        Column("next_sequence", BigInteger, nullable=False),
+        Column("gaps", Text, nullable=False),
+    )
+    # This service's outbox as a producer: one sequence per topic partition, named by a
+    # producer id drawn when the row is made (a restored or new database starts a new one).
+    outbox_sequences = Table(
+        "outbox_sequences",
+        metadata,
+        Column("topic", String(249), primary_key=True),
+        Column("partition", Integer, primary_key=True),
+        Column("producer", String(36), nullable=False, unique=True),
+        Column("next_sequence", BigInteger, nullable=False),
+    )
+    return PlumbingTables(
+        outbox,
+        processed_events,
+        idempotency_keys,
+        consumer_offsets,
+        consumed_sequences,
+        outbox_sequences,
+    )

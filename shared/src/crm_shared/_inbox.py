@@ -1,4 +1,9 @@
-"""The inbox: which consumed event ids a consumer has applied, recorded in its transaction."""
+"""The inbox: which events of outside producers a consumer has applied, by event id.
+
+Only records without a producer stamp come here (a shop's orders, intake documents): a record
+read twice is known by its stored offset, and a copy one of our relays sent again by its
+producer sequence (see crm_shared._sequences), neither needing a row per event.
+"""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from crm_shared._db import PlumbingTables
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._outbox_delivery import NotAttempted, OutboxRow, deliver, is_unpublishable
 from crm_shared._outbox_health import OutboxBacklog, count_unsent, read_backlog, record_backlog
+from crm_shared._outbox_sequences import OutboxSequencer
 
 _logger = logging.getLogger("crm.outbox")
 OUTBOX_ADDED = "crm.outbox_added"
@@ -137,6 +138,9 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._retention = retention
+        self._sequencer = OutboxSequencer(
+            session_factory=session_factory, tables=tables, producer=producer
+        )
         self._wake = asyncio.Event()
         self._stopping = False
         self._gauges_at = 0.0
@@ -233,13 +237,15 @@ class OutboxRelay:
         every acknowledged row is marked sent, every unpublishable one parked, whatever their
         place in the batch.
         """
-        rows = await self._unsent_batch()
-        if not rows:
+        unsent = await self._unsent_batch()
+        if not unsent:
             return 0
+        # Each row's partition and sequence are committed before its first send, so every
+        # re-send of it (after a crash, after a timeout) carries the same stamp.
+        rows, blocked = await self._sequencer.sequence(unsent)
         outcomes = await deliver(self._producer, rows)
         sent: list[OutboxRow] = []
         parked: list[tuple[OutboxRow, BaseException]] = []
-        blocked: BaseException | None = None
         for row, error in zip(rows, outcomes, strict=True):
             if error is None:
                 sent.append(row)
@@ -272,6 +278,8 @@ class OutboxRelay:
                     outbox.c.topic,
                     outbox.c.message_key,
                     outbox.c.payload,
+                    outbox.c.partition,
+                    outbox.c.sequence,
                 )
                 .where(outbox.c.sent_at.is_(None), outbox.c.parked_at.is_(None))
                 .order_by(outbox.c.id)

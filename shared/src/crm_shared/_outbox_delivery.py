@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import InvalidTopicError, MessageSizeTooLargeError, RecordListTooLargeError
 
+from crm_shared._sequences import PRODUCER_HEADER, SEQUENCE_HEADER
+
 _PERMANENT = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidTopicError)
 
 
@@ -36,6 +38,21 @@ class OutboxRow:
     topic: str
     message_key: str
     payload: str
+    # Fixed before the first send (see crm_shared._outbox_sequences); None until then, and
+    # sequence -1 for rows that waited when sequences came in (sent unstamped, as before).
+    partition: int | None = None
+    sequence: int | None = None
+    producer: str | None = None
+
+    @property
+    def headers(self) -> list[tuple[str, bytes]]:
+        """The stamp by which a consumer knows a re-sent copy of this row."""
+        if self.producer is None or self.sequence is None or self.sequence < 0:
+            return []  # a row from before sequences: known again by its event id
+        return [
+            (PRODUCER_HEADER, self.producer.encode()),
+            (SEQUENCE_HEADER, str(self.sequence).encode()),
+        ]
 
     @property
     def size(self) -> int:
@@ -66,7 +83,13 @@ async def deliver(
             continue
         try:
             queued.append(
-                await producer.send(row.topic, row.payload.encode(), key=row.message_key.encode())
+                await producer.send(
+                    row.topic,
+                    row.payload.encode(),
+                    key=row.message_key.encode(),
+                    partition=row.partition,
+                    headers=row.headers,
+                )
             )
         except Exception as error:  # refused before it was queued
             queued.append(error)

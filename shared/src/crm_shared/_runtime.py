@@ -14,13 +14,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from crm_contracts import CloudEvent, dead_letter_topic
+from crm_contracts import dead_letter_topic
 from crm_shared._consumer import (
-    BatchFinisher,
     Decoder,
     EventConsumer,
     Finisher,
-    Handler,
     MessageT,
 )
 from crm_shared._db import (
@@ -44,34 +42,17 @@ _logger = logging.getLogger("crm.runtime")
 
 @dataclass(frozen=True)
 class Subscription(Generic[MessageT]):
-    """Topics a service consumes and the handler that applies their events."""
+    """Topics a service consumes and what applies each consumed batch of their messages."""
 
     name: str
     topics: Sequence[str]
-    handler: Handler[MessageT]
-    finish_batch: Finisher[MessageT] | None = None
+    apply_batch: Finisher[MessageT]
     # Called after each committed batch that applied new events (e.g. to wake a loop that
     # acts on what the batch stored, instead of waiting for its next interval).
     after_batch: Callable[[], None] | None = None
     # How a record becomes a message; by default a CloudEvent, whose order.* events are judged
     # by the deployment's order policy (settings.order_policy) before any handler sees them.
     decode: Decoder[MessageT] | None = None
-
-    @classmethod
-    def batched(
-        cls,
-        name: str,
-        topics: Sequence[str],
-        apply_batch: BatchFinisher,
-        *,
-        after_batch: Callable[[], None] | None = None,
-    ) -> Subscription[CloudEvent]:
-        """Topics whose events ``apply_batch`` applies a whole consumed batch at a time."""
-        return Subscription(name, topics, _nothing_per_event, apply_batch, after_batch)
-
-
-async def _nothing_per_event(session: AsyncSession, event: CloudEvent) -> None:
-    """The per-event step of a batched subscription: the batch is applied as a whole."""
 
 
 @dataclass
@@ -181,7 +162,7 @@ async def _start_kafka(
     judged_cloud_events = cloud_event_decoder(settings.order_policy)
     for subscription in subscriptions:
         kafka_consumer = create_consumer(
-            subscription.topics,
+            (),  # subscribed by EventConsumer.start, which seeks to the stored offsets
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=group,
             client_id=f"{settings.service_name}-{subscription.name}",
@@ -190,7 +171,6 @@ async def _start_kafka(
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             security=security,
         )
-        await kafka_consumer.start()
         consumer = EventConsumer(
             name=subscription.name,
             topics=subscription.topics,
@@ -198,14 +178,14 @@ async def _start_kafka(
             producer=producer,
             session_factory=runtime.sessions,
             tables=runtime.tables,
-            handler=subscription.handler,
+            apply_batch=subscription.apply_batch,
             metrics=runtime.metrics,
             batch_size=settings.kafka_consumer_batch_size,
             after_commit=runtime.wake_relay,
-            finish_batch=subscription.finish_batch,
             after_batch=subscription.after_batch,
             decode=subscription.decode or judged_cloud_events,
         )
+        await consumer.start()
         runtime.consumers.append(consumer)
         runtime.background(
             asyncio.create_task(_supervise(consumer, kafka_consumer), name=subscription.name)

@@ -45,7 +45,7 @@ def create_app(settings: LifecycleSettings | None = None) -> FastAPI:
             PLUMBING,
             metrics,
             produces=[Topic.LIFECYCLE],
-            subscriptions=[Subscription.batched("stages", LIFECYCLE_TOPICS, apply_events)],
+            subscriptions=[Subscription("stages", LIFECYCLE_TOPICS, apply_events)],
         ) as runtime:
             attach_runtime(app, runtime)
             if settings.sweep_interval_seconds > 0:

@@ -70,7 +70,7 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
                     metrics,
                     produces=[Topic.NOTIFICATIONS],
                     subscriptions=[
-                        Subscription.batched(
+                        Subscription(
                             "notifications",
                             NOTIFICATION_TOPICS,
                             apply_events,

@@ -20,7 +20,7 @@ from profile_service.api import activities, consents, customers, imports, orders
 from profile_service.api.errors import install_error_handlers
 from profile_service.db.models import PLUMBING
 from profile_service.events.handlers import CUSTOMER_VIEW_TOPICS
-from profile_service.events.order_intake import intake_decoder, intake_handler
+from profile_service.events.order_intake import intake_batch, intake_decoder
 from profile_service.settings import ProfileSettings
 from profile_service.workflows.view_batch import apply_view_batch
 
@@ -45,11 +45,11 @@ def create_app(settings: ProfileSettings | None = None) -> FastAPI:
             metrics,
             produces=[Topic.ORDERS, Topic.CUSTOMERS],
             subscriptions=[
-                Subscription.batched("customer-view", CUSTOMER_VIEW_TOPICS, apply_view_batch),
+                Subscription("customer-view", CUSTOMER_VIEW_TOPICS, apply_view_batch),
                 Subscription(
                     "order-intake",
                     [Topic.ORDER_INTAKE],
-                    intake_handler(
+                    intake_batch(
                         settings.order_policy,
                         default_phone_region=settings.default_phone_region,
                     ),

@@ -47,7 +47,7 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
             metrics,
             produces=[Topic.SCORES],
             subscriptions=[
-                Subscription.batched(
+                Subscription(
                     "ledger",
                     SCORING_TOPICS,
                     ledger_batch(),

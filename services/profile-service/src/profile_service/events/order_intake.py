@@ -11,7 +11,7 @@ cannot be applied goes to `crm.order-intake.<group>.dlq` with the reason and fie
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,23 +51,26 @@ def intake_decoder(
     return decode
 
 
-def intake_handler(
+def intake_batch(
     policy: OrderPolicy, *, default_phone_region: str | None
-) -> Callable[[AsyncSession, IntakeMessage], Awaitable[None]]:
-    """Apply an intake document as `POST /v1/orders` would, refusing it as `InvalidEvent`."""
+) -> Callable[[AsyncSession, Sequence[IntakeMessage]], Awaitable[None]]:
+    """Apply a batch of intake documents as `POST /v1/orders` would, in order; one that is
+    refused raises `InvalidEvent` (the consumer then applies the batch a document at a time
+    and dead-letters that one)."""
 
-    async def apply(session: AsyncSession, message: IntakeMessage) -> None:
-        try:
-            await accept_order(
-                session,
-                message.document,
-                policy=policy,
-                default_phone_region=default_phone_region,
-                now=message.received_at,
-            )
-        except Problem as problem:
-            # What answers 4xx over HTTP goes to the dead-letter topic, with the same field.
-            errors = problem.extensions.get("errors") or [{}]
-            raise InvalidEvent(problem.detail, field=errors[0].get("field")) from problem
+    async def apply(session: AsyncSession, messages: Sequence[IntakeMessage]) -> None:
+        for message in messages:
+            try:
+                await accept_order(
+                    session,
+                    message.document,
+                    policy=policy,
+                    default_phone_region=default_phone_region,
+                    now=message.received_at,
+                )
+            except Problem as problem:
+                # What answers 4xx over HTTP goes to the dead-letter topic, with the same field.
+                errors = problem.extensions.get("errors") or [{}]
+                raise InvalidEvent(problem.detail, field=errors[0].get("field")) from problem
 
     return apply

@@ -69,6 +69,7 @@ from crm_shared._pagination import (
     slice_page,
 )
 from crm_shared._processes import StartedInWith, stop_process_group
+from crm_shared._raw_reads import RawRead
 from crm_shared._runtime import (
     RuntimeDep,
     ServiceRuntime,
@@ -122,6 +123,7 @@ __all__ = [
     "PlumbingTables",
     "Principal",
     "Problem",
+    "RawRead",
     "ReadAccess",
     "RequestBodyLimits",
     "RetryPolicy",

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
-
-from collections.abc import Mapping
 
 from sqlalchemy import ColumnElement, Select, Text, bindparam, cast, func, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm_shared import RawRead
-
 from profile_service.db.models import (
     Consent,
     Customer,

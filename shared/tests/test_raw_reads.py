@@ -25,7 +25,7 @@ _things = Table(
     Column("id", String(20), primary_key=True),
     Column("kind", String(20), nullable=False),
     Column("owner", String(20), nullable=False),
-    Column("doc", JSON, nullable=True),
+    Column("doc", JSON(none_as_null=True), nullable=True),
     Column("at", UtcDateTime, nullable=False),
 )
 _AT = datetime(2026, 11, 20, 9, 30, 15, 123456, tzinfo=UTC)

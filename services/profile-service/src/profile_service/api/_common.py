@@ -74,11 +74,11 @@ def customer_360_body(view: StoredCustomer360) -> bytes:
     ``model_construct``: their values come from columns that only ever held validated
     profiles and consents, so validating them again on every read would only cost time. The
     stored documents are spliced in as the JSON text the database holds (see
-    `StoredCustomer360`). A new section is one more entry in `_360_SECTIONS` (the tests check
-    they follow `Customer360`'s fields).
+    `StoredCustomer360`). A new field is one more entry in `CUSTOMER_360_SECTIONS` (a test
+    checks they follow `Customer360`'s fields).
     """
     parts = [b"{"]
-    for name, section in _360_SECTIONS:
+    for name, section in CUSTOMER_360_SECTIONS:
         parts += (b'"', name.encode(), b'":', section(view), b",")
     parts[-1] = b"}"
     return b"".join(parts)
@@ -126,7 +126,7 @@ def _json_or_null(document: str | None) -> bytes:
     return b"null" if document is None else document.encode()
 
 
-_360_SECTIONS: tuple[tuple[str, Callable[[StoredCustomer360], bytes]], ...] = (
+CUSTOMER_360_SECTIONS: tuple[tuple[str, Callable[[StoredCustomer360], bytes]], ...] = (
     ("profile", _profile_json),
     ("consents", _consents_json),
     ("scores", lambda view: _json_or_null(view.scores_json)),

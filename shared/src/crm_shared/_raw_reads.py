@@ -47,22 +47,22 @@ class RawRead:
             async with engine.connect() as connection:
                 reading = await connection.execution_options(**{READ_ONLY: True})
                 result = await reading.execute(self.statement, params)
-                rows = result.mappings().all()
+                rows: Sequence[Mapping[str, Any]] = result.mappings().all()
                 await connection.rollback()  # it only read: nothing to keep
                 return rows
         compiled = self._compiled_for(engine)
         values = {**compiled.constants, **params}
         arguments = [values[name] for name in compiled.positions]
         pooled = await engine.raw_connection()
+        driver: Any = pooled.driver_connection  # an asyncpg.Connection
         try:
             # No transaction: each statement runs in its own snapshot, as the reads of
             # SessionDep on PostgreSQL do (autocommit), without BEGIN and COMMIT.
-            records: Sequence[Mapping[str, Any]] = await pooled.driver_connection.fetch(
-                compiled.sql, *arguments
-            )
+            records: Sequence[Mapping[str, Any]] = await driver.fetch(compiled.sql, *arguments)
         except BaseException:
-            # A connection whose statement failed half-way (cancelled, broken socket) is not
-            # handed to the next request: the pool replaces it.
+            # Whatever failed (the statement, a cancellation half-way through the protocol,
+            # a broken socket), the connection is not handed to the next request as it is:
+            # the pool replaces it, which is cheaper than finding out whether it is usable.
             pooled.invalidate()
             raise
         finally:

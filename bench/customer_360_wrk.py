@@ -16,6 +16,11 @@ Targets, each a single uvicorn worker, measured in alternation in the same run:
   ``PYTHONPATH``), on the same database and broker: the code before a change (or before each
   of several), under the same load, in the same run.
 
+Before the rounds, each target's CPU is measured with no requests for a few seconds (the
+``idle`` line): profile-service runs its Kafka consumer and outbox relay in the background,
+which ``server ms/req`` counts too, and weighs more the fewer requests a busy machine lets
+through. ``sys ms/req`` is the part of the server's CPU spent in the kernel (sockets).
+
 ``--py-spy DIR`` adds one more wrk run per profile target with py-spy recording the server
 (collapsed stacks in DIR) and prints where its samples fell.
 
@@ -44,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 from _support import (
     BENCH_DIR,
     PROFILE_APP,
@@ -73,6 +79,7 @@ from profile_http import seed
 REPO = BENCH_DIR.parent
 BASELINE_SOURCES = ("shared/src", "services/profile-service/src")
 WARMUP_SECONDS = 3
+IDLE_SECONDS = 5.0
 GOAL_RATIO = 0.50
 GOAL_P99_MS = 25.0
 
@@ -138,6 +145,7 @@ class WrkRun:
     max_ms: float
     errors: Counter[str]
     server_cpu: float  # CPU seconds of the uvicorn process over the run
+    server_sys: float  # of which in the kernel
     db_cpu: float | None
     wrk_cpu: float
     machine_busy: float
@@ -158,6 +166,7 @@ class WrkRun:
             self.max_ms,
             f"{100 * self.server_cpu / self.seconds:.0f}%",
             f"{self.server_cpu * per_request:.3f}",
+            f"{self.server_sys * per_request:.3f}",
             "-" if self.db_cpu is None else f"{self.db_cpu * per_request:.3f}",
             f"{100 * self.wrk_cpu / self.seconds:.0f}%",
             f"{100 * self.machine_busy:.0f}%",
@@ -174,6 +183,7 @@ HEADERS = [
     "max ms",
     "server CPU",
     "server ms/req",
+    "sys ms/req",
     "db ms/req",
     "wrk CPU",
     "machine busy",
@@ -186,6 +196,7 @@ def run_wrk(
     """One ``wrk -t1`` run against a target, with the CPU of everything involved."""
     db_pid = target.db_pid
     server_cpu = process_tree_cpu_seconds(target.server.pid)
+    server_sys = _system_seconds(target.server.pid)
     db_cpu = process_tree_cpu_seconds(db_pid) if db_pid else None
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     machine = MachineCpu()
@@ -195,6 +206,7 @@ def run_wrk(
     machine_busy = machine.busy_share()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_cpu = process_tree_cpu_seconds(target.server.pid) - server_cpu
+    server_sys = _system_seconds(target.server.pid) - server_sys
     if db_pid and db_cpu is not None:
         db_cpu = process_tree_cpu_seconds(db_pid) - db_cpu
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith("WRK_RESULT ")]
@@ -212,10 +224,25 @@ def run_wrk(
         data["max_us"] / 1000,
         +errors,
         server_cpu,
+        server_sys,
         db_cpu,
         after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime,
         machine_busy,
     )
+
+
+def _system_seconds(pid: int) -> float:
+    try:
+        return float(psutil.Process(pid).cpu_times().system)
+    except psutil.Error:
+        return 0.0
+
+
+def idle_cpu_share(target: Target, seconds: float) -> float:
+    """The share of a core the target's process uses with no requests (background loops)."""
+    before = process_tree_cpu_seconds(target.server.pid)
+    time.sleep(seconds)
+    return (process_tree_cpu_seconds(target.server.pid) - before) / seconds
 
 
 def baseline_pythonpath(ref: str, into: Path) -> str:
@@ -369,6 +396,12 @@ def main() -> int:
         script = write_lua(work / "rotate_ids.lua", ids, key)
         for target in targets:  # unmeasured: connections, caches and the pool warm up
             run_wrk(wrk, target, script, args, WARMUP_SECONDS, 0)
+        idle = {t.name: idle_cpu_share(t, IDLE_SECONDS) for t in targets}
+        print(
+            f"idle (no requests, {IDLE_SECONDS:.0f} s each): "
+            + ", ".join(f"{name} {100 * share:.1f}% of a core" for name, share in idle.items()),
+            flush=True,
+        )
         runs: list[WrkRun] = []
         for number in range(1, args.rounds + 1):
             for target in targets:
@@ -393,7 +426,8 @@ def main() -> int:
     print(summary(runs, [t.name for t in targets]))
     print(
         "server CPU: the uvicorn process's CPU over the run (100% = one core); server and db "
-        "ms/req: CPU milliseconds per request of the process and of PostgreSQL with its backends."
+        "ms/req: CPU milliseconds per request of the process and of PostgreSQL with its backends; "
+        "sys ms/req: the server's kernel time per request."
     )
     return 1 if any(run.errors for run in runs) else 0
 

@@ -11,7 +11,8 @@ SQLAlchemy connection in a read-only transaction, which behaves as before.
 The PostgreSQL path skips SQLAlchemy's result processing: the statement's columns must come
 back from asyncpg as the caller wants them. Text, numbers, booleans and ``timestamptz``
 (aware, in UTC) do; JSON documents should be selected ``CAST(... AS TEXT)``, so that neither
-driver decodes them.
+driver decodes them. Parameters go to the driver as given, without SQLAlchemy's bind
+processing: pass plain text, numbers, booleans or aware datetimes.
 """
 
 from __future__ import annotations

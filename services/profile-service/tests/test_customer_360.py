@@ -25,6 +25,7 @@ from crm_contracts import (
     encode_event,
 )
 from crm_shared import Scope
+from profile_service.api._common import CUSTOMER_360_SECTIONS
 from profile_service.api.schemas import Customer360
 from profile_service.db.models import NotificationView, ScoreView, StageView
 from profile_service.workflows.view_batch import apply_view_batch
@@ -302,3 +303,9 @@ async def test_360_of_unknown_erased_and_merged_customers(api: Api) -> None:
     unknown = await api.get("/v1/customers/no-such-customer/360")
     assert unknown.status_code == 404
     assert unknown.headers["content-type"] == "application/problem+json"
+
+
+def test_the_360_body_writes_every_field_of_customer360_in_order() -> None:
+    # The body is assembled section by section (api/_common.py); a field added to the model
+    # without its section, or sections out of order, would change the documented shape.
+    assert [name for name, _ in CUSTOMER_360_SECTIONS] == list(Customer360.model_fields)

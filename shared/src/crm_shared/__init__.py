@@ -73,6 +73,7 @@ from crm_shared._profiling import (
     profiling_decisions_table,
     record_profiling_decisions,
 )
+from crm_shared._raw_reads import RawRead
 from crm_shared._runtime import (
     RuntimeDep,
     ServiceRuntime,
@@ -128,6 +129,7 @@ __all__ = [
     "Principal",
     "Problem",
     "ProfilingChange",
+    "RawRead",
     "ReadAccess",
     "RequestBodyLimits",
     "RetryPolicy",

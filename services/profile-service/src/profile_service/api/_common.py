@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared import problem_responses
+from crm_shared.contracts import Channel, Purpose
 from crm_shared.errors import UnprocessableContent
 from profile_service.api.schemas import ConsentOut, CustomerOut, ProfilingOut
 from profile_service.db.models import Customer
@@ -70,16 +71,29 @@ async def customer_out(session: AsyncSession, customer: Customer) -> CustomerOut
 
 
 _CONSENTS = TypeAdapter(list[ConsentOut])
+Section = Callable[[StoredCustomer360], bytes]
 
 
 def customer_360_body(view: StoredCustomer360) -> bytes:
     """The JSON body of ``Customer360``: its fields in their declared order.
 
-    Profile and consents are validated and serialised like any response model; the stored
-    documents are spliced in as the JSON text the database holds (see `StoredCustomer360`).
+    Profile and consents are serialised like any response model, but built with
+    ``model_construct``: their values come from columns that only ever held validated
+    profiles and consents, so validating them again on every read would only cost time. The
+    stored documents are spliced in as the JSON text the database holds (see
+    `StoredCustomer360`). A new field is one more entry in `CUSTOMER_360_SECTIONS` (a test
+    checks they follow `Customer360`'s fields).
     """
+    parts = [b"{"]
+    for name, section in CUSTOMER_360_SECTIONS:
+        parts += (b'"', name.encode(), b'":', section(view), b",")
+    parts[-1] = b"}"
+    return b"".join(parts)
+
+
+def _profile_json(view: StoredCustomer360) -> bytes:
     customer = view.customer
-    profile = CustomerOut(
+    profile = CustomerOut.model_construct(
         id=customer["id"],
         external_ids=view.external_ids,
         email=customer["email"],
@@ -88,39 +102,38 @@ def customer_360_body(view: StoredCustomer360) -> bytes:
         last_name=customer["last_name"],
         time_zone=customer["time_zone"],
         locale=customer["locale"],
-        attributes=dict(customer["attributes"] or {}),
-        tags=list(customer["tags"] or []),
+        attributes=_document(customer["attributes"], {}),
+        tags=_document(customer["tags"], []),
         created_at=customer["created_at"],
         updated_at=customer["updated_at"],
     )
-    consents = [_consent_out(row) for row in view.consents]
-    profiling = _profiling_out(consents)
-    # While the customer objects, documents still in flight when they objected are not shown.
-    withheld = profiling.objected
-    return b"".join(
-        (
-            b'{"profile":',
-            profile.__pydantic_serializer__.to_json(profile),
-            b',"consents":',
-            _CONSENTS.dump_json(consents),
-            b',"profiling":',
-            profiling.__pydantic_serializer__.to_json(profiling),
-            b',"scores":',
-            b"null" if withheld else _json_or_null(view.scores_json),
-            b',"lifecycle":',
-            _json_or_null(view.lifecycle_json),
-            b',"churn_warning":',
-            b"null" if withheld else _json_or_null(view.churn_warning_json),
-            b',"recent_notifications":',
-            view.recent_notifications_json.encode(),
-            b"}",
-        )
+    return profile.__pydantic_serializer__.to_json(profile)
+
+
+def _consents_json(view: StoredCustomer360) -> bytes:
+    return _CONSENTS.dump_json([_consent_out(row) for row in view.consents])
+
+
+def _consent_out(row: Mapping[str, Any]) -> ConsentOut:
+    return ConsentOut.model_construct(
+        channel=Channel(row["channel"]),
+        purpose=Purpose(row["purpose"]),
+        granted=row["granted"],
+        source=row["source"],
+        changed_at=row["changed_at"],
     )
 
 
-def _profiling_out(consents: list[ConsentOut]) -> ProfilingOut:
+def _profiling_out(view: StoredCustomer360) -> ProfilingOut:
     decisions = [
-        ConsentDecision(c.channel, c.purpose, c.granted, c.source, c.changed_at) for c in consents
+        ConsentDecision(
+            Channel(row["channel"]),
+            Purpose(row["purpose"]),
+            row["granted"],
+            row["source"],
+            row["changed_at"],
+        )
+        for row in view.consents
     ]
     if not objects_to_profiling(decisions):
         return ProfilingOut(objected=False)
@@ -129,15 +142,34 @@ def _profiling_out(consents: list[ConsentOut]) -> ProfilingOut:
     return ProfilingOut(objected=True, since=newest.changed_at, withheld=list(PROFILING_WITHHOLDS))
 
 
-def _consent_out(row: RowMapping) -> ConsentOut:
-    return ConsentOut(
-        channel=row["channel"],
-        purpose=row["purpose"],
-        granted=row["granted"],
-        source=row["source"],
-        changed_at=row["changed_at"],
-    )
+def _profiling_json(view: StoredCustomer360) -> bytes:
+    profiling = _profiling_out(view)
+    return profiling.__pydantic_serializer__.to_json(profiling)
+
+
+def _unless_objecting(document: Callable[[StoredCustomer360], str | None]) -> Section:
+    # While the customer objects, documents still in flight when they objected are not shown.
+    def section(view: StoredCustomer360) -> bytes:
+        return b"null" if _profiling_out(view).objected else _json_or_null(document(view))
+
+    return section
+
+
+def _document(text: str | None, empty: Any) -> Any:
+    # attributes and tags are stored as JSON; NULL reads as empty, as in `to_customer_out`.
+    return empty if text is None else json.loads(text) or empty
 
 
 def _json_or_null(document: str | None) -> bytes:
     return b"null" if document is None else document.encode()
+
+
+CUSTOMER_360_SECTIONS: tuple[tuple[str, Section], ...] = (
+    ("profile", _profile_json),
+    ("consents", _consents_json),
+    ("profiling", _profiling_json),
+    ("scores", _unless_objecting(lambda view: view.scores_json)),
+    ("lifecycle", lambda view: _json_or_null(view.lifecycle_json)),
+    ("churn_warning", _unless_objecting(lambda view: view.churn_warning_json)),
+    ("recent_notifications", lambda view: view.recent_notifications_json.encode()),
+)

@@ -9,8 +9,8 @@ from typing import Any
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_contracts import Channel, Purpose
 from crm_shared import problem_responses
-from crm_shared.contracts import Channel, Purpose
 from crm_shared.errors import UnprocessableContent
 from profile_service.api.schemas import ConsentOut, CustomerOut, ProfilingOut
 from profile_service.db.models import Customer

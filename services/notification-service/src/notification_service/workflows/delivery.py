@@ -37,13 +37,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import (
     Category,
-    Channel,
     CloudEvent,
     NotificationChannel,
-    Purpose,
-    Stage,
 )
-from crm_shared import ServiceRuntime, add_many_to_outbox, as_utc
+from crm_shared import ServiceRuntime, add_many_to_outbox
 from notification_service.channels.base import (
     Channel as DeliveryChannel,
 )
@@ -55,7 +52,6 @@ from notification_service.channels.base import (
 from notification_service.db.models import (
     PLUMBING,
     Contact,
-    ContactConsent,
     InboxMessage,
     Notification,
 )
@@ -67,19 +63,16 @@ from notification_service.domain.delivery_decision import (
 from notification_service.domain.delivery_policy import (
     INTERNAL_CHANNELS,
     ChannelChoice,
-    ContactState,
     PolicySettings,
     next_attempt_or_fail,
     retry_delay,
 )
-from notification_service.domain.rule_checks import DueMessage
 from notification_service.domain.templates import InvalidTemplate
-from notification_service.workflows import interrupted_sends, playbook_store
+from notification_service.workflows import delivery_inputs, interrupted_sends, playbook_store
 from notification_service.workflows.message_context import message_context, unsubscribe_url
 from notification_service.workflows.outcomes import (
     SCHEDULED,
     SENDING,
-    SENT,
     fail,
     mark_sent,
     suppress,
@@ -216,24 +209,8 @@ async def _decide(
     session: AsyncSession, config: DeliveryConfig, claimed: list[Notification], now: datetime
 ) -> list[_Send]:
     customers = sorted({n.customer_id for n in claimed})
-    contacts = {
-        c.customer_id: c
-        for c in await session.scalars(select(Contact).where(Contact.customer_id.in_(customers)))
-    }
-    consents: dict[str, dict[tuple[Channel, Purpose], bool]] = defaultdict(dict)
-    # The newest profiling decision on any channel speaks for the customer.
-    profiling: dict[str, ContactConsent] = {}
-    for consent in await session.scalars(
-        select(ContactConsent).where(ContactConsent.customer_id.in_(customers))
-    ):
-        key = (Channel(consent.channel), Purpose(consent.purpose))
-        consents[consent.customer_id][key] = consent.granted
-        newest = profiling.get(consent.customer_id)
-        if key[1] is Purpose.PROFILING and (
-            newest is None or consent.changed_at > newest.changed_at
-        ):
-            profiling[consent.customer_id] = consent
-    recent = await _recent_marketing_sends(session, customers, now, config.policy)
+    contacts, states = await delivery_inputs.customers(session, customers)
+    recent = await delivery_inputs.recent_marketing_sends(session, customers, now, config.policy)
     rules = {rule.rule_id: rule for rule in await playbook_store.all_rules(session)}
     settings = DecisionSettings(config.policy, frozenset(config.channels), config.max_trigger_age)
     events: list[CloudEvent] = []
@@ -243,13 +220,11 @@ async def _decide(
         by_customer[notification.customer_id].append(notification)
     for customer_id, notifications in by_customer.items():
         contact = contacts.get(customer_id)
-        objects = customer_id in profiling and not profiling[customer_id].granted
-        state = _contact_state(contact, customer_id, consents[customer_id], objects)
         rows = {n.notification_id: n for n in notifications}
         decisions = decide_customer(
-            [_due_message(n) for n in notifications],
+            [delivery_inputs.due_message(n) for n in notifications],
             rules,
-            state,
+            states[customer_id],
             recent.get(customer_id, []),
             settings,
             now,
@@ -273,24 +248,6 @@ async def _decide(
                     events.append(sent)
     await add_many_to_outbox(session, PLUMBING, events)
     return sends
-
-
-def _due_message(notification: Notification) -> DueMessage:
-    """The fields of a due row the delivery decision reads, times in UTC."""
-    trigger_at = notification.trigger_at
-    return DueMessage(
-        notification_id=notification.notification_id,
-        customer_id=notification.customer_id,
-        rule_id=notification.rule_id,
-        template_id=notification.template_id,
-        channels=tuple(NotificationChannel(c) for c in notification.channels),
-        category=Category(notification.category),
-        priority=notification.priority,
-        intended_at=as_utc(notification.intended_at),
-        trigger_event_id=notification.trigger_event_id,
-        trigger_type=notification.trigger_type,
-        trigger_at=as_utc(trigger_at) if trigger_at is not None else None,
-    )
 
 
 async def _prepare(
@@ -398,43 +355,3 @@ async def _record(
             continue
         events.append(fail(notification, now, error.reason))
     await add_many_to_outbox(session, PLUMBING, events)
-
-
-async def _recent_marketing_sends(
-    session: AsyncSession, customers: list[str], now: datetime, policy: PolicySettings
-) -> dict[str, list[datetime]]:
-    window = max(policy.marketing_cap_window, policy.sliding_cap_window)
-    rows = await session.execute(
-        select(Notification.customer_id, Notification.decided_at).where(
-            Notification.customer_id.in_(customers),
-            Notification.category == Category.MARKETING.value,
-            Notification.status.in_((SENDING, SENT)),
-            Notification.decided_at >= now - window,
-        )
-    )
-    sends: dict[str, list[datetime]] = defaultdict(list)
-    for customer_id, decided_at in rows:
-        if decided_at is not None:
-            sends[customer_id].append(as_utc(decided_at))
-    return sends
-
-
-def _contact_state(
-    contact: Contact | None,
-    customer_id: str,
-    consents: dict[tuple[Channel, Purpose], bool],
-    objects_to_profiling: bool,
-) -> ContactState | None:
-    if contact is None:
-        return None  # nothing known of the customer here
-    return ContactState(
-        customer_id=customer_id,
-        time_zone=contact.time_zone,
-        email=contact.email,
-        phone=contact.phone,
-        has_inbox=contact.known_from_profile,
-        consents=consents,
-        stage=Stage(contact.stage) if contact.stage else None,
-        last_order_at=contact.last_order_at,
-        objects_to_profiling=objects_to_profiling,
-    )

@@ -3,10 +3,12 @@
 One round, in three steps:
 
 1. *Decide* (one transaction): claim due notifications (skipping rows another replica holds),
-   and for each customer apply the policy in order: rule still enabled, still applies, a
-   channel with consent and an address, quiet hours, then the frequency cap and priority
-   arbitration. Deferred ones get a later due time; suppressed ones are closed with their
-   reason; in-app messages are delivered right there (the inbox is this database). Those to
+   and for each customer apply the policy in order (the pure
+   :func:`~notification_service.domain.delivery_decision.decide_customer`): rule still
+   enabled, still applies, a channel with consent and an address, quiet hours, then the
+   frequency cap and priority arbitration. Deferred ones get a later due time; suppressed
+   ones are closed with their reason; in-app messages are delivered right there (the inbox
+   is this database). Those to
    send are marked ``sending`` by this process and committed *before* anything leaves.
 2. *Send* outside any transaction, in chunks of ``parallel_sends``: each chunk is marked as
    handed to its channel (committed) right before it goes, in the transaction that records
@@ -27,7 +29,7 @@ import asyncio
 import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -35,13 +37,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import (
     Category,
-    Channel,
     CloudEvent,
     NotificationChannel,
-    Purpose,
-    Stage,
 )
-from crm_shared import ServiceRuntime, add_many_to_outbox, as_utc
+from crm_shared import ServiceRuntime, add_many_to_outbox
 from notification_service.channels.base import (
     Channel as DeliveryChannel,
 )
@@ -53,33 +52,27 @@ from notification_service.channels.base import (
 from notification_service.db.models import (
     PLUMBING,
     Contact,
-    ContactConsent,
     InboxMessage,
     Notification,
 )
+from notification_service.domain.delivery_decision import (
+    DecisionSettings,
+    Verdict,
+    decide_customer,
+)
 from notification_service.domain.delivery_policy import (
     INTERNAL_CHANNELS,
-    Candidate,
     ChannelChoice,
-    ContactState,
     PolicySettings,
-    Suppression,
-    arbitrate,
-    choose_channel,
     next_attempt_or_fail,
-    quiet_hours_release,
     retry_delay,
 )
-from notification_service.domain.playbooks import (
-    PlaybookRule,
-)
 from notification_service.domain.templates import InvalidTemplate
-from notification_service.workflows import interrupted_sends, playbook_store, rule_checks
+from notification_service.workflows import delivery_inputs, interrupted_sends, playbook_store
 from notification_service.workflows.message_context import message_context, unsubscribe_url
 from notification_service.workflows.outcomes import (
     SCHEDULED,
     SENDING,
-    SENT,
     fail,
     mark_sent,
     suppress,
@@ -216,25 +209,10 @@ async def _decide(
     session: AsyncSession, config: DeliveryConfig, claimed: list[Notification], now: datetime
 ) -> list[_Send]:
     customers = sorted({n.customer_id for n in claimed})
-    contacts = {
-        c.customer_id: c
-        for c in await session.scalars(select(Contact).where(Contact.customer_id.in_(customers)))
-    }
-    consents: dict[str, dict[tuple[Channel, Purpose], bool]] = defaultdict(dict)
-    # The newest profiling decision on any channel speaks for the customer.
-    profiling: dict[str, ContactConsent] = {}
-    for consent in await session.scalars(
-        select(ContactConsent).where(ContactConsent.customer_id.in_(customers))
-    ):
-        key = (Channel(consent.channel), Purpose(consent.purpose))
-        consents[consent.customer_id][key] = consent.granted
-        newest = profiling.get(consent.customer_id)
-        if key[1] is Purpose.PROFILING and (
-            newest is None or consent.changed_at > newest.changed_at
-        ):
-            profiling[consent.customer_id] = consent
-    recent = await _recent_marketing_sends(session, customers, now, config.policy)
+    contacts, states = await delivery_inputs.customers(session, customers)
+    recent = await delivery_inputs.recent_marketing_sends(session, customers, now, config.policy)
     rules = {rule.rule_id: rule for rule in await playbook_store.all_rules(session)}
+    settings = DecisionSettings(config.policy, frozenset(config.channels), config.max_trigger_age)
     events: list[CloudEvent] = []
     sends: list[_Send] = []
     by_customer: dict[str, list[Notification]] = defaultdict(list)
@@ -242,86 +220,34 @@ async def _decide(
         by_customer[notification.customer_id].append(notification)
     for customer_id, notifications in by_customer.items():
         contact = contacts.get(customer_id)
-        objects = customer_id in profiling and not profiling[customer_id].granted
-        state = _contact_state(contact, customer_id, consents[customer_id], objects)
-        ready = _policy_checks(notifications, rules, contact, state, config, now, events)
-        decisions = arbitrate(
-            [candidate for _, _, candidate in ready],
+        rows = {n.notification_id: n for n in notifications}
+        decisions = decide_customer(
+            [delivery_inputs.due_message(n) for n in notifications],
+            rules,
+            states[customer_id],
             recent.get(customer_id, []),
+            settings,
             now,
-            config.policy,
-            stage=state.stage,
         )
-        by_key = {candidate.key: (n, choice) for n, choice, candidate in ready}
         for decision in decisions:
-            notification, choice = by_key[decision.candidate.key]
-            if decision.outcome == "suppress":
-                reason = decision.reason or "frequency_cap"
-                events.append(suppress(notification, Suppression(reason, decision.detail), now))
-            elif decision.outcome == "defer" and decision.at is not None:
+            notification = rows[decision.notification_id]
+            if decision.assignment is not None:
+                notification.assignment = decision.assignment
+            if decision.verdict is Verdict.SUPPRESS and decision.suppression is not None:
+                events.append(suppress(notification, decision.suppression, now))
+            elif decision.verdict is Verdict.DEFER and decision.at is not None:
                 notification.due_at = decision.at
-                notification.detail = "deferred by the frequency cap"
-            else:
-                sent = await _prepare(session, config, notification, choice, contact, now)
+                notification.detail = decision.detail
+            elif decision.verdict is Verdict.FAIL:
+                events.append(fail(notification, now, decision.detail or "cannot be delivered"))
+            elif decision.choice is not None:
+                sent = await _prepare(session, config, notification, decision.choice, contact, now)
                 if isinstance(sent, _Send):
                     sends.append(sent)
                 else:
                     events.append(sent)
     await add_many_to_outbox(session, PLUMBING, events)
     return sends
-
-
-def _policy_checks(
-    notifications: list[Notification],
-    rules: dict[str, PlaybookRule],
-    contact: Contact | None,
-    state: ContactState,
-    config: DeliveryConfig,
-    now: datetime,
-    events: list[CloudEvent],
-) -> list[tuple[Notification, ChannelChoice, Candidate]]:
-    """One customer's due notifications through the checks before arbitration.
-
-    Suppressed and failed ones add their event to ``events``; quiet hours move ``due_at``.
-    """
-    ready: list[tuple[Notification, ChannelChoice, Candidate]] = []
-    for notification in notifications:
-        # The channels and category it was queued with: its template was chosen for them,
-        # even if the rule has been edited since.
-        rule = replace(
-            rule_checks.rule_of(notification, rules),
-            channels=tuple(NotificationChannel(c) for c in notification.channels),
-            category=Category(notification.category),
-        )
-        refusal = rule_checks.refusal(
-            notification, rule, contact, state.objects_to_profiling, config.max_trigger_age, now
-        ) or rule_checks.holdout(notification, rule)
-        if refusal is None and contact is None:
-            refusal = Suppression("no_contact", "nothing is known of this customer here")
-        choice = refusal or choose_channel(rule, state, config.policy)
-        if isinstance(choice, Suppression):
-            events.append(suppress(notification, choice, now))
-            continue
-        if choice.channel not in INTERNAL_CHANNELS:
-            release = quiet_hours_release(now, state.time_zone, config.policy)
-            if release > now:
-                notification.due_at = release
-                notification.detail = "quiet hours in the customer's time zone"
-                continue
-        in_app = choice.channel is NotificationChannel.IN_APP
-        if not in_app and choice.channel not in config.channels:
-            events.append(fail(notification, now, f"no {choice.channel.value} channel configured"))
-            continue
-        candidate = Candidate(
-            key=notification.notification_id,
-            rule_id=notification.rule_id or "send-now",
-            trigger_event_id=notification.trigger_event_id or notification.notification_id,
-            category=Category(notification.category),
-            priority=notification.priority,
-            due_at=min(as_utc(notification.intended_at), now),
-        )
-        ready.append((notification, choice, candidate))
-    return ready
 
 
 async def _prepare(
@@ -429,43 +355,3 @@ async def _record(
             continue
         events.append(fail(notification, now, error.reason))
     await add_many_to_outbox(session, PLUMBING, events)
-
-
-async def _recent_marketing_sends(
-    session: AsyncSession, customers: list[str], now: datetime, policy: PolicySettings
-) -> dict[str, list[datetime]]:
-    window = max(policy.marketing_cap_window, policy.sliding_cap_window)
-    rows = await session.execute(
-        select(Notification.customer_id, Notification.decided_at).where(
-            Notification.customer_id.in_(customers),
-            Notification.category == Category.MARKETING.value,
-            Notification.status.in_((SENDING, SENT)),
-            Notification.decided_at >= now - window,
-        )
-    )
-    sends: dict[str, list[datetime]] = defaultdict(list)
-    for customer_id, decided_at in rows:
-        if decided_at is not None:
-            sends[customer_id].append(as_utc(decided_at))
-    return sends
-
-
-def _contact_state(
-    contact: Contact | None,
-    customer_id: str,
-    consents: dict[tuple[Channel, Purpose], bool],
-    objects_to_profiling: bool,
-) -> ContactState:
-    if contact is None:
-        return ContactState(customer_id=customer_id, has_inbox=False)
-    return ContactState(
-        customer_id=customer_id,
-        time_zone=contact.time_zone,
-        email=contact.email,
-        phone=contact.phone,
-        has_inbox=contact.known_from_profile,
-        consents=consents,
-        stage=Stage(contact.stage) if contact.stage else None,
-        last_order_at=contact.last_order_at,
-        objects_to_profiling=objects_to_profiling,
-    )

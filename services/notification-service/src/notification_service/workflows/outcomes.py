@@ -16,10 +16,16 @@ from crm_contracts import (
 )
 from notification_service.db.models import Notification
 from notification_service.domain.delivery_policy import Suppression, SuppressionReason
+from notification_service.domain.notification_status import NotificationStatus
 
 SOURCE: Final = "/notification-service"
-SCHEDULED, SENDING, SENT = "scheduled", "sending", "sent"
-FAILED, SUPPRESSED = "failed", "suppressed"
+# The states by their short names, as the workflows use them.
+SCHEDULED, SENDING, SENT = (
+    NotificationStatus.SCHEDULED,
+    NotificationStatus.SENDING,
+    NotificationStatus.SENT,
+)
+FAILED, SUPPRESSED = NotificationStatus.FAILED, NotificationStatus.SUPPRESSED
 
 
 def suppress(notification: Notification, why: Suppression, now: datetime) -> CloudEvent:

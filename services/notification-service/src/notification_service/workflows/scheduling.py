@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_contracts import Grade, ValueTier
 from crm_shared import as_utc, new_id, upsert_into
 from notification_service.db.models import NOTIFICATIONS
+from notification_service.domain.notification_status import NotificationStatus
 from notification_service.domain.playbooks import (
     PlaybookRule,
     Trigger,
@@ -25,7 +26,7 @@ from notification_service.domain.playbooks import (
 )
 from notification_service.workflows import playbook_store
 
-SCHEDULED = "scheduled"
+SCHEDULED = NotificationStatus.SCHEDULED
 
 
 class ContactFacts(Protocol):
@@ -86,7 +87,7 @@ def notification_rows(
             "trigger_type": trigger.event_type,
             "trigger_at": as_utc(trigger.occurred_at),
             "trigger_facts": facts,
-            "status": SCHEDULED,
+            "status": SCHEDULED.value,
             "intended_at": as_utc(due_at(rule, trigger)),
             "due_at": as_utc(due_at(rule, trigger)),
             "attempts": 0,

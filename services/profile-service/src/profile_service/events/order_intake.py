@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_contracts import InvalidEvent, OrderIntakeDocument, OrderPolicy, decode_order_intake
 from crm_shared import Decoder, judgement_time, utc_now
 from crm_shared.errors import Problem
+from profile_service.domain.orders import OrderRefused
 from profile_service.workflows.orders import accept_order
 
 
@@ -68,6 +69,9 @@ def intake_batch(
                     default_phone_region=default_phone_region,
                     now=message.received_at,
                 )
+            except OrderRefused as refusal:
+                # The domain's refusals (a changed repeat, a refund beyond the order) likewise.
+                raise InvalidEvent(refusal.reason, field=refusal.field) from refusal
             except Problem as problem:
                 # What answers 4xx over HTTP goes to the dead-letter topic, with the same field.
                 errors = problem.extensions.get("errors") or [{}]

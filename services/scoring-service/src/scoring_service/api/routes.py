@@ -19,6 +19,7 @@ from crm_shared import (
     utc_now,
 )
 from crm_shared.errors import NotFound
+from scoring_service.api import responses
 from scoring_service.api.schemas import (
     CustomerScores,
     FitRequest,
@@ -32,7 +33,7 @@ from scoring_service.workflows.score_queries import (
     ScoreFilter,
     list_scores,
     scores_of,
-    segments_overview,
+    segment_counts,
 )
 
 router = APIRouter(prefix="/v1")
@@ -47,7 +48,7 @@ router = APIRouter(prefix="/v1")
 )
 async def read_scores(customer_id: str, session: SessionDep, _: ReadAccess) -> CustomerScores:
     """RFM, CLV, churn risk, health, tier, grade and cluster, with the reasons behind them."""
-    return await scores_of(session, customer_id)
+    return responses.customer_scores(await scores_of(session, customer_id))
 
 
 @router.get("/scores", response_model=Page[CustomerScores], tags=["scores"], summary="List scores")
@@ -66,9 +67,10 @@ async def list_all_scores(
     """Customers' scores filtered by segment, tier, grade or churn-risk range; cursor-paginated."""
     position = decode_cursor(cursor, AfterId)
     criteria = ScoreFilter(segment, tier, grade, cluster, churn_risk_min, churn_risk_max)
-    rows = await list_scores(
+    found = await list_scores(
         session, criteria, after_id=position.after if position else None, limit=limit + 1
     )
+    rows = [responses.customer_scores(row) for row in found]
     page = slice_page(rows, limit, lambda scores: AfterId(after=scores.customer_id))
     return Page[CustomerScores](items=page.rows, next_cursor=page.next_cursor)
 
@@ -78,7 +80,7 @@ async def list_all_scores(
 )
 async def segments(session: SessionDep, _: ReadAccess) -> SegmentsOverview:
     """RFM segments, value tiers, grades and behavioural clusters with sizes and profiles."""
-    return await segments_overview(session)
+    return responses.segments_overview(await segment_counts(session))
 
 
 @router.post(
@@ -96,13 +98,13 @@ async def fit(
     cluster thresholds, re-scores every customer and publishes what changed."""
     settings: ScoringSettings = request.app.state.settings
     version = await scoring.fit_and_rescore(runtime, settings, as_of=body.as_of or utc_now())
-    return model_store.detail(version)
+    return responses.model_detail(version)
 
 
 @router.get("/models", response_model=list[ModelSummary], tags=["models"], summary="Versions")
 async def models(session: SessionDep, _: ReadAccess) -> list[ModelSummary]:
     """Fitted model versions, newest first."""
-    return [model_store.summary(m) for m in await model_store.all_versions(session)]
+    return [responses.model_summary(m) for m in await model_store.all_versions(session)]
 
 
 @router.get(
@@ -117,4 +119,4 @@ async def model(version: str, session: SessionDep, _: ReadAccess) -> ModelDetail
     found = await model_store.by_version(session, version)
     if found is None:
         raise NotFound(f"No model version {version}.")
-    return model_store.detail(found)
+    return responses.model_detail(found)

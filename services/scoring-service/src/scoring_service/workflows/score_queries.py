@@ -7,30 +7,17 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_contracts import ScoreUpdated
 from crm_shared.errors import NotFound
-from scoring_service.api.schemas import CustomerScores, SegmentSize, SegmentsOverview
-from scoring_service.db.models import Score
-from scoring_service.domain.rfm import SEGMENT_DESCRIPTIONS
+from scoring_service.db.models import ModelVersion, Score
 from scoring_service.workflows.model_store import active
 
 
-def _out(row: Score) -> CustomerScores:
-    return CustomerScores(
-        customer_id=row.customer_id,
-        as_of=row.as_of,
-        model_version=row.model_version,
-        scores=ScoreUpdated.model_validate(row.payload),
-        explanation=row.explanation,
-    )
-
-
-async def scores_of(session: AsyncSession, customer_id: str) -> CustomerScores:
-    """A customer's latest scores, or 404 when none were computed yet."""
+async def scores_of(session: AsyncSession, customer_id: str) -> Score:
+    """A customer's latest scores row, or 404 when none were computed yet."""
     row = await session.get(Score, customer_id)
     if row is None:
         raise NotFound(f"No scores for customer {customer_id} (no purchase seen, or no model yet).")
-    return _out(row)
+    return row
 
 
 @dataclass(frozen=True)
@@ -47,8 +34,8 @@ class ScoreFilter:
 
 async def list_scores(
     session: AsyncSession, criteria: ScoreFilter, *, after_id: str | None, limit: int
-) -> list[CustomerScores]:
-    """Scores in customer-id order after a cursor position."""
+) -> list[Score]:
+    """Score rows in customer-id order after a cursor position."""
     query = select(Score)
     if criteria.segment is not None:
         query = query.where(Score.rfm_segment == criteria.segment)
@@ -65,7 +52,7 @@ async def list_scores(
     if after_id is not None:
         query = query.where(Score.customer_id > after_id)
     rows = await session.scalars(query.order_by(Score.customer_id).limit(limit))
-    return [_out(row) for row in rows]
+    return list(rows)
 
 
 async def _sizes(session: AsyncSession, column: object) -> list[tuple[str, int]]:
@@ -75,23 +62,24 @@ async def _sizes(session: AsyncSession, column: object) -> list[tuple[str, int]]
     return [(str(name), int(count)) for name, count in rows if name is not None]
 
 
-async def segments_overview(session: AsyncSession) -> SegmentsOverview:
-    """Sizes of RFM segments, tiers and grades, and the active model's cluster profiles."""
+@dataclass(frozen=True)
+class SegmentCounts:
+    """How many customers each segment, cluster, tier and grade holds, with the active model."""
+
+    model: ModelVersion | None
+    rfm_segments: list[tuple[str, int]]
+    clusters: dict[str, int]
+    value_tiers: list[tuple[str, int]]
+    grades: list[tuple[str, int]]
+
+
+async def segment_counts(session: AsyncSession) -> SegmentCounts:
+    """Sizes of RFM segments, clusters, tiers and grades, largest first, and the active model."""
     model = await active(session)
-    rfm = await _sizes(session, Score.rfm_segment)
-    clusters = (model.thresholds.get("segmentation") or {}).get("clusters", []) if model else []
-    counts = dict(await _sizes(session, Score.cluster))
-    return SegmentsOverview(
-        model_version=model.version if model else None,
-        rfm_segments=[
-            SegmentSize(name=n, customers=c, description=SEGMENT_DESCRIPTIONS.get(n))
-            for n, c in rfm
-        ],
-        clusters=[
-            {**profile, "customers": counts.get(profile.get("name", ""), 0)} for profile in clusters
-        ],
-        value_tiers=[
-            SegmentSize(name=n, customers=c) for n, c in await _sizes(session, Score.value_tier)
-        ],
-        grades=[SegmentSize(name=n, customers=c) for n, c in await _sizes(session, Score.grade)],
+    return SegmentCounts(
+        model=model,
+        rfm_segments=await _sizes(session, Score.rfm_segment),
+        clusters=dict(await _sizes(session, Score.cluster)),
+        value_tiers=await _sizes(session, Score.value_tier),
+        grades=await _sizes(session, Score.grade),
     )

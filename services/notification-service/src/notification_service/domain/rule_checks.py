@@ -8,13 +8,13 @@ customer has not bought since a trigger that asked for that), then the rule's ho
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from crm_contracts import Category, NotificationChannel
-from crm_shared import as_utc
-from notification_service.db.models import Contact, Notification
 from notification_service.domain.delivery_policy import Suppression
-from notification_service.domain.holdout import HOLDOUT, group_of
+from notification_service.domain.holdout import HOLDOUT, Group, group_of
 from notification_service.domain.playbooks import (
     CUSTOMER_CREATED,
     PlaybookRule,
@@ -23,25 +23,42 @@ from notification_service.domain.playbooks import (
 from notification_service.domain.profiling import rests_on_profiling
 
 
-def rule_of(notification: Notification, rules: dict[str, PlaybookRule]) -> PlaybookRule:
-    """The notification's rule as it stands now; a one-off send gets an ad-hoc rule."""
-    if notification.rule_id is not None and notification.rule_id in rules:
-        return rules[notification.rule_id]
+@dataclass(frozen=True)
+class DueMessage:
+    """The fields of a due notification row that decide its delivery (times in UTC)."""
+
+    notification_id: str
+    customer_id: str
+    rule_id: str | None
+    template_id: str
+    channels: tuple[NotificationChannel, ...]
+    category: Category
+    priority: int
+    intended_at: datetime
+    trigger_event_id: str | None = None
+    trigger_type: str | None = None
+    trigger_at: datetime | None = None
+
+
+def rule_of(message: DueMessage, rules: Mapping[str, PlaybookRule]) -> PlaybookRule:
+    """The message's rule as it stands now; a one-off send gets an ad-hoc rule."""
+    if message.rule_id is not None and message.rule_id in rules:
+        return rules[message.rule_id]
     return PlaybookRule(
-        rule_id=notification.rule_id or "send-now",
+        rule_id=message.rule_id or "send-now",
         name="one-off send",
         event_type=CUSTOMER_CREATED,
-        template_id=notification.template_id,
-        channels=tuple(NotificationChannel(c) for c in notification.channels),
-        category=Category(notification.category),
-        enabled=notification.rule_id is None,  # a deleted rule sends nothing more
+        template_id=message.template_id,
+        channels=message.channels,
+        category=message.category,
+        enabled=message.rule_id is None,  # a deleted rule sends nothing more
     )
 
 
 def refusal(
-    notification: Notification,
+    message: DueMessage,
     rule: PlaybookRule,
-    contact: Contact | None,
+    last_order_at: datetime | None,
     objects_to_profiling: bool,
     max_trigger_age: timedelta | None,
     now: datetime,
@@ -49,32 +66,32 @@ def refusal(
     """Why the message no longer applies at all (before any customer is assigned a group)."""
     if not rule.enabled:
         return Suppression("rule_disabled", f"rule {rule.rule_id} is disabled or deleted")
-    if objects_to_profiling and rests_on_profiling(rule, notification.trigger_type):
+    if objects_to_profiling and rests_on_profiling(rule, message.trigger_type):
         return Suppression(
             "profiling_objection", "acts on scores or a churn warning; the customer objects"
         )
-    overdue = now - as_utc(notification.intended_at)
+    overdue = now - message.intended_at
     if max_trigger_age is not None and overdue > max_trigger_age:
         return Suppression("no_longer_applies", "due too long ago (a replay of old events?)")
-    trigger_at = notification.trigger_at
-    last_order = contact.last_order_at if contact is not None else None
-    if trigger_at is not None and cancelled_by_purchase(rule, as_utc(trigger_at), last_order):
+    trigger_at = message.trigger_at
+    if trigger_at is not None and cancelled_by_purchase(rule, trigger_at, last_order_at):
         return Suppression("no_longer_applies", "the customer bought again since the trigger")
     return None
 
 
-def holdout(notification: Notification, rule: PlaybookRule) -> Suppression | None:
-    """Record the rule's group for the customer; suppress the message of a held-out one.
+def holdout(message: DueMessage, rule: PlaybookRule) -> tuple[Suppression | None, Group | None]:
+    """The rule's group for the customer, and the suppression of a held-out one's message.
 
     Checked after the rule still applies and before contact, consent, quiet hours and the cap,
     so both groups are the customers the rule fired for, whatever their reachability: the
     effect report compares them as assigned (intention to treat).
     """
-    if notification.rule_id is None:
-        return None  # a one-off send belongs to no rule's experiment
+    if message.rule_id is None:
+        return None, None  # a one-off send belongs to no rule's experiment
     share = rule.effective_holdout_share
-    group = group_of(notification.rule_id, notification.customer_id, share)
-    notification.assignment = group
+    group = group_of(message.rule_id, message.customer_id, share)
     if group == HOLDOUT:
-        return Suppression("holdout", f"in the control group of {rule.rule_id} ({share:.0%})")
-    return None
+        return Suppression(
+            "holdout", f"in the control group of {rule.rule_id} ({share:.0%})"
+        ), group
+    return None, group

@@ -73,7 +73,8 @@ def _field(location: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             break
         parts.append(part)
-    return ".".join(parts) or "(document)"
+    # No part at all: the document itself is not an object.
+    return ".".join(parts) if parts else "(document)"
 
 
 def _message(detail: ErrorDetails) -> str:

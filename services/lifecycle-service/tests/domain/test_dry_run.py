@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from crm_contracts import Stage
+from crm_shared.rule_documents import InvalidRuleDocument
 from lifecycle_service.domain.dry_run import dry_run
-from lifecycle_service.domain.rules import InvalidStageRules, StageRules
+from lifecycle_service.domain.rules import StageRules
 from lifecycle_service.domain.stages import CustomerLifecycle
 
 RULES = StageRules()
@@ -88,5 +89,5 @@ def test_the_dry_run_leaves_the_states_as_they_were():
 
 
 def test_invalid_candidate_rules_are_refused():
-    with pytest.raises(InvalidStageRules, match="churned_from_days"):
+    with pytest.raises(InvalidRuleDocument, match="churned_from_days"):
         dry_run(base(), RULES, replace(RULES, churned_from_days=100), NOW)

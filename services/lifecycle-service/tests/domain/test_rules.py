@@ -7,13 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from lifecycle_service.domain.rules import (
-    Band,
-    InvalidStageRules,
-    RuleProblem,
-    StageRules,
-    validate_rules,
-)
+from crm_shared.rule_documents import InvalidRuleDocument, RuleProblem
+from lifecycle_service.domain.rules import Band, StageRules, validate_rules
 
 
 def problem_fields(rules: StageRules) -> set[str]:
@@ -41,12 +36,17 @@ def test_missing_fields_keep_their_defaults():
 
 
 def test_unknown_fields_and_wrong_shapes_are_all_reported():
-    with pytest.raises(InvalidStageRules) as raised:
+    with pytest.raises(InvalidRuleDocument) as raised:
         StageRules.from_dict(
             {"new_dayz": 30, "at_risk_rhythm": {"enter": 2.0}, "new_days": "ninety"}
         )
 
-    assert {p.field for p in raised.value.problems} == {"new_dayz", "at_risk_rhythm", "new_days"}
+    # A band's missing threshold is named, as the range checks name it.
+    assert {p.field for p in raised.value.problems} == {
+        "new_dayz",
+        "at_risk_rhythm.leave",
+        "new_days",
+    }
 
 
 def test_overlapping_fall_back_ranges_are_reported_by_field():

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crm_contracts import Category, NotificationChannel
+from crm_shared.rule_documents import InvalidRuleDocument
 from notification_service.domain.default_playbook import DEFAULT_RULES
 from notification_service.domain.holdout import (
     HOLDOUT,
@@ -18,10 +19,9 @@ from notification_service.domain.holdout import (
 )
 from notification_service.domain.playbooks import (
     ORDER_PLACED,
-    InvalidPlaybookRule,
     PlaybookRule,
-    validate_rule,
 )
+from notification_service.domain.rule_validation import validate_rule
 
 ids = st.text(min_size=1, max_size=64)
 shares = st.floats(min_value=0.0, max_value=MAX_HOLDOUT_SHARE)
@@ -88,7 +88,7 @@ def test_the_share_round_trips_through_the_rule_document() -> None:
     assert PlaybookRule.from_dict(document).holdout_share == 0.25
     without = {k: v for k, v in document.items() if k != "holdout_share"}
     assert PlaybookRule.from_dict(without).effective_holdout_share == 0.10
-    with pytest.raises(InvalidPlaybookRule, match="holdout_share"):
+    with pytest.raises(InvalidRuleDocument, match="holdout_share"):
         PlaybookRule.from_dict({**document, "holdout_share": "ten percent"})
 
 

@@ -22,6 +22,7 @@ from crm_contracts import (
     StageChanged,
     ValueTier,
 )
+from crm_shared.rule_documents import InvalidRuleDocument
 from notification_service.domain.default_playbook import DEFAULT_RULES, DEFAULT_TEMPLATE_IDS
 from notification_service.domain.playbooks import (
     CHURN_WARNING,
@@ -29,16 +30,14 @@ from notification_service.domain.playbooks import (
     ORDER_PLACED,
     STAGE_CHANGED,
     Conditions,
-    InvalidPlaybookRule,
     PlaybookRule,
     Trigger,
     cancelled_by_purchase,
     dedup_key,
     due_at,
     matching_rules,
-    validate_playbook,
-    validate_rule,
 )
+from notification_service.domain.rule_validation import validate_playbook, validate_rule
 
 AT = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 
@@ -498,7 +497,7 @@ def test_unreadable_documents_report_every_field():
     }
     del data["name"]
 
-    with pytest.raises(InvalidPlaybookRule) as raised:
+    with pytest.raises(InvalidRuleDocument) as raised:
         PlaybookRule.from_dict(data)
 
     assert {p.field for p in raised.value.problems} == {
@@ -514,7 +513,7 @@ def test_unreadable_documents_report_every_field():
 
 
 def test_conditions_must_be_an_object():
-    with pytest.raises(InvalidPlaybookRule, match="conditions: expected an object"):
+    with pytest.raises(InvalidRuleDocument, match="conditions: expected an object"):
         PlaybookRule.from_dict({**rule().to_dict(), "conditions": ["dormant"]})
 
 

@@ -22,6 +22,7 @@ from crm_shared import (
     utc_now,
 )
 from crm_shared.errors import Conflict, NotFound, UnprocessableContent
+from crm_shared.rule_documents import InvalidRuleDocument
 from lifecycle_service.api.schemas import (
     CustomerStage,
     DryRunRequest,
@@ -38,7 +39,7 @@ from lifecycle_service.api.schemas import (
 )
 from lifecycle_service.db.models import ChurnWarningRow
 from lifecycle_service.domain.dry_run import StageMoves
-from lifecycle_service.domain.rules import InvalidStageRules, StageRules
+from lifecycle_service.domain.rules import StageRules
 from lifecycle_service.settings import LifecycleSettings
 from lifecycle_service.workflows import rules_store, stage_queries
 from lifecycle_service.workflows.sweep import SweepAlreadyRunning, sweep
@@ -155,7 +156,7 @@ async def replace_rules(
         stored = await rules_store.replace_rules(
             session, rules, author=principal.name, comment=body.comment, now=utc_now()
         )
-    except InvalidStageRules as invalid:
+    except InvalidRuleDocument as invalid:
         raise _rules_problem(invalid) from invalid
     return _rules_view(stored)
 
@@ -172,7 +173,7 @@ async def dry_run_rules(body: DryRunRequest, session: SessionDep, _: ReadAccess)
     as_of = body.as_of or utc_now()
     try:
         report = await stage_queries.dry_run_over_base(session, current.rules, candidate, as_of)
-    except InvalidStageRules as invalid:
+    except InvalidRuleDocument as invalid:
         raise _rules_problem(invalid) from invalid
     return DryRunView(
         as_of=as_of,
@@ -308,15 +309,12 @@ async def sweeps(
 def _parse_rules(document: dict[str, object]) -> StageRules:
     try:
         return StageRules.from_dict(document)
-    except InvalidStageRules as invalid:
+    except InvalidRuleDocument as invalid:
         raise _rules_problem(invalid) from invalid
 
 
-def _rules_problem(invalid: InvalidStageRules) -> UnprocessableContent:
-    return UnprocessableContent(
-        "The rules are not valid: " + str(invalid),
-        errors=[{"field": f"rules.{p.field}", "message": p.message} for p in invalid.problems],
-    )
+def _rules_problem(invalid: InvalidRuleDocument) -> UnprocessableContent:
+    return invalid.as_problem("The rules are not valid", field_prefix="rules.")
 
 
 def _rules_view(version: rules_store.RulesVersion) -> RulesView:

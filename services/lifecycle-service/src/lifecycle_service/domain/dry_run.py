@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from crm_contracts import Stage
-from lifecycle_service.domain.rules import InvalidStageRules, StageRules, validate_rules
+from crm_shared.rule_documents import InvalidRuleDocument
+from lifecycle_service.domain.rules import StageRules, validate_rules
 from lifecycle_service.domain.stages import CustomerLifecycle, stage_for
 from lifecycle_service.domain.warning_policy import is_warned
 
@@ -66,12 +67,12 @@ def dry_run(
 ) -> DryRunReport:
     """Compare a sweep at ``now`` under ``current`` and ``candidate`` rules over ``states``.
 
-    Raises :class:`InvalidStageRules` when the candidate rules are invalid: a dry run of rules
+    Raises :class:`InvalidRuleDocument` when the candidate rules are invalid: a dry run of rules
     that could never go live would answer a question nobody should ask.
     """
     problems = validate_rules(candidate)
     if problems:
-        raise InvalidStageRules(problems)
+        raise InvalidRuleDocument(problems)
     current_moves: Counter[tuple[Stage, Stage]] = Counter()
     candidate_moves: Counter[tuple[Stage, Stage]] = Counter()
     current_warnings = candidate_warnings = customers = 0

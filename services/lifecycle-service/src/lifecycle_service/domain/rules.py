@@ -2,8 +2,9 @@
 
 Rules are read and replaced through the API, so they live in one frozen value,
 :class:`StageRules`, with a JSON round trip (:meth:`StageRules.to_dict`,
-:meth:`StageRules.from_dict`) and a validator (:func:`validate_rules`) that names every
-problem by its field path instead of failing on the first one.
+:meth:`StageRules.from_dict`; the shape is ``rules_document``) and a validator
+(:func:`validate_rules`) that names every problem by its field path instead of failing on the
+first one.
 
 Two kinds of threshold appear:
 
@@ -21,39 +22,23 @@ only grows until a purchase, and a purchase moves the customer anyway.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from itertools import pairwise
 from typing import Any, Final
 
 from crm_contracts import Grade, ValueTier
+from crm_shared.rule_documents import RuleProblem, parse_rule_document
+from lifecycle_service.domain.rules_document import BandDocument, StageRulesDocument
 
 __all__ = [
     "UNKNOWN_TIER",
     "Band",
-    "InvalidStageRules",
-    "RuleProblem",
     "StageRules",
     "validate_rules",
 ]
 
 # The key of the churn-warning threshold used when a customer has no value tier yet.
 UNKNOWN_TIER: Final = "unknown"
-
-
-class InvalidStageRules(ValueError):
-    """Rules that cannot be used; ``problems`` lists every field at fault."""
-
-    def __init__(self, problems: list[RuleProblem]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
-
-
-@dataclass(frozen=True)
-class RuleProblem:
-    """One thing wrong with a set of rules: the field path (``"dormant_rhythm.leave"``) and why."""
-
-    field: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -132,52 +117,17 @@ class StageRules:
     def from_dict(cls, data: Mapping[str, Any]) -> StageRules:
         """Read rules from :meth:`to_dict` output; missing fields keep their defaults.
 
-        Unknown fields and values of the wrong shape raise :class:`InvalidStageRules`, so a typo
-        in a rules document is reported, not silently ignored. Ranges are not checked here: call
-        :func:`validate_rules`.
+        Unknown fields and values of the wrong shape raise ``InvalidRuleDocument``
+        (``rules_document``). Ranges are not checked here: call :func:`validate_rules`.
         """
-        known = {f.name for f in fields(cls)}
-        problems = [RuleProblem(name, "unknown field") for name in data if name not in known]
+        document = parse_rule_document(StageRulesDocument, data)
         values: dict[str, Any] = {}
-        for name, raw in data.items():
-            if name not in known:
-                continue
-            try:
-                values[name] = _parse_field(name, raw)
-            except (TypeError, ValueError, KeyError) as error:
-                problems.append(RuleProblem(name, f"unreadable value {raw!r}: {error}"))
-        if problems:
-            raise InvalidStageRules(problems)
+        for name in document.model_fields_set:
+            value = getattr(document, name)
+            values[name] = (
+                Band(value.enter, value.leave) if isinstance(value, BandDocument) else value
+            )
         return replace(cls(), **values)
-
-
-def _parse_field(name: str, raw: Any) -> Any:
-    default = getattr(StageRules(), name)
-    if isinstance(default, Band):
-        if not isinstance(raw, Mapping) or set(raw) != {"enter", "leave"}:
-            raise ValueError("expected an object with 'enter' and 'leave'")
-        return Band(enter=_number(raw["enter"]), leave=_number(raw["leave"]))
-    if isinstance(default, frozenset):
-        if isinstance(raw, str | bytes) or not isinstance(raw, list | tuple | set | frozenset):
-            raise TypeError("expected a list of names")
-        return frozenset(str(item) for item in raw)
-    if isinstance(default, Mapping):
-        if not isinstance(raw, Mapping):
-            raise TypeError("expected an object of tier -> threshold")
-        return {str(key): _number(value) for key, value in raw.items()}
-    if isinstance(default, bool) or isinstance(raw, bool):
-        raise TypeError("booleans are not numbers here")
-    if isinstance(default, int):
-        if not isinstance(raw, int):
-            raise TypeError("expected a whole number of days or orders")
-        return raw
-    return _number(raw)
-
-
-def _number(raw: Any) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise TypeError(f"expected a number, got {type(raw).__name__}")
-    return float(raw)
 
 
 def validate_rules(rules: StageRules) -> list[RuleProblem]:

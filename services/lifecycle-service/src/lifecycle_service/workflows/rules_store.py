@@ -8,8 +8,9 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_shared.rule_documents import InvalidRuleDocument
 from lifecycle_service.db.models import CustomerLifecycleRow, StageRulesVersion
-from lifecycle_service.domain.rules import InvalidStageRules, StageRules, validate_rules
+from lifecycle_service.domain.rules import StageRules, validate_rules
 
 DEFAULT_AUTHOR = "defaults"
 
@@ -53,13 +54,13 @@ async def replace_rules(
 ) -> RulesVersion:
     """Store ``rules`` as the next version and put every customer up for the next sweep.
 
-    Invalid rules raise :class:`InvalidStageRules`. Review times were computed with the old
+    Invalid rules raise :class:`InvalidRuleDocument`. Review times were computed with the old
     thresholds, so every buyer is put up for review from the moment of their current stage:
     the next sweep, at whatever moment it sweeps, applies the new rules to everyone.
     """
     problems = validate_rules(rules)
     if problems:
-        raise InvalidStageRules(problems)
+        raise InvalidRuleDocument(problems)
     latest = await session.scalar(select(func.max(StageRulesVersion.version))) or 0
     row = StageRulesVersion(
         version=latest + 1,

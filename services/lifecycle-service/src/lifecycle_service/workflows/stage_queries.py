@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import Stage
+from crm_shared.rule_documents import InvalidRuleDocument
 from lifecycle_service.db.models import (
     ChurnWarningRow,
     CustomerLifecycleRow,
@@ -17,7 +18,7 @@ from lifecycle_service.db.models import (
     SweepRun,
 )
 from lifecycle_service.domain.dry_run import DryRunReport, dry_run
-from lifecycle_service.domain.rules import InvalidStageRules, StageRules, validate_rules
+from lifecycle_service.domain.rules import StageRules, validate_rules
 from lifecycle_service.domain.stages import CustomerLifecycle
 from lifecycle_service.workflows.customer_rows import CUSTOMERS, OPEN_STATUSES, state_of
 
@@ -133,11 +134,11 @@ async def dry_run_over_base(
 ) -> DryRunReport:
     """The domain dry run over every stored customer, a chunk at a time (memory stays flat).
 
-    Raises :class:`InvalidStageRules` for invalid candidate rules, even over an empty base.
+    Raises :class:`InvalidRuleDocument` for invalid candidate rules, even over an empty base.
     """
     problems = validate_rules(candidate)
     if problems:
-        raise InvalidStageRules(problems)
+        raise InvalidRuleDocument(problems)
     total = DryRunReport(now, 0, {}, {}, 0, 0)
     async for chunk in _state_chunks(session):
         total = total.plus(dry_run(chunk, current, candidate, now))

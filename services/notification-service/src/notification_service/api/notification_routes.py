@@ -21,6 +21,7 @@ from crm_shared import (
     utc_now,
 )
 from crm_shared.errors import NotFound, UnprocessableContent
+from crm_shared.rule_documents import InvalidRuleDocument
 from notification_service.api.schemas import (
     NotificationStatus,
     NotificationView,
@@ -28,7 +29,6 @@ from notification_service.api.schemas import (
     SendNowRequest,
 )
 from notification_service.db.models import Notification
-from notification_service.domain.playbooks import InvalidPlaybookRule
 from notification_service.workflows import delivery_log
 from notification_service.workflows.send_now import SendNow, send_now
 
@@ -156,11 +156,8 @@ async def send_notification_now(
     )
     try:
         queued = await send_now(session, request, utc_now())
-    except InvalidPlaybookRule as invalid:
-        raise UnprocessableContent(
-            "This message cannot be sent: " + str(invalid),
-            errors=[{"field": p.field, "message": p.message} for p in invalid.problems],
-        ) from invalid
+    except InvalidRuleDocument as invalid:
+        raise invalid.as_problem("This message cannot be sent") from invalid
     response.headers["Location"] = f"{router.prefix}/{queued.notification_id}"
     return _view(queued)
 

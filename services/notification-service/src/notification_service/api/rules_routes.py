@@ -6,8 +6,9 @@ from fastapi import APIRouter, Response, status
 
 from crm_shared import AdminAccess, ReadAccess, SessionDep, problem_responses, utc_now
 from crm_shared.errors import NotFound, UnprocessableContent
+from crm_shared.rule_documents import InvalidRuleDocument
 from notification_service.api.schemas import RuleIn, RuleView
-from notification_service.domain.playbooks import InvalidPlaybookRule, PlaybookRule
+from notification_service.domain.playbooks import PlaybookRule
 from notification_service.workflows import playbook_editing, playbook_store
 
 router = APIRouter(prefix="/v1/rules", tags=["rules"])
@@ -44,7 +45,7 @@ async def create_rule(
     rule = _parse(body)
     try:
         await playbook_editing.create_rule(session, rule, utc_now())
-    except InvalidPlaybookRule as invalid:
+    except InvalidRuleDocument as invalid:
         raise _rule_problem(invalid) from invalid
     response.headers["Location"] = f"{router.prefix}/{rule.rule_id}"
     return _view(rule)
@@ -66,7 +67,7 @@ async def replace_rule(rule_id: str, body: RuleIn, session: SessionDep, _: Admin
     rule = _parse(body, rule_id)
     try:
         await playbook_editing.replace_rule(session, rule, utc_now())
-    except InvalidPlaybookRule as invalid:
+    except InvalidRuleDocument as invalid:
         raise _rule_problem(invalid) from invalid
     return _view(rule)
 
@@ -89,15 +90,12 @@ def _parse(body: RuleIn, rule_id: str | None = None) -> PlaybookRule:
         document["rule_id"] = rule_id
     try:
         return PlaybookRule.from_dict(document)
-    except InvalidPlaybookRule as invalid:
+    except InvalidRuleDocument as invalid:
         raise _rule_problem(invalid) from invalid
 
 
-def _rule_problem(invalid: InvalidPlaybookRule) -> UnprocessableContent:
-    return UnprocessableContent(
-        "The rule is not valid: " + str(invalid),
-        errors=[{"field": p.field, "message": p.message} for p in invalid.problems],
-    )
+def _rule_problem(invalid: InvalidRuleDocument) -> UnprocessableContent:
+    return invalid.as_problem("The rule is not valid")
 
 
 def _view(rule: PlaybookRule) -> RuleView:

@@ -19,12 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import Category, NotificationChannel
 from crm_shared.errors import Conflict, NotFound
-from notification_service.domain.playbooks import (
-    InvalidPlaybookRule,
-    PlaybookRule,
-    RuleProblem,
-    validate_rule,
-)
+from crm_shared.rule_documents import InvalidRuleDocument, RuleProblem
+from notification_service.domain.playbooks import PlaybookRule
+from notification_service.domain.rule_validation import validate_rule
 from notification_service.domain.templates import InvalidTemplate, Template
 from notification_service.workflows import playbook_store
 from notification_service.workflows.rendering import TemplateRenderer
@@ -56,7 +53,7 @@ async def rule_problems(session: AsyncSession, rule: PlaybookRule) -> list[RuleP
 
 
 async def create_rule(session: AsyncSession, rule: PlaybookRule, now: datetime) -> None:
-    """Store a new rule; :class:`InvalidPlaybookRule` or 409 when its id is taken."""
+    """Store a new rule; :class:`InvalidRuleDocument` or 409 when its id is taken."""
     await _check(session, rule)
     if not await playbook_store.create_rule(session, rule, now):
         raise Conflict(
@@ -65,7 +62,7 @@ async def create_rule(session: AsyncSession, rule: PlaybookRule, now: datetime) 
 
 
 async def replace_rule(session: AsyncSession, rule: PlaybookRule, now: datetime) -> None:
-    """Replace a stored rule; :class:`InvalidPlaybookRule`, or 404 when there is none."""
+    """Replace a stored rule; :class:`InvalidRuleDocument`, or 404 when there is none."""
     if await playbook_store.rule_by_id(session, rule.rule_id) is None:
         raise NotFound(f"No rule {rule.rule_id!r}; POST /v1/rules creates one.")
     await _check(session, rule)
@@ -135,4 +132,4 @@ async def remove_template(
 async def _check(session: AsyncSession, rule: PlaybookRule) -> None:
     problems = await rule_problems(session, rule)
     if problems:
-        raise InvalidPlaybookRule(problems)
+        raise InvalidRuleDocument(problems)

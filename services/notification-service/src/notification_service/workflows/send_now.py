@@ -19,12 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_contracts import Category, NotificationChannel
 from crm_shared import IDEMPOTENCY_HEADER, new_id, upsert_into
 from crm_shared.errors import NotFound, UnprocessableContent
+from crm_shared.rule_documents import InvalidRuleDocument
 from notification_service.db.models import Contact, Notification
-from notification_service.domain.playbooks import (
-    CUSTOMER_CREATED,
-    InvalidPlaybookRule,
-    PlaybookRule,
-)
+from notification_service.domain.playbooks import CUSTOMER_CREATED, PlaybookRule
 from notification_service.workflows import playbook_store
 from notification_service.workflows.playbook_editing import rule_problems
 from notification_service.workflows.scheduling import SCHEDULED
@@ -47,7 +44,7 @@ class SendNow:
 async def send_now(session: AsyncSession, request: SendNow, now: datetime) -> Notification:
     """Queue the message, due now; the one queued before when the idempotency key is reused.
 
-    404 when the customer is unknown here; :class:`InvalidPlaybookRule` naming ``template_id``
+    404 when the customer is unknown here; :class:`InvalidRuleDocument` naming ``template_id``
     or ``channels.<i>`` when the template has no text for a channel (or the channels are not
     allowed for the category); 422 when the key was used for a different request.
     """
@@ -67,7 +64,7 @@ async def send_now(session: AsyncSession, request: SendNow, now: datetime) -> No
     )
     problems = await rule_problems(session, one_off)
     if problems:
-        raise InvalidPlaybookRule(problems)
+        raise InvalidRuleDocument(problems)
     notification_id = new_id()
     key = _dedup_key(request.requested_by, request.idempotency_key or notification_id)
     statement = upsert_into(session, Notification).values(

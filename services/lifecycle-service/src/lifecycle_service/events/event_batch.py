@@ -30,6 +30,7 @@ from crm_contracts import (
     OrderPlaced,
     ScoreUpdated,
     Survey,
+    Topic,
 )
 from crm_shared import as_utc, objecting_customers, record_profiling_decisions
 from lifecycle_service.db.models import PROFILING_DECISIONS, ChurnWarningRow, StageTransition
@@ -42,6 +43,8 @@ from lifecycle_service.workflows.customer_rows import OPEN_STATUSES, load_custom
 from lifecycle_service.workflows.feedback import BatchFeedback, forget_feedback, move_feedback
 from lifecycle_service.workflows.orders import BatchOrders, OrderFacts
 from lifecycle_service.workflows.rules_store import current_rules
+
+LIFECYCLE_TOPICS = (Topic.ORDERS, Topic.SCORES, Topic.CUSTOMERS, Topic.ACTIVITIES)
 
 
 async def apply_events(session: AsyncSession, events: Sequence[CloudEvent]) -> None:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
+from crm_contracts import ScoreUpdated
 from crm_shared import (
     AdminAccess,
     AfterId,
@@ -24,18 +25,53 @@ from scoring_service.api.schemas import (
     FitRequest,
     ModelDetail,
     ModelSummary,
+    SegmentSize,
     SegmentsOverview,
 )
+from scoring_service.db.models import ModelVersion, Score
 from scoring_service.settings import ScoringSettings
 from scoring_service.workflows import model_store, scoring
 from scoring_service.workflows.score_queries import (
     ScoreFilter,
+    SegmentCount,
     list_scores,
     scores_of,
     segments_overview,
 )
 
 router = APIRouter(prefix="/v1")
+
+
+def _scores(row: Score) -> CustomerScores:
+    return CustomerScores(
+        customer_id=row.customer_id,
+        as_of=row.as_of,
+        model_version=row.model_version,
+        scores=ScoreUpdated.model_validate(row.payload),
+        explanation=row.explanation,
+    )
+
+
+def _sizes(counts: list[SegmentCount]) -> list[SegmentSize]:
+    return [SegmentSize(name=n, customers=c, description=d) for n, c, d in counts]
+
+
+def _summary(model: ModelVersion) -> ModelSummary:
+    return ModelSummary(
+        version=model.version,
+        created_at=model.created_at,
+        as_of=model.as_of,
+        customers=model.customers,
+        fit_seconds=model.fit_seconds,
+        bg_nbd=model.bg_nbd,
+        gamma_gamma=model.gamma_gamma,
+        churn_calibration=model.churn_calibration,
+        notes=list(model.notes),
+    )
+
+
+def _detail(model: ModelVersion) -> ModelDetail:
+    return ModelDetail(**_summary(model).model_dump(), thresholds=model.thresholds)
 
 
 @router.get(
@@ -47,7 +83,7 @@ router = APIRouter(prefix="/v1")
 )
 async def read_scores(customer_id: str, session: SessionDep, _: ReadAccess) -> CustomerScores:
     """RFM, CLV, churn risk, health, tier, grade and cluster, with the reasons behind them."""
-    return await scores_of(session, customer_id)
+    return _scores(await scores_of(session, customer_id))
 
 
 @router.get("/scores", response_model=Page[CustomerScores], tags=["scores"], summary="List scores")
@@ -69,8 +105,9 @@ async def list_all_scores(
     rows = await list_scores(
         session, criteria, after_id=position.after if position else None, limit=limit + 1
     )
-    page = slice_page(rows, limit, lambda scores: AfterId(after=scores.customer_id))
-    return Page[CustomerScores](items=page.rows, next_cursor=page.next_cursor)
+    page = slice_page(rows, limit, lambda row: AfterId(after=row.customer_id))
+    items = [_scores(row) for row in page.rows]
+    return Page[CustomerScores](items=items, next_cursor=page.next_cursor)
 
 
 @router.get(
@@ -78,7 +115,14 @@ async def list_all_scores(
 )
 async def segments(session: SessionDep, _: ReadAccess) -> SegmentsOverview:
     """RFM segments, value tiers, grades and behavioural clusters with sizes and profiles."""
-    return await segments_overview(session)
+    counts = await segments_overview(session)
+    return SegmentsOverview(
+        model_version=counts.model_version,
+        rfm_segments=_sizes(counts.rfm_segments),
+        clusters=counts.clusters,
+        value_tiers=_sizes(counts.value_tiers),
+        grades=_sizes(counts.grades),
+    )
 
 
 @router.post(
@@ -96,13 +140,13 @@ async def fit(
     cluster thresholds, re-scores every customer and publishes what changed."""
     settings: ScoringSettings = request.app.state.settings
     version = await scoring.fit_and_rescore(runtime, settings, as_of=body.as_of or utc_now())
-    return model_store.detail(version)
+    return _detail(version)
 
 
 @router.get("/models", response_model=list[ModelSummary], tags=["models"], summary="Versions")
 async def models(session: SessionDep, _: ReadAccess) -> list[ModelSummary]:
     """Fitted model versions, newest first."""
-    return [model_store.summary(m) for m in await model_store.all_versions(session)]
+    return [_summary(m) for m in await model_store.all_versions(session)]
 
 
 @router.get(
@@ -117,4 +161,4 @@ async def model(version: str, session: SessionDep, _: ReadAccess) -> ModelDetail
     found = await model_store.by_version(session, version)
     if found is None:
         raise NotFound(f"No model version {version}.")
-    return model_store.detail(found)
+    return _detail(found)

@@ -3,34 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_contracts import ScoreUpdated
 from crm_shared.errors import NotFound
-from scoring_service.api.schemas import CustomerScores, SegmentSize, SegmentsOverview
 from scoring_service.db.models import Score
 from scoring_service.domain.rfm import SEGMENT_DESCRIPTIONS
 from scoring_service.workflows.model_store import active
 
 
-def _out(row: Score) -> CustomerScores:
-    return CustomerScores(
-        customer_id=row.customer_id,
-        as_of=row.as_of,
-        model_version=row.model_version,
-        scores=ScoreUpdated.model_validate(row.payload),
-        explanation=row.explanation,
-    )
-
-
-async def scores_of(session: AsyncSession, customer_id: str) -> CustomerScores:
+async def scores_of(session: AsyncSession, customer_id: str) -> Score:
     """A customer's latest scores, or 404 when none were computed yet."""
     row = await session.get(Score, customer_id)
     if row is None:
         raise NotFound(f"No scores for customer {customer_id} (no purchase seen, or no model yet).")
-    return _out(row)
+    return row
 
 
 @dataclass(frozen=True)
@@ -47,7 +36,7 @@ class ScoreFilter:
 
 async def list_scores(
     session: AsyncSession, criteria: ScoreFilter, *, after_id: str | None, limit: int
-) -> list[CustomerScores]:
+) -> list[Score]:
     """Scores in customer-id order after a cursor position."""
     query = select(Score)
     if criteria.segment is not None:
@@ -65,7 +54,26 @@ async def list_scores(
     if after_id is not None:
         query = query.where(Score.customer_id > after_id)
     rows = await session.scalars(query.order_by(Score.customer_id).limit(limit))
-    return [_out(row) for row in rows]
+    return list(rows)
+
+
+class SegmentCount(NamedTuple):
+    """How many customers a segment holds."""
+
+    name: str
+    customers: int
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class SegmentCounts:
+    """Customers per RFM segment, value tier and grade, and the active model's clusters."""
+
+    model_version: str | None
+    rfm_segments: list[SegmentCount]
+    clusters: list[dict[str, Any]]
+    value_tiers: list[SegmentCount]
+    grades: list[SegmentCount]
 
 
 async def _sizes(session: AsyncSession, column: object) -> list[tuple[str, int]]:
@@ -75,23 +83,18 @@ async def _sizes(session: AsyncSession, column: object) -> list[tuple[str, int]]
     return [(str(name), int(count)) for name, count in rows if name is not None]
 
 
-async def segments_overview(session: AsyncSession) -> SegmentsOverview:
+async def segments_overview(session: AsyncSession) -> SegmentCounts:
     """Sizes of RFM segments, tiers and grades, and the active model's cluster profiles."""
     model = await active(session)
     rfm = await _sizes(session, Score.rfm_segment)
     clusters = (model.thresholds.get("segmentation") or {}).get("clusters", []) if model else []
     counts = dict(await _sizes(session, Score.cluster))
-    return SegmentsOverview(
+    return SegmentCounts(
         model_version=model.version if model else None,
-        rfm_segments=[
-            SegmentSize(name=n, customers=c, description=SEGMENT_DESCRIPTIONS.get(n))
-            for n, c in rfm
-        ],
+        rfm_segments=[SegmentCount(n, c, SEGMENT_DESCRIPTIONS.get(n)) for n, c in rfm],
         clusters=[
             {**profile, "customers": counts.get(profile.get("name", ""), 0)} for profile in clusters
         ],
-        value_tiers=[
-            SegmentSize(name=n, customers=c) for n, c in await _sizes(session, Score.value_tier)
-        ],
-        grades=[SegmentSize(name=n, customers=c) for n, c in await _sizes(session, Score.grade)],
+        value_tiers=[SegmentCount(n, c) for n, c in await _sizes(session, Score.value_tier)],
+        grades=[SegmentCount(n, c) for n, c in await _sizes(session, Score.grade)],
     )

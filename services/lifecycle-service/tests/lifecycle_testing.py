@@ -22,9 +22,9 @@ from crm_contracts import (
 )
 from crm_shared.testing import TEST_SETTINGS, ApiClient, running_app, sample_key_records
 from lifecycle_service.app import create_app
+from lifecycle_service.events.event_batch import apply_events
 from lifecycle_service.migrate import upgrade
 from lifecycle_service.settings import LifecycleSettings
-from lifecycle_service.workflows.event_batch import apply_events
 
 
 def app_settings(database_url: str, **overrides: Any) -> LifecycleSettings:

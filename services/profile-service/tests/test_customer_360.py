@@ -28,7 +28,7 @@ from crm_shared import Scope
 from profile_service.api._common import CUSTOMER_360_SECTIONS
 from profile_service.api.schemas import Customer360
 from profile_service.db.models import NotificationView, ScoreView, StageView
-from profile_service.workflows.view_batch import apply_view_batch
+from profile_service.events.view_batch import apply_view_batch
 from profile_testing import Api, app_settings, running_api
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

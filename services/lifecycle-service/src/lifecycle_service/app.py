@@ -19,9 +19,8 @@ from crm_shared import (
 )
 from lifecycle_service.api import analytics_routes, feedback_routes, routes
 from lifecycle_service.db.models import PLUMBING
-from lifecycle_service.events.handlers import LIFECYCLE_TOPICS
+from lifecycle_service.events.event_batch import LIFECYCLE_TOPICS, apply_events
 from lifecycle_service.settings import LifecycleSettings
-from lifecycle_service.workflows.event_batch import apply_events
 from lifecycle_service.workflows.sweep import scheduled_sweep
 
 DESCRIPTION = """

@@ -19,10 +19,9 @@ from crm_shared import (
 from profile_service.api import activities, consents, customers, imports, orders
 from profile_service.api.errors import install_error_handlers
 from profile_service.db.models import PLUMBING
-from profile_service.events.handlers import CUSTOMER_VIEW_TOPICS
 from profile_service.events.order_intake import intake_batch, intake_decoder
+from profile_service.events.view_batch import CUSTOMER_VIEW_TOPICS, apply_view_batch
 from profile_service.settings import ProfileSettings
-from profile_service.workflows.view_batch import apply_view_batch
 
 DESCRIPTION = """
 The unified customer profile: identities (external ids, email, phone), attributes, tags,

@@ -266,3 +266,27 @@ def close_on_expiry(
         return None
     # Recorded at the expiry moment, not at the sweep that noticed it, so replays agree.
     return replace(warning, status=WarningStatus.LOST, changed_at=expires_at)
+
+
+@dataclass(frozen=True)
+class WarningsAfterMerge:
+    """What a merge does to two customers' warnings, keeping one open warning per customer."""
+
+    # The warning the survivor carries on (rekeyed to the survivor when it was the merged one's).
+    carried: ChurnWarningRecord | None
+    # True when the merged customer's open warning is discarded (the survivor's stands).
+    drops_merged_open: bool
+
+
+def warnings_after_merge(
+    survivor: ChurnWarningRecord | None, merged: ChurnWarningRecord | None, survivor_id: str
+) -> WarningsAfterMerge:
+    """Decide which warning the survivor of a merge keeps: its own open one stands, else the
+    merged customer's open one moves over; never two open warnings for one customer."""
+    if merged is None or not merged.is_open:
+        return WarningsAfterMerge(carried=survivor, drops_merged_open=False)
+    if survivor is not None and survivor.is_open:
+        return WarningsAfterMerge(carried=survivor, drops_merged_open=True)
+    return WarningsAfterMerge(
+        carried=replace(merged, customer_id=survivor_id), drops_merged_open=False
+    )

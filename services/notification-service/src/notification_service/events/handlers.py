@@ -2,7 +2,7 @@
 
 A batch is applied in stream order. Runs of order, score, stage, warning, activity and
 feedback events (nearly the whole stream) go through
-:mod:`~notification_service.workflows.stream_events` in bulk; profile events (customer,
+:mod:`~notification_service.events.stream_events` in bulk; profile events (customer,
 consent, merge, erasure), cancellations and refunds are rare and applied one at a time between runs,
 so every event still sees the effect of the ones before it.
 """
@@ -27,9 +27,9 @@ from crm_contracts import (
 from crm_shared import as_utc, utc_now
 from notification_service.db.models import Contact
 from notification_service.domain.playbooks import Trigger
+from notification_service.events.stream_events import apply_stream_events, is_stream_event
 from notification_service.workflows import contacts
 from notification_service.workflows.scheduling import schedule_notifications, with_contact_facts
-from notification_service.workflows.stream_events import apply_stream_events, is_stream_event
 
 NOTIFICATION_TOPICS = (
     Topic.CUSTOMERS,

@@ -1,7 +1,7 @@
 """Consumed events: orders feed the ledger, merges fold it, erasures empty it, activity counts,
 profiling decisions withdraw or resume a customer's scores.
 
-Events are applied a batch at a time (see `workflows.ledger_batch`): per-event statements
+Events are applied a batch at a time (see `events.ledger_batch`): per-event statements
 cannot keep up with an order stream.
 """
 
@@ -24,7 +24,7 @@ from crm_contracts import (
 )
 from crm_shared import BatchFinisher, record_profiling_decisions
 from scoring_service.db.models import PROFILING_DECISIONS
-from scoring_service.workflows.ledger_batch import apply_ledger_batch
+from scoring_service.events.ledger_batch import apply_ledger_batch
 from scoring_service.workflows.pending_rescores import queue_rescores
 from scoring_service.workflows.profiling import apply_profiling_changes
 

@@ -30,10 +30,15 @@ from crm_contracts import (
     OrderPlaced,
     ScoreUpdated,
     Survey,
+    Topic,
 )
 from crm_shared import as_utc, objecting_customers, record_profiling_decisions
 from lifecycle_service.db.models import PROFILING_DECISIONS, ChurnWarningRow, StageTransition
-from lifecycle_service.domain.churn_warnings import close_on_purchase, feedback_signals
+from lifecycle_service.domain.churn_warnings import (
+    close_on_purchase,
+    feedback_signals,
+    warnings_after_merge,
+)
 from lifecycle_service.domain.counts import month_index
 from lifecycle_service.domain.purchases import active_months, with_purchases
 from lifecycle_service.domain.stages import on_correction, on_order, on_scores
@@ -42,6 +47,8 @@ from lifecycle_service.workflows.customer_rows import OPEN_STATUSES, load_custom
 from lifecycle_service.workflows.feedback import BatchFeedback, forget_feedback, move_feedback
 from lifecycle_service.workflows.orders import BatchOrders, OrderFacts
 from lifecycle_service.workflows.rules_store import current_rules
+
+LIFECYCLE_TOPICS = (Topic.ORDERS, Topic.SCORES, Topic.CUSTOMERS, Topic.ACTIVITIES)
 
 
 async def apply_events(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
@@ -188,16 +195,15 @@ class _Batch:
         gone = self.changes.remove(merged, at)
         await self.orders.move_customer(self.session, merged, survivor)
         tracked = self.changes.ensure(survivor, at, event_id)
-        keep_open = gone is not None and gone.warning is not None and gone.warning.is_open
-        if keep_open and tracked.warning is not None and tracked.warning.is_open:
-            # One open warning per customer: the survivor's stands, the other one goes.
+        after = warnings_after_merge(tracked.warning, gone.warning if gone else None, survivor)
+        if after.drops_merged_open:
+            # The decision stored: the merged customer's open warning rows go.
             await self.session.execute(
                 delete(ChurnWarningRow).where(
                     ChurnWarningRow.customer_id == merged,
                     ChurnWarningRow.status.in_(OPEN_STATUSES),
                 )
             )
-            keep_open = False
         await self.session.execute(
             update(ChurnWarningRow)
             .where(ChurnWarningRow.customer_id == merged)
@@ -211,8 +217,7 @@ class _Batch:
         self.changes.rekey(merged, survivor)
         await move_feedback(self.session, merged, survivor)
         self.feedback.move_customer(merged, survivor)
-        if keep_open and gone is not None and gone.warning is not None:
-            tracked.warning = replace(gone.warning, customer_id=survivor)
+        tracked.warning = after.carried
         await self.correct(survivor, event_id, at)
 
     async def erased(self, data: CustomerErased) -> None:

@@ -23,9 +23,12 @@ from crm_contracts import (
     NotificationSuppressed,
     ScoreUpdated,
     StageChanged,
+    Topic,
 )
 from crm_shared import as_utc, upsert_into
 from profile_service.db.models import NotificationView, ScoreView, StageView
+
+CUSTOMER_VIEW_TOPICS = (Topic.SCORES, Topic.LIFECYCLE, Topic.NOTIFICATIONS)
 
 Payload = TypeVar("Payload")
 

@@ -172,6 +172,10 @@ def test_every_page_renders_with_the_replay_and_is_photographed(
     expect(page.locator("#health")).to_contain_text("dead letters 0")
     page.goto(PAGES["segments"])
     expect(page.locator("#segments tbody tr").first).to_be_visible()
+    # Counts and revenue: every segment of the replay has spent something, in dollars.
+    revenue = page.locator("#segments tbody tr td:nth-child(3)").all_inner_texts()
+    assert revenue
+    assert all(cell.endswith(" USD") for cell in revenue), revenue
     assert page.locator("svg[role=img]").count() >= 5
     page.goto(PAGES["lifecycle"])
     total = int(page.locator("#stage-counts caption").inner_text().split("(")[1].split()[0])

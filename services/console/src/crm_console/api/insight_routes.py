@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -35,11 +36,17 @@ async def segments(request: Request, session: OperatorSession, clients: ClientsD
         for name, key in (("RFM segments", "rfm_segments"), ("Value tiers", "value_tiers"),
                           ("Grades", "grades"))
     }  # fmt: skip
+    charts = {
+        name: bar_chart(bars, f"Customers per {name.lower()}") for name, bars in sizes.items()
+    }
+    currency, revenue = segment_revenue(overview["rfm_segments"])
+    if revenue:
+        charts[f"RFM segment revenue ({currency})"] = bar_chart(
+            revenue, f"Revenue to date per RFM segment, {currency}", value_format="{:,.2f}"
+        )
     context = {
         "overview": overview,
-        "charts": {
-            name: bar_chart(bars, f"Customers per {name.lower()}") for name, bars in sizes.items()
-        },
+        "charts": charts,
         "cluster_columns": _cluster_columns(overview["clusters"]),
         "clv_chart": column_chart(
             [f"${edge:,.0f}" for edge in clv["edges"][:-1]],
@@ -55,6 +62,29 @@ async def segments(request: Request, session: OperatorSession, clients: ClientsD
         "risk": risk,
     }
     return render(request, "segments.html", session, context)
+
+
+def segment_revenue(segments: list[dict[str, Any]]) -> tuple[str, list[tuple[str, float]]]:
+    """The base's main currency (largest revenue) and each RFM segment's revenue in it."""
+    totals: dict[str, Decimal] = {}
+    for segment in segments:
+        for money in segment.get("revenue", []):
+            totals[money["currency"]] = totals.get(money["currency"], Decimal(0)) + Decimal(
+                money["amount"]
+            )
+    if not totals:
+        return "", []
+    currency = max(totals, key=lambda code: totals[code])
+    bars = [
+        (
+            segment["name"],
+            float(
+                sum(Decimal(m["amount"]) for m in segment["revenue"] if m["currency"] == currency)
+            ),
+        )
+        for segment in segments
+    ]
+    return currency, sorted(bars, key=lambda bar: bar[1], reverse=True)
 
 
 def _cluster_columns(clusters: list[dict[str, Any]]) -> list[str]:

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
+from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import Numeric, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_contracts import ScoreUpdated
+from crm_contracts import Money, ScoreUpdated
 from crm_shared.errors import NotFound
-from scoring_service.api.schemas import CustomerScores, SegmentSize, SegmentsOverview
+from scoring_service.api.schemas import (
+    CustomerScores,
+    RfmSegmentSize,
+    SegmentSize,
+    SegmentsOverview,
+)
 from scoring_service.db.models import Score
 from scoring_service.domain.rfm import SEGMENT_DESCRIPTIONS
 from scoring_service.workflows.model_store import active
+
+_LEDGER_PLACES = Decimal("0.0001")  # the purchase ledger's scale (Numeric(18, 4))
 
 
 def _out(row: Score) -> CustomerScores:
@@ -75,18 +84,51 @@ async def _sizes(session: AsyncSession, column: object) -> list[tuple[str, int]]
     return [(str(name), int(count)) for name, count in rows if name is not None]
 
 
+def _exact(total: object) -> Decimal:
+    # PostgreSQL sums numeric exactly; SQLite's NUMERIC sum is a float behind a Decimal with ten
+    # places. Both are brought to the ledger's four places, so the amount is a valid Money.
+    return Decimal(str(total)).quantize(_LEDGER_PLACES)
+
+
+async def _rfm_sizes(session: AsyncSession) -> list[RfmSegmentSize]:
+    """Customers and summed total spend per RFM segment, in one pass over the scores.
+
+    The spend is the score payload's ``total_spend`` (net of refunds), summed per currency
+    because a base may sell in several; no column of its own, the payload already holds it.
+    """
+    spend = Score.payload["total_spend"]
+    currency = spend["currency"].as_string()
+    amount = func.sum(spend["amount"].as_string().cast(Numeric))
+    rows = await session.execute(
+        select(Score.rfm_segment, currency, func.count(), amount).group_by(
+            Score.rfm_segment, currency
+        )
+    )
+    customers: dict[str, int] = defaultdict(int)
+    revenue: dict[str, list[Money]] = defaultdict(list)
+    for segment, code, count, total in rows:
+        customers[segment] += int(count)
+        if code is not None and total is not None:
+            revenue[segment].append(Money(amount=_exact(total), currency=code))
+    return [
+        RfmSegmentSize(
+            name=name,
+            customers=count,
+            description=SEGMENT_DESCRIPTIONS.get(name),
+            revenue=sorted(revenue[name], key=lambda money: money.amount, reverse=True),
+        )
+        for name, count in sorted(customers.items(), key=lambda item: item[1], reverse=True)
+    ]
+
+
 async def segments_overview(session: AsyncSession) -> SegmentsOverview:
     """Sizes of RFM segments, tiers and grades, and the active model's cluster profiles."""
     model = await active(session)
-    rfm = await _sizes(session, Score.rfm_segment)
     clusters = (model.thresholds.get("segmentation") or {}).get("clusters", []) if model else []
     counts = dict(await _sizes(session, Score.cluster))
     return SegmentsOverview(
         model_version=model.version if model else None,
-        rfm_segments=[
-            SegmentSize(name=n, customers=c, description=SEGMENT_DESCRIPTIONS.get(n))
-            for n, c in rfm
-        ],
+        rfm_segments=await _rfm_sizes(session),
         clusters=[
             {**profile, "customers": counts.get(profile.get("name", ""), 0)} for profile in clusters
         ],

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from crm_console.api.deps import ClientsDep, OperatorSession, render
 from crm_console.clients import Service
 from crm_console.domain.charts import bar_chart, column_chart, heat_map, line_chart
+from crm_console.domain.flow_diagram import flow_diagram, flows_of_matrix
 
 router = APIRouter(tags=["pages"])
 HISTOGRAM_BINS = 20
@@ -135,12 +136,14 @@ async def lifecycle(
             [c["at"][:7] for c in counts], series, "Customers per stage, month by month"
         ),
         "latest": counts[-1],
-        "transition_chart": heat_map(
-            [s or "(new)" for s in matrix["from_stages"]],
-            [s.replace("_", " ") for s in matrix["to_stages"]],
-            matrix["customers"],
+        "transition_chart": flow_diagram(
+            flows_of_matrix(
+                [s.replace("_", " ") if s else "(new)" for s in matrix["from_stages"]],
+                [s.replace("_", " ") for s in matrix["to_stages"]],
+                matrix["customers"],
+            ),
             f"Stage moves in the {TRANSITION_DAYS} days to {day}",
-            value_format="{:,.0f}",
+            element_id="stage-flow",
         ),
         "cohort_chart": heat_map(
             [f"{c['cohort']} ({c['size']})" for c in cohort_rows],

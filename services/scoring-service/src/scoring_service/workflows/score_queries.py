@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import Numeric, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import Money, ScoreUpdated
@@ -91,18 +91,15 @@ def _exact(total: object) -> Decimal:
 
 
 async def _rfm_sizes(session: AsyncSession) -> list[RfmSegmentSize]:
-    """Customers and summed total spend per RFM segment, in one pass over the scores.
-
-    The spend is the score payload's ``total_spend`` (net of refunds), summed per currency
-    because a base may sell in several; no column of its own, the payload already holds it.
-    """
-    spend = Score.payload["total_spend"]
-    currency = spend["currency"].as_string()
-    amount = func.sum(spend["amount"].as_string().cast(Numeric))
+    """Customers and summed total spend (net of refunds) per RFM segment, per currency since a
+    base may sell in several; one pass over ix_scores_segment_spend."""
     rows = await session.execute(
-        select(Score.rfm_segment, currency, func.count(), amount).group_by(
-            Score.rfm_segment, currency
-        )
+        select(
+            Score.rfm_segment,
+            Score.total_spend_currency,
+            func.count(),
+            func.sum(Score.total_spend),
+        ).group_by(Score.rfm_segment, Score.total_spend_currency)
     )
     customers: dict[str, int] = defaultdict(int)
     revenue: dict[str, list[Money]] = defaultdict(list)

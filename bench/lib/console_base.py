@@ -35,9 +35,10 @@ EXPLAINED = {
         " w.predicted_clv_12m * w.churn_risk DESC, w.raised_at DESC, w.warning_id LIMIT 50",
     ),
     "scoring": (
-        "GET /v1/segments (customers and revenue per RFM segment)",
-        "SELECT rfm_segment, total_spend_currency, count(*), sum(total_spend) FROM scores"
-        " GROUP BY rfm_segment, total_spend_currency",
+        "GET /v1/segments (every segment size, revenue per RFM segment)",
+        "SELECT rfm_segment, total_spend_currency, value_tier, grade, cluster, count(*),"
+        " sum(total_spend) FROM scores"
+        " GROUP BY rfm_segment, total_spend_currency, value_tier, grade, cluster",
     ),
     "notification": (
         "GET /v1/notifications/outcomes",

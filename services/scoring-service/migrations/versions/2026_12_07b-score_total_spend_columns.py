@@ -1,7 +1,8 @@
-"""Scores keep their total spend in columns, indexed with the RFM segment, for revenue per segment.
+"""Scores keep their total spend in columns, indexed with the segments, for revenue per segment.
 
 The amount and currency are copied out of each score's payload (backfilled here), so the
-console's segment grid sums revenue from an index instead of reading every payload's JSON.
+console's segment grid sums revenue from an index instead of reading every payload's JSON; the
+index holds every segment dimension, so all the segment sizes come from one index-only scan.
 
 Revision ID: 9d4b2a7e6c13
 Revises: 5b1e0c7d9a41
@@ -37,8 +38,8 @@ def upgrade() -> None:
     op.execute(_BACKFILL[op.get_bind().dialect.name])
     with op.batch_alter_table('scores', schema=None) as batch_op:
         batch_op.create_index(
-            'ix_scores_segment_spend',
-            ['rfm_segment', 'total_spend_currency'],
+            'ix_scores_segment_sizes',
+            ['rfm_segment', 'total_spend_currency', 'value_tier', 'grade', 'cluster'],
             unique=False,
             postgresql_include=['total_spend'],
         )
@@ -46,6 +47,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('scores', schema=None) as batch_op:
-        batch_op.drop_index('ix_scores_segment_spend', postgresql_include=['total_spend'])
+        batch_op.drop_index('ix_scores_segment_sizes', postgresql_include=['total_spend'])
         batch_op.drop_column('total_spend_currency')
         batch_op.drop_column('total_spend')

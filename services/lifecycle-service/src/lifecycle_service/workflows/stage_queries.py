@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import BindParameter, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import Stage
@@ -107,7 +107,7 @@ async def open_warnings_by_value_at_risk(
     # The statuses go in as literals and the order is the index's own: PostgreSQL then reads
     # ix_churn_warnings_open_at_risk in order (a generic plan cannot match a partial index's
     # predicate against bound parameters) and stops at `limit`, with no sort.
-    open_statuses = bindparam(
+    open_statuses: BindParameter[list[str]] = bindparam(
         "open_statuses", list(OPEN_STATUSES), expanding=True, literal_execute=True
     )
     query = (

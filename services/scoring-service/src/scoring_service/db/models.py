@@ -98,11 +98,15 @@ class Score(Base):
     explanation: Mapped[dict[str, Any]] = mapped_column(Json)
 
     __table_args__ = (
-        # Customers and revenue per RFM segment and currency: an index-only scan, in group order.
+        # Every segment size and the revenue per RFM segment and currency, in one index-only
+        # scan (GET /v1/segments): one pass instead of one per dimension.
         Index(
-            "ix_scores_segment_spend",
+            "ix_scores_segment_sizes",
             "rfm_segment",
             "total_spend_currency",
+            "value_tier",
+            "grade",
+            "cluster",
             postgresql_include=["total_spend"],
         ),
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -77,60 +79,90 @@ async def list_scores(
     return [_out(row) for row in rows]
 
 
-async def _sizes(session: AsyncSession, column: object) -> list[tuple[str, int]]:
-    rows = await session.execute(
-        select(column, func.count()).group_by(column).order_by(func.count().desc())  # type: ignore[call-overload]
-    )
-    return [(str(name), int(count)) for name, count in rows if name is not None]
-
-
 def _exact(total: object) -> Decimal:
     # PostgreSQL sums numeric exactly; SQLite's NUMERIC sum is a float behind a Decimal with ten
     # places. Both are brought to the ledger's four places, so the amount is a valid Money.
     return Decimal(str(total)).quantize(_LEDGER_PLACES)
 
 
-async def _rfm_sizes(session: AsyncSession) -> list[RfmSegmentSize]:
-    """Customers and summed total spend (net of refunds) per RFM segment, per currency since a
-    base may sell in several; one pass over ix_scores_segment_spend."""
-    rows = await session.execute(
-        select(
-            Score.rfm_segment,
-            Score.total_spend_currency,
-            func.count(),
-            func.sum(Score.total_spend),
-        ).group_by(Score.rfm_segment, Score.total_spend_currency)
+@dataclass
+class _Tally:
+    """Customers per value of each segment dimension, and spend per RFM segment and currency."""
+
+    rfm: Counter[str] = field(default_factory=Counter)
+    tiers: Counter[str] = field(default_factory=Counter)
+    grades: Counter[str] = field(default_factory=Counter)
+    clusters: Counter[str] = field(default_factory=Counter)
+    revenue: dict[str, list[Money]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, row: Sequence[Any]) -> None:
+        segment, currency, tier, grade, cluster, count, total = row
+        for counter, name in (
+            (self.rfm, segment),
+            (self.tiers, tier),
+            (self.grades, grade),
+            (self.clusters, cluster),
+        ):
+            if name is not None:
+                counter[name] += int(count)
+        if currency is not None and total is not None:
+            self.revenue[segment].append(Money(amount=_exact(total), currency=currency))
+
+
+def _largest_first(counter: Counter[str]) -> list[tuple[str, int]]:
+    return sorted(counter.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _merged(amounts: list[Money]) -> list[Money]:
+    """One amount per currency (a segment comes in rows per tier, grade, cluster); largest first."""
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for money in amounts:
+        totals[money.currency] += money.amount
+    merged = [Money(amount=amount, currency=code) for code, amount in totals.items()]
+    return sorted(merged, key=lambda money: money.amount, reverse=True)
+
+
+async def _tally(session: AsyncSession) -> _Tally:
+    """Every segment size and the revenue per RFM segment from one grouped pass over the scores
+    (on PostgreSQL an index-only scan of ix_scores_segment_sizes), summed up here: one scan
+    instead of one per dimension."""
+    dimensions = (
+        Score.rfm_segment,
+        Score.total_spend_currency,
+        Score.value_tier,
+        Score.grade,
+        Score.cluster,
     )
-    customers: dict[str, int] = defaultdict(int)
-    revenue: dict[str, list[Money]] = defaultdict(list)
-    for segment, code, count, total in rows:
-        customers[segment] += int(count)
-        if code is not None and total is not None:
-            revenue[segment].append(Money(amount=_exact(total), currency=code))
-    return [
-        RfmSegmentSize(
-            name=name,
-            customers=count,
-            description=SEGMENT_DESCRIPTIONS.get(name),
-            revenue=sorted(revenue[name], key=lambda money: money.amount, reverse=True),
-        )
-        for name, count in sorted(customers.items(), key=lambda item: item[1], reverse=True)
-    ]
+    rows = await session.execute(
+        select(*dimensions, func.count(), func.sum(Score.total_spend)).group_by(*dimensions)
+    )
+    tally = _Tally()
+    for row in rows:
+        tally.add(row)
+    return tally
 
 
 async def segments_overview(session: AsyncSession) -> SegmentsOverview:
-    """Sizes of RFM segments, tiers and grades, and the active model's cluster profiles."""
+    """Sizes of RFM segments (with their revenue), tiers and grades, and the active model's
+    cluster profiles."""
     model = await active(session)
     clusters = (model.thresholds.get("segmentation") or {}).get("clusters", []) if model else []
-    counts = dict(await _sizes(session, Score.cluster))
+    tally = await _tally(session)
     return SegmentsOverview(
         model_version=model.version if model else None,
-        rfm_segments=await _rfm_sizes(session),
+        rfm_segments=[
+            RfmSegmentSize(
+                name=name,
+                customers=count,
+                description=SEGMENT_DESCRIPTIONS.get(name),
+                revenue=_merged(tally.revenue[name]),
+            )
+            for name, count in _largest_first(tally.rfm)
+        ],
         clusters=[
-            {**profile, "customers": counts.get(profile.get("name", ""), 0)} for profile in clusters
+            {**profile, "customers": tally.clusters.get(profile.get("name", ""), 0)}
+            for profile in clusters
         ],
-        value_tiers=[
-            SegmentSize(name=n, customers=c) for n, c in await _sizes(session, Score.value_tier)
-        ],
-        grades=[SegmentSize(name=n, customers=c) for n, c in await _sizes(session, Score.grade)],
+        value_tiers=[SegmentSize(name=n, customers=c) for n, c in _largest_first(tally.tiers)],
+        grades=[SegmentSize(name=n, customers=c) for n, c in _largest_first(tally.grades)],
     )

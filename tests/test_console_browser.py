@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -172,6 +173,10 @@ def test_every_page_renders_with_the_replay_and_is_photographed(
     expect(page.locator("#health")).to_contain_text("dead letters 0")
     page.goto(PAGES["segments"])
     expect(page.locator("#segments tbody tr").first).to_be_visible()
+    # Counts and revenue: every segment of the replay has spent something, in dollars.
+    revenue = page.locator("#segments tbody tr td:nth-child(3)").all_inner_texts()
+    assert revenue
+    assert all(cell.endswith(" USD") for cell in revenue), revenue
     assert page.locator("svg[role=img]").count() >= 5
     page.goto(PAGES["lifecycle"])
     total = int(page.locator("#stage-counts caption").inner_text().split("(")[1].split()[0])
@@ -258,6 +263,40 @@ def test_a_form_without_the_csrf_token_is_refused(page: Page, console: Console) 
         "/playbooks/rules/welcome-first-order", form={"name": "forged", "delay": "PT0S"}
     )
     assert refused.status == 403
+
+
+def stage_label(stage: str | None) -> str:
+    """A stage as the diagram names it: words, and "(new)" for a customer newly known."""
+    return stage.replace("_", " ") if stage else "(new)"
+
+
+def test_stage_moves_render_as_a_flow_diagram(page: Page, console: Console) -> None:
+    log_in(page, console.admin_key)
+    page.goto(PAGES["lifecycle"])
+    with console.api("lifecycle-service") as api:
+        day = date.fromisoformat(AS_OF)
+        moves = api.get(
+            "/v1/analytics/transitions",
+            params={"from": (day - timedelta(days=89)).isoformat(), "to": AS_OF},
+        ).json()["transitions"]
+    assert moves, "the replay moves customers between stages"
+    diagram = page.locator("svg#stage-flow")
+    expect(diagram).to_be_visible()
+    bands = diagram.locator("path.flow-band")
+    expect(bands).to_have_count(len(moves))
+    drawn = {
+        (band.get_attribute("data-from"), band.get_attribute("data-to")): int(
+            band.get_attribute("data-customers") or 0
+        )
+        for band in bands.all()
+    }
+    assert drawn == {
+        (stage_label(m["from_stage"]), stage_label(m["to_stage"])): m["customers"] for m in moves
+    }
+    # Screen readers get a title, a description and the numbers as a table.
+    expect(diagram.locator("title").first).to_contain_text("Stage moves")
+    expect(diagram.locator("desc")).to_contain_text(f"{sum(drawn.values()):,} stage moves")
+    expect(page.locator("#stage-moves tbody tr")).to_have_count(len(moves))
 
 
 def test_the_open_warnings_export_downloads_as_csv(page: Page, console: Console) -> None:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-_SOURCES = ("shared", "services", "devstack")
+REPOSITORY = Path(__file__).resolve().parents[2]  # bench/lib/baseline.py -> the repository
+_SOURCES = ("contracts", "shared", "services", "devstack")
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def export_sources(ref: str, into: Path) -> tuple[str, dict[str, str]]:
     ).stdout
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
-    paths = [into / "shared" / "src", into / "devstack" / "src"]
+    paths = [into / "contracts" / "src", into / "shared" / "src", into / "devstack" / "src"]
     paths += sorted((into / "services").glob("*/src"))
     return commit, {"PYTHONPATH": ":".join(str(path) for path in paths)}
 

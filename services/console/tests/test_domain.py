@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+
+import pytest
 
 from crm_console.domain.charts import bar_chart, heat_map
 from crm_console.domain.csv_rows import Column, cell, header_line, item_line
+from crm_console.domain.flow_diagram import Flow, flow_diagram, flows_of_matrix
 from crm_console.domain.health import metric_totals, service_health
 from crm_console.domain.playbook_forms import form_of_rule, outcomes_by_rule, rule_body
 
@@ -50,6 +54,29 @@ def test_chart_text_is_escaped() -> None:
     assert "Segments &amp; tiers" in svg
     grid = str(heat_map(["a"], ["b", "c"], [[0.5, None]], "t"))
     assert grid.count("<rect") == 1  # a None cell stays blank
+
+
+def test_flow_bands_are_as_thick_as_their_moves_and_read_out_in_the_description() -> None:
+    flows = flows_of_matrix(["(new)", "active"], ["active", "at risk"], [[300, 0], [0, 100]])
+    assert flows == [Flow("(new)", "active", 300), Flow("active", "at risk", 100)]
+    svg = str(flow_diagram(flows, "Moves <90 days>", element_id="moves"))
+    thickness = [
+        float(match.group(2)) - float(match.group(1))
+        for match in re.finditer(
+            r'd="M[\d.]+,([\d.]+) .*? L[\d.]+,[\d.]+ C[^"]*? [\d.]+,([\d.]+) Z"', svg
+        )
+    ]
+    assert len(thickness) == 2
+    assert thickness[0] == pytest.approx(3 * thickness[1], rel=0.01)
+    assert 'aria-labelledby="moves-title moves-desc"' in svg
+    assert (
+        '<desc id="moves-desc">400 stage moves. (new) to active: 300; active to at risk: 100.'
+        in svg
+    )
+    assert "Moves &lt;90 days&gt;" in svg
+    empty = str(flow_diagram([], "t", element_id="e"))
+    assert "No stage moves in the period." in empty
+    assert "flow-band" not in empty
 
 
 def test_the_rule_form_round_trips_and_leaves_judging_to_the_service() -> None:

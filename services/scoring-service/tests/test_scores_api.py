@@ -7,6 +7,7 @@ import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -123,9 +124,27 @@ async def test_a_fitted_base_gets_complete_scores_and_segments(scoring_api: ApiC
 
     overview = (await scoring_api.get("/v1/segments")).json()
     assert sum(seg["customers"] for seg in overview["rfm_segments"]) == 60
+    await assert_segment_revenue_is_the_summed_spend(scoring_api, overview["rfm_segments"])
     assert sum(c["customers"] for c in overview["clusters"]) == 60
     risky = await scoring_api.get("/v1/scores", params={"churn_risk_min": 0.5, "limit": 500})
     assert all(item["scores"]["churn_risk"] >= 0.5 for item in risky.json()["items"])
+
+
+async def assert_segment_revenue_is_the_summed_spend(
+    scoring_api: ApiClient, segments: list[dict[str, Any]]
+) -> None:
+    """Each RFM segment's revenue is its customers' total spend added up, in one currency."""
+    for segment in segments:
+        listed = await scoring_api.get(
+            "/v1/scores", params={"segment": segment["name"], "limit": 500}
+        )
+        spend = sum(
+            Decimal(item["scores"]["total_spend"]["amount"]) for item in listed.json()["items"]
+        )
+        (revenue,) = segment["revenue"]
+        assert revenue["currency"] == "USD"
+        assert spend > 0
+        assert Decimal(revenue["amount"]) == spend
 
 
 async def test_refunds_lower_spend_and_cancellations_take_orders_out(

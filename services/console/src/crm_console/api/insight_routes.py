@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -12,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from crm_console.api.deps import ClientsDep, OperatorSession, render
 from crm_console.clients import Service
 from crm_console.domain.charts import bar_chart, column_chart, heat_map, line_chart
+from crm_console.domain.flow_diagram import flow_diagram, flows_of_matrix
 
 router = APIRouter(tags=["pages"])
 HISTOGRAM_BINS = 20
@@ -35,11 +37,17 @@ async def segments(request: Request, session: OperatorSession, clients: ClientsD
         for name, key in (("RFM segments", "rfm_segments"), ("Value tiers", "value_tiers"),
                           ("Grades", "grades"))
     }  # fmt: skip
+    charts = {
+        name: bar_chart(bars, f"Customers per {name.lower()}") for name, bars in sizes.items()
+    }
+    currency, revenue = segment_revenue(overview["rfm_segments"])
+    if revenue:
+        charts[f"RFM segment revenue ({currency})"] = bar_chart(
+            revenue, f"Revenue to date per RFM segment, {currency}", value_format="{:,.2f}"
+        )
     context = {
         "overview": overview,
-        "charts": {
-            name: bar_chart(bars, f"Customers per {name.lower()}") for name, bars in sizes.items()
-        },
+        "charts": charts,
         "cluster_columns": _cluster_columns(overview["clusters"]),
         "clv_chart": column_chart(
             [f"${edge:,.0f}" for edge in clv["edges"][:-1]],
@@ -55,6 +63,29 @@ async def segments(request: Request, session: OperatorSession, clients: ClientsD
         "risk": risk,
     }
     return render(request, "segments.html", session, context)
+
+
+def segment_revenue(segments: list[dict[str, Any]]) -> tuple[str, list[tuple[str, float]]]:
+    """The base's main currency (largest revenue) and each RFM segment's revenue in it."""
+    totals: dict[str, Decimal] = {}
+    for segment in segments:
+        for money in segment.get("revenue", []):
+            totals[money["currency"]] = totals.get(money["currency"], Decimal(0)) + Decimal(
+                money["amount"]
+            )
+    if not totals:
+        return "", []
+    currency = max(totals, key=lambda code: totals[code])
+    bars = [
+        (
+            segment["name"],
+            float(
+                sum(Decimal(m["amount"]) for m in segment["revenue"] if m["currency"] == currency)
+            ),
+        )
+        for segment in segments
+    ]
+    return currency, sorted(bars, key=lambda bar: bar[1], reverse=True)
 
 
 def _cluster_columns(clusters: list[dict[str, Any]]) -> list[str]:
@@ -105,12 +136,14 @@ async def lifecycle(
             [c["at"][:7] for c in counts], series, "Customers per stage, month by month"
         ),
         "latest": counts[-1],
-        "transition_chart": heat_map(
-            [s or "(new)" for s in matrix["from_stages"]],
-            [s.replace("_", " ") for s in matrix["to_stages"]],
-            matrix["customers"],
+        "transition_chart": flow_diagram(
+            flows_of_matrix(
+                [s.replace("_", " ") if s else "(new)" for s in matrix["from_stages"]],
+                [s.replace("_", " ") for s in matrix["to_stages"]],
+                matrix["customers"],
+            ),
             f"Stage moves in the {TRANSITION_DAYS} days to {day}",
-            value_format="{:,.0f}",
+            element_id="stage-flow",
         ),
         "cohort_chart": heat_map(
             [f"{c['cohort']} ({c['size']})" for c in cohort_rows],

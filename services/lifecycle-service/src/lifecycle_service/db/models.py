@@ -120,6 +120,17 @@ class ChurnWarningRow(Base):
         Index("ix_churn_warnings_customer_raised", "customer_id", "raised_at"),
         Index("ix_churn_warnings_status_tier", "status", "value_tier"),
         Index("ix_churn_warnings_raised_at", "raised_at"),
+        # The console's work list (open warnings by 12-month CLV at risk, top N) reads this
+        # index in order and stops after N rows, instead of sorting every open warning.
+        Index(
+            "ix_churn_warnings_open_at_risk",
+            text("((predicted_clv_12m * churn_risk) IS NULL)"),
+            text("(predicted_clv_12m * churn_risk) DESC"),
+            text("raised_at DESC"),
+            "warning_id",
+            postgresql_where=_OPEN_WARNING,
+            sqlite_where=_OPEN_WARNING,
+        ),
     )
 
 

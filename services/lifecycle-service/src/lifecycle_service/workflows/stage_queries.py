@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import BindParameter, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import Stage
@@ -105,13 +105,19 @@ async def open_warnings_by_value_at_risk(
     """Open warnings with the customer's stage, the largest 12-month CLV at risk (predicted
     CLV x churn risk) first; warnings without both figures last, newest first among equals."""
     at_risk = ChurnWarningRow.predicted_clv_12m * ChurnWarningRow.churn_risk
+    # The statuses go in as literals and the order is the index's own: PostgreSQL then reads
+    # ix_churn_warnings_open_at_risk in order (a generic plan cannot match a partial index's
+    # predicate against bound parameters) and stops at `limit`, with no sort.
+    open_statuses: BindParameter[list[str]] = bindparam(
+        "open_statuses", list(OPEN_STATUSES), expanding=True, literal_execute=True
+    )
     query = (
         select(ChurnWarningRow, CustomerLifecycleRow.stage)
         .outerjoin(
             CustomerLifecycleRow,
             CustomerLifecycleRow.customer_id == ChurnWarningRow.customer_id,
         )
-        .where(ChurnWarningRow.status.in_(OPEN_STATUSES))
+        .where(ChurnWarningRow.status.in_(open_statuses))
         .order_by(
             at_risk.is_(None),
             at_risk.desc(),

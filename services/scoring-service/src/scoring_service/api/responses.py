@@ -7,6 +7,7 @@ from scoring_service.api.schemas import (
     CustomerScores,
     ModelDetail,
     ModelSummary,
+    RfmSegmentSize,
     SegmentSize,
     SegmentsOverview,
 )
@@ -37,13 +38,18 @@ def model_detail(model: ModelVersion) -> ModelDetail:
 
 
 def segments_overview(counts: SegmentCounts) -> SegmentsOverview:
-    """Segment sizes with their descriptions, and the active model's cluster profiles."""
+    """Segment sizes with their descriptions and RFM revenue, and the model's cluster profiles."""
     model = counts.model
     clusters = (model.thresholds.get("segmentation") or {}).get("clusters", []) if model else []
     return SegmentsOverview(
         model_version=model.version if model else None,
         rfm_segments=[
-            SegmentSize(name=n, customers=c, description=SEGMENT_DESCRIPTIONS.get(n))
+            RfmSegmentSize(
+                name=n,
+                customers=c,
+                description=SEGMENT_DESCRIPTIONS.get(n),
+                revenue=counts.rfm_revenue.get(n, []),
+            )
             for n, c in counts.rfm_segments
         ],
         clusters=[

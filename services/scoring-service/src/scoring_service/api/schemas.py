@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crm_contracts import EventTime, ScoreUpdated
+from crm_contracts import EventTime, Money, ScoreUpdated
 
 
 class CustomerScores(BaseModel):
@@ -132,11 +132,23 @@ class SegmentSize(BaseModel):
     description: str | None = None
 
 
+class RfmSegmentSize(SegmentSize):
+    """An RFM segment's size and what its customers have spent, net of refunds."""
+
+    revenue: list[Money] = Field(
+        description=(
+            "The segment's customers' total spend to date (each score's `total_spend`, net of"
+            " refunds), summed per currency, largest first."
+        ),
+        examples=[[{"amount": "48210.35", "currency": "USD"}]],
+    )
+
+
 class SegmentsOverview(BaseModel):
     """RFM segments and behavioural clusters with their sizes and profiles."""
 
     model_version: str | None
-    rfm_segments: list[SegmentSize]
+    rfm_segments: list[RfmSegmentSize]
     clusters: list[dict[str, Any]]
     value_tiers: list[SegmentSize]
     grades: list[SegmentSize]

@@ -140,6 +140,7 @@ async def store_scores(
                     "grade": document["grade"],
                     "cluster": document["cluster"],
                     "churn_risk": document["churn_risk"],
+                    **_spend_columns(document["total_spend"]),
                     "payload": text if postgres else document,
                     "explanation": table.explanation(i, models),
                 }
@@ -193,9 +194,18 @@ _COLUMNS = (
     "grade",
     "cluster",
     "churn_risk",
+    "total_spend",
+    "total_spend_currency",
     "payload",
     "explanation",
 )
+
+
+def _spend_columns(spend: dict[str, str] | None) -> dict[str, Decimal | str | None]:
+    """The score's total spend as the two columns revenue per segment is summed from."""
+    if spend is None:
+        return {"total_spend": None, "total_spend_currency": None}
+    return {"total_spend": Decimal(spend["amount"]), "total_spend_currency": spend["currency"]}
 
 
 async def _copy_upsert(session: AsyncSession, rows: list[dict[str, Any]]) -> None:

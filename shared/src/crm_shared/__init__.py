@@ -4,7 +4,7 @@ Event contracts live in :mod:`crm_contracts`; test fixtures and the embedded bro
 in :mod:`crm_shared.testing` (development only: its broker needs the ``testing`` extra).
 """
 
-from crm_shared._app import create_service_app
+from crm_shared._app import ScheduledJob, create_service_app
 from crm_shared._auth import (
     API_KEY_HEADER,
     AdminAccess,
@@ -85,7 +85,7 @@ from crm_shared._runtime import (
 )
 from crm_shared._schedule import hold_job_lock, job_lock, run_periodically
 from crm_shared._settings import ApiKeyRecord, Scope, ServiceSettings
-from crm_shared._tables import Json, ServiceTables
+from crm_shared._tables import ContactColumns, CustomerIdColumn, Json, ServiceTables
 from crm_shared.errors import (
     BadRequest,
     Conflict,
@@ -111,9 +111,11 @@ __all__ = [
     "BadRequest",
     "BatchFinisher",
     "Conflict",
+    "ContactColumns",
     "ContentTooLarge",
     "CursorPosition",
     "CursorText",
+    "CustomerIdColumn",
     "Decoder",
     "EventConsumer",
     "Forbidden",
@@ -134,6 +136,7 @@ __all__ = [
     "RequestBodyLimits",
     "RetryPolicy",
     "RuntimeDep",
+    "ScheduledJob",
     "Scope",
     "ServiceMetrics",
     "ServiceRuntime",

@@ -9,9 +9,15 @@ from typing import Any, cast
 from sqlalchemy import Boolean, Float, Index, Integer, Numeric, String, Table, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from crm_shared import AutoIncrementId, Json, ServiceTables, plumbing_tables
+from crm_shared import (
+    AutoIncrementId,
+    ContactColumns,
+    CustomerIdColumn,
+    Json,
+    ServiceTables,
+    plumbing_tables,
+)
 
-CustomerIdColumn = String(64)
 # Money in the accounting currency (one per deployment; see crm_shared's order policy).
 Amount = Numeric(18, 4)
 
@@ -23,20 +29,13 @@ class Base(ServiceTables, DeclarativeBase):
 PLUMBING = plumbing_tables(Base.metadata)
 
 
-class Contact(Base):
+class Contact(ContactColumns, Base):
     """What this service knows of a customer: how to reach them and what to say (a replica)."""
 
     __tablename__ = "contacts"
 
     customer_id: Mapped[str] = mapped_column(CustomerIdColumn, primary_key=True)
-    email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(32))
-    first_name: Mapped[str | None] = mapped_column(String(200))
-    last_name: Mapped[str | None] = mapped_column(String(200))
-    time_zone: Mapped[str | None] = mapped_column(String(64))
-    locale: Mapped[str | None] = mapped_column(String(35))
-    attributes: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
-    tags: Mapped[list[str]] = mapped_column(Json, default=list)
     # The latest score.updated payload, for templates; the columns below are what rules read.
     scores: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     stage: Mapped[str | None] = mapped_column(String(16))

@@ -62,9 +62,11 @@ from crm_shared._pagination import (
     CursorPosition,
     CursorText,
     Page,
+    PageLimit,
     PageSlice,
     decode_cursor,
     encode_cursor,
+    page_of,
     slice_page,
 )
 from crm_shared._profiling import (
@@ -85,7 +87,13 @@ from crm_shared._runtime import (
 )
 from crm_shared._schedule import hold_job_lock, job_lock, run_periodically
 from crm_shared._settings import ApiKeyRecord, Scope, ServiceSettings
-from crm_shared._tables import ContactColumns, CustomerIdColumn, Json, ServiceTables
+from crm_shared._tables import (
+    ContactColumns,
+    CustomerIdColumn,
+    Json,
+    MoneyColumn,
+    ServiceTables,
+)
 from crm_shared.errors import (
     BadRequest,
     Conflict,
@@ -123,9 +131,11 @@ __all__ = [
     "IdempotencyKeys",
     "Json",
     "KafkaSecurity",
+    "MoneyColumn",
     "NotFound",
     "OutboxRelay",
     "Page",
+    "PageLimit",
     "PageSlice",
     "PlumbingTables",
     "Principal",
@@ -179,6 +189,7 @@ __all__ = [
     "new_metadata",
     "normalise_database_url",
     "objecting_customers",
+    "page_of",
     "plumbing_tables",
     "problem_responses",
     "profiling_decisions_table",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, Numeric, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -21,6 +21,9 @@ Json = JSON().with_variant(JSONB(), "postgresql")
 
 CustomerIdColumn = String(64)
 """A customer id as events carry it (the contracts bound it to 64 characters)."""
+
+MoneyColumn = Numeric(18, 4)
+"""Money in the accounting currency (one per deployment; see the order policy)."""
 
 
 class ContactColumns:

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Boolean, Float, Index, Integer, Numeric, String, Table, Text, false
+from sqlalchemy import Boolean, Float, Index, Integer, String, Table, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from crm_shared import (
@@ -14,12 +14,10 @@ from crm_shared import (
     ContactColumns,
     CustomerIdColumn,
     Json,
+    MoneyColumn,
     ServiceTables,
     plumbing_tables,
 )
-
-# Money in the accounting currency (one per deployment; see crm_shared's order policy).
-Amount = Numeric(18, 4)
 
 
 class Base(ServiceTables, DeclarativeBase):
@@ -65,7 +63,7 @@ class ContactOrder(Base):
     placed_at: Mapped[datetime]
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
     # The order's total; null for orders stored before the service kept it.
-    total: Mapped[Decimal | None] = mapped_column(Amount)
+    total: Mapped[Decimal | None] = mapped_column(MoneyColumn)
 
 
 class ContactOrderRefund(Base):
@@ -75,7 +73,7 @@ class ContactOrderRefund(Base):
 
     refund_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     order_id: Mapped[str] = mapped_column(String(200), index=True)
-    amount: Mapped[Decimal] = mapped_column(Amount)
+    amount: Mapped[Decimal] = mapped_column(MoneyColumn)
     refunded_at: Mapped[datetime]
 
 

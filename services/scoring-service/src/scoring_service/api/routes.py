@@ -10,6 +10,7 @@ from crm_shared import (
     AdminAccess,
     AfterId,
     Page,
+    PageLimit,
     ReadAccess,
     RuntimeDep,
     SessionDep,
@@ -62,7 +63,7 @@ async def list_all_scores(
     churn_risk_min: Annotated[float | None, Query(ge=0, le=1)] = None,
     churn_risk_max: Annotated[float | None, Query(ge=0, le=1)] = None,
     cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: PageLimit = 50,
 ) -> Page[CustomerScores]:
     """Customers' scores filtered by segment, tier, grade or churn-risk range; cursor-paginated."""
     position = decode_cursor(cursor, AfterId)

@@ -22,7 +22,7 @@ from crm_shared import (
     problem_responses,
     utc_now,
 )
-from crm_shared.errors import Conflict, NotFound, UnprocessableContent
+from crm_shared.errors import Conflict, UnprocessableContent, must_exist
 from lifecycle_service.api.schemas import (
     CustomerStage,
     DryRunRequest,
@@ -63,9 +63,10 @@ class WarningPosition(CursorPosition):
 )
 async def customer_stage(customer_id: str, session: SessionDep, _: ReadAccess) -> CustomerStage:
     """The stage, the facts the rules judged it by, the open warning and every past move."""
-    found = await stage_queries.customer_with_history(session, customer_id)
-    if found is None:
-        raise NotFound(f"lifecycle-service knows no customer {customer_id}.")
+    found = must_exist(
+        await stage_queries.customer_with_history(session, customer_id),
+        f"lifecycle-service knows no customer {customer_id}.",
+    )
     row, history, warning = found
     return CustomerStage(
         customer_id=row.customer_id,

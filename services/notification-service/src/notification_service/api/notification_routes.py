@@ -21,7 +21,7 @@ from crm_shared import (
     problem_responses,
     utc_now,
 )
-from crm_shared.errors import NotFound, UnprocessableContent
+from crm_shared.errors import UnprocessableContent, must_exist
 from notification_service.api.schemas import (
     NotificationStatus,
     NotificationView,
@@ -120,9 +120,10 @@ async def read_notification(
     notification_id: str, session: SessionDep, _: ReadAccess
 ) -> NotificationView:
     """One message and what became of it."""
-    row = await delivery_log.notification_by_id(session, notification_id)
-    if row is None:
-        raise NotFound(f"No notification {notification_id!r}.")
+    row = must_exist(
+        await delivery_log.notification_by_id(session, notification_id),
+        f"No notification {notification_id!r}.",
+    )
     return _view(row)
 
 

@@ -19,7 +19,7 @@ from crm_shared import (
     slice_page,
     utc_now,
 )
-from crm_shared.errors import NotFound
+from crm_shared.errors import must_exist
 from scoring_service.api import responses
 from scoring_service.api.schemas import (
     CustomerScores,
@@ -117,7 +117,7 @@ async def models(session: SessionDep, _: ReadAccess) -> list[ModelSummary]:
 )
 async def model(version: str, session: SessionDep, _: ReadAccess) -> ModelDetail:
     """Parameters, log-likelihoods, customers, as-of time, fit duration and thresholds."""
-    found = await model_store.by_version(session, version)
-    if found is None:
-        raise NotFound(f"No model version {version}.")
+    found = must_exist(
+        await model_store.by_version(session, version), f"No model version {version}."
+    )
     return responses.model_detail(found)

@@ -17,6 +17,7 @@ from crm_shared import (
     UnprocessableContent,
     decode_cursor,
     encode_cursor,
+    page_of,
     slice_page,
 )
 
@@ -96,3 +97,12 @@ def test_a_page_is_the_rows_asked_for_and_a_cursor_when_more_follow() -> None:
     )
     assert slice_page(rows, 3, lambda row: AfterId(after=row)) == (rows, None)
     assert slice_page([], 3, lambda row: AfterId(after=row)) == ([], None)
+
+
+def test_page_of_shows_the_page_rows_through_the_view_and_cursors_the_last_one() -> None:
+    rows = ["a", "b", "c"]
+    page = page_of(rows, 2, lambda row: AfterId(after=row), str.upper)
+    assert page.items == ["A", "B"]
+    assert page.next_cursor == encode_cursor(AfterId(after="b"))
+    last = page_of(rows, 3, lambda row: AfterId(after=row), str.upper)
+    assert (last.items, last.next_cursor) == (["A", "B", "C"], None)

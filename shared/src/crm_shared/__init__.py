@@ -4,7 +4,7 @@ Event contracts live in :mod:`crm_contracts`; test fixtures and the embedded bro
 in :mod:`crm_shared.testing` (development only: its broker needs the ``testing`` extra).
 """
 
-from crm_shared._app import create_service_app
+from crm_shared._app import ScheduledJob, create_service_app
 from crm_shared._auth import (
     API_KEY_HEADER,
     AdminAccess,
@@ -62,9 +62,11 @@ from crm_shared._pagination import (
     CursorPosition,
     CursorText,
     Page,
+    PageLimit,
     PageSlice,
     decode_cursor,
     encode_cursor,
+    page_of,
     slice_page,
 )
 from crm_shared._profiling import (
@@ -85,7 +87,13 @@ from crm_shared._runtime import (
 )
 from crm_shared._schedule import hold_job_lock, job_lock, run_periodically
 from crm_shared._settings import ApiKeyRecord, Scope, ServiceSettings
-from crm_shared._tables import Json, ServiceTables
+from crm_shared._tables import (
+    ContactColumns,
+    CustomerIdColumn,
+    Json,
+    MoneyColumn,
+    ServiceTables,
+)
 from crm_shared.errors import (
     BadRequest,
     Conflict,
@@ -111,9 +119,11 @@ __all__ = [
     "BadRequest",
     "BatchFinisher",
     "Conflict",
+    "ContactColumns",
     "ContentTooLarge",
     "CursorPosition",
     "CursorText",
+    "CustomerIdColumn",
     "Decoder",
     "EventConsumer",
     "Forbidden",
@@ -121,9 +131,11 @@ __all__ = [
     "IdempotencyKeys",
     "Json",
     "KafkaSecurity",
+    "MoneyColumn",
     "NotFound",
     "OutboxRelay",
     "Page",
+    "PageLimit",
     "PageSlice",
     "PlumbingTables",
     "Principal",
@@ -134,6 +146,7 @@ __all__ = [
     "RequestBodyLimits",
     "RetryPolicy",
     "RuntimeDep",
+    "ScheduledJob",
     "Scope",
     "ServiceMetrics",
     "ServiceRuntime",
@@ -176,6 +189,7 @@ __all__ = [
     "new_metadata",
     "normalise_database_url",
     "objecting_customers",
+    "page_of",
     "plumbing_tables",
     "problem_responses",
     "profiling_decisions_table",

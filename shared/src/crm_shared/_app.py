@@ -1,15 +1,20 @@
-"""The parts every service's FastAPI app has: errors, auth, request ids, metrics, probes."""
+"""The parts every service's FastAPI app has: errors, auth, request ids, metrics, probes, and
+the lifespan that starts its runtime, consumers and scheduled jobs."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from crm_shared._auth import ApiKeyAuthenticator
 from crm_shared._body_limit import install_body_limit
+from crm_shared._db import PlumbingTables
 from crm_shared._docs import install_local_docs
 from crm_shared._health import health_router
 from crm_shared._logging import configure_logging
@@ -17,6 +22,7 @@ from crm_shared._metrics import RequestContextMiddleware, ServiceMetrics
 from crm_shared._nul_guard import NulCharacterGuard
 from crm_shared._openapi import document_unreadable_bodies, problem_responses
 from crm_shared._problems import install_problem_handlers
+from crm_shared._runtime import ServiceRuntime, Subscription, attach_runtime, run_service
 from crm_shared._settings import ServiceSettings
 
 _ACCESS_AND_ERRORS = """
@@ -34,18 +40,66 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = problem_responses(
 )
 
 
+@dataclass(frozen=True)
+class ScheduledJob:
+    """A loop a service runs while it is up: every `interval_seconds` (never when that is 0 or
+    less, which is how a deployment switches it off), and soon after `wake` is set."""
+
+    name: str
+    interval_seconds: float
+    run: Callable[[ServiceRuntime], Awaitable[object]]
+    wake: asyncio.Event | None = None
+
+
+AppHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+"""Resources held around the runtime: entered before it starts, left after it has stopped."""
+
+StartHook = Callable[[FastAPI, ServiceRuntime], AbstractAsyncContextManager[None]]
+"""Work done once the runtime runs (seeding, background tasks); left before it stops."""
+
+Lifespan = (
+    Callable[[FastAPI], AbstractAsyncContextManager[None]]
+    | Callable[[FastAPI], AsyncIterator[None]]
+)
+
+
 def create_service_app(
     *,
     settings: ServiceSettings,
-    metrics: ServiceMetrics,
     title: str,
     description: str,
     version: str,
-    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]
-    | Callable[[FastAPI], AsyncIterator[None]],
+    metrics: ServiceMetrics | None = None,
+    lifespan: Lifespan | None = None,
     openapi_tags: list[dict[str, Any]] | None = None,
+    plumbing: PlumbingTables | None = None,
+    produces: Sequence[str] = (),
+    subscriptions: Sequence[Subscription[Any]] = (),
+    jobs: Sequence[ScheduledJob] = (),
+    routers: Sequence[APIRouter] = (),
+    resources: AppHook | None = None,
+    on_start: StartHook | None = None,
 ) -> FastAPI:
-    """A FastAPI app with the shared behaviour installed; the service adds its routers."""
+    """A FastAPI app with the shared behaviour installed and `routers` included.
+
+    Given `plumbing` (and no `lifespan`), its lifespan runs the service: `run_service` with
+    the topics it produces and its subscriptions, the runtime attached to the app, then the
+    scheduled `jobs` and `on_start`; `resources` wrap all of it. Without `metrics`, the app
+    gets its own.
+    """
+    metrics = metrics or ServiceMetrics()
+    if lifespan is None and plumbing is not None:
+        lifespan = functools.partial(
+            _run_service_app,
+            settings=settings,
+            metrics=metrics,
+            plumbing=plumbing,
+            produces=produces,
+            subscriptions=subscriptions,
+            jobs=jobs,
+            resources=resources,
+            on_start=on_start,
+        )
     configure_logging(settings.service_name, settings.log_level)
     app = FastAPI(
         title=title,
@@ -68,7 +122,38 @@ def create_service_app(
     app.include_router(health_router())
     install_local_docs(app)
     _add_problem_schema(app)
+    for router in routers:
+        app.include_router(router)
     return app
+
+
+@asynccontextmanager
+async def _run_service_app(
+    app: FastAPI,
+    *,
+    settings: ServiceSettings,
+    metrics: ServiceMetrics,
+    plumbing: PlumbingTables,
+    produces: Sequence[str],
+    subscriptions: Sequence[Subscription[Any]],
+    jobs: Sequence[ScheduledJob],
+    resources: AppHook | None,
+    on_start: StartHook | None,
+) -> AsyncIterator[None]:
+    async with AsyncExitStack() as stack:
+        if resources is not None:
+            await stack.enter_async_context(resources(app))
+        runtime = await stack.enter_async_context(
+            run_service(settings, plumbing, metrics, produces=produces, subscriptions=subscriptions)
+        )
+        attach_runtime(app, runtime)
+        for job in jobs:
+            if job.interval_seconds > 0:
+                run = functools.partial(job.run, runtime)
+                runtime.every(job.name, job.interval_seconds, run, wake=job.wake)
+        if on_start is not None:
+            await stack.enter_async_context(on_start(app, runtime))
+        yield
 
 
 def _add_problem_schema(app: FastAPI) -> None:

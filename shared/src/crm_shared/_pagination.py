@@ -12,6 +12,7 @@ import binascii
 from collections.abc import Callable, Sequence
 from typing import Annotated, Generic, NamedTuple, TypeVar
 
+from fastapi import Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from crm_contracts._bounds import without_nul
@@ -73,6 +74,10 @@ def decode_cursor(cursor: str | None, position: type[PositionT]) -> PositionT | 
         raise UnprocessableContent(_FOREIGN_CURSOR, field="cursor") from error
 
 
+PageLimit = Annotated[int, Query(ge=1, le=500)]
+"""The `limit` query parameter of a list: how many items a page holds at most."""
+
+
 class PageSlice(NamedTuple, Generic[RowT]):
     """The rows of one page and the cursor of the next (None on the last page)."""
 
@@ -90,3 +95,15 @@ def slice_page(
     page = list(rows[:limit])
     more = len(rows) > limit and bool(page)
     return PageSlice(page, encode_cursor(position_of(page[-1])) if more else None)
+
+
+def page_of(
+    rows: Sequence[RowT],
+    limit: int,
+    position_of: Callable[[RowT], CursorPosition],
+    view: Callable[[RowT], ItemT],
+) -> Page[ItemT]:
+    """The response page of the ``limit + 1`` rows a list query fetched, each row as `view`
+    shows it, with the cursor of the next page."""
+    page = slice_page(rows, limit, position_of)
+    return Page[ItemT](items=[view(row) for row in page.rows], next_cursor=page.next_cursor)

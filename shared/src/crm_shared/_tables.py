@@ -10,14 +10,34 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON
+from sqlalchemy import JSON, Numeric, String
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from crm_shared._db import UtcDateTime, new_metadata
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 """A JSON column: JSONB on PostgreSQL, JSON text on SQLite."""
+
+CustomerIdColumn = String(64)
+"""A customer id as events carry it (the contracts bound it to 64 characters)."""
+
+MoneyColumn = Numeric(18, 4)
+"""Money in the accounting currency (one per deployment; see the order policy)."""
+
+
+class ContactColumns:
+    """Mixin: how to reach a customer and what to call them, as the profile keeps it and the
+    services that replicate it from customer events store it (the phone column stays with
+    each table: the profile keeps it normalised, a replica as the event carried it)."""
+
+    email: Mapped[str | None] = mapped_column(String(320))
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    attributes: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    tags: Mapped[list[str]] = mapped_column(Json, default=list)
 
 
 class ServiceTables:

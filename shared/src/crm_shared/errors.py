@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class Problem(Exception):
@@ -51,6 +53,14 @@ class NotFound(Problem):
     """The resource does not exist."""
 
     status, title, type_slug = 404, "Not found", "not-found"
+
+
+def must_exist(value: T | None, detail: str) -> T:
+    """`value`, or a 404 problem saying `detail` when there is none (what a lookup by id
+    returns for an unknown id)."""
+    if value is None:
+        raise NotFound(detail)
+    return value
 
 
 class Conflict(Problem):

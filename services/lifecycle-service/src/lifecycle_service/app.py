@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
 from crm_contracts import Topic
-from crm_shared import (
-    ServiceMetrics,
-    Subscription,
-    attach_runtime,
-    create_service_app,
-    run_service,
-    utc_now,
-)
+from crm_shared import ScheduledJob, ServiceRuntime, Subscription, create_service_app, utc_now
 from lifecycle_service.api import analytics_routes, feedback_routes, routes
 from lifecycle_service.db.models import PLUMBING
 from lifecycle_service.events.event_batch import LIFECYCLE_TOPICS, apply_events
@@ -35,32 +24,18 @@ each one open until a purchase saves it or it expires. Publishes `lifecycle.stag
 def create_app(settings: LifecycleSettings | None = None) -> FastAPI:
     """Build the app; nothing starts until the lifespan runs."""
     settings = settings or LifecycleSettings()
-    metrics = ServiceMetrics()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with run_service(
-            settings,
-            PLUMBING,
-            metrics,
-            produces=[Topic.LIFECYCLE],
-            subscriptions=[Subscription("stages", LIFECYCLE_TOPICS, apply_events)],
-        ) as runtime:
-            attach_runtime(app, runtime)
-            if settings.sweep_interval_seconds > 0:
-                job = functools.partial(scheduled_sweep, runtime, settings, utc_now)
-                runtime.every("sweep", settings.sweep_interval_seconds, job)
-            yield
+    async def sweep(runtime: ServiceRuntime) -> None:
+        await scheduled_sweep(runtime, settings, utc_now)
 
-    app = create_service_app(
+    return create_service_app(
         settings=settings,
-        metrics=metrics,
         title="lifecycle-service",
         description=DESCRIPTION,
         version="0.1.0",
-        lifespan=lifespan,
+        plumbing=PLUMBING,
+        produces=[Topic.LIFECYCLE],
+        subscriptions=[Subscription("stages", LIFECYCLE_TOPICS, apply_events)],
+        jobs=[ScheduledJob("sweep", settings.sweep_interval_seconds, sweep)],
+        routers=[routes.router, analytics_routes.router, feedback_routes.router],
     )
-    app.include_router(routes.router)
-    app.include_router(analytics_routes.router)
-    app.include_router(feedback_routes.router)
-    return app

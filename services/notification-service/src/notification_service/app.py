@@ -5,21 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
 
 from crm_contracts import NotificationChannel, Topic
-from crm_shared import (
-    ServiceMetrics,
-    Subscription,
-    attach_runtime,
-    create_service_app,
-    run_service,
-    utc_now,
-)
+from crm_shared import ServiceRuntime, Subscription, create_service_app, utc_now
 from notification_service.api import (
     analytics_routes,
     inbox_routes,
@@ -54,77 +47,76 @@ event never sends twice. Publishes `notification.sent`, `notification.failed` an
 def create_app(settings: NotificationSettings | None = None) -> FastAPI:
     """Build the app; nothing starts until the lifespan runs."""
     settings = settings or NotificationSettings()
-    metrics = ServiceMetrics()
+    deliver_now = asyncio.Event()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        deliver_now = asyncio.Event()
-        async with AsyncExitStack() as stack:
-            client = await stack.enter_async_context(
-                httpx.AsyncClient(timeout=settings.send_timeout_seconds)
-            )
-            runtime = await stack.enter_async_context(
-                run_service(
-                    settings,
-                    PLUMBING,
-                    metrics,
-                    produces=[Topic.NOTIFICATIONS],
-                    subscriptions=[
-                        Subscription(
-                            "notifications",
-                            NOTIFICATION_TOPICS,
-                            apply_events,
-                            # A batch's due-now messages are decided right after it commits.
-                            after_batch=deliver_now.set,
-                        )
-                    ],
-                )
-            )
-            attach_runtime(app, runtime)
-            async with runtime.sessions() as session, session.begin():
-                await playbook_store.seed_defaults(session, utc_now())
-            # Alive for the process's life: a replica that finds this name's lock free knows
-            # the process is gone and recovers its interrupted sends.
-            sender = await stack.enter_async_context(interrupted_sends.hold_sender(runtime))
-            renderer = TemplateRenderer(settings.render_limits(), workers=settings.render_workers)
-            stack.callback(renderer.close)
-            app.state.renderer = renderer
-            config = delivery_config(settings, client, sender, renderer)
-            app.state.delivery = config
-            if settings.delivery_interval_seconds > 0:
-                deliver = functools.partial(deliver_until_idle, runtime, config, utc_now)
-                runtime.every(
-                    "deliver", settings.delivery_interval_seconds, deliver, wake=deliver_now
-                )
-            key = settings.profile_service_api_key
-            forward = functools.partial(
-                forward_opt_outs,
-                runtime.sessions,
-                client,
-                settings.profile_service_url,
-                key.get_secret_value() if key else None,
-            )
-            runtime.every("opt-outs", OPT_OUT_FORWARD_SECONDS, forward)
+    async def http_client(app: FastAPI) -> AsyncIterator[None]:
+        # Opened before the runtime and closed after it: the loops that send stop first.
+        async with httpx.AsyncClient(timeout=settings.send_timeout_seconds) as client:
+            app.state.http_client = client
             yield
 
-    app = create_service_app(
+    @asynccontextmanager
+    async def start_delivery(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
+        client: httpx.AsyncClient = app.state.http_client
+        async with runtime.sessions() as session, session.begin():
+            await playbook_store.seed_defaults(session, utc_now())
+        # Alive for the process's life: a replica that finds this name's lock free knows
+        # the process is gone and recovers its interrupted sends.
+        async with interrupted_sends.hold_sender(runtime) as sender:
+            renderer = TemplateRenderer(settings.render_limits(), workers=settings.render_workers)
+            try:
+                app.state.renderer = renderer
+                config = delivery_config(settings, client, sender, renderer)
+                app.state.delivery = config
+                if settings.delivery_interval_seconds > 0:
+                    deliver = functools.partial(deliver_until_idle, runtime, config, utc_now)
+                    runtime.every(
+                        "deliver", settings.delivery_interval_seconds, deliver, wake=deliver_now
+                    )
+                key = settings.profile_service_api_key
+                forward = functools.partial(
+                    forward_opt_outs,
+                    runtime.sessions,
+                    client,
+                    settings.profile_service_url,
+                    key.get_secret_value() if key else None,
+                )
+                runtime.every("opt-outs", OPT_OUT_FORWARD_SECONDS, forward)
+                yield
+            finally:
+                renderer.close()
+
+    return create_service_app(
         settings=settings,
-        metrics=metrics,
         title="notification-service",
         description=DESCRIPTION,
         version="0.1.0",
-        lifespan=lifespan,
+        plumbing=PLUMBING,
+        produces=[Topic.NOTIFICATIONS],
+        subscriptions=[
+            Subscription(
+                "notifications",
+                NOTIFICATION_TOPICS,
+                apply_events,
+                # A batch's due-now messages are decided right after it commits.
+                after_batch=deliver_now.set,
+            )
+        ],
+        resources=http_client,
+        on_start=start_delivery,
+        routers=[
+            module.router
+            for module in (
+                rules_routes,
+                template_routes,
+                notification_routes,
+                inbox_routes,
+                unsubscribe_routes,
+                analytics_routes,
+            )
+        ],
     )
-    for module in (
-        rules_routes,
-        template_routes,
-        notification_routes,
-        inbox_routes,
-        unsubscribe_routes,
-        analytics_routes,
-    ):
-        app.include_router(module.router)
-    return app
 
 
 def delivery_config(

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
 from crm_contracts import Topic
-from crm_shared import (
-    ServiceMetrics,
-    Subscription,
-    allow_larger_body,
-    attach_runtime,
-    create_service_app,
-    run_service,
-)
+from crm_shared import Subscription, allow_larger_body, create_service_app
 from profile_service.api import activities, consents, customers, imports, orders
 from profile_service.api.errors import install_error_handlers
 from profile_service.db.models import PLUMBING
@@ -34,44 +24,33 @@ that name customers by their own identities), and the customer 360 view.
 def create_app(settings: ProfileSettings | None = None) -> FastAPI:
     """Build the app; nothing starts until the lifespan runs."""
     settings = settings or ProfileSettings()
-    metrics = ServiceMetrics()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with run_service(
-            settings,
-            PLUMBING,
-            metrics,
-            produces=[Topic.ORDERS, Topic.CUSTOMERS],
-            subscriptions=[
-                Subscription("customer-view", CUSTOMER_VIEW_TOPICS, apply_view_batch),
-                Subscription(
-                    "order-intake",
-                    [Topic.ORDER_INTAKE],
-                    intake_batch(
-                        settings.order_policy,
-                        default_phone_region=settings.default_phone_region,
-                    ),
-                    decode=intake_decoder(settings.order_policy),
-                ),
-            ],
-        ) as runtime:
-            attach_runtime(app, runtime)
-            yield
-
     app = create_service_app(
         settings=settings,
-        metrics=metrics,
         title="profile-service",
         description=DESCRIPTION,
         version="0.1.0",
-        lifespan=lifespan,
+        plumbing=PLUMBING,
+        produces=[Topic.ORDERS, Topic.CUSTOMERS],
+        subscriptions=[
+            Subscription("customer-view", CUSTOMER_VIEW_TOPICS, apply_view_batch),
+            Subscription(
+                "order-intake",
+                [Topic.ORDER_INTAKE],
+                intake_batch(
+                    settings.order_policy,
+                    default_phone_region=settings.default_phone_region,
+                ),
+                decode=intake_decoder(settings.order_policy),
+            ),
+        ],
+        routers=[
+            customers.router,
+            imports.router,
+            consents.router,
+            orders.router,
+            activities.router,
+        ],
     )
     install_error_handlers(app)
     allow_larger_body(app, imports.IMPORT_PATH, settings.import_max_body_bytes)
-    app.include_router(customers.router)
-    app.include_router(imports.router)
-    app.include_router(consents.router)
-    app.include_router(orders.router)
-    app.include_router(activities.router)
     return app

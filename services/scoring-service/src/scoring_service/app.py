@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from crm_contracts import Topic
-from crm_shared import (
-    ServiceMetrics,
-    Subscription,
-    attach_runtime,
-    create_service_app,
-    run_service,
-    utc_now,
-)
+from crm_shared import ScheduledJob, ServiceRuntime, Subscription, create_service_app, utc_now
 from scoring_service.api import routes
 from scoring_service.db.models import PLUMBING
 from scoring_service.events.handlers import SCORING_TOPICS, ledger_batch
@@ -35,60 +27,51 @@ segments. Publishes `score.updated` and `segment.changed` on `crm.scores`.
 def create_app(settings: ScoringSettings | None = None) -> FastAPI:
     """Build the app; nothing starts until the lifespan runs."""
     settings = settings or ScoringSettings()
-    metrics = ServiceMetrics()
+    # Customers a batch changed are re-scored right after it commits, not a tick later.
+    rescore_now = asyncio.Event()
+
+    async def refit(runtime: ServiceRuntime) -> None:
+        await scoring.scheduled_refit(runtime, settings, utc_now)
+
+    async def drain(runtime: ServiceRuntime) -> None:
+        await scoring.drain_pending_rescores(runtime, settings)
+
+    async def rescore_all(runtime: ServiceRuntime) -> None:
+        await scoring.scheduled_rescore(runtime, settings, utc_now)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Customers a batch changed are re-scored right after it commits, not a tick later.
-        rescore_now = asyncio.Event()
-        async with run_service(
-            settings,
-            PLUMBING,
-            metrics,
-            produces=[Topic.SCORES],
-            subscriptions=[
-                Subscription(
-                    "ledger",
-                    SCORING_TOPICS,
-                    ledger_batch(),
-                    after_batch=rescore_now.set,
-                )
-            ],
-        ) as runtime:
-            attach_runtime(app, runtime)
-            if settings.refit_interval_seconds > 0:
-                refit = functools.partial(scoring.scheduled_refit, runtime, settings, utc_now)
-                runtime.every("refit", settings.refit_interval_seconds, refit)
-                first_fit = scoring.fit_once_orders_arrive(
-                    runtime,
-                    settings,
-                    utc_now,
-                    every_seconds=settings.first_fit_retry_seconds,
-                    max_seconds=settings.first_fit_retry_max_seconds,
-                )
-                runtime.background(asyncio.create_task(first_fit))
-            if settings.pending_rescore_interval_seconds > 0:
-                drain = functools.partial(scoring.drain_pending_rescores, runtime, settings)
-                runtime.every(
-                    "rescore-pending",
-                    settings.pending_rescore_interval_seconds,
-                    drain,
-                    wake=rescore_now,
-                )
-            if settings.rescore_interval_seconds > 0:
-                rescore_all = functools.partial(
-                    scoring.scheduled_rescore, runtime, settings, utc_now
-                )
-                runtime.every("rescore", settings.rescore_interval_seconds, rescore_all)
-            yield
+    async def first_fit(_app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
+        if settings.refit_interval_seconds > 0:
+            fit = scoring.fit_once_orders_arrive(
+                runtime,
+                settings,
+                utc_now,
+                every_seconds=settings.first_fit_retry_seconds,
+                max_seconds=settings.first_fit_retry_max_seconds,
+            )
+            runtime.background(asyncio.create_task(fit))
+        yield
 
-    app = create_service_app(
+    return create_service_app(
         settings=settings,
-        metrics=metrics,
         title="scoring-service",
         description=DESCRIPTION,
         version="0.1.0",
-        lifespan=lifespan,
+        plumbing=PLUMBING,
+        produces=[Topic.SCORES],
+        subscriptions=[
+            Subscription("ledger", SCORING_TOPICS, ledger_batch(), after_batch=rescore_now.set)
+        ],
+        jobs=[
+            ScheduledJob("refit", settings.refit_interval_seconds, refit),
+            ScheduledJob(
+                "rescore-pending",
+                settings.pending_rescore_interval_seconds,
+                drain,
+                wake=rescore_now,
+            ),
+            ScheduledJob("rescore", settings.rescore_interval_seconds, rescore_all),
+        ],
+        on_start=first_fit,
+        routers=[routes.router],
     )
-    app.include_router(routes.router)
-    return app

@@ -13,15 +13,16 @@ from crm_shared import (
     CursorPosition,
     CursorText,
     Page,
+    PageLimit,
     ReadAccess,
     RuntimeDep,
     SessionDep,
     decode_cursor,
+    page_of,
     problem_responses,
-    slice_page,
     utc_now,
 )
-from crm_shared.errors import Conflict, NotFound, UnprocessableContent
+from crm_shared.errors import Conflict, NotFound, UnprocessableContent, must_exist
 from crm_shared.rule_documents import InvalidRuleDocument
 from lifecycle_service.api.schemas import (
     CustomerStage,
@@ -37,7 +38,7 @@ from lifecycle_service.api.schemas import (
     WarningAtRiskView,
     WarningView,
 )
-from lifecycle_service.db.models import ChurnWarningRow
+from lifecycle_service.db.models import ChurnWarningRow, CustomerLifecycleRow
 from lifecycle_service.domain.dry_run import StageMoves
 from lifecycle_service.domain.rules import StageRules
 from lifecycle_service.settings import LifecycleSettings
@@ -63,9 +64,10 @@ class WarningPosition(CursorPosition):
 )
 async def customer_stage(customer_id: str, session: SessionDep, _: ReadAccess) -> CustomerStage:
     """The stage, the facts the rules judged it by, the open warning and every past move."""
-    found = await stage_queries.customer_with_history(session, customer_id)
-    if found is None:
-        raise NotFound(f"lifecycle-service knows no customer {customer_id}.")
+    found = must_exist(
+        await stage_queries.customer_with_history(session, customer_id),
+        f"lifecycle-service knows no customer {customer_id}.",
+    )
     row, history, warning = found
     return CustomerStage(
         customer_id=row.customer_id,
@@ -106,29 +108,14 @@ async def customers_by_stage(
     _: ReadAccess,
     stage: Stage,
     cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: PageLimit = 50,
 ) -> Page[StageMember]:
     """Customers in ``stage``, ordered by id, cursor-paginated."""
     position = decode_cursor(cursor, AfterId)
     rows = await stage_queries.customers_in_stage(
         session, stage, after_id=position.after if position else None, limit=limit + 1
     )
-    page = slice_page(rows, limit, lambda row: AfterId(after=row.customer_id))
-    return Page[StageMember](
-        items=[
-            StageMember(
-                customer_id=row.customer_id,
-                stage=Stage(row.stage),
-                stage_since=row.stage_since,
-                last_purchase_at=row.last_purchase_at,
-                order_count=row.order_count,
-                churn_risk=row.churn_risk,
-                value_tier=row.value_tier,
-            )
-            for row in page.rows
-        ],
-        next_cursor=page.next_cursor,
-    )
+    return page_of(rows, limit, lambda row: AfterId(after=row.customer_id), _stage_member)
 
 
 @router.get("/rules", response_model=RulesView, tags=["rules"], summary="The rules in force")
@@ -204,7 +191,7 @@ async def warnings(
     raised_from: QueryTime | None = None,
     raised_to: QueryTime | None = None,
     cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: PageLimit = 50,
 ) -> Page[WarningView]:
     """Warnings newest first, filtered by status, tier, customer or raised time (a time
     without offset is UTC)."""
@@ -216,11 +203,11 @@ async def warnings(
         after=(position.raised_at, position.id) if position else None,
         limit=limit + 1,
     )
-    page = slice_page(
-        rows, limit, lambda row: WarningPosition(raised_at=row.raised_at, id=row.warning_id)
-    )
-    return Page[WarningView](
-        items=[_warning_view(row) for row in page.rows], next_cursor=page.next_cursor
+    return page_of(
+        rows,
+        limit,
+        lambda row: WarningPosition(raised_at=row.raised_at, id=row.warning_id),
+        _warning_view,
     )
 
 
@@ -233,7 +220,7 @@ async def warnings(
 async def warnings_at_risk(
     session: SessionDep,
     _: ReadAccess,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: PageLimit = 50,
 ) -> list[WarningAtRiskView]:
     """The open churn warnings that put the most 12-month value at risk (predicted 12-month
     CLV x churn risk), largest first: the retention team's work list for today."""
@@ -332,6 +319,18 @@ def _moves(moves: StageMoves) -> list[StageMove]:
         StageMove(from_stage=source, to_stage=target, customers=count)
         for (source, target), count in sorted(moves.items(), key=lambda item: -item[1])
     ]
+
+
+def _stage_member(row: CustomerLifecycleRow) -> StageMember:
+    return StageMember(
+        customer_id=row.customer_id,
+        stage=Stage(row.stage),
+        stage_since=row.stage_since,
+        last_purchase_at=row.last_purchase_at,
+        order_count=row.order_count,
+        churn_risk=row.churn_risk,
+        value_tier=row.value_tier,
+    )
 
 
 def _warning_view(row: ChurnWarningRow) -> WarningView:

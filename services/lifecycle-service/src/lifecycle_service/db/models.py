@@ -10,13 +10,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from crm_shared import (
     AutoIncrementId,
+    CustomerIdColumn,
     Json,
     ServiceTables,
     plumbing_tables,
     profiling_decisions_table,
 )
 
-CustomerIdColumn = String(64)
 StageColumn = String(16)
 _OPEN_WARNING = text("status IN ('open', 'updated')")
 

@@ -17,7 +17,7 @@ from crm_shared import (
     slice_page,
     utc_now,
 )
-from crm_shared.errors import NotFound
+from crm_shared.errors import must_exist
 from notification_service.api.schemas import InboxMessageView, InboxPage, InboxReadAll
 from notification_service.db.models import InboxMessage
 from notification_service.workflows import inbox
@@ -69,9 +69,10 @@ async def mark_read(
 ) -> InboxMessageView:
     """Marking it again changes nothing: the first reading's time stays. 404 when the
     message is not this customer's."""
-    message = await inbox.mark_read(session, customer_id, message_id, utc_now())
-    if message is None:
-        raise NotFound(f"Customer {customer_id} has no message {message_id}.")
+    message = must_exist(
+        await inbox.mark_read(session, customer_id, message_id, utc_now()),
+        f"Customer {customer_id} has no message {message_id}.",
+    )
     return _view(message)
 
 

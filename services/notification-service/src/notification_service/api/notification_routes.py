@@ -13,14 +13,15 @@ from crm_shared import (
     CursorPosition,
     CursorText,
     Page,
+    PageLimit,
     ReadAccess,
     SessionDep,
     decode_cursor,
+    page_of,
     problem_responses,
-    slice_page,
     utc_now,
 )
-from crm_shared.errors import NotFound, UnprocessableContent
+from crm_shared.errors import NotFound, UnprocessableContent, must_exist
 from crm_shared.rule_documents import InvalidRuleDocument
 from notification_service.api.schemas import (
     NotificationStatus,
@@ -59,7 +60,7 @@ async def list_notifications(
         QueryTime | None, Query(description="Exclusive; a time without offset is UTC.")
     ] = None,
     cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: PageLimit = 50,
 ) -> Page[NotificationView]:
     """Every message decided, newest first: queued, sent, failed or suppressed (with the
     reason), filtered by customer, rule, channel, status or creation time; cursor-paginated."""
@@ -78,13 +79,11 @@ async def list_notifications(
         after=(position.created_at, position.id) if position else None,
         limit=limit + 1,
     )
-    page = slice_page(
+    return page_of(
         rows,
         limit,
         lambda row: NotificationPosition(created_at=row.created_at, id=row.notification_id),
-    )
-    return Page[NotificationView](
-        items=[_view(row) for row in page.rows], next_cursor=page.next_cursor
+        _view,
     )
 
 
@@ -121,9 +120,10 @@ async def read_notification(
     notification_id: str, session: SessionDep, _: ReadAccess
 ) -> NotificationView:
     """One message and what became of it."""
-    row = await delivery_log.notification_by_id(session, notification_id)
-    if row is None:
-        raise NotFound(f"No notification {notification_id!r}.")
+    row = must_exist(
+        await delivery_log.notification_by_id(session, notification_id),
+        f"No notification {notification_id!r}.",
+    )
     return _view(row)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from crm_shared import AdminAccess, ReadAccess, SessionDep, problem_responses, utc_now
-from crm_shared.errors import NotFound, UnprocessableContent
+from crm_shared.errors import NotFound, UnprocessableContent, must_exist
 from crm_shared.rule_documents import InvalidRuleDocument
 from notification_service.api.schemas import RuleIn, RuleView
 from notification_service.domain.playbooks import PlaybookRule
@@ -24,9 +24,7 @@ async def list_rules(session: SessionDep, _: ReadAccess) -> list[RuleView]:
 @router.get("/{rule_id}", response_model=RuleView, summary="A rule", responses=_NO_SUCH_RULE)
 async def read_rule(rule_id: str, session: SessionDep, _: ReadAccess) -> RuleView:
     """One rule, as PUT accepts it back."""
-    rule = await playbook_store.rule_by_id(session, rule_id)
-    if rule is None:
-        raise NotFound(f"No rule {rule_id!r}.")
+    rule = must_exist(await playbook_store.rule_by_id(session, rule_id), f"No rule {rule_id!r}.")
     return _view(rule)
 
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from crm_shared import SessionDep, problem_responses, utc_now
-from crm_shared.errors import NotFound
+from crm_shared.errors import must_exist
 from notification_service.domain.signing import UnsubscribeRequest, read_unsubscribe_token
 from notification_service.settings import NotificationSettings
 from notification_service.workflows.opt_outs import record_opt_out
@@ -28,10 +28,10 @@ _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 
 def _request_of(request: Request, token: str) -> UnsubscribeRequest:
     settings: NotificationSettings = request.app.state.settings
-    found = read_unsubscribe_token(settings.unsubscribe_secret_bytes(), token)
-    if found is None:
-        raise NotFound("This unsubscribe link is not valid.")
-    return found
+    return must_exist(
+        read_unsubscribe_token(settings.unsubscribe_secret_bytes(), token),
+        "This unsubscribe link is not valid.",
+    )
 
 
 def _what(found: UnsubscribeRequest) -> str:

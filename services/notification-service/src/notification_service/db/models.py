@@ -6,14 +6,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Boolean, Float, Index, Integer, Numeric, String, Table, Text, false
+from sqlalchemy import Boolean, Float, Index, Integer, String, Table, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from crm_shared import AutoIncrementId, Json, ServiceTables, plumbing_tables
-
-CustomerIdColumn = String(64)
-# Money in the accounting currency (one per deployment; see crm_shared's order policy).
-Amount = Numeric(18, 4)
+from crm_shared import (
+    AutoIncrementId,
+    ContactColumns,
+    CustomerIdColumn,
+    Json,
+    MoneyColumn,
+    ServiceTables,
+    plumbing_tables,
+)
 
 
 class Base(ServiceTables, DeclarativeBase):
@@ -23,20 +27,13 @@ class Base(ServiceTables, DeclarativeBase):
 PLUMBING = plumbing_tables(Base.metadata)
 
 
-class Contact(Base):
+class Contact(ContactColumns, Base):
     """What this service knows of a customer: how to reach them and what to say (a replica)."""
 
     __tablename__ = "contacts"
 
     customer_id: Mapped[str] = mapped_column(CustomerIdColumn, primary_key=True)
-    email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(32))
-    first_name: Mapped[str | None] = mapped_column(String(200))
-    last_name: Mapped[str | None] = mapped_column(String(200))
-    time_zone: Mapped[str | None] = mapped_column(String(64))
-    locale: Mapped[str | None] = mapped_column(String(35))
-    attributes: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
-    tags: Mapped[list[str]] = mapped_column(Json, default=list)
     # The latest score.updated payload, for templates; the columns below are what rules read.
     scores: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     stage: Mapped[str | None] = mapped_column(String(16))
@@ -66,7 +63,7 @@ class ContactOrder(Base):
     placed_at: Mapped[datetime]
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
     # The order's total; null for orders stored before the service kept it.
-    total: Mapped[Decimal | None] = mapped_column(Amount)
+    total: Mapped[Decimal | None] = mapped_column(MoneyColumn)
 
 
 class ContactOrderRefund(Base):
@@ -76,7 +73,7 @@ class ContactOrderRefund(Base):
 
     refund_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     order_id: Mapped[str] = mapped_column(String(200), index=True)
-    amount: Mapped[Decimal] = mapped_column(Amount)
+    amount: Mapped[Decimal] = mapped_column(MoneyColumn)
     refunded_at: Mapped[datetime]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from crm_contracts import QueryTime
@@ -14,6 +14,7 @@ from crm_shared import (
     AfterId,
     IdempotencyKeys,
     Page,
+    PageLimit,
     ReadAccess,
     SessionDep,
     StoredResponse,
@@ -114,7 +115,7 @@ async def list_all(
     updated_since: QueryTime | None = None,
     created_before: QueryTime | None = None,
     cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: PageLimit = 50,
 ) -> Page[CustomerOut]:
     """Active customers, oldest first, filtered by identity, tag or time; cursor-paginated."""
     region = _settings(request).default_phone_region

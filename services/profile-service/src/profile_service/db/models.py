@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from crm_shared import AutoIncrementId, Json, ServiceTables, plumbing_tables
+from crm_shared import AutoIncrementId, ContactColumns, Json, ServiceTables, plumbing_tables
 
 # Ids in the read models come from other services' events, whose contracts bound no length.
 EventIdColumn = String(200)
@@ -21,7 +21,7 @@ class Base(ServiceTables, DeclarativeBase):
 PLUMBING = plumbing_tables(Base.metadata)
 
 
-class Customer(Base):
+class Customer(ContactColumns, Base):
     """A customer profile. Merged and erased customers keep their row as a tombstone."""
 
     __tablename__ = "customers"
@@ -30,14 +30,7 @@ class Customer(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     merged_into_id: Mapped[str | None] = mapped_column(String(36))
     external_id: Mapped[str | None] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(20))
-    first_name: Mapped[str | None] = mapped_column(String(200))
-    last_name: Mapped[str | None] = mapped_column(String(200))
-    time_zone: Mapped[str | None] = mapped_column(String(64))
-    locale: Mapped[str | None] = mapped_column(String(35))
-    attributes: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
-    tags: Mapped[list[str]] = mapped_column(Json, default=list)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

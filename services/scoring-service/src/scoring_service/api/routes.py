@@ -10,6 +10,7 @@ from crm_shared import (
     AdminAccess,
     AfterId,
     Page,
+    PageLimit,
     ReadAccess,
     RuntimeDep,
     SessionDep,
@@ -18,7 +19,7 @@ from crm_shared import (
     slice_page,
     utc_now,
 )
-from crm_shared.errors import NotFound
+from crm_shared.errors import must_exist
 from scoring_service.api import responses
 from scoring_service.api.schemas import (
     CustomerScores,
@@ -62,7 +63,7 @@ async def list_all_scores(
     churn_risk_min: Annotated[float | None, Query(ge=0, le=1)] = None,
     churn_risk_max: Annotated[float | None, Query(ge=0, le=1)] = None,
     cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: PageLimit = 50,
 ) -> Page[CustomerScores]:
     """Customers' scores filtered by segment, tier, grade or churn-risk range; cursor-paginated."""
     position = decode_cursor(cursor, AfterId)
@@ -116,7 +117,7 @@ async def models(session: SessionDep, _: ReadAccess) -> list[ModelSummary]:
 )
 async def model(version: str, session: SessionDep, _: ReadAccess) -> ModelDetail:
     """Parameters, log-likelihoods, customers, as-of time, fit duration and thresholds."""
-    found = await model_store.by_version(session, version)
-    if found is None:
-        raise NotFound(f"No model version {version}.")
+    found = must_exist(
+        await model_store.by_version(session, version), f"No model version {version}."
+    )
     return responses.model_detail(found)

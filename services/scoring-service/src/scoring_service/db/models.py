@@ -6,18 +6,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, Float, Index, Integer, Numeric, String
+from sqlalchemy import Boolean, Float, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from crm_shared import (
     AutoIncrementId,
     Json,
+    MoneyColumn,
     ServiceTables,
     plumbing_tables,
     profiling_decisions_table,
 )
-
-Amount = Numeric(18, 4)
 
 
 class Base(ServiceTables, DeclarativeBase):
@@ -39,8 +38,8 @@ class Purchase(Base):
     placed_at: Mapped[datetime | None]
     # Whole UTC days since 1970-01-01: the models count purchase days, not timestamps.
     purchase_day: Mapped[int | None] = mapped_column(Integer)
-    amount: Mapped[Decimal] = mapped_column(Amount, default=Decimal(0))
-    refunded: Mapped[Decimal] = mapped_column(Amount, default=Decimal(0))
+    amount: Mapped[Decimal] = mapped_column(MoneyColumn, default=Decimal(0))
+    refunded: Mapped[Decimal] = mapped_column(MoneyColumn, default=Decimal(0))
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (Index("ix_purchases_customer_day", "customer_id", "purchase_day"),)
@@ -53,7 +52,7 @@ class Refund(Base):
 
     refund_key: Mapped[str] = mapped_column(String(320), primary_key=True)
     order_id: Mapped[str] = mapped_column(String(200), index=True)
-    amount: Mapped[Decimal] = mapped_column(Amount)
+    amount: Mapped[Decimal] = mapped_column(MoneyColumn)
 
 
 class Activity(Base):

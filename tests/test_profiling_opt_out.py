@@ -24,13 +24,14 @@ import pytest
 
 from crm_contracts import Money, OrderPlaced, Topic
 from crm_devstack.launcher import Stack, start_stack
-from crm_devstack.progress import wait_until, wait_until_idle
+from crm_devstack.progress import event_counts, wait_for_processed, wait_until, wait_until_idle
 from crm_devstack.shop import publish_orders_now
 from crm_devstack.wiring import NO_SCHEDULED_JOBS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
-WAIT_SECONDS = 60.0
+WAIT_SECONDS = 180.0
+CONSUMERS = ("scoring-service", "lifecycle-service", "notification-service")
 OTHER_CUSTOMERS = 40  # BG/NBD needs 20 customers and Gamma-Gamma 10 repeat buyers
 RETENTION_SUBJECT = "Something for you"  # the default retention-offer template
 WELCOME_SUBJECT = "Thank you for your first order"  # the default welcome (a service message)
@@ -65,6 +66,9 @@ def test_an_objecting_customer_is_not_scored_warned_or_offered_and_withdrawing_r
         newcomer = _objecting_customer(profile, "newcomer@example.com", now, marketing=False)
         # Every service has the objections before any order: no warning can come first.
         wait_until_idle(metrics, stack.urls, timeout=WAIT_SECONDS)
+        profile_url = stack.urls["profile-service"]
+        customer_events = event_counts(metrics, profile_url).published_to(str(Topic.CUSTOMERS))
+        _read_by_every_consumer(metrics, stack, Topic.CUSTOMERS, customer_events)
 
         ours = [_order(falling, now - timedelta(days=d), "100.00") for d in (121, 91, 61, 31)]
         ours.append(_order(falling, now - timedelta(days=1), "30.00"))
@@ -72,6 +76,7 @@ def test_an_objecting_customer_is_not_scored_warned_or_offered_and_withdrawing_r
         published = publish_orders_now(
             stack.bootstrap_servers, [*_other_customers_orders(now), *ours], source="/tests/shop"
         )
+        _read_by_every_consumer(metrics, stack, Topic.ORDERS, published)
         wait_until_idle(
             metrics,
             stack.urls,
@@ -228,6 +233,17 @@ def _view_if(
 ) -> dict[str, Any] | None:
     view = _json_if_found(profile.get(f"/v1/customers/{customer_id}/360"))
     return view if view is not None and ready(view) else None
+
+
+def _read_by_every_consumer(
+    metrics: httpx.Client, stack: Stack, topic: Topic, expected: int
+) -> None:
+    """Wait until scoring, lifecycle and notification each consumed `expected` events of
+    `topic`: to `wait_until_idle` a consumer that has not joined its group yet looks idle."""
+    for name in CONSUMERS:
+        wait_for_processed(
+            metrics, stack.urls[name], str(topic), expected, timeout=WAIT_SECONDS, who=name
+        )
 
 
 def _poll(probe: Callable[[], _T | None], what: str) -> _T:

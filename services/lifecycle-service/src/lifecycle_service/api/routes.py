@@ -22,7 +22,7 @@ from crm_shared import (
     problem_responses,
     utc_now,
 )
-from crm_shared.errors import Conflict, NotFound, UnprocessableContent, must_exist
+from crm_shared.errors import Conflict, UnprocessableContent, must_exist
 from crm_shared.rule_documents import InvalidRuleDocument
 from lifecycle_service.api.schemas import (
     CustomerStage,

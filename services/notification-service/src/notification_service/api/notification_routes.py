@@ -21,7 +21,7 @@ from crm_shared import (
     problem_responses,
     utc_now,
 )
-from crm_shared.errors import NotFound, UnprocessableContent, must_exist
+from crm_shared.errors import UnprocessableContent, must_exist
 from crm_shared.rule_documents import InvalidRuleDocument
 from notification_service.api.schemas import (
     NotificationStatus,

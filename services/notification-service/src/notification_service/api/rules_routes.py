@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from crm_shared import AdminAccess, ReadAccess, SessionDep, problem_responses, utc_now
-from crm_shared.errors import NotFound, UnprocessableContent, must_exist
+from crm_shared.errors import UnprocessableContent, must_exist
 from crm_shared.rule_documents import InvalidRuleDocument
 from notification_service.api.schemas import RuleIn, RuleView
 from notification_service.domain.playbooks import PlaybookRule

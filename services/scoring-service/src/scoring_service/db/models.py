@@ -110,7 +110,7 @@ class Score(Base):
     churn_risk: Mapped[float | None] = mapped_column(Float, index=True)
     # The payload's total_spend, copied out so revenue per segment is summed from an index
     # (reading every payload's JSON took ~120 ms at 100,000 customers; see bench/RESULTS.md).
-    total_spend: Mapped[Decimal | None] = mapped_column(Amount)
+    total_spend: Mapped[Decimal | None] = mapped_column(MoneyColumn)
     total_spend_currency: Mapped[str | None] = mapped_column(String(3))
     payload: Mapped[dict[str, Any]] = mapped_column(Json)
     explanation: Mapped[dict[str, Any]] = mapped_column(Json)

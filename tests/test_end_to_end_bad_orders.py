@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 CONSUMERS = ("scoring-service", "lifecycle-service", "notification-service")
 CUSTOMER = "e2e-edge-1"
-WAIT_SECONDS = 60.0
+WAIT_SECONDS = 180.0  # a bound on waiting for a state, generous for a loaded machine
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from crm_devstack.wiring import NO_SCHEDULED_JOBS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
-WAIT_SECONDS = 45.0
+WAIT_SECONDS = 180.0  # a bound on waiting for a state, generous for a loaded machine
 _T = TypeVar("_T")
 
 

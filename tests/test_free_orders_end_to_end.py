@@ -27,7 +27,7 @@ from crm_devstack.wiring import NO_SCHEDULED_JOBS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
-WAIT_SECONDS = 60.0
+WAIT_SECONDS = 180.0  # a bound on waiting for a state, generous for a loaded machine
 PAYING_CUSTOMERS = 30  # BG/NBD needs 20 customers and Gamma-Gamma 10 repeat buyers
 
 

@@ -60,7 +60,7 @@ _CHECKS = [
     response_schema_conformance,
 ]
 # How long an effect may take to travel between services over Kafka, or to be delivered.
-_WAIT_SECONDS = 45.0
+_WAIT_SECONDS = 180.0  # a bound on waiting for a state, generous for a loaded machine
 _T = TypeVar("_T")
 
 

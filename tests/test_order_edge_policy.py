@@ -40,7 +40,7 @@ from scoring_service.db.models import Purchase
 pytestmark = pytest.mark.kafka
 
 CUSTOMER = "edge-customer-1"
-WAIT_SECONDS = 60.0
+WAIT_SECONDS = 180.0  # a bound on waiting for a state, generous for a loaded machine
 
 
 def an_order(order_id: str, placed_at: datetime, currency: str = "USD") -> CloudEvent:

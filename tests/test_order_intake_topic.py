@@ -30,7 +30,7 @@ from scoring_service.db.models import Purchase
 pytestmark = pytest.mark.kafka
 
 EMAIL = "shopper@example.com"
-WAIT_SECONDS = 60.0
+WAIT_SECONDS = 180.0  # a bound on waiting for a state, generous for a loaded machine
 
 
 def a_document(order_id: str, **changes: Any) -> dict[str, Any]:

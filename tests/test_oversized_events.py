@@ -22,7 +22,7 @@ from crm_devstack.wiring import NO_SCHEDULED_JOBS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
-WAIT_SECONDS = 60.0
+WAIT_SECONDS = 180.0  # a bound on waiting for a state, generous for a loaded machine
 PRODUCER_LIMIT = 16 * 1024
 
 

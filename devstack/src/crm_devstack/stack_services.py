@@ -24,7 +24,8 @@ from crm_devstack.services import ServiceSpec
 from crm_devstack.stack_errors import StackError, tail_report
 from crm_shared.testing import free_loopback_port
 
-HEALTH_TIMEOUT_SECONDS = 60.0
+# Generous: on a loaded two-core machine four services, importing at once, take over a minute.
+HEALTH_TIMEOUT_SECONDS = 180.0
 STOP_GRACE_SECONDS = 10.0
 MIGRATION_TIMEOUT_SECONDS = 300.0
 

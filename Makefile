@@ -11,13 +11,15 @@ PACKAGE_FILES := requirements/dev.txt requirements/constraints.txt contracts/pyp
 
 CHROMIUM := /usr/bin/chromium
 
-install: $(STAMP) $(CHROMIUM)
+install: $(STAMP)
 
 # The console's browser tests drive Debian's Chromium through Playwright (Playwright's own
-# browser downloads are not available here); installed once, when it is missing.
+# browser downloads are not available here); installed once, when it is missing, by the
+# targets that run the tests (`make run` does not need it).
 $(CHROMIUM):
 	@echo "Chromium is missing (the console's browser tests need it): apt-get install -y chromium"
-	apt-get update -qq && apt-get install -y -qq chromium
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 $(STAMP): $(PACKAGE_FILES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,7 +44,7 @@ typecheck: install
 		services/lifecycle-service/src services/notification-service/src devstack/src \
 		services/console/src
 
-pytest: install
+pytest: install $(CHROMIUM)
 	$(PY) -m crm_devstack check-migrations
 	$(VENV)/bin/pytest
 

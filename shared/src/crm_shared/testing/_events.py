@@ -42,13 +42,13 @@ def churn_warning(
         warning_id=warning_id,
         customer_id=customer_id,
         raised_at=at,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         reasons=["churn_risk_above_threshold"],
         churn_risk=0.8,
         value_tier=tier,
         grade=Grade.HIGH,
         predicted_clv_12m=Money(amount=Decimal("420.00"), currency="USD"),
-        recommended_action=action,  # type: ignore[arg-type]
+        recommended_action=action,
     )
     return event(warning, at)
 

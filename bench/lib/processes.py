@@ -71,17 +71,7 @@ def sqlite_url(path: Path) -> str:
 
 def run_migrations(env: dict[str, str], log_path: Path, timeout: float = 120.0) -> None:
     """``python -m profile_service.migrate`` with the service's environment."""
-    with log_path.open("ab") as log:
-        result = subprocess.run(
-            [PYTHON, "-m", "profile_service.migrate"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            timeout=timeout,
-            check=False,
-        )
-    if result.returncode != 0:
-        raise RuntimeError(f"migration failed (exit {result.returncode}):\n{tail(log_path)}")
+    run_migration("profile_service", env, log_path, timeout)
 
 
 def tail(path: Path, lines: int = 30) -> str:

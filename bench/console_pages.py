@@ -37,7 +37,6 @@ import asyncio
 import os
 import re
 import statistics
-import subprocess
 import tempfile
 import time
 from contextlib import ExitStack
@@ -49,7 +48,7 @@ from lib import console_base
 from lib import sweep_base as base
 from lib.backends import create_postgres_database, embedded_postgres, make_api_key
 from lib.baseline import Variant, export_sources
-from lib.processes import PYTHON, ServerProcess, run_main, tail
+from lib.processes import ServerProcess, run_main, run_migration
 from lib.report import format_table, print_header
 
 GOAL_MS = 300.0
@@ -79,21 +78,6 @@ def service_env(prefix: str, database_url: str, keys: str) -> dict[str, str]:
         **JOBS_OFF,
         "PYTHONUNBUFFERED": "1",
     }
-
-
-def migrate(package: str, env: dict[str, str], log: Path) -> None:
-    """The service's own migrations on its fresh database."""
-    with log.open("ab") as out:
-        done = subprocess.run(
-            [PYTHON, "-m", f"{package}.migrate"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            timeout=300,
-            check=False,
-        )
-    if done.returncode != 0:
-        raise RuntimeError(f"{package} migrations failed:\n{tail(log)}")
 
 
 def log_in(client: httpx.Client, key: str) -> None:
@@ -172,7 +156,7 @@ def start_variant(
     logs = work / f"v{index}"
     logs.mkdir(parents=True, exist_ok=True)
     for name, (package, _) in SERVICES.items():
-        migrate(package, envs[name], logs / f"{name}.log")
+        run_migration(package, envs[name], logs / f"{name}.log", timeout=300)
     dsn = {name: base.asyncpg_dsn(url) for name, url in urls.items()}
     started = time.perf_counter()
     loaded, warned, example = asyncio.run(console_base.load(dsn, args.customers, args.seed))

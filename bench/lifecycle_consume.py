@@ -37,7 +37,6 @@ import contextlib
 import dataclasses
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,14 +53,14 @@ from lib.lifecycle_progress import (
 )
 from lib.orders import BareResult, Message, bare_consume, encode_orders, generate_orders, publish
 from lib.processes import (
-    PYTHON,
     MachineCpu,
     ServerProcess,
+    inherited_settings,
     install_termination_handlers,
     process_tree_cpu_seconds,
     run_async,
+    run_migration,
     sqlite_url,
-    tail,
 )
 from lib.py_spy import py_spy, summarise_samples
 from lib.report import format_table, machine_summary, sources_digest
@@ -105,26 +104,12 @@ def lifecycle_env(database_url: str, bootstrap: str) -> dict[str, str]:
 
 def inherited_lifecycle_settings() -> list[str]:
     """``LIFECYCLE_*`` variables set by the caller that the service inherits unchanged."""
-    return sorted(
-        f"{k}={v}"
-        for k, v in os.environ.items()
-        if k.startswith("LIFECYCLE_") and k not in OUR_SETTINGS
-    )
+    return inherited_settings("LIFECYCLE_", OUR_SETTINGS)
 
 
 def migrate(env: dict[str, str], log_path: Path) -> None:
     """``python -m lifecycle_service.migrate`` with the service's environment."""
-    with log_path.open("ab") as log:
-        result = subprocess.run(
-            [PYTHON, "-m", "lifecycle_service.migrate"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            timeout=180,
-            check=False,
-        )
-    if result.returncode != 0:
-        raise RuntimeError(f"migration failed (exit {result.returncode}):\n{tail(log_path)}")
+    run_migration("lifecycle_service", env, log_path)
 
 
 def source_fingerprint() -> str:

@@ -48,21 +48,18 @@ Python time goes; the database's share is the wall time the process spent waitin
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from lib.backends import create_postgres_database, embedded_postgres
 from lib.processes import (
-    PYTHON,
     install_termination_handlers,
+    migrate_service,
     run_async,
     sqlite_url,
-    tail,
 )
 from lib.report import format_table, machine_summary, sources_digest
 from lib.sql_timing import postgres_settings
@@ -78,22 +75,6 @@ from lifecycle_service.workflows.sweep import Review
 
 # --------------------------------------------------------------------------------------------
 # Loading
-
-
-def migrate(database_url: str, log_path: Path) -> None:
-    """``python -m lifecycle_service.migrate`` on a fresh database."""
-    env = {**os.environ, "LIFECYCLE_DATABASE_URL": database_url}
-    with log_path.open("ab") as log:
-        result = subprocess.run(
-            [PYTHON, "-m", "lifecycle_service.migrate"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            timeout=180,
-            check=False,
-        )
-    if result.returncode != 0:
-        raise RuntimeError(f"migration failed (exit {result.returncode}):\n{tail(log_path)}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -112,7 +93,9 @@ def run_backend(
 ) -> tuple[list[SweepRow], list[str]]:
     """One database per review path, loaded with the same base; each swept by its path."""
     for review, url in database_urls.items():
-        migrate(url, args.workdir / f"migrate-{backend}-{review}.log")
+        migrate_service(
+            "lifecycle_service", "LIFECYCLE_", url, args.workdir / f"migrate-{backend}-{review}.log"
+        )
     urls = list(database_urls.values())
     print(
         f"[{backend}] generating and loading {args.customers:,} customers "

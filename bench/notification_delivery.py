@@ -57,18 +57,16 @@ import argparse
 import contextlib
 import cProfile
 import dataclasses
-import io
 import os
-import pstats
 import resource
 import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from lib.backends import SmtpSinkProcess, create_postgres_database, embedded_postgres
+from lib.cprofile_report import profile_lines
 from lib.delivery_base import (
     CLOCK,
 )
@@ -185,28 +183,8 @@ PARTS = (
 
 
 def summarise_profile(profile: cProfile.Profile) -> str:
-    stats = pstats.Stats(profile)
-    entries: dict[tuple[str, int, str], Any] = stats.stats  # type: ignore[attr-defined]
     lines = ["cProfile over the timed phases, parts (cumulative s):"]
-    for label, file_part, function in PARTS:
-        cumulative = max(
-            (
-                value[3]
-                for (filename, _, name), value in entries.items()
-                if name == function and filename.endswith(file_part)
-            ),
-            default=0.0,
-        )
-        lines.append(f"  {cumulative:8.2f}  {label}")
-    buffer = io.StringIO()
-    pstats.Stats(profile, stream=buffer).sort_stats("tottime").print_stats(25)
-    lines.append("top 25 by own time:")
-    lines += [
-        "  " + line
-        for line in buffer.getvalue().splitlines()
-        if line.strip() and not line.lstrip().startswith(("Ordered by", "List reduced"))
-    ]
-    return "\n".join(lines)
+    return "\n".join(lines + profile_lines(profile, PARTS, file_suffix=True))
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,9 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,6 +42,7 @@ from lib.processes import (
     run_migrations,
     sqlite_url,
 )
+from lib.py_spy import py_spy
 from lib.report import format_table, print_header
 
 FORMATS = {
@@ -149,29 +147,17 @@ def file_chunks(path: Path, chunk_size: int) -> Iterator[bytes]:
 
 
 @contextlib.contextmanager
-def py_spy(pid: int, directory: Path | None, target: str) -> Iterator[None]:
+def py_spy_stacks(pid: int, directory: Path | None, target: str) -> Iterator[None]:
     """With a directory: sample ``pid`` with py-spy while the block runs (collapsed stacks)."""
     if directory is None:
         yield
         return
-    executable = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     directory.mkdir(parents=True, exist_ok=True)
     output = directory / f"{target.replace(' ', '-')}.txt"
-    command = [executable, "record", "--pid", str(pid), "--rate", "100", "--format", "raw", "--gil"]
-    recorder = subprocess.Popen(
-        [*command, "--output", str(output)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     try:
-        yield
+        with py_spy(pid, output, options=("--gil",)):
+            yield
     finally:
-        recorder.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
-        try:
-            recorder.wait(30)
-        except subprocess.TimeoutExpired:
-            recorder.kill()
-            recorder.wait()
         print(f"  py-spy stacks: {output}", flush=True)
 
 
@@ -311,7 +297,7 @@ def run_import(
                 timeout=httpx.Timeout(args.timeout),
             ) as client,
             sampler,
-            py_spy(server.pid, args.py_spy, target),
+            py_spy_stacks(server.pid, args.py_spy, target),
         ):
             started = time.perf_counter()
             try:

@@ -65,16 +65,15 @@ from lib.processes import (
 )
 from lib.py_spy import py_spy, summarise_samples
 from lib.report import format_table, machine_summary, sources_digest
+from lib.row_counts import count_rows, wait_for_count
 from lib.scoring_process import SCORING_APP, inherited_scoring_settings, migrate, scoring_env
 from lib.scoring_progress import (
     GOAL_EVENTS_PER_SECOND,
     HEADERS,
     LedgerProgress,
     PhaseRow,
-    count_rows,
     describe,
     fit,
-    wait_for_count,
     wait_for_rescores,
     watch_ledger,
 )

@@ -1,7 +1,7 @@
 """Event factories for the benchmarks: the events the services consume, with every field set.
 
-Written here (not imported from the test suites' helpers) so a benchmark needs no test folder
-on its path; they mirror the suites' factories so the payloads are of the same size and shape.
+The consumed events come from crm_shared.testing (the same factories the test suites use, so a
+benchmark needs no test folder on its path); the full payloads below are the benchmarks' own.
 """
 
 from __future__ import annotations
@@ -12,76 +12,26 @@ from typing import Any
 
 from crm_contracts import (
     Category,
-    ChurnWarning,
-    CloudEvent,
-    EventPayload,
     Grade,
     Money,
     NotificationChannel,
     NotificationSent,
-    OrderPlaced,
     ScoreUpdated,
     Stage,
     StageChanged,
     ValueTier,
-    build_event,
 )
+from crm_shared.testing import churn_warning, event, order, stage_changed
 
-_SOURCE = "/tests"
-
-
-def event(payload: EventPayload, at: datetime, event_id: str | None = None) -> CloudEvent:
-    """``payload`` as the event a producer would publish at ``at``."""
-    return build_event(payload, source=_SOURCE, time=at, event_id=event_id)
-
-
-def churn_warning(
-    customer_id: str,
-    at: datetime,
-    *,
-    action: str = "retention_offer",
-    tier: ValueTier | None = ValueTier.GROWTH,
-    warning_id: str = "w-1",
-    status: str = "open",
-) -> CloudEvent:
-    """A ``churn.warning`` as lifecycle-service raises it."""
-    warning = ChurnWarning(
-        warning_id=warning_id,
-        customer_id=customer_id,
-        raised_at=at,
-        status=status,  # type: ignore[arg-type]
-        reasons=["churn_risk_above_threshold"],
-        churn_risk=0.8,
-        value_tier=tier,
-        grade=Grade.HIGH,
-        predicted_clv_12m=Money(amount=Decimal("420.00"), currency="USD"),
-        recommended_action=action,  # type: ignore[arg-type]
-    )
-    return event(warning, at)
-
-
-def stage_changed(customer_id: str, at: datetime, stage: Stage, previous: Stage) -> CloudEvent:
-    """A ``lifecycle.stage_changed`` of a sweep."""
-    change = StageChanged(
-        customer_id=customer_id,
-        previous_stage=previous,
-        stage=stage,
-        changed_at=at,
-        cause="sweep",
-        reason="test",
-    )
-    return event(change, at)
-
-
-def order(customer_id: str, order_id: str, at: datetime) -> CloudEvent:
-    """An ``order.placed`` of 50.00 USD."""
-    placed = OrderPlaced(
-        order_id=order_id,
-        customer_id=customer_id,
-        placed_at=at,
-        total=Money(amount=Decimal("50.00"), currency="USD"),
-    )
-    return event(placed, at)
+__all__ = [  # the consumed events are crm_shared.testing's, re-exported for the benchmarks
+    "churn_warning",
+    "event",
+    "full_notification_sent",
+    "full_score_updated",
+    "full_stage_changed",
+    "order",
+    "stage_changed",
+]
 
 
 def _eur(amount: str) -> Money:

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -71,17 +71,7 @@ def sqlite_url(path: Path) -> str:
 
 def run_migrations(env: dict[str, str], log_path: Path, timeout: float = 120.0) -> None:
     """``python -m profile_service.migrate`` with the service's environment."""
-    with log_path.open("ab") as log:
-        result = subprocess.run(
-            [PYTHON, "-m", "profile_service.migrate"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            timeout=timeout,
-            check=False,
-        )
-    if result.returncode != 0:
-        raise RuntimeError(f"migration failed (exit {result.returncode}):\n{tail(log_path)}")
+    run_migration("profile_service", env, log_path, timeout)
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -249,15 +239,28 @@ Row = dict[str, Any]
 
 def migrate_service(package: str, env_prefix: str, database_url: str, log_path: Path) -> None:
     """``python -m <package>.migrate`` with ``<env_prefix>DATABASE_URL`` set to the database."""
-    env = {**os.environ, f"{env_prefix}DATABASE_URL": database_url}
+    run_migration(package, {**os.environ, f"{env_prefix}DATABASE_URL": database_url}, log_path)
+
+
+def run_migration(
+    package: str, env: Mapping[str, str], log_path: Path, timeout: float = 180
+) -> None:
+    """``python -m <package>.migrate`` with ``env``, its output appended to ``log_path``."""
     with log_path.open("ab") as log:
         result = subprocess.run(
             [PYTHON, "-m", f"{package}.migrate"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            timeout=180,
+            timeout=timeout,
             check=False,
         )
     if result.returncode != 0:
         raise RuntimeError(f"migration failed (exit {result.returncode}):\n{tail(log_path)}")
+
+
+def inherited_settings(prefix: str, ours: Collection[str]) -> list[str]:
+    """``<prefix>*`` variables set by the caller that a service inherits unchanged."""
+    return sorted(
+        f"{k}={v}" for k, v in os.environ.items() if k.startswith(prefix) and k not in ours
+    )

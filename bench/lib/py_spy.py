@@ -13,15 +13,20 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def py_spy(pid: int, output: Path | None) -> Iterator[None]:
-    """With an output path: sample `pid` with py-spy (collapsed stacks) while the block runs."""
+def py_spy(
+    pid: int, output: Path | None, options: Sequence[str] = ("--nonblocking",)
+) -> Iterator[None]:
+    """With an output path: sample `pid` with py-spy (collapsed stacks) while the block runs.
+
+    ``options`` are py-spy's further ones: by default it samples without pausing the process.
+    """
     if output is None:
         yield
         return
     executable = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     command = [executable, "record", "--pid", str(pid), "--rate", "100", "--format", "raw"]
     recorder = subprocess.Popen(
-        [*command, "--nonblocking", "--output", str(output)],
+        [*command, *options, "--output", str(output)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

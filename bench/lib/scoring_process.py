@@ -5,7 +5,6 @@ its migration.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 from lib.orders import (
@@ -13,8 +12,8 @@ from lib.orders import (
     SESSION_TIMEOUT_MS,
 )
 from lib.processes import (
-    PYTHON,
-    tail,
+    inherited_settings,
+    run_migration,
 )
 
 SCORING_APP = "scoring_service.app:create_app"
@@ -55,23 +54,9 @@ def scoring_env(database_url: str, bootstrap: str, api_keys_json: str) -> dict[s
 
 def inherited_scoring_settings() -> list[str]:
     """``SCORING_*`` variables set by the caller that the service inherits unchanged."""
-    return sorted(
-        f"{k}={v}"
-        for k, v in os.environ.items()
-        if k.startswith("SCORING_") and k not in OUR_SETTINGS
-    )
+    return inherited_settings("SCORING_", OUR_SETTINGS)
 
 
 def migrate(env: dict[str, str], log_path: Path) -> None:
     """``python -m scoring_service.migrate`` with the service's environment."""
-    with log_path.open("ab") as log:
-        result = subprocess.run(
-            [PYTHON, "-m", "scoring_service.migrate"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            timeout=180,
-            check=False,
-        )
-    if result.returncode != 0:
-        raise RuntimeError(f"migration failed (exit {result.returncode}):\n{tail(log_path)}")
+    run_migration("scoring_service", env, log_path)

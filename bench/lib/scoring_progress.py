@@ -4,35 +4,23 @@ the model fit over HTTP, and one row of the report per phase.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from crm_shared import API_KEY_HEADER
 from lib.orders import (
     BareResult,
 )
-from lib.processes import (
-    ServerProcess,
-    tail,
+from lib.processes import ServerProcess
+from lib.row_counts import (
+    Growth,
+    wait_until_none,
+    watch_growth,
 )
-
-
-async def count_rows(database_url: str, sql: str) -> int:
-    """One read-only count from the service's database."""
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            return int((await connection.execute(text(sql))).scalar_one())
-    finally:
-        await engine.dispose()
 
 
 async def wait_for_rescores(
@@ -42,48 +30,18 @@ async def wait_for_rescores(
 
     None when the table does not exist (a version that re-scores inside the consumer's batch).
     """
-    engine = create_async_engine(database_url)
-    query = text("select count(*) from pending_rescores")
     try:
-        while True:
-            try:
-                async with engine.connect() as connection:
-                    pending = int((await connection.execute(query)).scalar_one())
-            except DBAPIError:
-                return None
-            now = time.perf_counter()
-            if pending == 0 or now - started >= timeout:
-                return now - started, pending
-            await asyncio.sleep(POLL_SECONDS)
-    finally:
-        await engine.dispose()
-
-
-async def wait_for_count(database_url: str, sql: str, target: int, timeout: float) -> float:
-    """Poll until `sql` counts `target`; seconds waited (the timeout when it never did)."""
-    engine = create_async_engine(database_url)
-    started = time.perf_counter()
-    try:
-        while time.perf_counter() - started < timeout:
-            async with engine.connect() as connection:
-                if int((await connection.execute(text(sql))).scalar_one()) == target:
-                    break
-            await asyncio.sleep(POLL_SECONDS)
-    finally:
-        await engine.dispose()
-    return time.perf_counter() - started
+        return await wait_until_none(
+            database_url, "select count(*) from pending_rescores", started, timeout
+        )
+    except DBAPIError:
+        return None
 
 
 @dataclass(frozen=True)
-class LedgerProgress:
+class LedgerProgress(Growth):
     """How the purchase count grew during one phase."""
 
-    start_count: int  # purchases when the service answered /healthz
-    end_count: int
-    seconds: float  # from healthy to the last poll
-    first_seconds: float | None  # from healthy to the first poll that saw a new purchase
-    steady_rate: float | None
-    timed_out: bool
     rescored: tuple[float, int] | None = None  # healthy to `pending_rescores` empty, rows left
 
 
@@ -91,39 +49,14 @@ async def watch_ledger(
     database_url: str, target: int, started: float, timeout: float, server: ServerProcess
 ) -> LedgerProgress:
     """Poll `purchases` every 0.2 s until it holds `target` rows or `timeout` has passed."""
-    engine = create_async_engine(database_url)
-    query = text("select count(*) from purchases")
-    start_count: int | None = None
-    first: tuple[float, int] | None = None
-    count, now = 0, time.perf_counter()
-    try:
-        while True:
-            async with engine.connect() as connection:
-                count = int((await connection.execute(query)).scalar_one())
-            now = time.perf_counter()
-            if start_count is None:
-                start_count = count
-            elif first is None and count > start_count:
-                first = (now, count)
-            if count >= target or now - started >= timeout:
-                break
-            process = server.process
-            if process is None or process.poll() is not None:
-                raise RuntimeError(f"{server.name} exited:\n{tail(server.log_path)}")
-            await asyncio.sleep(POLL_SECONDS)
-    finally:
-        await engine.dispose()
-    assert start_count is not None
-    steady: float | None = None
-    if first is not None and now > first[0]:
-        steady = (count - first[1]) / (now - first[0])
-    return LedgerProgress(
-        start_count=start_count,
-        end_count=count,
-        seconds=now - started,
-        first_seconds=first[0] - started if first else None,
-        steady_rate=steady,
-        timed_out=count < target,
+    return await watch_growth(
+        database_url,
+        "select count(*) from purchases",
+        target,
+        started,
+        timeout,
+        server,
+        LedgerProgress,
     )
 
 
@@ -223,6 +156,3 @@ HEADERS = [
 
 
 GOAL_EVENTS_PER_SECOND = 10_000
-
-
-POLL_SECONDS = 0.2

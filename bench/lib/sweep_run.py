@@ -9,8 +9,6 @@ import contextlib
 import cProfile
 import dataclasses
 import hashlib
-import io
-import pstats
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from typing import Any
 from sqlalchemy import text
 
 from crm_shared import ServiceRuntime, utc_now
+from lib.cprofile_report import own_seconds, profile_lines
 from lib.processes import (
     process_tree_cpu_seconds,
 )
@@ -297,29 +296,9 @@ PARTS = (
 
 def summarise_profile(profile: cProfile.Profile, wall: float) -> str:
     """Where the Python time of all sweeps went, and the top functions by own time."""
-    stats = pstats.Stats(profile)
-    entries: dict[tuple[str, int, str], Any] = stats.stats  # type: ignore[attr-defined]
-    total = sum(own for _, _, own, _, _ in entries.values())
     lines = [
-        f"cProfile over the sweeps: wall {wall:.1f} s (profiled), {total:.1f} s attributed",
+        f"cProfile over the sweeps: wall {wall:.1f} s (profiled), "
+        f"{own_seconds(profile):.1f} s attributed",
         "parts (cumulative s, database waits of their statements included):",
     ]
-    for label, file_part, function in PARTS:
-        cumulative = max(
-            (
-                value[3]
-                for (filename, _, name), value in entries.items()
-                if name == function and file_part in filename
-            ),
-            default=0.0,
-        )
-        lines.append(f"  {cumulative:8.2f}  {label}")
-    buffer = io.StringIO()
-    pstats.Stats(profile, stream=buffer).sort_stats("tottime").print_stats(25)
-    lines.append("top 25 by own time:")
-    lines += [
-        "  " + line
-        for line in buffer.getvalue().splitlines()
-        if line.strip() and not line.lstrip().startswith(("Ordered by", "List reduced"))
-    ]
-    return "\n".join(lines)
+    return "\n".join(lines + profile_lines(profile, PARTS))

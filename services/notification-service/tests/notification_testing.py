@@ -11,28 +11,44 @@ from typing import Any
 
 from crm_contracts import (
     Channel,
-    ChurnWarning,
     CloudEvent,
     ConsentState,
     CustomerCreated,
     CustomerSnapshot,
-    EventPayload,
     Grade,
     Money,
-    OrderPlaced,
     Purpose,
     ScoreUpdated,
-    Stage,
-    StageChanged,
     ValueTier,
-    build_event,
 )
-from crm_shared.testing import TEST_SETTINGS, ApiClient, running_app, sample_key_records
+from crm_shared.testing import (
+    TEST_SETTINGS,
+    ApiClient,
+    churn_warning,
+    event,
+    order,
+    running_app,
+    sample_key_records,
+    stage_changed,
+)
 from notification_service.app import create_app
 from notification_service.events.handlers import apply_events
 from notification_service.migrate import upgrade
 from notification_service.settings import NotificationSettings
 from notification_service.workflows.delivery import deliver_due
+
+__all__ = [  # the event factories come from crm_shared.testing, re-exported for the suite
+    "app_settings",
+    "churn_warning",
+    "customer",
+    "deliver",
+    "event",
+    "feed",
+    "order",
+    "running_api",
+    "scores",
+    "stage_changed",
+]
 
 
 def app_settings(database_url: str, **overrides: Any) -> NotificationSettings:
@@ -56,11 +72,6 @@ async def running_api(settings: NotificationSettings) -> AsyncIterator[ApiClient
     factory = functools.partial(create_app, settings)
     async with running_app(factory, upgrade, settings.database_url) as client:
         yield client
-
-
-def event(payload: EventPayload, at: datetime, event_id: str | None = None) -> CloudEvent:
-    """``payload`` as the event a producer would publish at ``at``."""
-    return build_event(payload, source="/tests", time=at, event_id=event_id)
 
 
 def customer(
@@ -93,31 +104,6 @@ def customer(
     return event(CustomerCreated(customer=snapshot), at)
 
 
-def churn_warning(
-    customer_id: str,
-    at: datetime,
-    *,
-    action: str = "retention_offer",
-    tier: ValueTier | None = ValueTier.GROWTH,
-    warning_id: str = "w-1",
-    status: str = "open",
-) -> CloudEvent:
-    """A ``churn.warning`` as lifecycle-service raises it."""
-    warning = ChurnWarning(
-        warning_id=warning_id,
-        customer_id=customer_id,
-        raised_at=at,
-        status=status,  # type: ignore[arg-type]
-        reasons=["churn_risk_above_threshold"],
-        churn_risk=0.8,
-        value_tier=tier,
-        grade=Grade.HIGH,
-        predicted_clv_12m=Money(amount=Decimal("420.00"), currency="USD"),
-        recommended_action=action,  # type: ignore[arg-type]
-    )
-    return event(warning, at)
-
-
 def scores(customer_id: str, as_of: datetime, churn_risk: float) -> ScoreUpdated:
     """``score.updated`` data: a profit-tier, high-grade "Loyal" customer with ``churn_risk``."""
     zero = Money(amount=Decimal("0"), currency="USD")
@@ -136,30 +122,6 @@ def scores(customer_id: str, as_of: datetime, churn_risk: float) -> ScoreUpdated
         value_tier=ValueTier.PROFIT,
         grade=Grade.HIGH,
     )
-
-
-def stage_changed(customer_id: str, at: datetime, stage: Stage, previous: Stage) -> CloudEvent:
-    """A ``lifecycle.stage_changed``."""
-    change = StageChanged(
-        customer_id=customer_id,
-        previous_stage=previous,
-        stage=stage,
-        changed_at=at,
-        cause="sweep",
-        reason="test",
-    )
-    return event(change, at)
-
-
-def order(customer_id: str, order_id: str, at: datetime, total: str = "50.00") -> CloudEvent:
-    """An ``order.placed``."""
-    placed = OrderPlaced(
-        order_id=order_id,
-        customer_id=customer_id,
-        placed_at=at,
-        total=Money(amount=Decimal(total), currency="USD"),
-    )
-    return event(placed, at)
 
 
 async def feed(api: ApiClient, events: Sequence[CloudEvent]) -> None:

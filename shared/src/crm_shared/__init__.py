@@ -86,7 +86,7 @@ from crm_shared._runtime import (
     runtime_of,
 )
 from crm_shared._schedule import hold_job_lock, job_lock, run_periodically
-from crm_shared._settings import ApiKeyRecord, Scope, ServiceSettings
+from crm_shared._settings import ApiKeyRecord, ProcessSettings, Scope, ServiceSettings
 from crm_shared._tables import (
     ContactColumns,
     CustomerIdColumn,
@@ -140,6 +140,7 @@ __all__ = [
     "PlumbingTables",
     "Principal",
     "Problem",
+    "ProcessSettings",
     "ProfilingChange",
     "RawRead",
     "ReadAccess",

@@ -30,13 +30,27 @@ class ApiKeyRecord(BaseModel):
     scopes: list[Scope] = Field(min_length=1)
 
 
-class ServiceSettings(BaseSettings):
-    """Settings every service has; a service subclass sets its own ``env_prefix``."""
+class ProcessSettings(BaseSettings):
+    """Settings every CRM process has, the console included: its name, environment, log level."""
 
     model_config = SettingsConfigDict(env_prefix="CRM_", extra="ignore", validate_default=True)
 
     service_name: str = "crm-service"
     environment: Literal["development", "test", "production"] = "development"
+    log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return upper
+
+
+class ServiceSettings(ProcessSettings):
+    """Settings every service has; a service subclass sets its own ``env_prefix``."""
+
     database_url: str = "sqlite+aiosqlite:///./var/crm.db"
     database_pool_size: int = Field(default=10, ge=1, le=200)
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
@@ -52,7 +66,6 @@ class ServiceSettings(BaseSettings):
     kafka_max_message_bytes: int = Field(default=1024 * 1024, ge=1024, le=100 * 1024 * 1024)
     kafka_enabled: bool = True
     api_keys: list[ApiKeyRecord] = Field(default_factory=list)
-    log_level: str = "INFO"
     # 256 KiB: any body of that size yields events well under the 1 MiB producer limit (see
     # the README's limits); profile-service's streamed import has its own, larger limit.
     max_request_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
@@ -88,14 +101,6 @@ class ServiceSettings(BaseSettings):
             max_future_skew=timedelta(seconds=self.max_clock_skew_seconds),
             max_age=timedelta(days=self.max_event_age_days),
         )
-
-    @field_validator("log_level")
-    @classmethod
-    def _known_log_level(cls, value: str) -> str:
-        upper = value.upper()
-        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ValueError(f"unknown log level {value!r}")
-        return upper
 
     @model_validator(mode="after")
     def _production_needs_real_setup(self) -> ServiceSettings:

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import secrets
-from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-# The console owns no database and consumes no events, so it does not extend
-# crm_shared.ServiceSettings (whose database and Kafka settings would mean nothing here).
+from crm_shared import ProcessSettings
+
+# The console owns no database and consumes no events, so it extends crm_shared's
+# ProcessSettings (name, environment, log level), not ServiceSettings (database, Kafka).
 
 
-class ConsoleSettings(BaseSettings):
+class ConsoleSettings(ProcessSettings):
     """Where the four services answer, and how the console keeps a session."""
 
     model_config = SettingsConfigDict(env_prefix="CONSOLE_", extra="ignore", validate_default=True)
 
     service_name: str = "console"
-    environment: Literal["development", "test", "production"] = "development"
-    log_level: str = "INFO"
     profile_service_url: str = "http://127.0.0.1:8001"
     scoring_service_url: str = "http://127.0.0.1:8002"
     lifecycle_service_url: str = "http://127.0.0.1:8003"
@@ -40,14 +39,6 @@ class ConsoleSettings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
-
-    @field_validator("log_level")
-    @classmethod
-    def _known_log_level(cls, value: str) -> str:
-        upper = value.upper()
-        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ValueError(f"unknown log level {value!r}")
-        return upper
 
     @model_validator(mode="after")
     def _secret_fits_the_environment(self) -> ConsoleSettings:

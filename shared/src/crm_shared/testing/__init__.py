@@ -22,6 +22,7 @@ from crm_shared.testing._bad_inputs import (
     wrong_answers,
 )
 from crm_shared.testing._broker import BrokerStartError, EmbeddedBroker, free_loopback_port
+from crm_shared.testing._events import churn_warning, event, order, stage_changed
 from crm_shared.testing._postgres import EmbeddedPostgres
 from crm_shared.testing._topics import read_topic
 
@@ -37,11 +38,15 @@ __all__ = [
     "EmbeddedBroker",
     "EmbeddedPostgres",
     "StartedInWith",
+    "churn_warning",
+    "event",
     "forged_cursor",
     "free_loopback_port",
+    "order",
     "read_topic",
     "running_app",
     "sample_key_records",
+    "stage_changed",
     "stop_process_group",
     "wrong_answers",
 ]

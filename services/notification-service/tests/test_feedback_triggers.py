@@ -66,6 +66,24 @@ async def test_a_complaint_sends_one_apology_as_a_service_message(
     assert "sorry" in mail.messages[0].part("text/plain")
 
 
+async def test_a_complaint_sent_again_under_a_new_event_id_is_one_apology(
+    notification_api: ApiClient, mail: SmtpSink
+):
+    # Shops publish feedback themselves: a retry may wrap the same report in a new envelope.
+    await feed(notification_api, [customer("c1", MORNING - timedelta(days=30), marketing=())])
+    first = complaint("c1", "fb-1", MORNING)
+    again = complaint("c1", "fb-1", MORNING)
+    assert first.id != again.id
+    await feed(notification_api, [first])
+    await feed(notification_api, [again])
+
+    await deliver(notification_api, MORNING + timedelta(minutes=1))
+
+    [apology] = await notifications(notification_api)
+    assert apology.rule_id == "complaint-follow-up"
+    assert len(mail.messages) == 1
+
+
 async def test_an_abandoned_cart_is_reminded_four_hours_later_unless_the_customer_ordered(
     notification_api: ApiClient, mail: SmtpSink
 ):

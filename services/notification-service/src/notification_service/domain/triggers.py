@@ -6,6 +6,7 @@ feedback kind, survey and score; ``churn.warning`` triggers the warning's status
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -51,6 +52,12 @@ MATCHABLE_EVENT_TYPES: Final = frozenset(
 )
 
 
+def report_key(kind: str, report_id: str) -> str:
+    """A fixed-length stand-in for a shop's report id (up to 200 characters of any kind), so the
+    de-duplication key stays short and needs no escaping."""
+    return f"{kind}-{hashlib.sha256(report_id.encode()).hexdigest()[:40]}"
+
+
 @dataclass(frozen=True)
 class Trigger:
     """An incoming event as rules see it: who, what, when, and the facts conditions read."""
@@ -73,6 +80,15 @@ class Trigger:
     feedback_kind: str | None = None
     survey: str | None = None
     survey_score: int | None = None
+    # The report's own id as the shop sent it (see `report_key`). Shops publish these events
+    # themselves, so a report sent again may carry a new event id; de-duplicating by the
+    # report's id keeps it to one message.
+    report_id: str | None = None
+
+    @property
+    def occurrence_id(self) -> str:
+        """What makes this trigger one occurrence: the report's id, else the event's."""
+        return self.report_id or self.event_id
 
     def __post_init__(self) -> None:
         # Delays and quiet hours are arithmetic on instants; a naive time would shift silently.
@@ -138,6 +154,7 @@ class Trigger:
             customer_id=activity.customer_id,
             occurred_at=activity.occurred_at,
             activity_type=activity.activity_type,
+            report_id=report_key("activity", activity.activity_id),
         )
 
     @classmethod
@@ -151,4 +168,5 @@ class Trigger:
             feedback_kind=feedback.kind.value,
             survey=feedback.survey.value if feedback.survey else None,
             survey_score=feedback.score,
+            report_id=report_key("feedback", feedback.feedback_id),
         )

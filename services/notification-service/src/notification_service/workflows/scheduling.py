@@ -76,7 +76,7 @@ def notification_rows(
     return [
         {
             "notification_id": new_id(),
-            "dedup_key": dedup_key(rule, trigger.customer_id, trigger.event_id),
+            "dedup_key": dedup_key(rule, trigger.customer_id, trigger.occurrence_id),
             "customer_id": trigger.customer_id,
             "rule_id": rule.rule_id,
             "template_id": rule.template_id,

@@ -280,7 +280,10 @@ def _zone_at_midday(now: datetime) -> str:
 def _fitted_version_if_scored(
     check: _Checker, scoring: httpx.Client, customer_id: str
 ) -> str | None:
-    """Fit now; the new version if it scored the customer (the orders may still travel)."""
+    """Fit now; the new version if it scored the customer (the orders may still travel, and
+    until the first one arrives a fit has nothing to fit: 422)."""
+    if scoring.post("/v1/models/fit", json={}).status_code == 422:
+        return None
     version: str = check("scoring-service", "POST", "/v1/models/fit", body={}).json()["version"]
     return version if scoring.get(f"/v1/scores/{customer_id}").status_code == 200 else None
 

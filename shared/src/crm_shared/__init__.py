@@ -48,6 +48,7 @@ from crm_shared._idempotency import (
 from crm_shared._ids import new_id
 from crm_shared._kafka import create_consumer, create_producer, ensure_topics
 from crm_shared._kafka_security import KafkaSecurity
+from crm_shared._list_queries import newest_first, where_given
 from crm_shared._logging import configure_logging, event_id_var, redact, request_id_var
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._openapi import problem_responses
@@ -86,7 +87,13 @@ from crm_shared._runtime import (
     runtime_of,
 )
 from crm_shared._schedule import hold_job_lock, job_lock, run_periodically
-from crm_shared._settings import ApiKeyRecord, ProcessSettings, Scope, ServiceSettings
+from crm_shared._settings import (
+    ApiKeyRecord,
+    ProcessSettings,
+    Scope,
+    ServiceSettings,
+    job_interval,
+)
 from crm_shared._tables import (
     ContactColumns,
     CustomerIdColumn,
@@ -184,10 +191,12 @@ __all__ = [
     "hold_job_lock",
     "is_sqlite",
     "is_transient",
+    "job_interval",
     "job_lock",
     "judgement_time",
     "new_id",
     "new_metadata",
+    "newest_first",
     "normalise_database_url",
     "objecting_customers",
     "page_of",
@@ -206,4 +215,5 @@ __all__ = [
     "transaction",
     "upsert_into",
     "utc_now",
+    "where_given",
 ]

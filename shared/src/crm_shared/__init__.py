@@ -70,6 +70,7 @@ from crm_shared._pagination import (
     page_of,
     slice_page,
 )
+from crm_shared._periods import EARLIEST_DAY, day_period
 from crm_shared._profiling import (
     ProfilingChange,
     objecting_customers,
@@ -117,6 +118,7 @@ from crm_shared.errors import (
 
 __all__ = [
     "API_KEY_HEADER",
+    "EARLIEST_DAY",
     "IDEMPOTENCY_HEADER",
     "AdminAccess",
     "AfterId",
@@ -182,6 +184,7 @@ __all__ = [
     "create_producer",
     "create_service_app",
     "create_session_factory",
+    "day_period",
     "decode_cursor",
     "encode_cursor",
     "ensure_topics",

@@ -94,6 +94,14 @@ def test_the_routers_given_are_included(tmp_path: Path) -> None:
     assert "/things/{thing_id}" in app.openapi()["paths"]
 
 
+def test_the_title_is_the_service_name_unless_given(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    named = create_service_app(settings=settings, description="A test service.")
+    titled = create_service_app(settings=settings, description="A test.", title="Things API")
+    assert (named.title, named.version) == (settings.service_name, "0.1.0")
+    assert titled.title == "Things API"
+
+
 def test_must_exist_returns_the_value_or_raises_not_found() -> None:
     assert must_exist(0, "zero is a value") == 0
     with pytest.raises(NotFound, match="No thing t-2"):

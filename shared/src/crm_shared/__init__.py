@@ -48,6 +48,7 @@ from crm_shared._idempotency import (
 from crm_shared._ids import new_id
 from crm_shared._kafka import create_consumer, create_producer, ensure_topics
 from crm_shared._kafka_security import KafkaSecurity
+from crm_shared._list_queries import newest_first, where_given
 from crm_shared._logging import configure_logging, event_id_var, redact, request_id_var
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._openapi import problem_responses
@@ -69,6 +70,7 @@ from crm_shared._pagination import (
     page_of,
     slice_page,
 )
+from crm_shared._periods import EARLIEST_DAY, day_period
 from crm_shared._profiling import (
     ProfilingChange,
     objecting_customers,
@@ -86,7 +88,13 @@ from crm_shared._runtime import (
     runtime_of,
 )
 from crm_shared._schedule import hold_job_lock, job_lock, run_periodically
-from crm_shared._settings import ApiKeyRecord, ProcessSettings, Scope, ServiceSettings
+from crm_shared._settings import (
+    ApiKeyRecord,
+    ProcessSettings,
+    Scope,
+    ServiceSettings,
+    job_interval,
+)
 from crm_shared._tables import (
     ContactColumns,
     CustomerIdColumn,
@@ -110,6 +118,7 @@ from crm_shared.errors import (
 
 __all__ = [
     "API_KEY_HEADER",
+    "EARLIEST_DAY",
     "IDEMPOTENCY_HEADER",
     "AdminAccess",
     "AfterId",
@@ -175,6 +184,7 @@ __all__ = [
     "create_producer",
     "create_service_app",
     "create_session_factory",
+    "day_period",
     "decode_cursor",
     "encode_cursor",
     "ensure_topics",
@@ -184,10 +194,12 @@ __all__ = [
     "hold_job_lock",
     "is_sqlite",
     "is_transient",
+    "job_interval",
     "job_lock",
     "judgement_time",
     "new_id",
     "new_metadata",
+    "newest_first",
     "normalise_database_url",
     "objecting_customers",
     "page_of",
@@ -206,4 +218,5 @@ __all__ = [
     "transaction",
     "upsert_into",
     "utc_now",
+    "where_given",
 ]

@@ -66,9 +66,9 @@ Lifespan = (
 def create_service_app(
     *,
     settings: ServiceSettings,
-    title: str,
     description: str,
-    version: str,
+    title: str | None = None,
+    version: str = "0.1.0",
     metrics: ServiceMetrics | None = None,
     lifespan: Lifespan | None = None,
     openapi_tags: list[dict[str, Any]] | None = None,
@@ -81,6 +81,9 @@ def create_service_app(
     on_start: StartHook | None = None,
 ) -> FastAPI:
     """A FastAPI app with the shared behaviour installed and `routers` included.
+
+    The API's title is the service's name unless `title` is given; `version` defaults to
+    FastAPI's own default.
 
     Given `plumbing` (and no `lifespan`), its lifespan runs the service: `run_service` with
     the topics it produces and its subscriptions, the runtime attached to the app, then the
@@ -102,7 +105,7 @@ def create_service_app(
         )
     configure_logging(settings.service_name, settings.log_level)
     app = FastAPI(
-        title=title,
+        title=title or settings.service_name,
         description=description.rstrip() + "\n" + _ACCESS_AND_ERRORS,
         version=version,
         lifespan=lifespan,  # type: ignore[arg-type]

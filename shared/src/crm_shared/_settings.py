@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,7 +31,11 @@ class ApiKeyRecord(BaseModel):
 
 
 class ProcessSettings(BaseSettings):
-    """Settings every CRM process has, the console included: its name, environment, log level."""
+    """Settings every CRM process has, the console included: its name, environment, log level.
+
+    A subclass sets only its ``env_prefix``: pydantic merges its ``model_config`` with this one,
+    so every process ignores unknown variables and validates its defaults.
+    """
 
     model_config = SettingsConfigDict(env_prefix="CRM_", extra="ignore", validate_default=True)
 
@@ -46,6 +50,12 @@ class ProcessSettings(BaseSettings):
         if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return upper
+
+
+def job_interval(default: float, what: str) -> Any:
+    """The ``Field`` of a scheduled job's interval in seconds: ``what`` it does that often, and
+    0 turns the job off (crm_shared.ScheduledJob's rule)."""
+    return Field(default=default, ge=0, description=f"How often {what}; 0 turns it off.")
 
 
 class ServiceSettings(ProcessSettings):

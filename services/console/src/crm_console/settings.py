@@ -16,7 +16,7 @@ from crm_shared import ProcessSettings
 class ConsoleSettings(ProcessSettings):
     """Where the four services answer, and how the console keeps a session."""
 
-    model_config = SettingsConfigDict(env_prefix="CONSOLE_", extra="ignore", validate_default=True)
+    model_config = SettingsConfigDict(env_prefix="CONSOLE_")
 
     service_name: str = "console"
     profile_service_url: str = "http://127.0.0.1:8001"

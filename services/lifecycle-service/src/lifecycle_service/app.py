@@ -30,9 +30,7 @@ def create_app(settings: LifecycleSettings | None = None) -> FastAPI:
 
     return create_service_app(
         settings=settings,
-        title="lifecycle-service",
         description=DESCRIPTION,
-        version="0.1.0",
         plumbing=PLUMBING,
         produces=[Topic.LIFECYCLE],
         subscriptions=[Subscription("stages", LIFECYCLE_TOPICS, apply_events)],

@@ -5,23 +5,17 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from crm_shared import ServiceSettings
+from crm_shared import ServiceSettings, job_interval
 
 
 class LifecycleSettings(ServiceSettings):
     """Everything lifecycle-service can be configured with (stage rules live in the database)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="LIFECYCLE_", extra="ignore", validate_default=True
-    )
+    model_config = SettingsConfigDict(env_prefix="LIFECYCLE_")
 
     service_name: str = "lifecycle-service"
     database_url: str = "sqlite+aiosqlite:///./var/lifecycle-service.db"
-    sweep_interval_seconds: float = Field(
-        default=3_600,
-        ge=0,
-        description="How often the aging sweep moves silent customers on; 0 turns it off.",
-    )
+    sweep_interval_seconds: float = job_interval(3_600, "the aging sweep moves silent customers on")
     sweep_chunk_size: int = Field(
         default=5_000,
         ge=1,

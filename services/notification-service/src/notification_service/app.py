@@ -89,9 +89,7 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
 
     return create_service_app(
         settings=settings,
-        title="notification-service",
         description=DESCRIPTION,
-        version="0.1.0",
         plumbing=PLUMBING,
         produces=[Topic.NOTIFICATIONS],
         subscriptions=[

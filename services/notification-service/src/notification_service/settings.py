@@ -8,7 +8,7 @@ from typing import Final
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from crm_shared import ServiceSettings
+from crm_shared import ServiceSettings, job_interval
 from notification_service.domain.delivery_policy import PolicySettings
 from notification_service.domain.sandbox import RenderLimits
 from notification_service.domain.signing import webhook_key, webhook_secret
@@ -22,9 +22,7 @@ DEVELOPMENT_WEBHOOK_SECRET: Final = webhook_secret(b"dev-only-webhook-secret-cha
 class NotificationSettings(ServiceSettings):
     """Everything notification-service can be configured with (rules and templates: the API)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="NOTIFICATION_", extra="ignore", validate_default=True
-    )
+    model_config = SettingsConfigDict(env_prefix="NOTIFICATION_")
 
     service_name: str = "notification-service"
     database_url: str = "sqlite+aiosqlite:///./var/notification-service.db"
@@ -63,13 +61,8 @@ class NotificationSettings(ServiceSettings):
     profile_service_url: str = "http://127.0.0.1:8001"
     profile_service_api_key: SecretStr | None = None
     # Delivery.
-    delivery_interval_seconds: float = Field(
-        default=0.5,
-        ge=0,
-        description=(
-            "How often due messages are sent (also right after each consumed batch);"
-            " 0 turns it off."
-        ),
+    delivery_interval_seconds: float = job_interval(
+        0.5, "due messages are sent (also right after each consumed batch)"
     )
     delivery_batch_size: int = Field(default=200, ge=1, le=10_000)
     parallel_sends: int = Field(

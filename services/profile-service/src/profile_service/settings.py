@@ -11,7 +11,7 @@ from crm_shared import ServiceSettings
 class ProfileSettings(ServiceSettings):
     """Everything profile-service can be configured with."""
 
-    model_config = SettingsConfigDict(env_prefix="PROFILE_", extra="ignore", validate_default=True)
+    model_config = SettingsConfigDict(env_prefix="PROFILE_")
 
     service_name: str = "profile-service"
     database_url: str = "sqlite+aiosqlite:///./var/profile-service.db"

@@ -54,9 +54,7 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
 
     return create_service_app(
         settings=settings,
-        title="scoring-service",
         description=DESCRIPTION,
-        version="0.1.0",
         plumbing=PLUMBING,
         produces=[Topic.SCORES],
         subscriptions=[

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from crm_shared import ServiceSettings
+from crm_shared import ServiceSettings, job_interval
 
 
 class ScoringSettings(ServiceSettings):
     """Everything scoring-service can be configured with."""
 
-    model_config = SettingsConfigDict(env_prefix="SCORING_", extra="ignore", validate_default=True)
+    model_config = SettingsConfigDict(env_prefix="SCORING_")
 
     service_name: str = "scoring-service"
     database_url: str = "sqlite+aiosqlite:///./var/scoring-service.db"
@@ -24,9 +24,7 @@ class ScoringSettings(ServiceSettings):
     score_change_tolerance: float = Field(
         default=0.01, ge=0, description="Smallest change in a probability worth publishing."
     )
-    refit_interval_seconds: float = Field(
-        default=86_400, ge=0, description="How often the models are refitted; 0 turns it off."
-    )
+    refit_interval_seconds: float = job_interval(86_400, "the models are refitted")
     first_fit_retry_seconds: float = Field(
         default=60,
         gt=0,
@@ -43,15 +41,8 @@ class ScoringSettings(ServiceSettings):
             " the wait doubles up to this."
         ),
     )
-    pending_rescore_interval_seconds: float = Field(
-        default=0.25,
-        ge=0,
-        description=(
-            "How often customers touched by new events are re-scored (also right after each"
-            " consumed batch); 0 turns it off."
-        ),
+    pending_rescore_interval_seconds: float = job_interval(
+        0.25, "customers touched by new events are re-scored (also right after each consumed batch)"
     )
     rescore_batch_size: int = Field(default=5_000, ge=1, le=100_000)
-    rescore_interval_seconds: float = Field(
-        default=3_600, ge=0, description="How often the whole base is re-scored; 0 turns it off."
-    )
+    rescore_interval_seconds: float = job_interval(3_600, "the whole base is re-scored")

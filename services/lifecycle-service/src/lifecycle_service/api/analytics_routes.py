@@ -8,7 +8,7 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Depends, Query
 
 from crm_contracts import QueryTime, Stage
-from crm_shared import ReadAccess, SessionDep, utc_now
+from crm_shared import EARLIEST_DAY, ReadAccess, SessionDep, day_period, utc_now
 from crm_shared.errors import UnprocessableContent
 from lifecycle_service.api.analytics_schemas import (
     CohortMonthView,
@@ -37,8 +37,6 @@ DEFAULT_PERIOD_DAYS: Final = 30
 DEFAULT_COHORTS: Final = 12
 MAX_COHORTS: Final = 60
 _MONTH_PATTERN: Final = r"^\d{4}-(0[1-9]|1[0-2])$"
-# Far enough back for any shop's history, and far from date.min, where day arithmetic fails.
-EARLIEST_DAY: Final = date(1970, 1, 1)
 
 
 def day_range(
@@ -56,10 +54,7 @@ def day_range(
     ] = None,
 ) -> DayRange:
     """The period asked for; a period ending before it starts is refused."""
-    last = to or utc_now().date()
-    first = from_ or last - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
-    if first > last:
-        raise UnprocessableContent(f"from ({first}) is after to ({last})", field="from")
+    first, last = day_period(from_, to, default_days=DEFAULT_PERIOD_DAYS, today=utc_now().date())
     return DayRange(first, last)
 
 

@@ -39,13 +39,7 @@ class NpsFigures(BaseModel):
     @classmethod
     def of(cls, figures: NpsTally) -> NpsFigures:
         """The figures of a tally."""
-        return cls(
-            answers=figures.answers,
-            promoters=figures.promoters,
-            passives=figures.passives,
-            detractors=figures.detractors,
-            nps=figures.nps,
-        )
+        return cls.model_validate(figures, from_attributes=True)
 
 
 class SegmentNps(NpsFigures):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
@@ -263,15 +264,7 @@ async def run_sweep(
         )
     except SweepAlreadyRunning as running:
         raise Conflict("Another sweep is running; try again when it ends.") from running
-    return SweepView(
-        as_of=report.as_of,
-        reviewed=report.reviewed,
-        moved=report.moved,
-        warnings_raised=report.warnings_raised,
-        warnings_closed=report.warnings_closed,
-        seconds=report.seconds,
-        trigger="api",
-    )
+    return SweepView(**asdict(report), trigger="api")
 
 
 @router.get("/sweeps", response_model=list[SweepView], tags=["sweeps"], summary="Recent sweeps")
@@ -334,16 +327,4 @@ def _stage_member(row: CustomerLifecycleRow) -> StageMember:
 
 
 def _warning_view(row: ChurnWarningRow) -> WarningView:
-    return WarningView(
-        warning_id=row.warning_id,
-        customer_id=row.customer_id,
-        status=row.status,
-        raised_at=row.raised_at,
-        changed_at=row.changed_at,
-        reasons=row.reasons,
-        churn_risk=row.churn_risk,
-        value_tier=row.value_tier,
-        grade=row.grade,
-        predicted_clv_12m=row.predicted_clv_12m,
-        recommended_action=row.recommended_action,
-    )
+    return WarningView.model_validate(row, from_attributes=True)

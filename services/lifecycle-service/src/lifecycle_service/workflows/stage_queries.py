@@ -10,6 +10,7 @@ from sqlalchemy import BindParameter, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import Stage
+from crm_shared import newest_first, where_given
 from crm_shared.rule_documents import InvalidRuleDocument
 from lifecycle_service.db.models import (
     ChurnWarningRow,
@@ -81,21 +82,16 @@ async def list_warnings(
         query = query.where(ChurnWarningRow.status.in_(OPEN_STATUSES))
     elif criteria.status is not None:
         query = query.where(ChurnWarningRow.status == criteria.status)
-    if criteria.tier is not None:
-        query = query.where(ChurnWarningRow.value_tier == criteria.tier)
-    if criteria.customer_id is not None:
-        query = query.where(ChurnWarningRow.customer_id == criteria.customer_id)
+    query = where_given(
+        query,
+        (ChurnWarningRow.value_tier, criteria.tier),
+        (ChurnWarningRow.customer_id, criteria.customer_id),
+    )
     if criteria.raised_from is not None:
         query = query.where(ChurnWarningRow.raised_at >= criteria.raised_from)
     if criteria.raised_to is not None:
         query = query.where(ChurnWarningRow.raised_at < criteria.raised_to)
-    if after is not None:
-        raised_at, warning_id = after
-        query = query.where(
-            (ChurnWarningRow.raised_at < raised_at)
-            | ((ChurnWarningRow.raised_at == raised_at) & (ChurnWarningRow.warning_id < warning_id))
-        )
-    query = query.order_by(ChurnWarningRow.raised_at.desc(), ChurnWarningRow.warning_id.desc())
+    query = newest_first(query, ChurnWarningRow.raised_at, ChurnWarningRow.warning_id, after)
     return list(await session.scalars(query.limit(limit)))
 
 

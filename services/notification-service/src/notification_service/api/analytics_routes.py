@@ -9,7 +9,7 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Query, Request
 
 from crm_contracts import Money
-from crm_shared import ReadAccess, SessionDep, problem_responses, utc_now
+from crm_shared import EARLIEST_DAY, ReadAccess, SessionDep, day_period, problem_responses, utc_now
 from crm_shared.errors import UnprocessableContent
 from notification_service.api.effect_schemas import (
     DEFINITIONS,
@@ -35,7 +35,6 @@ DEFAULT_WINDOW_DAYS: Final = 30
 MAX_WINDOW_DAYS: Final = 365
 DEFAULT_PERIOD_DAYS: Final = 90
 MAX_PERIOD_DAYS: Final = 731
-EARLIEST_DAY: Final = date(1970, 1, 1)
 LATEST_DAY: Final = date(9998, 12, 31)  # a window added to it still fits in a datetime
 _CENT: Final = Decimal("0.01")
 
@@ -93,10 +92,7 @@ async def rule_effects(
     and (for churn-warning rules) warnings saved and lost within the window after the
     trigger, and the uplift with 95% confidence intervals. `definitions` in the response
     says how each figure is counted."""
-    last = to or utc_now().date()
-    first = from_ or max(EARLIEST_DAY, last - timedelta(days=DEFAULT_PERIOD_DAYS - 1))
-    if first > last:
-        raise UnprocessableContent(f"from ({first}) is after to ({last})", field="from")
+    first, last = day_period(from_, to, default_days=DEFAULT_PERIOD_DAYS, today=utc_now().date())
     if (last - first).days + 1 > MAX_PERIOD_DAYS:
         raise UnprocessableContent(
             f"at most {MAX_PERIOD_DAYS} days of triggers per request; ask for a shorter period",

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_shared import newest_first, where_given
 from notification_service.db.models import Notification
 
 
@@ -31,29 +32,18 @@ async def list_notifications(
     limit: int,
 ) -> list[Notification]:
     """Notifications newest first (by creation time, then id), after the ``after`` position."""
-    query = select(Notification)
-    for column, value in (
+    query = where_given(
+        select(Notification),
         (Notification.customer_id, criteria.customer_id),
         (Notification.rule_id, criteria.rule_id),
         (Notification.channel, criteria.channel),
         (Notification.status, criteria.status),
-    ):
-        if value is not None:
-            query = query.where(column == value)
+    )
     if criteria.created_from is not None:
         query = query.where(Notification.created_at >= criteria.created_from)
     if criteria.created_to is not None:
         query = query.where(Notification.created_at < criteria.created_to)
-    if after is not None:
-        created_at, notification_id = after
-        query = query.where(
-            (Notification.created_at < created_at)
-            | (
-                (Notification.created_at == created_at)
-                & (Notification.notification_id < notification_id)
-            )
-        )
-    query = query.order_by(Notification.created_at.desc(), Notification.notification_id.desc())
+    query = newest_first(query, Notification.created_at, Notification.notification_id, after)
     return list(await session.scalars(query.limit(limit)))
 
 

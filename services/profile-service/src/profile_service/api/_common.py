@@ -21,7 +21,7 @@ from profile_service.domain.consent import (
     objects_to_profiling,
 )
 from profile_service.domain.contact import InvalidContact
-from profile_service.domain.profiles import ProfileChanges, normalise_profile
+from profile_service.domain.profiles import ProfileChanges, contact_values, normalise_profile
 from profile_service.workflows.customer_view import StoredCustomer360
 from profile_service.workflows.customers import external_ids_of
 
@@ -51,12 +51,7 @@ def to_customer_out(customer: Customer, external_ids: list[str]) -> CustomerOut:
     return CustomerOut(
         id=customer.id,
         external_ids=external_ids,
-        email=customer.email,
-        phone=customer.phone,
-        first_name=customer.first_name,
-        last_name=customer.last_name,
-        time_zone=customer.time_zone,
-        locale=customer.locale,
+        **contact_values(customer),
         attributes=dict(customer.attributes or {}),
         tags=list(customer.tags or []),
         created_at=customer.created_at,

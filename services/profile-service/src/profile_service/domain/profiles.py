@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -198,6 +198,16 @@ def resolve_identity(
     owner = matched[0][1]
     conflicts = tuple((identity, other) for identity, other in matched if other != owner)
     return IdentityResolution(owner, conflicts)
+
+
+# How to reach a customer and what to call them: plain values, kept under these names by the
+# profile, the customer's columns, the API's customer and every customer event.
+CONTACT_FIELDS: Final = ("email", "phone", "first_name", "last_name", "time_zone", "locale")
+
+
+def contact_values(source: object) -> dict[str, Any]:
+    """The contact fields of `source` (a profile, a stored customer), by name."""
+    return {name: getattr(source, name) for name in CONTACT_FIELDS}
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from crm_contracts import (
 )
 from crm_shared import add_to_outbox
 from profile_service.db.models import PLUMBING, Consent, Customer, CustomerIdentity
+from profile_service.domain.profiles import contact_values
 
 SOURCE = "/crm/profile-service"
 
@@ -46,12 +47,7 @@ async def snapshot(session: AsyncSession, customer: Customer) -> CustomerSnapsho
     return CustomerSnapshot(
         customer_id=customer.id,
         external_ids=list(external_ids),
-        email=customer.email,
-        phone=customer.phone,
-        first_name=customer.first_name,
-        last_name=customer.last_name,
-        time_zone=customer.time_zone,
-        locale=customer.locale,
+        **contact_values(customer),
         tags=list(customer.tags),
         attributes=dict(customer.attributes),
         consents=[consent_state(row) for row in consents],

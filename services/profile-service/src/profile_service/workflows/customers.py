@@ -21,6 +21,7 @@ from profile_service.domain.profiles import (
     Profile,
     ProfileChanges,
     check_external_id_count,
+    contact_values,
     resolve_identity,
 )
 from profile_service.workflows._publishing import publish, snapshot
@@ -137,25 +138,17 @@ def profile_of(customer: Customer) -> Profile:
     """The profile fields of a stored customer."""
     return Profile(
         external_id=customer.external_id,
-        email=customer.email,
-        phone=customer.phone,
-        first_name=customer.first_name,
-        last_name=customer.last_name,
-        time_zone=customer.time_zone,
-        locale=customer.locale,
+        **contact_values(customer),
         attributes=dict(customer.attributes or {}),
         tags=tuple(customer.tags or ()),
     )
 
 
 def write_profile(customer: Customer, profile: Profile) -> None:
+    """Store `profile` in the customer's columns."""
     customer.external_id = profile.external_id
-    customer.email = profile.email
-    customer.phone = profile.phone
-    customer.first_name = profile.first_name
-    customer.last_name = profile.last_name
-    customer.time_zone = profile.time_zone
-    customer.locale = profile.locale
+    for name, value in contact_values(profile).items():
+        setattr(customer, name, value)
     customer.attributes = dict(profile.attributes)
     customer.tags = list(profile.tags)
 

@@ -15,8 +15,8 @@ from crm_shared import (
     RuntimeDep,
     SessionDep,
     decode_cursor,
+    page_of,
     problem_responses,
-    slice_page,
     utc_now,
 )
 from crm_shared.errors import must_exist
@@ -71,9 +71,9 @@ async def list_all_scores(
     found = await list_scores(
         session, criteria, after_id=position.after if position else None, limit=limit + 1
     )
-    rows = [responses.customer_scores(row) for row in found]
-    page = slice_page(rows, limit, lambda scores: AfterId(after=scores.customer_id))
-    return Page[CustomerScores](items=page.rows, next_cursor=page.next_cursor)
+    return page_of(
+        found, limit, lambda row: AfterId(after=row.customer_id), responses.customer_scores
+    )
 
 
 @router.get(

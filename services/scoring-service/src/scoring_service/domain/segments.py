@@ -28,7 +28,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any, Final
 
@@ -85,16 +85,8 @@ class ClusterProfile:
     centroid_monetary: float
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {
-            "cluster_id": self.cluster_id,
-            "name": self.name,
-            "size": self.size,
-            "share": self.share,
-            "centroid_recency_days": self.centroid_recency_days,
-            "centroid_frequency": self.centroid_frequency,
-            "centroid_monetary": self.centroid_monetary,
-        }
+        """A JSON-ready form: every field by its name."""
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClusterProfile:

@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_contracts import CloudEvent, encode_event
+from crm_shared._bulk import BulkWrite
 from crm_shared._clock import utc_now
 from crm_shared._db import PlumbingTables
 from crm_shared._metrics import ServiceMetrics
@@ -50,20 +51,27 @@ async def add_many_to_outbox(
     if not events:
         return
     now = utc_now()
-    await session.execute(
-        insert(tables.outbox),
+    await _outbox_rows(tables).run(
+        session,
         [
-            {
-                "event_id": event.id,
-                "topic": str(event.data.topic),
-                "message_key": event.subject,
-                "payload": encode_event(event).decode(),
-                "created_at": now,
-            }
+            (event.id, str(event.data.topic), event.subject, encode_event(event).decode(), now)
             for event in events
         ],
     )
     session.info[OUTBOX_ADDED] = True
+
+
+def _outbox_rows(tables: PlumbingTables) -> BulkWrite:
+    write = _OUTBOX_WRITES.get(tables.outbox)
+    if write is None:
+        write = BulkWrite(
+            tables.outbox, ("event_id", "topic", "message_key", "payload", "created_at")
+        )
+        _OUTBOX_WRITES[tables.outbox] = write
+    return write
+
+
+_OUTBOX_WRITES: dict[Table, BulkWrite] = {}
 
 
 async def add_encoded_to_outbox(

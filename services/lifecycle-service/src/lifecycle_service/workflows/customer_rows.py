@@ -11,6 +11,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import Grade, Stage, ValueTier
+from crm_shared import among
 from lifecycle_service.db.models import ChurnWarningRow, CustomerLifecycleRow
 from lifecycle_service.domain.churn_warnings import ChurnWarningRecord, WarningStatus
 from lifecycle_service.domain.stages import CustomerLifecycle
@@ -126,7 +127,7 @@ async def load_customers(
     table = CUSTOMERS
     query = (
         select(table)
-        .where(table.c.customer_id.in_(sorted(customer_ids)))
+        .where(among(session, table.c.customer_id, sorted(customer_ids)))
         .order_by(table.c.customer_id)
     )
     if session.get_bind().dialect.name == "postgresql":
@@ -153,7 +154,9 @@ async def customers_with_warnings(
         # must not be raised again (see domain.churn_warnings.raise_or_update).
         table = WARNINGS
         warnings = await session.execute(
-            select(table).where(table.c.customer_id.in_(list(found))).order_by(table.c.raised_at)
+            select(table)
+            .where(among(session, table.c.customer_id, list(found)))
+            .order_by(table.c.raised_at)
         )
         for row in warnings:
             customer = found[row.customer_id]

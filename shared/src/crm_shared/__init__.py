@@ -17,7 +17,7 @@ from crm_shared._auth import (
     require_scope,
 )
 from crm_shared._body_limit import RequestBodyLimits, allow_larger_body
-from crm_shared._bulk import BulkWrite, among
+from crm_shared._bulk import BulkUpdate, BulkWrite, among
 from crm_shared._clock import as_utc, utc_now
 from crm_shared._consumer import (
     BatchFinisher,
@@ -119,6 +119,7 @@ __all__ = [
     "AutoIncrementId",
     "BadRequest",
     "BatchFinisher",
+    "BulkUpdate",
     "BulkWrite",
     "Conflict",
     "ContactColumns",

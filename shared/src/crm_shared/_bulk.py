@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, cast
 
-from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, text
+from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +40,7 @@ class BulkWrite:
     neither the row is left alone. ``where`` guards the update in SQL that both databases
     read, naming the stored row by its table name and the new one as ``excluded``.
     ``encoded``: JSON columns whose values the caller already serialised to JSON text.
+    ``skip_any_conflict``: a row that would violate any unique index is left out.
     """
 
     table: Table
@@ -49,6 +50,7 @@ class BulkWrite:
     add: tuple[str, ...] = ()
     where: str | None = None
     encoded: frozenset[str] = field(default_factory=frozenset)
+    skip_any_conflict: bool = False  # ON CONFLICT DO NOTHING, whichever unique index it is
 
     @cached_property
     def _json_columns(self) -> tuple[int, ...]:
@@ -75,6 +77,8 @@ class BulkWrite:
         return sql + self._on_conflict()
 
     def _on_conflict(self) -> str:
+        if self.skip_any_conflict:
+            return " ON CONFLICT DO NOTHING"
         if not self.conflict:
             return ""
         target = ", ".join(_q(name) for name in self.conflict)
@@ -118,7 +122,9 @@ class BulkWrite:
                     values[name] = json.loads(values[name])
             dicts.append(values)
         statement = upsert_into(session, self.table)
-        if self.conflict:
+        if self.skip_any_conflict:
+            statement = statement.on_conflict_do_nothing()
+        elif self.conflict:
             table = self.table
             sets: dict[str, Any] = {name: statement.excluded[name] for name in self.update}
             sets |= {name: table.c[name] + statement.excluded[name] for name in self.add}
@@ -132,6 +138,53 @@ class BulkWrite:
             else:
                 statement = statement.on_conflict_do_nothing(index_elements=target)
         await session.execute(statement, dicts)
+
+
+@dataclass(frozen=True)
+class BulkUpdate:
+    """An UPDATE of many rows by key, each row to its own values.
+
+    PostgreSQL: ``UPDATE ... FROM unnest(...)``, one execution for the batch; elsewhere an
+    ``executemany`` of the same UPDATE per row.
+    """
+
+    table: Table
+    keys: tuple[str, ...]
+    columns: tuple[str, ...]
+
+    @cached_property
+    def postgres_sql(self) -> str:
+        """The PostgreSQL statement: one array parameter per key and column."""
+        names = (*self.keys, *self.columns)
+        arrays = ", ".join(
+            f"${i + 1}::{self.table.c[name].type.compile(dialect=_PG)}[]"
+            for i, name in enumerate(names)
+        )
+        table = _q(self.table.name)
+        sets = ", ".join(f"{_q(name)} = v.{_q(name)}" for name in self.columns)
+        match = " AND ".join(f"{table}.{_q(name)} = v.{_q(name)}" for name in self.keys)
+        columns = ", ".join(_q(name) for name in names)
+        return f"UPDATE {table} SET {sets} FROM unnest({arrays}) AS v({columns}) WHERE {match}"
+
+    async def run(self, session: AsyncSession, rows: Sequence[Sequence[Any]]) -> None:
+        """Update by ``rows``: tuples of the keys' values, then the columns' new values."""
+        if not rows:
+            return
+        if session.get_bind().dialect.name == "postgresql":
+            connection = await session.connection()
+            arrays = tuple(list(column) for column in zip(*rows, strict=True))
+            await connection.exec_driver_sql(self.postgres_sql, arrays)
+            return
+        names = (*self.keys, *self.columns)
+        table = self.table
+        statement = (
+            update(table)
+            .where(*(table.c[name] == bindparam(f"k_{name}") for name in self.keys))
+            .values({name: bindparam(f"k_{name}") for name in self.columns})
+        )
+        await session.execute(
+            statement, [{f"k_{n}": v for n, v in zip(names, row, strict=True)} for row in rows]
+        )
 
 
 def _is_json(column_type: Any) -> bool:

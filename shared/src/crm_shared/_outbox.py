@@ -15,7 +15,7 @@ from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_contracts import CloudEvent, encode_event
-from crm_shared._bulk import BulkWrite
+from crm_shared._bulk import BulkWrite, among
 from crm_shared._clock import utc_now
 from crm_shared._db import PlumbingTables
 from crm_shared._metrics import ServiceMetrics
@@ -305,7 +305,7 @@ class OutboxRelay:
             if sent:
                 await session.execute(
                     update(self._outbox)
-                    .where(self._outbox.c.id.in_([row.id for row in sent]))
+                    .where(among(session, self._outbox.c.id, [row.id for row in sent]))
                     .values(sent_at=now)
                 )
             for row, error in parked:

@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import Table, delete, func, insert, select, update
@@ -223,12 +224,16 @@ class OutboxRelay:
             held = bool(await connection.scalar(select(func.pg_try_advisory_lock(key))))
             await connection.commit()
 
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection  # an asyncpg.Connection
+
             async def still_held() -> bool:
                 # The lock lives as long as this connection: a query that fails here means
-                # the lock is gone too, and the error sends us back to re-acquire it.
+                # the lock is gone too, and the error sends us back to re-acquire it. One
+                # round trip on the driver (asyncpg runs it in autocommit), not BEGIN, SELECT
+                # and COMMIT through SQLAlchemy before every batch.
                 if held:
-                    await connection.execute(select(1))
-                    await connection.commit()
+                    await driver.fetchval("SELECT 1")
                 return held
 
             try:

@@ -194,7 +194,7 @@ def _is_json(column_type: Any) -> bool:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _q(name: str) -> str:

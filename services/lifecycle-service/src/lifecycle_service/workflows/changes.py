@@ -23,7 +23,6 @@ from crm_contracts import ChurnWarning, CloudEvent, Money, StageChanged, build_e
 from crm_shared import BulkWrite, add_many_to_outbox, new_id
 from lifecycle_service.db.models import (
     PLUMBING,
-    ChurnWarningRow,
     CohortCell,
     DailyCount,
     StageTransition,
@@ -38,6 +37,10 @@ from lifecycle_service.domain.stages import CustomerLifecycle, Transition, new_p
 from lifecycle_service.domain.warning_policy import warning_changes
 from lifecycle_service.workflows.customer_rows import (
     CUSTOMERS,
+    STATE_COLUMNS,
+    STORE_CUSTOMERS,
+    STORE_WARNINGS,
+    WARNING_COLUMNS,
     StoredCustomer,
     state_values,
     warning_values,
@@ -209,17 +212,15 @@ class CustomerChanges:
                 if review != stored.next_review_at:
                     reviews.append({"key": customer_id, "review": review})
                 continue
-            rows.append(
-                (
-                    *state_values(tracked.state).values(),
-                    sorted(tracked.active_months),
-                    tracked.clv_currency,
-                    review,
-                )
-            )
+            values = state_values(tracked.state) | {
+                "active_months": sorted(tracked.active_months),
+                "clv_currency": tracked.clv_currency,
+                "next_review_at": review,
+            }
+            rows.append(tuple(values[name] for name in STATE_COLUMNS))
         if reviews:
             await _update_review_times(session, reviews)
-        await _STORE_CUSTOMERS.run(session, rows)
+        await STORE_CUSTOMERS.run(session, rows)
 
     async def _store_transitions(self, session: AsyncSession) -> None:
         if not self.transitions:
@@ -252,11 +253,11 @@ class CustomerChanges:
         # and the one-open-warning index must never see both open.
         for still_open in (False, True):
             rows = [
-                tuple(warning_values(w).values())
+                tuple(warning_values(w)[name] for name in WARNING_COLUMNS)
                 for w in latest.values()
                 if w.is_open is still_open
             ]
-            await _STORE_WARNINGS.run(session, rows)
+            await STORE_WARNINGS.run(session, rows)
 
     async def _store_counts(self, session: AsyncSession) -> None:
         daily = Counter({key: delta for key, delta in self.daily.items() if delta})
@@ -374,47 +375,6 @@ _ADD_TRANSITION_COUNTS = _counter(
     _table(TransitionCount), ("day", "previous_stage", "stage"), "customers"
 )
 _ADD_COHORT_CELLS = _counter(_table(CohortCell), ("cohort_month", "active_month"), "customers")
-_STATE_COLUMNS = (
-    "customer_id",
-    "stage",
-    "stage_since",
-    "first_purchase_at",
-    "last_purchase_at",
-    "order_count",
-    "average_order_value",
-    "last_order_value",
-    "expected_interpurchase_days",
-    "churn_risk",
-    "value_tier",
-    "grade",
-    "predicted_clv_12m",
-    "scores_as_of",
-    "active_months",
-    "clv_currency",
-    "next_review_at",
-)
-_STORE_CUSTOMERS = BulkWrite(
-    CUSTOMERS, _STATE_COLUMNS, conflict=_STATE_COLUMNS[:1], update=_STATE_COLUMNS[1:]
-)
 _STORE_TRANSITIONS = BulkWrite(
     _table(StageTransition), ("customer_id", "previous_stage", "stage", "at", "cause", "reason")
-)
-_WARNING_COLUMNS = (
-    "warning_id",
-    "customer_id",
-    "status",
-    "raised_at",
-    "changed_at",
-    "reasons",
-    "churn_risk",
-    "value_tier",
-    "grade",
-    "predicted_clv_12m",
-    "recommended_action",
-)
-_STORE_WARNINGS = BulkWrite(
-    _table(ChurnWarningRow),
-    _WARNING_COLUMNS,
-    conflict=_WARNING_COLUMNS[:1],
-    update=_WARNING_COLUMNS[1:],
 )

@@ -17,6 +17,7 @@ from crm_shared._auth import (
     require_scope,
 )
 from crm_shared._body_limit import RequestBodyLimits, allow_larger_body
+from crm_shared._bulk import BulkUpdate, BulkWrite, among
 from crm_shared._clock import as_utc, utc_now
 from crm_shared._consumer import (
     BatchFinisher,
@@ -127,6 +128,8 @@ __all__ = [
     "AutoIncrementId",
     "BadRequest",
     "BatchFinisher",
+    "BulkUpdate",
+    "BulkWrite",
     "Conflict",
     "ContactColumns",
     "ContentTooLarge",
@@ -175,6 +178,7 @@ __all__ = [
     "add_many_to_outbox",
     "add_to_outbox",
     "allow_larger_body",
+    "among",
     "as_utc",
     "attach_runtime",
     "cloud_event_decoder",

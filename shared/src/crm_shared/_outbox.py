@@ -9,12 +9,14 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_contracts import CloudEvent, encode_event
+from crm_shared._bulk import BulkWrite, among
 from crm_shared._clock import utc_now
 from crm_shared._db import PlumbingTables
 from crm_shared._metrics import ServiceMetrics
@@ -50,20 +52,27 @@ async def add_many_to_outbox(
     if not events:
         return
     now = utc_now()
-    await session.execute(
-        insert(tables.outbox),
+    await _outbox_rows(tables).run(
+        session,
         [
-            {
-                "event_id": event.id,
-                "topic": str(event.data.topic),
-                "message_key": event.subject,
-                "payload": encode_event(event).decode(),
-                "created_at": now,
-            }
+            (event.id, str(event.data.topic), event.subject, encode_event(event).decode(), now)
             for event in events
         ],
     )
     session.info[OUTBOX_ADDED] = True
+
+
+def _outbox_rows(tables: PlumbingTables) -> BulkWrite:
+    write = _OUTBOX_WRITES.get(tables.outbox)
+    if write is None:
+        write = BulkWrite(
+            tables.outbox, ("event_id", "topic", "message_key", "payload", "created_at")
+        )
+        _OUTBOX_WRITES[tables.outbox] = write
+    return write
+
+
+_OUTBOX_WRITES: dict[Table, BulkWrite] = {}
 
 
 async def add_encoded_to_outbox(
@@ -215,12 +224,16 @@ class OutboxRelay:
             held = bool(await connection.scalar(select(func.pg_try_advisory_lock(key))))
             await connection.commit()
 
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection  # an asyncpg.Connection
+
             async def still_held() -> bool:
                 # The lock lives as long as this connection: a query that fails here means
-                # the lock is gone too, and the error sends us back to re-acquire it.
+                # the lock is gone too, and the error sends us back to re-acquire it. One
+                # round trip on the driver (asyncpg runs it in autocommit), not BEGIN, SELECT
+                # and COMMIT through SQLAlchemy before every batch.
                 if held:
-                    await connection.execute(select(1))
-                    await connection.commit()
+                    await driver.fetchval("SELECT 1")
                 return held
 
             try:
@@ -297,7 +310,7 @@ class OutboxRelay:
             if sent:
                 await session.execute(
                     update(self._outbox)
-                    .where(self._outbox.c.id.in_([row.id for row in sent]))
+                    .where(among(session, self._outbox.c.id, [row.id for row in sent]))
                     .values(sent_at=now)
                 )
             for row, error in parked:

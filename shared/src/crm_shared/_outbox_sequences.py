@@ -15,10 +15,11 @@ from dataclasses import replace
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_shared._db import PlumbingTables, upsert_into
+from crm_shared._bulk import BulkUpdate, BulkWrite
+from crm_shared._db import PlumbingTables
 from crm_shared._outbox_delivery import OutboxRow
 
 _partitioner = DefaultPartitioner()
@@ -37,6 +38,13 @@ class OutboxSequencer:
         self._sessions = session_factory
         self._tables = tables
         self._producer = producer
+        # Every drawn row's partition and sequence in one statement (not one per row).
+        self._stamp = BulkUpdate(tables.outbox, ("id",), ("partition", "sequence"))
+        sequences = tables.outbox_sequences
+        self._open = BulkWrite(
+            sequences, ("topic", "partition", "producer", "next_sequence"), skip_any_conflict=True
+        )
+        self._advance = BulkUpdate(sequences, ("topic", "partition"), ("next_sequence",))
         # (topic, partition) -> producer id; a row's id never changes once drawn.
         self._producer_ids: dict[tuple[str, int], str] = {}
 
@@ -78,18 +86,10 @@ class OutboxSequencer:
     async def _draw(self, rows: list[OutboxRow]) -> list[OutboxRow]:
         """Number the unsequenced rows per (topic, partition), in the batch's order."""
         sequences = self._tables.outbox_sequences
-        outbox = self._tables.outbox
         wanted = sorted({(r.topic, r.partition or 0) for r in rows if r.sequence is None})
         async with self._sessions() as session, session.begin():
             # One relay runs at a time (the advisory lock), so nothing else draws numbers.
-            new = upsert_into(session, sequences).on_conflict_do_nothing()
-            await session.execute(
-                new,
-                [
-                    {"topic": t, "partition": p, "producer": str(uuid.uuid4()), "next_sequence": 0}
-                    for t, p in wanted
-                ],
-            )
+            await self._open.run(session, [(t, p, str(uuid.uuid4()), 0) for t, p in wanted])
             found = (
                 await session.execute(
                     select(
@@ -111,18 +111,8 @@ class OutboxSequencer:
                     following[key] += 1
                     drawn.append(row)
                 numbered.append(row)
-            await session.execute(
-                update(outbox)
-                .where(outbox.c.id == bindparam("row_id"))
-                .values(partition=bindparam("p"), sequence=bindparam("s")),
-                [{"row_id": r.id, "p": r.partition, "s": r.sequence} for r in drawn],
-            )
-            await session.execute(
-                update(sequences)
-                .where(sequences.c.topic == bindparam("t"), sequences.c.partition == bindparam("p"))
-                .values(next_sequence=bindparam("n")),
-                [{"t": t, "p": p, "n": following[(t, p)]} for t, p in wanted],
-            )
+            await self._stamp.run(session, [(r.id, r.partition, r.sequence) for r in drawn])
+            await self._advance.run(session, [(t, p, following[(t, p)]) for t, p in wanted])
         return numbered
 
     async def _load_producer_ids(self) -> None:

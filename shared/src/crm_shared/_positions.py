@@ -18,7 +18,8 @@ from aiokafka import TopicPartition
 from sqlalchemy import ColumnElement, Table, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared._db import PlumbingTables, upsert_into
+from crm_shared._bulk import BulkWrite
+from crm_shared._db import PlumbingTables
 from crm_shared._sequences import ProducerPosition, decode_gaps, encode_gaps
 
 
@@ -77,17 +78,22 @@ async def store_offsets(
     """Set the next offsets of the batch's partitions, in one statement."""
     if not offsets:
         return
-    statement = upsert_into(session, table)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[table.c.consumer, table.c.topic, table.c.partition],
-            set_={"next_offset": statement.excluded.next_offset},
-        ),
-        [
-            {"consumer": consumer, "topic": tp.topic, "partition": tp.partition, "next_offset": o}
-            for tp, o in offsets.items()
-        ],
-    )
+    rows = [(consumer, tp.topic, tp.partition, offset) for tp, offset in offsets.items()]
+    await _write(table, _OFFSET_COLUMNS, 3).run(session, rows)
+
+
+_OFFSET_COLUMNS = ("consumer", "topic", "partition", "next_offset")
+_PRODUCER_COLUMNS = ("consumer", "producer", "next_sequence", "gaps")
+_WRITES: dict[Table, BulkWrite] = {}
+
+
+def _write(table: Table, columns: tuple[str, ...], keys: int) -> BulkWrite:
+    """The upsert of `columns` into `table`, keyed by the first `keys` of them."""
+    write = _WRITES.get(table)
+    if write is None:
+        write = BulkWrite(table, columns, conflict=columns[:keys], update=columns[keys:])
+        _WRITES[table] = write
+    return write
 
 
 async def read_producers(
@@ -114,22 +120,8 @@ async def store_producers(
     """Write back the positions a batch moved, in one statement."""
     if not positions:
         return
-    statement = upsert_into(session, table)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[table.c.consumer, table.c.producer],
-            set_={
-                "next_sequence": statement.excluded.next_sequence,
-                "gaps": statement.excluded.gaps,
-            },
-        ),
-        [
-            {
-                "consumer": consumer,
-                "producer": producer,
-                "next_sequence": position.next_sequence,
-                "gaps": encode_gaps(position.gaps),
-            }
-            for producer, position in positions.items()
-        ],
-    )
+    rows = [
+        (consumer, producer, position.next_sequence, encode_gaps(position.gaps))
+        for producer, position in positions.items()
+    ]
+    await _write(table, _PRODUCER_COLUMNS, 2).run(session, rows)

@@ -15,15 +15,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import DateTime, String, Table, bindparam, delete, insert, text, update
+from sqlalchemy import DateTime, String, Table, bindparam, delete, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import ChurnWarning, CloudEvent, Money, StageChanged, build_event
-from crm_shared import add_many_to_outbox, new_id, upsert_into
+from crm_shared import BulkWrite, add_many_to_outbox, new_id
 from lifecycle_service.db.models import (
     PLUMBING,
-    ChurnWarningRow,
     CohortCell,
     DailyCount,
     StageTransition,
@@ -38,6 +37,10 @@ from lifecycle_service.domain.stages import CustomerLifecycle, Transition, new_p
 from lifecycle_service.domain.warning_policy import warning_changes
 from lifecycle_service.workflows.customer_rows import (
     CUSTOMERS,
+    STATE_COLUMNS,
+    STORE_CUSTOMERS,
+    STORE_WARNINGS,
+    WARNING_COLUMNS,
     StoredCustomer,
     state_values,
     warning_values,
@@ -199,7 +202,7 @@ class CustomerChanges:
             await session.execute(
                 delete(CUSTOMERS).where(CUSTOMERS.c.customer_id.in_(list(self.removed)))
             )
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         reviews: list[dict[str, Any]] = []
         for customer_id, tracked in self.customers.items():
             review = next_review_at(tracked.state, tracked.warning, self.rules, tracked.as_of)
@@ -209,39 +212,30 @@ class CustomerChanges:
                 if review != stored.next_review_at:
                     reviews.append({"key": customer_id, "review": review})
                 continue
-            rows.append(
-                {
-                    **state_values(tracked.state),
-                    "active_months": sorted(tracked.active_months),
-                    "clv_currency": tracked.clv_currency,
-                    "next_review_at": review,
-                }
-            )
+            values = state_values(tracked.state) | {
+                "active_months": sorted(tracked.active_months),
+                "clv_currency": tracked.clv_currency,
+                "next_review_at": review,
+            }
+            rows.append(tuple(values[name] for name in STATE_COLUMNS))
         if reviews:
             await _update_review_times(session, reviews)
-        if not rows:
-            return
-        statement = upsert_into(session, CUSTOMERS)
-        updated = {name: statement.excluded[name] for name in rows[0] if name != "customer_id"}
-        await session.execute(
-            statement.on_conflict_do_update(index_elements=[CUSTOMERS.c.customer_id], set_=updated),
-            rows,
-        )
+        await STORE_CUSTOMERS.run(session, rows)
 
     async def _store_transitions(self, session: AsyncSession) -> None:
         if not self.transitions:
             return
-        await session.execute(
-            insert(_table(StageTransition)),
+        await _STORE_TRANSITIONS.run(
+            session,
             [
-                {
-                    "customer_id": customer_id,
-                    "previous_stage": t.previous_stage.value if t.previous_stage else None,
-                    "stage": t.stage.value,
-                    "at": t.at,
-                    "cause": t.cause,
-                    "reason": t.reason,
-                }
+                (
+                    customer_id,
+                    t.previous_stage.value if t.previous_stage else None,
+                    t.stage.value,
+                    t.at,
+                    t.cause,
+                    t.reason,
+                )
                 for customer_id, t in self.transitions
             ],
         )
@@ -249,35 +243,25 @@ class CustomerChanges:
             (t.at.date(), t.previous_stage.value if t.previous_stage else "", t.stage.value)
             for _, t in self.transitions
         )
-        await _add_counts(
-            session,
-            _table(TransitionCount),
-            ("day", "previous_stage", "stage"),
-            "customers",
-            matrix,
-        )
+        await _add_counts(session, _ADD_TRANSITION_COUNTS, matrix)
 
     async def _store_warnings(self, session: AsyncSession) -> None:
         if not self.warnings:
             return
         latest = {warning.warning_id: warning for warning in self.warnings}
-        table = _table(ChurnWarningRow)
-        statement = upsert_into(session, table)
-        columns = warning_values(self.warnings[0])
-        upsert = statement.on_conflict_do_update(
-            index_elements=[table.c.warning_id],
-            set_={name: statement.excluded[name] for name in columns if name != "warning_id"},
-        )
         # Closed warnings first: a customer's new warning may follow one closed in this batch,
         # and the one-open-warning index must never see both open.
         for still_open in (False, True):
-            rows = [warning_values(w) for w in latest.values() if w.is_open is still_open]
-            if rows:
-                await session.execute(upsert, rows)
+            rows = [
+                tuple(warning_values(w)[name] for name in WARNING_COLUMNS)
+                for w in latest.values()
+                if w.is_open is still_open
+            ]
+            await STORE_WARNINGS.run(session, rows)
 
     async def _store_counts(self, session: AsyncSession) -> None:
         daily = Counter({key: delta for key, delta in self.daily.items() if delta})
-        await _add_counts(session, _table(DailyCount), ("day", "metric"), "delta", daily)
+        await _add_counts(session, _ADD_DAILY_COUNTS, daily)
         cells: Counter[tuple[int, int]] = Counter()
         for customer_id, tracked in self.customers.items():
             stored = self.stored.get(customer_id)
@@ -290,9 +274,7 @@ class CustomerChanges:
             if stored is not None and customer_id not in self.customers:
                 cells.subtract(cohort_cells(stored.active_months))
         changed = Counter({key: delta for key, delta in cells.items() if delta})
-        await _add_counts(
-            session, _table(CohortCell), ("cohort_month", "active_month"), "customers", changed
-        )
+        await _add_counts(session, _ADD_COHORT_CELLS, changed)
 
     def _events(self) -> list[CloudEvent]:
         events = [
@@ -379,21 +361,20 @@ def _table(model: type[Any]) -> Table:
     return cast(Table, model.__table__)
 
 
-async def _add_counts(
-    session: AsyncSession,
-    table: Table,
-    keys: tuple[str, ...],
-    counter_column: str,
-    counts: Counter[Any],
-) -> None:
-    """Add ``counts`` (keyed by tuples of ``keys``) to the running totals in ``table``."""
-    if not counts:
-        return
-    statement = upsert_into(session, table)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[table.c[key] for key in keys],
-            set_={counter_column: table.c[counter_column] + statement.excluded[counter_column]},
-        ),
-        [{**dict(zip(keys, key, strict=True)), counter_column: n} for key, n in counts.items()],
-    )
+async def _add_counts(session: AsyncSession, write: BulkWrite, counts: Counter[Any]) -> None:
+    """Add ``counts`` (keyed by tuples of the write's key columns) to the running totals."""
+    await write.run(session, [(*key, n) for key, n in sorted(counts.items())])
+
+
+def _counter(table: Table, keys: tuple[str, ...], counter: str) -> BulkWrite:
+    return BulkWrite(table, (*keys, counter), conflict=keys, add=(counter,))
+
+
+_ADD_DAILY_COUNTS = _counter(_table(DailyCount), ("day", "metric"), "delta")
+_ADD_TRANSITION_COUNTS = _counter(
+    _table(TransitionCount), ("day", "previous_stage", "stage"), "customers"
+)
+_ADD_COHORT_CELLS = _counter(_table(CohortCell), ("cohort_month", "active_month"), "customers")
+_STORE_TRANSITIONS = BulkWrite(
+    _table(StageTransition), ("customer_id", "previous_stage", "stage", "at", "cause", "reason")
+)

@@ -11,6 +11,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import Grade, Stage, ValueTier
+from crm_shared import BulkWrite, among
 from lifecycle_service.db.models import ChurnWarningRow, CustomerLifecycleRow
 from lifecycle_service.domain.churn_warnings import ChurnWarningRecord, WarningStatus
 from lifecycle_service.domain.stages import CustomerLifecycle
@@ -20,6 +21,50 @@ OPEN_STATUSES = (WarningStatus.OPEN.value, WarningStatus.UPDATED.value)
 # sweep reads customers by the hundred thousand.
 CUSTOMERS = cast(Table, CustomerLifecycleRow.__table__)
 WARNINGS = cast(Table, ChurnWarningRow.__table__)
+
+
+# Whole-batch upserts of customers and warnings (columns in this order: see BulkWrite).
+STATE_COLUMNS = (
+    "customer_id",
+    "stage",
+    "stage_since",
+    "first_purchase_at",
+    "last_purchase_at",
+    "order_count",
+    "average_order_value",
+    "last_order_value",
+    "expected_interpurchase_days",
+    "churn_risk",
+    "value_tier",
+    "grade",
+    "predicted_clv_12m",
+    "scores_as_of",
+    "active_months",
+    "clv_currency",
+    "next_review_at",
+)
+STORE_CUSTOMERS = BulkWrite(
+    CUSTOMERS, STATE_COLUMNS, conflict=STATE_COLUMNS[:1], update=STATE_COLUMNS[1:]
+)
+WARNING_COLUMNS = (
+    "warning_id",
+    "customer_id",
+    "status",
+    "raised_at",
+    "changed_at",
+    "reasons",
+    "churn_risk",
+    "value_tier",
+    "grade",
+    "predicted_clv_12m",
+    "recommended_action",
+)
+STORE_WARNINGS = BulkWrite(
+    WARNINGS,
+    WARNING_COLUMNS,
+    conflict=WARNING_COLUMNS[:1],
+    update=WARNING_COLUMNS[1:],
+)
 
 
 @dataclass
@@ -126,7 +171,7 @@ async def load_customers(
     table = CUSTOMERS
     query = (
         select(table)
-        .where(table.c.customer_id.in_(sorted(customer_ids)))
+        .where(among(session, table.c.customer_id, sorted(customer_ids)))
         .order_by(table.c.customer_id)
     )
     if session.get_bind().dialect.name == "postgresql":
@@ -153,7 +198,9 @@ async def customers_with_warnings(
         # must not be raised again (see domain.churn_warnings.raise_or_update).
         table = WARNINGS
         warnings = await session.execute(
-            select(table).where(table.c.customer_id.in_(list(found))).order_by(table.c.raised_at)
+            select(table)
+            .where(among(session, table.c.customer_id, list(found)))
+            .order_by(table.c.raised_at)
         )
         for row in warnings:
             customer = found[row.customer_id]

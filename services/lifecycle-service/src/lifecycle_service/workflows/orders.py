@@ -10,7 +10,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import upsert_into
+from crm_shared import BulkWrite, among
 from lifecycle_service.db.models import LifecycleOrder
 
 ORDERS = cast(Table, LifecycleOrder.__table__)
@@ -39,7 +39,9 @@ class BatchOrders:
         """The stored orders among ``order_ids``."""
         if not order_ids:
             return cls({})
-        rows = await session.execute(select(ORDERS).where(ORDERS.c.order_id.in_(list(order_ids))))
+        rows = await session.execute(
+            select(ORDERS).where(among(session, ORDERS.c.order_id, order_ids))
+        )
         return cls({row.order_id: _facts(row) for row in rows})
 
     def get(self, order_id: str) -> OrderFacts | None:
@@ -83,28 +85,17 @@ class BatchOrders:
             self._changed.discard(order_id)
 
     async def store(self, session: AsyncSession) -> None:
-        """Write the orders this batch added or changed."""
+        """Write the orders this batch added or changed, in one statement."""
         rows = [
-            {
-                "order_id": order.order_id,
-                "customer_id": order.customer_id,
-                "placed_at": order.placed_at,
-                "amount": order.amount,
-                "cancelled": order.cancelled,
-            }
+            (order.order_id, order.customer_id, order.placed_at, order.amount, order.cancelled)
             for order_id in sorted(self._changed)
             if (order := self._orders.get(order_id)) is not None
         ]
-        if not rows:
-            return
-        statement = upsert_into(session, ORDERS)
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[ORDERS.c.order_id],
-                set_={name: statement.excluded[name] for name in rows[0] if name != "order_id"},
-            ),
-            rows,
-        )
+        await _STORE.run(session, rows)
+
+
+_COLUMNS = ("order_id", "customer_id", "placed_at", "amount", "cancelled")
+_STORE = BulkWrite(ORDERS, _COLUMNS, conflict=_COLUMNS[:1], update=_COLUMNS[1:])
 
 
 def _facts(row: Any) -> OrderFacts:

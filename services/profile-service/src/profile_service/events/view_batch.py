@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import or_
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import (
@@ -25,7 +25,7 @@ from crm_contracts import (
     StageChanged,
     Topic,
 )
-from crm_shared import as_utc, upsert_into
+from crm_shared import BulkWrite, as_utc
 from profile_service.db.models import NotificationView, ScoreView, StageView
 
 CUSTOMER_VIEW_TOPICS = (Topic.SCORES, Topic.LIFECYCLE, Topic.NOTIFICATIONS)
@@ -62,71 +62,29 @@ def _newest(
 
 
 async def _keep_scores(session: AsyncSession, newest: dict[str, tuple[str, ScoreUpdated]]) -> None:
-    if not newest:
-        return
     rows = [
-        {
-            "customer_id": customer_id,
-            "as_of": as_utc(scores.as_of),
-            "event_id": event_id,
-            "scores": scores.model_dump(mode="json"),
-        }
+        (customer_id, as_utc(scores.as_of), event_id, scores.model_dump_json())
         for customer_id, (event_id, scores) in newest.items()
     ]
-    statement = upsert_into(session, ScoreView)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[ScoreView.customer_id],
-            set_={name: statement.excluded[name] for name in ("as_of", "event_id", "scores")},
-            where=ScoreView.as_of <= statement.excluded.as_of,
-        ),
-        rows,
-    )
+    await _SCORES.run(session, rows)
 
 
 async def _keep_stages(session: AsyncSession, newest: dict[str, tuple[str, StageChanged]]) -> None:
     rows = [
-        {
-            "customer_id": customer_id,
-            "stage": change.stage.value,
-            "stage_changed_at": as_utc(change.changed_at),
-            "stage_detail": change.model_dump(mode="json"),
-        }
+        (customer_id, change.stage.value, as_utc(change.changed_at), change.model_dump_json())
         for customer_id, (_, change) in newest.items()
     ]
-    await _upsert_stage_columns(session, rows, StageView.stage_changed_at, "stage_changed_at")
+    await _STAGES.run(session, rows)
 
 
 async def _keep_warnings(
     session: AsyncSession, newest: dict[str, tuple[str, ChurnWarning]]
 ) -> None:
     rows = [
-        {
-            "customer_id": customer_id,
-            "warning": warning.model_dump(mode="json"),
-            "warning_at": as_utc(warning.raised_at),
-        }
+        (customer_id, warning.model_dump_json(), as_utc(warning.raised_at))
         for customer_id, (_, warning) in newest.items()
     ]
-    await _upsert_stage_columns(session, rows, StageView.warning_at, "warning_at")
-
-
-async def _upsert_stage_columns(
-    session: AsyncSession, rows: list[dict[str, Any]], guard: Any, guard_name: str
-) -> None:
-    """Upsert some columns of ``view_stages``; the row keeps them if ``guard`` is newer."""
-    if not rows:
-        return
-    statement = upsert_into(session, StageView)
-    columns = [name for name in rows[0] if name != "customer_id"]
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[StageView.customer_id],
-            set_={name: statement.excluded[name] for name in columns},
-            where=or_(guard.is_(None), guard <= statement.excluded[guard_name]),
-        ),
-        rows,
-    )
+    await _WARNINGS.run(session, rows)
 
 
 async def _add_outcomes(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
@@ -141,18 +99,50 @@ async def _add_outcomes(session: AsyncSession, events: Sequence[CloudEvent]) -> 
             outcome, occurred_at = "suppressed", data.suppressed_at
         else:
             continue
-        rows.append(
-            {
-                "notification_id": data.notification_id,
-                "customer_id": data.customer_id,
-                "outcome": outcome,
-                "occurred_at": as_utc(occurred_at),
-                "detail": {"outcome": outcome, **data.model_dump(mode="json")},
-            }
-        )
-    if not rows:
-        return
-    statement = upsert_into(session, NotificationView).on_conflict_do_nothing(
-        index_elements=[NotificationView.notification_id, NotificationView.outcome]
-    )
-    await session.execute(statement, rows)
+        # The outcome, then the payload's own fields (which win on a clash, as a dict merge).
+        dumped = data.model_dump_json()
+        detail = f'{{"outcome":"{outcome}"{"," if dumped != "{}" else ""}{dumped[1:]}'
+        rows.append((data.notification_id, data.customer_id, outcome, as_utc(occurred_at), detail))
+    await _OUTCOMES.run(session, rows)
+
+
+def _table(model: type[Any]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _newer(table: str, guard: str) -> str:
+    """SQL: the stored row has no ``guard`` time yet, or an older (or equal) one."""
+    return f"{table}.{guard} IS NULL OR {table}.{guard} <= excluded.{guard}"
+
+
+# Each view statement is one execution per batch, its JSON serialised once by pydantic.
+_SCORES = BulkWrite(
+    _table(ScoreView),
+    ("customer_id", "as_of", "event_id", "scores"),
+    conflict=("customer_id",),
+    update=("as_of", "event_id", "scores"),
+    where="view_scores.as_of <= excluded.as_of",
+    encoded=frozenset({"scores"}),
+)
+_STAGES = BulkWrite(
+    _table(StageView),
+    ("customer_id", "stage", "stage_changed_at", "stage_detail"),
+    conflict=("customer_id",),
+    update=("stage", "stage_changed_at", "stage_detail"),
+    where=_newer("view_stages", "stage_changed_at"),
+    encoded=frozenset({"stage_detail"}),
+)
+_WARNINGS = BulkWrite(
+    _table(StageView),
+    ("customer_id", "warning", "warning_at"),
+    conflict=("customer_id",),
+    update=("warning", "warning_at"),
+    where=_newer("view_stages", "warning_at"),
+    encoded=frozenset({"warning"}),
+)
+_OUTCOMES = BulkWrite(
+    _table(NotificationView),
+    ("notification_id", "customer_id", "outcome", "occurred_at", "detail"),
+    conflict=("notification_id", "outcome"),
+    encoded=frozenset({"detail"}),
+)

@@ -20,6 +20,7 @@ from crm_contracts import (
     OrderPlaced,
     OrderRefunded,
 )
+from crm_shared import BulkWrite, among
 from scoring_service.db.models import Activity, Feedback, Purchase, Refund
 from scoring_service.workflows.ledger import (
     fold_customers,
@@ -28,6 +29,19 @@ from scoring_service.workflows.ledger import (
 )
 
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
+
+_INSERT_PURCHASES = BulkWrite(
+    cast(Table, Purchase.__table__),
+    (
+        "order_id",
+        "customer_id",
+        "placed_at",
+        "purchase_day",
+        "amount",
+        "refunded",
+        "cancelled",
+    ),
+)
 
 LedgerEvent = OrderPlaced | OrderRefunded | OrderCancelled | ActivityRecorded | FeedbackRecorded
 
@@ -54,6 +68,10 @@ async def apply_ledger_batch(session: AsyncSession, events: Sequence[CloudEvent]
 
 
 async def _existing(session: AsyncSession, column: Any, keys: set[str]) -> set[str]:
+    if not keys:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        return set(await session.scalars(select(column).where(among(session, column, keys))))
     found: set[str] = set()
     ordered = sorted(keys)
     for start in range(0, len(ordered), _CHUNK):
@@ -134,34 +152,40 @@ async def _record_feedback(session: AsyncSession, feedback: dict[str, FeedbackRe
 async def _place(session: AsyncSession, placed: dict[str, OrderPlaced]) -> None:
     if not placed:
         return
-    rows = {
-        row.order_id: row.placed_at
-        for start in range(0, len(placed), _CHUNK)
-        for row in (
-            await session.execute(
-                select(Purchase.order_id, Purchase.placed_at).where(
-                    Purchase.order_id.in_(sorted(placed)[start : start + _CHUNK])
-                )
-            )
-        ).all()
-    }
-    new = [order for order_id, order in placed.items() if order_id not in rows]
-    if new:
-        await session.execute(
-            insert(Purchase),
-            [
-                {
-                    "order_id": order.order_id,
-                    "customer_id": order.customer_id,
-                    "placed_at": order.placed_at,
-                    "purchase_day": purchase_day(order.placed_at),
-                    "amount": order.total.amount,
-                    "refunded": Decimal(0),
-                    "cancelled": False,
-                }
-                for order in new
-            ],
+    if session.get_bind().dialect.name == "postgresql":
+        query = select(Purchase.order_id, Purchase.placed_at).where(
+            among(session, Purchase.order_id, list(placed))
         )
+        rows = dict((await session.execute(query)).tuples().all())
+    else:
+        rows = {
+            row.order_id: row.placed_at
+            for start in range(0, len(placed), _CHUNK)
+            for row in (
+                await session.execute(
+                    select(Purchase.order_id, Purchase.placed_at).where(
+                        Purchase.order_id.in_(sorted(placed)[start : start + _CHUNK])
+                    )
+                )
+            ).all()
+        }
+    zero = Decimal(0)
+    await _INSERT_PURCHASES.run(
+        session,
+        [
+            (
+                order.order_id,
+                order.customer_id,
+                order.placed_at,
+                purchase_day(order.placed_at),
+                order.total.amount,
+                zero,
+                False,
+            )
+            for order_id, order in placed.items()
+            if order_id not in rows
+        ],
+    )
     # Rows a refund or cancellation created before the placement arrived: fill them in.
     late = [
         order for order_id, order in placed.items() if order_id in rows and rows[order_id] is None

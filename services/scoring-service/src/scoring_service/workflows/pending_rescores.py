@@ -15,7 +15,7 @@ from typing import cast
 from sqlalchemy import Table, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import upsert_into
+from crm_shared import BulkWrite, among
 from scoring_service.db.models import PendingRescore
 
 
@@ -23,18 +23,18 @@ async def queue_rescores(session: AsyncSession, latest_event: Mapping[str, datet
     """Queue customers for re-scoring as of their latest event (a later time wins)."""
     if not latest_event:
         return
-    statement = upsert_into(session, PendingRescore)
-    newest = statement.on_conflict_do_update(
-        index_elements=[PendingRescore.customer_id],
-        set_={"as_of": statement.excluded.as_of},
-        where=PendingRescore.as_of < statement.excluded.as_of,
-    )
     # In key order, as `release_rescores` deletes: two transactions then never wait on each
     # other's rows in opposite orders (a deadlock).
-    await session.execute(
-        newest,
-        [{"customer_id": cid, "as_of": latest_event[cid]} for cid in sorted(latest_event)],
-    )
+    await _QUEUE.run(session, [(cid, latest_event[cid]) for cid in sorted(latest_event)])
+
+
+_QUEUE = BulkWrite(
+    cast(Table, PendingRescore.__table__),
+    ("customer_id", "as_of"),
+    conflict=("customer_id",),
+    update=("as_of",),
+    where="pending_rescores.as_of < excluded.as_of",
+)
 
 
 # One drainer of the queue at a time across replicas (PostgreSQL advisory lock, held until the
@@ -68,6 +68,19 @@ async def release_rescores(session: AsyncSession, claimed: Mapping[str, datetime
     if not claimed:
         return
     table = cast(Table, PendingRescore.__table__)
+    if session.get_bind().dialect.name == "postgresql":
+        ids = sorted(claimed)
+        # Rows locked in key order first, as `queue_rescores` upserts them (no deadlock), then
+        # one DELETE for them all instead of one execution per customer.
+        await session.execute(
+            select(table.c.customer_id)
+            .where(among(session, table.c.customer_id, ids))
+            .order_by(table.c.customer_id)
+            .with_for_update()
+        )
+        connection = await session.connection()
+        await connection.exec_driver_sql(_RELEASE_SQL, (ids, [claimed[cid] for cid in ids]))
+        return
     await session.execute(
         delete(table).where(
             table.c.customer_id == bindparam("claimed_id"),
@@ -75,6 +88,12 @@ async def release_rescores(session: AsyncSession, claimed: Mapping[str, datetime
         ),
         [{"claimed_id": cid, "claimed_as_of": claimed[cid]} for cid in sorted(claimed)],
     )
+
+
+_RELEASE_SQL = (
+    "DELETE FROM pending_rescores AS p USING unnest($1::varchar[], $2::timestamptz[])"
+    " AS v(customer_id, as_of) WHERE p.customer_id = v.customer_id AND p.as_of <= v.as_of"
+)
 
 
 async def clear_rescores_until(session: AsyncSession, as_of: datetime) -> None:

@@ -167,7 +167,7 @@ PARTS = (
     ("    PlaybookRule.from_dict", "playbooks.py", "from_dict"),
     ("    matching_rules", "playbooks.py", "matching_rules"),
     ("deliver_due", "delivery.py", "deliver_due"),
-    ("  _claim_due", "delivery.py", "_claim_due"),
+    ("  claim_due", "due_rows.py", "claim_due"),
     ("  _decide", "delivery.py", "_decide"),
     ("    delivery_inputs.customers", "delivery_inputs.py", "customers"),
     ("    decide_customer", "delivery_decision.py", "decide_customer"),

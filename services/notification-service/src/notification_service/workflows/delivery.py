@@ -68,7 +68,13 @@ from notification_service.domain.delivery_policy import (
     retry_delay,
 )
 from notification_service.domain.templates import InvalidTemplate
-from notification_service.workflows import delivery_inputs, interrupted_sends, playbook_store
+from notification_service.workflows import (
+    delivery_inputs,
+    due_rows,
+    interrupted_sends,
+    playbook_store,
+)
+from notification_service.workflows.due_rows import DueRow
 from notification_service.workflows.message_context import message_context, unsubscribe_url
 from notification_service.workflows.outcomes import (
     SCHEDULED,
@@ -134,7 +140,7 @@ async def deliver_due(
         max_attempts=config.policy.max_attempts,
     )
     async with runtime.sessions() as session, session.begin():
-        claimed = await _claim_due(session, now, config.batch_size)
+        claimed = await due_rows.claim_due(session, now, config.batch_size)
         sends = await _decide(session, config, claimed, now) if claimed else []
     runtime.wake_relay()
     outcomes: list[_Outcome] = []
@@ -193,20 +199,8 @@ async def deliver_until_idle(
         pass
 
 
-async def _claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Notification]:
-    query = (
-        select(Notification)
-        .where(Notification.status == SCHEDULED, Notification.due_at <= now)
-        .order_by(Notification.due_at)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return list(await session.scalars(query))
-
-
 async def _decide(
-    session: AsyncSession, config: DeliveryConfig, claimed: list[Notification], now: datetime
+    session: AsyncSession, config: DeliveryConfig, claimed: list[DueRow], now: datetime
 ) -> list[_Send]:
     customers = sorted({n.customer_id for n in claimed})
     contacts, states = await delivery_inputs.customers(session, customers)
@@ -215,7 +209,7 @@ async def _decide(
     settings = DecisionSettings(config.policy, frozenset(config.channels), config.max_trigger_age)
     events: list[CloudEvent] = []
     sends: list[_Send] = []
-    by_customer: dict[str, list[Notification]] = defaultdict(list)
+    by_customer: dict[str, list[DueRow]] = defaultdict(list)
     for notification in claimed:
         by_customer[notification.customer_id].append(notification)
     for customer_id, notifications in by_customer.items():
@@ -246,6 +240,7 @@ async def _decide(
                     sends.append(sent)
                 else:
                     events.append(sent)
+    await due_rows.write_back(session, claimed)
     await add_many_to_outbox(session, PLUMBING, events)
     return sends
 
@@ -253,7 +248,7 @@ async def _decide(
 async def _prepare(
     session: AsyncSession,
     config: DeliveryConfig,
-    notification: Notification,
+    notification: DueRow,
     choice: ChannelChoice,
     contact: Contact | None,
     now: datetime,

@@ -13,6 +13,7 @@ from crm_shared import as_utc
 from notification_service.db.models import Contact, ContactConsent, Notification
 from notification_service.domain.delivery_policy import ContactState, PolicySettings
 from notification_service.domain.rule_checks import DueMessage
+from notification_service.workflows.due_rows import DueRow
 from notification_service.workflows.outcomes import SENDING, SENT
 
 
@@ -50,7 +51,7 @@ async def customers(
     return contacts, states
 
 
-def due_message(notification: Notification) -> DueMessage:
+def due_message(notification: DueRow) -> DueMessage:
     """The fields of a due row the delivery decision reads, times in UTC."""
     trigger_at = notification.trigger_at
     return DueMessage(

@@ -99,6 +99,9 @@ class ContactConsent(Base):
     source: Mapped[str] = mapped_column(String(100))
 
 
+CONTACT_CONSENTS = cast(Table, ContactConsent.__table__)
+
+
 class PlaybookRuleRow(Base):
     """A playbook rule as a document (see domain.playbooks); editable through the API."""
 

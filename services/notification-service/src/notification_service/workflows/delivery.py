@@ -57,6 +57,7 @@ from notification_service.db.models import (
 )
 from notification_service.domain.delivery_decision import (
     DecisionSettings,
+    DeliveryDecision,
     Verdict,
     decide_customer,
 )
@@ -203,17 +204,15 @@ async def _decide(
     session: AsyncSession, config: DeliveryConfig, claimed: list[DueRow], now: datetime
 ) -> list[_Send]:
     customers = sorted({n.customer_id for n in claimed})
-    contacts, states = await delivery_inputs.customers(session, customers)
+    states = await delivery_inputs.customers(session, customers)
     recent = await delivery_inputs.recent_marketing_sends(session, customers, now, config.policy)
     rules = {rule.rule_id: rule for rule in await playbook_store.all_rules(session)}
     settings = DecisionSettings(config.policy, frozenset(config.channels), config.max_trigger_age)
-    events: list[CloudEvent] = []
-    sends: list[_Send] = []
     by_customer: dict[str, list[DueRow]] = defaultdict(list)
     for notification in claimed:
         by_customer[notification.customer_id].append(notification)
+    decided: list[tuple[DueRow, DeliveryDecision]] = []
     for customer_id, notifications in by_customer.items():
-        contact = contacts.get(customer_id)
         rows = {n.notification_id: n for n in notifications}
         decisions = decide_customer(
             [delivery_inputs.due_message(n) for n in notifications],
@@ -223,23 +222,30 @@ async def _decide(
             settings,
             now,
         )
-        for decision in decisions:
-            notification = rows[decision.notification_id]
-            if decision.assignment is not None:
-                notification.assignment = decision.assignment
-            if decision.verdict is Verdict.SUPPRESS and decision.suppression is not None:
-                events.append(suppress(notification, decision.suppression, now))
-            elif decision.verdict is Verdict.DEFER and decision.at is not None:
-                notification.due_at = decision.at
-                notification.detail = decision.detail
-            elif decision.verdict is Verdict.FAIL:
-                events.append(fail(notification, now, decision.detail or "cannot be delivered"))
-            elif decision.choice is not None:
-                sent = await _prepare(session, config, notification, decision.choice, contact, now)
-                if isinstance(sent, _Send):
-                    sends.append(sent)
-                else:
-                    events.append(sent)
+        decided += [(rows[decision.notification_id], decision) for decision in decisions]
+    # Whole contacts (scores, names, attributes) only for the messages rendered now.
+    contacts = await delivery_inputs.contacts(
+        session, {n.customer_id for n, decision in decided if decision.verdict is Verdict.SEND}
+    )
+    events: list[CloudEvent] = []
+    sends: list[_Send] = []
+    for notification, decision in decided:
+        if decision.assignment is not None:
+            notification.assignment = decision.assignment
+        if decision.verdict is Verdict.SUPPRESS and decision.suppression is not None:
+            events.append(suppress(notification, decision.suppression, now))
+        elif decision.verdict is Verdict.DEFER and decision.at is not None:
+            notification.due_at = decision.at
+            notification.detail = decision.detail
+        elif decision.verdict is Verdict.FAIL:
+            events.append(fail(notification, now, decision.detail or "cannot be delivered"))
+        elif decision.choice is not None:
+            contact = contacts.get(notification.customer_id)
+            sent = await _prepare(session, config, notification, decision.choice, contact, now)
+            if isinstance(sent, _Send):
+                sends.append(sent)
+            else:
+                events.append(sent)
     await due_rows.write_back(session, claimed)
     await add_many_to_outbox(session, PLUMBING, events)
     return sends

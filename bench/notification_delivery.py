@@ -172,7 +172,7 @@ PARTS = (
     ("    delivery_inputs.customers", "delivery_inputs.py", "customers"),
     ("    decide_customer", "delivery_decision.py", "decide_customer"),
     ("      arbitrate", "delivery_policy.py", "arbitrate"),
-    ("    _prepare (render, in-app insert)", "delivery.py", "_prepare"),
+    ("    _Rendering.prepare (render)", "delivery.py", "prepare"),
     ("      render", "templates.py", "render"),
     ("      unsubscribe_url", "message_context.py", "unsubscribe_url"),
     ("    add_many_to_outbox", "_outbox.py", "add_many_to_outbox"),

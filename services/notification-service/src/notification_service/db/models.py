@@ -205,6 +205,9 @@ class InboxMessage(Base):
     __table_args__ = (Index("ix_inbox_messages_customer_id", "customer_id", "id"),)
 
 
+INBOX_MESSAGES = cast(Table, InboxMessage.__table__)
+
+
 class PendingOptOut(Base):
     """An unsubscribe recorded here and not yet confirmed by profile-service."""
 

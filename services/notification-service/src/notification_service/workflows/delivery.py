@@ -31,6 +31,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,7 +53,6 @@ from notification_service.channels.base import (
 from notification_service.db.models import (
     PLUMBING,
     Contact,
-    InboxMessage,
     Notification,
 )
 from notification_service.domain.delivery_decision import (
@@ -68,7 +68,7 @@ from notification_service.domain.delivery_policy import (
     next_attempt_or_fail,
     retry_delay,
 )
-from notification_service.domain.templates import InvalidTemplate
+from notification_service.domain.templates import InvalidTemplate, Template
 from notification_service.workflows import (
     delivery_inputs,
     due_rows,
@@ -229,6 +229,7 @@ async def _decide(
     )
     events: list[CloudEvent] = []
     sends: list[_Send] = []
+    rendering = _Rendering(config)
     for notification, decision in decided:
         if decision.assignment is not None:
             notification.assignment = decision.assignment
@@ -241,76 +242,88 @@ async def _decide(
             events.append(fail(notification, now, decision.detail or "cannot be delivered"))
         elif decision.choice is not None:
             contact = contacts.get(notification.customer_id)
-            sent = await _prepare(session, config, notification, decision.choice, contact, now)
+            sent = await rendering.prepare(session, notification, decision.choice, contact, now)
             if isinstance(sent, _Send):
                 sends.append(sent)
             else:
                 events.append(sent)
     await due_rows.write_back(session, claimed)
+    await due_rows.insert_inbox_messages(session, rendering.inbox)
     await add_many_to_outbox(session, PLUMBING, events)
     return sends
 
 
-async def _prepare(
-    session: AsyncSession,
-    config: DeliveryConfig,
-    notification: DueRow,
-    choice: ChannelChoice,
-    contact: Contact | None,
-    now: datetime,
-) -> _Send | CloudEvent:
-    """Render for the chosen channel; deliver in-app at once, else mark it ``sending``."""
-    channel = choice.channel
-    template = await playbook_store.template_for(session, notification.template_id, channel)
-    if template is None or contact is None:
-        return fail(notification, now, f"no template {notification.template_id!r} for {channel}")
-    category = Category(notification.category)
-    link = (
-        None
-        if channel in INTERNAL_CHANNELS
-        else unsubscribe_url(
-            config.public_base_url,
-            config.unsubscribe_secret,
-            contact.customer_id,
-            channel,
-            category,
-        )
-    )
-    try:
-        context = message_context(contact, notification, link)
-        content = await config.renderer.render(template, context)
-    except InvalidTemplate as invalid:
-        return fail(notification, now, f"template does not render: {invalid}")
-    notification.channel = channel.value
-    notification.recipient = choice.address
-    notification.subject = content.subject or content.title
-    notification.attempts += 1
-    notification.decided_at = now
-    if channel is NotificationChannel.IN_APP:
-        session.add(
-            InboxMessage(
-                notification_id=notification.notification_id,
-                customer_id=notification.customer_id,
-                title=content.title or "",
-                body=content.body or "",
-                category=category.value,
-                created_at=now,
+class _Rendering:
+    """A round's renders: each template read once, in-app messages inserted together."""
+
+    def __init__(self, config: DeliveryConfig) -> None:
+        self.config = config
+        self.templates: dict[tuple[str, NotificationChannel], Template | None] = {}
+        self.inbox: list[dict[str, Any]] = []
+
+    async def prepare(
+        self,
+        session: AsyncSession,
+        notification: DueRow,
+        choice: ChannelChoice,
+        contact: Contact | None,
+        now: datetime,
+    ) -> _Send | CloudEvent:
+        """Render for the chosen channel; deliver in-app at once, else mark it ``sending``."""
+        config, channel = self.config, choice.channel
+        key = (notification.template_id, channel)
+        if key not in self.templates:
+            self.templates[key] = await playbook_store.template_for(session, *key)
+        template = self.templates[key]
+        if template is None or contact is None:
+            return fail(notification, now, f"no template {key[0]!r} for {channel}")
+        category = Category(notification.category)
+        link = (
+            None
+            if channel in INTERNAL_CHANNELS
+            else unsubscribe_url(
+                config.public_base_url,
+                config.unsubscribe_secret,
+                contact.customer_id,
+                channel,
+                category,
             )
         )
-        return mark_sent(notification, now, provider_id=None)
-    notification.status = SENDING
-    notification.sender = config.sender
-    notification.handed_at = None
-    message = OutgoingMessage(
-        notification_id=notification.notification_id,
-        customer_id=notification.customer_id,
-        channel=channel,
-        recipient=choice.address,
-        content=content,
-        category=category,
-        unsubscribe_url=link,
-    )
-    return _Send(message, notification.attempts)
+        try:
+            context = message_context(contact, notification, link)
+            content = await config.renderer.render(template, context)
+        except InvalidTemplate as invalid:
+            return fail(notification, now, f"template does not render: {invalid}")
+        notification.channel = channel.value
+        notification.recipient = choice.address
+        notification.subject = content.subject or content.title
+        notification.attempts += 1
+        notification.decided_at = now
+        if channel is NotificationChannel.IN_APP:
+            self.inbox.append(
+                {
+                    "notification_id": notification.notification_id,
+                    "customer_id": notification.customer_id,
+                    "title": content.title or "",
+                    "body": content.body or "",
+                    "category": category.value,
+                    "created_at": now,
+                }
+            )
+            return mark_sent(notification, now, provider_id=None)
+        notification.status = SENDING
+        notification.sender = config.sender
+        notification.handed_at = None
+        message = OutgoingMessage(
+            notification_id=notification.notification_id,
+            customer_id=notification.customer_id,
+            channel=channel,
+            recipient=choice.address,
+            content=content,
+            category=category,
+            unsubscribe_url=link,
+        )
+        return _Send(message, notification.attempts)
 
 
 async def _record(

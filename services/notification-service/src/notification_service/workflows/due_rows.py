@@ -6,7 +6,8 @@ execution per row from the unit of work. Here a claimed row is a slotted record 
 the table, the decision changes its fields in memory (the outcome functions set the same
 attribute names on a record or a mapped object), and :func:`write_back` stores every claimed
 row's decided columns with one ``UPDATE ... FROM unnest(...)`` on PostgreSQL (the rows are
-locked by the claim, so writing back a column that did not change is harmless).
+locked by the claim, so writing back a column that did not change is harmless), and the
+round's in-app messages go into the inbox with one INSERT.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notification_service.db.models import NOTIFICATIONS
+from notification_service.db.models import INBOX_MESSAGES, NOTIFICATIONS
 from notification_service.workflows import stream_sql
 from notification_service.workflows.outcomes import SCHEDULED
 
@@ -121,6 +122,26 @@ async def write_back(session: AsyncSession, rows: Sequence[DueRow]) -> None:
             for row in rows
         ],
     )
+
+
+_INBOX = (
+    "INSERT INTO inbox_messages (notification_id, customer_id, title, body, category, "
+    "created_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+    "$5::text[], $6::timestamptz[])"
+)
+_INBOX_COLUMNS = ("notification_id", "customer_id", "title", "body", "category", "created_at")
+
+
+async def insert_inbox_messages(session: AsyncSession, messages: Sequence[dict[str, Any]]) -> None:
+    """Put the round's in-app messages into their customers' inboxes, in order."""
+    if not messages:
+        return
+    if stream_sql.is_postgres(session):
+        parameters = tuple([message[name] for message in messages] for name in _INBOX_COLUMNS)
+        connection = await session.connection()
+        await connection.exec_driver_sql(_INBOX, parameters)
+        return
+    await session.execute(insert(INBOX_MESSAGES), list(messages))
 
 
 def _plain(name: str, value: Any) -> Any:

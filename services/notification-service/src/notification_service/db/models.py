@@ -99,6 +99,9 @@ class ContactConsent(Base):
     source: Mapped[str] = mapped_column(String(100))
 
 
+CONTACT_CONSENTS = cast(Table, ContactConsent.__table__)
+
+
 class PlaybookRuleRow(Base):
     """A playbook rule as a document (see domain.playbooks); editable through the API."""
 
@@ -200,6 +203,9 @@ class InboxMessage(Base):
     read_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_inbox_messages_customer_id", "customer_id", "id"),)
+
+
+INBOX_MESSAGES = cast(Table, InboxMessage.__table__)
 
 
 class PendingOptOut(Base):

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import (
@@ -26,7 +25,6 @@ from crm_contracts import (
     StageChanged,
 )
 from crm_shared import as_utc
-from notification_service.db.models import CONTACT_ORDERS, ContactOrder
 from notification_service.domain.playbooks import Trigger
 from notification_service.workflows import contacts, playbook_store
 from notification_service.workflows.scheduling import (
@@ -67,8 +65,7 @@ async def apply_stream_events(
     await contacts.update_stream_contacts(
         session, [run.contacts[customer_id] for customer_id in run.changed]
     )
-    if run.new_orders:
-        await session.execute(insert(CONTACT_ORDERS), run.new_orders)
+    await contacts.insert_orders(session, run.new_orders)
     # Contacts read through the session between runs (a new customer's facts) would be stale
     # now that this run changed rows with plain statements: forget them.
     session.expunge_all()
@@ -102,24 +99,10 @@ class _Run:
         known_orders: set[str] = set()
         buyers: set[str] = set()
         if orders:
-            known_orders = set(
-                await session.scalars(
-                    select(ContactOrder.order_id).where(
-                        ContactOrder.order_id.in_(sorted({order.order_id for order in orders}))
-                    )
-                )
-            )
-            buyers = set(
-                await session.scalars(
-                    select(ContactOrder.customer_id)
-                    .where(
-                        ContactOrder.customer_id.in_(
-                            sorted({order.customer_id for order in orders})
-                        ),
-                        ContactOrder.cancelled.is_(False),
-                    )
-                    .distinct()
-                )
+            known_orders, buyers = await contacts.known_orders_and_buyers(
+                session,
+                {order.order_id for order in orders},
+                {order.customer_id for order in orders},
             )
         return cls(stored, known_orders, buyers)
 
@@ -173,7 +156,6 @@ class _Run:
                 "order_id": order.order_id,
                 "customer_id": order.customer_id,
                 "placed_at": placed,
-                "cancelled": False,
                 "total": order.total.amount,
             }
         )

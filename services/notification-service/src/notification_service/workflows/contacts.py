@@ -24,6 +24,7 @@ from crm_contracts import (
 from crm_shared import as_utc, upsert_into
 from notification_service.db.models import (
     CONTACT_ORDER_REFUNDS,
+    CONTACT_ORDERS,
     CONTACTS,
     Contact,
     ContactConsent,
@@ -32,6 +33,7 @@ from notification_service.db.models import (
     InboxMessage,
     Notification,
 )
+from notification_service.workflows import stream_sql
 
 
 async def record_snapshot(session: AsyncSession, snapshot: CustomerSnapshot, at: datetime) -> None:
@@ -147,11 +149,16 @@ async def load_stream_contacts(
     session: AsyncSession, customer_ids: Collection[str]
 ) -> dict[str, StreamContact]:
     """The stored contacts among ``customer_ids``, by id."""
-    columns = [CONTACTS.c[name] for name in STREAM_COLUMNS]
-    rows = await session.execute(
-        select(*columns).where(Contact.customer_id.in_(list(customer_ids)))
-    )
-    return {row[0]: StreamContact(*row) for row in rows}
+    if stream_sql.is_postgres(session):
+        found = await stream_sql.load_contacts(session, customer_ids)
+    else:
+        columns = [CONTACTS.c[name] for name in STREAM_COLUMNS]
+        found = list(
+            await session.execute(
+                select(*columns).where(Contact.customer_id.in_(list(customer_ids)))
+            )
+        )
+    return {row[0]: StreamContact(*row) for row in found}
 
 
 async def insert_stream_contacts(
@@ -159,6 +166,10 @@ async def insert_stream_contacts(
 ) -> None:
     """Insert contacts first seen in the stream, each with the moment it was first seen."""
     if not new:
+        return
+    if stream_sql.is_postgres(session):
+        rows = [{**_stream_values(contact), "updated_at": at} for contact, at in new]
+        await stream_sql.insert_contacts(session, rows)
         return
     await session.execute(
         insert(CONTACTS),
@@ -179,6 +190,9 @@ async def update_stream_contacts(session: AsyncSession, changed: Sequence[Stream
     """Write the stream's columns of stored contacts back, one statement for them all."""
     if not changed:
         return
+    if stream_sql.is_postgres(session):
+        await stream_sql.update_contacts(session, [_stream_values(c) for c in changed])
+        return
     rows = []
     for contact in changed:
         row = _stream_values(contact)
@@ -186,6 +200,38 @@ async def update_stream_contacts(session: AsyncSession, changed: Sequence[Stream
         rows.append(row)
     # The SET clause is made of the columns named by the rows' keys.
     await session.execute(update(CONTACTS).where(CONTACTS.c.customer_id == bindparam("key")), rows)
+
+
+async def known_orders_and_buyers(
+    session: AsyncSession, order_ids: Collection[str], customer_ids: Collection[str]
+) -> tuple[set[str], set[str]]:
+    """Which of ``order_ids`` are stored, and which of ``customer_ids`` have an order that
+    is not cancelled (so their next order is not their first)."""
+    if stream_sql.is_postgres(session):
+        return await stream_sql.known_orders_and_buyers(session, order_ids, customer_ids)
+    known = await session.scalars(
+        select(ContactOrder.order_id).where(ContactOrder.order_id.in_(sorted(order_ids)))
+    )
+    buyers = await session.scalars(
+        select(ContactOrder.customer_id)
+        .where(
+            ContactOrder.customer_id.in_(sorted(customer_ids)), ContactOrder.cancelled.is_(False)
+        )
+        .distinct()
+    )
+    return set(known), set(buyers)
+
+
+async def insert_orders(session: AsyncSession, orders: Sequence[dict[str, Any]]) -> None:
+    """Store new orders (order_id, customer_id, placed_at, total; none cancelled yet)."""
+    if not orders:
+        return
+    if stream_sql.is_postgres(session):
+        await stream_sql.insert_orders(session, orders)
+        return
+    await session.execute(
+        insert(CONTACT_ORDERS), [{**order, "cancelled": False} for order in orders]
+    )
 
 
 def _stream_values(contact: StreamContact) -> dict[str, Any]:

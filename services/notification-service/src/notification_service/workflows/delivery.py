@@ -31,6 +31,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,8 +40,9 @@ from crm_contracts import (
     Category,
     CloudEvent,
     NotificationChannel,
+    encode_event,
 )
-from crm_shared import ServiceRuntime, add_many_to_outbox
+from crm_shared import ServiceRuntime, add_encoded_to_outbox, add_many_to_outbox
 from notification_service.channels.base import (
     Channel as DeliveryChannel,
 )
@@ -52,11 +54,11 @@ from notification_service.channels.base import (
 from notification_service.db.models import (
     PLUMBING,
     Contact,
-    InboxMessage,
     Notification,
 )
 from notification_service.domain.delivery_decision import (
     DecisionSettings,
+    DeliveryDecision,
     Verdict,
     decide_customer,
 )
@@ -67,8 +69,14 @@ from notification_service.domain.delivery_policy import (
     next_attempt_or_fail,
     retry_delay,
 )
-from notification_service.domain.templates import InvalidTemplate
-from notification_service.workflows import delivery_inputs, interrupted_sends, playbook_store
+from notification_service.domain.templates import InvalidTemplate, Template
+from notification_service.workflows import (
+    delivery_inputs,
+    due_rows,
+    interrupted_sends,
+    playbook_store,
+)
+from notification_service.workflows.due_rows import DueRow
 from notification_service.workflows.message_context import message_context, unsubscribe_url
 from notification_service.workflows.outcomes import (
     SCHEDULED,
@@ -134,7 +142,7 @@ async def deliver_due(
         max_attempts=config.policy.max_attempts,
     )
     async with runtime.sessions() as session, session.begin():
-        claimed = await _claim_due(session, now, config.batch_size)
+        claimed = await due_rows.claim_due(session, now, config.batch_size)
         sends = await _decide(session, config, claimed, now) if claimed else []
     runtime.wake_relay()
     outcomes: list[_Outcome] = []
@@ -193,33 +201,19 @@ async def deliver_until_idle(
         pass
 
 
-async def _claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Notification]:
-    query = (
-        select(Notification)
-        .where(Notification.status == SCHEDULED, Notification.due_at <= now)
-        .order_by(Notification.due_at)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return list(await session.scalars(query))
-
-
 async def _decide(
-    session: AsyncSession, config: DeliveryConfig, claimed: list[Notification], now: datetime
+    session: AsyncSession, config: DeliveryConfig, claimed: list[DueRow], now: datetime
 ) -> list[_Send]:
     customers = sorted({n.customer_id for n in claimed})
-    contacts, states = await delivery_inputs.customers(session, customers)
+    states = await delivery_inputs.customers(session, customers)
     recent = await delivery_inputs.recent_marketing_sends(session, customers, now, config.policy)
     rules = {rule.rule_id: rule for rule in await playbook_store.all_rules(session)}
     settings = DecisionSettings(config.policy, frozenset(config.channels), config.max_trigger_age)
-    events: list[CloudEvent] = []
-    sends: list[_Send] = []
-    by_customer: dict[str, list[Notification]] = defaultdict(list)
+    by_customer: dict[str, list[DueRow]] = defaultdict(list)
     for notification in claimed:
         by_customer[notification.customer_id].append(notification)
+    decided: list[tuple[DueRow, DeliveryDecision]] = []
     for customer_id, notifications in by_customer.items():
-        contact = contacts.get(customer_id)
         rows = {n.notification_id: n for n in notifications}
         decisions = decide_customer(
             [delivery_inputs.due_message(n) for n in notifications],
@@ -229,87 +223,114 @@ async def _decide(
             settings,
             now,
         )
-        for decision in decisions:
-            notification = rows[decision.notification_id]
-            if decision.assignment is not None:
-                notification.assignment = decision.assignment
-            if decision.verdict is Verdict.SUPPRESS and decision.suppression is not None:
-                events.append(suppress(notification, decision.suppression, now))
-            elif decision.verdict is Verdict.DEFER and decision.at is not None:
-                notification.due_at = decision.at
-                notification.detail = decision.detail
-            elif decision.verdict is Verdict.FAIL:
-                events.append(fail(notification, now, decision.detail or "cannot be delivered"))
-            elif decision.choice is not None:
-                sent = await _prepare(session, config, notification, decision.choice, contact, now)
-                if isinstance(sent, _Send):
-                    sends.append(sent)
-                else:
-                    events.append(sent)
-    await add_many_to_outbox(session, PLUMBING, events)
+        decided += [(rows[decision.notification_id], decision) for decision in decisions]
+    # Whole contacts (scores, names, attributes) only for the messages rendered now.
+    contacts = await delivery_inputs.contacts(
+        session, {n.customer_id for n, decision in decided if decision.verdict is Verdict.SEND}
+    )
+    events: list[CloudEvent] = []
+    sends: list[_Send] = []
+    rendering = _Rendering(config)
+    for notification, decision in decided:
+        if decision.assignment is not None:
+            notification.assignment = decision.assignment
+        if decision.verdict is Verdict.SUPPRESS and decision.suppression is not None:
+            events.append(suppress(notification, decision.suppression, now))
+        elif decision.verdict is Verdict.DEFER and decision.at is not None:
+            notification.due_at = decision.at
+            notification.detail = decision.detail
+        elif decision.verdict is Verdict.FAIL:
+            events.append(fail(notification, now, decision.detail or "cannot be delivered"))
+        elif decision.choice is not None:
+            contact = contacts.get(notification.customer_id)
+            sent = await rendering.prepare(session, notification, decision.choice, contact, now)
+            if isinstance(sent, _Send):
+                sends.append(sent)
+            else:
+                events.append(sent)
+    await due_rows.write_back(session, claimed)
+    await due_rows.insert_inbox_messages(session, rendering.inbox)
+    # Serialised once, written in one statement (COPY on PostgreSQL): a round publishes an
+    # outcome for most of the rows it claims.
+    await add_encoded_to_outbox(
+        session,
+        PLUMBING,
+        [(e.id, str(e.data.topic), e.subject, encode_event(e).decode()) for e in events],
+    )
     return sends
 
 
-async def _prepare(
-    session: AsyncSession,
-    config: DeliveryConfig,
-    notification: Notification,
-    choice: ChannelChoice,
-    contact: Contact | None,
-    now: datetime,
-) -> _Send | CloudEvent:
-    """Render for the chosen channel; deliver in-app at once, else mark it ``sending``."""
-    channel = choice.channel
-    template = await playbook_store.template_for(session, notification.template_id, channel)
-    if template is None or contact is None:
-        return fail(notification, now, f"no template {notification.template_id!r} for {channel}")
-    category = Category(notification.category)
-    link = (
-        None
-        if channel in INTERNAL_CHANNELS
-        else unsubscribe_url(
-            config.public_base_url,
-            config.unsubscribe_secret,
-            contact.customer_id,
-            channel,
-            category,
-        )
-    )
-    try:
-        context = message_context(contact, notification, link)
-        content = await config.renderer.render(template, context)
-    except InvalidTemplate as invalid:
-        return fail(notification, now, f"template does not render: {invalid}")
-    notification.channel = channel.value
-    notification.recipient = choice.address
-    notification.subject = content.subject or content.title
-    notification.attempts += 1
-    notification.decided_at = now
-    if channel is NotificationChannel.IN_APP:
-        session.add(
-            InboxMessage(
-                notification_id=notification.notification_id,
-                customer_id=notification.customer_id,
-                title=content.title or "",
-                body=content.body or "",
-                category=category.value,
-                created_at=now,
+class _Rendering:
+    """A round's renders: each template read once, in-app messages inserted together."""
+
+    def __init__(self, config: DeliveryConfig) -> None:
+        self.config = config
+        self.templates: dict[tuple[str, NotificationChannel], Template | None] = {}
+        self.inbox: list[dict[str, Any]] = []
+
+    async def prepare(
+        self,
+        session: AsyncSession,
+        notification: DueRow,
+        choice: ChannelChoice,
+        contact: Contact | None,
+        now: datetime,
+    ) -> _Send | CloudEvent:
+        """Render for the chosen channel; deliver in-app at once, else mark it ``sending``."""
+        config, channel = self.config, choice.channel
+        key = (notification.template_id, channel)
+        if key not in self.templates:
+            self.templates[key] = await playbook_store.template_for(session, *key)
+        template = self.templates[key]
+        if template is None or contact is None:
+            return fail(notification, now, f"no template {key[0]!r} for {channel}")
+        category = Category(notification.category)
+        link = (
+            None
+            if channel in INTERNAL_CHANNELS
+            else unsubscribe_url(
+                config.public_base_url,
+                config.unsubscribe_secret,
+                contact.customer_id,
+                channel,
+                category,
             )
         )
-        return mark_sent(notification, now, provider_id=None)
-    notification.status = SENDING
-    notification.sender = config.sender
-    notification.handed_at = None
-    message = OutgoingMessage(
-        notification_id=notification.notification_id,
-        customer_id=notification.customer_id,
-        channel=channel,
-        recipient=choice.address,
-        content=content,
-        category=category,
-        unsubscribe_url=link,
-    )
-    return _Send(message, notification.attempts)
+        try:
+            context = message_context(contact, notification, link)
+            content = await config.renderer.render(template, context)
+        except InvalidTemplate as invalid:
+            return fail(notification, now, f"template does not render: {invalid}")
+        notification.channel = channel.value
+        notification.recipient = choice.address
+        notification.subject = content.subject or content.title
+        notification.attempts += 1
+        notification.decided_at = now
+        if channel is NotificationChannel.IN_APP:
+            self.inbox.append(
+                {
+                    "notification_id": notification.notification_id,
+                    "customer_id": notification.customer_id,
+                    "title": content.title or "",
+                    "body": content.body or "",
+                    "category": category.value,
+                    "created_at": now,
+                }
+            )
+            return mark_sent(notification, now, provider_id=None)
+        notification.status = SENDING
+        notification.sender = config.sender
+        notification.handed_at = None
+        message = OutgoingMessage(
+            notification_id=notification.notification_id,
+            customer_id=notification.customer_id,
+            channel=channel,
+            recipient=choice.address,
+            content=content,
+            category=category,
+            unsubscribe_url=link,
+        )
+        return _Send(message, notification.attempts)
 
 
 async def _record(

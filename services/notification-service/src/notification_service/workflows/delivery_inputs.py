@@ -3,54 +3,76 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import Category, Channel, NotificationChannel, Purpose, Stage
 from crm_shared import as_utc
-from notification_service.db.models import Contact, ContactConsent, Notification
+from notification_service.db.models import CONTACT_CONSENTS, CONTACTS, Contact, Notification
 from notification_service.domain.delivery_policy import ContactState, PolicySettings
 from notification_service.domain.rule_checks import DueMessage
+from notification_service.workflows.due_rows import DueRow
 from notification_service.workflows.outcomes import SENDING, SENT
 
 
 async def customers(
     session: AsyncSession, customer_ids: list[str]
-) -> tuple[dict[str, Contact], dict[str, ContactState | None]]:
-    """The customers' contact rows, and each one's state as the decision reads it (None:
-    nothing known of the customer here)."""
-    contacts = {
-        c.customer_id: c
-        for c in await session.scalars(select(Contact).where(Contact.customer_id.in_(customer_ids)))
-    }
+) -> dict[str, ContactState | None]:
+    """Each customer's state as the decision reads it (None: nothing known of the customer
+    here). Plain columns: the scores document and the rest a template reads are loaded by
+    :func:`contacts` for the customers a message is rendered for."""
+    found = await session.execute(
+        select(*[CONTACTS.c[name] for name in _STATE_COLUMNS]).where(
+            CONTACTS.c.customer_id.in_(customer_ids)
+        )
+    )
+    contacts = {row.customer_id: row for row in found}
     consents: dict[str, dict[tuple[Channel, Purpose], bool]] = defaultdict(dict)
     # The newest profiling decision on any channel speaks for the customer.
-    profiling: dict[str, ContactConsent] = {}
-    for consent in await session.scalars(
-        select(ContactConsent).where(ContactConsent.customer_id.in_(customer_ids))
+    profiling: dict[str, tuple[datetime, bool]] = {}
+    table = CONTACT_CONSENTS
+    for customer_id, channel, purpose, granted, changed_at in await session.execute(
+        select(
+            table.c.customer_id,
+            table.c.channel,
+            table.c.purpose,
+            table.c.granted,
+            table.c.changed_at,
+        ).where(table.c.customer_id.in_(customer_ids))
     ):
-        key = (Channel(consent.channel), Purpose(consent.purpose))
-        consents[consent.customer_id][key] = consent.granted
-        newest = profiling.get(consent.customer_id)
-        if key[1] is Purpose.PROFILING and (
-            newest is None or consent.changed_at > newest.changed_at
-        ):
-            profiling[consent.customer_id] = consent
-    states = {
+        key = (Channel(channel), Purpose(purpose))
+        consents[customer_id][key] = granted
+        newest = profiling.get(customer_id)
+        if key[1] is Purpose.PROFILING and (newest is None or changed_at > newest[0]):
+            profiling[customer_id] = (changed_at, granted)
+    return {
         customer_id: _contact_state(
             contacts.get(customer_id),
             customer_id,
             consents[customer_id],
-            customer_id in profiling and not profiling[customer_id].granted,
+            customer_id in profiling and not profiling[customer_id][1],
         )
         for customer_id in customer_ids
     }
-    return contacts, states
 
 
-def due_message(notification: Notification) -> DueMessage:
+async def contacts(session: AsyncSession, customer_ids: Collection[str]) -> dict[str, Contact]:
+    """The customers' whole contact rows, for rendering (by id; unknown ones absent)."""
+    if not customer_ids:
+        return {}
+    return {
+        c.customer_id: c
+        for c in await session.scalars(
+            select(Contact).where(Contact.customer_id.in_(sorted(customer_ids)))
+        )
+    }
+
+
+def due_message(notification: DueRow) -> DueMessage:
     """The fields of a due row the delivery decision reads, times in UTC."""
     trigger_at = notification.trigger_at
     return DueMessage(
@@ -88,8 +110,20 @@ async def recent_marketing_sends(
     return sends
 
 
+# What a delivery decision reads of a contact.
+_STATE_COLUMNS = (
+    "customer_id",
+    "time_zone",
+    "email",
+    "phone",
+    "known_from_profile",
+    "stage",
+    "last_order_at",
+)
+
+
 def _contact_state(
-    contact: Contact | None,
+    contact: Any,
     customer_id: str,
     consents: dict[tuple[Channel, Purpose], bool],
     objects_to_profiling: bool,

@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from crm_contracts import Category, Channel, NotificationChannel, Purpose
-from notification_service.db.models import Contact, Notification
+from notification_service.db.models import Contact
 from notification_service.domain.signing import unsubscribe_token
 from notification_service.domain.templates import SAMPLE_CONTEXT
+from notification_service.workflows.due_rows import DueRow
 
 # The consent channel each delivery channel is governed by (profile-service has no in-app one).
 CONSENT_CHANNEL = {
@@ -32,7 +33,7 @@ def unsubscribe_url(
 
 
 def message_context(
-    contact: Contact, notification: Notification, unsubscribe: str | None
+    contact: Contact, notification: DueRow, unsubscribe: str | None
 ) -> dict[str, Any]:
     """The render context of ``notification`` for ``contact``."""
     return customer_context(

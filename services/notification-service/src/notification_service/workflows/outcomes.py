@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final
+from typing import Final, Protocol
 
 from crm_contracts import (
     Category,
@@ -14,7 +14,6 @@ from crm_contracts import (
     NotificationSuppressed,
     build_event,
 )
-from notification_service.db.models import Notification
 from notification_service.domain.delivery_policy import Suppression, SuppressionReason
 from notification_service.domain.notification_status import NotificationStatus
 
@@ -28,7 +27,27 @@ SCHEDULED, SENDING, SENT = (
 FAILED, SUPPRESSED = NotificationStatus.FAILED, NotificationStatus.SUPPRESSED
 
 
-def suppress(notification: Notification, why: Suppression, now: datetime) -> CloudEvent:
+class Decided(Protocol):
+    """A notification row being decided: a mapped ``Notification`` or a claimed record
+    (``due_rows.DueRow``); the functions below set its final state on it."""
+
+    notification_id: str
+    customer_id: str
+    rule_id: str | None
+    template_id: str
+    channels: list[str]
+    channel: str | None
+    category: str
+    trigger_event_id: str | None
+    attempts: int
+    status: str
+    reason: str | None
+    detail: str | None
+    finished_at: datetime | None
+    provider_id: str | None
+
+
+def suppress(notification: Decided, why: Suppression, now: datetime) -> CloudEvent:
     """Close ``notification`` as suppressed; the ``notification.suppressed`` to publish."""
     notification.status = SUPPRESSED
     notification.reason = why.reason
@@ -49,7 +68,7 @@ def suppress(notification: Notification, why: Suppression, now: datetime) -> Clo
     return build_event(payload, source=SOURCE, time=now)
 
 
-def mark_sent(notification: Notification, now: datetime, provider_id: str | None) -> CloudEvent:
+def mark_sent(notification: Decided, now: datetime, provider_id: str | None) -> CloudEvent:
     """Close ``notification`` as sent; the ``notification.sent`` to publish."""
     notification.status = SENT
     notification.finished_at = now
@@ -68,7 +87,7 @@ def mark_sent(notification: Notification, now: datetime, provider_id: str | None
     return build_event(payload, source=SOURCE, time=now)
 
 
-def fail(notification: Notification, now: datetime, error: str) -> CloudEvent:
+def fail(notification: Decided, now: datetime, error: str) -> CloudEvent:
     """Close ``notification`` as failed for good; the ``notification.failed`` to publish."""
     notification.status = FAILED
     notification.finished_at = now

@@ -24,7 +24,7 @@ from notification_service.domain.playbooks import (
     due_at,
     matching_rules,
 )
-from notification_service.workflows import playbook_store
+from notification_service.workflows import playbook_store, stream_sql
 
 SCHEDULED = NotificationStatus.SCHEDULED
 
@@ -100,6 +100,9 @@ def notification_rows(
 async def queue_notifications(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Insert queue rows in one statement; a row whose dedup key exists is skipped (replays)."""
     if not rows:
+        return
+    if stream_sql.is_postgres(session):
+        await stream_sql.queue(session, rows)
         return
     # The table, not the mapped class: a plain INSERT skips the ORM's bulk-insert handling
     # of every row, and there are a few hundred per batch.

@@ -76,6 +76,7 @@ from crm_shared._profiling import (
     record_profiling_decisions,
 )
 from crm_shared._raw_reads import RawRead
+from crm_shared._read_cache import ReadCache, keeping_reads
 from crm_shared._runtime import (
     RuntimeDep,
     ServiceRuntime,
@@ -144,6 +145,7 @@ __all__ = [
     "ProfilingChange",
     "RawRead",
     "ReadAccess",
+    "ReadCache",
     "RequestBodyLimits",
     "RetryPolicy",
     "RuntimeDep",
@@ -186,6 +188,7 @@ __all__ = [
     "is_transient",
     "job_lock",
     "judgement_time",
+    "keeping_reads",
     "new_id",
     "new_metadata",
     "normalise_database_url",

@@ -5,13 +5,20 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from crm_contracts import Topic
-from crm_shared import Subscription, allow_larger_body, create_service_app
+from crm_shared import (
+    ReadCache,
+    Subscription,
+    allow_larger_body,
+    create_service_app,
+    keeping_reads,
+)
 from profile_service.api import activities, consents, customers, imports, orders
 from profile_service.api.errors import install_error_handlers
 from profile_service.db.models import PLUMBING
 from profile_service.events.order_intake import intake_batch, intake_decoder
 from profile_service.events.view_batch import CUSTOMER_VIEW_TOPICS, apply_view_batch
 from profile_service.settings import ProfileSettings
+from profile_service.workflows.customer_view import CHANGES_CHANNEL
 
 DESCRIPTION = """
 The unified customer profile: identities (external ids, email, phone), attributes, tags,
@@ -24,6 +31,10 @@ that name customers by their own identities), and the customer 360 view.
 def create_app(settings: ProfileSettings | None = None) -> FastAPI:
     """Build the app; nothing starts until the lifespan runs."""
     settings = settings or ProfileSettings()
+    cache_360 = ReadCache(
+        ttl_seconds=settings.customer_360_cache_seconds,
+        max_entries=settings.customer_360_cache_entries,
+    )
     app = create_service_app(
         settings=settings,
         title="profile-service",
@@ -50,7 +61,9 @@ def create_app(settings: ProfileSettings | None = None) -> FastAPI:
             orders.router,
             activities.router,
         ],
+        on_start=keeping_reads(cache_360, CHANGES_CHANNEL),
     )
+    app.state.customer_360_cache = cache_360
     install_error_handlers(app)
     allow_larger_body(app, imports.IMPORT_PATH, settings.import_max_body_bytes)
     return app

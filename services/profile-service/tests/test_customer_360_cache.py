@@ -196,3 +196,32 @@ async def test_a_cache_switched_off_reads_every_time(postgres_url: str) -> None:
         await read_360(api, customer["id"])
         assert not cache_of(api).enabled
         assert cache_of(api).get(customer["id"]) is None
+
+
+@pytest.mark.postgres
+async def test_a_cached_360_is_answered_as_the_route_answers_it(pg_api: Api) -> None:
+    customer = await pg_api.create_customer(email="same@example.com", first_name="Cy")
+    url = f"/v1/customers/{customer['id']}/360"
+    await read_until_cached(pg_api, customer["id"])
+    # The first answers came from the route; this one is served before routing.
+    headers = {**pg_api.as_(Scope.READ), "X-Request-ID": "cached-read-1"}
+    served = await pg_api.client.get(url, headers=headers)
+    assert served.status_code == 200
+    assert served.content == cache_of(pg_api).get(customer["id"])
+    assert served.headers["content-type"] == "application/json"
+    assert served.headers["content-length"] == str(len(served.content))
+    assert served.headers["x-request-id"] == "cached-read-1"
+    assert sorted(served.headers) == ["content-length", "content-type", "x-request-id"]
+
+    # The key is checked as the route checks it, with the route's problems.
+    for bad in ({}, {"X-API-Key": "crm_not-a-key"}):
+        refused = await pg_api.client.get(url, headers=bad)
+        assert refused.status_code == 401
+        assert refused.headers["content-type"] == "application/problem+json"
+
+    metrics = (await pg_api.client.get("/metrics")).text
+    assert (
+        'http_requests_total{method="GET",route="/v1/customers/{customer_id}/360",status="200"}'
+        in metrics
+    )
+    assert 'route="/v1/customers/{customer_id}/360",status="401"' in metrics

@@ -17,6 +17,7 @@ from crm_shared._auth import (
     require_scope,
 )
 from crm_shared._body_limit import RequestBodyLimits, allow_larger_body
+from crm_shared._cached_route import serve_cached_route
 from crm_shared._clock import as_utc, utc_now
 from crm_shared._consumer import (
     BatchFinisher,
@@ -205,6 +206,7 @@ __all__ = [
     "run_periodically",
     "run_service",
     "runtime_of",
+    "serve_cached_route",
     "slice_page",
     "transaction",
     "upsert_into",

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from crm_shared import ReadCache, Scope, create_engine
 from profile_service.api._common import customer_360_body
+from profile_service.api.schemas import Customer360
 from profile_service.settings import ProfileSettings
 from profile_service.workflows import customer_view
 from profile_testing import Api, app_settings, running_api
@@ -212,6 +213,8 @@ async def test_a_cached_360_is_answered_as_the_route_answers_it(pg_api: Api) -> 
     assert served.headers["content-length"] == str(len(served.content))
     assert served.headers["x-request-id"] == "cached-read-1"
     assert sorted(served.headers) == ["content-length", "content-type", "x-request-id"]
+    # The documented shape (the OpenAPI schema is Customer360's), field for field.
+    assert Customer360.model_validate_json(served.content).model_dump(mode="json") == served.json()
 
     # The key is checked as the route checks it, with the route's problems.
     for bad in ({}, {"X-API-Key": "crm_not-a-key"}):
@@ -225,3 +228,6 @@ async def test_a_cached_360_is_answered_as_the_route_answers_it(pg_api: Api) -> 
         in metrics
     )
     assert 'route="/v1/customers/{customer_id}/360",status="401"' in metrics
+    hits = 'read_cache_lookups_total{cache="customer_360_changes",outcome="hit"}'
+    assert hits in metrics
+    assert 'read_cache_entries{cache="customer_360_changes"}' in metrics

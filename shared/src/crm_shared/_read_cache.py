@@ -23,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -47,6 +49,10 @@ class ReadCache:
         self._entries: dict[str, tuple[float, bytes]] = {}
         self._generation = 0
         self._listening = False
+        # Plain counts, exported by `ReadCacheMetrics` when scraped: nothing per read but +1.
+        self.hits = 0
+        self.misses = 0
+        self.invalidations = 0
 
     @property
     def enabled(self) -> bool:
@@ -61,10 +67,13 @@ class ReadCache:
         if entry[0] <= time.monotonic():
             self._entries.pop(key, None)
             return None
+        self.hits += 1
         return entry[1]
 
     def generation(self) -> int | None:
-        """Take this before reading; hand it to `put`. None while nothing may be stored."""
+        """Take this before reading the database (a miss); hand it to `put`. None while
+        nothing may be stored."""
+        self.misses += 1
         return self._generation if self.enabled else None
 
     def put(self, key: str, body: bytes, since: int | None) -> None:
@@ -75,9 +84,13 @@ class ReadCache:
             self._entries.pop(next(iter(self._entries)))  # the oldest stored
         self._entries[key] = (time.monotonic() + self.ttl_seconds, body)
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def invalidate(self) -> None:
         """Forget every body, and any body being read right now."""
         self._generation += 1
+        self.invalidations += 1
         self._entries.clear()
 
     def set_listening(self, listening: bool) -> None:
@@ -86,22 +99,52 @@ class ReadCache:
         self._listening = listening
 
 
+class ReadCacheMetrics(Collector):
+    """Exports a cache's counts on scrape: lookups by outcome, emptyings, entries held."""
+
+    def __init__(self, name: str, cache: ReadCache) -> None:
+        self._name = name
+        self._cache = cache
+
+    def collect(self) -> Iterable[Metric]:
+        """The metric families, read from the cache's counts."""
+        cache = self._cache
+        lookups = CounterMetricFamily(
+            "read_cache_lookups", "Cached reads by outcome", labels=["cache", "outcome"]
+        )
+        lookups.add_metric([self._name, "hit"], cache.hits)
+        lookups.add_metric([self._name, "miss"], cache.misses)
+        emptied = CounterMetricFamily(
+            "read_cache_invalidations", "Times the cache was emptied", labels=["cache"]
+        )
+        emptied.add_metric([self._name], cache.invalidations)
+        held = GaugeMetricFamily("read_cache_entries", "Bodies held", labels=["cache"])
+        held.add_metric([self._name], len(cache))
+        return [lookups, emptied, held]
+
+
 def keeping_reads(
     cache: ReadCache, channel: str
 ) -> Callable[[FastAPI, ServiceRuntime], AbstractAsyncContextManager[None]]:
-    """A start hook: on PostgreSQL, `cache` follows `channel` and this process's writes.
+    """A start hook: on PostgreSQL, `cache` follows `channel` and this process's writes;
+    its counts join the service's metrics under the channel's name.
 
     Elsewhere (SQLite) it does nothing, so the cache stays off.
     """
 
     @asynccontextmanager
     async def start(_app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
+        collector = ReadCacheMetrics(channel, cache)
+        runtime.metrics.registry.register(collector)
         engine = runtime.engine
         if engine.dialect.name == "postgresql" and cache.ttl_seconds > 0:
             invalidate_on_local_writes(engine, cache)
             listening = follow_changes(engine, channel, cache, runtime.stopping)
             runtime.background(asyncio.create_task(listening, name=f"listen {channel}"))
-        yield
+        try:
+            yield
+        finally:
+            runtime.metrics.registry.unregister(collector)
 
     return start
 

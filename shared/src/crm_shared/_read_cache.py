@@ -12,7 +12,7 @@ table they are read from changes, from any process:
   back to the pool (after its commit), before the write's HTTP answer is sent: a client reads
   its own write on the same process without waiting for the notice.
 - A body computed from a snapshot older than an invalidation is never stored (the generation
-  check in `put`), and every entry expires after ``ttl_seconds`` whatever happens, which bounds
+  check in `put`), and every entry expires within ``ttl_seconds`` whatever happens, which bounds
   how stale a body can be if a notice is ever lost without the connection breaking.
 
 On SQLite (one process, no LISTEN) the cache stays off.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -82,7 +83,11 @@ class ReadCache:
             return
         if len(self._entries) >= self.max_entries:
             self._entries.pop(next(iter(self._entries)))  # the oldest stored
-        self._entries[key] = (time.monotonic() + self.ttl_seconds, body)
+        # Each entry lives a random 50-100% of the TTL: bodies read in one burst (a warm-up,
+        # a hot list) would otherwise all expire together and go to the database in a burst
+        # that stalls every request in flight behind it.
+        lifetime = self.ttl_seconds * (0.5 + 0.5 * random.random())
+        self._entries[key] = (time.monotonic() + lifetime, body)
 
     def __len__(self) -> int:
         return len(self._entries)

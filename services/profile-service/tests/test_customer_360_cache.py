@@ -177,7 +177,7 @@ async def test_sqlite_keeps_no_360s(api: Api) -> None:
 
 def test_the_cache_settings_and_their_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
     defaults = ProfileSettings()
-    assert defaults.customer_360_cache_seconds == 5.0
+    assert defaults.customer_360_cache_seconds == 30.0
     assert defaults.customer_360_cache_entries == 10_000
     monkeypatch.setenv("PROFILE_CUSTOMER_360_CACHE_SECONDS", "0")
     monkeypatch.setenv("PROFILE_CUSTOMER_360_CACHE_ENTRIES", "50")

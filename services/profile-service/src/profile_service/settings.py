@@ -28,5 +28,5 @@ class ProfileSettings(ServiceSettings):
     # Finished 360 bodies kept per process (PostgreSQL only), emptied on every change to the
     # tables they are read from (see crm_shared.ReadCache). The seconds bound how long a body
     # can outlive a change notice that never arrived; 0 switches the cache off.
-    customer_360_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    customer_360_cache_seconds: float = Field(default=30.0, ge=0, le=300)
     customer_360_cache_entries: int = Field(default=10_000, ge=0, le=1_000_000)

@@ -11,6 +11,8 @@ Targets, each a single uvicorn worker, measured in alternation in the same run:
 
 - ``bare``: customer_360's bare FastAPI app returning the same body (one of the real 360s);
 - ``profile``: profile-service from this checkout;
+- ``profile-uncached`` (``--uncached``): the same with its 360 cache off
+  (``PROFILE_CUSTOMER_360_CACHE_SECONDS=0``): every read goes to the database;
 - ``profile@REF`` (``--baseline REF``, repeatable): profile-service from a git commit (``git
   archive`` of its ``shared/src`` and ``services/profile-service/src`` put first on
   ``PYTHONPATH``), on the same database and broker: the code before a change (or before each
@@ -20,7 +22,7 @@ Targets, each a single uvicorn worker, measured in alternation in the same run:
 (collapsed stacks in DIR) and prints where its samples fell.
 
     python bench/customer_360_wrk.py [--customers 200] [--duration 10] [--connections 32]
-        [--rounds 2] [--baseline REF ...] [--py-spy DIR] [--seed 1]
+        [--rounds 2] [--uncached] [--baseline REF ...] [--py-spy DIR] [--seed 1]
 """
 
 from __future__ import annotations
@@ -152,6 +154,9 @@ def main() -> int:
         default=[],
         help="also profile-service at this commit (repeatable)",
     )
+    parser.add_argument(
+        "--uncached", action="store_true", help="also this checkout with its 360 cache off"
+    )
     parser.add_argument("--py-spy", type=Path, metavar="DIR", help="profile the servers too")
     parser.add_argument("--top", type=int, default=40, help="frames shown per py-spy profile")
     parser.add_argument("--seed", type=int, default=1)
@@ -210,6 +215,13 @@ def main() -> int:
             Target("bare", bare),
             Target("profile", stack.enter_context(current), postgres.pid()),
         ]
+        if args.uncached:
+            uncached_env = {**env, "PROFILE_CUSTOMER_360_CACHE_SECONDS": "0"}
+            log = work / "profile-uncached.log"
+            uncached = ServerProcess("profile-uncached", PROFILE_APP, uncached_env, log)
+            targets.append(
+                Target("profile-uncached", stack.enter_context(uncached), postgres.pid())
+            )
         for number, ref in enumerate(args.baseline):
             path = baseline_pythonpath(ref, work / f"baseline-{number}")
             name = f"profile@{short_commit(ref)}"

@@ -18,6 +18,7 @@ from crm_shared._auth import (
 )
 from crm_shared._body_limit import RequestBodyLimits, allow_larger_body
 from crm_shared._bulk import BulkUpdate, BulkWrite, among
+from crm_shared._cached_route import serve_cached_route
 from crm_shared._clock import as_utc, utc_now
 from crm_shared._consumer import (
     BatchFinisher,
@@ -79,6 +80,7 @@ from crm_shared._profiling import (
     record_profiling_decisions,
 )
 from crm_shared._raw_reads import RawRead
+from crm_shared._read_cache import ReadCache, keeping_reads
 from crm_shared._runtime import (
     RuntimeDep,
     ServiceRuntime,
@@ -156,6 +158,7 @@ __all__ = [
     "ProfilingChange",
     "RawRead",
     "ReadAccess",
+    "ReadCache",
     "RequestBodyLimits",
     "RetryPolicy",
     "RuntimeDep",
@@ -201,6 +204,7 @@ __all__ = [
     "job_interval",
     "job_lock",
     "judgement_time",
+    "keeping_reads",
     "new_id",
     "new_metadata",
     "newest_first",
@@ -218,6 +222,7 @@ __all__ = [
     "run_periodically",
     "run_service",
     "runtime_of",
+    "serve_cached_route",
     "slice_page",
     "transaction",
     "upsert_into",

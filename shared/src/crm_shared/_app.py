@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -156,6 +157,12 @@ async def _run_service_app(
                 runtime.every(job.name, job.interval_seconds, run, wake=job.wake)
         if on_start is not None:
             await stack.enter_async_context(on_start(app, runtime))
+        stack.callback(gc.unfreeze)  # at shutdown: collectable again (matters in tests)
+        # The start-up heap (modules, models, schemas, the app: ~120,000 objects in
+        # profile-service) lives as long as the process. Frozen out of the cycle collector,
+        # a full collection no longer walks it: that walk was ~70 ms of CPU, a stall of every
+        # request in flight, the p99 of a cached 360 read under load (bench/RESULTS.md).
+        gc.freeze()
         yield
 
 

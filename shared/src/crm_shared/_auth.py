@@ -55,10 +55,14 @@ class ApiKeyAuthenticator:
         """Return the caller for a presented key, or raise 401."""
         if not presented:
             raise Unauthorized(f"Send an API key in the {API_KEY_HEADER} header.")
-        principal = self._by_digest.get(hash_api_key(presented))
+        principal = self.principal_for(presented)
         if principal is None:
             raise Unauthorized("The API key is not valid.")
         return principal
+
+    def principal_for(self, presented: str | None) -> Principal | None:
+        """The caller a presented key names; None for no key or an unknown one."""
+        return self._by_digest.get(hash_api_key(presented)) if presented else None
 
 
 _api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)

@@ -5,13 +5,22 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from crm_contracts import Topic
-from crm_shared import Subscription, allow_larger_body, create_service_app
+from crm_shared import (
+    ReadCache,
+    Scope,
+    Subscription,
+    allow_larger_body,
+    create_service_app,
+    keeping_reads,
+    serve_cached_route,
+)
 from profile_service.api import activities, consents, customers, imports, orders
 from profile_service.api.errors import install_error_handlers
 from profile_service.db.models import PLUMBING
 from profile_service.events.order_intake import intake_batch, intake_decoder
 from profile_service.events.view_batch import CUSTOMER_VIEW_TOPICS, apply_view_batch
 from profile_service.settings import ProfileSettings
+from profile_service.workflows.customer_view import CHANGES_CHANNEL
 
 DESCRIPTION = """
 The unified customer profile: identities (external ids, email, phone), attributes, tags,
@@ -24,6 +33,10 @@ that name customers by their own identities), and the customer 360 view.
 def create_app(settings: ProfileSettings | None = None) -> FastAPI:
     """Build the app; nothing starts until the lifespan runs."""
     settings = settings or ProfileSettings()
+    cache_360 = ReadCache(
+        ttl_seconds=settings.customer_360_cache_seconds,
+        max_entries=settings.customer_360_cache_entries,
+    )
     app = create_service_app(
         settings=settings,
         description=DESCRIPTION,
@@ -48,6 +61,17 @@ def create_app(settings: ProfileSettings | None = None) -> FastAPI:
             orders.router,
             activities.router,
         ],
+        on_start=keeping_reads(cache_360, CHANGES_CHANNEL),
+    )
+    app.state.customer_360_cache = cache_360
+    # A cached 360 is answered before routing and the key check's dependencies, which were
+    # most of a cached read's CPU; misses and refusals still go through the route.
+    serve_cached_route(
+        app,
+        customers.CUSTOMER_360_PATH,
+        cache_360,
+        needed=Scope.READ,
+        media_type=customers.CUSTOMER_360_MEDIA_TYPE,
     )
     install_error_handlers(app)
     allow_larger_body(app, imports.IMPORT_PATH, settings.import_max_body_bytes)

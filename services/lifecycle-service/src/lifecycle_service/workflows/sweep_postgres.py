@@ -155,10 +155,11 @@ _REVIEW_TIMES: Final = (
     " SET next_review_at = to_timestamp(0) + v.us * interval '1 microsecond'"
     " FROM unnest($1::text[], $2::bigint[]) AS v(key, us) WHERE c.customer_id = v.key"
 )
-# For the UPDATE only: left to itself the planner joins a chunk's 5,000 keys by hashing the
-# whole table (a sequential scan per chunk; EXPLAIN ANALYZE at 100,000 customers: 100 of the
-# UPDATE's 290 ms), where 5,000 primary-key probes of cached pages are cheaper.
-_SEQUENTIAL_SCANS: Final = "SELECT set_config('enable_seqscan', $1, true)"
+# Left to itself the planner may join a chunk's 5,000 keys by hashing the whole table (a
+# sequential scan per chunk; EXPLAIN ANALYZE at 100,000 customers: 100 of the UPDATE's 290 ms)
+# where 5,000 primary-key probes of cached pages are cheaper. Off until the chunk commits: the
+# chunk's other statements look rows up by key too.
+_NO_SEQUENTIAL_SCANS: Final = "SET LOCAL enable_seqscan = off"
 
 
 async def write_review_times_postgres(
@@ -171,6 +172,5 @@ async def write_review_times_postgres(
     rows = sorted(zip(customer_ids, review_times.tolist(), strict=True))
     keys = [key for key, _ in rows]
     times = [None if t == MISSING_TIME else t for _, t in rows]
-    await _run(session, _SEQUENTIAL_SCANS, "off")
+    await _run(session, _NO_SEQUENTIAL_SCANS)
     await _run(session, _REVIEW_TIMES, keys, times)
-    await _run(session, _SEQUENTIAL_SCANS, "on")

@@ -86,6 +86,7 @@ def _base() -> list[tuple[CustomerLifecycle, list[ChurnWarningRecord]]]:
     expiring = _buyer(5, 50.0, churn_risk=0.8)
     lost_same = _buyer(6, 50.0, churn_risk=0.8)
     open_first = _buyer(13, 50.0, stage=Stage.AT_RISK, churn_risk=0.8)
+    lost_last = _buyer(14, 50.0, stage=Stage.AT_RISK, churn_risk=0.8)
     both = (CHURN_RISK_ABOVE_THRESHOLD, SILENCE_PAST_RHYTHM)
     return [
         (CustomerLifecycle("c-01", Stage.PROSPECT, old), []),
@@ -109,7 +110,7 @@ def _base() -> list[tuple[CustomerLifecycle, list[ChurnWarningRecord]]]:
                     WarningStatus.LOST,
                     NOW - 120 * DAY,
                     (CHURN_RISK_ABOVE_THRESHOLD, SILENCE_PAST_RHYTHM),
-                )
+                ),
             ],
         ),
         (_buyer(7, 20.0, stage=Stage.WON_BACK, stage_since=NOW - 60 * DAY), []),
@@ -131,6 +132,13 @@ def _base() -> list[tuple[CustomerLifecycle, list[ChurnWarningRecord]]]:
                 _warning(open_first, WarningStatus.LOST, NOW - 10 * DAY, both, "b"),
             ],
         ),
+        (
+            lost_last,  # two closed warnings: the later (saved) is current, so it warns again
+            [
+                _warning(lost_last, WarningStatus.LOST, NOW - 300 * DAY, both, "b"),
+                _warning(lost_last, WarningStatus.SAVED, NOW - 120 * DAY, (SILENCE_PAST_RHYTHM,)),
+            ],
+        ),
     ]
 
 
@@ -143,6 +151,10 @@ def _reference(
     changes = warning_changes(warning, moved, RULES, NOW, "new")
     current = changes[-1] if changes else warning
     return moved, changes, next_review_at(moved, current, RULES, max(state.stage_since, NOW))
+
+
+def _stored_form(warning: ChurnWarningRecord) -> tuple[str, tuple[str, ...], datetime]:
+    return (warning.status.value, tuple(warning.reasons), warning.changed_at)
 
 
 async def test_a_sweep_on_arrays_stores_the_domain_s_stages_warnings_and_review_times(
@@ -185,13 +197,17 @@ async def test_a_sweep_on_arrays_stores_the_domain_s_stages_warnings_and_review_
         row = stored[state.customer_id]
         assert (state.customer_id, row.stage) == (state.customer_id, moved.stage.value)
         assert (state.customer_id, row.next_review_at) == (state.customer_id, review)
-        mine = [w for w in warnings if w.customer_id == state.customer_id]
+        # Every stored warning as the reference leaves it: changed ones replaced, new ones
+        # added, and nothing else (a wrongly chosen current warning opens one too many).
+        expected = {w.warning_id: _stored_form(w) for w in stored_warnings}
         for change in changes:
-            assert any(
-                (w.status, tuple(w.reasons), w.changed_at)
-                == (change.status.value, change.reasons, change.changed_at)
-                for w in mine
-            ), (state.customer_id, change)
+            expected[change.warning_id] = _stored_form(change)
+        mine = [
+            (w.status, tuple(w.reasons), w.changed_at)
+            for w in warnings
+            if w.customer_id == state.customer_id
+        ]
+        assert sorted(mine) == sorted(expected.values()), state.customer_id
     assert report.moved == sum(
         _reference(s, None)[0].stage is not s.stage for s, w in base if not w
     ) + sum(_reference(s, w[-1])[0].stage is not s.stage for s, w in base if w)

@@ -2,7 +2,8 @@
 
 The chunk is read with only the columns the review needs, times already as integer
 microseconds computed by the database (no datetime object per value), and the review times
-of the customers nothing else happened to are written in one statement per chunk.
+of the customers nothing else happened to are written in one statement per chunk. PostgreSQL
+takes the faster way of ``sweep_postgres`` (one row of arrays); this module's SQL is SQLite's.
 """
 
 from __future__ import annotations
@@ -13,18 +14,14 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Integer,
-    String,
     bindparam,
     cast,
     func,
     select,
-    text,
     update,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lifecycle_service.domain.churn_warnings import WarningStatus
@@ -40,6 +37,10 @@ from lifecycle_service.domain.review_arrays import (
     reasons_mask,
 )
 from lifecycle_service.workflows.customer_rows import CUSTOMERS, WARNINGS
+from lifecycle_service.workflows.sweep_postgres import (
+    load_due_arrays,
+    write_review_times_postgres,
+)
 
 _STAGE_CODES = {stage.value: code for code, stage in enumerate(STAGES)}
 _TIER_CODES: dict[str | None, int] = {tier.value: code for code, tier in enumerate(TIERS)}
@@ -59,27 +60,27 @@ class DueChunk:
     columns: CustomerColumns
 
 
-def _microseconds(column: Any, dialect: str) -> ColumnElement[int]:
+def _microseconds(column: Any) -> ColumnElement[int]:
     """A timestamp column as integer microseconds since the epoch, MISSING_TIME for NULL."""
-    if dialect == "postgresql":
-        value: ColumnElement[int] = cast(func.extract("epoch", column) * 1_000_000, BigInteger)
-    else:  # SQLite stores 'YYYY-MM-DD HH:MM:SS.ffffff' (SQLAlchemy's format, UTC)
-        seconds = cast(func.strftime("%s", func.substr(column, 1, 19)), Integer)
-        value = seconds * 1_000_000 + cast(func.substr(column, 21, 6), Integer)
+    # SQLite stores 'YYYY-MM-DD HH:MM:SS.ffffff' (SQLAlchemy's format, UTC)
+    seconds = cast(func.strftime("%s", func.substr(column, 1, 19)), Integer)
+    value: ColumnElement[int] = seconds * 1_000_000 + cast(func.substr(column, 21, 6), Integer)
     return func.coalesce(value, int(MISSING_TIME))
 
 
 async def load_due_columns(session: AsyncSession, as_of: Any, chunk_size: int) -> DueChunk | None:
     """Up to ``chunk_size`` customers due at ``as_of`` (earliest first), None when none is."""
-    dialect = session.get_bind().dialect.name
+    if session.get_bind().dialect.name == "postgresql":
+        found = await load_due_arrays(session, as_of, chunk_size)
+        return None if found is None else DueChunk(*found)
     c = CUSTOMERS.c
     query = (
         select(
             c.customer_id,
             c.stage,
-            _microseconds(c.stage_since, dialect),
-            _microseconds(c.first_purchase_at, dialect),
-            _microseconds(c.last_purchase_at, dialect),
+            _microseconds(c.stage_since),
+            _microseconds(c.first_purchase_at),
+            _microseconds(c.last_purchase_at),
             c.order_count,
             c.average_order_value,
             c.last_order_value,
@@ -87,20 +88,18 @@ async def load_due_columns(session: AsyncSession, as_of: Any, chunk_size: int) -
             c.churn_risk,
             c.value_tier,
             c.grade,
-            _microseconds(c.next_review_at, dialect),
+            _microseconds(c.next_review_at),
         )
         .where(c.next_review_at <= as_of)
         .order_by(c.next_review_at)
         .limit(chunk_size)
     )
-    if dialect == "postgresql":
-        query = query.with_for_update(skip_locked=True)
     rows = (await session.execute(query)).all()
     if not rows:
         return None
     (ids, stage, since, first, last, orders, average, last_value, rhythm, risk, tier, grade,
      review) = (list(column) for column in zip(*rows, strict=True))  # fmt: skip
-    warning = await _warning_columns(session, ids, dialect)
+    warning = await _warning_columns(session, ids)
     columns = CustomerColumns(
         stage=np.array([_STAGE_CODES[s] for s in stage], dtype=np.int8),
         stage_since=np.array(since, dtype=np.int64),
@@ -118,9 +117,7 @@ async def load_due_columns(session: AsyncSession, as_of: Any, chunk_size: int) -
     return DueChunk(ids, np.array(review, dtype=np.int64), columns)
 
 
-async def _warning_columns(
-    session: AsyncSession, customer_ids: Sequence[str], dialect: str
-) -> dict[str, Any]:
+async def _warning_columns(session: AsyncSession, customer_ids: Sequence[str]) -> dict[str, Any]:
     """Each customer's current warning (the open one, else the latest closed) as columns."""
     size = len(customer_ids)
     status = np.full(size, -1, dtype=np.int8)
@@ -134,13 +131,13 @@ async def _warning_columns(
         select(
             w.customer_id,
             w.status,
-            _microseconds(w.raised_at, dialect),
+            _microseconds(w.raised_at),
             w.reasons,
             w.value_tier,
             w.grade,
             w.recommended_action,
         )
-        .where(_among(w.customer_id, customer_ids, dialect))
+        .where(w.customer_id.in_(list(customer_ids)))
         .order_by(w.raised_at)
     )
     position = {customer_id: i for i, customer_id in enumerate(customer_ids)}
@@ -164,28 +161,6 @@ async def _warning_columns(
     }
 
 
-def _among(column: ColumnElement[str], values: Sequence[str], dialect: str) -> ColumnElement[bool]:
-    """``column IN values``; on PostgreSQL one array parameter instead of one per value.
-
-    An expanding IN of 5,000 ids costs SQLAlchemy a bind parameter each to render, every chunk.
-    """
-    if dialect == "postgresql":
-        ids = bindparam("ids", list(values), type_=postgresql.ARRAY(String()))
-        return column == func.any(ids)
-    return column.in_(list(values))
-
-
-# One statement per chunk; times travel as integers and become timestamps in the database.
-_REVIEW_TIMES = text(
-    "UPDATE customer_lifecycles AS c"
-    " SET next_review_at = to_timestamp(0) + v.us * interval '1 microsecond'"
-    " FROM unnest(:keys, :us) AS v(key, us) WHERE c.customer_id = v.key"
-).bindparams(
-    bindparam("keys", type_=postgresql.ARRAY(String())),
-    bindparam("us", type_=postgresql.ARRAY(BigInteger())),
-)
-
-
 async def write_review_times(
     session: AsyncSession, customer_ids: Sequence[str], review_times: Ints
 ) -> None:
@@ -193,11 +168,7 @@ async def write_review_times(
     if not customer_ids:
         return
     if session.get_bind().dialect.name == "postgresql":
-        # In key order, so the primary-key probes walk the index instead of jumping around it.
-        rows = sorted(zip(customer_ids, review_times.tolist(), strict=True))
-        keys = [key for key, _ in rows]
-        times = [None if t == MISSING_TIME else t for _, t in rows]
-        await session.execute(_REVIEW_TIMES, {"keys": keys, "us": times})
+        await write_review_times_postgres(session, customer_ids, review_times)
         return
     await session.execute(
         update(CUSTOMERS)

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from crm_shared._auth import generate_api_key
 from crm_shared._settings import ApiKeyRecord, Scope
+from crm_shared.testing._templates import fill_from_template
 
 TEST_KEYS = {
     scope: generate_api_key(f"test-{scope.value}", [scope])
@@ -65,9 +66,11 @@ class ApiClient:
 async def running_app(
     create_app: Callable[[], FastAPI], migrate: Callable[[str], None], database_url: str
 ) -> AsyncIterator[ApiClient]:
-    """Migrate the database, run the app's lifespan, and hand out a client."""
-    # Alembic's env runs its own event loop: give it a thread without one.
-    await asyncio.to_thread(migrate, database_url)
+    """Migrate the database (a fresh one: copy a migrated template), run the app's lifespan,
+    and hand out a client."""
+    if not await fill_from_template(migrate, database_url):
+        # Alembic's env runs its own event loop: give it a thread without one.
+        await asyncio.to_thread(migrate, database_url)
     app = create_app()
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

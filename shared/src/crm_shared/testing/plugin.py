@@ -10,6 +10,7 @@ import pytest
 
 from crm_shared.testing._broker import EmbeddedBroker
 from crm_shared.testing._postgres import EmbeddedPostgres
+from crm_shared.testing._templates import forget_postgres_server, register_fresh_postgres
 
 _database_numbers = itertools.count()
 
@@ -30,10 +31,11 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedB
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[EmbeddedPostgres]:
-    """One embedded PostgreSQL server for the test session."""
-    server = EmbeddedPostgres()
+    """One embedded PostgreSQL server for the test session (not flushing to disk)."""
+    server = EmbeddedPostgres(durable=False)
     server.start()
     yield server
+    forget_postgres_server(server)
     server.stop()
 
 
@@ -44,10 +46,13 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
         return
     server: EmbeddedPostgres = request.getfixturevalue("postgres_server")
-    yield await server.create_database(f"test_{next(_database_numbers)}")
+    url = await server.create_database(f"test_{next(_database_numbers)}")
+    # Fresh: a service app started on it gets a copy of the migrated template (see running_app).
+    yield register_fresh_postgres(url, server)
 
 
 @pytest.fixture
 async def postgres_url(postgres_server: EmbeddedPostgres) -> str:
     """A fresh, empty PostgreSQL database."""
-    return await postgres_server.create_database(f"test_{next(_database_numbers)}")
+    url = await postgres_server.create_database(f"test_{next(_database_numbers)}")
+    return register_fresh_postgres(url, postgres_server)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import FeedbackKind
 from scoring_service.db.models import PROFILING_DECISIONS, Activity, Purchase
-from scoring_service.domain.purchase_history import Floats, Ints, PurchaseLedger
+from scoring_service.domain.purchase_history import Floats, Ints, PurchaseLedger, sorted_ledger
 
 _CHUNK = 500
 # Activity types that report feedback rather than engagement (see crm_shared's FeedbackKind).
@@ -93,7 +93,9 @@ async def _whole_ledger_postgres(session: AsyncSession) -> LoadedLedger:
         day=np.array(days, dtype=np.int64),
         amount=np.array(amounts, dtype=np.float64),
     )
-    return LoadedLedger(ids, ledger)
+    # In (customer, day) order once: every history of the fit (its own, the calibration's
+    # time splits, the scores') then skips the sort.
+    return LoadedLedger(ids, sorted_ledger(ledger))
 
 
 def _as_ledger(ids: list[str], days: Ints, amounts: Floats) -> LoadedLedger:

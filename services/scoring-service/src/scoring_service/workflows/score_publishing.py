@@ -227,8 +227,7 @@ async def _copy_upsert(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     records = [
-        tuple(json.dumps(row[c]) if c == "explanation" else row[c] for c in _COLUMNS)
-        for row in rows
+        tuple(_compact(row[c]) if c == "explanation" else row[c] for c in _COLUMNS) for row in rows
     ]
     await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
         "scores_incoming", records=records, columns=list(_COLUMNS)
@@ -255,3 +254,8 @@ async def _upsert(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     await session.execute(
         statement.on_conflict_do_update(index_elements=[table.c.customer_id], set_=updated), rows
     )
+
+
+def _compact(value: Any) -> str:
+    # No spaces: the explanation is stored as this json text (see the Score model).
+    return json.dumps(value, separators=(",", ":"))

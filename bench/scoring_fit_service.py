@@ -21,7 +21,10 @@ predictions) is measured in a subprocess per tree on the same ledger, in-process
 code, no database), since the service does not time its steps.
 
     python bench/scoring_fit_service.py [--customers 100000 1000000] [--baseline a679c7a]
-        [--trees baseline current] [--seed 1]
+        [--trees baseline current] [--seed 1] [--py-spy DIR]
+
+`--py-spy DIR` samples the service with py-spy during each request (collapsed stacks in DIR)
+and prints where the samples went.
 
 `--trees` takes 'baseline', 'current' (this working tree) or any commit (e.g. the branch head,
 so that editing the working tree cannot change a run in progress).
@@ -49,6 +52,7 @@ import numpy as np
 import psutil
 from lib.backends import embedded_postgres, make_api_key
 from lib.processes import BENCH_DIR, PYTHON, ServerProcess, process_tree_cpu_seconds
+from lib.py_spy import py_spy, summarise_samples
 from lib.report import format_table, machine_summary
 from lib.scoring_process import SCORING_APP, migrate, scoring_env
 from lib.synthetic_fit import AS_OF_DAY, copy_ledger, synthetic_ledger
@@ -120,19 +124,37 @@ def postgres_cpu(server: Any) -> Callable[[], float]:
     return lambda: process_tree_cpu_seconds(pid)
 
 
+# py-spy summary categories: the first whose marker is in a sample's stack names it.
+PROFILE_CATEGORIES = (
+    ("ledger load", ("load_ledger",)),
+    ("model fit", ("fit_models",)),
+    ("scoring arrays", ("score_histories",)),
+    ("engagement + feedback reads", ("engagement_counts", "feedback_inputs")),
+    ("store + publish", ("store_scores",)),
+)
+
+
 def timed_fit(
-    base_url: str, key: str, as_of: datetime, service_pid: int, pg_cpu: Callable[[], float]
+    base_url: str,
+    key: str,
+    as_of: datetime,
+    service_pid: int,
+    pg_cpu: Callable[[], float],
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     cpu0, pg0 = process_tree_cpu_seconds(service_pid), pg_cpu()
     load = os.getloadavg()[0]
     start = time.perf_counter()
-    response = httpx.post(
-        f"{base_url}/v1/models/fit",
-        json={"as_of": as_of.isoformat()},
-        headers={API_KEY_HEADER: key},
-        timeout=3_600,
-    )
+    with py_spy(service_pid, profile):
+        response = httpx.post(
+            f"{base_url}/v1/models/fit",
+            json={"as_of": as_of.isoformat()},
+            headers={API_KEY_HEADER: key},
+            timeout=3_600,
+        )
     seconds = time.perf_counter() - start
+    if profile is not None:
+        print(summarise_samples(profile, PROFILE_CATEGORIES), flush=True)
     response.raise_for_status()
     body = response.json()
     return {
@@ -146,7 +168,13 @@ def timed_fit(
 
 
 def run_tree(
-    name: str, root: Path, url: str, key_json: str, key: str, pg_cpu: Callable[[], float]
+    name: str,
+    root: Path,
+    url: str,
+    key_json: str,
+    key: str,
+    pg_cpu: Callable[[], float],
+    profiles: Path | None = None,
 ) -> list[dict[str, Any]]:
     env = tree_env(scoring_env(url, "127.0.0.1:9", key_json), root)
     env["SCORING_KAFKA_ENABLED"] = "false"
@@ -159,7 +187,10 @@ def run_tree(
             as_of_day = AS_OF_DAY + (day if day == 7 else 0)
             as_of = datetime.fromtimestamp(as_of_day * 86_400 + 86_399, UTC)
             outbox0 = asyncio.run(sql_value(dsn, "select count(*) from outbox"))
-            result = timed_fit(server.base_url, key, as_of, server.pid, pg_cpu)
+            profile = None
+            if profiles is not None:
+                profile = profiles / f"{name}-{label.split()[0]}-{server.pid}.txt"
+            result = timed_fit(server.base_url, key, as_of, server.pid, pg_cpu, profile)
             outbox1 = asyncio.run(sql_value(dsn, "select count(*) from outbox"))
             results.append({"tree": name, "step": label, "events": outbox1 - outbox0, **result})
     return results
@@ -241,6 +272,9 @@ def main() -> int:
     parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="commit of the 'before'")
     parser.add_argument("--trees", nargs="+", default=["baseline", "current"])
     parser.add_argument("--split", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--py-spy", type=Path, metavar="DIR", help="sample the service with py-spy per request"
+    )
     args = parser.parse_args()
     if args.split:
         print(json.dumps(model_split(args.split, args.seed)))
@@ -275,7 +309,10 @@ def main() -> int:
                 statement = f'create database "{copy}" template "{template}"'
                 asyncio.run(sql_value(server.admin_url, statement))
                 copy_url = make_url(url).set(database=copy).render_as_string(hide_password=False)
-                for row in run_tree(name, root, copy_url, key_json, key, pg_cpu):
+                if args.py_spy:
+                    args.py_spy.mkdir(parents=True, exist_ok=True)
+                rows = run_tree(name, root, copy_url, key_json, key, pg_cpu, args.py_spy)
+                for row in rows:
                     service_rows.append([f"{customers:,}", *service_cells(row)])
                     print(" ", service_rows[-1], flush=True)
     print()

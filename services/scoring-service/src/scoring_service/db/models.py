@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, Float, Index, Integer, String
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from crm_shared import (
@@ -113,7 +113,9 @@ class Score(Base):
     total_spend: Mapped[Decimal | None] = mapped_column(MoneyColumn)
     total_spend_currency: Mapped[str | None] = mapped_column(String(3))
     payload: Mapped[dict[str, Any]] = mapped_column(Json)
-    explanation: Mapped[dict[str, Any]] = mapped_column(Json)
+    # json, not jsonb: only ever read back whole, and parsing its many floats into jsonb
+    # numerics was most of PostgreSQL's work in a re-score (see the migration of 2026-12-07d).
+    explanation: Mapped[dict[str, Any]] = mapped_column(JSON)
 
     __table_args__ = (
         # Every segment size and the revenue per RFM segment and currency, in one index-only

@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
+from scoring_service.domain.health_reasons import component_reason
 from scoring_service.domain.satisfaction import (
     answer_mean,
     satisfaction_reason,
@@ -343,42 +344,13 @@ def _reason(component: str, value: float, result: HealthResult, i: int) -> str:
         return satisfaction_reason(
             result.inputs, i, curves.complaint_penalty, curves.open_ticket_penalty
         )
-    if not math.isfinite(value):
-        return {
-            "recency": "no purchase date known: counted as neutral",
-            "frequency": "frequency score unknown: counted as neutral",
-            "spend_trend": "no spend history to compare with: counted as spending as usual",
-            "churn_risk": "churn risk unknown: counted as neutral",
-            "engagement": "activity not known: counted as neutral",
-        }[component]
-    if component == "recency":
-        rhythm = float(result.rhythm_days[i])
-        own_rhythm = float(result.inputs["expected_interpurchase_days"][i])
-        if math.isfinite(own_rhythm) and own_rhythm > 0:
-            rhythm_text = f"their usual {rhythm:.0f}-day rhythm"
-        else:
-            rhythm_text = f"the default {rhythm:.0f}-day rhythm (none of their own yet)"
-        ratio = value / rhythm
-        if ratio <= 1:
-            return f"last purchase {value:.0f} days ago, within {rhythm_text}"
-        if ratio < result.curves.silence_limit_rhythms:
-            return f"silent {value:.0f} days, {ratio:.1f}x {rhythm_text}"
-        return f"silent {value:.0f} days, {ratio:.1f}x {rhythm_text}: no credit left"
-    if component == "frequency":
-        return f"frequency score {value:.0f} of 5"
-    if component == "spend_trend":
-        if value == 0:
-            return "nothing spent in the last 90 days"
-        if value >= 1.2:
-            return f"spending more than usual ({value:.1f}x their average 90 days)"
-        if value <= 0.8:
-            return f"spending less than usual ({value:.1f}x their average 90 days)"
-        return f"spending as usual ({value:.1f}x their average 90 days)"
-    if component == "churn_risk":
-        return f"churn risk {100 * value:.0f} %"
-    if value == 0:
-        return "no activity in the last 30 days (weak evidence: many customers are not tracked)"
-    return f"{value:.0f} activity events in the last 30 days"
+    return component_reason(
+        component,
+        value,
+        float(result.rhythm_days[i]),
+        float(result.inputs["expected_interpurchase_days"][i]),
+        result.curves.silence_limit_rhythms,
+    )
 
 
 def _check_range(

@@ -102,9 +102,12 @@ def histories_as_of(ledger: PurchaseLedger, as_of_day: int) -> CustomerHistories
     customer, day, amount = ledger.customer[known], ledger.day[known], ledger.amount[known]
     order_count = np.bincount(customer) if len(customer) else np.zeros(0, np.int64)
 
-    # One row per (customer, day): same-day orders merge into one purchase day.
-    order = np.lexsort((day, customer))
-    customer, day, amount = customer[order], day[order], amount[order]
+    # One row per (customer, day): same-day orders merge into one purchase day. A ledger
+    # already in (customer, day) order (see sorted_ledger) skips the sort: a fit computes
+    # histories at several days from one ledger.
+    if not _in_customer_day_order(customer, day):
+        order = np.lexsort((day, customer))
+        customer, day, amount = customer[order], day[order], amount[order]
     new_day = np.ones(len(customer), dtype=bool)
     new_day[1:] = (customer[1:] != customer[:-1]) | (day[1:] != day[:-1])
     day_index = np.cumsum(new_day) - 1
@@ -112,9 +115,9 @@ def histories_as_of(ledger: PurchaseLedger, as_of_day: int) -> CustomerHistories
     day_value = day[new_day]
     day_amount = np.bincount(day_index, weights=amount) if len(amount) else np.zeros(0)
 
-    present = np.unique(day_customer)
     first_of_customer = np.ones(len(day_customer), dtype=bool)
     first_of_customer[1:] = day_customer[1:] != day_customer[:-1]
+    present = day_customer[first_of_customer]  # sorted: np.unique without its sort
     slot = np.cumsum(first_of_customer) - 1
     n = len(present)
     purchase_days = np.bincount(slot, minlength=n).astype(np.int64)
@@ -142,3 +145,18 @@ def histories_as_of(ledger: PurchaseLedger, as_of_day: int) -> CustomerHistories
         spend_last_90d=spend_90d.astype(np.float64),
         repeat_spend_mean=repeat_mean,
     )
+
+
+def sorted_ledger(ledger: PurchaseLedger) -> PurchaseLedger:
+    """The same orders in (customer, day) order, which :func:`histories_as_of` need not sort."""
+    if _in_customer_day_order(ledger.customer, ledger.day):
+        return ledger
+    order = np.lexsort((ledger.day, ledger.customer))
+    return PurchaseLedger(ledger.customer[order], ledger.day[order], ledger.amount[order])
+
+
+def _in_customer_day_order(customer: Ints, day: Ints) -> bool:
+    if len(customer) < 2:
+        return True
+    step = np.diff(customer)
+    return bool(np.all((step > 0) | ((step == 0) & (np.diff(day) >= 0))))

@@ -39,8 +39,12 @@ def satisfaction_sub_score(
 
 def answer_mean(inputs: Mapping[str, Floats], i: int) -> float:
     """Customer ``i``'s survey answers averaged (NaN when they never answered)."""
-    known = [float(inputs[name][i]) for name in _ANSWERS]
-    known = [value for value in known if math.isfinite(value)]
+    return answer_mean_of(*(float(inputs[name][i]) for name in _ANSWERS))
+
+
+def answer_mean_of(*answers: float) -> float:
+    """The known (finite) answers averaged; NaN when none is known."""
+    known = [value for value in answers if math.isfinite(value)]
     return sum(known) / len(known) if known else math.nan
 
 
@@ -48,21 +52,37 @@ def satisfaction_reason(
     inputs: Mapping[str, Floats], i: int, complaint_penalty: float, ticket_penalty: float
 ) -> str:
     """Why customer ``i`` has their satisfaction sub-score, in words."""
+    return satisfaction_reason_of(
+        float(inputs["latest_nps"][i]),
+        float(inputs["latest_csat"][i]),
+        float(np.nan_to_num(inputs["complaints_90d"][i])),
+        float(np.nan_to_num(inputs["unresolved_tickets"][i])),
+        complaint_penalty,
+        ticket_penalty,
+    )
+
+
+def satisfaction_reason_of(
+    nps: float,
+    csat: float,
+    complaints: float,
+    tickets: float,
+    complaint_penalty: float,
+    ticket_penalty: float,
+) -> str:
+    """The reason from one customer's floats (answers NaN when unknown; complaints and
+    tickets already 0 where unknown)."""
     parts = []
-    nps = float(inputs["latest_nps"][i])
     if math.isfinite(nps):
         group = "promoter" if nps >= 9 else "detractor" if nps <= 6 else "passive"
         parts.append(f"last NPS answer {nps:.0f} of 10 ({group})")
-    csat = float(inputs["latest_csat"][i])
     if math.isfinite(csat):
         parts.append(f"last CSAT answer {csat:.0f} of 10")
     if not parts:
         parts.append("no survey answer: counted as neutral")
-    complaints = float(np.nan_to_num(inputs["complaints_90d"][i]))
     if complaints:
         lost = 100 * complaint_penalty * complaints
         parts.append(f"{complaints:.0f} complaint(s) in the last 90 days (-{lost:.0f} %)")
-    tickets = float(np.nan_to_num(inputs["unresolved_tickets"][i]))
     if tickets:
         lost = 100 * ticket_penalty * tickets
         parts.append(f"{tickets:.0f} support ticket(s) unresolved (-{lost:.0f} %)")

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
+import numpy as np
 from sqlalchemy import Table, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +25,7 @@ from crm_contracts import (
 )
 from crm_shared import add_encoded_to_outbox, upsert_into
 from scoring_service.db.models import PLUMBING, Score
+from scoring_service.domain.explanations import explanations
 from scoring_service.domain.models import FittedModels
 from scoring_service.domain.scoring import ScoreTable, changed_beyond_tolerance
 from scoring_service.workflows.score_documents import encoded_score_event, score_documents
@@ -123,11 +125,15 @@ async def store_scores(
         )
         rows: list[dict[str, Any]] = []
         outbox: list[tuple[str, str, str, str]] = []
-        for i, document in zip(chunk, documents, strict=True):
+        news = [
+            (i, document, stored.get(customer_ids[i]))
+            for i, document in zip(chunk, documents, strict=True)
+            if changed_beyond_tolerance(stored.get(customer_ids[i]), document, tolerance)
+        ]
+        # Explanations only for what changed, column by column (equal to table.explanation).
+        explained = explanations(table, models, np.array([i for i, _, _ in news], np.int64))
+        for (i, document, previous), explanation in zip(news, explained, strict=True):
             customer_id = customer_ids[i]
-            previous = stored.get(customer_id)
-            if not changed_beyond_tolerance(previous, document, tolerance):
-                continue
             changed += 1
             text = json.dumps(document, separators=(",", ":"))
             rows.append(
@@ -142,7 +148,7 @@ async def store_scores(
                     "churn_risk": document["churn_risk"],
                     **_spend_columns(document["total_spend"]),
                     "payload": text if postgres else document,
-                    "explanation": table.explanation(i, models),
+                    "explanation": explanation,
                 }
             )
             event_id, event = encoded_score_event(text, customer_id, source=SOURCE, as_of=as_of)
@@ -221,8 +227,7 @@ async def _copy_upsert(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     records = [
-        tuple(json.dumps(row[c]) if c == "explanation" else row[c] for c in _COLUMNS)
-        for row in rows
+        tuple(_compact(row[c]) if c == "explanation" else row[c] for c in _COLUMNS) for row in rows
     ]
     await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
         "scores_incoming", records=records, columns=list(_COLUMNS)
@@ -249,3 +254,8 @@ async def _upsert(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     await session.execute(
         statement.on_conflict_do_update(index_elements=[table.c.customer_id], set_=updated), rows
     )
+
+
+def _compact(value: Any) -> str:
+    # No spaces: the explanation is stored as this json text (see the Score model).
+    return json.dumps(value, separators=(",", ":"))

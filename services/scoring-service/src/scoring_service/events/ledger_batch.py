@@ -156,7 +156,7 @@ async def _place(session: AsyncSession, placed: dict[str, OrderPlaced]) -> None:
         query = select(Purchase.order_id, Purchase.placed_at).where(
             among(session, Purchase.order_id, list(placed))
         )
-        rows = dict((await session.execute(query)).tuples().all())
+        rows = {row.order_id: row.placed_at for row in (await session.execute(query)).all()}
     else:
         rows = {
             row.order_id: row.placed_at

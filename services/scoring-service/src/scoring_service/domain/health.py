@@ -320,7 +320,9 @@ def explain(result: HealthResult, i: int) -> list[dict[str, Any]]:
 
 
 def _recency_sub_score(days: Floats, rhythm: Floats, curves: HealthCurves) -> Floats:
-    silence_in_rhythms = days / rhythm
+    # A silence of more rhythms than a float holds is as good as endless: inf clips to 0.
+    with np.errstate(over="ignore"):
+        silence_in_rhythms = days / rhythm
     limit = curves.silence_limit_rhythms
     decay = (limit - silence_in_rhythms) / (limit - 1.0)
     return _neutral_if_unknown(np.clip(decay, 0.0, 1.0))

@@ -1,8 +1,10 @@
-"""Periods of whole days a query asks for: ``from`` and ``to``, both included (UTC dates)."""
+"""What a query asks for in time: periods of whole days (``from`` and ``to``, both included,
+UTC dates) and windows of times (from a start, included, to an end, excluded)."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Final
 
 from crm_shared.errors import UnprocessableContent
@@ -22,3 +24,21 @@ def day_period(
     if first > last:
         raise UnprocessableContent(f"from ({first}) is after to ({last})", field="from")
     return first, last
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """Times from ``start`` (included) to ``end`` (excluded); None leaves that side open."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+def time_window(
+    start: datetime | None, end: datetime | None, *, start_name: str, end_name: str
+) -> TimeWindow:
+    """The window a client asked for with the parameters `start_name` and `end_name`; one
+    that ends before it starts is a 422 on `start_name`."""
+    if start and end and start > end:
+        raise UnprocessableContent(f"{start_name} is after {end_name}", field=start_name)
+    return TimeWindow(start, end)

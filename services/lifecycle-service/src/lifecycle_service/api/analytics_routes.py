@@ -8,7 +8,15 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Depends, Query
 
 from crm_contracts import QueryTime, Stage
-from crm_shared import EARLIEST_DAY, ReadAccess, SessionDep, day_period, utc_now
+from crm_shared import (
+    EARLIEST_DAY,
+    ReadAccess,
+    SessionDep,
+    TimeWindow,
+    day_period,
+    time_window,
+    utc_now,
+)
 from crm_shared.errors import UnprocessableContent
 from lifecycle_service.api.analytics_schemas import (
     CohortMonthView,
@@ -29,7 +37,7 @@ from lifecycle_service.api.analytics_schemas import (
 )
 from lifecycle_service.domain.counts import month_index, month_label
 from lifecycle_service.workflows import analytics, distributions
-from lifecycle_service.workflows.analytics import DayRange, MonthRange, RaisedWindow, StageMoves
+from lifecycle_service.workflows.analytics import DayRange, MonthRange, StageMoves
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
@@ -104,16 +112,14 @@ def raised_window(
     raised_to: Annotated[
         QueryTime | None, Query(description="Only warnings raised before then.")
     ] = None,
-) -> RaisedWindow:
+) -> TimeWindow:
     """The raised times asked for, in UTC; a window ending before it starts is refused."""
-    if raised_from and raised_to and raised_from > raised_to:
-        raise UnprocessableContent("raised_from is after raised_to", field="raised_from")
-    return RaisedWindow(raised_from, raised_to)
+    return time_window(raised_from, raised_to, start_name="raised_from", end_name="raised_to")
 
 
 PeriodDep = Annotated[DayRange, Depends(day_range)]
 CohortRangeDep = Annotated[MonthRange, Depends(month_range)]
-RaisedWindowDep = Annotated[RaisedWindow, Depends(raised_window)]
+RaisedWindowDep = Annotated[TimeWindow, Depends(raised_window)]
 
 
 @router.get("/stages", response_model=StageCountsView, summary="Customers per stage")

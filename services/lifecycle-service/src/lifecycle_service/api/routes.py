@@ -18,6 +18,7 @@ from crm_shared import (
     ReadAccess,
     RuntimeDep,
     SessionDep,
+    TimeWindow,
     decode_cursor,
     page_of,
     problem_responses,
@@ -197,7 +198,8 @@ async def warnings(
     """Warnings newest first, filtered by status, tier, customer or raised time (a time
     without offset is UTC)."""
     position = decode_cursor(cursor, WarningPosition)
-    criteria = stage_queries.WarningFilter(status_filter, tier, customer_id, raised_from, raised_to)
+    raised = TimeWindow(raised_from, raised_to)
+    criteria = stage_queries.WarningFilter(status_filter, tier, customer_id, raised)
     rows = await stage_queries.list_warnings(
         session,
         criteria,

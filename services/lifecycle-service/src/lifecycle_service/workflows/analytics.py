@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Final
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import Stage, ValueTier
+from crm_shared import TimeWindow, within
 from lifecycle_service.db.models import ChurnWarningRow, CohortCell, DailyCount, TransitionCount
 from lifecycle_service.domain.churn_warnings import WarningStatus
 from lifecycle_service.domain.counts import BUYERS, REPEAT_BUYERS, stage_metric
@@ -34,7 +35,6 @@ __all__ = [
     "CohortTable",
     "DayRange",
     "MonthRange",
-    "RaisedWindow",
     "RetentionRates",
     "StageMoves",
     "WarningOutcome",
@@ -160,26 +160,13 @@ def _retained(totals: dict[str, int]) -> int:
     return sum(totals.get(stage_metric(stage), 0) for stage in RETAINED_STAGES)
 
 
-@dataclass(frozen=True)
-class RaisedWindow:
-    """Warnings raised from ``start`` (included) to ``end`` (excluded); None: unbounded."""
-
-    start: datetime | None = None
-    end: datetime | None = None
-
-
-async def warning_outcomes(
-    session: AsyncSession, raised: RaisedWindow
-) -> dict[str, WarningOutcome]:
+async def warning_outcomes(session: AsyncSession, raised: TimeWindow) -> dict[str, WarningOutcome]:
     """Outcomes per value tier (every tier listed; ``unknown``: no tier) of warnings ``raised``
     in the window."""
     query = select(ChurnWarningRow.value_tier, ChurnWarningRow.status, func.count()).group_by(
         ChurnWarningRow.value_tier, ChurnWarningRow.status
     )
-    if raised.start is not None:
-        query = query.where(ChurnWarningRow.raised_at >= raised.start)
-    if raised.end is not None:
-        query = query.where(ChurnWarningRow.raised_at < raised.end)
+    query = within(query, ChurnWarningRow.raised_at, raised)
     outcomes = dict.fromkeys(TIERS, WarningOutcome())
     for tier, status, count in await session.execute(query):
         key = tier or UNKNOWN_TIER

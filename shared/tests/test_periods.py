@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from crm_shared import EARLIEST_DAY, TimeWindow, day_period, time_window
+from crm_shared import EARLIEST_DAY, DayPeriod, TimeWindow, day_period, time_window
 from crm_shared.errors import UnprocessableContent
 
 _TODAY = date(2026, 11, 20)
@@ -34,6 +34,13 @@ def test_a_period_that_ends_before_it_starts_is_refused_on_from() -> None:
     with pytest.raises(UnprocessableContent, match=r"from \(2026-01-02\) is after to") as error:
         day_period(date(2026, 1, 2), date(2026, 1, 1), default_days=30, today=_TODAY)
     assert [e["field"] for e in error.value.extensions["errors"]] == ["from"]
+
+
+def test_a_period_spans_its_days_from_the_first_midnight_to_the_one_after_the_last() -> None:
+    period = day_period(date(2025, 12, 30), date(2025, 12, 31), default_days=30, today=_TODAY)
+    assert period == DayPeriod(first=date(2025, 12, 30), last=date(2025, 12, 31))
+    assert period.start == datetime(2025, 12, 30, tzinfo=UTC)
+    assert period.end == datetime(2026, 1, 1, tzinfo=UTC)
 
 
 _NOON = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

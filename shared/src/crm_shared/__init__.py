@@ -72,7 +72,7 @@ from crm_shared._pagination import (
     page_of,
     slice_page,
 )
-from crm_shared._periods import EARLIEST_DAY, TimeWindow, day_period, time_window
+from crm_shared._periods import EARLIEST_DAY, DayPeriod, TimeWindow, day_period, time_window
 from crm_shared._profiling import (
     ProfilingChange,
     objecting_customers,
@@ -138,6 +138,7 @@ __all__ = [
     "CursorPosition",
     "CursorText",
     "CustomerIdColumn",
+    "DayPeriod",
     "Decoder",
     "EventConsumer",
     "Forbidden",

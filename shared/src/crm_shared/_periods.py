@@ -4,8 +4,8 @@ UTC dates) and windows of times (from a start, included, to an end, excluded).""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Final
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Final, NamedTuple
 
 from crm_shared.errors import UnprocessableContent
 
@@ -13,9 +13,24 @@ from crm_shared.errors import UnprocessableContent
 EARLIEST_DAY: Final = date(1970, 1, 1)
 
 
-def day_period(
-    from_: date | None, to: date | None, *, default_days: int, today: date
-) -> tuple[date, date]:
+class DayPeriod(NamedTuple):
+    """Days from ``first`` to ``last``, both included (UTC dates)."""
+
+    first: date
+    last: date
+
+    @property
+    def start(self) -> datetime:
+        """The first moment of the period: midnight (UTC) at the start of ``first``."""
+        return datetime.combine(self.first, time.min, UTC)
+
+    @property
+    def end(self) -> datetime:
+        """The first moment after the period: midnight (UTC) at the end of ``last``."""
+        return datetime.combine(self.last + timedelta(days=1), time.min, UTC)
+
+
+def day_period(from_: date | None, to: date | None, *, default_days: int, today: date) -> DayPeriod:
     """The first and last day asked for: ``to`` defaults to `today`, ``from`` to the
     `default_days` days ending on ``to`` (not before EARLIEST_DAY). A period that ends before
     it starts is a 422 on ``from``."""
@@ -23,7 +38,7 @@ def day_period(
     first = from_ or max(EARLIEST_DAY, last - timedelta(days=default_days - 1))
     if first > last:
         raise UnprocessableContent(f"from ({first}) is after to ({last})", field="from")
-    return first, last
+    return DayPeriod(first, last)
 
 
 @dataclass(frozen=True)

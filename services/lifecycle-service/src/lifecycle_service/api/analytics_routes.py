@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from crm_contracts import QueryTime, Stage
 from crm_shared import (
     EARLIEST_DAY,
+    DayPeriod,
     ReadAccess,
     SessionDep,
     TimeWindow,
@@ -37,7 +38,7 @@ from lifecycle_service.api.analytics_schemas import (
 )
 from lifecycle_service.domain.counts import month_index, month_label
 from lifecycle_service.workflows import analytics, distributions
-from lifecycle_service.workflows.analytics import DayRange, MonthRange, StageMoves
+from lifecycle_service.workflows.analytics import MonthRange, StageMoves
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
@@ -60,10 +61,9 @@ def day_range(
         date | None,
         Query(ge=EARLIEST_DAY, description="Last day, included; default: today."),
     ] = None,
-) -> DayRange:
+) -> DayPeriod:
     """The period asked for; a period ending before it starts is refused."""
-    first, last = day_period(from_, to, default_days=DEFAULT_PERIOD_DAYS, today=utc_now().date())
-    return DayRange(first, last)
+    return day_period(from_, to, default_days=DEFAULT_PERIOD_DAYS, today=utc_now().date())
 
 
 def month_range(
@@ -117,7 +117,7 @@ def raised_window(
     return time_window(raised_from, raised_to, start_name="raised_from", end_name="raised_to")
 
 
-PeriodDep = Annotated[DayRange, Depends(day_range)]
+PeriodDep = Annotated[DayPeriod, Depends(day_range)]
 CohortRangeDep = Annotated[MonthRange, Depends(month_range)]
 RaisedWindowDep = Annotated[TimeWindow, Depends(raised_window)]
 
@@ -279,7 +279,7 @@ def _histogram(found: distributions.Histogram) -> HistogramView:
     return HistogramView(edges=found.edges, counts=found.counts, missing=found.missing)
 
 
-def _period(period: DayRange) -> Period:
+def _period(period: DayPeriod) -> Period:
     return Period(from_=period.first, to=period.last)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import Stage, ValueTier
-from crm_shared import TimeWindow, within
+from crm_shared import DayPeriod, TimeWindow, within
 from lifecycle_service.db.models import ChurnWarningRow, CohortCell, DailyCount, TransitionCount
 from lifecycle_service.domain.churn_warnings import WarningStatus
 from lifecycle_service.domain.counts import BUYERS, REPEAT_BUYERS, stage_metric
@@ -33,7 +33,6 @@ __all__ = [
     "TIERS",
     "CohortRetention",
     "CohortTable",
-    "DayRange",
     "MonthRange",
     "RetentionRates",
     "StageMoves",
@@ -61,14 +60,6 @@ StageMoves = Counter[tuple[Stage | None, Stage]]
 
 
 @dataclass(frozen=True)
-class DayRange:
-    """Days from ``first`` to ``last``, both included (UTC dates)."""
-
-    first: date
-    last: date
-
-
-@dataclass(frozen=True)
 class MonthRange:
     """Months (``counts.month_index``) from ``first`` to ``last``, both included."""
 
@@ -92,7 +83,7 @@ async def _metric_totals(session: AsyncSession, on: date) -> dict[str, int]:
     return {metric: int(total) for metric, total in await session.execute(query)}
 
 
-async def transitions(session: AsyncSession, period: DayRange) -> StageMoves:
+async def transitions(session: AsyncSession, period: DayPeriod) -> StageMoves:
     """Stage moves made on the days of ``period``."""
     query = (
         select(
@@ -140,7 +131,7 @@ async def cohort_retention(
     )
 
 
-async def retention_rates(session: AsyncSession, period: DayRange) -> RetentionRates:
+async def retention_rates(session: AsyncSession, period: DayPeriod) -> RetentionRates:
     """Retained customers before and at the end of ``period`` and the moves made in it."""
     start = await _metric_totals(session, period.first - timedelta(days=1))
     end = await _metric_totals(session, period.last)

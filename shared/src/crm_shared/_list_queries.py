@@ -12,7 +12,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from crm_shared._periods import TimeWindow
 
-SelectT = TypeVar("SelectT", bound=Select[Any])
+SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])  # of any columns
 
 
 def where_given(query: SelectT, *criteria: tuple[InstrumentedAttribute[Any], object]) -> SelectT:

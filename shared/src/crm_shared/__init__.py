@@ -4,7 +4,7 @@ Event contracts live in :mod:`crm_contracts`; test fixtures and the embedded bro
 in :mod:`crm_shared.testing` (development only: its broker needs the ``testing`` extra).
 """
 
-from crm_shared._app import ScheduledJob, create_service_app
+from crm_shared._app import ScheduledJob, create_service_app, settings_dependency
 from crm_shared._auth import (
     API_KEY_HEADER,
     AdminAccess,
@@ -226,6 +226,7 @@ __all__ = [
     "run_service",
     "runtime_of",
     "serve_cached_route",
+    "settings_dependency",
     "slice_page",
     "time_window",
     "transaction",

@@ -6,11 +6,12 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from crm_contracts import Money
 from crm_shared import EARLIEST_DAY, ReadAccess, SessionDep, day_period, problem_responses, utc_now
 from crm_shared.errors import UnprocessableContent
+from notification_service.api import SettingsDep
 from notification_service.api.effect_schemas import (
     DEFINITIONS,
     EffectPeriod,
@@ -46,7 +47,7 @@ _CENT: Final = Decimal("0.01")
     responses=problem_responses({422: "A bound or the period is out of range."}),
 )
 async def rule_effects(
-    request: Request,
+    settings: SettingsDep,
     session: SessionDep,
     _: ReadAccess,
     rule_id: Annotated[
@@ -98,7 +99,6 @@ async def rule_effects(
             f"at most {MAX_PERIOD_DAYS} days of triggers per request; ask for a shorter period",
             field="from",
         )
-    settings: NotificationSettings = request.app.state.settings
     as_of = utc_now()
     query = EffectQuery(
         rule_id=rule_id,

@@ -1,4 +1,5 @@
-"""List queries on both databases: equality filters when given, newest first page after page."""
+"""List queries on both databases: equality filters and time windows when given, by id or
+newest first page after page."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from sqlalchemy import String, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from crm_shared import ServiceTables, create_engine, newest_first, where_given
+from crm_shared import (
+    ServiceTables,
+    TimeWindow,
+    create_engine,
+    in_id_order,
+    newest_first,
+    where_given,
+    within,
+)
 
 
 class _Base(ServiceTables, DeclarativeBase):
@@ -74,3 +83,34 @@ async def test_only_the_criteria_given_narrow_the_rows(engine: AsyncEngine) -> N
     assert await ids("odd", None) == ["b", "c", "d", "f"]
     assert await ids("odd", "c") == ["c"]
     assert await ids("even", "c") == []
+
+
+async def test_pages_walk_the_list_in_id_order_without_gaps(engine: AsyncEngine) -> None:
+    seen: list[str] = []
+    after: str | None = None
+    async with engine.connect() as connection:
+        while True:
+            query = in_id_order(select(_Entry), _Entry.entry_id, after).limit(4)
+            page = [row.entry_id for row in await connection.execute(query)]
+            if not page:
+                break
+            seen += page
+            after = page[-1]
+    assert seen == ["a", "b", "c", "d", "e", "f"]
+
+
+async def test_a_window_keeps_its_start_and_leaves_out_its_end(engine: AsyncEngine) -> None:
+    async def ids(start: int | None, end: int | None) -> list[str]:
+        window = TimeWindow(
+            None if start is None else _T0 + timedelta(minutes=start),
+            None if end is None else _T0 + timedelta(minutes=end),
+        )
+        async with engine.connect() as connection:
+            rows = await connection.execute(within(select(_Entry), _Entry.at, window))
+            return sorted(row.entry_id for row in rows)
+
+    assert await ids(None, None) == ["a", "b", "c", "d", "e", "f"]
+    assert await ids(1, 3) == ["b", "c", "d", "e"]
+    assert await ids(2, None) == ["e", "f"]
+    assert await ids(None, 1) == ["a"]
+    assert await ids(2, 2) == []

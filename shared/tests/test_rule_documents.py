@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+from pydantic import StrictInt, StrictStr, ValidationError
 
-from crm_shared.rule_documents import InvalidRuleDocument, RuleProblem, parse_rule_document
+from crm_shared.rule_documents import (
+    DocumentModel,
+    InvalidRuleDocument,
+    Names,
+    RuleProblem,
+    parse_rule_document,
+)
 
 
-class Inner(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Inner(DocumentModel):
     low: StrictInt
 
 
-class Document(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Document(DocumentModel):
     name: StrictStr
     names: list[StrictStr] = []
     by_key: dict[str, StrictInt] = {}
     inner: Inner | None = None
+    tags: Names = frozenset()
 
 
 def test_every_field_at_fault_is_named_down_to_the_field_a_person_edits():
@@ -63,3 +66,10 @@ def test_the_problem_is_the_422_both_services_answer():
             {"field": "rules.x", "message": "bad"},
         ],
     }
+
+
+def test_a_document_read_cannot_change_and_its_names_are_a_set():
+    document = parse_rule_document(Document, {"name": "n", "tags": ["vip", "vip", "eu"]})
+    assert document.tags == {"vip", "eu"}
+    with pytest.raises(ValidationError, match="frozen"):
+        document.name = "m"  # type: ignore[misc]

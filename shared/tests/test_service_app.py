@@ -1,5 +1,6 @@
-"""create_service_app runs a service: runtime, scheduled jobs, hooks in order, routers; and
-must_exist, the 404 of a lookup that finds nothing."""
+"""create_service_app runs a service: runtime, scheduled jobs, hooks in order, routers; its
+settings reach routes through settings_dependency; and must_exist, the 404 of a lookup that
+finds nothing."""
 
 from __future__ import annotations
 
@@ -7,18 +8,22 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Annotated
 
+import httpx
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from crm_shared import (
     NotFound,
+    ProcessSettings,
     ScheduledJob,
     ServiceRuntime,
     ServiceSettings,
     create_service_app,
     new_metadata,
     plumbing_tables,
+    settings_dependency,
 )
 from crm_shared.errors import must_exist
 
@@ -100,6 +105,38 @@ def test_the_title_is_the_service_name_unless_given(tmp_path: Path) -> None:
     titled = create_service_app(settings=settings, description="A test.", title="Things API")
     assert (named.title, named.version) == (settings.service_name, "0.1.0")
     assert titled.title == "Things API"
+
+
+class _OtherSettings(ProcessSettings):
+    pass
+
+
+async def test_a_route_gets_the_apps_settings_as_its_own_class(tmp_path: Path) -> None:
+    router = APIRouter()
+    seen: list[ServiceSettings] = []
+
+    @router.get("/name")
+    async def name(
+        settings: Annotated[ServiceSettings, Depends(settings_dependency(ServiceSettings))],
+    ) -> dict[str, str]:
+        seen.append(settings)
+        return {"name": settings.service_name}
+
+    @router.get("/other")
+    async def other(
+        settings: Annotated[_OtherSettings, Depends(settings_dependency(_OtherSettings))],
+    ) -> dict[str, str]:
+        return {"name": settings.service_name}
+
+    settings = _settings(tmp_path)
+    app = create_service_app(settings=settings, description="A test.", routers=[router])
+    assert "parameters" not in app.openapi()["paths"]["/name"]["get"]  # no query, no header
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.get("/name")).json() == {"name": "app-test"}
+        assert seen == [settings]
+        with pytest.raises(TypeError, match="holds ServiceSettings, not _OtherSettings"):
+            await client.get("/other")
 
 
 def test_must_exist_returns_the_value_or_raises_not_found() -> None:

@@ -4,7 +4,7 @@ Event contracts live in :mod:`crm_contracts`; test fixtures and the embedded bro
 in :mod:`crm_shared.testing` (development only: its broker needs the ``testing`` extra).
 """
 
-from crm_shared._app import ScheduledJob, create_service_app
+from crm_shared._app import ScheduledJob, create_service_app, settings_dependency
 from crm_shared._auth import (
     API_KEY_HEADER,
     AdminAccess,
@@ -50,7 +50,7 @@ from crm_shared._idempotency import (
 from crm_shared._ids import new_id
 from crm_shared._kafka import create_consumer, create_producer, ensure_topics
 from crm_shared._kafka_security import KafkaSecurity
-from crm_shared._list_queries import newest_first, where_given
+from crm_shared._list_queries import in_id_order, newest_first, where_given, within
 from crm_shared._logging import configure_logging, event_id_var, redact, request_id_var
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._openapi import problem_responses
@@ -72,7 +72,7 @@ from crm_shared._pagination import (
     page_of,
     slice_page,
 )
-from crm_shared._periods import EARLIEST_DAY, day_period
+from crm_shared._periods import EARLIEST_DAY, DayPeriod, TimeWindow, day_period, time_window
 from crm_shared._profiling import (
     ProfilingChange,
     objecting_customers,
@@ -138,6 +138,7 @@ __all__ = [
     "CursorPosition",
     "CursorText",
     "CustomerIdColumn",
+    "DayPeriod",
     "Decoder",
     "EventConsumer",
     "Forbidden",
@@ -172,6 +173,7 @@ __all__ = [
     "SessionDep",
     "StoredResponse",
     "Subscription",
+    "TimeWindow",
     "Unauthorized",
     "UnprocessableContent",
     "UnsupportedMediaType",
@@ -199,6 +201,7 @@ __all__ = [
     "generate_api_key",
     "hash_api_key",
     "hold_job_lock",
+    "in_id_order",
     "is_sqlite",
     "is_transient",
     "job_interval",
@@ -223,9 +226,12 @@ __all__ = [
     "run_service",
     "runtime_of",
     "serve_cached_route",
+    "settings_dependency",
     "slice_page",
+    "time_window",
     "transaction",
     "upsert_into",
     "utc_now",
     "where_given",
+    "within",
 ]

@@ -9,9 +9,9 @@ import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 
 from crm_shared._auth import ApiKeyAuthenticator
 from crm_shared._body_limit import install_body_limit
@@ -24,7 +24,9 @@ from crm_shared._nul_guard import NulCharacterGuard
 from crm_shared._openapi import document_unreadable_bodies, problem_responses
 from crm_shared._problems import install_problem_handlers
 from crm_shared._runtime import ServiceRuntime, Subscription, attach_runtime, run_service
-from crm_shared._settings import ServiceSettings
+from crm_shared._settings import ProcessSettings, ServiceSettings
+
+SettingsT = TypeVar("SettingsT", bound=ProcessSettings)
 
 _ACCESS_AND_ERRORS = """
 Every endpoint but `/healthz`, `/readyz`, `/metrics` and the docs needs an API key in the
@@ -201,3 +203,17 @@ def _add_problem_schema(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def settings_dependency(kind: type[SettingsT]) -> Callable[[Request], Awaitable[SettingsT]]:
+    """A route dependency: the settings the app was built with (``app.state.settings``) as the
+    service's own class, for ``Annotated[kind, Depends(settings_dependency(kind))]``."""
+
+    # async although it awaits nothing: FastAPI runs a plain function in a worker thread.
+    async def app_settings(request: Request) -> SettingsT:
+        settings = request.app.state.settings
+        if not isinstance(settings, kind):
+            raise TypeError(f"the app holds {type(settings).__name__}, not {kind.__name__}")
+        return settings
+
+    return app_settings

@@ -1,5 +1,6 @@
-"""The parts of a list query: equality filters that apply when given, and the keyset order of
-a list read newest first (by a time, then an id that breaks its ties)."""
+"""The parts of a list query: equality filters and time windows that apply when given, and
+the keyset orders of a list: by id, or newest first (by a time, then an id that breaks its
+ties)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any, TypeVar
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
 
-SelectT = TypeVar("SelectT", bound=Select[Any])
+from crm_shared._periods import TimeWindow
+
+SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])  # of any columns
 
 
 def where_given(query: SelectT, *criteria: tuple[InstrumentedAttribute[Any], object]) -> SelectT:
@@ -19,6 +22,23 @@ def where_given(query: SelectT, *criteria: tuple[InstrumentedAttribute[Any], obj
         if value is not None:
             query = query.where(column == value)
     return query
+
+
+def within(query: SelectT, at: InstrumentedAttribute[datetime], window: TimeWindow) -> SelectT:
+    """`query` narrowed to the rows whose `at` lies in `window` (an open side narrows nothing)."""
+    if window.start is not None:
+        query = query.where(at >= window.start)
+    if window.end is not None:
+        query = query.where(at < window.end)
+    return query
+
+
+def in_id_order(query: SelectT, key: InstrumentedAttribute[str], after: str | None) -> SelectT:
+    """`query` ordered by `key`, from just after the `after` position (the id of the last item
+    of the previous page) when there is one."""
+    if after is not None:
+        query = query.where(key > after)
+    return query.order_by(key)
 
 
 def newest_first(

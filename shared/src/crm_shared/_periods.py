@@ -1,9 +1,11 @@
-"""Periods of whole days a query asks for: ``from`` and ``to``, both included (UTC dates)."""
+"""What a query asks for in time: periods of whole days (``from`` and ``to``, both included,
+UTC dates) and windows of times (from a start, included, to an end, excluded)."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-from typing import Final
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Final, NamedTuple
 
 from crm_shared.errors import UnprocessableContent
 
@@ -11,9 +13,24 @@ from crm_shared.errors import UnprocessableContent
 EARLIEST_DAY: Final = date(1970, 1, 1)
 
 
-def day_period(
-    from_: date | None, to: date | None, *, default_days: int, today: date
-) -> tuple[date, date]:
+class DayPeriod(NamedTuple):
+    """Days from ``first`` to ``last``, both included (UTC dates)."""
+
+    first: date
+    last: date
+
+    @property
+    def start(self) -> datetime:
+        """The first moment of the period: midnight (UTC) at the start of ``first``."""
+        return datetime.combine(self.first, time.min, UTC)
+
+    @property
+    def end(self) -> datetime:
+        """The first moment after the period: midnight (UTC) at the end of ``last``."""
+        return datetime.combine(self.last + timedelta(days=1), time.min, UTC)
+
+
+def day_period(from_: date | None, to: date | None, *, default_days: int, today: date) -> DayPeriod:
     """The first and last day asked for: ``to`` defaults to `today`, ``from`` to the
     `default_days` days ending on ``to`` (not before EARLIEST_DAY). A period that ends before
     it starts is a 422 on ``from``."""
@@ -21,4 +38,22 @@ def day_period(
     first = from_ or max(EARLIEST_DAY, last - timedelta(days=default_days - 1))
     if first > last:
         raise UnprocessableContent(f"from ({first}) is after to ({last})", field="from")
-    return first, last
+    return DayPeriod(first, last)
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """Times from ``start`` (included) to ``end`` (excluded); None leaves that side open."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+def time_window(
+    start: datetime | None, end: datetime | None, *, start_name: str, end_name: str
+) -> TimeWindow:
+    """The window a client asked for with the parameters `start_name` and `end_name`; one
+    that ends before it starts is a 422 on `start_name`."""
+    if start and end and start > end:
+        raise UnprocessableContent(f"{start_name} is after {end_name}", field=start_name)
+    return TimeWindow(start, end)

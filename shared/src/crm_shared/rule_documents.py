@@ -1,10 +1,11 @@
 """Rule documents (playbook rules, stage rules): one problem type for a document at fault.
 
 Rule documents are edited by people through the API and stored as JSON. Their shape is a strict
-pydantic model (:func:`parse_rule_document`); what the values mean is checked by each service's
-domain. Both report the same way: an :class:`InvalidRuleDocument` listing every
-:class:`RuleProblem` by field path, answered over HTTP as one 422 problem+json
-(:meth:`InvalidRuleDocument.as_problem`) whose ``errors`` the console shows next to the fields.
+pydantic model built on :class:`DocumentModel` (:func:`parse_rule_document`); what the values
+mean is checked by each service's domain. Both report the same way: an
+:class:`InvalidRuleDocument` listing every :class:`RuleProblem` by field path, answered over
+HTTP as one 422 problem+json (:meth:`InvalidRuleDocument.as_problem`) whose ``errors`` the
+console shows next to the fields.
 This module imports no web framework, so domain code may raise its error.
 """
 
@@ -14,14 +15,31 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 from pydantic_core import ErrorDetails
 
 from crm_shared.errors import UnprocessableContent
 
-__all__ = ["InvalidRuleDocument", "RuleProblem", "parse_rule_document", "problems_of"]
+__all__ = [
+    "DocumentModel",
+    "InvalidRuleDocument",
+    "Names",
+    "RuleProblem",
+    "parse_rule_document",
+    "problems_of",
+]
 
 _Document = TypeVar("_Document", bound=BaseModel)
+
+Names = frozenset[StrictStr]
+"""A set of names in a document (a JSON list of strings): stages, tiers, channels..."""
+
+
+class DocumentModel(BaseModel):
+    """The base of a rule document's models: a field it does not name is refused (a typo is
+    reported as an "unknown field", not ignored), and a document read cannot change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True)

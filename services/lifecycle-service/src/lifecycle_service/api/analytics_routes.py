@@ -8,7 +8,16 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Depends, Query
 
 from crm_contracts import QueryTime, Stage
-from crm_shared import EARLIEST_DAY, ReadAccess, SessionDep, day_period, utc_now
+from crm_shared import (
+    EARLIEST_DAY,
+    DayPeriod,
+    ReadAccess,
+    SessionDep,
+    TimeWindow,
+    day_period,
+    time_window,
+    utc_now,
+)
 from crm_shared.errors import UnprocessableContent
 from lifecycle_service.api.analytics_schemas import (
     CohortMonthView,
@@ -29,7 +38,7 @@ from lifecycle_service.api.analytics_schemas import (
 )
 from lifecycle_service.domain.counts import month_index, month_label
 from lifecycle_service.workflows import analytics, distributions
-from lifecycle_service.workflows.analytics import DayRange, MonthRange, RaisedWindow, StageMoves
+from lifecycle_service.workflows.analytics import MonthRange, StageMoves
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
@@ -52,10 +61,9 @@ def day_range(
         date | None,
         Query(ge=EARLIEST_DAY, description="Last day, included; default: today."),
     ] = None,
-) -> DayRange:
+) -> DayPeriod:
     """The period asked for; a period ending before it starts is refused."""
-    first, last = day_period(from_, to, default_days=DEFAULT_PERIOD_DAYS, today=utc_now().date())
-    return DayRange(first, last)
+    return day_period(from_, to, default_days=DEFAULT_PERIOD_DAYS, today=utc_now().date())
 
 
 def month_range(
@@ -104,16 +112,14 @@ def raised_window(
     raised_to: Annotated[
         QueryTime | None, Query(description="Only warnings raised before then.")
     ] = None,
-) -> RaisedWindow:
+) -> TimeWindow:
     """The raised times asked for, in UTC; a window ending before it starts is refused."""
-    if raised_from and raised_to and raised_from > raised_to:
-        raise UnprocessableContent("raised_from is after raised_to", field="raised_from")
-    return RaisedWindow(raised_from, raised_to)
+    return time_window(raised_from, raised_to, start_name="raised_from", end_name="raised_to")
 
 
-PeriodDep = Annotated[DayRange, Depends(day_range)]
+PeriodDep = Annotated[DayPeriod, Depends(day_range)]
 CohortRangeDep = Annotated[MonthRange, Depends(month_range)]
-RaisedWindowDep = Annotated[RaisedWindow, Depends(raised_window)]
+RaisedWindowDep = Annotated[TimeWindow, Depends(raised_window)]
 
 
 @router.get("/stages", response_model=StageCountsView, summary="Customers per stage")
@@ -273,7 +279,7 @@ def _histogram(found: distributions.Histogram) -> HistogramView:
     return HistogramView(edges=found.edges, counts=found.counts, missing=found.missing)
 
 
-def _period(period: DayRange) -> Period:
+def _period(period: DayPeriod) -> Period:
     return Period(from_=period.first, to=period.last)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 
 from crm_contracts import QueryTime, Stage
 from crm_shared import (
@@ -18,6 +18,7 @@ from crm_shared import (
     ReadAccess,
     RuntimeDep,
     SessionDep,
+    TimeWindow,
     decode_cursor,
     page_of,
     problem_responses,
@@ -25,6 +26,7 @@ from crm_shared import (
 )
 from crm_shared.errors import Conflict, UnprocessableContent, must_exist
 from crm_shared.rule_documents import InvalidRuleDocument
+from lifecycle_service.api import SettingsDep
 from lifecycle_service.api.schemas import (
     CustomerStage,
     DryRunRequest,
@@ -42,7 +44,6 @@ from lifecycle_service.api.schemas import (
 from lifecycle_service.db.models import ChurnWarningRow, CustomerLifecycleRow
 from lifecycle_service.domain.dry_run import StageMoves
 from lifecycle_service.domain.rules import StageRules
-from lifecycle_service.settings import LifecycleSettings
 from lifecycle_service.workflows import rules_store, stage_queries
 from lifecycle_service.workflows.sweep import SweepAlreadyRunning, sweep
 
@@ -197,7 +198,8 @@ async def warnings(
     """Warnings newest first, filtered by status, tier, customer or raised time (a time
     without offset is UTC)."""
     position = decode_cursor(cursor, WarningPosition)
-    criteria = stage_queries.WarningFilter(status_filter, tier, customer_id, raised_from, raised_to)
+    raised = TimeWindow(raised_from, raised_to)
+    criteria = stage_queries.WarningFilter(status_filter, tier, customer_id, raised)
     rows = await stage_queries.list_warnings(
         session,
         criteria,
@@ -249,11 +251,10 @@ async def warnings_at_risk(
     responses=problem_responses({409: "Another sweep is running"}),
 )
 async def run_sweep(
-    body: SweepRequest, request: Request, runtime: RuntimeDep, _: AdminAccess
+    body: SweepRequest, settings: SettingsDep, runtime: RuntimeDep, _: AdminAccess
 ) -> SweepView:
     """Moves every customer whose review time has come by ``as_of`` (default now) and raises
     or expires warnings. 409 while another sweep runs."""
-    settings: LifecycleSettings = request.app.state.settings
     try:
         report = await sweep(
             runtime,

@@ -10,26 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr, field_validator
+from pydantic import StrictFloat, StrictInt, StrictStr, field_validator
+
+from crm_shared.rule_documents import DocumentModel, Names
 
 __all__ = ["BandDocument", "StageRulesDocument"]
 
-Names = frozenset[StrictStr]
 
-
-class BandDocument(BaseModel):
+class BandDocument(DocumentModel):
     """An *enter when above* threshold: ``{"enter": 2.0, "leave": 1.5}``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     enter: StrictFloat
     leave: StrictFloat
 
 
-class StageRulesDocument(BaseModel):
+class StageRulesDocument(DocumentModel):
     """A stage-rules document; a field left out keeps the default rule (``None`` here)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     new_days: StrictInt | None = None
     at_risk_from_days: StrictInt | None = None

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Final
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import Stage, ValueTier
+from crm_shared import DayPeriod, TimeWindow, within
 from lifecycle_service.db.models import ChurnWarningRow, CohortCell, DailyCount, TransitionCount
 from lifecycle_service.domain.churn_warnings import WarningStatus
 from lifecycle_service.domain.counts import BUYERS, REPEAT_BUYERS, stage_metric
@@ -32,9 +33,7 @@ __all__ = [
     "TIERS",
     "CohortRetention",
     "CohortTable",
-    "DayRange",
     "MonthRange",
-    "RaisedWindow",
     "RetentionRates",
     "StageMoves",
     "WarningOutcome",
@@ -61,14 +60,6 @@ StageMoves = Counter[tuple[Stage | None, Stage]]
 
 
 @dataclass(frozen=True)
-class DayRange:
-    """Days from ``first`` to ``last``, both included (UTC dates)."""
-
-    first: date
-    last: date
-
-
-@dataclass(frozen=True)
 class MonthRange:
     """Months (``counts.month_index``) from ``first`` to ``last``, both included."""
 
@@ -92,7 +83,7 @@ async def _metric_totals(session: AsyncSession, on: date) -> dict[str, int]:
     return {metric: int(total) for metric, total in await session.execute(query)}
 
 
-async def transitions(session: AsyncSession, period: DayRange) -> StageMoves:
+async def transitions(session: AsyncSession, period: DayPeriod) -> StageMoves:
     """Stage moves made on the days of ``period``."""
     query = (
         select(
@@ -140,7 +131,7 @@ async def cohort_retention(
     )
 
 
-async def retention_rates(session: AsyncSession, period: DayRange) -> RetentionRates:
+async def retention_rates(session: AsyncSession, period: DayPeriod) -> RetentionRates:
     """Retained customers before and at the end of ``period`` and the moves made in it."""
     start = await _metric_totals(session, period.first - timedelta(days=1))
     end = await _metric_totals(session, period.last)
@@ -160,26 +151,13 @@ def _retained(totals: dict[str, int]) -> int:
     return sum(totals.get(stage_metric(stage), 0) for stage in RETAINED_STAGES)
 
 
-@dataclass(frozen=True)
-class RaisedWindow:
-    """Warnings raised from ``start`` (included) to ``end`` (excluded); None: unbounded."""
-
-    start: datetime | None = None
-    end: datetime | None = None
-
-
-async def warning_outcomes(
-    session: AsyncSession, raised: RaisedWindow
-) -> dict[str, WarningOutcome]:
+async def warning_outcomes(session: AsyncSession, raised: TimeWindow) -> dict[str, WarningOutcome]:
     """Outcomes per value tier (every tier listed; ``unknown``: no tier) of warnings ``raised``
     in the window."""
     query = select(ChurnWarningRow.value_tier, ChurnWarningRow.status, func.count()).group_by(
         ChurnWarningRow.value_tier, ChurnWarningRow.status
     )
-    if raised.start is not None:
-        query = query.where(ChurnWarningRow.raised_at >= raised.start)
-    if raised.end is not None:
-        query = query.where(ChurnWarningRow.raised_at < raised.end)
+    query = within(query, ChurnWarningRow.raised_at, raised)
     outcomes = dict.fromkeys(TIERS, WarningOutcome())
     for tier, status, count in await session.execute(query):
         key = tier or UNKNOWN_TIER

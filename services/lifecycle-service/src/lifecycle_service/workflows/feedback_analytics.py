@@ -7,45 +7,38 @@ segment is the customer's lifecycle stage and value tier when the answer arrived
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, time, timedelta
 from typing import Final, Literal
 
 from sqlalchemy import func, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import FeedbackKind, Survey
+from crm_shared import DayPeriod
 from lifecycle_service.db.models import CustomerFeedback
 from lifecycle_service.domain.nps import NpsTally, tally
 from lifecycle_service.domain.rules import UNKNOWN_TIER
-from lifecycle_service.workflows.analytics import DayRange
 
 SegmentBy = Literal["stage", "value_tier"]
 _UNKNOWN: Final = UNKNOWN_TIER
 
 
-def _bounds(period: DayRange) -> tuple[datetime, datetime]:
-    start = datetime.combine(period.first, time.min, tzinfo=UTC)
-    return start, datetime.combine(period.last, time.min, tzinfo=UTC) + timedelta(days=1)
-
-
 async def nps(
     session: AsyncSession,
-    period: DayRange,
+    period: DayPeriod,
     *,
     stage: str | None = None,
     value_tier: str | None = None,
     segment_by: SegmentBy | None = None,
 ) -> tuple[NpsTally, dict[str, NpsTally]]:
     """The NPS of the answers in ``period`` (filtered by segment), overall and per segment."""
-    start, end = _bounds(period)
     column = {"stage": CustomerFeedback.stage, "value_tier": CustomerFeedback.value_tier}
     segment = column[segment_by] if segment_by else None
     query = select(
         CustomerFeedback.score, segment if segment is not None else null(), func.count()
     ).where(
         CustomerFeedback.survey == Survey.NPS.value,
-        CustomerFeedback.occurred_at >= start,
-        CustomerFeedback.occurred_at < end,
+        CustomerFeedback.occurred_at >= period.start,
+        CustomerFeedback.occurred_at < period.end,
     )
     if stage is not None:
         query = query.where(CustomerFeedback.stage == stage)
@@ -68,12 +61,13 @@ async def nps(
     return tally(everyone), {name: tally(rows) for name, rows in sorted(per_segment.items())}
 
 
-async def feedback_counts(session: AsyncSession, period: DayRange) -> Counter[str]:
+async def feedback_counts(session: AsyncSession, period: DayPeriod) -> Counter[str]:
     """Reports per kind in ``period`` (every kind, zeros included)."""
-    start, end = _bounds(period)
     rows = await session.execute(
         select(CustomerFeedback.kind, func.count())
-        .where(CustomerFeedback.occurred_at >= start, CustomerFeedback.occurred_at < end)
+        .where(
+            CustomerFeedback.occurred_at >= period.start, CustomerFeedback.occurred_at < period.end
+        )
         .group_by(CustomerFeedback.kind)
     )
     counts: Counter[str] = Counter(dict.fromkeys((kind.value for kind in FeedbackKind), 0))

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import BindParameter, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import Stage
-from crm_shared import newest_first, where_given
+from crm_shared import TimeWindow, in_id_order, newest_first, where_given, within
 from crm_shared.rule_documents import InvalidRuleDocument
 from lifecycle_service.db.models import (
     ChurnWarningRow,
@@ -52,21 +52,18 @@ async def customers_in_stage(
 ) -> list[CustomerLifecycleRow]:
     """Customers in ``stage`` ordered by id, after ``after_id`` (keyset pagination)."""
     query = select(CustomerLifecycleRow).where(CustomerLifecycleRow.stage == stage.value)
-    if after_id is not None:
-        query = query.where(CustomerLifecycleRow.customer_id > after_id)
-    query = query.order_by(CustomerLifecycleRow.customer_id).limit(limit)
-    return list(await session.scalars(query))
+    query = in_id_order(query, CustomerLifecycleRow.customer_id, after_id)
+    return list(await session.scalars(query.limit(limit)))
 
 
 @dataclass(frozen=True)
 class WarningFilter:
-    """Criteria of the warnings list; None means any."""
+    """Criteria of the warnings list; None (or an open side of ``raised``) means any."""
 
     status: str | None = None
     tier: str | None = None
     customer_id: str | None = None
-    raised_from: datetime | None = None
-    raised_to: datetime | None = None
+    raised: TimeWindow = field(default_factory=TimeWindow)
 
 
 async def list_warnings(
@@ -87,10 +84,7 @@ async def list_warnings(
         (ChurnWarningRow.value_tier, criteria.tier),
         (ChurnWarningRow.customer_id, criteria.customer_id),
     )
-    if criteria.raised_from is not None:
-        query = query.where(ChurnWarningRow.raised_at >= criteria.raised_from)
-    if criteria.raised_to is not None:
-        query = query.where(ChurnWarningRow.raised_at < criteria.raised_to)
+    query = within(query, ChurnWarningRow.raised_at, criteria.raised)
     query = newest_first(query, ChurnWarningRow.raised_at, ChurnWarningRow.warning_id, after)
     return list(await session.scalars(query.limit(limit)))
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from crm_contracts import Money
 from crm_shared import EARLIEST_DAY, ReadAccess, SessionDep, day_period, problem_responses, utc_now
 from crm_shared.errors import UnprocessableContent
+from notification_service.api import SettingsDep
 from notification_service.api.effect_schemas import (
     DEFINITIONS,
     EffectPeriod,
@@ -46,7 +47,7 @@ _CENT: Final = Decimal("0.01")
     responses=problem_responses({422: "A bound or the period is out of range."}),
 )
 async def rule_effects(
-    request: Request,
+    settings: SettingsDep,
     session: SessionDep,
     _: ReadAccess,
     rule_id: Annotated[
@@ -92,18 +93,17 @@ async def rule_effects(
     and (for churn-warning rules) warnings saved and lost within the window after the
     trigger, and the uplift with 95% confidence intervals. `definitions` in the response
     says how each figure is counted."""
-    first, last = day_period(from_, to, default_days=DEFAULT_PERIOD_DAYS, today=utc_now().date())
-    if (last - first).days + 1 > MAX_PERIOD_DAYS:
+    period = day_period(from_, to, default_days=DEFAULT_PERIOD_DAYS, today=utc_now().date())
+    if (period.last - period.first).days + 1 > MAX_PERIOD_DAYS:
         raise UnprocessableContent(
             f"at most {MAX_PERIOD_DAYS} days of triggers per request; ask for a shorter period",
             field="from",
         )
-    settings: NotificationSettings = request.app.state.settings
     as_of = utc_now()
     query = EffectQuery(
         rule_id=rule_id,
-        triggered_from=datetime.combine(first, time(), UTC),
-        triggered_to=datetime.combine(last + timedelta(days=1), time(), UTC),
+        triggered_from=period.start,
+        triggered_to=period.end,
         window=timedelta(days=window_days),
     )
     measured = await measure_rules(session, query, as_of)
@@ -112,7 +112,9 @@ async def rule_effects(
         for rule in await playbook_store.all_rules(session)
     }
     return EffectReport(
-        period=EffectPeriod(from_=first, to=last, window_days=window_days, as_of=as_of),
+        period=EffectPeriod(
+            from_=period.first, to=period.last, window_days=window_days, as_of=as_of
+        ),
         definitions=DEFINITIONS,
         rules=[
             _rule_view(m.rule_id, shares.get(m.rule_id), m.trigger_types, m.effect, settings)

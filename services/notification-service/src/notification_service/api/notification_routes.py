@@ -16,12 +16,14 @@ from crm_shared import (
     PageLimit,
     ReadAccess,
     SessionDep,
+    TimeWindow,
     decode_cursor,
     page_of,
     problem_responses,
+    time_window,
     utc_now,
 )
-from crm_shared.errors import UnprocessableContent, must_exist
+from crm_shared.errors import must_exist
 from crm_shared.rule_documents import InvalidRuleDocument
 from notification_service.api.schemas import (
     NotificationStatus,
@@ -70,8 +72,7 @@ async def list_notifications(
         rule_id=rule_id,
         channel=channel.value if channel is not None else None,
         status=status_filter,
-        created_from=created_from,
-        created_to=created_to,
+        created=TimeWindow(created_from, created_to),
     )
     rows = await delivery_log.list_notifications(
         session,
@@ -104,9 +105,10 @@ async def notification_outcomes(
 ) -> list[OutcomeCountView]:
     """How many messages each rule queued, sent, failed or suppressed (per reason), created
     in the window (default: all time); what a playbook editor weighs a rule by."""
-    if created_from and created_to and created_from > created_to:
-        raise UnprocessableContent("created_from is after created_to", field="created_from")
-    counts = await delivery_log.outcome_counts(session, created_from, created_to)
+    created = time_window(
+        created_from, created_to, start_name="created_from", end_name="created_to"
+    )
+    counts = await delivery_log.outcome_counts(session, created)
     return [OutcomeCountView.model_validate(count, from_attributes=True) for count in counts]
 
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Request, Response, status
 from crm_contracts import NotificationChannel
 from crm_shared import AdminAccess, ReadAccess, SessionDep, WriteAccess, problem_responses, utc_now
 from crm_shared.errors import NotFound, UnprocessableContent
+from notification_service.api import SettingsDep
 from notification_service.api.schemas import (
     PreviewRequest,
     PreviewView,
@@ -21,7 +22,6 @@ from notification_service.api.schemas import (
     TemplateView,
 )
 from notification_service.domain.templates import InvalidTemplate, Template
-from notification_service.settings import NotificationSettings
 from notification_service.workflows import playbook_editing, playbook_store, template_preview
 
 router = APIRouter(prefix="/v1/templates", tags=["templates"])
@@ -47,14 +47,17 @@ async def list_templates(session: SessionDep, _: ReadAccess) -> list[TemplateVie
     ),
 )
 async def preview_template(
-    body: PreviewRequest, request: Request, session: SessionDep, _: WriteAccess
+    body: PreviewRequest,
+    request: Request,
+    settings: SettingsDep,
+    session: SessionDep,
+    _: WriteAccess,
 ) -> PreviewView:
     """Renders the stored text of ``template_id`` for ``channel``, or draft ``parts``, with the
     sample data or with a customer's (as a message sent now, outside any trigger, sees them).
     Nothing is stored or sent; a template that does not render is a 422 naming each part,
     one past its render limits too (kind ``limit``: steps, time or size). Needs the write
     scope: a render spends the service's CPU."""
-    settings: NotificationSettings = request.app.state.settings
     try:
         rendered = await template_preview.preview(
             session,

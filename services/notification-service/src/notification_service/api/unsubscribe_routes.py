@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from html import escape
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from crm_shared import SessionDep, problem_responses, utc_now
 from crm_shared.errors import must_exist
+from notification_service.api import SettingsDep
 from notification_service.domain.signing import UnsubscribeRequest, read_unsubscribe_token
 from notification_service.settings import NotificationSettings
 from notification_service.workflows.opt_outs import record_opt_out
@@ -26,8 +27,7 @@ _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <body style="font-family:sans-serif;max-width:32rem;margin:3rem auto">{body}</body></html>"""
 
 
-def _request_of(request: Request, token: str) -> UnsubscribeRequest:
-    settings: NotificationSettings = request.app.state.settings
+def _request_of(settings: NotificationSettings, token: str) -> UnsubscribeRequest:
     return must_exist(
         read_unsubscribe_token(settings.unsubscribe_secret_bytes(), token),
         "This unsubscribe link is not valid.",
@@ -45,9 +45,9 @@ def _what(found: UnsubscribeRequest) -> str:
     summary="Confirm unsubscribing",
     responses=_INVALID_LINK,
 )
-async def confirm(token: str, request: Request) -> HTMLResponse:
+async def confirm(token: str, settings: SettingsDep) -> HTMLResponse:
     """A page with one button; nothing changes until it is pressed."""
-    found = _request_of(request, token)
+    found = _request_of(settings, token)
     body = (
         f"<h1>Unsubscribe</h1><p>Stop receiving {escape(_what(found))}?</p>"
         f'<form method="post"><button type="submit">Unsubscribe</button></form>'
@@ -58,10 +58,10 @@ async def confirm(token: str, request: Request) -> HTMLResponse:
 @router.post(
     "/{token}", response_class=HTMLResponse, summary="Unsubscribe", responses=_INVALID_LINK
 )
-async def unsubscribe(token: str, request: Request, session: SessionDep) -> HTMLResponse:
+async def unsubscribe(token: str, settings: SettingsDep, session: SessionDep) -> HTMLResponse:
     """Records the opt-out here at once and with profile-service, so every service sees it.
     Following the link again changes nothing more."""
-    found = _request_of(request, token)
+    found = _request_of(settings, token)
     await record_opt_out(session, found, utc_now())
     body = f"<h1>Done</h1><p>You will no longer receive {escape(_what(found))}.</p>"
     return HTMLResponse(_PAGE.format(title="Unsubscribed", body=body))

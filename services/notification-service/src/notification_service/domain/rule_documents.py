@@ -12,9 +12,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Final
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -24,6 +22,7 @@ from pydantic import (
 )
 
 from crm_contracts import Category, NotificationChannel
+from crm_shared.rule_documents import DocumentModel, Names
 from notification_service.domain.conditions import Conditions
 
 __all__ = ["ConditionsDocument", "RuleDocument", "duration_text"]
@@ -49,13 +48,10 @@ def duration_text(delay: timedelta) -> str:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_iso_duration)]
-Names = frozenset[StrictStr]
 
 
-class ConditionsDocument(BaseModel):
+class ConditionsDocument(DocumentModel):
     """The ``conditions`` object of a rule document; see :class:`Conditions`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     stages: Names | None = None
     previous_stages: Names | None = None
@@ -80,10 +76,8 @@ class ConditionsDocument(BaseModel):
         return Conditions(**{name: getattr(self, name) for name in type(self).model_fields})
 
 
-class RuleDocument(BaseModel):
+class RuleDocument(DocumentModel):
     """A playbook rule document; see ``PlaybookRule``. Fields left out take their defaults."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     rule_id: StrictStr
     name: StrictStr

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import newest_first, where_given
+from crm_shared import TimeWindow, newest_first, where_given, within
 from notification_service.db.models import Notification
 
 
 @dataclass(frozen=True)
 class NotificationFilter:
-    """Criteria of the delivery log; None means any. ``created_to`` is exclusive."""
+    """Criteria of the delivery log; None (or an open side of ``created``) means any."""
 
     customer_id: str | None = None
     rule_id: str | None = None
     channel: str | None = None
     status: str | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
+    created: TimeWindow = field(default_factory=TimeWindow)
 
 
 async def list_notifications(
@@ -39,10 +38,7 @@ async def list_notifications(
         (Notification.channel, criteria.channel),
         (Notification.status, criteria.status),
     )
-    if criteria.created_from is not None:
-        query = query.where(Notification.created_at >= criteria.created_from)
-    if criteria.created_to is not None:
-        query = query.where(Notification.created_at < criteria.created_to)
+    query = within(query, Notification.created_at, criteria.created)
     query = newest_first(query, Notification.created_at, Notification.notification_id, after)
     return list(await session.scalars(query.limit(limit)))
 
@@ -62,17 +58,11 @@ class OutcomeCount:
     messages: int
 
 
-async def outcome_counts(
-    session: AsyncSession, created_from: datetime | None, created_to: datetime | None
-) -> list[OutcomeCount]:
-    """Messages per rule, status and suppression reason, created in the window (None: open)."""
+async def outcome_counts(session: AsyncSession, created: TimeWindow) -> list[OutcomeCount]:
+    """Messages per rule, status and suppression reason, created in the window."""
     query = select(
         Notification.rule_id, Notification.status, Notification.reason, func.count()
     ).group_by(Notification.rule_id, Notification.status, Notification.reason)
-    if created_from is not None:
-        query = query.where(Notification.created_at >= created_from)
-    if created_to is not None:
-        query = query.where(Notification.created_at < created_to)
-    rows = (await session.execute(query)).all()
+    rows = (await session.execute(within(query, Notification.created_at, created))).all()
     counts = [OutcomeCount(rule, status, reason, count) for rule, status, reason, count in rows]
     return sorted(counts, key=lambda c: (c.rule_id or "", c.status, c.reason or ""))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, status
 
 from crm_contracts import Channel, Purpose
 from crm_shared import ReadAccess, SessionDep, WriteAccess, problem_responses, utc_now
+from profile_service.api import SettingsDep
 from profile_service.api._common import CUSTOMER_PROBLEMS
 from profile_service.api.schemas import ConsentIn, ConsentOut, MergeIn, MergeOut
 from profile_service.domain.consent import ConsentDecision
-from profile_service.settings import ProfileSettings
 from profile_service.workflows._publishing import consent_state
 from profile_service.workflows.consent import consents_of, record_consent
 from profile_service.workflows.customers import load_customer
@@ -46,7 +46,7 @@ async def put_consent(
     channel: Channel,
     purpose: Purpose,
     body: ConsentIn,
-    request: Request,
+    settings: SettingsDep,
     session: SessionDep,
     _: WriteAccess,
 ) -> ConsentOut:
@@ -55,7 +55,6 @@ async def put_consent(
     A `changed_at` in the future (beyond the few minutes of clock skew allowed) is refused.
     """
     now = utc_now()
-    settings: ProfileSettings = request.app.state.settings
     skew = timedelta(seconds=settings.max_clock_skew_seconds)
     decision = ConsentDecision(channel, purpose, body.granted, body.source, body.changed_at or now)
     row, _changed = await record_consent(session, customer_id, decision, now=now, max_skew=skew)

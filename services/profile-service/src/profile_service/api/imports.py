@@ -6,13 +6,13 @@ from fastapi import APIRouter, Request
 
 from crm_shared import RuntimeDep, WriteAccess, problem_responses, utc_now
 from crm_shared.errors import UnprocessableContent, UnsupportedMediaType
+from profile_service.api import SettingsDep
 from profile_service.domain.data_quality import DataQualityReport
 from profile_service.domain.import_parsing import (
     ImportFormatError,
     UnsupportedImportFormat,
     parser_for,
 )
-from profile_service.settings import ProfileSettings
 from profile_service.workflows.imports import CustomerImport
 
 router = APIRouter(prefix="/v1/customers", tags=["import"])
@@ -44,7 +44,7 @@ IMPORT_PATH = "/v1/customers/import"
     },
 )
 async def import_customers(
-    request: Request, runtime: RuntimeDep, _: WriteAccess
+    request: Request, settings: SettingsDep, runtime: RuntimeDep, _: WriteAccess
 ) -> DataQualityReport:
     """Streams the body: valid rows are stored (matched rows update their customer, duplicates
     in the file merge into one), every invalid row is reported with its line and reason.
@@ -55,7 +55,6 @@ async def import_customers(
         parser = parser_for(request.headers.get("content-type", ""))
     except UnsupportedImportFormat as error:
         raise UnsupportedMediaType(str(error)) from error
-    settings: ProfileSettings = request.app.state.settings
     run = CustomerImport(
         runtime.sessions,
         parser,

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request, status
+from fastapi import APIRouter, Body, status
 from fastapi.responses import JSONResponse
 
 from crm_contracts import OrderIntake
 from crm_shared import SessionDep, WriteAccess, problem_responses, utc_now
+from profile_service.api import SettingsDep
 from profile_service.api.schemas import OrderAccepted
-from profile_service.settings import ProfileSettings
 from profile_service.workflows.orders import accept_order
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -48,7 +48,7 @@ _EXAMPLE = {
 )
 async def post_order(
     order: Annotated[OrderIntake, Body(examples=[_EXAMPLE])],
-    request: Request,
+    settings: SettingsDep,
     session: SessionDep,
     _: WriteAccess,
 ) -> JSONResponse:
@@ -60,7 +60,6 @@ async def post_order(
     created. The event is published on `crm.orders` through the outbox, so it is not lost
     if the broker is down.
     """
-    settings: ProfileSettings = request.app.state.settings
     accepted = await accept_order(
         session,
         order,

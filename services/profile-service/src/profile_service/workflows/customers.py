@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import CustomerCreated, CustomerUpdated
-from crm_shared import new_id
+from crm_shared import in_id_order, new_id
 from crm_shared.errors import Conflict, Gone, NotFound, UnprocessableContent
 from profile_service.db.models import Customer, CustomerIdentity, CustomerTag
 from profile_service.domain.contact import InvalidContact
@@ -299,9 +299,7 @@ async def list_customers(
         query = query.where(Customer.updated_at >= criteria.updated_since)
     if criteria.created_before is not None:
         query = query.where(Customer.created_at < criteria.created_before)
-    if after_id is not None:
-        query = query.where(Customer.id > after_id)
-    rows = await session.scalars(query.order_by(Customer.id).limit(limit))
+    rows = await session.scalars(in_id_order(query, Customer.id, after_id).limit(limit))
     return list(rows)
 
 

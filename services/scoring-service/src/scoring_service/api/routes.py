@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 
 from crm_shared import (
     AdminAccess,
@@ -20,7 +20,7 @@ from crm_shared import (
     utc_now,
 )
 from crm_shared.errors import must_exist
-from scoring_service.api import responses
+from scoring_service.api import SettingsDep, responses
 from scoring_service.api.schemas import (
     CustomerScores,
     FitRequest,
@@ -28,7 +28,6 @@ from scoring_service.api.schemas import (
     ModelSummary,
     SegmentsOverview,
 )
-from scoring_service.settings import ScoringSettings
 from scoring_service.workflows import model_store, scoring
 from scoring_service.workflows.score_queries import (
     ScoreFilter,
@@ -93,11 +92,10 @@ async def segments(session: SessionDep, _: ReadAccess) -> SegmentsOverview:
     responses=problem_responses({409: "Another replica is fitting the models right now"}),
 )
 async def fit(
-    body: FitRequest, request: Request, runtime: RuntimeDep, _: AdminAccess
+    body: FitRequest, settings: SettingsDep, runtime: RuntimeDep, _: AdminAccess
 ) -> ModelDetail:
     """Fits BG/NBD and Gamma-Gamma on purchases up to `as_of`, recomputes RFM, value and
     cluster thresholds, re-scores every customer and publishes what changed."""
-    settings: ScoringSettings = request.app.state.settings
     version = await scoring.fit_and_rescore(runtime, settings, as_of=body.as_of or utc_now())
     return responses.model_detail(version)
 

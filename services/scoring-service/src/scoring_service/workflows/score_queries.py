@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import Money
+from crm_shared import in_id_order, where_given
 from crm_shared.errors import NotFound
 from scoring_service.db.models import ModelVersion, Score
 from scoring_service.workflows.model_store import active
@@ -43,22 +44,18 @@ async def list_scores(
     session: AsyncSession, criteria: ScoreFilter, *, after_id: str | None, limit: int
 ) -> list[Score]:
     """Score rows in customer-id order after a cursor position."""
-    query = select(Score)
-    if criteria.segment is not None:
-        query = query.where(Score.rfm_segment == criteria.segment)
-    if criteria.tier is not None:
-        query = query.where(Score.value_tier == criteria.tier)
-    if criteria.grade is not None:
-        query = query.where(Score.grade == criteria.grade)
-    if criteria.cluster is not None:
-        query = query.where(Score.cluster == criteria.cluster)
+    query = where_given(
+        select(Score),
+        (Score.rfm_segment, criteria.segment),
+        (Score.value_tier, criteria.tier),
+        (Score.grade, criteria.grade),
+        (Score.cluster, criteria.cluster),
+    )
     if criteria.churn_risk_min is not None:
         query = query.where(Score.churn_risk >= criteria.churn_risk_min)
     if criteria.churn_risk_max is not None:
         query = query.where(Score.churn_risk <= criteria.churn_risk_max)
-    if after_id is not None:
-        query = query.where(Score.customer_id > after_id)
-    rows = await session.scalars(query.order_by(Score.customer_id).limit(limit))
+    rows = await session.scalars(in_id_order(query, Score.customer_id, after_id).limit(limit))
     return list(rows)
 
 

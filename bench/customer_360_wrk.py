@@ -96,6 +96,25 @@ def baseline_pythonpath(ref: str, into: Path) -> str:
     return os.pathsep.join(str(into / part) for part in BASELINE_SOURCES)
 
 
+def cache_lookups(target: Target) -> tuple[float, float]:
+    """The 360 cache's hits and misses so far, from the target's /metrics ((0, 0) if none)."""
+    if target.db_pid is None:  # the bare app
+        return 0.0, 0.0
+    counts = {"hit": 0.0, "miss": 0.0}
+    metrics = httpx.get(f"{target.server.base_url}/metrics", timeout=30, trust_env=False)
+    for line in metrics.text.splitlines():
+        if line.startswith('read_cache_lookups_total{cache="customer_360_changes"'):
+            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+            counts[outcome] = float(line.rsplit(" ", 1)[1])
+    return counts["hit"], counts["miss"]
+
+
+def hit_share(before: tuple[float, float], after: tuple[float, float]) -> str:
+    """The share of the run's 360 reads the cache answered, as text ("" if none counted)."""
+    hits, misses = after[0] - before[0], after[1] - before[1]
+    return f", cache hits {100 * hits / (hits + misses):.0f}%" if hits + misses else ""
+
+
 def short_commit(ref: str) -> str:
     command = ["git", "-C", str(REPO), "rev-parse", "--short", ref]
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
@@ -269,12 +288,14 @@ def main() -> int:
         runs: list[WrkRun] = []
         for number in range(1, args.rounds + 1):
             for target in targets:
+                lookups = cache_lookups(target)
                 run = run_wrk(wrk, target, script, args, args.duration, number)
                 runs.append(run)
                 print(
                     f"  {target.name} #{number}: {run.rate:,.0f} req/s, p50 {run.p50_ms:.1f} ms, "
                     f"p99 {run.p99_ms:.1f} ms, {1000 * run.server_cpu / max(run.requests, 1):.3f} "
-                    f"ms server CPU/req" + (f", errors {dict(run.errors)}" if run.errors else ""),
+                    f"ms server CPU/req{hit_share(lookups, cache_lookups(target))}"
+                    + (f", errors {dict(run.errors)}" if run.errors else ""),
                     flush=True,
                 )
                 if run.errors:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm_shared._read_cache import ReadCache, ReadCacheMetrics
@@ -33,7 +34,7 @@ from crm_shared._runtime import ServiceRuntime
 
 _log = logging.getLogger(__name__)
 _WROTE = "crm_shared.read_cache.wrote"
-_HEARD = "crm_shared.read_cache.heard"
+_HEARD = "crm_shared.read_cache.heard"  # a connection's _HeardChanges, in its record
 _RECONNECT_SECONDS = 1.0
 NOTICES_SETTING = "crm.read_cache_notices"
 
@@ -81,44 +82,57 @@ def keeping_reads(
 class _HeardChanges:
     """What one pooled connection's statements said they touched since it was checked out."""
 
-    channel: str
-    keys: set[str] = field(default_factory=set)
-    everything: bool = False
+    keys: dict[str, set[str]] = field(default_factory=dict)  # by channel
+    everything: set[str] = field(default_factory=set)  # channels whose every key changed
 
     def on_notice(self, _connection: object, message: Any) -> None:
         # asyncpg schedules this (call_soon) as it reads the notice, which comes before the
         # statement's completion: it runs before the statement's caller resumes, so before
         # the connection can be checked in.
-        if getattr(message, "message", None) != self.channel:
+        channel = getattr(message, "message", None)
+        if not isinstance(channel, str):
             return
         keys = changed_keys(getattr(message, "detail", None))
         if keys is None:
-            self.everything = True
+            self.everything.add(channel)
         else:
-            self.keys.update(keys)
+            self.keys.setdefault(channel, set()).update(keys)
+
+
+# The caches following each engine's writes, by channel. The pool's event listeners are
+# registered once per engine, when its first cache starts: adding one while another
+# coroutine is inside a listener of the same event (one that awaits, as a connection's
+# set-up does) would change the list it is walking.
+_FOLLOWERS: weakref.WeakKeyDictionary[Engine, dict[str, ReadCache]] = weakref.WeakKeyDictionary()
 
 
 def invalidate_on_local_writes(engine: AsyncEngine, channel: str, cache: ReadCache) -> None:
     """Invalidate in `cache` what a connection of `engine` wrote, when it is returned.
 
     The return to the pool comes after its COMMIT (or ROLLBACK), and before the request that
-    wrote answers. Each new connection listens to its triggers' notices (see the module's
-    docstring) and the keys they name are invalidated; a connection opened before this hook
-    (no notices heard) empties the whole cache if it ran anything but a SELECT: a spare
+    wrote answers. Each connection, at its first checkout, listens to its triggers' notices
+    (see the module's docstring) and the keys they name are invalidated; a connection that
+    could not be set up so empties the whole cache if it ran anything but a SELECT: a spare
     emptying costs only hits, a missed one would serve a stale body until the NOTIFY arrives.
     """
-    heard_key = f"{_HEARD}:{channel}"
+    followers = _FOLLOWERS.get(engine.sync_engine)
+    if followers is not None:
+        followers[channel] = cache
+        return
+    followers = _FOLLOWERS[engine.sync_engine] = {channel: cache}
 
-    @event.listens_for(engine.sync_engine, "connect")
-    def _hear_notices(dbapi_connection: Any, record: Any) -> None:
-        heard = _HeardChanges(channel)
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _hear_notices(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if _HEARD in record.info:
+            return
+        heard = _HeardChanges()
 
         async def switch_on(driver: Any) -> None:
-            driver.add_log_listener(heard.on_notice)
             await driver.execute(f"SELECT set_config('{NOTICES_SETTING}', 'on', false)")
+            driver.add_log_listener(heard.on_notice)
 
         dbapi_connection.run_async(switch_on)
-        record.info[heard_key] = heard
+        record.info[_HEARD] = heard
 
     @event.listens_for(engine.sync_engine, "after_cursor_execute")
     def _flag_writes(
@@ -137,17 +151,20 @@ def invalidate_on_local_writes(engine: AsyncEngine, channel: str, cache: ReadCac
         if record is None:
             return
         wrote = record.info.pop(_WROTE, False)
-        heard: _HeardChanges | None = record.info.get(heard_key)
+        heard: _HeardChanges | None = record.info.get(_HEARD)
         if heard is None:
             if wrote:
-                cache.invalidate()
+                for cache in followers.values():
+                    cache.invalidate()
             return
-        if heard.everything:
-            cache.invalidate()
-        elif heard.keys:
-            cache.invalidate_keys(heard.keys)
-        heard.keys = set()
-        heard.everything = False
+        for channel in heard.everything:
+            if channel in followers:
+                followers[channel].invalidate()
+        for channel, keys in heard.keys.items():
+            if channel in followers and channel not in heard.everything:
+                followers[channel].invalidate_keys(keys)
+        if heard.keys or heard.everything:
+            heard.keys, heard.everything = {}, set()
 
 
 async def follow_changes(

@@ -75,11 +75,11 @@ async def listening(api: Api) -> None:
     await wait_for(enabled, "the 360 cache listens for changes")
 
 
-async def read_360(api: Api, customer_id: str) -> dict[str, object]:
+async def read_360(api: Api, customer_id: str) -> dict[str, Any]:
     """A 360 that must answer 200."""
     response = await api.get(f"/v1/customers/{customer_id}/360")
     assert response.status_code == 200, response.text
-    body: dict[str, object] = response.json()
+    body: dict[str, Any] = response.json()
     return body
 
 

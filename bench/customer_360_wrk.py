@@ -21,8 +21,15 @@ Targets, each a single uvicorn worker, measured in alternation in the same run:
 ``--py-spy DIR`` adds one more wrk run per profile target with py-spy recording the server
 (collapsed stacks in DIR) and prints where its samples fell.
 
+``--order-rate N`` runs a steady order stream during the whole measurement (warm-up
+included): N orders a second, each the ``score.updated`` and ``lifecycle.stage_changed`` an
+order makes scoring and lifecycle publish (lib/order_stream.py), consumed by the profile
+targets while wrk reads. ``--orders-to`` picks their customers: ``read`` (the ones wrk
+reads), ``others`` (``--other-customers`` more, seeded but never read) or ``both``.
+
     python bench/customer_360_wrk.py [--customers 200] [--duration 10] [--connections 32]
         [--rounds 2] [--uncached] [--baseline REF ...] [--py-spy DIR] [--seed 1]
+        [--order-rate 200 [--orders-to both] [--other-customers 200]]
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from pathlib import Path
 import httpx
 from lib.backends import PROFILE_APP, make_api_key, start_profile_backends
 from lib.http_load import seed
+from lib.order_stream import OrderStream
 from lib.processes import (
     BENCH_DIR,
     ServerProcess,
@@ -86,6 +94,25 @@ def baseline_pythonpath(ref: str, into: Path) -> str:
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     return os.pathsep.join(str(into / part) for part in BASELINE_SOURCES)
+
+
+def cache_lookups(target: Target) -> tuple[float, float]:
+    """The 360 cache's hits and misses so far, from the target's /metrics ((0, 0) if none)."""
+    if target.db_pid is None:  # the bare app
+        return 0.0, 0.0
+    counts = {"hit": 0.0, "miss": 0.0}
+    metrics = httpx.get(f"{target.server.base_url}/metrics", timeout=30, trust_env=False)
+    for line in metrics.text.splitlines():
+        if line.startswith('read_cache_lookups_total{cache="customer_360_changes"'):
+            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+            counts[outcome] = float(line.rsplit(" ", 1)[1])
+    return counts["hit"], counts["miss"]
+
+
+def hit_share(before: tuple[float, float], after: tuple[float, float]) -> str:
+    """The share of the run's 360 reads the cache answered, as text ("" if none counted)."""
+    hits, misses = after[0] - before[0], after[1] - before[1]
+    return f", cache hits {100 * hits / (hits + misses):.0f}%" if hits + misses else ""
 
 
 def short_commit(ref: str) -> str:
@@ -160,7 +187,22 @@ def main() -> int:
     parser.add_argument("--py-spy", type=Path, metavar="DIR", help="profile the servers too")
     parser.add_argument("--top", type=int, default=40, help="frames shown per py-spy profile")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--order-rate", type=float, default=0, help="orders/s published while measuring (0: none)"
+    )
+    parser.add_argument(
+        "--orders-to",
+        choices=("read", "others", "both"),
+        default="both",
+        help="the stream's customers: those wrk reads, others, or both",
+    )
+    parser.add_argument(
+        "--other-customers", type=int, help="customers seeded for the stream only (--customers)"
+    )
     args = parser.parse_args()
+    others = 0
+    if args.order_rate > 0 and args.orders_to != "read":
+        others = args.customers if args.other_customers is None else args.other_customers
     install_termination_handlers()
     wrk = ensure_wrk()
     version = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
@@ -169,7 +211,12 @@ def main() -> int:
         f"load: {(version.stdout + version.stderr).splitlines()[0]} -t1 -c{args.connections} "
         f"-d{args.duration}s x{args.rounds} rounds, ids rotated by Lua; "
         f"customers={args.customers} notifications/customer={args.notifications} "
-        f"warning_share={args.warning_share} baselines={','.join(args.baseline) or '-'}",
+        f"warning_share={args.warning_share} baselines={','.join(args.baseline) or '-'}; "
+        + (
+            f"order stream {args.order_rate:g}/s to {args.orders_to} customers ({others} not read)"
+            if args.order_rate > 0
+            else "no order stream"
+        ),
         flush=True,
     )
     with ExitStack() as stack:
@@ -182,7 +229,8 @@ def main() -> int:
         # starts fresh after the fill, the same way, so none carries the fill's heap or role.
         profile = ServerProcess("profile-fill", PROFILE_APP, env, work / "profile-fill.log")
         stack.enter_context(profile)
-        ids = seed(profile.base_url, key, args.customers, args.seed, SEED_TIMEOUT)
+        seeded = seed(profile.base_url, key, args.customers + others, args.seed, SEED_TIMEOUT)
+        ids, unread = seeded[: args.customers], seeded[args.customers :]
         payloads = view_events(ids, args.notifications, args.warning_share, args.seed)
         asyncio.run(publish_view_events(bootstrap, payloads))
         filled = wait_until_consumed(profile, len(payloads), FILL_TIMEOUT)
@@ -231,17 +279,23 @@ def main() -> int:
             )
             targets.append(Target(name, old, postgres.pid()))
         script = write_lua(work / "rotate_ids.lua", ids, key)
+        stream = None
+        if args.order_rate > 0:
+            streamed = {"read": ids, "others": unread, "both": ids + unread}[args.orders_to]
+            stream = OrderStream(bootstrap, streamed, args.order_rate, args.seed).start()
         for target in targets:  # unmeasured: connections, caches and the pool warm up
             run_wrk(wrk, target, script, args, WARMUP_SECONDS, 0)
         runs: list[WrkRun] = []
         for number in range(1, args.rounds + 1):
             for target in targets:
+                lookups = cache_lookups(target)
                 run = run_wrk(wrk, target, script, args, args.duration, number)
                 runs.append(run)
                 print(
                     f"  {target.name} #{number}: {run.rate:,.0f} req/s, p50 {run.p50_ms:.1f} ms, "
                     f"p99 {run.p99_ms:.1f} ms, {1000 * run.server_cpu / max(run.requests, 1):.3f} "
-                    f"ms server CPU/req" + (f", errors {dict(run.errors)}" if run.errors else ""),
+                    f"ms server CPU/req{hit_share(lookups, cache_lookups(target))}"
+                    + (f", errors {dict(run.errors)}" if run.errors else ""),
                     flush=True,
                 )
                 if run.errors:
@@ -250,6 +304,13 @@ def main() -> int:
             args.py_spy.mkdir(parents=True, exist_ok=True)
             for target in targets[1:]:
                 profile_with_py_spy(wrk, target, script, args, args.py_spy)
+        if stream is not None:
+            stream.stop()
+            print(
+                f"order stream: {stream.orders:,} orders in {stream.seconds:.0f} s "
+                f"({stream.achieved_rate:,.0f}/s, {2 * stream.orders:,} events)",
+                flush=True,
+            )
 
     print()
     print(format_table(HEADERS, [run.row() for run in runs]))

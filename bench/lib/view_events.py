@@ -79,53 +79,7 @@ def view_events(
     tiers, grades = list(ValueTier), list(Grade)
     payloads: list[EventPayload] = []
     for cid in customer_ids:
-        spend = Money(amount=Decimal(f"{rng.uniform(20, 2_000):.2f}"), currency="USD")
-        orders = rng.randint(1, 12)
-        first = now - timedelta(days=rng.uniform(30, 700))
-        last = now - timedelta(days=rng.uniform(0, 30))
-        payloads.append(
-            ScoreUpdated(
-                customer_id=cid,
-                as_of=now,
-                model_version="clv-bench",
-                recency_score=rng.randint(1, 5),
-                frequency_score=rng.randint(1, 5),
-                monetary_score=rng.randint(1, 5),
-                rfm_segment=rng.choice(("champions", "loyal", "at_risk", "hibernating")),
-                order_count=orders,
-                first_purchase_at=first,
-                last_purchase_at=last,
-                total_spend=spend,
-                spend_12m=spend,
-                average_order_value=Money(
-                    amount=(spend.amount / orders).quantize(Decimal("0.01")), currency="USD"
-                ),
-                p_alive=round(rng.random(), 3),
-                expected_purchases_30d=round(rng.uniform(0, 1), 3),
-                expected_purchases_90d=round(rng.uniform(0, 3), 3),
-                expected_purchases_365d=round(rng.uniform(0, 10), 3),
-                churn_risk=round(rng.random(), 3),
-                expected_interpurchase_days=round(rng.uniform(10, 120), 1),
-                predicted_clv_12m=Money(
-                    amount=Decimal(f"{rng.uniform(0, 900):.2f}"), currency="USD"
-                ),
-                historic_clv=spend,
-                health_index=round(rng.uniform(0, 100), 1),
-                value_tier=rng.choice(tiers),
-                grade=rng.choice(grades),
-                cluster=rng.choice(("bargain_hunters", "loyalists", "newcomers")),
-            )
-        )
-        payloads.append(
-            StageChanged(
-                customer_id=cid,
-                previous_stage=Stage.NEW,
-                stage=Stage.ACTIVE,
-                changed_at=last,
-                cause=f"evt-{cid}",
-                reason="2nd order",
-            )
-        )
+        payloads += order_effects(cid, rng, now)
         if rng.random() < warning_share:
             payloads.append(
                 ChurnWarning(
@@ -167,6 +121,54 @@ def view_events(
                     )
                 )
     return payloads
+
+
+def order_effects(cid: str, rng: random.Random, now: datetime) -> list[EventPayload]:
+    """What an order of `cid` makes scoring- and lifecycle-service publish for the 360: new
+    scores and a stage change (random values, drawn from `rng`)."""
+    tiers, grades = list(ValueTier), list(Grade)
+    spend = Money(amount=Decimal(f"{rng.uniform(20, 2_000):.2f}"), currency="USD")
+    orders = rng.randint(1, 12)
+    first = now - timedelta(days=rng.uniform(30, 700))
+    last = now - timedelta(days=rng.uniform(0, 30))
+    score = ScoreUpdated(
+        customer_id=cid,
+        as_of=now,
+        model_version="clv-bench",
+        recency_score=rng.randint(1, 5),
+        frequency_score=rng.randint(1, 5),
+        monetary_score=rng.randint(1, 5),
+        rfm_segment=rng.choice(("champions", "loyal", "at_risk", "hibernating")),
+        order_count=orders,
+        first_purchase_at=first,
+        last_purchase_at=last,
+        total_spend=spend,
+        spend_12m=spend,
+        average_order_value=Money(
+            amount=(spend.amount / orders).quantize(Decimal("0.01")), currency="USD"
+        ),
+        p_alive=round(rng.random(), 3),
+        expected_purchases_30d=round(rng.uniform(0, 1), 3),
+        expected_purchases_90d=round(rng.uniform(0, 3), 3),
+        expected_purchases_365d=round(rng.uniform(0, 10), 3),
+        churn_risk=round(rng.random(), 3),
+        expected_interpurchase_days=round(rng.uniform(10, 120), 1),
+        predicted_clv_12m=Money(amount=Decimal(f"{rng.uniform(0, 900):.2f}"), currency="USD"),
+        historic_clv=spend,
+        health_index=round(rng.uniform(0, 100), 1),
+        value_tier=rng.choice(tiers),
+        grade=rng.choice(grades),
+        cluster=rng.choice(("bargain_hunters", "loyalists", "newcomers")),
+    )
+    stage = StageChanged(
+        customer_id=cid,
+        previous_stage=Stage.NEW,
+        stage=Stage.ACTIVE,
+        changed_at=last,
+        cause=f"evt-{cid}",
+        reason="2nd order",
+    )
+    return [score, stage]
 
 
 def _uuid(rng: random.Random) -> str:

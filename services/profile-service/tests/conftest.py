@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crm_shared.testing import EmbeddedBroker
-from profile_testing import Api, app_settings, running_api
+from profile_testing import Api, app_settings, listening, running_api
 
 
 @pytest.fixture
@@ -28,4 +28,14 @@ async def api_with_broker(tmp_path: Path, kafka_broker: EmbeddedBroker) -> Async
         service_name=f"profile-service-{tmp_path.name[-12:]}",
     )
     async with running_api(settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def pg_api(postgres_url: str) -> AsyncIterator[Api]:
+    """profile-service on PostgreSQL, where the 360 cache is on."""
+    # A TTL far longer than any test: a body gone from the cache was invalidated.
+    settings = app_settings(postgres_url, customer_360_cache_seconds=300)
+    async with running_api(settings) as running:
+        await listening(running)
         yield running

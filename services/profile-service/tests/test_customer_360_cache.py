@@ -6,70 +6,24 @@ the write answers) or when the 360's tables notify a change made anywhere else.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-
 import pytest
 from sqlalchemy import text
 
-from crm_shared import ReadCache, Scope, create_engine
+from crm_shared import Scope, create_engine
 from profile_service.api._common import customer_360_body
 from profile_service.api.schemas import Customer360
 from profile_service.settings import ProfileSettings
 from profile_service.workflows import customer_view
-from profile_testing import Api, app_settings, running_api
-
-WAIT_SECONDS = 30.0
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll `condition` until it holds; fail the test naming `what` if it never does."""
-    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"never happened: {what}")
-        await asyncio.sleep(0.05)
-
-
-def cache_of(api: Api) -> ReadCache:
-    cache: ReadCache = api.app.state.customer_360_cache
-    return cache
-
-
-async def listening(api: Api) -> None:
-    async def enabled() -> bool:
-        return cache_of(api).enabled
-
-    await wait_for(enabled, "the 360 cache listens for changes")
-
-
-@pytest.fixture
-async def pg_api(postgres_url: str) -> AsyncIterator[Api]:
-    """profile-service on PostgreSQL, where the 360 cache is on."""
-    async with running_api(app_settings(postgres_url)) as running:
-        await listening(running)
-        yield running
-
-
-async def read_360(api: Api, customer_id: str) -> dict[str, object]:
-    response = await api.get(f"/v1/customers/{customer_id}/360")
-    assert response.status_code == 200, response.text
-    body: dict[str, object] = response.json()
-    return body
-
-
-async def read_until_cached(api: Api, customer_id: str) -> bytes:
-    """Read a 360 until the cache keeps it (a notice of the customer's creation may still
-    arrive during the first reads, and a body read across a notice is not kept)."""
-
-    async def kept() -> bool:
-        await read_360(api, customer_id)
-        return cache_of(api).get(customer_id) is not None
-
-    await wait_for(kept, "the 360 is kept")
-    body = cache_of(api).get(customer_id)
-    assert body is not None
-    return body
+from profile_testing import (
+    Api,
+    app_settings,
+    cache_of,
+    listening,
+    read_360,
+    read_until_cached,
+    running_api,
+    wait_for,
+)
 
 
 @pytest.mark.postgres

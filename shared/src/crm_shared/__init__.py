@@ -80,7 +80,8 @@ from crm_shared._profiling import (
     record_profiling_decisions,
 )
 from crm_shared._raw_reads import RawRead
-from crm_shared._read_cache import ReadCache, keeping_reads
+from crm_shared._read_cache import ReadCache
+from crm_shared._read_cache_changes import keeping_reads
 from crm_shared._runtime import (
     RuntimeDep,
     ServiceRuntime,

@@ -1,59 +1,62 @@
-"""Hot read bodies kept per process, emptied whenever the tables under them may have changed.
+"""Hot read bodies kept per process, forgotten key by key when what they were read from changes.
 
 A customer 360 under load costs a database round trip per read: on two cores the driver's
 protocol and PostgreSQL's own work per read are worth more than the whole HTTP stack
-(bench/RESULTS.md). ``ReadCache`` keeps the finished bodies and forgets all of them whenever a
-table they are read from changes, from any process:
+(bench/RESULTS.md). ``ReadCache`` keeps the finished bodies by an opaque key (the 360 keeps
+them by customer id) and forgets the keys a change names, from any process (see
+`crm_shared._read_cache_changes` for how changes are heard):
 
-- PostgreSQL triggers on those tables ``NOTIFY`` a channel after every writing statement
-  (delivered at commit); `follow_changes` LISTENs on a connection of its own and empties the
-  cache on each notice. While that connection is not listening, nothing is cached.
-- This process's own writes empty it too, synchronously, when the writing connection goes
-  back to the pool (after its commit), before the write's HTTP answer is sent: a client reads
-  its own write on the same process without waiting for the notice.
-- A body computed from a snapshot older than an invalidation is never stored (the generation
-  check in `put`), and every entry expires within ``ttl_seconds`` whatever happens, which bounds
-  how stale a body can be if a notice is ever lost without the connection breaking.
+- PostgreSQL triggers on the tables the bodies are read from ``NOTIFY`` a channel with the keys
+  each writing statement touched (delivered at commit), or with an empty payload meaning every
+  key (a statement touching too many). While that channel is not heard, nothing is cached.
+- This process's own writes forget their keys synchronously, after the commit and before the
+  write answers: a client reads its own write on the same process without waiting.
+- A body computed from a snapshot older than an invalidation of its key (or of every key) is
+  never stored (the generation check in `put`), and every entry expires within
+  ``ttl_seconds`` whatever happens, which bounds how stale a body can be if a notice is ever
+  lost without the connection breaking.
+
+Forgetting by key matters under a steady write stream: emptied whole on every consumer batch,
+the cache held almost nothing and the 360 fell back to the database (bench/RESULTS.md, "Customer
+360 reads under an order stream").
 
 On SQLite (one process, no LISTEN) the cache stays off.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from collections.abc import Iterable
 
-from fastapi import FastAPI
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crm_shared._runtime import ServiceRuntime
-
-_log = logging.getLogger(__name__)
-_WROTE = "crm_shared.read_cache.wrote"
-_RECONNECT_SECONDS = 1.0
+# Keys invalidated recently, remembered so that a read in flight across their invalidation is
+# not stored. Reads take milliseconds; past this many the memory is dropped and every read in
+# flight is refused instead (a few misses more, never a stale body).
+_REMEMBERED_INVALIDATIONS = 50_000
 
 
 class ReadCache:
-    """Finished bodies by key, valid while no table they were read from has changed."""
+    """Finished bodies by key, valid while nothing they were read from has changed."""
 
     def __init__(self, *, ttl_seconds: float, max_entries: int) -> None:
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
         self._entries: dict[str, tuple[float, bytes]] = {}
+        # Every invalidation takes the next generation. A read takes the current one before it
+        # goes to the database; its body is stored only if neither its key (`_invalidated`)
+        # nor every key (`_floor`) was invalidated after that.
         self._generation = 0
+        self._floor = 0
+        self._invalidated: dict[str, int] = {}
         self._listening = False
         # Plain counts, exported by `ReadCacheMetrics` when scraped: nothing per read but +1.
         self.hits = 0
         self.misses = 0
         self.invalidations = 0
+        self.key_invalidations = 0
 
     @property
     def enabled(self) -> bool:
@@ -78,8 +81,10 @@ class ReadCache:
         return self._generation if self.enabled else None
 
     def put(self, key: str, body: bytes, since: int | None) -> None:
-        """Keep `body` unless anything changed since `since` was taken (or caching is off)."""
-        if since is None or since != self._generation or not self.enabled:
+        """Keep `body` unless its key changed since `since` was taken (or caching is off)."""
+        if since is None or since < self._floor or not self.enabled:
+            return
+        if self._invalidated.get(key, since) > since:
             return
         if len(self._entries) >= self.max_entries:
             self._entries.pop(next(iter(self._entries)))  # the oldest stored
@@ -95,8 +100,22 @@ class ReadCache:
     def invalidate(self) -> None:
         """Forget every body, and any body being read right now."""
         self._generation += 1
+        self._floor = self._generation
+        self._invalidated.clear()
         self.invalidations += 1
         self._entries.clear()
+
+    def invalidate_keys(self, keys: Iterable[str]) -> None:
+        """Forget the bodies of `keys`, and any of theirs being read right now."""
+        self._generation += 1
+        generation, entries, invalidated = self._generation, self._entries, self._invalidated
+        for key in keys:
+            entries.pop(key, None)
+            invalidated[key] = generation
+            self.key_invalidations += 1
+        if len(invalidated) > _REMEMBERED_INVALIDATIONS:
+            invalidated.clear()
+            self._floor = generation  # refuse every read in flight rather than remember more
 
     def set_listening(self, listening: bool) -> None:
         """Whether changes from other processes are heard; storing stops while they are not."""
@@ -120,124 +139,15 @@ class ReadCacheMetrics(Collector):
         lookups.add_metric([self._name, "hit"], cache.hits)
         lookups.add_metric([self._name, "miss"], cache.misses)
         emptied = CounterMetricFamily(
-            "read_cache_invalidations", "Times the cache was emptied", labels=["cache"]
+            "read_cache_invalidations", "Times the cache was emptied whole", labels=["cache"]
         )
         emptied.add_metric([self._name], cache.invalidations)
+        forgotten = CounterMetricFamily(
+            "read_cache_key_invalidations",
+            "Keys invalidated one by one (a change naming them)",
+            labels=["cache"],
+        )
+        forgotten.add_metric([self._name], cache.key_invalidations)
         held = GaugeMetricFamily("read_cache_entries", "Bodies held", labels=["cache"])
         held.add_metric([self._name], len(cache))
-        return [lookups, emptied, held]
-
-
-def keeping_reads(
-    cache: ReadCache, channel: str
-) -> Callable[[FastAPI, ServiceRuntime], AbstractAsyncContextManager[None]]:
-    """A start hook: on PostgreSQL, `cache` follows `channel` and this process's writes;
-    its counts join the service's metrics under the channel's name.
-
-    Elsewhere (SQLite) it does nothing, so the cache stays off.
-    """
-
-    @asynccontextmanager
-    async def start(_app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
-        collector = ReadCacheMetrics(channel, cache)
-        runtime.metrics.registry.register(collector)
-        engine = runtime.engine
-        if engine.dialect.name == "postgresql" and cache.ttl_seconds > 0:
-            invalidate_on_local_writes(engine, cache)
-            listening = follow_changes(engine, channel, cache, runtime.stopping)
-            runtime.background(asyncio.create_task(listening, name=f"listen {channel}"))
-        try:
-            yield
-        finally:
-            runtime.metrics.registry.unregister(collector)
-
-    return start
-
-
-def invalidate_on_local_writes(engine: AsyncEngine, cache: ReadCache) -> None:
-    """Empty `cache` when a connection of `engine` that ran a writing statement is returned.
-
-    The return to the pool comes after its COMMIT (or ROLLBACK), and before the request that
-    wrote answers. Any statement that is not a SELECT counts as writing: a spare emptying costs
-    only hits, a missed one would serve a stale body until the notice arrives.
-    """
-
-    @event.listens_for(engine.sync_engine, "after_cursor_execute")
-    def _flag_writes(
-        connection: Any,
-        _cursor: Any,
-        statement: str,
-        _parameters: Any,
-        _context: Any,
-        _executemany: bool,
-    ) -> None:
-        if not statement.lstrip()[:6].upper().startswith("SELECT"):
-            connection.info[_WROTE] = True
-
-    @event.listens_for(engine.sync_engine, "checkin")
-    def _after_writes(_dbapi_connection: Any, record: Any) -> None:
-        if record is not None and record.info.pop(_WROTE, False):
-            cache.invalidate()
-
-
-async def follow_changes(
-    engine: AsyncEngine, channel: str, cache: ReadCache, stop: asyncio.Event
-) -> None:
-    """LISTEN on `channel` until `stop` is set; the cache stores only while this listens.
-
-    The connection is taken from the engine's pool and kept out of it (so it has the
-    engine's URL, TLS and driver settings). When it breaks the cache is switched off and
-    emptied at once, and the loop connects again.
-    """
-    while not stop.is_set():
-        try:
-            await _listen(engine, channel, cache, stop)
-        except Exception:  # the database is away: retry, caching nothing meanwhile
-            _log.warning("read cache: cannot listen on %s; retrying", channel, exc_info=True)
-        if not stop.is_set():
-            await _wait_either(stop, asyncio.Event(), _RECONNECT_SECONDS)
-
-
-async def _listen(engine: AsyncEngine, channel: str, cache: ReadCache, stop: asyncio.Event) -> None:
-    # One connection's life: listening until it breaks or `stop` is set.
-    lost = asyncio.Event()
-    driver: Any = None
-
-    def on_notice(*_: object) -> None:
-        cache.invalidate()
-
-    def on_lost(*_: object) -> None:
-        cache.set_listening(False)
-        lost.set()
-
-    try:
-        pooled = await engine.raw_connection()
-        driver = pooled.driver_connection  # an asyncpg.Connection
-        pooled.detach()  # this process's listener from now on, never handed to a read
-        driver.add_termination_listener(on_lost)
-        await driver.add_listener(channel, on_notice)
-        cache.set_listening(True)
-        # The termination listener covers a closed socket; the check covers a connection
-        # asyncpg marked closed without calling it.
-        while not (stop.is_set() or lost.is_set() or driver.is_closed()):
-            await _wait_either(stop, lost, _RECONNECT_SECONDS)
-    finally:
-        cache.set_listening(False)
-        if driver is not None and not driver.is_closed():
-            await _close_quietly(driver)
-
-
-async def _wait_either(first: asyncio.Event, second: asyncio.Event, timeout: float) -> None:
-    waits = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
-    try:
-        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiting in waits:
-            waiting.cancel()
-
-
-async def _close_quietly(driver: Any) -> None:
-    try:
-        await asyncio.wait_for(driver.close(), timeout=5)
-    except Exception:
-        driver.terminate()
+        return [lookups, emptied, forgotten, held]

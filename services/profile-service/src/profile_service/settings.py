@@ -25,8 +25,8 @@ class ProfileSettings(ServiceSettings):
     # than any other body (PROFILE_IMPORT_MAX_BODY_BYTES; 32 MiB holds ~400k typical rows).
     import_max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     recent_notifications_in_360: int = Field(default=20, ge=0, le=500)
-    # Finished 360 bodies kept per process (PostgreSQL only), emptied on every change to the
-    # tables they are read from (see crm_shared.ReadCache). The seconds bound how long a body
-    # can outlive a change notice that never arrived; 0 switches the cache off.
+    # Finished 360 bodies kept per process (PostgreSQL only), each forgotten when a change to
+    # the tables it is read from touches its customer (see crm_shared.ReadCache). The seconds
+    # bound how long a body can outlive a change notice that never arrived; 0: cache off.
     customer_360_cache_seconds: float = Field(default=30.0, ge=0, le=300)
     customer_360_cache_entries: int = Field(default=10_000, ge=0, le=1_000_000)

@@ -205,7 +205,7 @@ async def export_customer(customer_id: str, session: SessionDep, _: AdminAccess)
 )
 async def customer_360(customer_id: str, request: Request, _: ReadAccess) -> Response:
     """The profile with its latest scores, lifecycle stage, churn warning and recent messages."""
-    # A body read since the last change to the 360's tables is served as it was (see
+    # A body read since the last change to this customer's rows is served as it was (see
     # crm_shared.ReadCache); 404, 410 and redirects are never kept, they are read each time.
     cache: ReadCache = request.app.state.customer_360_cache
     body = cache.get(customer_id)

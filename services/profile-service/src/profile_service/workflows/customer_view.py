@@ -24,8 +24,9 @@ from profile_service.db.models import (
 from profile_service.domain.profiles import IdentityKind
 from profile_service.workflows.customers import ensure_active
 
-# The channel the 360's tables notify after every writing statement (migration
-# 2026_12_07c-customer_360_change_notices), which empties the cached 360 bodies.
+# The channel the 360's tables notify after every writing statement with the ids of the
+# customers it touched (migration 2026_12_07d-customer_360_changes_by_customer), which
+# invalidates those customers' cached 360 bodies.
 CHANGES_CHANNEL = "customer_360_changes"
 
 

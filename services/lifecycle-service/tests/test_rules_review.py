@@ -160,7 +160,8 @@ async def test_a_rules_change_is_applied_to_every_buyer_by_the_next_sweep(
     assert (report.reviewed, report.moved) == (len(buyers), expected_moves)
     assert stored["c-00"] == before["c-00"]  # a prospect is not walked
     progress = await _progress(lifecycle_api, version)
-    assert progress is not None and progress.completed_at is not None
+    assert progress is not None
+    assert progress.completed_at is not None
     assert (progress.reviewed, progress.last_customer_id) == (len(buyers), buyers[-1])
     assert all((await _is_under_new_rules(lifecycle_api, buyers)).values())
 
@@ -191,7 +192,8 @@ async def test_a_stopped_review_resumes_after_the_last_customer_it_committed(
     assert report.reviewed == len(rest)
     assert all((await _is_under_new_rules(lifecycle_api, rest)).values())
     progress = await _progress(lifecycle_api, version)
-    assert progress is not None and progress.completed_at is not None
+    assert progress is not None
+    assert progress.completed_at is not None
     assert progress.reviewed == len(buyers)
 
 

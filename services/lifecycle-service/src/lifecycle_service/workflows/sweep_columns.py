@@ -1,6 +1,7 @@
 """A sweep chunk read as columns for ``domain.review_arrays``, and its review times written back.
 
-The chunk is read with only the columns the review needs, times already as integer
+The chunk (the customers due, or the next buyers by id in the review of every buyer after a
+rules change) is read with only the columns the review needs, times already as integer
 microseconds computed by the database (no datetime object per value), and the review times
 of the customers nothing else happened to are written in one statement per chunk. PostgreSQL
 takes the faster way of ``sweep_postgres`` (one row of arrays); this module's SQL is SQLite's.

@@ -1,11 +1,14 @@
 """A sweep chunk on PostgreSQL: read in one statement as arrays, review times written in one.
 
-After a rules change every customer is due, and the ORM's row objects cost more than the
-review itself. Here the database does the conversions (times to integer microseconds, stages,
-tiers, grades and statuses to the codes of ``domain.review_arrays``, each customer's current
-warning chosen with ``DISTINCT ON``) and returns one row of arrays, one per column, in
-customer order; the driver decodes each into a list that numpy takes whole. The statements
-run as plain driver SQL in the session's transaction: one row each, no per-row layers.
+A chunk is either the customers due (locked, skipping a consumer's) or, in the review of
+every buyer after a rules change, the next buyers by id, unlocked, with each row's xmin and
+xmax as read, so that the write can leave alone any row another transaction touched since.
+The ORM's row objects would cost more than the review itself. Here the database does the
+conversions (times to integer microseconds, stages, tiers, grades and statuses to the codes of
+``domain.review_arrays``, each customer's current warning chosen with ``DISTINCT ON``) and
+returns one row of arrays, one per column, in customer order; the driver decodes each into a
+list that numpy takes whole. The statements run as plain driver SQL in the session's
+transaction: one row each, no per-row layers.
 """
 
 from __future__ import annotations

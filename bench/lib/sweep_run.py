@@ -207,8 +207,8 @@ async def run_sweeps(
             )
         update_seconds = time.perf_counter() - started
         notes.append(
-            f"{label}: rules change (replace_rules: new version + UPDATE of every buyer's "
-            f"next_review_at) took {update_seconds:.2f} s"
+            f"{label}: rules change (replace_rules; before issue 12's rules review it also "
+            f"UPDATEd every buyer's next_review_at) took {update_seconds:.2f} s"
         )
         worst = await timed_sweep(
             runtime,

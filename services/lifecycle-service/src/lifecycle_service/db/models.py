@@ -215,3 +215,21 @@ class SweepRun(Base):
     warnings_raised: Mapped[int] = mapped_column(Integer)
     warnings_closed: Mapped[int] = mapped_column(Integer)
     trigger: Mapped[str] = mapped_column(String(16))
+
+
+class RulesReview(Base):
+    """The review of every buyer under one rules version, and how far it has come.
+
+    ``replace_rules`` stores a version and nothing else; the next sweep walks every buyer by
+    customer id under it, committing ``last_customer_id`` with each chunk, so a sweep that
+    stops resumes where it stopped. A version whose review is completed needs no walk.
+    """
+
+    __tablename__ = "rules_reviews"
+
+    rules_version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    started_at: Mapped[datetime]
+    # The last customer reviewed (customers are walked in id order); None before the first.
+    last_customer_id: Mapped[str | None] = mapped_column(CustomerIdColumn, nullable=True)
+    reviewed: Mapped[int] = mapped_column(Integer, default=0)
+    completed_at: Mapped[datetime | None]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared.rule_documents import InvalidRuleDocument
-from lifecycle_service.db.models import CustomerLifecycleRow, StageRulesVersion
+from lifecycle_service.db.models import StageRulesVersion
 from lifecycle_service.domain.rules import StageRules, validate_rules
 
 DEFAULT_AUTHOR = "defaults"
@@ -52,11 +52,12 @@ async def replace_rules(
     comment: str | None,
     now: datetime,
 ) -> RulesVersion:
-    """Store ``rules`` as the next version and put every customer up for the next sweep.
+    """Store ``rules`` as the next version; the next sweep reviews every buyer under it.
 
     Invalid rules raise :class:`InvalidRuleDocument`. Review times were computed with the old
-    thresholds, so every buyer is put up for review from the moment of their current stage:
-    the next sweep, at whatever moment it sweeps, applies the new rules to everyone.
+    thresholds; nothing is rewritten here (that was an UPDATE of every buyer, and every row
+    locked and rewritten again by the sweep): the sweep finds a version newer than its last
+    completed review and walks every buyer (``workflows.rules_review``).
     """
     problems = validate_rules(rules)
     if problems:
@@ -70,11 +71,6 @@ async def replace_rules(
         comment=comment,
     )
     session.add(row)
-    await session.execute(
-        update(CustomerLifecycleRow)
-        .where(CustomerLifecycleRow.last_purchase_at.is_not(None))
-        .values(next_review_at=CustomerLifecycleRow.stage_since)
-    )
     await session.flush()
     return _version_of(row)
 

@@ -6,12 +6,15 @@ sweeps at a time (a lock held for the whole sweep); rows a consumer is changing 
 and reviewed by the next sweep, so the sweep never waits on, or races, the event stream.
 
 A chunk is reviewed on arrays (``domain.review_arrays``, proven equal to the per-customer
-domain functions): after a rules change every customer is due, and most only get a new review
-time, written in one statement per chunk. The few who move or whose warning changes are then
-loaded and changed through the domain functions and :class:`CustomerChanges`, which word the
-reasons, record transitions, warnings and counts, and stage the events. ``review=
-"per_customer"`` keeps the previous path (every customer through the domain functions), the
-reference the benchmark compares against.
+domain functions): most due customers only get a new review time, written in one statement
+per chunk. The few who move or whose warning changes are then loaded and changed through the
+domain functions (``sweep_locked``), which word the reasons, record transitions, warnings and
+counts, and stage the events. ``review="per_customer"`` keeps the previous path (every
+customer through the domain functions), the reference the benchmark compares against.
+
+After a rules change every buyer is reviewed once under the new rules before the due ones:
+``workflows.rules_review`` walks them by customer id without locks and writes only what
+changes (``replace_rules`` no longer puts everyone up for review).
 """
 
 from __future__ import annotations
@@ -20,36 +23,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import ServiceRuntime, job_lock, objecting_customers
-from lifecycle_service.db.models import PROFILING_DECISIONS, SweepRun
+from crm_shared import ServiceRuntime, job_lock
+from lifecycle_service.db.models import SweepRun
 from lifecycle_service.domain.review_arrays import review_chunk, to_microseconds
 from lifecycle_service.domain.rules import StageRules
-from lifecycle_service.domain.stages import on_sweep
 from lifecycle_service.settings import LifecycleSettings
-from lifecycle_service.workflows.changes import CustomerChanges
 from lifecycle_service.workflows.customer_rows import (
     CUSTOMERS,
     customers_with_warnings,
     load_customers,
 )
+from lifecycle_service.workflows.rules_review import Review, review_every_buyer
 from lifecycle_service.workflows.rules_store import current_rules
 from lifecycle_service.workflows.sweep_columns import load_due_columns, write_review_times
+from lifecycle_service.workflows.sweep_locked import ChunkDone, review_stored
 
 SWEEP_JOB = "lifecycle-sweep"
-Review = Literal["arrays", "per_customer"]
-
-
-@dataclass(frozen=True)
-class _ChunkDone:
-    reviewed: int
-    moved: int
-    raised: int
-    closed: int
 
 
 @dataclass(frozen=True)
@@ -77,37 +70,48 @@ async def sweep(
     clock: Callable[[], datetime],
     review: Review = "arrays",
 ) -> SweepReport:
-    """Move every customer due at ``as_of`` on; raises :class:`SweepAlreadyRunning` if locked."""
+    """Move every customer due at ``as_of`` on; raises :class:`SweepAlreadyRunning` if locked.
+
+    Rules newer than the last completed review of every buyer are applied to every buyer
+    first (``workflows.rules_review``, resumed where a stopped sweep left it).
+    """
     review_chunk_of = _sweep_chunk if review == "arrays" else _sweep_chunk_per_customer
     started_at, started = clock(), time.perf_counter()
-    reviewed = moved = raised = closed = 0
     async with job_lock(runtime.engine, SWEEP_JOB) as held:
         if not held:
             raise SweepAlreadyRunning
         async with runtime.sessions() as session:
-            rules = (await current_rules(session)).rules
+            in_force = await current_rules(session)
+        rules = in_force.rules
+        total = await review_every_buyer(
+            runtime, in_force, as_of, chunk_size=chunk_size, clock=clock, review=review
+        )
         while True:
             async with runtime.sessions() as session, session.begin():
                 done = await review_chunk_of(session, rules, as_of, chunk_size)
             if done is None:
                 break
-            if done.moved or done.raised or done.closed:
+            if done.changed_anything:
                 runtime.wake_relay()
-            reviewed += done.reviewed
-            moved += done.moved
-            raised += done.raised
-            closed += done.closed
-        report = SweepReport(as_of, reviewed, moved, raised, closed, time.perf_counter() - started)
+            total += done
+        report = SweepReport(
+            as_of,
+            total.reviewed,
+            total.moved,
+            total.raised,
+            total.closed,
+            time.perf_counter() - started,
+        )
         async with runtime.sessions() as session, session.begin():
             session.add(
                 SweepRun(
                     as_of=as_of,
                     started_at=started_at,
                     finished_at=clock(),
-                    reviewed=reviewed,
-                    moved=moved,
-                    warnings_raised=raised,
-                    warnings_closed=closed,
+                    reviewed=total.reviewed,
+                    moved=total.moved,
+                    warnings_raised=total.raised,
+                    warnings_closed=total.closed,
                     trigger=trigger,
                 )
             )
@@ -116,7 +120,7 @@ async def sweep(
 
 async def _sweep_chunk(
     session: AsyncSession, rules: StageRules, as_of: datetime, chunk_size: int
-) -> _ChunkDone | None:
+) -> ChunkDone | None:
     """Review up to ``chunk_size`` due customers on arrays; None when none is due."""
     chunk = await load_due_columns(session, as_of, chunk_size)
     if chunk is None:
@@ -129,31 +133,16 @@ async def _sweep_chunk(
     await write_review_times(
         session, [ids[i] for i in rewrite.nonzero()[0]], review.next_review_at[rewrite]
     )
-    done = _ChunkDone(len(ids), 0, 0, 0)
-    if changed.any():
-        stored = await load_customers(session, [ids[i] for i in changed.nonzero()[0]])
-        changes = CustomerChanges(rules, stored)
-        changes.objecting = await objecting_customers(session, PROFILING_DECISIONS, stored)
-        for customer_id, tracked in changes.customers.items():
-            changes.apply(customer_id, on_sweep(tracked.state, as_of, rules), as_of)
-            changes.review_warning(customer_id, as_of)
-        await changes.store(session)
-        done = _counts(changes, reviewed=len(ids))
-    return done
-
-
-def _counts(changes: CustomerChanges, *, reviewed: int) -> _ChunkDone:
-    return _ChunkDone(
-        reviewed=reviewed,
-        moved=len(changes.transitions),
-        raised=sum(1 for warning in changes.warnings if warning.is_open),
-        closed=sum(1 for warning in changes.warnings if not warning.is_open),
-    )
+    if not changed.any():
+        return ChunkDone(len(ids), 0, 0, 0)
+    stored = await load_customers(session, [ids[i] for i in changed.nonzero()[0]])
+    done = await review_stored(session, rules, as_of, stored)
+    return ChunkDone(len(ids), done.moved, done.raised, done.closed)
 
 
 async def _sweep_chunk_per_customer(
     session: AsyncSession, rules: StageRules, as_of: datetime, chunk_size: int
-) -> _ChunkDone | None:
+) -> ChunkDone | None:
     """Review up to ``chunk_size`` due customers one domain call each; None when none is due."""
     query = (
         select(CUSTOMERS)
@@ -166,16 +155,7 @@ async def _sweep_chunk_per_customer(
     rows = (await session.execute(query)).all()
     if not rows:
         return None
-    changes = CustomerChanges(rules, await customers_with_warnings(session, rows))
-    changes.objecting = await objecting_customers(session, PROFILING_DECISIONS, changes.stored)
-    for customer_id, tracked in changes.customers.items():
-        last_purchase = tracked.state.last_purchase_at
-        if tracked.state.stage_since > as_of or (last_purchase and last_purchase > as_of):
-            continue  # already moved by events after ``as_of`` (a sweep of a past moment)
-        changes.apply(customer_id, on_sweep(tracked.state, as_of, rules), as_of)
-        changes.review_warning(customer_id, as_of)
-    await changes.store(session)
-    return _counts(changes, reviewed=len(changes.stored))
+    return await review_stored(session, rules, as_of, await customers_with_warnings(session, rows))
 
 
 async def scheduled_sweep(

@@ -1,6 +1,7 @@
 """A sweep chunk read as columns for ``domain.review_arrays``, and its review times written back.
 
-The chunk is read with only the columns the review needs, times already as integer
+The chunk (the customers due, or the next buyers by id in the review of every buyer after a
+rules change) is read with only the columns the review needs, times already as integer
 microseconds computed by the database (no datetime object per value), and the review times
 of the customers nothing else happened to are written in one statement per chunk. PostgreSQL
 takes the faster way of ``sweep_postgres`` (one row of arrays); this module's SQL is SQLite's.
@@ -9,13 +10,13 @@ takes the faster way of ``sweep_postgres`` (one row of arrays); this module's SQ
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    Select,
     bindparam,
     cast,
     func,
@@ -38,7 +39,10 @@ from lifecycle_service.domain.review_arrays import (
 )
 from lifecycle_service.workflows.customer_rows import CUSTOMERS, WARNINGS
 from lifecycle_service.workflows.sweep_postgres import (
+    ChunkArrays,
+    load_buyer_arrays,
     load_due_arrays,
+    write_review_times_if_unchanged,
     write_review_times_postgres,
 )
 
@@ -51,15 +55,6 @@ _STATUS_CODES = {status.value: code for code, status in enumerate(WARNING_STATUS
 _OPEN = (WarningStatus.OPEN.value, WarningStatus.UPDATED.value)
 
 
-@dataclass(frozen=True)
-class DueChunk:
-    """Due customers, locked for update: their ids, stored review times and review columns."""
-
-    customer_ids: list[str]
-    next_review_at: Ints
-    columns: CustomerColumns
-
-
 def _microseconds(column: Any) -> ColumnElement[int]:
     """A timestamp column as integer microseconds since the epoch, MISSING_TIME for NULL."""
     # SQLite stores 'YYYY-MM-DD HH:MM:SS.ffffff' (SQLAlchemy's format, UTC)
@@ -68,33 +63,56 @@ def _microseconds(column: Any) -> ColumnElement[int]:
     return func.coalesce(value, int(MISSING_TIME))
 
 
-async def load_due_columns(session: AsyncSession, as_of: Any, chunk_size: int) -> DueChunk | None:
+async def load_due_columns(
+    session: AsyncSession, as_of: Any, chunk_size: int
+) -> ChunkArrays | None:
     """Up to ``chunk_size`` customers due at ``as_of`` (earliest first), None when none is."""
     if session.get_bind().dialect.name == "postgresql":
-        found = await load_due_arrays(session, as_of, chunk_size)
-        return None if found is None else DueChunk(*found)
+        return await load_due_arrays(session, as_of, chunk_size)
     c = CUSTOMERS.c
-    query = (
-        select(
-            c.customer_id,
-            c.stage,
-            _microseconds(c.stage_since),
-            _microseconds(c.first_purchase_at),
-            _microseconds(c.last_purchase_at),
-            c.order_count,
-            c.average_order_value,
-            c.last_order_value,
-            c.expected_interpurchase_days,
-            c.churn_risk,
-            c.value_tier,
-            c.grade,
-            _microseconds(c.next_review_at),
-        )
-        .where(c.next_review_at <= as_of)
-        .order_by(c.next_review_at)
-        .limit(chunk_size)
+    return await _load_sqlite(
+        session,
+        _sqlite_columns().where(c.next_review_at <= as_of).order_by(c.next_review_at),
+        chunk_size,
     )
-    rows = (await session.execute(query)).all()
+
+
+async def load_buyer_columns(
+    session: AsyncSession, after: str, chunk_size: int
+) -> ChunkArrays | None:
+    """Up to ``chunk_size`` buyers after customer id ``after`` (in id order), not locked;
+    None past the last. On PostgreSQL each row's version is kept for the checked write."""
+    if session.get_bind().dialect.name == "postgresql":
+        return await load_buyer_arrays(session, after, chunk_size)
+    c = CUSTOMERS.c
+    query = _sqlite_columns().where(c.customer_id > after, c.last_purchase_at.is_not(None))
+    # SQLite has one writer at a time: nothing changes a row between this read and the write.
+    return await _load_sqlite(session, query.order_by(c.customer_id), chunk_size)
+
+
+def _sqlite_columns() -> Select[Any]:
+    c = CUSTOMERS.c
+    return select(
+        c.customer_id,
+        c.stage,
+        _microseconds(c.stage_since),
+        _microseconds(c.first_purchase_at),
+        _microseconds(c.last_purchase_at),
+        c.order_count,
+        c.average_order_value,
+        c.last_order_value,
+        c.expected_interpurchase_days,
+        c.churn_risk,
+        c.value_tier,
+        c.grade,
+        _microseconds(c.next_review_at),
+    )
+
+
+async def _load_sqlite(
+    session: AsyncSession, query: Select[Any], chunk_size: int
+) -> ChunkArrays | None:
+    rows = (await session.execute(query.limit(chunk_size))).all()
     if not rows:
         return None
     (ids, stage, since, first, last, orders, average, last_value, rhythm, risk, tier, grade,
@@ -114,7 +132,7 @@ async def load_due_columns(session: AsyncSession, as_of: Any, chunk_size: int) -
         grade=np.array([_GRADE_CODES[g] for g in grade], dtype=np.int8),
         **warning,
     )
-    return DueChunk(ids, np.array(review, dtype=np.int64), columns)
+    return ChunkArrays(ids, np.array(review, dtype=np.int64), columns, None)
 
 
 async def _warning_columns(session: AsyncSession, customer_ids: Sequence[str]) -> dict[str, Any]:
@@ -179,3 +197,17 @@ async def write_review_times(
             for key, t in zip(customer_ids, review_times.tolist(), strict=True)
         ],
     )
+
+
+async def write_review_times_checked(
+    session: AsyncSession,
+    customer_ids: Sequence[str],
+    review_times: Ints,
+    row_versions: Sequence[tuple[str, str]] | None,
+) -> list[str]:
+    """Store review times read without a lock where the row is as read (``row_versions``);
+    returns the ids left alone because another transaction touched them since."""
+    if row_versions is None:  # SQLite: one writer at a time, no row changed since the read
+        await write_review_times(session, customer_ids, review_times)
+        return []
+    return await write_review_times_if_unchanged(session, customer_ids, review_times, row_versions)

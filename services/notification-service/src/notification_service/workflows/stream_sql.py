@@ -57,6 +57,11 @@ NOTIFICATION_TYPES = (
     ("due_at", "timestamptz"),
     ("attempts", "int4"),
     ("created_at", "timestamptz"),
+    # Set when the row is decided as it is queued (decided_at_once), else null.
+    ("reason", "text"),
+    ("detail", "text"),
+    ("finished_at", "timestamptz"),
+    ("assignment", "text"),
 )
 
 
@@ -189,12 +194,14 @@ _QUEUE = (
     f"INSERT INTO notifications ({', '.join(name for name, _ in NOTIFICATION_TYPES)}) "
     f"SELECT {', '.join(_value(name, kind) for name, kind in NOTIFICATION_TYPES)} FROM "
     + _unnest(NOTIFICATION_TYPES)
-    + " ON CONFLICT (dedup_key) DO NOTHING"
+    + " ON CONFLICT (dedup_key) DO NOTHING RETURNING notification_id"
 )
 
 
-async def queue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+async def queue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
     """Insert queue rows in order; a row whose dedup key is stored (or earlier in ``rows``)
-    is skipped."""
-    if rows:
-        await _run(session, _QUEUE, _columns(rows, NOTIFICATION_TYPES))
+    is skipped. The ids of the rows inserted."""
+    if not rows:
+        return set()
+    result = await _run(session, _QUEUE, _columns(rows, NOTIFICATION_TYPES))
+    return {notification_id for (notification_id,) in result}

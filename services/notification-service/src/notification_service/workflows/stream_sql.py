@@ -85,9 +85,22 @@ def _value(name: str, kind: str) -> str:
 def _columns(rows: Sequence[dict[str, Any]], types: Sequence[tuple[str, str]]) -> tuple[Any, ...]:
     """One list per column, JSON columns serialised once."""
     return tuple(
-        [_json(row[name]) for row in rows] if kind == _JSON else [row[name] for row in rows]
+        _json_column([row[name] for row in rows]) if kind == _JSON else [row[name] for row in rows]
         for name, kind in types
     )
+
+
+def _json_column(values: list[Any]) -> list[str | None]:
+    """Each document as JSON text, serialised once per object: the queue rows of one trigger
+    (four for a first order) share its facts document."""
+    texts: dict[int, str | None] = {}
+    column = []
+    for value in values:
+        key = id(value)  # the rows hold every value alive while this runs
+        if key not in texts:
+            texts[key] = _json(value)
+        column.append(texts[key])
+    return column
 
 
 def _json(value: Any) -> str | None:

@@ -5,13 +5,22 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from crm_contracts import Stage
 from crm_shared.testing import ApiClient
 from notification_service.db.models import Contact, ContactOrder, Notification
 from notification_service.events.handlers import apply_events
-from notification_testing import churn_warning, event, order, scores, stage_changed
+from notification_testing import (
+    app_settings,
+    churn_warning,
+    event,
+    feed,
+    order,
+    running_api,
+    scores,
+    stage_changed,
+)
 
 AT = datetime(2025, 6, 2, 9, 30, tzinfo=UTC)
 
@@ -76,3 +85,27 @@ async def test_a_batch_stores_documents_totals_and_each_trigger_once(notificatio
     }
     assert all(row.status == "scheduled" and row.attempts == 0 for row in queued)
     assert all(row.channels for row in queued)
+
+
+async def test_a_batch_that_changes_no_value_writes_no_contact_row(postgres_url: str):
+    # A score already kept, and the stage it announces already stored: the row stays as it
+    # is (no new row version: its xmin, the writing transaction, does not move).
+    async with running_api(app_settings(postgres_url)) as api:
+        kept = event(scores("st-c3", AT, 0.4), AT)
+        stage = stage_changed("st-c3", AT, Stage.ACTIVE, Stage.NEW)
+        await feed(api, [order("st-c3", "st-o3", AT - timedelta(days=2)), kept, stage])
+        before = await _row_version(api, "st-c3")
+        await feed(api, [event(scores("st-c3", AT, 0.4), AT)])
+        await feed(api, [stage_changed("st-c3", AT, Stage.ACTIVE, Stage.NEW)])
+        assert await _row_version(api, "st-c3") == before
+        await feed(api, [event(scores("st-c3", AT + timedelta(days=1), 0.5), AT)])
+        assert await _row_version(api, "st-c3") != before
+
+
+async def _row_version(api: ApiClient, customer_id: str) -> str:
+    async with api.app.state.runtime.sessions() as session:
+        version = await session.scalar(
+            text("SELECT xmin::text FROM contacts WHERE customer_id = :id"), {"id": customer_id}
+        )
+    assert version is not None
+    return str(version)

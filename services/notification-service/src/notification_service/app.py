@@ -26,6 +26,7 @@ from notification_service.channels.email import SmtpChannel
 from notification_service.channels.sms import HttpSmsGateway
 from notification_service.channels.webhook import WebhookChannel
 from notification_service.db.models import PLUMBING
+from notification_service.domain.delivery_decision import DecisionSettings
 from notification_service.events.handlers import NOTIFICATION_TOPICS, apply_events
 from notification_service.settings import NotificationSettings
 from notification_service.workflows import interrupted_sends, playbook_store
@@ -96,7 +97,11 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
             Subscription(
                 "notifications",
                 NOTIFICATION_TOPICS,
-                apply_events,
+                # Where a loop delivers, a batch stores a new customer's unsendable messages
+                # decided (the loop would decide them the same way a moment later).
+                functools.partial(apply_events, decisions=decision_settings(settings))
+                if settings.delivery_interval_seconds > 0
+                else apply_events,
                 # A batch's due-now messages are decided right after it commits.
                 after_batch=deliver_now.set,
             )
@@ -115,6 +120,20 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
             )
         ],
     )
+
+
+def decision_settings(settings: NotificationSettings) -> DecisionSettings:
+    """The deployment's side of a delivery decision: policy, the channels
+    :func:`delivery_config` configures, the oldest trigger that may still send."""
+    configured = {NotificationChannel.EMAIL, NotificationChannel.WEBHOOK}
+    if settings.sms_gateway_url:
+        configured.add(NotificationChannel.SMS)
+    return DecisionSettings(settings.policy(), frozenset(configured), _max_trigger_age(settings))
+
+
+def _max_trigger_age(settings: NotificationSettings) -> timedelta | None:
+    age = settings.max_trigger_age_hours
+    return timedelta(hours=age) if age > 0 else None
 
 
 def delivery_config(
@@ -149,7 +168,6 @@ def delivery_config(
             timeout=settings.send_timeout_seconds,
             client=client,
         )
-    age = settings.max_trigger_age_hours
     return DeliveryConfig(
         policy=settings.policy(),
         channels=channels,
@@ -159,5 +177,5 @@ def delivery_config(
         renderer=renderer,
         batch_size=settings.delivery_batch_size,
         parallel_sends=settings.parallel_sends,
-        max_trigger_age=timedelta(hours=age) if age > 0 else None,
+        max_trigger_age=_max_trigger_age(settings),
     )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, Final, cast
 
-from sqlalchemy import Boolean, Float, Index, Integer, String, Table, Text, false
+from sqlalchemy import Boolean, Float, Index, Integer, String, Table, Text, false, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from crm_contracts import Category
 from crm_shared import (
     AutoIncrementId,
     ContactColumns,
@@ -18,6 +19,7 @@ from crm_shared import (
     ServiceTables,
     plumbing_tables,
 )
+from notification_service.domain.notification_status import NotificationStatus
 
 
 class Base(ServiceTables, DeclarativeBase):
@@ -126,6 +128,22 @@ class TemplateRow(Base):
     updated_at: Mapped[datetime]
 
 
+class NotificationStates:
+    """The partial indexes' predicates, as SQL: a query uses one by naming it word for word."""
+
+    # Waiting for their due time: what a delivery round claims.
+    SCHEDULED: Final = f"status = '{NotificationStatus.SCHEDULED.value}'"
+    # Being handed to a channel: what recovery looks through after a crash.
+    SENDING: Final = f"status = '{NotificationStatus.SENDING.value}'"
+    # Marketing messages decided for sending: what the frequency cap counts.
+    MARKETING_SENDS: Final = (
+        f"category = '{Category.MARKETING.value}' "
+        f"AND status IN ('{NotificationStatus.SENDING.value}', '{NotificationStatus.SENT.value}')"
+    )
+    # Rows whose hold-out check ran: what the effect report reads.
+    ASSIGNED: Final = "assignment IS NOT NULL"
+
+
 class Notification(Base):
     """One message decided for one customer: the delivery queue and the delivery log.
 
@@ -173,11 +191,41 @@ class Notification(Base):
     # for one-off sends and messages stopped before it (rule disabled, no longer applies).
     assignment: Mapped[str | None] = mapped_column(String(16))
 
+    # Every queue row is inserted once and decided once, so each index costs an entry per
+    # insert and per decision (a decision changes ``status``: never a HOT update). The indexes
+    # only their queries read are partial, so a row enters them only while it is what the
+    # query looks for: the claim reads scheduled rows, recovery sending rows, the frequency cap
+    # marketing sends, the effect report rows whose hold-out check ran. Their queries name the
+    # predicate word for word (:class:`NotificationStates`), or a generic plan could not use
+    # them.
     __table_args__ = (
-        Index("ix_notifications_status_due", "status", "due_at"),
-        Index("ix_notifications_rule_assignment", "rule_id", "trigger_at"),
+        Index(
+            "ix_notifications_scheduled_due",
+            "due_at",
+            postgresql_where=text(NotificationStates.SCHEDULED),
+            sqlite_where=text(NotificationStates.SCHEDULED),
+        ),
+        Index(
+            "ix_notifications_sending",
+            "sender",
+            postgresql_where=text(NotificationStates.SENDING),
+            sqlite_where=text(NotificationStates.SENDING),
+        ),
+        Index(
+            "ix_notifications_rule_assignment",
+            "rule_id",
+            "trigger_at",
+            postgresql_where=text(NotificationStates.ASSIGNED),
+            sqlite_where=text(NotificationStates.ASSIGNED),
+        ),
         Index("ix_notifications_customer_created", "customer_id", "created_at"),
-        Index("ix_notifications_customer_decided", "customer_id", "category", "decided_at"),
+        Index(
+            "ix_notifications_marketing_sends",
+            "customer_id",
+            "decided_at",
+            postgresql_where=text(NotificationStates.MARKETING_SENDS),
+            sqlite_where=text(NotificationStates.MARKETING_SENDS),
+        ),
         Index("ix_notifications_created", "created_at"),
         # Messages per rule, status and reason (the console's Playbooks page) are counted from
         # this narrow index alone (an index-only scan, already in group order), not the table.

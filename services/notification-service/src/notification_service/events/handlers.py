@@ -26,6 +26,7 @@ from crm_contracts import (
 )
 from crm_shared import as_utc, utc_now
 from notification_service.db.models import Contact
+from notification_service.domain.delivery_decision import DecisionSettings
 from notification_service.domain.playbooks import Trigger
 from notification_service.events.stream_events import apply_stream_events, is_stream_event
 from notification_service.workflows import contacts
@@ -40,8 +41,13 @@ NOTIFICATION_TOPICS = (
 )
 
 
-async def apply_events(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
-    """Apply a consumed batch (in stream order) in the caller's transaction."""
+async def apply_events(
+    session: AsyncSession,
+    events: Sequence[CloudEvent],
+    decisions: DecisionSettings | None = None,
+) -> None:
+    """Apply a consumed batch (in stream order) in the caller's transaction; ``decisions``:
+    the delivery loop's settings, to store a new customer's unsendable messages decided."""
     now = utc_now()
     run: list[CloudEvent] = []
     for event in events:
@@ -49,11 +55,11 @@ async def apply_events(session: AsyncSession, events: Sequence[CloudEvent]) -> N
             run.append(event)
             continue
         if run:
-            await apply_stream_events(session, run, now)
+            await apply_stream_events(session, run, now, decisions)
             run = []
         await _apply_one(session, event)
     if run:
-        await apply_stream_events(session, run, now)
+        await apply_stream_events(session, run, now, decisions)
 
 
 async def _apply_one(session: AsyncSession, event: CloudEvent) -> None:

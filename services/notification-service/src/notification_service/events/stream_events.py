@@ -25,8 +25,10 @@ from crm_contracts import (
     StageChanged,
 )
 from crm_shared import as_utc
+from notification_service.domain.delivery_decision import DecisionSettings
 from notification_service.domain.playbooks import Trigger
-from notification_service.workflows import contacts, playbook_store
+from notification_service.workflows import contacts, decided_at_once, playbook_store
+from notification_service.workflows.outcomes import stage_outcomes
 from notification_service.workflows.scheduling import (
     notification_rows,
     queue_notifications,
@@ -49,9 +51,17 @@ def is_stream_event(event: CloudEvent) -> bool:
 
 
 async def apply_stream_events(
-    session: AsyncSession, events: Sequence[CloudEvent], now: datetime
+    session: AsyncSession,
+    events: Sequence[CloudEvent],
+    now: datetime,
+    decisions: DecisionSettings | None = None,
 ) -> None:
-    """Apply a run of stream events in order; queue what the playbook says for the triggers."""
+    """Apply a run of stream events in order; queue what the playbook says for the triggers.
+
+    With ``decisions`` (the delivery loop's settings; None where no loop delivers), the due
+    messages of customers first seen in the run that cannot be sent are stored decided
+    (:mod:`~notification_service.workflows.decided_at_once`).
+    """
     run = await _Run.load(session, events)
     rules = await playbook_store.rules_for_transaction(session)
     rows: list[dict[str, Any]] = []
@@ -62,14 +72,19 @@ async def apply_stream_events(
             contact = run.contacts.get(trigger.customer_id)
             rows += notification_rows(rules, with_contact_facts(trigger, contact), facts, now)
     await contacts.insert_stream_contacts(session, run.new_contacts)
-    await contacts.update_stream_contacts(
-        session, [run.contacts[customer_id] for customer_id in run.changed]
-    )
+    await contacts.update_stream_contacts(session, run.changed_contacts())
     await contacts.insert_orders(session, run.new_orders)
     # Contacts read through the session between runs (a new customer's facts) would be stale
     # now that this run changed rows with plain statements: forget them.
     session.expunge_all()
-    await queue_notifications(session, rows)
+    outcomes = (
+        await decided_at_once.decide_newcomers(session, rows, run.is_new, rules, decisions, now)
+        if decisions is not None
+        else {}
+    )
+    inserted = await queue_notifications(session, rows)
+    # A row already stored (the same trigger seen before) was decided then: publish nothing.
+    await stage_outcomes(session, [e for key, e in outcomes.items() if key in inserted])
 
 
 class _Run:
@@ -82,14 +97,25 @@ class _Run:
         buyers: set[str],
     ) -> None:
         self.contacts = stored
+        # The stored values, so that only contacts whose values changed are written back (a
+        # score already kept, a stage announced twice: no row version, no WAL).
+        self.stored = {customer_id: contacts.stream_values(c) for customer_id, c in stored.items()}
         self.known_orders = known_orders
         self.buyers = buyers
         self.new_orders: list[dict[str, Any]] = []
         # Each new contact with the moment of the event that made it.
         self.new_contacts: list[tuple[contacts.StreamContact, datetime]] = []
-        # Stored contacts the run changed (ids, in the order first changed).
+        # Stored contacts the run touched (ids, in the order first touched).
         self.changed: dict[str, None] = {}
         self.is_new: set[str] = set()
+
+    def changed_contacts(self) -> list[contacts.StreamContact]:
+        """The stored contacts the run touched whose values differ from the stored ones."""
+        return [
+            contact
+            for contact in (self.contacts[customer_id] for customer_id in self.changed)
+            if contacts.stream_values(contact) != self.stored[contact.customer_id]
+        ]
 
     @classmethod
     async def load(cls, session: AsyncSession, events: Sequence[CloudEvent]) -> _Run:

@@ -116,6 +116,11 @@ class StreamContact:
 STREAM_COLUMNS = tuple(field.name for field in fields(StreamContact))
 
 
+def stream_values(contact: StreamContact) -> tuple[Any, ...]:
+    """The contact's stream columns as a tuple, to tell whether a run changed any."""
+    return tuple(getattr(contact, name) for name in STREAM_COLUMNS)
+
+
 def empty_contact(customer_id: str) -> StreamContact:
     """A contact for a customer seen in an order, score or stage before (or without) a profile."""
     return StreamContact(customer_id=customer_id, scores={})

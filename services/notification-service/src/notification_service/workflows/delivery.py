@@ -40,9 +40,8 @@ from crm_contracts import (
     Category,
     CloudEvent,
     NotificationChannel,
-    encode_event,
 )
-from crm_shared import ServiceRuntime, add_encoded_to_outbox, add_many_to_outbox
+from crm_shared import ServiceRuntime, add_many_to_outbox
 from notification_service.channels.base import (
     Channel as DeliveryChannel,
 )
@@ -83,6 +82,7 @@ from notification_service.workflows.outcomes import (
     SENDING,
     fail,
     mark_sent,
+    stage_outcomes,
     suppress,
 )
 from notification_service.workflows.rendering import TemplateRenderer
@@ -250,13 +250,8 @@ async def _decide(
                 events.append(sent)
     await due_rows.write_back(session, claimed)
     await due_rows.insert_inbox_messages(session, rendering.inbox)
-    # Serialised once, written in one statement (COPY on PostgreSQL): a round publishes an
-    # outcome for most of the rows it claims.
-    await add_encoded_to_outbox(
-        session,
-        PLUMBING,
-        [(e.id, str(e.data.topic), e.subject, encode_event(e).decode()) for e in events],
-    )
+    # A round publishes an outcome for most of the rows it claims.
+    await stage_outcomes(session, events)
     return sends
 
 

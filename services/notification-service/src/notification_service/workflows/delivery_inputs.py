@@ -7,16 +7,21 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import Category, Channel, NotificationChannel, Purpose, Stage
 from crm_shared import as_utc
-from notification_service.db.models import CONTACT_CONSENTS, CONTACTS, Contact, Notification
+from notification_service.db.models import (
+    CONTACT_CONSENTS,
+    CONTACTS,
+    Contact,
+    Notification,
+    NotificationStates,
+)
 from notification_service.domain.delivery_policy import ContactState, PolicySettings
 from notification_service.domain.rule_checks import DueMessage
 from notification_service.workflows.due_rows import DueRow
-from notification_service.workflows.outcomes import SENDING, SENT
 
 
 async def customers(
@@ -98,8 +103,7 @@ async def recent_marketing_sends(
     rows = await session.execute(
         select(Notification.customer_id, Notification.decided_at).where(
             Notification.customer_id.in_(customers),
-            Notification.category == Category.MARKETING.value,
-            Notification.status.in_((SENDING, SENT)),
+            text(NotificationStates.MARKETING_SENDS),
             Notification.decided_at >= now - window,
         )
     )

@@ -17,12 +17,11 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notification_service.db.models import INBOX_MESSAGES, NOTIFICATIONS
+from notification_service.db.models import INBOX_MESSAGES, NOTIFICATIONS, NotificationStates
 from notification_service.workflows import stream_sql
-from notification_service.workflows.outcomes import SCHEDULED
 
 
 @dataclass(slots=True)
@@ -96,7 +95,7 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Du
     transaction (rows another replica holds are skipped)."""
     query = (
         select(*[NOTIFICATIONS.c[name] for name in _FIELDS])
-        .where(NOTIFICATIONS.c.status == SCHEDULED.value, NOTIFICATIONS.c.due_at <= now)
+        .where(text(NotificationStates.SCHEDULED), NOTIFICATIONS.c.due_at <= now)
         .order_by(NOTIFICATIONS.c.due_at)
         .limit(limit)
     )

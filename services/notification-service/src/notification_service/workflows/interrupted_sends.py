@@ -16,13 +16,13 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, or_, select, text
 
 from crm_contracts import CloudEvent, NotificationChannel
 from crm_shared import ServiceRuntime, add_many_to_outbox, job_lock, new_id
-from notification_service.db.models import PLUMBING, Notification
+from notification_service.db.models import PLUMBING, Notification, NotificationStates
 from notification_service.domain.crash_recovery import recover_interrupted_send
-from notification_service.workflows.outcomes import SCHEDULED, SENDING, fail
+from notification_service.workflows.outcomes import SCHEDULED, fail
 
 __all__ = ["hold_sender", "recover"]
 
@@ -52,7 +52,7 @@ async def recover(
     async with runtime.sessions() as session:
         senders = set(
             await session.scalars(
-                select(Notification.sender).where(Notification.status == SENDING).distinct()
+                select(Notification.sender).where(text(NotificationStates.SENDING)).distinct()
             )
         )
     if not senders:
@@ -74,7 +74,7 @@ async def _recover_rows(
     runtime: ServiceRuntime, which: ColumnElement[bool], now: datetime, max_attempts: int
 ) -> int:
     async with runtime.sessions() as session, session.begin():
-        query = select(Notification).where(Notification.status == SENDING, which)
+        query = select(Notification).where(text(NotificationStates.SENDING), which)
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         rows = list(await session.scalars(query))

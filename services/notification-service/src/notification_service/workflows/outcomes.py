@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Final, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import (
     Category,
@@ -13,7 +16,10 @@ from crm_contracts import (
     NotificationSent,
     NotificationSuppressed,
     build_event,
+    encode_event,
 )
+from crm_shared import add_encoded_to_outbox
+from notification_service.db.models import PLUMBING
 from notification_service.domain.delivery_policy import Suppression, SuppressionReason
 from notification_service.domain.notification_status import NotificationStatus
 
@@ -107,3 +113,13 @@ def fail(notification: Decided, now: datetime, error: str) -> CloudEvent:
         error=error[:500],
     )
     return build_event(payload, source=SOURCE, time=now)
+
+
+async def stage_outcomes(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+    """Stage outcome events in the outbox, serialised once and written in one statement (COPY
+    on PostgreSQL): a delivery round or a consumed batch can decide hundreds of messages."""
+    await add_encoded_to_outbox(
+        session,
+        PLUMBING,
+        [(e.id, str(e.data.topic), e.subject, encode_event(e).decode()) for e in events],
+    )

@@ -92,21 +92,28 @@ def notification_rows(
             "due_at": as_utc(due_at(rule, trigger)),
             "attempts": 0,
             "created_at": now,
+            "reason": None,
+            "detail": None,
+            "finished_at": None,
+            "assignment": None,
         }
         for rule in matching_rules(rules, trigger)
     ]
 
 
-async def queue_notifications(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert queue rows in one statement; a row whose dedup key exists is skipped (replays)."""
+async def queue_notifications(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert queue rows in one statement; a row whose dedup key exists is skipped (replays).
+    The ids of the rows inserted."""
     if not rows:
-        return
+        return set()
     if stream_sql.is_postgres(session):
-        await stream_sql.queue(session, rows)
-        return
+        return await stream_sql.queue(session, rows)
     # The table, not the mapped class: a plain INSERT skips the ORM's bulk-insert handling
     # of every row, and there are a few hundred per batch.
     statement = upsert_into(session, NOTIFICATIONS).on_conflict_do_nothing(
         index_elements=[NOTIFICATIONS.c.dedup_key]
     )
-    await session.execute(statement, list(rows))
+    inserted = await session.execute(
+        statement.returning(NOTIFICATIONS.c.notification_id), list(rows)
+    )
+    return set(inserted.scalars())

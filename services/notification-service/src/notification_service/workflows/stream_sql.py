@@ -57,6 +57,11 @@ NOTIFICATION_TYPES = (
     ("due_at", "timestamptz"),
     ("attempts", "int4"),
     ("created_at", "timestamptz"),
+    # Set when the row is decided as it is queued (decided_at_once), else null.
+    ("reason", "text"),
+    ("detail", "text"),
+    ("finished_at", "timestamptz"),
+    ("assignment", "text"),
 )
 
 
@@ -80,9 +85,22 @@ def _value(name: str, kind: str) -> str:
 def _columns(rows: Sequence[dict[str, Any]], types: Sequence[tuple[str, str]]) -> tuple[Any, ...]:
     """One list per column, JSON columns serialised once."""
     return tuple(
-        [_json(row[name]) for row in rows] if kind == _JSON else [row[name] for row in rows]
+        _json_column([row[name] for row in rows]) if kind == _JSON else [row[name] for row in rows]
         for name, kind in types
     )
+
+
+def _json_column(values: list[Any]) -> list[str | None]:
+    """Each document as JSON text, serialised once per object: the queue rows of one trigger
+    (four for a first order) share its facts document."""
+    texts: dict[int, str | None] = {}
+    column = []
+    for value in values:
+        key = id(value)  # the rows hold every value alive while this runs
+        if key not in texts:
+            texts[key] = _json(value)
+        column.append(texts[key])
+    return column
 
 
 def _json(value: Any) -> str | None:
@@ -189,12 +207,14 @@ _QUEUE = (
     f"INSERT INTO notifications ({', '.join(name for name, _ in NOTIFICATION_TYPES)}) "
     f"SELECT {', '.join(_value(name, kind) for name, kind in NOTIFICATION_TYPES)} FROM "
     + _unnest(NOTIFICATION_TYPES)
-    + " ON CONFLICT (dedup_key) DO NOTHING"
+    + " ON CONFLICT (dedup_key) DO NOTHING RETURNING notification_id"
 )
 
 
-async def queue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+async def queue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
     """Insert queue rows in order; a row whose dedup key is stored (or earlier in ``rows``)
-    is skipped."""
-    if rows:
-        await _run(session, _QUEUE, _columns(rows, NOTIFICATION_TYPES))
+    is skipped. The ids of the rows inserted."""
+    if not rows:
+        return set()
+    result = await _run(session, _QUEUE, _columns(rows, NOTIFICATION_TYPES))
+    return {notification_id for (notification_id,) in result}

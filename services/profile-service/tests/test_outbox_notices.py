@@ -97,6 +97,8 @@ async def test_a_row_committed_by_another_process_is_published_on_its_notice(
         await wait_for(listening, "the relay to LISTEN")
         first = await stage(1)
         await wait_for(lambda: _is_zero(unsent()), "the first row to be published")
+        # The gauges read again after the publish, the next poll is an hour away.
+        await wait_for(lambda: _true(relay.waits_for_notice), "the relay to wait for notices")
         noticed = relay.notices
         # Published only if the notice wakes the relay: its poll is an hour away.
         second = await stage(2)
@@ -106,6 +108,10 @@ async def test_a_row_committed_by_another_process_is_published_on_its_notice(
         assert sorted(decode_event(r.value or b"").id for r in records) == sorted([first, second])
     finally:
         await engine.dispose()
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def _is_zero(count: Awaitable[int]) -> bool:

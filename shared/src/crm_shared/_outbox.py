@@ -188,11 +188,7 @@ class OutboxRelay:
                         backoff = 0.2
                         await self._refresh_gauges(force=published == 0 and self._gauges_stale)
                         if published < self._batch_size:
-                            await self._idle(
-                                self._listening_poll_interval
-                                if self.listening
-                                else self._poll_interval
-                            )
+                            await self._idle(self._round_timeout())
                     self.listening = False
                     if not self._stopping:  # not the leader (or no longer): try again later
                         await self._refresh_gauges()
@@ -207,6 +203,20 @@ class OutboxRelay:
                     await self._refresh_gauges()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+
+    @property
+    def waits_for_notice(self) -> bool:
+        """Whether, when idle, only a notice or a wake (not a poll due soon) starts a round."""
+        return self.listening and not self._gauges_stale
+
+    def _round_timeout(self) -> float:
+        if not self.listening:
+            return self._poll_interval
+        # Rows went out since the gauges were read: a round soon reads them again, so that
+        # the pending gauge reaches 0 without waiting for the fallback poll.
+        if self._gauges_stale:
+            return min(self._listening_poll_interval, _GAUGES_EVERY_SECONDS)
+        return self._listening_poll_interval
 
     async def _idle(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -36,6 +36,7 @@ from crm_shared import (
     new_metadata,
     plumbing_tables,
 )
+from crm_shared._outbox_delivery import deliver
 from crm_shared._sequences import PRODUCER_HEADER
 from crm_shared.testing import EmbeddedBroker, read_topic
 
@@ -285,12 +286,9 @@ async def test_an_event_the_relay_sends_again_after_a_crash_before_marking_it_se
             TABLES,
             [(e.id, topic, e.subject, encode_event(e).decode()) for e in events],
         )
-    relay = a_relay(store, producer)
-    assert await relay.publish_pending() == len(events)
-    # The relay died between the broker's acknowledgement and marking the rows sent: the
+    # The relay dies between the broker's acknowledgement and deleting the rows it sent: the
     # next relay sends every row again, each copy at a new offset.
-    async with store.sessions() as session, session.begin():
-        await session.execute(update(TABLES.outbox).values(sent_at=None))
+    await send_then_die(a_relay(store, producer), producer, len(events))
     assert await a_relay(store, producer).publish_pending() == len(events)
     copies = await read_topic(kafka_broker.bootstrap_servers, topic, expect=2 * len(events))
     assert len({(r.partition, r.offset) for r in copies}) == 2 * len(events)
@@ -326,10 +324,9 @@ async def test_rows_that_waited_when_sequences_came_in_go_out_unstamped_and_appl
         )
         # What the migration does to rows an older relay may have sent already.
         await session.execute(update(TABLES.outbox).values(sequence=-1))
-    for _ in range(2):  # sent, then sent again after a crash before marking it sent
-        assert await a_relay(store, producer).publish_pending() == 1
-        async with store.sessions() as session, session.begin():
-            await session.execute(update(TABLES.outbox).values(sent_at=None))
+    # Sent, then sent again after a crash before the row was deleted.
+    await send_then_die(a_relay(store, producer), producer, 1)
+    assert await a_relay(store, producer).publish_pending() == 1
     copies = await read_topic(kafka_broker.bootstrap_servers, topic, expect=2)
     assert [dict(r.headers).get(PRODUCER_HEADER) for r in copies] == [None, None]
 
@@ -346,6 +343,15 @@ async def test_rows_that_waited_when_sequences_came_in_go_out_unstamped_and_appl
 
     await run_until(consumer, both_read)
     assert await store.effect_count() == 1  # the second copy known by its event id
+
+
+async def send_then_die(relay: OutboxRelay, producer: AIOKafkaProducer, expected: int) -> None:
+    """What a relay does up to its crash between the broker's acknowledgement and the delete."""
+    rows, blocked = await relay.stamped_batch()
+    assert blocked is None
+    assert len(rows) == expected
+    assert await deliver(producer, rows) == [None] * expected
+    assert await relay.pending_count() == expected  # still there: it goes out again
 
 
 def a_relay(store: Store, producer: AIOKafkaProducer) -> OutboxRelay:
@@ -402,12 +408,14 @@ async def test_relay_publishes_rows_committed_out_of_id_order(
             await add_to_outbox(slow_session, TABLES, late)  # takes the lower id, commits last
             await slow_session.flush()
             await stage(store, [early])
+            # Both rows, as the slow transaction sees them (its own and the committed one).
+            rows: list[Any] = list(
+                (
+                    await slow_session.execute(select(TABLES.outbox.c.id, TABLES.outbox.c.event_id))
+                ).all()
+            )
             assert await relay.publish_pending() == 1
         assert await relay.publish_pending() == 1
-        async with store.sessions() as session:
-            rows: list[Any] = list(
-                (await session.execute(select(TABLES.outbox.c.id, TABLES.outbox.c.event_id))).all()
-            )
         ids = {event_id: row_id for row_id, event_id in rows}
         assert ids[late.id] < ids[early.id]
         assert await relay.pending_count() == 0

@@ -31,3 +31,13 @@ def test_a_job_interval_is_zero_or_more_and_says_zero_turns_it_off() -> None:
     assert _ExampleSettings(tidy_interval_seconds=0).tidy_interval_seconds == 0
     with pytest.raises(ValidationError):
         _ExampleSettings(tidy_interval_seconds=-1)
+
+
+def test_the_relays_fallback_poll_while_listening_is_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert _ExampleSettings().outbox_listening_poll_interval_seconds == 5.0
+    monkeypatch.setenv("EXAMPLE_OUTBOX_LISTENING_POLL_INTERVAL_SECONDS", "30")
+    assert _ExampleSettings().outbox_listening_poll_interval_seconds == 30
+    with pytest.raises(ValidationError):
+        _ExampleSettings(outbox_listening_poll_interval_seconds=0)

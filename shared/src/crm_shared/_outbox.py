@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import timedelta
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Select, Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_contracts import CloudEvent, encode_event
@@ -22,11 +20,11 @@ from crm_shared._db import PlumbingTables
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._outbox_delivery import NotAttempted, OutboxRow, deliver, is_unpublishable
 from crm_shared._outbox_health import OutboxBacklog, count_unsent, read_backlog, record_backlog
-from crm_shared._outbox_sequences import OutboxSequencer
+from crm_shared._outbox_leadership import leadership
+from crm_shared._outbox_sequences import AUTOCOMMIT, OutboxSequencer
 
 _logger = logging.getLogger("crm.outbox")
 OUTBOX_ADDED = "crm.outbox_added"
-_PRUNE_EVERY_SECONDS = 300.0
 # Counting a large backlog walks its index: while busy, the gauges are refreshed this often.
 _GAUGES_EVERY_SECONDS = 2.0
 
@@ -106,18 +104,20 @@ async def add_encoded_to_outbox(
     session.info[OUTBOX_ADDED] = True
 
 
-def _lock_key(name: str) -> int:
-    digest = hashlib.sha256(f"outbox-relay:{name}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
 class OutboxRelay:
-    """Publishes unsent outbox rows in id order and marks them sent.
+    """Publishes unsent outbox rows in id order and deletes them once the broker has them.
 
     It selects rows *not yet sent* rather than rows with an id above the last one seen:
     ids are drawn before commit, so a transaction that commits late holds a lower id than
     rows already published, and an id watermark would skip it forever. On PostgreSQL an
-    advisory lock lets one relay per service run at a time, keeping per-key order.
+    advisory lock lets one relay per service run at a time, keeping per-key order, and a
+    notice from each committing transaction wakes it (see crm_shared._outbox_leadership).
+
+    A batch is three statements, each its own implicit transaction on PostgreSQL: read the
+    unsent rows, stamp the new ones (partition and producer sequence, committed before their
+    first send, so a re-send after a crash carries the same stamp and is dropped by the
+    consumer), and, after the broker acknowledged them, delete them. Nothing reads a sent
+    row, and a delete leaves no new row version behind, unlike marking it sent did.
 
     A row the broker can never take (too large) is parked: marked with the time and reason,
     counted, logged at ERROR, and passed over, so the rows behind it flow on. A failure that
@@ -136,7 +136,7 @@ class OutboxRelay:
         metrics: ServiceMetrics,
         batch_size: int = 500,
         poll_interval: float = 0.5,
-        retention: timedelta = timedelta(days=1),
+        listening_poll_interval: float = 5.0,
     ) -> None:
         self._name = name
         self._engine = engine
@@ -146,16 +146,24 @@ class OutboxRelay:
         self._metrics = metrics
         self._batch_size = batch_size
         self._poll_interval = poll_interval
-        self._retention = retention
+        self._listening_poll_interval = max(listening_poll_interval, poll_interval)
         self._sequencer = OutboxSequencer(
             session_factory=session_factory, tables=tables, producer=producer
         )
+        self._unsent = _unsent_query(tables.outbox, batch_size)
         self._wake = asyncio.Event()
         self._stopping = False
         self._gauges_at = 0.0
+        self._gauges_stale = True  # rows went out since the gauges were last read
+        self.listening = False  # whether a notice, not the poll, wakes this relay now
+        self.notices = 0  # outbox notices received: how the tests see a wake by NOTIFY
 
     def wake(self) -> None:
         """Publish soon: called after a commit that added outbox rows."""
+        self._wake.set()
+
+    def _on_notice(self) -> None:
+        self.notices += 1
         self._wake.set()
 
     def stop(self) -> None:
@@ -166,35 +174,53 @@ class OutboxRelay:
     async def run(self) -> None:
         """Relay until stopped; failures back off and retry, rows stay unsent meanwhile."""
         backoff = 0.2
-        last_prune = 0.0
         while not self._stopping:
             try:
-                async with self._leadership() as leading:
-                    while not self._stopping and await leading():
+                async with leadership(self._engine, self._name, self._on_notice) as leading:
+                    # Another relay may have drawn sequences while this one did not lead.
+                    self._sequencer.forget()
+                    self.listening = leading.listening
+                    while not self._stopping and leading.still_held():
+                        # Cleared before the rows are read: a notice from a commit the read
+                        # does not see yet wakes the next round.
+                        self._wake.clear()
                         published = await self.publish_pending()
                         backoff = 0.2
-                        if time.monotonic() - last_prune > _PRUNE_EVERY_SECONDS:
-                            await self.prune_sent()
-                            last_prune = time.monotonic()
-                        await self._refresh_gauges(force=published == 0)
+                        await self._refresh_gauges(force=published == 0 and self._gauges_stale)
                         if published < self._batch_size:
-                            await self._idle()
-                    if not self._stopping:
+                            await self._idle(self._round_timeout())
+                    self.listening = False
+                    if not self._stopping:  # not the leader (or no longer): try again later
                         await self._refresh_gauges()
-                        await self._idle()
+                        self._wake.clear()
+                        await self._idle(self._poll_interval)
             except asyncio.CancelledError:
                 raise
             except Exception:
+                self.listening = False
                 _logger.warning("outbox relay failed; retrying", exc_info=True)
                 with contextlib.suppress(Exception):
                     await self._refresh_gauges()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
 
-    async def _idle(self) -> None:
+    @property
+    def waits_for_notice(self) -> bool:
+        """Whether, when idle, only a notice or a wake (not a poll due soon) starts a round."""
+        return self.listening and not self._gauges_stale
+
+    def _round_timeout(self) -> float:
+        if not self.listening:
+            return self._poll_interval
+        # Rows went out since the gauges were read: a round soon reads them again, so that
+        # the pending gauge reaches 0 without waiting for the fallback poll.
+        if self._gauges_stale:
+            return min(self._listening_poll_interval, _GAUGES_EVERY_SECONDS)
+        return self._listening_poll_interval
+
+    async def _idle(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self._poll_interval)
-        self._wake.clear()
+            await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def _refresh_gauges(self, *, force: bool = False) -> None:
         if not force and time.monotonic() - self._gauges_at < _GAUGES_EVERY_SECONDS:
@@ -203,59 +229,23 @@ class OutboxRelay:
 
     async def refresh_gauges(self) -> OutboxBacklog:
         """Set the pending, oldest-age and parked gauges from the table; return the backlog."""
+        self._gauges_stale = False
         backlog = await read_backlog(self._sessions, self._outbox)
         pending = await count_unsent(self._sessions, self._outbox)
         record_backlog(self._metrics, backlog, pending, utc_now())
         self._gauges_at = time.monotonic()
         return backlog
 
-    @contextlib.asynccontextmanager
-    async def _leadership(self) -> AsyncIterator[Callable[[], Awaitable[bool]]]:
-        """Yield a check telling whether this relay may publish now."""
-        if self._engine.dialect.name != "postgresql":
-
-            async def always() -> bool:
-                return True
-
-            yield always
-            return
-        key = _lock_key(self._name)
-        async with self._engine.connect() as connection:
-            held = bool(await connection.scalar(select(func.pg_try_advisory_lock(key))))
-            await connection.commit()
-
-            raw = await connection.get_raw_connection()
-            driver: Any = raw.driver_connection  # an asyncpg.Connection
-
-            async def still_held() -> bool:
-                # The lock lives as long as this connection: a query that fails here means
-                # the lock is gone too, and the error sends us back to re-acquire it. One
-                # round trip on the driver (asyncpg runs it in autocommit), not BEGIN, SELECT
-                # and COMMIT through SQLAlchemy before every batch.
-                if held:
-                    await driver.fetchval("SELECT 1")
-                return held
-
-            try:
-                yield still_held
-            finally:
-                if held:
-                    with contextlib.suppress(Exception):
-                        await connection.scalar(select(func.pg_advisory_unlock(key)))
-
     async def publish_pending(self) -> int:
         """Publish one batch of unsent rows; return how many were published or parked.
 
         Raises the first error that may heal, after recording what the batch did achieve:
-        every acknowledged row is marked sent, every unpublishable one parked, whatever their
+        every acknowledged row is deleted, every unpublishable one parked, whatever their
         place in the batch.
         """
-        unsent = await self._unsent_batch()
-        if not unsent:
+        rows, blocked = await self.stamped_batch()
+        if not rows and blocked is None:
             return 0
-        # Each row's partition and sequence are committed before its first send, so every
-        # re-send of it (after a crash, after a timeout) carries the same stamp.
-        rows, blocked = await self._sequencer.sequence(unsent)
         outcomes = await deliver(self._producer, rows)
         sent: list[OutboxRow] = []
         parked: list[tuple[OutboxRow, BaseException]] = []
@@ -281,23 +271,20 @@ class OutboxRelay:
             raise blocked
         return len(sent) + len(parked)
 
+    async def stamped_batch(self) -> tuple[list[OutboxRow], BaseException | None]:
+        """The next unsent rows, each with its partition and sequence committed; and the
+        error (topic metadata not available) that held back the rows after them."""
+        unsent = await self._unsent_batch()
+        if not unsent:
+            return [], None
+        # Each row's partition and sequence are committed before its first send, so every
+        # re-send of it (after a crash, after a timeout) carries the same stamp.
+        return await self._sequencer.sequence(unsent)
+
     async def _unsent_batch(self) -> list[OutboxRow]:
-        outbox = self._outbox
-        async with self._sessions() as session, session.begin():
-            result = await session.execute(
-                select(
-                    outbox.c.id,
-                    outbox.c.event_id,
-                    outbox.c.topic,
-                    outbox.c.message_key,
-                    outbox.c.payload,
-                    outbox.c.partition,
-                    outbox.c.sequence,
-                )
-                .where(outbox.c.sent_at.is_(None), outbox.c.parked_at.is_(None))
-                .order_by(outbox.c.id)
-                .limit(self._batch_size)
-            )
+        async with self._sessions() as session:
+            connection = await session.connection(execution_options=_one_statement(session))
+            result = await connection.execute(self._unsent)
             return [OutboxRow(*row) for row in result.all()]
 
     async def _record(
@@ -305,20 +292,25 @@ class OutboxRelay:
     ) -> None:
         if not sent and not parked:
             return
-        now = utc_now()
-        async with self._sessions() as session, session.begin():
-            if sent:
-                await session.execute(
-                    update(self._outbox)
-                    .where(among(session, self._outbox.c.id, [row.id for row in sent]))
-                    .values(sent_at=now)
+        if sent:
+            async with self._sessions() as session:
+                connection = await session.connection(execution_options=_one_statement(session))
+                await connection.execute(
+                    delete(self._outbox).where(
+                        among(session, self._outbox.c.id, [row.id for row in sent])
+                    )
                 )
-            for row, error in parked:
-                await session.execute(
-                    update(self._outbox)
-                    .where(self._outbox.c.id == row.id)
-                    .values(parked_at=now, park_reason=_reason(error))
-                )
+                await session.commit()
+            self._gauges_stale = True
+        if parked:
+            now = utc_now()
+            async with self._sessions() as session, session.begin():
+                for row, error in parked:
+                    await session.execute(
+                        update(self._outbox)
+                        .where(self._outbox.c.id == row.id)
+                        .values(parked_at=now, park_reason=_reason(error))
+                    )
         for row in sent:
             self._metrics.outbox_published.labels(row.topic).inc()
         for row, error in parked:
@@ -335,17 +327,6 @@ class OutboxRelay:
                 },
             )
 
-    async def prune_sent(self) -> int:
-        """Delete rows published longer ago than the retention; return how many."""
-        async with self._sessions() as session, session.begin():
-            result = await session.execute(
-                delete(self._outbox).where(
-                    self._outbox.c.sent_at.is_not(None),
-                    self._outbox.c.sent_at < utc_now() - self._retention,
-                )
-            )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
     async def pending_count(self) -> int:
         """How many rows wait to be published (parked rows excluded)."""
         return await count_unsent(self._sessions, self._outbox)
@@ -353,6 +334,31 @@ class OutboxRelay:
     async def backlog(self) -> OutboxBacklog:
         """The oldest waiting row and the parked count, as the table holds them now."""
         return await read_backlog(self._sessions, self._outbox)
+
+
+def _unsent_query(outbox: Table, limit: int) -> Select[Any]:
+    return (
+        select(
+            outbox.c.id,
+            outbox.c.event_id,
+            outbox.c.topic,
+            outbox.c.message_key,
+            outbox.c.payload,
+            outbox.c.partition,
+            outbox.c.sequence,
+        )
+        .where(outbox.c.sent_at.is_(None), outbox.c.parked_at.is_(None))
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+
+
+def _one_statement(session: AsyncSession) -> dict[str, Any]:
+    # A single statement needs no explicit transaction: on PostgreSQL autocommit saves the
+    # BEGIN and COMMIT round trips (asyncpg runs it in an implicit transaction of its own).
+    if session.get_bind().dialect.name == "postgresql":
+        return dict(AUTOCOMMIT)
+    return {}
 
 
 def _reason(error: BaseException) -> str:

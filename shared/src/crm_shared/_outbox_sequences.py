@@ -2,20 +2,26 @@
 
 A consumer knows a re-sent copy of one of our events by the (producer, sequence) stamped on
 it (see `crm_shared._sequences`), so both must be the same on every send of a row: they are
-written to the row, in a transaction committed before the row is handed to the producer.
+written to the row, in a statement committed before the row is handed to the producer.
 The partition is fixed with them (Kafka's default partitioner over the record key, so a
 customer's events still share one partition) because sequences count per partition.
+
+Only the publishing relay draws numbers (the advisory lock), so it keeps each producer's next
+sequence in memory and stamps a batch in one statement that also advances the counters. That
+statement advances a counter only from the value this relay last saw, and stamps only the
+rows of counters it advanced: if another relay drew meanwhile (a lock lost and taken over),
+nothing of the stale draw is written, the counters are read again and the batch is retried.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_shared._bulk import BulkUpdate, BulkWrite
@@ -23,6 +29,17 @@ from crm_shared._db import PlumbingTables
 from crm_shared._outbox_delivery import OutboxRow
 
 _partitioner = DefaultPartitioner()
+AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
+
+
+class SequencesMoved(RuntimeError):
+    """Another relay drew sequences since this one read them: read again and retry."""
+
+
+@dataclass
+class _Producer:
+    id: str
+    next_sequence: int
 
 
 class OutboxSequencer:
@@ -38,15 +55,18 @@ class OutboxSequencer:
         self._sessions = session_factory
         self._tables = tables
         self._producer = producer
-        # Every drawn row's partition and sequence in one statement (not one per row).
         self._stamp = BulkUpdate(tables.outbox, ("id",), ("partition", "sequence"))
         sequences = tables.outbox_sequences
         self._open = BulkWrite(
             sequences, ("topic", "partition", "producer", "next_sequence"), skip_any_conflict=True
         )
-        self._advance = BulkUpdate(sequences, ("topic", "partition"), ("next_sequence",))
-        # (topic, partition) -> producer id; a row's id never changes once drawn.
-        self._producer_ids: dict[tuple[str, int], str] = {}
+        self._advance_and_stamp = _advance_and_stamp_sql(tables)
+        # (topic, partition) -> its producer id and the next sequence as this relay last saw it
+        self._producers: dict[tuple[str, int], _Producer] = {}
+
+    def forget(self) -> None:
+        """Read the counters again before the next draw (after leadership changed hands)."""
+        self._producers.clear()
 
     async def sequence(
         self, rows: Sequence[OutboxRow]
@@ -71,54 +91,107 @@ class OutboxSequencer:
                 key = row.message_key.encode()
                 row = replace(row, partition=int(_partitioner(key, partitions, partitions)))
             partitioned.append(row)
+        stamped = {(r.topic, r.partition or 0) for r in partitioned if (r.sequence or 0) >= 0}
+        if stamped - self._producers.keys():
+            await self._load(stamped - self._producers.keys())
         if any(row.sequence is None for row in partitioned):
             partitioned = await self._draw(partitioned)
-        stamped = {(r.topic, r.partition or 0) for r in partitioned if (r.sequence or 0) >= 0}
-        if stamped - self._producer_ids.keys():
-            await self._load_producer_ids()
         return [
-            replace(row, producer=self._producer_ids[(row.topic, row.partition or 0)])
+            replace(row, producer=self._producers[(row.topic, row.partition or 0)].id)
             if (row.sequence or 0) >= 0
             else row
             for row in partitioned
         ], stopped
 
+    async def _load(self, missing: set[tuple[str, int]]) -> None:
+        """Open a producer for each pair that has none yet, then read every counter."""
+        sequences = self._tables.outbox_sequences
+        async with self._sessions() as session, session.begin():
+            await self._open.run(session, [(t, p, str(uuid.uuid4()), 0) for t, p in missing])
+            found = await session.execute(
+                select(
+                    sequences.c.topic,
+                    sequences.c.partition,
+                    sequences.c.producer,
+                    sequences.c.next_sequence,
+                )
+            )
+            self._producers = {(t, p): _Producer(i, int(n)) for t, p, i, n in found.all()}
+
     async def _draw(self, rows: list[OutboxRow]) -> list[OutboxRow]:
         """Number the unsequenced rows per (topic, partition), in the batch's order."""
-        sequences = self._tables.outbox_sequences
-        wanted = sorted({(r.topic, r.partition or 0) for r in rows if r.sequence is None})
-        async with self._sessions() as session, session.begin():
-            # One relay runs at a time (the advisory lock), so nothing else draws numbers.
-            await self._open.run(session, [(t, p, str(uuid.uuid4()), 0) for t, p in wanted])
-            found = (
-                await session.execute(
-                    select(
-                        sequences.c.topic,
-                        sequences.c.partition,
-                        sequences.c.producer,
-                        sequences.c.next_sequence,
-                    ).where(sequences.c.topic.in_({t for t, _ in wanted}))
-                )
-            ).all()
-            following = {(t, p): int(n) for t, p, _, n in found}
-            self._producer_ids.update({(t, p): producer for t, p, producer, _ in found})
-            numbered: list[OutboxRow] = []
-            drawn: list[OutboxRow] = []
-            for row in rows:
-                if row.sequence is None:
-                    key = (row.topic, row.partition or 0)
-                    row = replace(row, sequence=following[key])
-                    following[key] += 1
-                    drawn.append(row)
-                numbered.append(row)
-            await self._stamp.run(session, [(r.id, r.partition, r.sequence) for r in drawn])
-            await self._advance.run(session, [(t, p, following[(t, p)]) for t, p in wanted])
+        following = {pair: producer.next_sequence for pair, producer in self._producers.items()}
+        numbered: list[OutboxRow] = []
+        drawn: list[OutboxRow] = []
+        for row in rows:
+            if row.sequence is None:
+                pair = (row.topic, row.partition or 0)
+                row = replace(row, sequence=following[pair])
+                following[pair] += 1
+                drawn.append(row)
+            numbered.append(row)
+        moved = sorted({(r.topic, r.partition or 0) for r in drawn})
+        advances = [
+            (t, p, self._producers[(t, p)].next_sequence, following[(t, p)]) for t, p in moved
+        ]
+        try:
+            await self._write(advances, drawn)
+        except BaseException:
+            self.forget()
+            raise
+        for t, p, _, after in advances:
+            self._producers[(t, p)].next_sequence = after
         return numbered
 
-    async def _load_producer_ids(self) -> None:
-        sequences = self._tables.outbox_sequences
+    async def _write(
+        self, advances: list[tuple[str, int, int, int]], drawn: list[OutboxRow]
+    ) -> None:
         async with self._sessions() as session:
-            rows = await session.execute(
-                select(sequences.c.topic, sequences.c.partition, sequences.c.producer)
-            )
-            self._producer_ids.update({(t, p): producer for t, p, producer in rows.all()})
+            if session.get_bind().dialect.name == "postgresql":
+                # One statement, so one implicit transaction: no BEGIN and COMMIT round trips.
+                connection = await session.connection(execution_options=AUTOCOMMIT)
+                result = await connection.exec_driver_sql(
+                    self._advance_and_stamp,
+                    (
+                        *(list(column) for column in zip(*advances, strict=True)),
+                        [r.id for r in drawn],
+                        [r.topic for r in drawn],
+                        [r.partition for r in drawn],
+                        [r.sequence for r in drawn],
+                    ),
+                )
+                if result.rowcount != len(drawn):
+                    raise SequencesMoved("another relay drew sequences; reading them again")
+                return
+            async with session.begin():
+                counters = self._tables.outbox_sequences
+                for topic, partition, before, after in advances:
+                    advanced = await session.execute(
+                        update(counters)
+                        .where(
+                            counters.c.topic == topic,
+                            counters.c.partition == partition,
+                            counters.c.next_sequence == before,
+                        )
+                        .values(next_sequence=after)
+                    )
+                    if advanced.rowcount != 1:  # type: ignore[attr-defined]
+                        raise SequencesMoved("another relay drew sequences; reading them again")
+                await self._stamp.run(session, [(r.id, r.partition, r.sequence) for r in drawn])
+
+
+def _advance_and_stamp_sql(tables: PlumbingTables) -> str:
+    """Advance each counter from its expected value and stamp the rows of those it advanced."""
+    return (
+        f"WITH advanced AS (UPDATE {tables.outbox_sequences.name} AS s "
+        "SET next_sequence = v.after "
+        "FROM unnest($1::varchar[], $2::integer[], $3::bigint[], $4::bigint[]) "
+        "AS v(topic, partition, before, after) "
+        "WHERE s.topic = v.topic AND s.partition = v.partition "
+        "AND s.next_sequence = v.before RETURNING s.topic, s.partition) "
+        f"UPDATE {tables.outbox.name} AS o SET partition = r.partition, sequence = r.sequence "
+        "FROM unnest($5::bigint[], $6::varchar[], $7::integer[], $8::bigint[]) "
+        "AS r(id, topic, partition, sequence) "
+        "JOIN advanced AS a ON a.topic = r.topic AND a.partition = r.partition "
+        "WHERE o.id = r.id"
+    )

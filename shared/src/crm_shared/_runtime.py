@@ -157,6 +157,7 @@ async def _start_kafka(
         metrics=runtime.metrics,
         batch_size=settings.outbox_batch_size,
         poll_interval=settings.outbox_poll_interval_seconds,
+        listening_poll_interval=settings.outbox_listening_poll_interval_seconds,
     )
     runtime.background(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
     judged_cloud_events = cloud_event_decoder(settings.order_policy)

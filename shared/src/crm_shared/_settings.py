@@ -80,6 +80,9 @@ class ServiceSettings(ProcessSettings):
     # the README's limits); profile-service's streamed import has its own, larger limit.
     max_request_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     outbox_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    # While the relay LISTENs for the outbox notices of committing transactions (PostgreSQL)
+    # the poll is only a fallback: this often at most.
+    outbox_listening_poll_interval_seconds: float = Field(default=5.0, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     # /readyz fails when the oldest unpublished outbox row is older than this (a stuck relay);
     # parked rows (ones the broker can never take) need an operator and do not count.

@@ -10,7 +10,7 @@ after a few thousand deleted rows rather than a fifth of the table, so the relay
 the unsent-rows index does not walk a long tail of dead entries. SQLite: only the delete.
 
 Revision ID: 09e3e873338b
-Revises: 4e8a1c5f7b20
+Revises: 5c2d8e7a9b31
 Create Date: 2026-12-07 05:10:00.000000
 """
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '09e3e873338b'
-down_revision: str | None = '4e8a1c5f7b20'
+down_revision: str | None = '5c2d8e7a9b31'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -10,7 +10,7 @@ after a few thousand deleted rows rather than a fifth of the table, so the relay
 the unsent-rows index does not walk a long tail of dead entries. SQLite: only the delete.
 
 Revision ID: a2feb0ab4181
-Revises: 6a9c3e1f5d84
+Revises: 9e4b7c2a1f30
 Create Date: 2026-12-07 05:10:00.000000
 """
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = 'a2feb0ab4181'
-down_revision: str | None = '6a9c3e1f5d84'
+down_revision: str | None = '9e4b7c2a1f30'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

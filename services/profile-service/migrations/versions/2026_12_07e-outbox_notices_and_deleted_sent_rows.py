@@ -10,7 +10,7 @@ after a few thousand deleted rows rather than a fifth of the table, so the relay
 the unsent-rows index does not walk a long tail of dead entries. SQLite: only the delete.
 
 Revision ID: 994fe61f1642
-Revises: 6d0c4f1e8a23
+Revises: 8b6e2d7c4f19
 Create Date: 2026-12-07 05:10:00.000000
 """
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '994fe61f1642'
-down_revision: str | None = '6d0c4f1e8a23'
+down_revision: str | None = '8b6e2d7c4f19'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -13,14 +13,13 @@ from scoring_service.domain.churn_calibration import (
     ChurnCalibration,
     fit_churn_calibration,
 )
-from scoring_service.domain.collapsed_histories import collapse
 from scoring_service.domain.gamma_gamma import (
     GammaGammaParameters,
     can_enter_spend_model,
     fit_gamma_gamma_with_fallback,
 )
 from scoring_service.domain.likelihood_fitting import ModelFitError
-from scoring_service.domain.predictions import ScoringPolicy, predictions
+from scoring_service.domain.predictions import ScoringPolicy, predicted_clv
 from scoring_service.domain.purchase_history import CustomerHistories, PurchaseLedger
 from scoring_service.domain.rfm import RfmThresholds, fit_rfm_thresholds
 from scoring_service.domain.segments import BehaviouralSegmentation, fit_behavioural_segments
@@ -123,7 +122,7 @@ def fit_models(
     bg, bg_ll = _fit_purchase_model(histories, previous, notes)
     gg, gg_ll = _fit_spend_model(histories, previous, notes)
     calibration, report = _fit_calibration(histories, ledger, policy, previous, bg, notes)
-    predicted = predictions(histories, bg, gg, policy)
+    clv = predicted_clv(histories, bg, gg, policy)
     monetary = histories.total_spend
     frequency = histories.purchase_days.astype(np.float64)
     return ModelFit(
@@ -132,7 +131,7 @@ def fit_models(
             gamma_gamma=gg,
             rfm=fit_rfm_thresholds(histories.recency_days, frequency, monetary),
             value=fit_value_thresholds(
-                histories.spend_12m, predicted.predicted_clv, policy.scorecard
+                histories.spend_12m, clv, policy.scorecard
             ),
             segmentation=fit_behavioural_segments(histories.recency_days, frequency, monetary),
             bg_nbd_log_likelihood=bg_ll,
@@ -182,7 +181,7 @@ def _fit_purchase_model(
             f"BG/NBD not fitted: {len(histories)} customers, need {MIN_CUSTOMERS_FOR_MODELS}"
         )
         return kept
-    rows = collapse(histories.x, histories.t_x, histories.T)
+    rows = histories.distinct
     try:
         fit = fit_bg_nbd_with_fallback(rows.x, rows.t_x, rows.T, weights=rows.weights)
     except ModelFitError as error:

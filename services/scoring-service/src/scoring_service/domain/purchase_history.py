@@ -11,6 +11,8 @@ from functools import cached_property
 import numpy as np
 from numpy.typing import NDArray
 
+from scoring_service.domain.collapsed_histories import CollapsedHistories, collapse
+
 Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
 
@@ -64,6 +66,12 @@ class CustomerHistories:
     def T(self) -> Floats:
         """Weeks from first purchase to the as-of day (customer age)."""
         return (self.as_of_day - self.first_day) / DAYS_PER_WEEK
+
+    @cached_property
+    def distinct(self) -> CollapsedHistories:
+        """The distinct `(x, t_x, T)` rows, computed once: the BG/NBD fit and every prediction
+        work on them."""
+        return collapse(self.x, self.t_x, self.T)
 
     @cached_property
     def recency_days(self) -> Floats:

@@ -51,7 +51,6 @@ import numpy as np
 import numpy.typing as npt
 
 from scoring_service.domain.bg_nbd import expected_purchases, fit_bg_nbd_with_fallback
-from scoring_service.domain.collapsed_histories import collapse
 from scoring_service.domain.forecast_quality import ForecastQuality, forecast_quality
 from scoring_service.domain.likelihood_fitting import (
     FALLBACK_PENALIZER,

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from scoring_service.domain.bg_nbd import BgNbdParameters, fit_bg_nbd_with_fallback
 from scoring_service.domain.churn_calibration import (
@@ -118,6 +119,20 @@ def fit_models(
     A model that cannot be fitted falls back to the previous version's parameters (and
     says so); with no previous version, the scores leave its predictions empty.
     """
+    # One BLAS thread: the likelihoods' matrix-vector products over hundreds of thousands of
+    # rows start OpenBLAS's pool, whose threads spin for cores that a busy host does not have;
+    # one thread took half the CPU seconds on a million customers (bench/RESULTS.md, fit1m).
+    with threadpool_limits(limits=1):
+        return _fit_models(histories, policy, previous=previous, ledger=ledger)
+
+
+def _fit_models(
+    histories: CustomerHistories,
+    policy: ScoringPolicy,
+    *,
+    previous: FittedModels | None,
+    ledger: PurchaseLedger | None,
+) -> ModelFit:
     notes: list[str] = []
     bg, bg_ll = _fit_purchase_model(histories, previous, notes)
     gg, gg_ll = _fit_spend_model(histories, previous, notes)
@@ -130,9 +145,7 @@ def fit_models(
             bg_nbd=bg,
             gamma_gamma=gg,
             rfm=fit_rfm_thresholds(histories.recency_days, frequency, monetary),
-            value=fit_value_thresholds(
-                histories.spend_12m, clv, policy.scorecard
-            ),
+            value=fit_value_thresholds(histories.spend_12m, clv, policy.scorecard),
             segmentation=fit_behavioural_segments(histories.recency_days, frequency, monetary),
             bg_nbd_log_likelihood=bg_ll,
             gamma_gamma_log_likelihood=gg_ll,

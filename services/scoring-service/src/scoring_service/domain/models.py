@@ -10,6 +10,7 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from scoring_service.domain.bg_nbd import BgNbdParameters, fit_bg_nbd_with_fallback
 from scoring_service.domain.churn_calibration import (
+    CALIBRATION_SAMPLE,
     CalibrationNotFitted,
     ChurnCalibration,
     fit_churn_calibration,
@@ -174,6 +175,11 @@ def _fit_calibration(
             return previous.churn_calibration, previous.churn_calibration_report
         notes.append(f"Churn risk published uncalibrated: {reason}")
         return None, None
+    if len(histories) > CALIBRATION_SAMPLE:
+        notes.append(
+            f"Churn calibration learnt from a fixed-seed sample of {CALIBRATION_SAMPLE:,} "
+            f"of {len(histories):,} customers (every order of each)"
+        )
     before, after = calibration.uncalibrated, calibration.calibrated
     if before is not None and after is not None and after.brier > before.brier:
         # On a small base the curves can fit noise: publish them only where they helped.

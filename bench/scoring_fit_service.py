@@ -21,7 +21,7 @@ predictions) is measured in a subprocess per tree on the same ledger, in-process
 code, no database), since the service does not time its steps.
 
     python bench/scoring_fit_service.py [--customers 100000 1000000] [--baseline a679c7a]
-        [--trees baseline current] [--seed 1] [--py-spy DIR]
+        [--trees baseline current] [--seed 1] [--py-spy DIR] [--first-fit-only]
 
 `--py-spy DIR` samples the service with py-spy during each request (collapsed stacks in DIR)
 and prints where the samples went.
@@ -175,6 +175,7 @@ def run_tree(
     key: str,
     pg_cpu: Callable[[], float],
     profiles: Path | None = None,
+    first_fit_only: bool = False,
 ) -> list[dict[str, Any]]:
     env = tree_env(scoring_env(url, "127.0.0.1:9", key_json), root)
     env["SCORING_KAFKA_ENABLED"] = "false"
@@ -183,7 +184,8 @@ def run_tree(
     results = []
     dsn = asyncpg_dsn(url)
     with ServerProcess(name, SCORING_APP, env, logs, app_dir=None) as server:
-        for label, day in (("first fit (all new)", AS_OF_DAY), ("refit + re-score, D+7", 7)):
+        requests = (("first fit (all new)", AS_OF_DAY), ("refit + re-score, D+7", 7))
+        for label, day in requests[:1] if first_fit_only else requests:
             as_of_day = AS_OF_DAY + (day if day == 7 else 0)
             as_of = datetime.fromtimestamp(as_of_day * 86_400 + 86_399, UTC)
             outbox0 = asyncio.run(sql_value(dsn, "select count(*) from outbox"))
@@ -214,6 +216,7 @@ def split_in_subprocess(root: Path, customers: int, seed: int) -> dict[str, floa
 def model_split(customers: int, seed: int) -> dict[str, float]:
     """Seconds of each model step on the synthetic base, with the importable scoring code."""
     from scoring_service.domain.bg_nbd import fit_bg_nbd_with_fallback
+    from scoring_service.domain.churn_calibration import fit_churn_calibration
     from scoring_service.domain.collapsed_histories import collapse
     from scoring_service.domain.gamma_gamma import (
         can_enter_spend_model,
@@ -254,6 +257,10 @@ def model_split(customers: int, seed: int) -> dict[str, float]:
             fit_value_thresholds(h.spend_12m, predicted.predicted_clv, policy.scorecard),
         ),
     )
+    step(
+        "churn calibration",
+        lambda: fit_churn_calibration(ledger, AS_OF_DAY, policy.churn_horizon_days),
+    )
     segments = step(
         "K-means + silhouette",
         lambda: fit_behavioural_segments(h.recency_days, frequency, h.total_spend),
@@ -272,6 +279,11 @@ def main() -> int:
     parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="commit of the 'before'")
     parser.add_argument("--trees", nargs="+", default=["baseline", "current"])
     parser.add_argument("--split", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--first-fit-only",
+        action="store_true",
+        help="only the first fit per tree (no D+7 refit): halves a run at 1,000,000",
+    )
     parser.add_argument(
         "--py-spy", type=Path, metavar="DIR", help="sample the service with py-spy per request"
     )
@@ -311,7 +323,9 @@ def main() -> int:
                 copy_url = make_url(url).set(database=copy).render_as_string(hide_password=False)
                 if args.py_spy:
                     args.py_spy.mkdir(parents=True, exist_ok=True)
-                rows = run_tree(name, root, copy_url, key_json, key, pg_cpu, args.py_spy)
+                rows = run_tree(
+                    name, root, copy_url, key_json, key, pg_cpu, args.py_spy, args.first_fit_only
+                )
                 for row in rows:
                     service_rows.append([f"{customers:,}", *service_cells(row)])
                     print(" ", service_rows[-1], flush=True)
@@ -347,6 +361,7 @@ SPLIT = (
     "Gamma-Gamma",
     "predictions",
     "RFM + value thresholds",
+    "churn calibration",
     "K-means + silhouette",
 )
 

@@ -15,10 +15,12 @@ import pytest
 
 from scoring_service.domain.bg_nbd import expected_purchases
 from scoring_service.domain.churn_calibration import (
+    CALIBRATION_SAMPLE,
     CalibrationNotFitted,
     ChurnCalibration,
     fit_churn_calibration,
     fit_silence_curve,
+    sampled_customers,
     split_horizon_days,
     split_horizons,
 )
@@ -212,3 +214,66 @@ def test_calibration_changes_the_level_not_the_order_within_a_buyer_type() -> No
     for group in (histories.x == 0, histories.x > 0):
         order = np.argsort(e[group])
         assert np.all(np.diff(risk[group][order]) <= 1e-12)  # more purchases expected, less risk
+
+
+# A large base: the calibration learns from a fixed-seed sample of its customers.
+
+COPIES = 8
+
+
+def cdnow_copies(copies: int = COPIES) -> PurchaseLedger:
+    """CDNOW's customers `copies` times over, each copy's days shifted by 0-3 days: a base of
+    the same behaviour, large enough that a sample of part of it is a sample."""
+    ledger = cdnow_ledger()
+    customers = int(ledger.customer.max()) + 1
+    shift = np.random.default_rng(5).integers(0, 4, customers * copies)
+    parts = []
+    for copy in range(copies):
+        customer = ledger.customer + copy * customers
+        parts.append((customer, ledger.day - shift[customer], ledger.amount))
+    customer, day, amount = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return PurchaseLedger(customer, day, amount)
+
+
+def test_a_sample_keeps_every_order_of_the_customers_drawn_and_no_other() -> None:
+    ledger = cdnow_copies(2)
+    sample = sampled_customers(ledger, 1_000)
+    drawn = np.unique(sample.customer)
+
+    assert drawn.size == 1_000
+    in_sample = np.isin(ledger.customer, drawn)
+    assert np.array_equal(sample.customer, ledger.customer[in_sample])  # ledger order kept
+    assert np.array_equal(sample.day, ledger.day[in_sample])
+    assert np.array_equal(sample.amount, ledger.amount[in_sample])
+    # The same base draws the same customers: a refit on unchanged data changes nothing.
+    assert np.array_equal(sampled_customers(ledger, 1_000).customer, sample.customer)
+
+
+def test_a_base_within_the_sample_size_is_calibrated_on_every_customer() -> None:
+    ledger = cdnow_ledger()
+    assert sampled_customers(ledger, 2_357) is ledger
+    assert CALIBRATION_SAMPLE >= 100_000  # CDNOW's published figures use every customer
+    with pytest.raises(ValueError, match="sample"):
+        sampled_customers(ledger, 5)
+
+
+def test_a_sampled_calibration_publishes_the_risk_of_the_whole_base_within_its_error() -> None:
+    ledger = cdnow_copies()
+    whole = fit_churn_calibration(ledger, CALIBRATION_END, HOLDOUT_DAYS, sample=10**9)
+    sampled = fit_churn_calibration(ledger, CALIBRATION_END, HOLDOUT_DAYS, sample=6_000)
+
+    assert whole.one_time_buyers.customers > sampled.one_time_buyers.customers
+    histories = histories_as_of(ledger, CALIBRATION_END)
+    bg = fit_models(histories, ScoringPolicy(), previous=None).models.bg_nbd
+    assert bg is not None
+    e = expected_purchases(bg, HOLDOUT_DAYS / 7, histories.x, histories.t_x, histories.T)
+    risk_whole = whole.churn_risk(e, histories.x)
+    risk_sampled = sampled.churn_risk(e, histories.x)
+    # Published risks move by far less than a decile's width, and rank customers alike.
+    assert float(np.mean(np.abs(risk_sampled - risk_whole))) < 0.01
+    assert float(np.max(np.abs(risk_sampled - risk_whole))) < 0.05
+    assert np.corrcoef(risk_whole, risk_sampled)[0, 1] > 0.999
+    assert whole.calibrated is not None
+    assert sampled.calibrated is not None
+    assert sampled.calibrated.brier == pytest.approx(whole.calibrated.brier, abs=0.01)
+    assert sampled.split_horizon_days == whole.split_horizon_days

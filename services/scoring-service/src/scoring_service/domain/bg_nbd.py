@@ -11,6 +11,7 @@ measured from the first purchase, in weeks (callers convert whole days with /7).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,6 +161,28 @@ def expected_purchases(
     horizon_ = _validated_horizon(horizon)
     x_, t_x_, T_, horizon_ = (np.array(v) for v in np.broadcast_arrays(x_, t_x_, T_, horizon_))
     return _p_alive(params, x_, t_x_, T_) * _expected_purchases_if_alive(params, horizon_, x_, T_)
+
+
+def expected_purchases_by_horizon(
+    params: BgNbdParameters, horizons: Sequence[float], x: ArrayLike, t_x: ArrayLike, T: ArrayLike
+) -> FloatArray:
+    """`expected_purchases` for each horizon (one row per horizon, one column per customer).
+
+    The same numbers, computed with less work: P(alive) once for all horizons, and the
+    expected purchases of an alive customer (a Gauss hypergeometric function of x and T, not
+    t_x) once per distinct (x, T) pair, far fewer than the distinct histories.
+    """
+    x_, t_x_, T_ = validated_histories(x, t_x, T)
+    shape = x_.shape
+    x_, t_x_, T_ = x_.ravel(), t_x_.ravel(), T_.ravel()
+    alive = _p_alive(params, x_, t_x_, T_)
+    pairs = collapse(x_, np.zeros_like(x_), T_)
+    result = np.empty((len(horizons), x_.size), dtype=np.float64)
+    for row, horizon in enumerate(horizons):
+        horizon_ = np.full(pairs.row_count, _validated_horizon(horizon), dtype=np.float64)
+        if_alive = _expected_purchases_if_alive(params, horizon_, pairs.x, pairs.T)
+        result[row] = alive * pairs.expand(if_alive)
+    return result.reshape((len(horizons), *shape))
 
 
 def probability_no_purchase(

@@ -51,7 +51,6 @@ import numpy as np
 import numpy.typing as npt
 
 from scoring_service.domain.bg_nbd import expected_purchases, fit_bg_nbd_with_fallback
-from scoring_service.domain.collapsed_histories import collapse
 from scoring_service.domain.forecast_quality import ForecastQuality, forecast_quality
 from scoring_service.domain.likelihood_fitting import (
     FALLBACK_PENALIZER,
@@ -75,6 +74,11 @@ SPLIT_SHARES: Final = (1.0, 0.75, 0.5)
 METHOD: Final = "gamma-Poisson silence curve of the expected purchases, by buyer type"
 _TINY: Final = 1e-12
 _E_GRID: Final = 4096.0
+# Customers the calibration learns from on a large base (see the module docstring), and the
+# seed of their draw: the same base gives the same sample, so a refit on unchanged data
+# publishes the same curves.
+CALIBRATION_SAMPLE: Final = 100_000
+_SAMPLE_SEED: Final = 20_050_101
 
 
 class CalibrationNotFitted(ValueError):
@@ -181,14 +185,20 @@ class _Split:
 
 
 def fit_churn_calibration(
-    ledger: PurchaseLedger, as_of_day: int, churn_horizon_days: int
+    ledger: PurchaseLedger,
+    as_of_day: int,
+    churn_horizon_days: int,
+    *,
+    sample: int = CALIBRATION_SAMPLE,
 ) -> ChurnCalibration:
-    """Fit the silence curves on time splits of `ledger` ending at `as_of_day`.
+    """Fit the silence curves on time splits of `ledger` ending at `as_of_day`, learning from
+    at most `sample` customers (a fixed-seed draw; every customer of a smaller base).
 
     Raises :class:`CalibrationNotFitted` (with the reason) when the history is too short or
     small, or a fit does not converge.
     """
     horizon = split_horizon_days(ledger, as_of_day, churn_horizon_days)
+    ledger = sampled_customers(ledger, sample)
     if horizon < MIN_SPLIT_DAYS:
         raise CalibrationNotFitted(
             f"{horizon} days of history to hold out, need {MIN_SPLIT_DAYS} (half the history)"
@@ -221,6 +231,24 @@ def fit_churn_calibration(
     )
 
 
+def sampled_customers(ledger: PurchaseLedger, sample: int) -> PurchaseLedger:
+    """Every order of a fixed-seed draw of `sample` customers (the whole ledger when it holds
+    no more), in the ledger's order, customer indices unchanged."""
+    if sample < MIN_SPLIT_CUSTOMERS:
+        raise ValueError(f"sample must be >= {MIN_SPLIT_CUSTOMERS}, got {sample}")
+    customers = int(ledger.customer.max()) + 1 if ledger.customer.size else 0
+    present = np.zeros(customers, dtype=bool)
+    present[ledger.customer] = True
+    if int(np.count_nonzero(present)) <= sample:
+        return ledger
+    chosen = np.zeros(customers, dtype=bool)
+    candidates = np.flatnonzero(present)
+    rng = np.random.default_rng(_SAMPLE_SEED)
+    chosen[rng.choice(candidates, size=sample, replace=False)] = True
+    keep = chosen[ledger.customer]
+    return PurchaseLedger(ledger.customer[keep], ledger.day[keep], ledger.amount[keep])
+
+
 def _split(ledger: PurchaseLedger, as_of_day: int, horizon: int) -> _Split:
     """BG/NBD fitted before `as_of_day - horizon`, its `horizon`-day forecast, who was silent."""
     split_day = as_of_day - horizon
@@ -229,7 +257,7 @@ def _split(ledger: PurchaseLedger, as_of_day: int, horizon: int) -> _Split:
         raise CalibrationNotFitted(
             f"{len(past)} customers before the split, need {MIN_SPLIT_CUSTOMERS}"
         )
-    rows = collapse(past.x, past.t_x, past.T)
+    rows = past.distinct
     try:
         bg = fit_bg_nbd_with_fallback(rows.x, rows.t_x, rows.T, weights=rows.weights).params
     except ModelFitError as error:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from scoring_service.domain.bg_nbd import BgNbdParameters, expected_purchases
+from scoring_service.domain.bg_nbd import BgNbdParameters, expected_purchases_by_horizon
 from scoring_service.domain.collapsed_histories import FloatArray, validated_histories
 from scoring_service.domain.gamma_gamma import GammaGammaParameters, conditional_expected_spend
 
@@ -34,10 +34,11 @@ def discounted_expected_purchases(
     """Expected purchases in each of the next `months` months, discounted to the as-of date."""
     _check_horizon(months, monthly_discount_rate, weeks_per_month)
     x_, t_x_, T_ = validated_histories(x, t_x, T)
+    month_ends = [month * weeks_per_month for month in range(1, months + 1)]
+    by_month_end = expected_purchases_by_horizon(bg, month_ends, x_, t_x_, T_)
     total = np.zeros(x_.shape, dtype=np.float64)
     purchases_so_far = np.zeros(x_.shape, dtype=np.float64)
-    for month in range(1, months + 1):
-        purchases_by_month_end = expected_purchases(bg, month * weeks_per_month, x_, t_x_, T_)
+    for month, purchases_by_month_end in enumerate(by_month_end, start=1):
         # E is increasing in the horizon; max() only absorbs rounding in the difference.
         in_month = np.maximum(purchases_by_month_end - purchases_so_far, 0.0)
         total += in_month / (1.0 + monthly_discount_rate) ** month

@@ -43,6 +43,11 @@ class CollapsedHistories:
     def row_count(self) -> int:
         return len(self.weights)
 
+    @property
+    def columns(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """`(x, t_x, T)` of the distinct rows, in the models' argument order."""
+        return self.x, self.t_x, self.T
+
     def expand(self, values_per_row: ArrayLike) -> FloatArray:
         """One value per customer, in the original order, from one value per distinct row."""
         values = np.asarray(values_per_row, dtype=np.float64)

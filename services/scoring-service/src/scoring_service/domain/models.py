@@ -6,21 +6,22 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from scoring_service.domain.bg_nbd import BgNbdParameters, fit_bg_nbd_with_fallback
 from scoring_service.domain.churn_calibration import (
+    CALIBRATION_SAMPLE,
     CalibrationNotFitted,
     ChurnCalibration,
     fit_churn_calibration,
 )
-from scoring_service.domain.collapsed_histories import collapse
 from scoring_service.domain.gamma_gamma import (
     GammaGammaParameters,
     can_enter_spend_model,
     fit_gamma_gamma_with_fallback,
 )
 from scoring_service.domain.likelihood_fitting import ModelFitError
-from scoring_service.domain.predictions import ScoringPolicy, predictions
+from scoring_service.domain.predictions import ScoringPolicy, predicted_clv
 from scoring_service.domain.purchase_history import CustomerHistories, PurchaseLedger
 from scoring_service.domain.rfm import RfmThresholds, fit_rfm_thresholds
 from scoring_service.domain.segments import BehaviouralSegmentation, fit_behavioural_segments
@@ -119,11 +120,25 @@ def fit_models(
     A model that cannot be fitted falls back to the previous version's parameters (and
     says so); with no previous version, the scores leave its predictions empty.
     """
+    # One BLAS thread: the likelihoods' matrix-vector products over hundreds of thousands of
+    # rows start OpenBLAS's pool, whose threads spin for cores that a busy host does not have;
+    # one thread took half the CPU seconds on a million customers (bench/RESULTS.md, fit1m).
+    with threadpool_limits(limits=1):
+        return _fit_models(histories, policy, previous=previous, ledger=ledger)
+
+
+def _fit_models(
+    histories: CustomerHistories,
+    policy: ScoringPolicy,
+    *,
+    previous: FittedModels | None,
+    ledger: PurchaseLedger | None,
+) -> ModelFit:
     notes: list[str] = []
     bg, bg_ll = _fit_purchase_model(histories, previous, notes)
     gg, gg_ll = _fit_spend_model(histories, previous, notes)
     calibration, report = _fit_calibration(histories, ledger, policy, previous, bg, notes)
-    predicted = predictions(histories, bg, gg, policy)
+    clv = predicted_clv(histories, bg, gg, policy)
     monetary = histories.total_spend
     frequency = histories.purchase_days.astype(np.float64)
     return ModelFit(
@@ -131,9 +146,7 @@ def fit_models(
             bg_nbd=bg,
             gamma_gamma=gg,
             rfm=fit_rfm_thresholds(histories.recency_days, frequency, monetary),
-            value=fit_value_thresholds(
-                histories.spend_12m, predicted.predicted_clv, policy.scorecard
-            ),
+            value=fit_value_thresholds(histories.spend_12m, clv, policy.scorecard),
             segmentation=fit_behavioural_segments(histories.recency_days, frequency, monetary),
             bg_nbd_log_likelihood=bg_ll,
             gamma_gamma_log_likelihood=gg_ll,
@@ -162,6 +175,11 @@ def _fit_calibration(
             return previous.churn_calibration, previous.churn_calibration_report
         notes.append(f"Churn risk published uncalibrated: {reason}")
         return None, None
+    if len(histories) > CALIBRATION_SAMPLE:
+        notes.append(
+            f"Churn calibration learnt from a fixed-seed sample of {CALIBRATION_SAMPLE:,} "
+            f"of {len(histories):,} customers (every order of each)"
+        )
     before, after = calibration.uncalibrated, calibration.calibrated
     if before is not None and after is not None and after.brier > before.brier:
         # On a small base the curves can fit noise: publish them only where they helped.
@@ -182,7 +200,7 @@ def _fit_purchase_model(
             f"BG/NBD not fitted: {len(histories)} customers, need {MIN_CUSTOMERS_FOR_MODELS}"
         )
         return kept
-    rows = collapse(histories.x, histories.t_x, histories.T)
+    rows = histories.distinct
     try:
         fit = fit_bg_nbd_with_fallback(rows.x, rows.t_x, rows.T, weights=rows.weights)
     except ModelFitError as error:

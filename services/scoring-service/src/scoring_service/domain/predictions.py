@@ -10,11 +10,11 @@ from scoring_service.domain.bg_nbd import (
     BgNbdParameters,
     expected_interpurchase_time,
     expected_purchases,
+    expected_purchases_by_horizon,
     p_alive,
 )
 from scoring_service.domain.churn_calibration import ChurnCalibration
 from scoring_service.domain.clv import discounted_expected_purchases
-from scoring_service.domain.collapsed_histories import collapse
 from scoring_service.domain.gamma_gamma import GammaGammaParameters, conditional_expected_spend
 from scoring_service.domain.purchase_history import DAYS_PER_WEEK, CustomerHistories, Floats
 from scoring_service.domain.tiers import ValueScorecard
@@ -64,6 +64,35 @@ def churn_risk(
     return np.asarray(np.exp(-expected), dtype=np.float64)
 
 
+def predicted_clv(
+    histories: CustomerHistories,
+    bg: BgNbdParameters | None,
+    gg: GammaGammaParameters | None,
+    policy: ScoringPolicy,
+) -> Floats:
+    """Each customer's discounted expected spend over the policy's months (NaN without both
+    models): the one prediction the value thresholds are fitted on."""
+    if bg is None or gg is None or len(histories) == 0:
+        return np.full(len(histories), np.nan)
+    rows = histories.distinct
+    discounted = rows.expand(
+        discounted_expected_purchases(
+            bg,
+            rows.x,
+            rows.t_x,
+            rows.T,
+            months=policy.clv_months,
+            monthly_discount_rate=policy.monthly_discount_rate,
+        )
+    )
+    # Repeat buyers whose repeat orders were all free have zbar = 0 (left out of the fit):
+    # the expectation is continuous there, so it values them too. A mean below 0 only
+    # comes from totals below 0, which intake refuses; it counts as 0 spend.
+    zbar = np.maximum(histories.repeat_spend_mean, 0.0)
+    spend = conditional_expected_spend(gg, histories.x, zbar)
+    return np.asarray(discounted * spend, dtype=np.float64)
+
+
 def predictions(
     histories: CustomerHistories,
     bg: BgNbdParameters | None,
@@ -82,7 +111,7 @@ def predictions(
     missing = np.full(n, np.nan)
     if bg is None or n == 0:
         return Predictions(*(missing,) * 8)
-    rows = collapse(histories.x, histories.t_x, histories.T)
+    rows = histories.distinct
 
     def per_customer(values: Floats) -> Floats:
         return rows.expand(values)
@@ -90,46 +119,22 @@ def predictions(
     def weeks(days: float) -> float:
         return days / DAYS_PER_WEEK
 
-    discounted = per_customer(
-        discounted_expected_purchases(
-            bg,
-            rows.x,
-            rows.t_x,
-            rows.T,
-            months=policy.clv_months,
-            monthly_discount_rate=policy.monthly_discount_rate,
-        )
-    )
-    if gg is not None:
-        # Repeat buyers whose repeat orders were all free have zbar = 0 (left out of the fit):
-        # the expectation is continuous there, so it values them too. A mean below 0 only
-        # comes from totals below 0, which intake refuses; it counts as 0 spend.
-        zbar = np.maximum(histories.repeat_spend_mean, 0.0)
-        spend = conditional_expected_spend(gg, histories.x, zbar)
-        clv = discounted * spend
-    else:
-        clv = missing
-    horizon_purchases = expected_purchases(
-        bg, weeks(policy.churn_horizon_days), rows.x, rows.t_x, rows.T
+    clv = predicted_clv(histories, bg, gg, policy)
+    within_30d, within_90d, within_365d, horizon_purchases = expected_purchases_by_horizon(
+        bg, [weeks(30), weeks(90), weeks(365), weeks(policy.churn_horizon_days)], *rows.columns
     )
     uncalibrated = np.exp(-horizon_purchases)
     calibrated = (
         uncalibrated if calibration is None else calibration.churn_risk(horizon_purchases, rows.x)
     )
     return Predictions(
-        p_alive=per_customer(p_alive(bg, rows.x, rows.t_x, rows.T)),
-        expected_purchases_30d=per_customer(
-            expected_purchases(bg, weeks(30), rows.x, rows.t_x, rows.T)
-        ),
-        expected_purchases_90d=per_customer(
-            expected_purchases(bg, weeks(90), rows.x, rows.t_x, rows.T)
-        ),
-        expected_purchases_365d=per_customer(
-            expected_purchases(bg, weeks(365), rows.x, rows.t_x, rows.T)
-        ),
+        p_alive=per_customer(p_alive(bg, *rows.columns)),
+        expected_purchases_30d=per_customer(within_30d),
+        expected_purchases_90d=per_customer(within_90d),
+        expected_purchases_365d=per_customer(within_365d),
         churn_risk=per_customer(calibrated),
         expected_interpurchase_days=per_customer(
-            expected_interpurchase_time(bg, rows.x, rows.t_x, rows.T) * DAYS_PER_WEEK
+            expected_interpurchase_time(bg, *rows.columns) * DAYS_PER_WEEK
         ),
         predicted_clv=clv,
         churn_risk_uncalibrated=per_customer(uncalibrated),

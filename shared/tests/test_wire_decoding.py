@@ -135,8 +135,23 @@ def _times() -> st.SearchStrategy[str]:
     return layout()
 
 
+def _tricky_like(value: object) -> st.SearchStrategy[object]:
+    """Values near the bounds of the kind of field `value` sits in (amounts, times, numbers)."""
+    if isinstance(value, bool) or value is None:
+        return st.none() | st.booleans() | st.integers(-1, 2)
+    if isinstance(value, int | float):
+        return st.sampled_from([-1, 0, 1, 5, 6, 10, 11, 100, 101, 1e308, -0.0, 0.5, 1.5, 100.0001]) | st.floats(
+            allow_nan=False, allow_infinity=False
+        ) | st.integers(-(2**64), 2**64)
+    if isinstance(value, str) and value[:1].isdigit() and ":" in value:
+        return _times()
+    if isinstance(value, str) and value and all(char in "0123456789.-" for char in value):
+        return _amounts()
+    return _texts()
+
+
 def _amounts() -> st.SearchStrategy[object]:
-    digits = st.text("0123456789", min_size=1, max_size=20)
+    digits = st.text("0123456789", min_size=1, max_size=16)
     texts = st.builds(
         lambda sign, whole, fraction: f"{sign}{whole}{fraction}",
         st.sampled_from(["", "", "-", "+"]),
@@ -228,7 +243,8 @@ def test_mutated_events_are_judged_as_pydantic_judges_them(event_type: str, data
             break
         path = data.draw(st.sampled_from(candidates))
         action = data.draw(st.sampled_from(["replace", "replace", "replace", "remove", "add"]))
-        mutate(document, path, action, data.draw(json_values()))
+        value = data.draw(_tricky_like(_at(document, path)) | json_values())
+        mutate(document, path, action, value)
     assert_agree(json.dumps(document).encode())
 
 
@@ -310,3 +326,38 @@ def test_the_consumer_decoder_is_the_wire_decoder() -> None:
     with pytest.raises(InvalidEvent) as expected:
         decode_event(b'{"type": "order.placed"}')
     assert (caught.value.reason, caught.value.field) == (expected.value.reason, expected.value.field)
+
+
+EDGES: list[object] = [
+    # amounts: signs, zero, the order and money bounds, decimal places, other spellings
+    "-5.00", "-0", "-0.00", "0", "0.00", "0.000001", "0.0000001", "12.5000000", "12.50",
+    "999999999999.999999", "1000000000000", "999999999999999.999999", "1000000000000000",
+    "-999999999999999.999999", "1e3", "12.", ".5", "+1", "١٢", " 1", "00000000000012.50", 5, 5.5,
+    # times: the supported ends with offsets, fractions past microseconds, other layouts
+    "2025-03-14T09:30:00.1234567Z", "2025-03-14T09:30:00.9999995Z", "1900-01-01T00:00:00Z",
+    "1900-01-01T00:30:00+01:00", "1899-12-31T23:59:59Z", "2199-12-31T23:59:59Z",
+    "2199-12-31T23:00:00-05:00", "2200-01-01T00:00:00Z", "2025-03-14t09:30:00z",
+    "2025-03-14 09:30:00Z", "2025-03-14T09:30Z", "2025-03-14T09:30:00+0200", "2025-03-14T09:30:00+02",
+    "2025-03-14T09:30:00.+02:00", "20250314T093000Z", "2025-03-14T09:30:00", "2025-03-14T24:00:00Z",
+    "2025-03-14T09:30:00+23:59", "2025-03-14T09:30:00,5Z", 1741944600,
+    # numbers and other kinds
+    -1, 0, 1, 5, 6, 10, 11, 0.5, 1.0, 100.0, 100.5, 2**63, 1e308, "3", True, None, [], {},
+    # texts: lengths at the bounds, currencies, patterns, NUL
+    "", "x" * 36, "x" * 37, "x" * 200, "x" * 201, "x" * 501, "USD", "EUR", "XXX", "usd",
+    "+4915112345678\n", "+4915112345678", "a\u0000", "open", "email", "retention_offer", "nps",
+    "survey_answer", "champions", "strategic_partner", "vip", "loyal", "rfm_segment",
+]
+
+
+@pytest.mark.parametrize("event_type", TYPES)
+def test_every_field_given_every_edge_value_is_judged_alike(event_type: str) -> None:
+    document = a_document(event_type)
+    for path in paths(document):
+        for value in EDGES:
+            changed = json.loads(json.dumps(document))
+            mutate(changed, path, "replace", value)
+            assert_agree(json.dumps(changed).encode())
+        for action in ("remove", "add"):
+            changed = json.loads(json.dumps(document))
+            mutate(changed, path, action, "extra")
+            assert_agree(json.dumps(changed).encode())

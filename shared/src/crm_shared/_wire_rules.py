@@ -89,9 +89,10 @@ def moment_reader(between: Between | None) -> Callable[[str], datetime]:
     earliest, latest = (between.earliest, between.latest) if between else (None, None)
 
     def moment(text: str) -> datetime:
-        end = len(text) - (1 if text[-1] == "Z" else 6)
+        end = len(text) - (1 if text[-1:] == "Z" else 6)
         if not (
-            (end == 19 or (end > 20 and text[19] == "."))
+            end >= 19
+            and (end == 19 or (end > 20 and text[19] == "."))
             and text[4] == "-"
             and text[7] == "-"
             and (text[10] == "T" or text[10] == " ")

@@ -39,9 +39,7 @@ TYPES = sorted(EVENT_TYPES)
 FACTORIES: dict[str, Callable[..., EventPayload]] = {
     model.event_type: factory for model, factory in PAYLOAD_FACTORIES.items()
 }
-PROPERTY = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def a_document(event_type: str) -> dict[str, Any]:
@@ -84,7 +82,9 @@ def assert_agree(raw: bytes) -> None:
     expected = outcome(decode_event, raw)
     fast = WIRE.fast(raw)
     if fast is not None:
-        assert isinstance(expected, CloudEvent), f"the fast path accepted what pydantic refuses: {expected}"
+        assert isinstance(expected, CloudEvent), (
+            f"the fast path accepted what pydantic refuses: {expected}"
+        )
         assert_identical(fast, expected)
     actual = outcome(WIRE.decode, raw)
     if isinstance(expected, CloudEvent):
@@ -114,12 +114,16 @@ def _times() -> st.SearchStrategy[str]:
             text = text.replace("+00:00", draw(st.sampled_from(["Z", "z", "-00:00"])))
         digits = draw(st.integers(min_value=0, max_value=9))
         if digits:  # a fraction of any length (pydantic truncates past six)
-            fraction = "".join(draw(st.lists(st.sampled_from("0123456789"), min_size=digits, max_size=digits)))
+            fraction = "".join(
+                draw(st.lists(st.sampled_from("0123456789"), min_size=digits, max_size=digits))
+            )
             head, tail = text[:19], text[19:]
             if "." in tail:
                 tail = tail[tail.index(".") + 7 :]
             text = f"{head}.{fraction}{tail}"
-        mangle = draw(st.sampled_from(["", "no-seconds", "no-colon-offset", "short-offset", "naive", "dot"]))
+        mangle = draw(
+            st.sampled_from(["", "no-seconds", "no-colon-offset", "short-offset", "naive", "dot"])
+        )
         if mangle == "no-seconds":
             text = text[:16] + text[19:]
         elif mangle == "no-colon-offset" and text[-3] == ":":
@@ -140,9 +144,11 @@ def _tricky_like(value: object) -> st.SearchStrategy[object]:
     if isinstance(value, bool) or value is None:
         return st.none() | st.booleans() | st.integers(-1, 2)
     if isinstance(value, int | float):
-        return st.sampled_from([-1, 0, 1, 5, 6, 10, 11, 100, 101, 1e308, -0.0, 0.5, 1.5, 100.0001]) | st.floats(
-            allow_nan=False, allow_infinity=False
-        ) | st.integers(-(2**64), 2**64)
+        return (
+            st.sampled_from([-1, 0, 1, 5, 6, 10, 11, 100, 101, 1e308, -0.0, 0.5, 1.5, 100.0001])
+            | st.floats(allow_nan=False, allow_infinity=False)
+            | st.integers(-(2**64), 2**64)
+        )
     if isinstance(value, str) and value[:1].isdigit() and ":" in value:
         return _times()
     if isinstance(value, str) and value and all(char in "0123456789.-" for char in value):
@@ -159,9 +165,27 @@ def _amounts() -> st.SearchStrategy[object]:
         st.sampled_from([""]) | digits.map(lambda d: "." + d[:10]),
     )
     edges = st.sampled_from(
-        ["0", "-0", "0.00", "-0.000001", "0.000001", "0.0000001", "999999999999.999999",
-         "1000000000000", "999999999999999.999999", "1000000000000000", "1e3", " 1", "1 ",
-         "١٢", "12.", ".5", "12.5000000", "NaN", "Infinity"]
+        [
+            "0",
+            "-0",
+            "0.00",
+            "-0.000001",
+            "0.000001",
+            "0.0000001",
+            "999999999999.999999",
+            "1000000000000",
+            "999999999999999.999999",
+            "1000000000000000",
+            "1e3",
+            " 1",
+            "1 ",
+            "١٢",
+            "12.",
+            ".5",
+            "12.5000000",
+            "NaN",
+            "Infinity",
+        ]
     )
     return texts | edges | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
 
@@ -170,8 +194,24 @@ def _texts() -> st.SearchStrategy[str]:
     return (
         st.text(max_size=40)
         | st.text(min_size=190, max_size=210)
-        | st.sampled_from(["", " ", "x\n", "\u0000", "a\u0000b", "+4915112345678", "+4915112345678\n",
-                           "a-b.c_d", "A", "USD", "EUR", "XXX", "usd", "lower_case"])
+        | st.sampled_from(
+            [
+                "",
+                " ",
+                "x\n",
+                "\u0000",
+                "a\u0000b",
+                "+4915112345678",
+                "+4915112345678\n",
+                "a-b.c_d",
+                "A",
+                "USD",
+                "EUR",
+                "XXX",
+                "usd",
+                "lower_case",
+            ]
+        )
         | st.sampled_from(sorted(ISO_4217_CURRENCIES))
     )
 
@@ -190,7 +230,9 @@ def json_values() -> st.SearchStrategy[object]:
     )
     return st.recursive(
         scalars,
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+        ),
         max_leaves=6,
     )
 
@@ -235,7 +277,9 @@ def test_every_event_type_is_decoded_on_the_fast_path_alike(event_type: str) -> 
 @pytest.mark.parametrize("event_type", TYPES)
 @PROPERTY
 @given(data=st.data())
-def test_mutated_events_are_judged_as_pydantic_judges_them(event_type: str, data: st.DataObject) -> None:
+def test_mutated_events_are_judged_as_pydantic_judges_them(
+    event_type: str, data: st.DataObject
+) -> None:
     document = a_document(event_type)
     for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
         candidates = paths(document)
@@ -251,12 +295,16 @@ def test_mutated_events_are_judged_as_pydantic_judges_them(event_type: str, data
 @pytest.mark.parametrize("event_type", TYPES)
 @PROPERTY
 @given(data=st.data())
-def test_valid_variants_are_accepted_with_identical_values(event_type: str, data: st.DataObject) -> None:
+def test_valid_variants_are_accepted_with_identical_values(
+    event_type: str, data: st.DataObject
+) -> None:
     # Values in each field's own domain: most variants stay valid, and encode as producers do.
     event = build_event(FACTORIES[event_type](), source=SOURCE, time=NOW)
     document = json.loads(encode_event(event))
     leaves = [path for path in paths(document) if not isinstance(_at(document, path), dict | list)]
-    for path in data.draw(st.lists(st.sampled_from(leaves), max_size=4, unique=True)) if leaves else []:
+    for path in (
+        data.draw(st.lists(st.sampled_from(leaves), max_size=4, unique=True)) if leaves else []
+    ):
         current = _at(document, path)
         mutate(document, path, "replace", data.draw(_like(current)))
     assert_agree(json.dumps(document).encode())
@@ -294,7 +342,15 @@ def _like(value: object) -> st.SearchStrategy[object]:
 
 def test_broken_bytes_are_refused_for_pydantic_s_reason() -> None:
     raw = encode_event(build_event(FACTORIES["order.placed"](), source=SOURCE, time=NOW))
-    for broken in (raw[:-1], raw + b"x", b"", b"[]", b"null", raw.replace(b'"', b"'", 1), b"\xff" + raw):
+    for broken in (
+        raw[:-1],
+        raw + b"x",
+        b"",
+        b"[]",
+        b"null",
+        raw.replace(b'"', b"'", 1),
+        b"\xff" + raw,
+    ):
         assert_agree(broken)
 
 
@@ -325,27 +381,101 @@ def test_the_consumer_decoder_is_the_wire_decoder() -> None:
         decode_record_value(b'{"type": "order.placed"}')
     with pytest.raises(InvalidEvent) as expected:
         decode_event(b'{"type": "order.placed"}')
-    assert (caught.value.reason, caught.value.field) == (expected.value.reason, expected.value.field)
+    assert (caught.value.reason, caught.value.field) == (
+        expected.value.reason,
+        expected.value.field,
+    )
 
 
 EDGES: list[object] = [
     # amounts: signs, zero, the order and money bounds, decimal places, other spellings
-    "-5.00", "-0", "-0.00", "0", "0.00", "0.000001", "0.0000001", "12.5000000", "12.50",
-    "999999999999.999999", "1000000000000", "999999999999999.999999", "1000000000000000",
-    "-999999999999999.999999", "1e3", "12.", ".5", "+1", "١٢", " 1", "00000000000012.50", 5, 5.5,
+    "-5.00",
+    "-0",
+    "-0.00",
+    "0",
+    "0.00",
+    "0.000001",
+    "0.0000001",
+    "12.5000000",
+    "12.50",
+    "999999999999.999999",
+    "1000000000000",
+    "999999999999999.999999",
+    "1000000000000000",
+    "-999999999999999.999999",
+    "1e3",
+    "12.",
+    ".5",
+    "+1",
+    "١٢",
+    " 1",
+    "00000000000012.50",
+    5,
+    5.5,
     # times: the supported ends with offsets, fractions past microseconds, other layouts
-    "2025-03-14T09:30:00.1234567Z", "2025-03-14T09:30:00.9999995Z", "1900-01-01T00:00:00Z",
-    "1900-01-01T00:30:00+01:00", "1899-12-31T23:59:59Z", "2199-12-31T23:59:59Z",
-    "2199-12-31T23:00:00-05:00", "2200-01-01T00:00:00Z", "2025-03-14t09:30:00z",
-    "2025-03-14 09:30:00Z", "2025-03-14T09:30Z", "2025-03-14T09:30:00+0200", "2025-03-14T09:30:00+02",
-    "2025-03-14T09:30:00.+02:00", "20250314T093000Z", "2025-03-14T09:30:00", "2025-03-14T24:00:00Z",
-    "2025-03-14T09:30:00+23:59", "2025-03-14T09:30:00,5Z", 1741944600,
+    "2025-03-14T09:30:00.1234567Z",
+    "2025-03-14T09:30:00.9999995Z",
+    "1900-01-01T00:00:00Z",
+    "1900-01-01T00:30:00+01:00",
+    "1899-12-31T23:59:59Z",
+    "2199-12-31T23:59:59Z",
+    "2199-12-31T23:00:00-05:00",
+    "2200-01-01T00:00:00Z",
+    "2025-03-14t09:30:00z",
+    "2025-03-14 09:30:00Z",
+    "2025-03-14T09:30Z",
+    "2025-03-14T09:30:00+0200",
+    "2025-03-14T09:30:00+02",
+    "2025-03-14T09:30:00.+02:00",
+    "20250314T093000Z",
+    "2025-03-14T09:30:00",
+    "2025-03-14T24:00:00Z",
+    "2025-03-14T09:30:00+23:59",
+    "2025-03-14T09:30:00,5Z",
+    1741944600,
     # numbers and other kinds
-    -1, 0, 1, 5, 6, 10, 11, 0.5, 1.0, 100.0, 100.5, 2**63, 1e308, "3", True, None, [], {},
+    -1,
+    0,
+    1,
+    5,
+    6,
+    10,
+    11,
+    0.5,
+    1.0,
+    100.0,
+    100.5,
+    2**63,
+    1e308,
+    "3",
+    True,
+    None,
+    [],
+    {},
     # texts: lengths at the bounds, currencies, patterns, NUL
-    "", "x" * 36, "x" * 37, "x" * 200, "x" * 201, "x" * 501, "USD", "EUR", "XXX", "usd",
-    "+4915112345678\n", "+4915112345678", "a\u0000", "open", "email", "retention_offer", "nps",
-    "survey_answer", "champions", "strategic_partner", "vip", "loyal", "rfm_segment",
+    "",
+    "x" * 36,
+    "x" * 37,
+    "x" * 200,
+    "x" * 201,
+    "x" * 501,
+    "USD",
+    "EUR",
+    "XXX",
+    "usd",
+    "+4915112345678\n",
+    "+4915112345678",
+    "a\u0000",
+    "open",
+    "email",
+    "retention_offer",
+    "nps",
+    "survey_answer",
+    "champions",
+    "strategic_partner",
+    "vip",
+    "loyal",
+    "rfm_segment",
 ]
 
 

@@ -78,6 +78,7 @@ class Between:
 
 WireRule = Choices | AmountText | NestedAmount | Between
 
+
 def moment_reader(between: Between | None) -> Callable[[str], datetime]:
     """The function reading a time to the value pydantic reads, refusing it outside `between`.
 

@@ -137,7 +137,8 @@ class StructBuilder:
                 for name, field in fields.items()
             ],
             kw_only=True,
-            **({"tag_field": "type", "tag": tag} if tag is not None else {}),
+            tag_field="type" if tag is not None else None,
+            tag=tag,
         )
         builder = f"_build_{model.__name__}_{self._counter}"
         self._generate(builder, model, fields, fixed)
@@ -154,7 +155,11 @@ class StructBuilder:
         for decorator in decorators.field_validators.values():
             if not set(decorator.info.fields) <= implied:
                 raise Untranslatable(f"{model.__name__} has field validators")
-        if decorators.field_serializers or decorators.computed_fields or model.__private_attributes__:
+        if (
+            decorators.field_serializers
+            or decorators.computed_fields
+            or model.__private_attributes__
+        ):
             raise Untranslatable(f"{model.__name__} has serializers, computed fields or privates")
         if model.model_config.get("extra") not in (None, "ignore") or model.model_config.get(
             "strict"
@@ -214,7 +219,7 @@ class StructBuilder:
                 raise Untranslatable(f"{model.__name__} has a model validator other than after")
             lines.append(f"    {self._constant(function)}(o)")
         lines.append("    return o")
-        exec("\n".join(lines), self._namespace)  # noqa: S102 - our own generated source
+        exec("\n".join(lines), self._namespace)  # our own generated source, from field names
 
     def _default(self, info: FieldInfo) -> str:
         if info.default_factory is not None or info.default is PydanticUndefined:
@@ -257,9 +262,9 @@ class StructBuilder:
                 elif isinstance(item, BeforeValidator):
                     raise Untranslatable(f"the before validator {item.func!r}")
                 else:
-                    called.append(item.func)
+                    called.append(_one_argument(item.func))
             elif isinstance(item, PlainValidator):
-                plain = item.func
+                plain = _one_argument(item.func)
             elif isinstance(item, WithJsonSchema):
                 schema = item.json_schema
             elif type(item).__name__ not in _IGNORED_METADATA:
@@ -317,7 +322,7 @@ class StructBuilder:
             return _Field(struct, self._call(self.builder(builder)))
         if origin is list and len(args) == 1:
             item = self._field(args[0], [])
-            wire = list[item.wire]  # type: ignore[name-defined]
+            wire: Any = list[item.wire]  # type: ignore[name-defined]
             return _Field(
                 Annotated[wire, *meta] if meta else wire,
                 None if item.finish is None else _each(item.finish),
@@ -352,8 +357,10 @@ class StructBuilder:
         for value in rule.values:  # the choices must satisfy the field's own bounds too
             if pattern is not None and re.search(pattern, value) is None:
                 raise Untranslatable(f"choice {value!r} outside {pattern!r}")
-            if not constraints.get("min_length", 0) <= len(value) <= constraints.get(
-                "max_length", len(value)
+            if (
+                not constraints.get("min_length", 0)
+                <= len(value)
+                <= constraints.get("max_length", len(value))
             ):
                 raise Untranslatable(f"choice {value!r} outside the length bounds")
         return _Field(Literal[tuple(sorted(rule.values))])
@@ -376,6 +383,13 @@ class StructBuilder:
             return value
 
         return _Field(field.wire, finish)
+
+
+def _one_argument(function: Callable[..., Any]) -> Callable[[Any], Any]:
+    """A validator the builders may call with the value alone (not one that takes `info`)."""
+    if len(inspect.signature(function).parameters) != 1:
+        raise Untranslatable(f"the validator {function!r} takes more than the value")
+    return function
 
 
 def _each(finish: Callable[[str], str]) -> Callable[[str], str]:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from test_contracts import NOW, PAYLOAD_FACTORIES, SOURCE
 
 from crm_contracts import (
@@ -491,3 +491,18 @@ def test_every_field_given_every_edge_value_is_judged_alike(event_type: str) -> 
             changed = json.loads(json.dumps(document))
             mutate(changed, path, action, "extra")
             assert_agree(json.dumps(changed).encode())
+
+
+class _StrippingOrder(OrderPlaced):
+    """A contract whose texts pydantic strips: a rule the derived structs do not state."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+
+def test_a_contract_the_structs_cannot_state_is_left_to_pydantic() -> None:
+    wire = WireDecoder({"order.placed": _StrippingOrder})
+    raw = encode_event(build_event(FACTORIES["order.placed"](), source=SOURCE, time=NOW))
+
+    assert "order.placed" in wire.untranslated
+    assert wire.fast(raw) is None
+    assert_identical(wire.decode(raw), decode_event(raw))

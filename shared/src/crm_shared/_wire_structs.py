@@ -51,6 +51,11 @@ from crm_shared._wire_rules import (
 _IGNORED_METADATA = frozenset({"PlainSerializer", "AllowInfNan", "SerializeAsAny"})
 
 
+# Model settings that leave validation as msgspec does it: frozen (no setting after building),
+# unknown fields ignored, no infinities (JSON has none), and documentation.
+_TRANSLATED_CONFIG = frozenset({"frozen", "extra", "allow_inf_nan", "json_schema_extra", "title"})
+
+
 class Untranslatable(Exception):
     """A contract construct without an exact msgspec translation: pydantic decodes that type."""
 
@@ -161,10 +166,9 @@ class StructBuilder:
             or model.__private_attributes__
         ):
             raise Untranslatable(f"{model.__name__} has serializers, computed fields or privates")
-        if model.model_config.get("extra") not in (None, "ignore") or model.model_config.get(
-            "strict"
-        ):
-            raise Untranslatable(f"{model.__name__} keeps unknown fields or is strict")
+        config = model.model_config
+        if config.get("extra") not in (None, "ignore") or set(config) - _TRANSLATED_CONFIG:
+            raise Untranslatable(f"{model.__name__} has a configuration msgspec does not share")
         for name, info in model.model_fields.items():
             if info.alias not in (None, name) or info.validation_alias not in (None, name):
                 raise Untranslatable(f"{model.__name__}.{name} has an alias")

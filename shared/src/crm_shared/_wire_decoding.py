@@ -1,7 +1,7 @@
 """Decoding events at the consumer in one msgspec pass, with pydantic's verdict on every refusal.
 
 `crm_contracts.decode_event` (pydantic) parses a record and validates its payload through the
-contract models: 8-27 µs an event, a fifth of a consumer's CPU. `decode_record` decodes the same
+contract models: 8-27 µs an event, a fifth of a consumer's CPU. `WireDecoder` decodes the same
 bytes into the same `CloudEvent` with msgspec structs derived from those contracts
 (`crm_shared._wire_structs`): one tagged union over the event types, then the models built
 without a second validation, the contracts' Python validators called on the way.

@@ -20,7 +20,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_contracts import CloudEvent, InvalidEvent, dead_letter_topic, decode_event
+from crm_contracts import CloudEvent, InvalidEvent, dead_letter_topic
 from crm_shared._clock import utc_now
 from crm_shared._db import PlumbingTables
 from crm_shared._inbox import record_new_events
@@ -35,6 +35,7 @@ from crm_shared._positions import (
     store_producers,
 )
 from crm_shared._sequences import producer_stamp
+from crm_shared._wire_decoding import decode_record_value
 
 _logger = logging.getLogger("crm.consumer")
 
@@ -63,7 +64,7 @@ BatchFinisher = Finisher[CloudEvent]
 
 def decode_cloud_event(record: ConsumerRecord[bytes, bytes]) -> CloudEvent:
     """The plain decoder: the record's value as a CloudEvent, with no edge policy applied."""
-    return decode_event(record.value or b"")
+    return decode_record_value(record.value or b"")
 
 
 @dataclass(frozen=True)

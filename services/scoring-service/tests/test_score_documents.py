@@ -3,10 +3,10 @@ customer (score_publishing.score_payload and build_event/encode_event are the re
 
 import dataclasses
 import datetime as dt
-import json
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -54,8 +54,9 @@ def test_every_cdnow_document_and_event_equals_the_pydantic_one(with_models):
     for i, (customer_id, document) in enumerate(zip(ids, documents, strict=True)):
         payload = score_payload(table, i, customer_id, version="v1", as_of=AS_OF, currency="USD")
         assert document == payload.model_dump(mode="json")
+        # Serialised as store_scores does (orjson), the event is the one pydantic builds.
         event_id, encoded = encoded_score_event(
-            json.dumps(document, separators=(",", ":")), customer_id, source=SOURCE, as_of=AS_OF
+            orjson.dumps(document).decode(), customer_id, source=SOURCE, as_of=AS_OF
         )
         expected = build_event(payload, source=SOURCE, time=AS_OF, event_id=event_id)
         assert decode_event(encoded) == expected

@@ -35,9 +35,9 @@ async def test_payloads_read_back_the_same_and_states_start_empty(database_url: 
             )
         await asyncio.to_thread(command.upgrade, config, "head")
         async with engine.connect() as connection:
-            payload, digest, figures = (
+            payload, state = (
                 await connection.execute(
-                    text("SELECT CAST(payload AS TEXT), change_digest, change_figures FROM scores")
+                    text("SELECT CAST(payload AS TEXT), change_state FROM scores")
                 )
             ).one()
             kind = None
@@ -53,7 +53,6 @@ async def test_payloads_read_back_the_same_and_states_start_empty(database_url: 
     finally:
         await engine.dispose()
     assert json.loads(payload) == PAYLOAD
-    assert digest is None
-    assert figures is None
+    assert state is None
     if postgres:
         assert kind == "json"

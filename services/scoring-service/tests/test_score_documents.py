@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm_contracts import build_event, decode_event
+from crm_contracts import SegmentChanged, build_event, decode_event
 from scoring_service.domain.models import fit_models
 from scoring_service.domain.predictions import ScoringPolicy
 from scoring_service.domain.purchase_history import PurchaseLedger, histories_as_of
@@ -19,7 +19,11 @@ from scoring_service.domain.scoring import score_histories
 from scoring_service.domain.tiers import ValueScorecard
 from scoring_service.workflows import score_documents as documents_module
 from scoring_service.workflows import score_publishing
-from scoring_service.workflows.score_documents import encoded_score_event, score_documents
+from scoring_service.workflows.score_documents import (
+    encoded_score_event,
+    encoded_segment_event,
+    score_documents,
+)
 from scoring_service.workflows.score_publishing import SOURCE, score_payload
 
 DATA = Path(__file__).parent / "data"
@@ -76,3 +80,28 @@ def test_money_strings_equal_the_contracts(value):
         assert ours is None
         return
     assert ours == score_publishing._money(value, "EUR").model_dump(mode="json")
+
+
+@pytest.mark.parametrize(
+    ("dimension", "previous", "current"),
+    [
+        ("rfm_segment", "Loyal", "At risk"),
+        ("value_tier", None, "high"),
+        ("cluster", 'quiet, "calm" é', None),
+        ("grade", "B", "A"),
+    ],
+)
+def test_a_templated_segment_event_is_the_one_pydantic_builds(dimension, previous, current):
+    event_id, encoded = encoded_segment_event(
+        "cdnow-0007", dimension, previous, current, source=SOURCE, as_of=AS_OF
+    )
+    change = SegmentChanged(
+        customer_id="cdnow-0007",
+        as_of=AS_OF,
+        dimension=dimension,
+        previous=previous,
+        current=current,
+    )
+    expected = build_event(change, source=SOURCE, time=AS_OF, event_id=event_id)
+    assert decode_event(encoded) == expected
+    assert str(expected.data.topic) == score_publishing._SCORES_TOPIC

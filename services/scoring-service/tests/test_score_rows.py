@@ -13,7 +13,7 @@ from test_scores_api import AS_OF, a_base, apply, fit, outbox_size
 
 from crm_shared.testing import ApiClient
 from scoring_service.db.models import Score
-from scoring_service.domain.score_changes import score_state
+from scoring_service.domain.score_changes import ScoreState, score_state
 from scoring_service.workflows import score_rows
 from scoring_service.workflows.scoring import rescore_all
 
@@ -36,8 +36,7 @@ def a_row(customer_id: str, n: int) -> tuple[Any, ...]:
         "EUR",
         orjson.dumps(document).decode(),
         orjson.dumps({"why": [n, 0.1 + n / 3, None]}).decode(),
-        state.digest,
-        orjson.dumps(state.figures).decode(),
+        state.packed(),
     )
 
 
@@ -66,8 +65,7 @@ async def test_array_upsert_and_copy_store_the_same_rows(scoring_api: ApiClient)
         big, few = found[f"big-{n:05d}"], found[f"few-{n:05d}"]
         assert big[1:] == few[1:]
         assert big[10] == {"rfm_segment": "Loyal", "p_alive": n / 7, "n": n}
-        assert bytes(big[12]) == score_state(big[10]).digest
-        assert big[13] == list(score_state(big[10]).figures)
+        assert ScoreState.unpacked(bytes(big[12])) == score_state(big[10])
     # Both paths update a stored row in place.
     await write(scoring_api, [a_row("few-00001", 40), a_row("big-00002", 41)])
     again = await stored(scoring_api, ["few-00001", "big-00002"])
@@ -84,13 +82,13 @@ async def test_scores_stored_without_a_state_are_compared_by_payload_then_keep_o
     runtime, settings = scoring_api.app.state.runtime, scoring_api.app.state.settings
     async with runtime.sessions() as session, session.begin():
         # As a row stored before the migration of 2026-12-07e is.
-        await session.execute(update(Score).values(change_digest=None, change_figures=None))
+        await session.execute(update(Score).values(change_state=None))
 
     assert await rescore_all(runtime, settings, as_of=AS_OF) == 0
     assert await outbox_size(scoring_api) == published
     async with runtime.sessions() as session:
         without = await session.scalar(
-            select(func.count()).select_from(Score).where(Score.change_digest.is_(None))
+            select(func.count()).select_from(Score).where(Score.change_state.is_(None))
         )
     assert without == 0
     assert await rescore_all(runtime, settings, as_of=AS_OF) == 0

@@ -1,8 +1,8 @@
 """Scores keep what a re-score compares against; the payload becomes json text; one index less.
 
-- `change_digest` (a digest of the fields compared exactly) and `change_figures` (the figures
-  compared within a tolerance): a re-score compares these instead of reading and decoding
-  every stored payload. Rows stored before stay null and are compared by their payload once.
+- `change_state` (a digest of the fields compared exactly and the figures compared within a
+  tolerance, 72 bytes): a re-score compares it instead of reading and decoding every stored
+  payload. Rows stored before stay null and are compared by their payload once.
 - `payload` is json, not jsonb, as the explanation already is: only ever read back whole (the
   filter columns are copied out of it), and parsing ~2.3 KB of JSON into jsonb per written
   score was PostgreSQL's largest cost per row after the explanation.
@@ -27,8 +27,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table('scores', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('change_digest', sa.LargeBinary(length=16), nullable=True))
-        batch_op.add_column(sa.Column('change_figures', sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column('change_state', sa.LargeBinary(length=72), nullable=True))
         batch_op.drop_index('ix_scores_rfm_segment')
     if op.get_bind().dialect.name == 'postgresql':  # SQLite has one JSON type
         op.alter_column(
@@ -51,5 +50,4 @@ def downgrade() -> None:
         )
     with op.batch_alter_table('scores', schema=None) as batch_op:
         batch_op.create_index('ix_scores_rfm_segment', ['rfm_segment'], unique=False)
-        batch_op.drop_column('change_figures')
-        batch_op.drop_column('change_digest')
+        batch_op.drop_column('change_state')

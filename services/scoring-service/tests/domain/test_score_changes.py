@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scoring_service.domain.score_changes import TOLERATED, changed_since, score_state
+from scoring_service.domain.score_changes import (
+    PACKED_SIZE,
+    TOLERATED,
+    ScoreState,
+    changed_since,
+    score_state,
+)
 from scoring_service.domain.scoring import changed_beyond_tolerance
 
 BASE: dict[str, Any] = {
@@ -80,8 +85,8 @@ def documents(draw: st.DrawFn, base: dict[str, Any]) -> dict[str, Any]:
 def test_a_state_decides_as_the_whole_documents_do(data: st.DataObject, tolerance: float) -> None:
     before = data.draw(documents(BASE))
     after = data.draw(documents(before))
-    # Stored figures go through JSON and come back equal.
-    stored = score_state(orjson.loads(orjson.dumps(before)))
+    # As stored: packed into bytes, and back.
+    stored = ScoreState.unpacked(score_state(before).packed())
     assert changed_since(stored, score_state(after), tolerance) == changed_beyond_tolerance(
         before, after, tolerance
     )
@@ -96,3 +101,10 @@ def test_the_digest_ignores_time_and_version_but_not_a_cent() -> None:
     assert score_state(later) == score_state(BASE)
     dearer = {**BASE, "total_spend": {"amount": "120.01", "currency": "EUR"}}
     assert score_state(dearer).digest != score_state(BASE).digest
+
+
+def test_a_packed_state_is_the_same_state() -> None:
+    state = score_state({**BASE, "p_alive": None, "health_index": 1e-300})
+    packed = state.packed()
+    assert len(packed) == PACKED_SIZE
+    assert ScoreState.unpacked(packed) == state

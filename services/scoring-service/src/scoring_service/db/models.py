@@ -118,11 +118,11 @@ class Score(Base):
     # migrations of 2026-12-07d and 2026-12-07e).
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     explanation: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # What a re-score compares against instead of decoding the payload (domain/score_changes):
-    # a digest of the fields compared exactly and the figures compared within a tolerance.
-    # Null on rows stored before 2026-12-07e (their payload is compared instead).
-    change_digest: Mapped[bytes | None] = mapped_column(LargeBinary(16))
-    change_figures: Mapped[list[float | None] | None] = mapped_column(JSON)
+    # What a re-score compares against instead of decoding the payload: the digest of the
+    # fields compared exactly and the figures compared within a tolerance, packed
+    # (domain/score_changes.ScoreState). Null on rows stored before 2026-12-07e (their payload
+    # is compared instead, once).
+    change_state: Mapped[bytes | None] = mapped_column(LargeBinary(72))
 
     __table_args__ = (
         # Every segment size and the revenue per RFM segment and currency, in one index-only

@@ -10,7 +10,8 @@ tests prove `changed_since` agrees with `changed_beyond_tolerance` on any pair o
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import math
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,22 @@ class ScoreState:
     digest: bytes
     figures: Figures
 
+    def packed(self) -> bytes:
+        """The state as 72 bytes: the digest, then each figure as a float64 (NaN: none; a
+        figure is never NaN, score documents publish a non-finite figure as null)."""
+        return self.digest + _FIGURES.pack(*(math.nan if f is None else f for f in self.figures))
+
+    @classmethod
+    def unpacked(cls, packed: bytes) -> ScoreState:
+        """The state `packed` holds."""
+        figures = _FIGURES.unpack_from(packed, _DIGEST_SIZE)
+        return cls(packed[:_DIGEST_SIZE], tuple(None if f != f else f for f in figures))
+
+
+_DIGEST_SIZE = 16
+_FIGURES = struct.Struct(f"<{len(TOLERATED)}d")
+PACKED_SIZE = _DIGEST_SIZE + _FIGURES.size
+
 
 def score_state(document: dict[str, Any]) -> ScoreState:
     """The state of a `score.updated` document (as `score_documents` builds it)."""
@@ -43,7 +60,7 @@ def score_state(document: dict[str, Any]) -> ScoreState:
     # encoder's text for equal values gives another digest: one extra publish, never a change
     # left unpublished.
     text = orjson.dumps(exact, option=orjson.OPT_SORT_KEYS)
-    digest = hashlib.blake2b(text, digest_size=16).digest()
+    digest = hashlib.blake2b(text, digest_size=_DIGEST_SIZE).digest()
     return ScoreState(digest, tuple(document.get(name) for name in TOLERATED))
 
 
@@ -73,8 +90,3 @@ def figures_moved(before: Figures, after: Figures, tolerance: float) -> bool:
         elif abs(new - old) > tolerance * scale:
             return True
     return False
-
-
-def figures_of(values: Sequence[Any] | None) -> Figures | None:
-    """Stored figures (a JSON list) back as a tuple; None when the row has none."""
-    return None if values is None else tuple(values)

@@ -14,13 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import (
     MAX_MONEY_AMOUNT,
-    CloudEvent,
     Money,
     ScoreUpdated,
-    SegmentChanged,
     Topic,
-    build_event,
-    encode_event,
 )
 from crm_shared import add_encoded_to_outbox
 from scoring_service.db.models import PLUMBING
@@ -28,7 +24,11 @@ from scoring_service.domain.explanations import explanations
 from scoring_service.domain.models import FittedModels
 from scoring_service.domain.score_changes import ScoreState, changed_since, score_state
 from scoring_service.domain.scoring import ScoreTable, changed_beyond_tolerance
-from scoring_service.workflows.score_documents import encoded_score_event, score_documents
+from scoring_service.workflows.score_documents import (
+    encoded_score_event,
+    encoded_segment_event,
+    score_documents,
+)
 from scoring_service.workflows.score_rows import (
     SEGMENT_DIMENSIONS,
     StoredScore,
@@ -39,6 +39,7 @@ from scoring_service.workflows.score_rows import (
 
 SOURCE = "/crm/scoring-service"
 _CHUNK = 10_000
+_SCORES_TOPIC = str(Topic.SCORES)  # score.updated and segment.changed alike
 
 
 # The contract bounds every amount below a quadrillion (each order below a trillion), so only
@@ -161,16 +162,13 @@ async def store_scores(
                     None if spend is None else spend["currency"],
                     text,
                     orjson.dumps(explanation).decode(),
-                    state.digest,
-                    orjson.dumps(state.figures).decode(),
+                    state.packed(),
                 )
             )
             event_id, event = encoded_score_event(text, customer_id, source=SOURCE, as_of=as_of)
-            outbox.append((event_id, str(Topic.SCORES), customer_id, event))
+            outbox.append((event_id, _SCORES_TOPIC, customer_id, event))
             if previous is not None:
-                for change in _segment_changes(previous.segments, document, customer_id, as_of):
-                    encoded = encode_event(change).decode()
-                    outbox.append((change.id, str(change.data.topic), customer_id, encoded))
+                outbox += _segment_changes(previous.segments, document, customer_id, as_of)
         await write_scores(session, rows)
         await add_encoded_to_outbox(session, PLUMBING, outbox)
     return changed
@@ -188,19 +186,15 @@ def _changed(
 
 def _segment_changes(
     before: dict[str, str | None], current: dict[str, Any], customer_id: str, as_of: datetime
-) -> list[CloudEvent]:
-    # A first score is news by itself (its score.updated carries every segment): callers ask
-    # only for customers scored before.
+) -> list[tuple[str, str, str, str]]:
+    """Outbox rows of the `segment.changed` events of a customer scored before (a first score
+    is news by itself: its score.updated carries every segment)."""
     changes = []
     for dimension in SEGMENT_DIMENSIONS:
         after = current.get(dimension)
         if before[dimension] != after:
-            change = SegmentChanged(
-                customer_id=customer_id,
-                as_of=as_of,
-                dimension=dimension,
-                previous=before[dimension],
-                current=after,
+            event_id, event = encoded_segment_event(
+                customer_id, dimension, before[dimension], after, source=SOURCE, as_of=as_of
             )
-            changes.append(build_event(change, source=SOURCE, time=as_of))
+            changes.append((event_id, _SCORES_TOPIC, customer_id, event))
     return changes

@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-import orjson
-from sqlalchemy import Table, bindparam, case, select, text, update
+from sqlalchemy import Table, case, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_shared import BulkWrite, among
+from crm_shared import BulkUpdate, BulkWrite, among
 from scoring_service.db.models import Score
-from scoring_service.domain.score_changes import ScoreState, figures_of
+from scoring_service.domain.score_changes import ScoreState
 
 # Written columns, in the order of a row tuple.
 COLUMNS = (
@@ -34,8 +33,7 @@ COLUMNS = (
     "total_spend_currency",
     "payload",
     "explanation",
-    "change_digest",
-    "change_figures",
+    "change_state",
 )
 SEGMENT_DIMENSIONS = ("rfm_segment", "value_tier", "grade", "cluster")
 # From this many rows a chunk goes by COPY through a temporary table; below, one array upsert.
@@ -47,8 +45,9 @@ _UPSERT = BulkWrite(
     COLUMNS,
     conflict=("customer_id",),
     update=COLUMNS[1:],
-    encoded=frozenset({"payload", "explanation", "change_figures"}),
+    encoded=frozenset({"payload", "explanation"}),
 )
+_KEEP_STATES = BulkUpdate(_TABLE, ("customer_id",), ("change_state",))
 
 
 @dataclass(frozen=True)
@@ -66,22 +65,17 @@ async def stored_scores(session: AsyncSession, ids: Sequence[str]) -> dict[str, 
     c = _TABLE.c
     query = select(
         c.customer_id,
-        c.change_digest,
-        c.change_figures,
+        c.change_state,
         *(c[name] for name in SEGMENT_DIMENSIONS),
         # Only a row without a state is compared by its payload.
-        case((c.change_digest.is_(None), c.payload)),
+        case((c.change_state.is_(None), c.payload)),
     ).where(among(session, c.customer_id, list(ids)))
     found = {}
-    for customer_id, digest, figures, *segments, payload in await session.execute(query):
-        stored_figures = figures_of(figures)
-        state = (
-            ScoreState(bytes(digest), stored_figures)
-            if digest is not None and stored_figures is not None
-            else None
-        )
+    for customer_id, packed, *segments, payload in await session.execute(query):
         found[customer_id] = StoredScore(
-            state, dict(zip(SEGMENT_DIMENSIONS, segments, strict=True)), payload
+            None if packed is None else ScoreState.unpacked(bytes(packed)),
+            dict(zip(SEGMENT_DIMENSIONS, segments, strict=True)),
+            payload,
         )
     return found
 
@@ -123,32 +117,4 @@ async def _copy_upsert(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -
 async def keep_states(session: AsyncSession, states: Sequence[tuple[str, ScoreState]]) -> None:
     """Store the change state of unchanged rows stored before states were kept (once each:
     their next re-score compares the state instead of decoding the payload)."""
-    if not states:
-        return
-    if session.get_bind().dialect.name == "postgresql":
-        connection = await session.connection()
-        await connection.exec_driver_sql(
-            _KEEP_STATES_SQL,
-            (
-                [customer_id for customer_id, _ in states],
-                [state.digest for _, state in states],
-                [orjson.dumps(state.figures).decode() for _, state in states],
-            ),
-        )
-        return
-    await session.execute(
-        update(_TABLE)
-        .where(_TABLE.c.customer_id == bindparam("kept_id"))
-        .values(change_digest=bindparam("digest"), change_figures=bindparam("figures")),
-        [
-            {"kept_id": customer_id, "digest": state.digest, "figures": list(state.figures)}
-            for customer_id, state in states
-        ],
-    )
-
-
-_KEEP_STATES_SQL = (
-    "UPDATE scores SET change_digest = v.digest, change_figures = v.figures::json"
-    " FROM unnest($1::varchar[], $2::bytea[], $3::text[]) AS v(customer_id, digest, figures)"
-    " WHERE scores.customer_id = v.customer_id"
-)
+    await _KEEP_STATES.run(session, [(cid, state.packed()) for cid, state in states])

@@ -71,6 +71,8 @@ def test_every_cdnow_document_and_event_equals_the_pydantic_one(with_models):
     st.one_of(
         st.floats(allow_nan=True, allow_infinity=True),
         st.floats(min_value=-1e6, max_value=1e6),
+        st.floats(min_value=-2e15, max_value=2e15),  # around the clipping bound (1e15)
+        st.sampled_from([5e14, -5e14, 999999999999999.99, 1e15, -1e15, -0.0, -0.004]),
         st.integers(-(10**6), 10**6).map(lambda cents: cents / 100 + 0.005),
     )
 )

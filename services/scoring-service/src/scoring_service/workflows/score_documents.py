@@ -25,6 +25,8 @@ from crm_shared import new_id
 from scoring_service.domain.scoring import ScoreTable
 
 _LARGEST_AMOUNT = MAX_MONEY_AMOUNT - Decimal("0.01")
+# Below this, "%.2f" is the amount's text as Decimal would write it (no clipping possible).
+_EXACT_BELOW = float(MAX_MONEY_AMOUNT) / 2
 _TIME = TypeAdapter(EventTime)
 
 
@@ -49,10 +51,13 @@ def _money(values: Any, currency: str) -> list[dict[str, str] | None]:
         if value is None or math.isnan(value) or math.isinf(value):
             out.append(None)
             continue
-        amount = Decimal(f"{value:.2f}")
-        if abs(amount) > _LARGEST_AMOUNT:
-            amount = _LARGEST_AMOUNT.copy_sign(amount)
-        out.append({"amount": format(amount, "f"), "currency": currency})
+        text = f"{value:.2f}"
+        if abs(value) >= _EXACT_BELOW:  # near or past the bound: clipped exactly, in decimal
+            amount = Decimal(text)
+            if abs(amount) > _LARGEST_AMOUNT:
+                amount = _LARGEST_AMOUNT.copy_sign(amount)
+            text = format(amount, "f")
+        out.append({"amount": text, "currency": currency})
     return out
 
 

@@ -108,3 +108,10 @@ def test_a_packed_state_is_the_same_state() -> None:
     packed = state.packed()
     assert len(packed) == PACKED_SIZE
     assert ScoreState.unpacked(packed) == state
+
+
+def test_numpy_scalars_digest_as_the_python_values_they_hold() -> None:
+    import numpy as np
+
+    as_numpy = {**BASE, "recency_score": np.int64(3), "cluster": np.str_("steady")}
+    assert score_state(as_numpy) == score_state(BASE)

@@ -59,7 +59,7 @@ def score_state(document: dict[str, Any]) -> ScoreState:
     # keys sorted, so that equal dicts give equal texts whatever their order. Another
     # encoder's text for equal values gives another digest: one extra publish, never a change
     # left unpublished.
-    text = orjson.dumps(exact, option=orjson.OPT_SORT_KEYS)
+    text = orjson.dumps(exact, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY)
     digest = hashlib.blake2b(text, digest_size=_DIGEST_SIZE).digest()
     return ScoreState(digest, tuple(document.get(name) for name in TOLERATED))
 

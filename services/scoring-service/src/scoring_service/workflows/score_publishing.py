@@ -146,7 +146,7 @@ async def store_scores(
         for (i, document, state, previous), explanation in zip(news, explained, strict=True):
             customer_id = customer_ids[i]
             changed += 1
-            text = orjson.dumps(document).decode()
+            text = _json(document)
             spend = document["total_spend"]
             rows.append(
                 (
@@ -161,7 +161,7 @@ async def store_scores(
                     None if spend is None else Decimal(spend["amount"]),
                     None if spend is None else spend["currency"],
                     text,
-                    orjson.dumps(explanation).decode(),
+                    _json(explanation),
                     state.packed(),
                 )
             )
@@ -172,6 +172,11 @@ async def store_scores(
         await write_scores(session, rows)
         await add_encoded_to_outbox(session, PLUMBING, outbox)
     return changed
+
+
+def _json(value: Any) -> str:
+    # numpy scalars too (json.dumps took a float64 as a float; orjson needs the option).
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def _changed(

@@ -3,15 +3,15 @@ customer (score_publishing.score_payload and build_event/encode_event are the re
 
 import dataclasses
 import datetime as dt
-import json
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm_contracts import build_event, decode_event
+from crm_contracts import SegmentChanged, build_event, decode_event
 from scoring_service.domain.models import fit_models
 from scoring_service.domain.predictions import ScoringPolicy
 from scoring_service.domain.purchase_history import PurchaseLedger, histories_as_of
@@ -19,7 +19,11 @@ from scoring_service.domain.scoring import score_histories
 from scoring_service.domain.tiers import ValueScorecard
 from scoring_service.workflows import score_documents as documents_module
 from scoring_service.workflows import score_publishing
-from scoring_service.workflows.score_documents import encoded_score_event, score_documents
+from scoring_service.workflows.score_documents import (
+    encoded_score_event,
+    encoded_segment_event,
+    score_documents,
+)
 from scoring_service.workflows.score_publishing import SOURCE, score_payload
 
 DATA = Path(__file__).parent / "data"
@@ -54,8 +58,9 @@ def test_every_cdnow_document_and_event_equals_the_pydantic_one(with_models):
     for i, (customer_id, document) in enumerate(zip(ids, documents, strict=True)):
         payload = score_payload(table, i, customer_id, version="v1", as_of=AS_OF, currency="USD")
         assert document == payload.model_dump(mode="json")
+        # Serialised as store_scores does (orjson), the event is the one pydantic builds.
         event_id, encoded = encoded_score_event(
-            json.dumps(document, separators=(",", ":")), customer_id, source=SOURCE, as_of=AS_OF
+            orjson.dumps(document).decode(), customer_id, source=SOURCE, as_of=AS_OF
         )
         expected = build_event(payload, source=SOURCE, time=AS_OF, event_id=event_id)
         assert decode_event(encoded) == expected
@@ -66,6 +71,8 @@ def test_every_cdnow_document_and_event_equals_the_pydantic_one(with_models):
     st.one_of(
         st.floats(allow_nan=True, allow_infinity=True),
         st.floats(min_value=-1e6, max_value=1e6),
+        st.floats(min_value=-2e15, max_value=2e15),  # around the clipping bound (1e15)
+        st.sampled_from([5e14, -5e14, 999999999999999.99, 1e15, -1e15, -0.0, -0.004]),
         st.integers(-(10**6), 10**6).map(lambda cents: cents / 100 + 0.005),
     )
 )
@@ -75,3 +82,28 @@ def test_money_strings_equal_the_contracts(value):
         assert ours is None
         return
     assert ours == score_publishing._money(value, "EUR").model_dump(mode="json")
+
+
+@pytest.mark.parametrize(
+    ("dimension", "previous", "current"),
+    [
+        ("rfm_segment", "Loyal", "At risk"),
+        ("value_tier", None, "high"),
+        ("cluster", 'quiet, "calm" é', None),
+        ("grade", "B", "A"),
+    ],
+)
+def test_a_templated_segment_event_is_the_one_pydantic_builds(dimension, previous, current):
+    event_id, encoded = encoded_segment_event(
+        "cdnow-0007", dimension, previous, current, source=SOURCE, as_of=AS_OF
+    )
+    change = SegmentChanged(
+        customer_id="cdnow-0007",
+        as_of=AS_OF,
+        dimension=dimension,
+        previous=previous,
+        current=current,
+    )
+    expected = build_event(change, source=SOURCE, time=AS_OF, event_id=event_id)
+    assert decode_event(encoded) == expected
+    assert str(expected.data.topic) == score_publishing._SCORES_TOPIC

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from crm_shared import (
@@ -103,7 +103,8 @@ class Score(Base):
     customer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     as_of: Mapped[datetime]
     model_version: Mapped[str | None] = mapped_column(String(40))
-    rfm_segment: Mapped[str] = mapped_column(String(32), index=True)
+    # No index of its own: ix_scores_segment_sizes begins with it.
+    rfm_segment: Mapped[str] = mapped_column(String(32))
     value_tier: Mapped[str | None] = mapped_column(String(32), index=True)
     grade: Mapped[str | None] = mapped_column(String(16), index=True)
     cluster: Mapped[str | None] = mapped_column(String(80), index=True)
@@ -112,10 +113,16 @@ class Score(Base):
     # (reading every payload's JSON took ~120 ms at 100,000 customers; see bench/RESULTS.md).
     total_spend: Mapped[Decimal | None] = mapped_column(MoneyColumn)
     total_spend_currency: Mapped[str | None] = mapped_column(String(3))
-    payload: Mapped[dict[str, Any]] = mapped_column(Json)
-    # json, not jsonb: only ever read back whole, and parsing its many floats into jsonb
-    # numerics was most of PostgreSQL's work in a re-score (see the migration of 2026-12-07d).
+    # json, not jsonb (payload and explanation): only ever read back whole, and parsing their
+    # many floats into jsonb numerics was most of PostgreSQL's work in a re-score (see the
+    # migrations of 2026-12-07d and 2026-12-07e).
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     explanation: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # What a re-score compares against instead of decoding the payload: the digest of the
+    # fields compared exactly and the figures compared within a tolerance, packed
+    # (domain/score_changes.ScoreState). Null on rows stored before 2026-12-07e (their payload
+    # is compared instead, once).
+    change_state: Mapped[bytes | None] = mapped_column(LargeBinary(72))
 
     __table_args__ = (
         # Every segment size and the revenue per RFM segment and currency, in one index-only

@@ -10,20 +10,23 @@ that text serves both the score row and the outbox row.
 
 from __future__ import annotations
 
-import json
+import functools
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from pydantic import TypeAdapter
 
-from crm_contracts import MAX_MONEY_AMOUNT, EventTime, ScoreUpdated
+from crm_contracts import MAX_MONEY_AMOUNT, EventTime, ScoreUpdated, SegmentChanged
 from crm_shared import new_id
 from scoring_service.domain.scoring import ScoreTable
 
 _LARGEST_AMOUNT = MAX_MONEY_AMOUNT - Decimal("0.01")
+# Below this, "%.2f" is the amount's text as Decimal would write it (no clipping possible).
+_EXACT_BELOW = float(MAX_MONEY_AMOUNT) / 2
 _TIME = TypeAdapter(EventTime)
 
 
@@ -31,6 +34,10 @@ def json_time(moment: datetime) -> str:
     """A moment as the contracts write it (pydantic's own serialisation of `EventTime`)."""
     text: str = _TIME.dump_python(moment, mode="json")
     return text
+
+
+# A re-score writes every event with one as-of: its text once, not once per event.
+_time_text = functools.lru_cache(maxsize=64)(json_time)
 
 
 def _rounded(values: Any, digits: int) -> list[float | None]:
@@ -44,10 +51,13 @@ def _money(values: Any, currency: str) -> list[dict[str, str] | None]:
         if value is None or math.isnan(value) or math.isinf(value):
             out.append(None)
             continue
-        amount = Decimal(f"{value:.2f}")
-        if abs(amount) > _LARGEST_AMOUNT:
-            amount = _LARGEST_AMOUNT.copy_sign(amount)
-        out.append({"amount": format(amount, "f"), "currency": currency})
+        text = f"{value:.2f}"
+        if abs(value) >= _EXACT_BELOW:  # near or past the bound: clipped exactly, in decimal
+            amount = Decimal(text)
+            if abs(amount) > _LARGEST_AMOUNT:
+                amount = _LARGEST_AMOUNT.copy_sign(amount)
+            text = format(amount, "f")
+        out.append({"amount": text, "currency": currency})
     return out
 
 
@@ -165,22 +175,53 @@ def encoded_score_event(
     The envelope is written around the already serialised document, in the field order of
     ``encode_event``; `decode_event` reads it back as the event ``build_event`` would make.
     """
+    return _encoded(ScoreUpdated.event_type, document_json, customer_id, source, as_of)
+
+
+def encoded_segment_event(
+    customer_id: str,
+    dimension: str,
+    previous: str | None,
+    current: str | None,
+    *,
+    source: str,
+    as_of: datetime,
+) -> tuple[str, str]:
+    """(event id, the CloudEvent's JSON) of a `segment.changed`, as `encode_event` writes the
+    event ``build_event(SegmentChanged(...))`` makes, without building either (~80 µs each)."""
+    data = {
+        "customer_id": customer_id,
+        "as_of": _time_text(as_of),
+        "dimension": dimension,
+        "previous": previous,
+        "current": current,
+    }
+    text = orjson.dumps(data).decode()
+    return _encoded(SegmentChanged.event_type, text, customer_id, source, as_of)
+
+
+def _encoded(
+    event_type: str, data_json: str, customer_id: str, source: str, as_of: datetime
+) -> tuple[str, str]:
     event_id = new_id()
-    envelope = "".join(
+    return event_id, "".join(
         (
             '{"specversion":"1.0","id":',
-            json.dumps(event_id),
+            _quoted(event_id),
             ',"source":',
-            json.dumps(source),
+            _quoted(source),
             ',"type":',
-            json.dumps(ScoreUpdated.event_type),
+            _quoted(event_type),
             ',"subject":',
-            json.dumps(customer_id),
+            _quoted(customer_id),
             ',"time":',
-            json.dumps(json_time(as_of)),
+            _quoted(_time_text(as_of)),
             ',"datacontenttype":"application/json","data":',
-            document_json,
+            data_json,
             "}",
         )
     )
-    return event_id, envelope
+
+
+def _quoted(value: str) -> str:
+    return orjson.dumps(value).decode()

@@ -2,37 +2,44 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
-from sqlalchemy import Table, select, text
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import (
     MAX_MONEY_AMOUNT,
-    CloudEvent,
     Money,
     ScoreUpdated,
-    SegmentChanged,
     Topic,
-    build_event,
-    encode_event,
 )
-from crm_shared import add_encoded_to_outbox, upsert_into
-from scoring_service.db.models import PLUMBING, Score
+from crm_shared import add_encoded_to_outbox
+from scoring_service.db.models import PLUMBING
 from scoring_service.domain.explanations import explanations
 from scoring_service.domain.models import FittedModels
+from scoring_service.domain.score_changes import ScoreState, changed_since, score_state
 from scoring_service.domain.scoring import ScoreTable, changed_beyond_tolerance
-from scoring_service.workflows.score_documents import encoded_score_event, score_documents
+from scoring_service.workflows.score_documents import (
+    encoded_score_event,
+    encoded_segment_event,
+    score_documents,
+)
+from scoring_service.workflows.score_rows import (
+    SEGMENT_DIMENSIONS,
+    StoredScore,
+    keep_states,
+    stored_scores,
+    write_scores,
+)
 
 SOURCE = "/crm/scoring-service"
-_SEGMENT_DIMENSIONS = ("rfm_segment", "value_tier", "grade", "cluster")
 _CHUNK = 10_000
+_SCORES_TOPIC = str(Topic.SCORES)  # score.updated and segment.changed alike
 
 
 # The contract bounds every amount below a quadrillion (each order below a trillion), so only
@@ -106,15 +113,14 @@ async def store_scores(
 ) -> int:
     """Upsert every customer's scores; publish for those that changed. Returns how many did.
 
-    Each customer's document is compared with the stored one before anything else is built;
-    a changed one is serialised once, for its row and its `score.updated` alike. PostgreSQL
-    takes the rows by COPY (scores through a temporary table merged by one upsert).
+    Each customer's document is compared with the stored score's change state (a digest and
+    a few figures, not the stored payload) before anything else is built; a changed one is
+    serialised once, for its row and its `score.updated` alike.
     """
-    postgres = session.get_bind().dialect.name == "postgresql"
     changed = 0
     for start in range(0, len(customer_ids), _CHUNK):
         chunk = range(start, min(start + _CHUNK, len(customer_ids)))
-        stored = await _stored_payloads(session, [customer_ids[i] for i in chunk])
+        stored = await stored_scores(session, [customer_ids[i] for i in chunk])
         documents = score_documents(
             table,
             customer_ids,
@@ -123,139 +129,77 @@ async def store_scores(
             currency=currency,
             rows=slice(chunk.start, chunk.stop),
         )
-        rows: list[dict[str, Any]] = []
-        outbox: list[tuple[str, str, str, str]] = []
-        news = [
-            (i, document, stored.get(customer_ids[i]))
-            for i, document in zip(chunk, documents, strict=True)
-            if changed_beyond_tolerance(stored.get(customer_ids[i]), document, tolerance)
-        ]
+        news = []
+        kept: list[tuple[str, ScoreState]] = []
+        for i, document in zip(chunk, documents, strict=True):
+            previous = stored.get(customer_ids[i])
+            state = score_state(document)
+            if _changed(previous, document, state, tolerance):
+                news.append((i, document, state, previous))
+            elif previous is not None and previous.state is None:
+                kept.append((customer_ids[i], state))
+        await keep_states(session, kept)
         # Explanations only for what changed, column by column (equal to table.explanation).
-        explained = explanations(table, models, np.array([i for i, _, _ in news], np.int64))
-        for (i, document, previous), explanation in zip(news, explained, strict=True):
+        explained = explanations(table, models, np.array([i for i, *_ in news], np.int64))
+        rows: list[tuple[Any, ...]] = []
+        outbox: list[tuple[str, str, str, str]] = []
+        for (i, document, state, previous), explanation in zip(news, explained, strict=True):
             customer_id = customer_ids[i]
             changed += 1
-            text = json.dumps(document, separators=(",", ":"))
+            text = _json(document)
+            spend = document["total_spend"]
             rows.append(
-                {
-                    "customer_id": customer_id,
-                    "as_of": as_of,
-                    "model_version": version,
-                    "rfm_segment": document["rfm_segment"],
-                    "value_tier": document["value_tier"],
-                    "grade": document["grade"],
-                    "cluster": document["cluster"],
-                    "churn_risk": document["churn_risk"],
-                    **_spend_columns(document["total_spend"]),
-                    "payload": text if postgres else document,
-                    "explanation": explanation,
-                }
+                (
+                    customer_id,
+                    as_of,
+                    version,
+                    document["rfm_segment"],
+                    document["value_tier"],
+                    document["grade"],
+                    document["cluster"],
+                    document["churn_risk"],
+                    None if spend is None else Decimal(spend["amount"]),
+                    None if spend is None else spend["currency"],
+                    text,
+                    _json(explanation),
+                    state.packed(),
+                )
             )
             event_id, event = encoded_score_event(text, customer_id, source=SOURCE, as_of=as_of)
-            outbox.append((event_id, str(Topic.SCORES), customer_id, event))
-            for change in _segment_changes(previous, document, customer_id, as_of):
-                encoded = encode_event(change).decode()
-                outbox.append((change.id, str(change.data.topic), customer_id, encoded))
-        if postgres:
-            await _copy_upsert(session, rows)
-        else:
-            await _upsert(session, rows)
+            outbox.append((event_id, _SCORES_TOPIC, customer_id, event))
+            if previous is not None:
+                outbox += _segment_changes(previous.segments, document, customer_id, as_of)
+        await write_scores(session, rows)
         await add_encoded_to_outbox(session, PLUMBING, outbox)
     return changed
 
 
-async def _stored_payloads(session: AsyncSession, ids: list[str]) -> dict[str, dict[str, Any]]:
-    # Only the payload: the explanation and the ORM's identity map are not needed to compare.
-    query = select(Score.customer_id, Score.payload).where(Score.customer_id.in_(ids))
-    return dict((await session.execute(query)).all())
+def _json(value: Any) -> str:
+    # numpy scalars too (json.dumps took a float64 as a float; orjson needs the option).
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def _changed(
+    previous: StoredScore | None, document: dict[str, Any], state: ScoreState, tolerance: float
+) -> bool:
+    if previous is None:
+        return True
+    if previous.state is None:  # stored before change states were kept: compare the payload
+        return changed_beyond_tolerance(previous.payload, document, tolerance)
+    return changed_since(previous.state, state, tolerance)
 
 
 def _segment_changes(
-    previous: dict[str, Any] | None, current: dict[str, Any], customer_id: str, as_of: datetime
-) -> list[CloudEvent]:
-    if previous is None:
-        return []  # a first score is news by itself: its score.updated carries every segment
+    before: dict[str, str | None], current: dict[str, Any], customer_id: str, as_of: datetime
+) -> list[tuple[str, str, str, str]]:
+    """Outbox rows of the `segment.changed` events of a customer scored before (a first score
+    is news by itself: its score.updated carries every segment)."""
     changes = []
-    for dimension in _SEGMENT_DIMENSIONS:
-        before = previous.get(dimension)
+    for dimension in SEGMENT_DIMENSIONS:
         after = current.get(dimension)
-        if before != after:
-            change = SegmentChanged(
-                customer_id=customer_id,
-                as_of=as_of,
-                dimension=dimension,
-                previous=before,
-                current=after,
+        if before[dimension] != after:
+            event_id, event = encoded_segment_event(
+                customer_id, dimension, before[dimension], after, source=SOURCE, as_of=as_of
             )
-            changes.append(build_event(change, source=SOURCE, time=as_of))
+            changes.append((event_id, _SCORES_TOPIC, customer_id, event))
     return changes
-
-
-_COLUMNS = (
-    "customer_id",
-    "as_of",
-    "model_version",
-    "rfm_segment",
-    "value_tier",
-    "grade",
-    "cluster",
-    "churn_risk",
-    "total_spend",
-    "total_spend_currency",
-    "payload",
-    "explanation",
-)
-
-
-def _spend_columns(spend: dict[str, str] | None) -> dict[str, Decimal | str | None]:
-    """The score's total spend as the two columns revenue per segment is summed from."""
-    if spend is None:
-        return {"total_spend": None, "total_spend_currency": None}
-    return {"total_spend": Decimal(spend["amount"]), "total_spend_currency": spend["currency"]}
-
-
-async def _copy_upsert(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL: COPY the rows into a temporary table, then one INSERT ... ON CONFLICT."""
-    if not rows:
-        return
-    await session.execute(
-        text(
-            "create temporary table if not exists scores_incoming "
-            "(like scores including defaults) on commit drop"
-        )
-    )
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    records = [
-        tuple(_compact(row[c]) if c == "explanation" else row[c] for c in _COLUMNS) for row in rows
-    ]
-    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-        "scores_incoming", records=records, columns=list(_COLUMNS)
-    )
-    updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "customer_id")
-    columns = ", ".join(_COLUMNS)
-    await session.execute(
-        text(
-            f"insert into scores ({columns}) select {columns} from scores_incoming "
-            f"on conflict (customer_id) do update set {updates}"
-        )
-    )
-    await session.execute(text("truncate scores_incoming"))
-
-
-async def _upsert(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    table = cast(Table, Score.__table__)
-    statement = upsert_into(session, table)
-    updated = {column: statement.excluded[column] for column in rows[0] if column != "customer_id"}
-    # One statement run for many rows (executemany): compiled once, batched by the driver,
-    # instead of a fresh thousand-row VALUES statement per chunk.
-    await session.execute(
-        statement.on_conflict_do_update(index_elements=[table.c.customer_id], set_=updated), rows
-    )
-
-
-def _compact(value: Any) -> str:
-    # No spaces: the explanation is stored as this json text (see the Score model).
-    return json.dumps(value, separators=(",", ":"))

@@ -24,7 +24,7 @@ from scoring_service.settings import ScoringSettings
 from scoring_service.workflows.feedback_loading import feedback_inputs
 from scoring_service.workflows.ledger import purchase_day
 from scoring_service.workflows.ledger_loading import LoadedLedger, engagement_counts, load_ledger
-from scoring_service.workflows.model_store import active
+from scoring_service.workflows.model_store import active, active_models
 from scoring_service.workflows.pending_rescores import (
     claim_rescores,
     clear_rescores_until,
@@ -132,7 +132,7 @@ async def rescore_all(
 async def rescore_pending(runtime: ServiceRuntime, settings: ScoringSettings) -> int:
     """Score up to one batch of queued customers; return how many were taken off the queue."""
     async with runtime.sessions() as session, session.begin():
-        if await active(session) is None:
+        if await active_models(session) is None:
             return 0  # queued customers wait for the first fit, which scores everyone
         claimed = await claim_rescores(session, settings.rescore_batch_size)
         if not claimed:
@@ -219,16 +219,17 @@ async def rescore_customers(
     as-of per batch keeps it one vectorised pass. Runs inside the batch's transaction;
     before the first fit there is nothing to score with.
     """
-    version = await active(session)
-    if version is None or not latest_event:
+    found = await active_models(session)
+    if found is None or not latest_event:
         return
+    version, models = found
     customer_ids = sorted(latest_event)
     loaded = await load_ledger(session, customer_ids)
     await _rescore(
         session,
         loaded,
-        models_of(version),
-        version.version,
+        models,
+        version,
         max(latest_event.values()),
         policy_of(settings),
         settings,

@@ -1,0 +1,95 @@
+"""Score rows written by the array upsert and by COPY alike; rows stored before change states
+were kept are compared by their payload, once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select, update
+from test_scores_api import AS_OF, a_base, apply, fit, outbox_size
+
+from crm_shared.testing import ApiClient
+from scoring_service.db.models import Score
+from scoring_service.domain.score_changes import ScoreState, score_state
+from scoring_service.workflows import score_rows
+from scoring_service.workflows.scoring import rescore_all
+
+MOMENT = datetime(2026, 12, 7, 5, 0, tzinfo=UTC)
+
+
+def a_row(customer_id: str, n: int) -> tuple[Any, ...]:
+    document = {"rfm_segment": "Loyal", "p_alive": n / 7, "n": n}
+    state = score_state(document)
+    return (
+        customer_id,
+        MOMENT,
+        f"v{n}",
+        "Loyal",
+        None if n % 3 else "high",
+        "B",
+        None,
+        n / 1000,
+        Decimal(f"{n}.25"),
+        "EUR",
+        orjson.dumps(document).decode(),
+        orjson.dumps({"why": [n, 0.1 + n / 3, None]}).decode(),
+        state.packed(),
+    )
+
+
+async def stored(api: ApiClient, ids: list[str]) -> dict[str, tuple[Any, ...]]:
+    async with api.app.state.runtime.sessions() as session:
+        rows = await session.execute(
+            select(*(Score.__table__.c[name] for name in score_rows.COLUMNS)).where(
+                Score.customer_id.in_(ids)
+            )
+        )
+        return {row[0]: tuple(row) for row in rows}
+
+
+async def write(api: ApiClient, rows: list[tuple[Any, ...]]) -> None:
+    async with api.app.state.runtime.sessions() as session, session.begin():
+        await score_rows.write_scores(session, rows)
+
+
+async def test_array_upsert_and_copy_store_the_same_rows(scoring_api: ApiClient) -> None:
+    many = score_rows.COPY_FROM_ROWS  # by COPY on PostgreSQL
+    await write(scoring_api, [a_row(f"big-{n:05d}", n) for n in range(many)])
+    await write(scoring_api, [a_row(f"few-{n:05d}", n) for n in range(5)])  # one array upsert
+    ids = [f"{kind}-{n:05d}" for kind in ("big", "few") for n in range(5)]
+    found = await stored(scoring_api, ids)
+    for n in range(5):
+        big, few = found[f"big-{n:05d}"], found[f"few-{n:05d}"]
+        assert big[1:] == few[1:]
+        assert big[10] == {"rfm_segment": "Loyal", "p_alive": n / 7, "n": n}
+        assert ScoreState.unpacked(bytes(big[12])) == score_state(big[10])
+    # Both paths update a stored row in place.
+    await write(scoring_api, [a_row("few-00001", 40), a_row("big-00002", 41)])
+    again = await stored(scoring_api, ["few-00001", "big-00002"])
+    assert again["few-00001"][2] == "v40"
+    assert again["big-00002"][10]["n"] == 41
+
+
+async def test_scores_stored_without_a_state_are_compared_by_payload_then_keep_one(
+    scoring_api: ApiClient,
+) -> None:
+    await apply(scoring_api, a_base())
+    await fit(scoring_api)
+    published = await outbox_size(scoring_api)
+    runtime, settings = scoring_api.app.state.runtime, scoring_api.app.state.settings
+    async with runtime.sessions() as session, session.begin():
+        # As a row stored before the migration of 2026-12-07e is.
+        await session.execute(update(Score).values(change_state=None))
+
+    assert await rescore_all(runtime, settings, as_of=AS_OF) == 0
+    assert await outbox_size(scoring_api) == published
+    async with runtime.sessions() as session:
+        without = await session.scalar(
+            select(func.count()).select_from(Score).where(Score.change_state.is_(None))
+        )
+    assert without == 0
+    assert await rescore_all(runtime, settings, as_of=AS_OF) == 0
+    assert await outbox_size(scoring_api) == published

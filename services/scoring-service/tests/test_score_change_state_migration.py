@@ -1,4 +1,4 @@
-"""The migration of 2026-12-07e keeps every stored payload (now json text) and leaves the
+"""The migration of 2026-12-07f keeps every stored payload (now json text) and leaves the
 change state empty, so the next re-score compares those rows by their payload."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from crm_shared import create_engine
 from crm_shared.migrations import alembic_config
 from scoring_service.migrate import SERVICE_DIR
 
-BEFORE_CHANGE_STATES = "7f3c9e1a2b84"
+BEFORE_CHANGE_STATES = "bc0e882bbc41"
 PAYLOAD = {"customer_id": "c1", "p_alive": 0.123456789012345678, "total_spend": None}
 
 

@@ -9,7 +9,7 @@
 - `ix_scores_rfm_segment` goes: `ix_scores_segment_sizes` begins with the same column.
 
 Revision ID: 3c5e8f1d7a92
-Revises: 7f3c9e1a2b84
+Revises: bc0e882bbc41
 Create Date: 2026-12-07 05:00:00.000000
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '3c5e8f1d7a92'
-down_revision: str | None = '7f3c9e1a2b84'
+down_revision: str | None = 'bc0e882bbc41'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

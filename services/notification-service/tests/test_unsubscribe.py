@@ -58,6 +58,7 @@ async def test_following_the_link_stops_marketing_and_records_the_opt_out_with_p
                 profile_service_api_key=TEST_KEYS[Scope.WRITE][0],
             )
             async with running_api(settings) as api:
+                await _hold_nobody_back(api)
                 await feed(api, [event(CustomerCreated(customer=snapshot), MORNING)])
                 await feed(api, [churn_warning(customer_id, MORNING)])
                 await deliver(api, MORNING + timedelta(minutes=1))
@@ -121,6 +122,19 @@ async def test_a_webhook_receiver_cannot_mint_unsubscribe_tokens(notification_ap
     )
     done = await notification_api.client.post(f"/v1/unsubscribe/{genuine}")
     assert done.status_code == 200, done.text
+
+
+async def _hold_nobody_back(api: ApiClient) -> None:
+    """The retention offer treats everyone here: its 10% control group, chosen by a hash of the
+    customer's random id, would otherwise keep the offer from this customer in one run of ten."""
+    rule = await api.get("/v1/rules/warning-retention-offer")
+    assert rule.status_code == 200, rule.text
+    treat_all = await api.put(
+        "/v1/rules/warning-retention-offer",
+        Scope.ADMIN,
+        json={**rule.json(), "holdout_share": 0},
+    )
+    assert treat_all.status_code == 200, treat_all.text
 
 
 def _snapshot(customer_id: str) -> CustomerSnapshot:

@@ -21,6 +21,7 @@ from crm_contracts import (
     ScoreUpdated,
     ValueTier,
 )
+from crm_shared import Scope
 from crm_shared.testing import (
     TEST_SETTINGS,
     ApiClient,
@@ -72,6 +73,17 @@ async def running_api(settings: NotificationSettings) -> AsyncIterator[ApiClient
     factory = functools.partial(create_app, settings)
     async with running_app(factory, upgrade, settings.database_url) as client:
         yield client
+
+
+async def hold_nobody_back(api: ApiClient, rule_id: str = "warning-retention-offer") -> None:
+    """Let ``rule_id`` treat every customer: its 10% control group, chosen by a hash of the
+    customer's id, would keep the message from a test's random customer in one run of ten."""
+    rule = await api.get(f"/v1/rules/{rule_id}")
+    assert rule.status_code == 200, rule.text
+    treat_all = await api.put(
+        f"/v1/rules/{rule_id}", Scope.ADMIN, json={**rule.json(), "holdout_share": 0}
+    )
+    assert treat_all.status_code == 200, treat_all.text
 
 
 def customer(

@@ -14,7 +14,13 @@ from notification_servers import SmtpSink
 
 from crm_contracts import CloudEvent, encode_event
 from crm_shared.testing import EmbeddedBroker
-from notification_testing import app_settings, churn_warning, customer, running_api
+from notification_testing import (
+    app_settings,
+    churn_warning,
+    customer,
+    hold_nobody_back,
+    running_api,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -63,6 +69,7 @@ async def test_a_churn_warning_delivered_three_times_by_kafka_sends_one_email(
     customer_id = f"k-{uuid.uuid4().hex[:8]}"
     warning = churn_warning(customer_id, now)
     async with running_api(settings) as api:
+        await hold_nobody_back(api)
         await publish(
             kafka_broker,
             [customer(customer_id, now, time_zone=daytime_zone(now)), warning, warning, warning],

@@ -17,7 +17,15 @@ from notification_service.db.models import Notification
 from notification_service.domain.signing import unsubscribe_token
 from notification_service.settings import NotificationSettings
 from notification_service.workflows.opt_outs import forward_opt_outs
-from notification_testing import app_settings, churn_warning, deliver, event, feed, running_api
+from notification_testing import (
+    app_settings,
+    churn_warning,
+    deliver,
+    event,
+    feed,
+    hold_nobody_back,
+    running_api,
+)
 from profile_testing import app_settings as profile_settings
 from profile_testing import running_api as running_profile
 
@@ -58,7 +66,7 @@ async def test_following_the_link_stops_marketing_and_records_the_opt_out_with_p
                 profile_service_api_key=TEST_KEYS[Scope.WRITE][0],
             )
             async with running_api(settings) as api:
-                await _hold_nobody_back(api)
+                await hold_nobody_back(api)
                 await feed(api, [event(CustomerCreated(customer=snapshot), MORNING)])
                 await feed(api, [churn_warning(customer_id, MORNING)])
                 await deliver(api, MORNING + timedelta(minutes=1))
@@ -122,19 +130,6 @@ async def test_a_webhook_receiver_cannot_mint_unsubscribe_tokens(notification_ap
     )
     done = await notification_api.client.post(f"/v1/unsubscribe/{genuine}")
     assert done.status_code == 200, done.text
-
-
-async def _hold_nobody_back(api: ApiClient) -> None:
-    """The retention offer treats everyone here: its 10% control group, chosen by a hash of the
-    customer's random id, would otherwise keep the offer from this customer in one run of ten."""
-    rule = await api.get("/v1/rules/warning-retention-offer")
-    assert rule.status_code == 200, rule.text
-    treat_all = await api.put(
-        "/v1/rules/warning-retention-offer",
-        Scope.ADMIN,
-        json={**rule.json(), "holdout_share": 0},
-    )
-    assert treat_all.status_code == 200, treat_all.text
 
 
 def _snapshot(customer_id: str) -> CustomerSnapshot:

@@ -35,7 +35,8 @@ T = 2026-11-24 13:00 UTC (``deliver_due``'s ``clock``), except the rows' ``creat
      until the queue is empty send them to a local SMTP server (aiosmtpd in its own process,
      ``lib.backends.SmtpSinkProcess``), through the service's ``SmtpChannel`` (one connection per
      message). The sink keeps each message's ``X-CRM-Notification-Id`` and ``Message-ID``; the
-     run checks that exactly that many arrived, with no duplicate and none missing.
+     run checks that exactly the due ones arrived (the offer's 10% hold-out is suppressed,
+     not sent), with no duplicate and none missing.
      Unless `--no-pool`, the same again for as many other customers with a bench-only channel
      that keeps up to ``parallel_sends`` SMTP connections open (``PooledSmtpChannel`` below,
      the service's ``compose``): what a connection pool would gain. Each send is timed by a

@@ -136,14 +136,22 @@ async def email_phase(
     if pool is not None:
         await pool.close()
     report = ctx.sink.report()
+    # The retention offer holds back its control group (10%, by a hash of the customer id):
+    # those rows are decided "suppressed, holdout" and no email is due for them.
     expected = {
         r.notification_id
         for r in await rows(
             runtime,
-            "select notification_id from notifications where customer_id like :p",
+            "select notification_id from notifications where customer_id like :p"
+            " and reason is distinct from 'holdout'",
             p=f"{prefix}-%",
         )
     }
+    held_out = await scalar(
+        runtime,
+        "select count(*) from notifications where customer_id like :p and reason = 'holdout'",
+        p=f"{prefix}-%",
+    )
     sent_rows = await scalar(
         runtime,
         "select count(*) from notifications where customer_id like :p "
@@ -172,9 +180,10 @@ async def email_phase(
         parallel_sends=config.parallel_sends,
         batch_size=config.batch_size,
     )
-    exact = run.received == args.emails == run.unique_message_ids and not run.missing
+    exact = run.received == len(expected) == run.unique_message_ids and not run.missing
     print(
-        f"[{backend}] {variant}: {run.received:,} of {args.emails:,} emails received in "
+        f"[{backend}] {variant}: {run.received:,} of {len(expected):,} emails due"
+        f" ({args.emails:,} offers, {held_out:,} held out) received in "
         f"{phase.wall:.1f} s ({'exactly once each' if exact else 'NOT exactly once'}); "
         f"unique Message-IDs {run.unique_message_ids:,}, not expected {run.unexpected:,}",
         flush=True,

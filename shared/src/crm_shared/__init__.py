@@ -53,7 +53,7 @@ from crm_shared._kafka_security import KafkaSecurity
 from crm_shared._list_queries import in_id_order, newest_first, where_given, within
 from crm_shared._logging import configure_logging, event_id_var, redact, request_id_var
 from crm_shared._metrics import ServiceMetrics
-from crm_shared._openapi import problem_responses
+from crm_shared._openapi import problem_responses, request_body_config
 from crm_shared._outbox import (
     OutboxRelay,
     add_encoded_to_outbox,
@@ -220,6 +220,7 @@ __all__ = [
     "profiling_decisions_table",
     "record_profiling_decisions",
     "redact",
+    "request_body_config",
     "request_fingerprint",
     "request_id_var",
     "require_scope",

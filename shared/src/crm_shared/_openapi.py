@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ConfigDict
+
 from crm_shared._problems import PROBLEM_CONTENT_TYPE
 
 PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
@@ -20,6 +22,15 @@ def problem_responses(descriptions: Mapping[int, str]) -> dict[int | str, dict[s
         }
         for status, description in descriptions.items()
     }
+
+
+def request_body_config(*examples: dict[str, Any]) -> ConfigDict:
+    """The model config of a request body: an unknown field is refused (a typo is not
+    ignored), and `examples` are the bodies the OpenAPI shows."""
+    config = ConfigDict(extra="forbid")
+    if examples:
+        config["json_schema_extra"] = {"examples": list(examples)}
+    return config
 
 
 def document_unreadable_bodies(schema: dict[str, Any]) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from crm_contracts import EventTime, Grade, Stage, ValueTier
+from crm_shared import request_body_config
 
 
 class StageEntry(BaseModel):
@@ -92,16 +93,11 @@ class RulesView(BaseModel):
 class RulesReplacement(BaseModel):
     """New stage rules; fields left out take their default value."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "rules": {"at_risk_from_days": 60, "dormant_from_days": 150},
-                    "comment": "fashion: shorter buying cycle",
-                }
-            ]
-        },
+    model_config = request_body_config(
+        {
+            "rules": {"at_risk_from_days": 60, "dormant_from_days": 150},
+            "comment": "fashion: shorter buying cycle",
+        }
     )
 
     rules: dict[str, Any] = Field(description="Rules as returned by GET /v1/rules.")
@@ -111,7 +107,7 @@ class RulesReplacement(BaseModel):
 class DryRunRequest(BaseModel):
     """Candidate rules to compare with the rules in force."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = request_body_config()
 
     rules: dict[str, Any] = Field(description="Candidate rules; left-out fields take defaults.")
     as_of: EventTime | None = Field(default=None, description="Defaults to now.")
@@ -143,9 +139,7 @@ class DryRunView(BaseModel):
 class SweepRequest(BaseModel):
     """Run the aging sweep now, at ``as_of`` (defaults to now; a replay may sweep the past)."""
 
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"as_of": "1997-09-30T00:00:00Z"}]}
-    )
+    model_config = request_body_config({"as_of": "1997-09-30T00:00:00Z"})
 
     as_of: EventTime | None = None
 

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from crm_contracts import Category, NotificationChannel
-from crm_shared import Page
+from crm_shared import Page, request_body_config
 
 NotificationStatus = Literal["scheduled", "sending", "sent", "failed", "suppressed"]
 TemplateSource = Annotated[str, Field(max_length=100_000)]
@@ -112,24 +112,19 @@ class _RuleFields(BaseModel):
 class RuleIn(_RuleFields):
     """A playbook rule to create or replace, as GET returns it."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "rule_id": "vip-dormant-call",
-                    "name": "Wake-up email for dormant growth customers",
-                    "event_type": "lifecycle.stage_changed",
-                    "conditions": {"stages": ["dormant"], "tiers": ["growth"]},
-                    "template_id": "dormant-wake-up",
-                    "channels": ["email", "in_app"],
-                    "category": "marketing",
-                    "priority": 65,
-                    "delay": "P1D",
-                    "holdout_share": 0.1,
-                }
-            ]
-        },
+    model_config = request_body_config(
+        {
+            "rule_id": "vip-dormant-call",
+            "name": "Wake-up email for dormant growth customers",
+            "event_type": "lifecycle.stage_changed",
+            "conditions": {"stages": ["dormant"], "tiers": ["growth"]},
+            "template_id": "dormant-wake-up",
+            "channels": ["email", "in_app"],
+            "category": "marketing",
+            "priority": 65,
+            "delay": "P1D",
+            "holdout_share": 0.1,
+        }
     )
 
     rule_id: str | None = Field(
@@ -151,18 +146,13 @@ class RuleView(_RuleFields):
 class TemplateText(BaseModel):
     """One channel's text of a template: the Jinja2 source of each part."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "parts": {
-                        "subject": "We have missed you, {{ customer.first_name or 'friend' }}",
-                        "text_body": "Come back for 10% off.\n\n{{ unsubscribe_url }}",
-                    }
-                }
-            ]
-        },
+    model_config = request_body_config(
+        {
+            "parts": {
+                "subject": "We have missed you, {{ customer.first_name or 'friend' }}",
+                "text_body": "Come back for 10% off.\n\n{{ unsubscribe_url }}",
+            }
+        }
     )
 
     parts: dict[str, TemplateSource] = Field(
@@ -199,17 +189,12 @@ class TemplateDetail(BaseModel):
 class PreviewRequest(BaseModel):
     """What to render: a stored template, or draft parts, for the sample or a customer."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"template_id": "retention-offer", "channel": "email"},
-                {
-                    "channel": "sms",
-                    "parts": {"text": "Hi {{ customer.first_name }}"},
-                    "customer_id": "c-42",
-                },
-            ]
+    model_config = request_body_config(
+        {"template_id": "retention-offer", "channel": "email"},
+        {
+            "channel": "sms",
+            "parts": {"text": "Hi {{ customer.first_name }}"},
+            "customer_id": "c-42",
         },
     )
 
@@ -289,13 +274,8 @@ class NotificationView(BaseModel):
 class SendNowRequest(BaseModel):
     """Send a template to one customer now, outside the playbook (to try a template)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"customer_id": "c-42", "template_id": "retention-offer", "channel": "email"}
-            ]
-        },
+    model_config = request_body_config(
+        {"customer_id": "c-42", "template_id": "retention-offer", "channel": "email"}
     )
 
     customer_id: str = Field(max_length=64)

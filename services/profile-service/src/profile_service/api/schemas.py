@@ -19,6 +19,7 @@ from crm_contracts import (
     EventTime,
     Purpose,
 )
+from crm_shared import request_body_config
 
 _EXAMPLE_ID = "0193a5c2-7d41-7c3e-9a8b-2f0c1d2e3f40"
 
@@ -26,23 +27,18 @@ _EXAMPLE_ID = "0193a5c2-7d41-7c3e-9a8b-2f0c1d2e3f40"
 class CustomerIn(BaseModel):
     """A new customer, or new details for the one its identities match."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "external_id": "shop-eu:8812",
-                    "email": "ada@example.com",
-                    "phone": "+44 20 7946 0958",
-                    "first_name": "Ada",
-                    "last_name": "Lovelace",
-                    "time_zone": "Europe/London",
-                    "locale": "en-GB",
-                    "tags": ["newsletter"],
-                    "attributes": {"loyalty_card": True},
-                }
-            ]
-        },
+    model_config = request_body_config(
+        {
+            "external_id": "shop-eu:8812",
+            "email": "ada@example.com",
+            "phone": "+44 20 7946 0958",
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "time_zone": "Europe/London",
+            "locale": "en-GB",
+            "tags": ["newsletter"],
+            "attributes": {"loyalty_card": True},
+        }
     )
 
     # The limits are the customer contract's (crm_contracts), so that every profile
@@ -71,7 +67,7 @@ class CustomerIn(BaseModel):
 class CustomerPatch(CustomerIn):
     """Fields to change; absent fields stay, null clears."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"locale": "fr-FR"}]})
+    model_config = request_body_config({"locale": "fr-FR"})
 
 
 class CustomerOut(BaseModel):
@@ -94,10 +90,7 @@ class CustomerOut(BaseModel):
 class ConsentIn(BaseModel):
     """A customer's decision for one channel and purpose."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"granted": True, "source": "checkout-form"}]},
-    )
+    model_config = request_body_config({"granted": True, "source": "checkout-form"})
 
     granted: bool
     source: str = Field(min_length=1, max_length=100, description="Where it was given.")
@@ -122,12 +115,7 @@ class ConsentPath(BaseModel):
 class MergeIn(BaseModel):
     """Which customer to fold into the one in the path."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"merged_customer_id": _EXAMPLE_ID, "reason": "same person"}]
-        },
-    )
+    model_config = request_body_config({"merged_customer_id": _EXAMPLE_ID, "reason": "same person"})
 
     merged_customer_id: str = Field(
         max_length=200, description="This customer disappears into the other."

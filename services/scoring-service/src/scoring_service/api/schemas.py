@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from crm_contracts import EventTime, Money, ScoreUpdated
+from crm_shared import request_body_config
 
 
 class CustomerScores(BaseModel):
@@ -25,9 +26,7 @@ class CustomerScores(BaseModel):
 class FitRequest(BaseModel):
     """Fit the models on the purchases known up to `as_of`, then re-score everyone."""
 
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"as_of": "1997-09-30T00:00:00Z"}]}
-    )
+    model_config = request_body_config({"as_of": "1997-09-30T00:00:00Z"})
 
     as_of: EventTime | None = Field(default=None, description="Defaults to now.")
 

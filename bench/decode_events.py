@@ -16,25 +16,35 @@ Timed with the thread's CPU clock (`time.thread_time`), not the wall clock, so a
 machine does not inflate one side: `--rounds` alternations of `--number` calls each; the best
 and the median round are printed.
 
+`--baseline REF` adds the consumers' decoder as it was at REF (its `crm_shared._wire_*`
+modules read with `git show` and imported under another package name), so a change to the
+decoder is measured against its predecessor in the same process and run.
+
 Events: the pipeline's kinds (`order.placed` of one line as `bench/pipeline.py` sends it; the
 contract tests' full `score.updated`, `lifecycle.stage_changed` and `notification.sent`), and
 the mix a consumer group reads per order in the pipeline (order.placed and score.updated x3:
 scoring, lifecycle, notification read the order; lifecycle, notification, profile its score).
 
-    python bench/decode_events.py [--rounds 8] [--number 2000]
+    python bench/decode_events.py [--rounds 8] [--number 2000] [--baseline main]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any, Literal, NotRequired, Union
 
+from lib.baseline import REPOSITORY
 from lib.events import full_notification_sent, full_score_updated, full_stage_changed
 from lib.report import format_table, machine_summary
 from pydantic import Discriminator, Tag, TypeAdapter
@@ -112,6 +122,35 @@ def one_pass_decoder() -> Callable[[bytes], CloudEvent]:
     return decode
 
 
+_WIRE_MODULES = ("_wire_rules", "_wire_structs", "_wire_decoding")
+
+
+def baseline_wire_decoder(ref: str) -> tuple[str, Any]:
+    """`ref`'s commit and its consumers' `WireDecoder`, imported from `ref`'s sources."""
+    commit = subprocess.run(
+        ["git", "-C", str(REPOSITORY), "rev-parse", "--short", f"{ref}^{{commit}}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    package = f"wire_{commit}"
+    folder = Path(tempfile.mkdtemp(prefix="decode-baseline-"))
+    (folder / package).mkdir()
+    (folder / package / "__init__.py").write_text("")
+    for module in _WIRE_MODULES:
+        source = subprocess.run(
+            ["git", "-C", str(REPOSITORY), "show", f"{commit}:shared/src/crm_shared/{module}.py"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        (folder / package / f"{module}.py").write_text(
+            source.replace("crm_shared._wire_", f"{package}._wire_")
+        )
+    sys.path.insert(0, str(folder))
+    return commit, importlib.import_module(f"{package}._wire_decoding").WireDecoder()
+
+
 def cpu_microseconds(function: Callable[[], object], number: int) -> float:
     started = time.thread_time()
     for _ in range(number):
@@ -123,6 +162,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--number", type=int, default=2000)
+    parser.add_argument("--baseline", help="also time the consumers' decoder as of this ref")
     args = parser.parse_args()
     print("# Decoding one event")
     for key, value in machine_summary().items():
@@ -132,9 +172,17 @@ def main() -> int:
     decoders: dict[str, Callable[[bytes], object]] = {
         "decode_event": decode_event,
         "msgspec (consumers)": wire.decode,
+    }
+    if args.baseline:
+        commit, baseline = baseline_wire_decoder(args.baseline)
+        decoders[f"msgspec at {commit}"] = baseline.decode
+    decoders |= {
         "one pass": one_pass,
         "json.loads": json.loads,
     }
+    # The gains shown: pydantic's against the consumers' decoder, and the baseline's against it.
+    gains = [(name, "msgspec (consumers)") for name in decoders if name.startswith("msgspec at")]
+    gains.insert(0, ("decode_event", "msgspec (consumers)"))
     rows = []
     events = samples()
     mix = {"order.placed": 3, "score.updated": 3}
@@ -142,6 +190,8 @@ def main() -> int:
     for kind, raw in events.items():
         assert one_pass(raw) == decode_event(raw)
         assert wire.fast(raw) == decode_event(raw), "the consumers' decoder took the slow path"
+        if args.baseline:
+            assert baseline.fast(raw) == decode_event(raw), "the baseline took the slow path"
         timings: dict[str, list[float]] = {name: [] for name in decoders}
         for _ in range(args.rounds):  # alternate, so load changes hit every decoder alike
             for name, decode in decoders.items():
@@ -152,10 +202,8 @@ def main() -> int:
         for values in timings.values():
             row += [min(values), statistics.median(values)]
         best_by_kind[kind] = {name: min(values) for name, values in timings.items()}
-        speedup = statistics.median(timings["decode_event"]) / statistics.median(
-            timings["msgspec (consumers)"]
-        )
-        rows.append([*row, f"x{speedup:.2f}"])
+        medians = {name: statistics.median(values) for name, values in timings.items()}
+        rows.append([*row, *(f"x{medians[a] / medians[b]:.2f}" for a, b in gains)])
     per_order = {
         name: sum(best_by_kind[kind][name] * count for kind, count in mix.items())
         for name in decoders
@@ -163,13 +211,13 @@ def main() -> int:
     rows.append(
         ["per order (3 x order.placed + 3 x score.updated), best", "-"]
         + [value for name in decoders for value in (per_order[name], "-")]
-        + [f"x{per_order['decode_event'] / per_order['msgspec (consumers)']:.2f}"]
+        + [f"x{per_order[a] / per_order[b]:.2f}" for a, b in gains]
     )
     print()
     headers = ["event", "bytes"]
     for name in decoders:
         headers += [f"{name} µs best", f"{name} µs median"]
-    headers.append("decode_event / msgspec (medians)")
+    headers += [f"{a} / {b} (medians)" for a, b in gains]
     print(format_table(headers, rows))
     print(f"load average at the end: {machine_summary()['load average']}")
     return 0

@@ -246,11 +246,10 @@ def main() -> int:
         name: sum(best_by_kind[kind][name] * count for kind, count in mix.items())
         for name in decoders
     }
-    rows.append(
-        ["per order (3 x order.placed + 3 x score.updated), best", "-"]
-        + [value for name in decoders for value in (per_order[name], "-")]
-        + [f"x{per_order[a] / per_order[b]:.2f}" for a, b in gains]
-    )
+    total: list[object] = ["per order (3 x order.placed + 3 x score.updated), best", "-"]
+    total += [value for name in decoders for value in (per_order[name], "-")]
+    total += [f"x{per_order[a] / per_order[b]:.2f}" for a, b in gains]
+    rows.append(total)
     print()
     headers = ["event", "bytes"]
     for name in decoders:

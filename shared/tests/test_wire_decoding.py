@@ -387,6 +387,38 @@ def test_the_consumer_decoder_is_the_wire_decoder() -> None:
     )
 
 
+def test_fast_path_events_keep_their_fields_sets_apart() -> None:
+    """Instances of a frozen model share one fields set: nothing may change it for the others."""
+    raw = encode_event(build_event(FACTORIES["score.updated"](), source=SOURCE, time=NOW))
+    first, second = WIRE.fast(raw), WIRE.fast(raw)
+    assert first is not None
+    assert second is not None
+    before = fields_sets(second)
+    # A copy's update adds its keys to the copy's fields set, never to the shared one.
+    copied = first.data.total_spend.model_copy(update={"note": "copied"})
+    assert copied.model_fields_set == {"amount", "currency", "note"}
+    first.data.model_copy(update={"cluster": "copied", "note": "copied"}, deep=True)
+    with pytest.raises(ValueError, match="frozen"):
+        first.data.total_spend.currency = "EUR"  # type: ignore[misc]
+    assert fields_sets(second) == before == fields_sets(first)
+    assert_identical(second, decode_event(raw))
+
+
+def test_text_with_escapes_stays_on_the_fast_path_and_an_escaped_nul_does_not() -> None:
+    document = a_document("order.placed")
+    document["data"]["items"][0]["name"] = 'A "quoted" \\ name\n'
+    raw = json.dumps(document).encode()
+    assert b"\\" in raw
+    fast = WIRE.fast(raw)
+    assert fast is not None
+    assert_identical(fast, decode_event(raw))
+    assert WIRE.fast(raw.decode()) is not None
+    document["data"]["items"][0]["name"] = "A \x00 name"
+    for nul in (json.dumps(document).encode(), json.dumps(document)):
+        assert WIRE.fast(nul) is None
+        assert_agree(nul.encode() if isinstance(nul, str) else nul)
+
+
 EDGES: list[object] = [
     # amounts: signs, zero, the order and money bounds, decimal places, other spellings
     "-5.00",

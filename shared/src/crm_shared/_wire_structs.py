@@ -88,7 +88,7 @@ class StructBuilder:
         self._rules = rules
         self._namespace: dict[str, Any] = {
             "_new": object.__new__,
-            "_set": object.__setattr__,
+            "_dict": BaseModel.__dict__["__dict__"].__set__,
             # The slots every pydantic model has, set directly (what `model_construct` does).
             "_fields_set": BaseModel.__dict__["__pydantic_fields_set__"].__set__,
             "_extra": BaseModel.__dict__["__pydantic_extra__"].__set__,
@@ -142,6 +142,9 @@ class StructBuilder:
                 for name, field in fields.items()
             ],
             kw_only=True,
+            # Decoded from JSON, a struct holds no reference cycle: untracked by the collector,
+            # it is cheaper to make and to free (each lives for one decode).
+            gc=False,
             tag_field="type" if tag is not None else None,
             tag=tag,
         )
@@ -190,30 +193,23 @@ class StructBuilder:
 
         The instance is made as `model_construct` makes it (dict, fields set, no extras, no
         privates), without its per-call overhead; the fields set holds what the JSON held.
+        Producers send every field (the models dump them all), so when every optional field is
+        present a first branch fills the dict at once, without a test and a set insertion for
+        each; any absent one takes the general branch.
         """
-        required = frozenset(n for n, info in model.model_fields.items() if info.is_required())
-        lines = [f"def {builder}(s):", f"    fs = set({self._constant(required)})"]
-        values: list[str] = []
-        for number, (name, info) in enumerate(model.model_fields.items()):
-            if name in fixed:  # the envelope's type: the struct's tag
-                values.append(f"{name!r}: {self._constant(fixed[name])}")
-                continue
-            finish = fields[name].finish or (lambda v: v)
-            if info.is_required():
-                values.append(f"{name!r}: {finish(f's.{name}')}")
-                continue
-            local = f"v{number}"
-            lines.append(f"    {local} = s.{name}")
-            lines.append(f"    if {local} is _UNSET:")
-            lines.append(f"        {local} = {self._default(info)}")
+        infos = model.model_fields
+        required = frozenset(n for n, info in infos.items() if info.is_required())
+        optional = [n for n in infos if n not in required and n not in fixed]
+        lines = [f"def {builder}(s):"]
+        if optional:
+            present = " and ".join(f"s.{name} is not _UNSET" for name in optional)
+            lines.append(f"    if {present}:")
+            every = frozenset(infos) - frozenset(fixed) | required
+            self._fill(lines, "        ", model, fields, fixed, every, every_present=True)
             lines.append("    else:")
-            lines.append(f"        fs.add({name!r})")
-            lines.append(f"        {local} = {finish(local)}")
-            values.append(f"{name!r}: {local}")
-        # One dict display, in the model's field order (as validation fills `__dict__`).
-        lines.append(f"    d = {{{', '.join(values)}}}")
+        self._fill(lines, "        " if optional else "    ", model, fields, fixed, required)
         lines.append(f"    o = _new({self._constant(model)})")
-        lines.append("    _set(o, '__dict__', d)")
+        lines.append("    _dict(o, d)")
         lines.append("    _fields_set(o, fs)")
         lines.append("    _extra(o, None)")
         lines.append("    _private(o, None)")
@@ -224,6 +220,48 @@ class StructBuilder:
             lines.append(f"    {self._constant(function)}(o)")
         lines.append("    return o")
         exec("\n".join(lines), self._namespace)  # our own generated source, from field names
+
+    def _fill(
+        self,
+        lines: list[str],
+        indent: str,
+        model: type[BaseModel],
+        fields: dict[str, _Field],
+        fixed: Mapping[str, object],
+        fields_set: frozenset[str],
+        *,
+        every_present: bool = False,
+    ) -> None:
+        """Append the lines setting `fs` (starting from `fields_set`) and `d`, the values."""
+        if model.model_config.get("frozen") and (
+            every_present
+            or all(info.is_required() or n in fixed for n, info in model.model_fields.items())
+        ):
+            # No field of a frozen model is ever set, so nothing adds to its fields set (copies
+            # copy it): instances with the same fields share one set instead of making their own.
+            lines.append(f"{indent}fs = {self._constant(set(fields_set))}")
+        else:
+            lines.append(f"{indent}fs = set({self._constant(fields_set)})")
+        values: list[str] = []
+        for number, (name, info) in enumerate(model.model_fields.items()):
+            if name in fixed:  # the envelope's type: the struct's tag
+                values.append(f"{name!r}: {self._constant(fixed[name])}")
+                continue
+            finish = fields[name].finish or (lambda v: v)
+            if info.is_required() or every_present:
+                values.append(f"{name!r}: {finish(f's.{name}')}")
+                continue
+            local = f"v{number}"
+            lines.append(f"{indent}{local} = s.{name}")
+            lines.append(f"{indent}if {local} is _UNSET:")
+            lines.append(f"{indent}    {local} = {self._default(info)}")
+            lines.append(f"{indent}else:")
+            lines.append(f"{indent}    fs.add({name!r})")
+            if fields[name].finish is not None:
+                lines.append(f"{indent}    {local} = {finish(local)}")
+            values.append(f"{name!r}: {local}")
+        # One dict display, in the model's field order (as validation fills `__dict__`).
+        lines.append(f"{indent}d = {{{', '.join(values)}}}")
 
     def _default(self, info: FieldInfo) -> str:
         if info.default_factory is not None or info.default is PydanticUndefined:

@@ -87,8 +87,10 @@ class StageTransition(Base):
     reason: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (
+        # The only reads are one customer's history, in time order (and merges and erasures
+        # by customer). Nothing reads transitions by time alone: the analytics count them in
+        # transition_counts, so no index on `at` is kept up on every transition written.
         Index("ix_stage_transitions_customer_at", "customer_id", "at"),
-        Index("ix_stage_transitions_at", "at"),
     )
 
 

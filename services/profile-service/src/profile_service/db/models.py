@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from crm_shared import AutoIncrementId, ContactColumns, Json, ServiceTables, plumbing_tables
+from crm_shared import AutoIncrementId, ContactColumns, ServiceTables, plumbing_tables
 
 # Ids in the read models come from other services' events, whose contracts bound no length.
 EventIdColumn = String(200)
@@ -122,6 +122,13 @@ class IntakeActivity(Base):
     received_at: Mapped[datetime]
 
 
+# The 360's documents are written on every consumed event and only ever read back whole (as
+# text): PostgreSQL's plain `json` keeps the text as given, where `jsonb` would parse it into
+# its binary form on every write and print it back on every read. Upserting a score document
+# costs PostgreSQL about half the CPU as `json` (bench/RESULTS.md, "chaincpu").
+ViewDocument = JSON()
+
+
 class ScoreView(Base):
     """Latest scores of a customer, as published by scoring-service."""
 
@@ -130,7 +137,7 @@ class ScoreView(Base):
     customer_id: Mapped[str] = mapped_column(EventIdColumn, primary_key=True)
     as_of: Mapped[datetime]
     event_id: Mapped[str] = mapped_column(EventIdColumn)
-    scores: Mapped[dict[str, Any]] = mapped_column(Json)
+    scores: Mapped[dict[str, Any]] = mapped_column(ViewDocument)
 
 
 class StageView(Base):
@@ -141,8 +148,8 @@ class StageView(Base):
     customer_id: Mapped[str] = mapped_column(EventIdColumn, primary_key=True)
     stage: Mapped[str | None] = mapped_column(String(16))
     stage_changed_at: Mapped[datetime | None]
-    stage_detail: Mapped[dict[str, Any] | None] = mapped_column(Json)
-    warning: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    stage_detail: Mapped[dict[str, Any] | None] = mapped_column(ViewDocument)
+    warning: Mapped[dict[str, Any] | None] = mapped_column(ViewDocument)
     warning_at: Mapped[datetime | None]
 
 
@@ -156,7 +163,7 @@ class NotificationView(Base):
     customer_id: Mapped[str] = mapped_column(EventIdColumn)
     outcome: Mapped[str] = mapped_column(String(16))
     occurred_at: Mapped[datetime]
-    detail: Mapped[dict[str, Any]] = mapped_column(Json)
+    detail: Mapped[dict[str, Any]] = mapped_column(ViewDocument)
 
     __table_args__ = (
         Index("ix_view_notifications_customer", "customer_id", "occurred_at"),

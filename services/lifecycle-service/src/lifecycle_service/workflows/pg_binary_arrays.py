@@ -53,7 +53,11 @@ def time_array(data: bytes) -> Any:
     return np.where(raw == _MINUS_INFINITY, MISSING_TIME, raw + _POSTGRES_EPOCH_US)
 
 
-def tid_array(data: bytes) -> list[tuple[int, int]]:
-    """A ``tid[]`` as (block, offset) pairs, the form the driver sends a ``tid`` in."""
-    tids = _elements(data, [("block", ">u4"), ("offset", ">u2")])
+def tid_array(data: bytes) -> Any:
+    """A ``tid[]`` as a structured array of ``block`` and ``offset``."""
+    return _elements(data, [("block", ">u4"), ("offset", ">u2")])
+
+
+def tid_tuples(tids: Any) -> list[tuple[int, int]]:
+    """Tuple ids of :func:`tid_array` as (block, offset) pairs, as the driver sends a ``tid``."""
     return list(zip(tids["block"].tolist(), tids["offset"].tolist(), strict=True))

@@ -36,6 +36,7 @@ from lifecycle_service.workflows.pg_binary_arrays import (
     float_array,
     int_array,
     tid_array,
+    tid_tuples,
     time_array,
 )
 
@@ -155,11 +156,12 @@ TupleId = tuple[int, int]  # (block, offset): where a row version is stored
 
 @dataclass(frozen=True)
 class RowVersions:
-    """The row versions an unlocked read saw: each row's xmin, xmax and tuple id."""
+    """The row versions an unlocked read saw: each row's xmin, xmax and tuple id (a
+    structured array of block and offset, see ``pg_binary_arrays.tid_array``)."""
 
     xmin: Ints
     xmax: Ints
-    tids: list[TupleId]
+    tids: Any
 
 
 @dataclass(frozen=True)
@@ -292,7 +294,7 @@ async def write_review_times_if_unchanged(
     result = await _run(
         session,
         _CHECKED_REVIEW_TIMES,
-        [versions.tids[i] for i in rows.tolist()],
+        tid_tuples(versions.tids[rows]),
         keys,
         times,
         versions.xmin[rows],

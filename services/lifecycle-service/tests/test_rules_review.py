@@ -1,8 +1,9 @@
 """After a rules change the sweep reviews every buyer under the new rules, once, resumably.
 
-``replace_rules`` stores a version only; the next sweep walks every buyer in customer-id order
-(unlocked, writing only what changes), records its progress so a stopped sweep resumes, and
-leaves customers a consumer is changing to a locked review after that consumer commits.
+``replace_rules`` stores a version only; the next sweep walks every buyer (PostgreSQL: in
+physical order; SQLite: by customer id; unlocked, writing only what changes), records its
+progress so a stopped sweep resumes, and leaves customers a consumer is changing to a locked
+review after that consumer commits.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import Grade, Stage, ValueTier
 from crm_shared import Scope, utc_now
@@ -32,6 +34,7 @@ from lifecycle_service.workflows.customer_rows import (
     state_values,
     warning_values,
 )
+from lifecycle_service.workflows.rules_walk import format_position, parse_position
 from lifecycle_service.workflows.sweep import sweep
 from lifecycle_testing import app_settings, order, running_api
 
@@ -122,6 +125,37 @@ async def _progress(api: ApiClient, version: int) -> RulesReview | None:
         return await session.get(RulesReview, version)
 
 
+def _on_postgres(api: ApiClient) -> bool:
+    return bool(api.app.state.runtime.engine.dialect.name == "postgresql")
+
+
+async def _position_after(session: AsyncSession, customer_id: str) -> str | None:
+    """Where a walk in physical order (PostgreSQL) goes on after ``customer_id``'s row."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    tid = await session.scalar(
+        text("SELECT ctid::text FROM customer_lifecycles WHERE customer_id = :id"),
+        {"id": customer_id},
+    )
+    block, offset = parse_position(tid)
+    return format_position((block, offset + 1))
+
+
+async def _walked_past(api: ApiClient, progress: RulesReview | None) -> set[str]:
+    """The customers (buyers or not) the walk recorded in ``progress`` has passed: by id on
+    SQLite, in physical order (the rows stored before its position) on PostgreSQL."""
+    assert progress is not None
+    async with api.app.state.runtime.sessions() as session:
+        if _on_postgres(api):
+            query = text(
+                "SELECT customer_id FROM customer_lifecycles"
+                " WHERE ctid < CAST(CAST(:at AS text) AS tid)"
+            )
+            return set(await session.scalars(query, {"at": progress.walk_position}))
+        query = text("SELECT customer_id FROM customer_lifecycles WHERE customer_id <= :id")
+        return set(await session.scalars(query, {"id": progress.last_customer_id}))
+
+
 async def _is_under_new_rules(api: ApiClient, customer_ids: list[str]) -> dict[str, bool]:
     """Whether each customer is what a sweep at AS_OF under NEW leaves (a fixed point)."""
     async with api.app.state.runtime.sessions() as session:
@@ -162,7 +196,8 @@ async def test_a_rules_change_is_applied_to_every_buyer_by_the_next_sweep(
     progress = await _progress(lifecycle_api, version)
     assert progress is not None
     assert progress.completed_at is not None
-    assert (progress.reviewed, progress.last_customer_id) == (len(buyers), buyers[-1])
+    assert progress.reviewed == len(buyers)
+    assert await _walked_past(lifecycle_api, progress) == set(buyers) | {"c-00"}
     assert all((await _is_under_new_rules(lifecycle_api, buyers)).values())
 
     again = await sweep(runtime, AS_OF, chunk_size=3, trigger="test", clock=utc_now)
@@ -179,9 +214,15 @@ async def test_a_stopped_review_resumes_after_the_last_customer_it_committed(
     async with lifecycle_api.app.state.runtime.sessions() as session, session.begin():
         session.add(
             RulesReview(
-                rules_version=version, started_at=utc_now(), last_customer_id="c-04", reviewed=4
+                rules_version=version,
+                started_at=utc_now(),
+                last_customer_id="c-04",
+                walk_position=await _position_after(session, "c-04"),
+                reviewed=4,
             )
         )
+    stopped = await _walked_past(lifecycle_api, await _progress(lifecycle_api, version))
+    assert stopped & set(buyers) == set(buyers[:4])
 
     runtime = lifecycle_api.app.state.runtime
     report = await sweep(runtime, AS_OF, chunk_size=2, trigger="test", clock=utc_now)

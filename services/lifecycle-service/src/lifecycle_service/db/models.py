@@ -222,9 +222,11 @@ class SweepRun(Base):
 class RulesReview(Base):
     """The review of every buyer under one rules version, and how far it has come.
 
-    ``replace_rules`` stores a version and nothing else; the next sweep walks every buyer by
-    customer id under it, committing ``last_customer_id`` with each chunk, so a sweep that
-    stops resumes where it stopped. A version whose review is completed needs no walk.
+    ``replace_rules`` stores a version and nothing else; the next sweep walks every buyer under
+    it, committing how far it came with each chunk (PostgreSQL: the table in physical order,
+    ``walk_position``; SQLite and the per-customer path: by customer id, ``last_customer_id``),
+    so a sweep that stops resumes where it stopped. A version whose review is completed needs
+    no walk.
     """
 
     __tablename__ = "rules_reviews"
@@ -233,5 +235,8 @@ class RulesReview(Base):
     started_at: Mapped[datetime]
     # The last customer reviewed (customers are walked in id order); None before the first.
     last_customer_id: Mapped[str | None] = mapped_column(CustomerIdColumn, nullable=True)
+    # The walk in physical order: the tuple id "(block,offset)" of the first row not yet
+    # reviewed (rows stored before it were); None before the first chunk.
+    walk_position: Mapped[str | None] = mapped_column(String(32), nullable=True)
     reviewed: Mapped[int] = mapped_column(Integer, default=0)
     completed_at: Mapped[datetime | None]

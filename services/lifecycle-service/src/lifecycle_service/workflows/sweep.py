@@ -13,8 +13,9 @@ counts, and stage the events. ``review="per_customer"`` keeps the previous path 
 customer through the domain functions), the reference the benchmark compares against.
 
 After a rules change every buyer is reviewed once under the new rules before the due ones:
-``workflows.rules_review`` walks them by customer id without locks and writes only what
-changes (``replace_rules`` no longer puts everyone up for review).
+``workflows.rules_review`` walks them without locks (on PostgreSQL in the table's physical
+order, ``rules_walk``) and writes only what changes (``replace_rules`` no longer puts everyone
+up for review).
 """
 
 from __future__ import annotations

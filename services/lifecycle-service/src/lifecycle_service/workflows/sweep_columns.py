@@ -1,7 +1,7 @@
 """A sweep chunk read as columns for ``domain.review_arrays``, and its review times written back.
 
-The chunk (the customers due, or the next buyers by id in the review of every buyer after a
-rules change) is read with only the columns the review needs, times already as integer
+The chunk (the customers due, or on SQLite the next buyers by id in the review of every buyer
+after a rules change) is read with only the columns the review needs, times already as integer
 microseconds computed by the database (no datetime object per value), and the review times
 of the customers nothing else happened to are written in one statement per chunk. PostgreSQL
 takes the faster way of ``sweep_postgres`` (one row of arrays); this module's SQL is SQLite's.
@@ -40,9 +40,7 @@ from lifecycle_service.domain.review_arrays import (
 from lifecycle_service.workflows.customer_rows import CUSTOMERS, WARNINGS
 from lifecycle_service.workflows.sweep_postgres import (
     ChunkArrays,
-    load_buyer_arrays,
     load_due_arrays,
-    write_review_times_if_unchanged,
     write_review_times_postgres,
 )
 
@@ -77,13 +75,11 @@ async def load_due_columns(
     )
 
 
-async def load_buyer_columns(
+async def load_buyer_columns_sqlite(
     session: AsyncSession, after: str, chunk_size: int
 ) -> ChunkArrays | None:
-    """Up to ``chunk_size`` buyers after customer id ``after`` (in id order), not locked;
-    None past the last. On PostgreSQL each row's version is kept for the checked write."""
-    if session.get_bind().dialect.name == "postgresql":
-        return await load_buyer_arrays(session, after, chunk_size)
+    """Up to ``chunk_size`` buyers after customer id ``after`` (in id order) on SQLite; None
+    past the last. (PostgreSQL walks the table in physical order: ``rules_walk``.)"""
     c = CUSTOMERS.c
     query = _sqlite_columns().where(c.customer_id > after, c.last_purchase_at.is_not(None))
     # SQLite has one writer at a time: nothing changes a row between this read and the write.
@@ -197,17 +193,3 @@ async def write_review_times(
             for key, t in zip(customer_ids, review_times.tolist(), strict=True)
         ],
     )
-
-
-async def write_review_times_checked(
-    session: AsyncSession,
-    customer_ids: Sequence[str],
-    review_times: Ints,
-    row_versions: Sequence[tuple[str, str]] | None,
-) -> list[str]:
-    """Store review times read without a lock where the row is as read (``row_versions``);
-    returns the ids left alone because another transaction touched them since."""
-    if row_versions is None:  # SQLite: one writer at a time, no row changed since the read
-        await write_review_times(session, customer_ids, review_times)
-        return []
-    return await write_review_times_if_unchanged(session, customer_ids, review_times, row_versions)

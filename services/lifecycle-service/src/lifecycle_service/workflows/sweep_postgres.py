@@ -1,14 +1,14 @@
 """A sweep chunk on PostgreSQL: read in one statement as arrays, review times written in one.
 
 A chunk is either the customers due (locked, skipping a consumer's) or, in the review of
-every buyer after a rules change, the next buyers by id, unlocked, with each row's xmin and
-xmax as read, so that the write can leave alone any row another transaction touched since.
-The ORM's row objects would cost more than the review itself. Here the database does the
-conversions (times to integer microseconds, stages, tiers, grades and statuses to the codes of
-``domain.review_arrays``, each customer's current warning chosen with ``DISTINCT ON``) and
-returns one row of arrays, one per column, in customer order; the driver decodes each into a
-list that numpy takes whole. The statements run as plain driver SQL in the session's
-transaction: one row each, no per-row layers.
+every buyer after a rules change, the buyers stored in a range of the table's blocks
+(``rules_walk``), unlocked, with each row's xmin, xmax and tuple id as read, so that the write
+can leave alone any row another transaction touched since. The ORM's row objects would cost
+more than the review itself. Here the database does the conversions (stages, tiers, grades and
+statuses to the codes of ``domain.review_arrays``, each customer's current warning chosen with
+``DISTINCT ON``) and returns one row of arrays, one per column; the numeric and time arrays in
+PostgreSQL's binary format, which numpy reads whole (``pg_binary_arrays``). The statements run
+as plain driver SQL in the session's transaction: one row each, no per-row layers.
 """
 
 from __future__ import annotations
@@ -32,6 +32,13 @@ from lifecycle_service.domain.review_arrays import (
     Ints,
     reasons_mask,
 )
+from lifecycle_service.workflows.pg_binary_arrays import (
+    float_array,
+    int_array,
+    tid_array,
+    tid_tuples,
+    time_array,
+)
 
 _STAGES: Final = [stage.value for stage in STAGES]
 _TIERS: Final = [tier.value for tier in TIERS]
@@ -40,14 +47,21 @@ _STATUSES: Final = [status.value for status in WARNING_STATUSES]
 _OPEN: Final = (WarningStatus.OPEN.value, WarningStatus.UPDATED.value)
 
 
-def _us(column: str) -> str:
-    """SQL for a timestamp column as integer microseconds since the epoch, $2 for NULL."""
-    return f"coalesce((extract(epoch FROM {column}) * 1000000)::bigint, $2)"
+def _times(column: str) -> str:
+    """SQL for a timestamp column as binary ``timestamptz[]``, -infinity for NULL."""
+    return f"array_send(array_agg(coalesce({column}, '-infinity'::timestamptz)))"
 
 
-def _code(column: str, values: str) -> str:
-    """SQL for the index of a text column's value in the array parameter, -1 for NULL."""
-    return f"(coalesce(array_position({values}::text[], {column}::text), 0) - 1)::int2"
+def _floats(column: str) -> str:
+    """SQL for a float column as binary ``float8[]``, NaN for NULL."""
+    return f"array_send(array_agg(coalesce({column}, 'NaN'::float8)))"
+
+
+def _codes(column: str, values: str) -> str:
+    """SQL for the indexes of a text column's values in the array parameter as binary
+    ``int2[]``, -1 for NULL."""
+    code = f"(coalesce(array_position({values}::text[], {column}::text), 0) - 1)::int2"
+    return f"array_send(array_agg({code}))"
 
 
 _CUSTOMER_COLUMNS: Final = """customer_id, stage, stage_since, first_purchase_at,
@@ -55,27 +69,33 @@ _CUSTOMER_COLUMNS: Final = """customer_id, stage, stage_since, first_purchase_at
     expected_interpurchase_days, churn_risk, value_tier, grade, next_review_at"""
 # The time-due sweep: customers due by $1, earliest first, locked (a consumer's are skipped).
 _DUE: Final = f"""
-    SELECT {_CUSTOMER_COLUMNS}, NULL::text AS seen_xmin, NULL::text AS seen_xmax
+    SELECT {_CUSTOMER_COLUMNS}
     FROM customer_lifecycles
     WHERE next_review_at <= $1
     ORDER BY next_review_at
-    LIMIT $3
+    LIMIT $2
     FOR UPDATE SKIP LOCKED"""
-# The review under new rules: the next buyers after customer $1 in key order, not locked. The
-# row's xmin and xmax as read are kept: a write checks them (see _CHECKED_REVIEW_TIMES).
+# The review under new rules: the buyers stored in the blocks from tuple id $1 up to (not
+# including) tuple id $2, in physical order (a TID range scan reads just those pages), not
+# locked. Each row's xmin, xmax and tuple id as read are kept for the checked write (see
+# _CHECKED_REVIEW_TIMES).
 _WALK: Final = f"""
-    SELECT {_CUSTOMER_COLUMNS}, xmin::text AS seen_xmin, xmax::text AS seen_xmax
+    SELECT {_CUSTOMER_COLUMNS}, xmin::text::int8 AS seen_xmin, xmax::text::int8 AS seen_xmax,
+           ctid AS seen_tid
     FROM customer_lifecycles
-    WHERE customer_id > $1 AND last_purchase_at IS NOT NULL
-    ORDER BY customer_id
-    LIMIT $3"""
+    WHERE ctid >= $1::tid AND ctid < $2::tid AND last_purchase_at IS NOT NULL"""
+_VERSIONS: Final = """,array_send(array_agg(seen_xmin)),
+       array_send(array_agg(seen_xmax)),
+       array_send(array_agg(seen_tid))"""
 # The current warning is the open one (the earliest, should there be two), else the latest
 # closed one: the rule of ``customer_rows.customers_with_warnings``.
 _IS_OPEN = f"w.status IN {_OPEN!r}"
 
 
-def _chunk(rows: str) -> str:
-    """One statement: the customers ``rows`` selects, with their current warnings, as arrays."""
+def _chunk(rows: str, order: str, versions: str) -> str:
+    """One statement: the customers ``rows`` selects (in ``order``), with their current
+    warnings, as arrays (binary where numpy reads them, see ``pg_binary_arrays``), and
+    ``versions``."""
     return f"""
 WITH due AS ({rows}
 ), current_warning AS (
@@ -91,35 +111,35 @@ WITH due AS ({rows}
            w.value_tier AS w_value_tier, w.grade AS w_grade,
            w.recommended_action AS w_action
     FROM due AS d LEFT JOIN current_warning AS w USING (customer_id)
-    ORDER BY d.customer_id
+    {order}
 )
 SELECT array_agg(customer_id),
-       array_agg({_code("stage", "$4")}),
-       array_agg({_us("stage_since")}),
-       array_agg({_us("first_purchase_at")}),
-       array_agg({_us("last_purchase_at")}),
-       array_agg(order_count),
-       array_agg(average_order_value),
-       array_agg(last_order_value),
-       array_agg(expected_interpurchase_days),
-       array_agg(churn_risk),
-       array_agg({_code("value_tier", "$5")}),
-       array_agg({_code("grade", "$6")}),
-       array_agg({_us("next_review_at")}),
-       array_agg({_code("w_status", "$7")}),
-       array_agg({_us("w_raised_at")}),
+       {_codes("stage", "$3")},
+       {_times("stage_since")},
+       {_times("first_purchase_at")},
+       {_times("last_purchase_at")},
+       array_send(array_agg(order_count)),
+       {_floats("average_order_value")},
+       {_floats("last_order_value")},
+       {_floats("expected_interpurchase_days")},
+       {_floats("churn_risk")},
+       {_codes("value_tier", "$4")},
+       {_codes("grade", "$5")},
+       {_times("next_review_at")},
+       {_codes("w_status", "$6")},
+       {_times("w_raised_at")},
        array_agg(w_reasons::text),
-       array_agg({_code("w_value_tier", "$5")}),
-       array_agg({_code("w_grade", "$6")}),
-       array_agg(coalesce(w_action = 'account_manager_task', false)::int::int2),
-       array_agg(seen_xmin),
-       array_agg(seen_xmax)
+       {_codes("w_value_tier", "$4")},
+       {_codes("w_grade", "$5")},
+       array_send(array_agg((coalesce(w_action, '') = 'account_manager_task')::int::int2))
+       {versions}
 FROM chunk
 """  # the interpolated parts are this module's constants
 
 
-_DUE_CHUNK: Final = _chunk(_DUE)
-_WALK_CHUNK: Final = _chunk(_WALK)
+_DUE_CHUNK: Final = _chunk(_DUE, "ORDER BY d.customer_id", "")
+# In physical order: the review needs no order, and sorting by key would cost a sort.
+_WALK_CHUNK: Final = _chunk(_WALK, "", _VERSIONS)
 
 
 async def _run(session: AsyncSession, sql: str, *parameters: Any) -> Any:
@@ -131,61 +151,79 @@ async def _run(session: AsyncSession, sql: str, *parameters: Any) -> Any:
     return await connection.exec_driver_sql(sql, parameters)
 
 
+TupleId = tuple[int, int]  # (block, offset): where a row version is stored
+
+
+@dataclass(frozen=True)
+class RowVersions:
+    """The row versions an unlocked read saw: each row's xmin, xmax and tuple id (a
+    structured array of block and offset, see ``pg_binary_arrays.tid_array``)."""
+
+    xmin: Ints
+    xmax: Ints
+    tids: Any
+
+
 @dataclass(frozen=True)
 class ChunkArrays:
-    """A chunk's customers (in id order), their stored review times and review columns, and
-    for an unlocked read the row versions seen (xmin and xmax as text; None when locked)."""
+    """A chunk's customers, their stored review times and review columns, and for an
+    unlocked read the row versions seen (None when the rows are locked)."""
 
     customer_ids: list[str]
     next_review_at: Ints
     columns: CustomerColumns
-    row_versions: list[tuple[str, str]] | None
+    row_versions: RowVersions | None
 
 
 async def load_due_arrays(session: AsyncSession, as_of: Any, chunk_size: int) -> ChunkArrays | None:
     """Up to ``chunk_size`` due customers, locked; None when none is due."""
-    return await _load(session, _DUE_CHUNK, as_of, chunk_size, locked=True)
+    return await _load(session, _DUE_CHUNK, as_of, chunk_size)
 
 
-async def load_buyer_arrays(
-    session: AsyncSession, after: str, chunk_size: int
+async def load_block_range_arrays(
+    session: AsyncSession, start: TupleId, end: TupleId
 ) -> ChunkArrays | None:
-    """Up to ``chunk_size`` buyers after customer id ``after``, unlocked; None past the last."""
-    return await _load(session, _WALK_CHUNK, after, chunk_size, locked=False)
+    """The buyers stored from tuple id ``start`` up to ``end`` (excluded), unlocked, with
+    their row versions; None when there is none."""
+    return await _load(session, _WALK_CHUNK, start, end)
 
 
-async def _load(
-    session: AsyncSession, sql: str, first: Any, chunk_size: int, *, locked: bool
-) -> ChunkArrays | None:
-    result = await _run(
-        session, sql, first, int(MISSING_TIME), chunk_size, _STAGES, _TIERS, _GRADES, _STATUSES
-    )
+async def _load(session: AsyncSession, sql: str, first: Any, second: Any) -> ChunkArrays | None:
+    result = await _run(session, sql, first, second, _STAGES, _TIERS, _GRADES, _STATUSES)
     row = result.first()
     if row is None or row[0] is None:
         return None
     (ids, stage, since, first_at, last, orders, average, last_value, rhythm, risk, tier, grade,
-     review, status, raised, reasons, w_tier, w_grade, action, xmins, xmaxes) = row  # fmt: skip
+     review, status, raised, reasons, w_tier, w_grade, action) = row[:19]  # fmt: skip
     columns = CustomerColumns(
-        stage=np.array(stage, dtype=np.int8),
-        stage_since=np.array(since, dtype=np.int64),
-        first_purchase_at=np.array(first_at, dtype=np.int64),
-        last_purchase_at=np.array(last, dtype=np.int64),
-        order_count=np.array(orders, dtype=np.int64),
-        average_order_value=np.array(average, dtype=np.float64),  # None becomes NaN
-        last_order_value=np.array(last_value, dtype=np.float64),
-        expected_interpurchase_days=np.array(rhythm, dtype=np.float64),
-        churn_risk=np.array(risk, dtype=np.float64),
-        value_tier=np.array(tier, dtype=np.int8),
-        grade=np.array(grade, dtype=np.int8),
-        warning_status=np.array(status, dtype=np.int8),
-        warning_raised_at=np.array(raised, dtype=np.int64),
+        stage=_small(stage),
+        stage_since=time_array(since),
+        first_purchase_at=time_array(first_at),
+        last_purchase_at=time_array(last),
+        order_count=int_array(orders, ">i4"),
+        average_order_value=float_array(average),
+        last_order_value=float_array(last_value),
+        expected_interpurchase_days=float_array(rhythm),
+        churn_risk=float_array(risk),
+        value_tier=_small(tier),
+        grade=_small(grade),
+        warning_status=_small(status),
+        warning_raised_at=time_array(raised),
         warning_reasons=_reason_masks(reasons),
-        warning_tier=np.array(w_tier, dtype=np.int8),
-        warning_grade=np.array(w_grade, dtype=np.int8),
-        warning_action=np.array(action, dtype=np.int8),
+        warning_tier=_small(w_tier),
+        warning_grade=_small(w_grade),
+        warning_action=_small(action),
     )
-    versions = None if locked else list(zip(xmins, xmaxes, strict=True))
-    return ChunkArrays(list(ids), np.array(review, dtype=np.int64), columns, versions)
+    versions = None
+    if len(row) > 19:
+        xmins, xmaxes, tids = row[19:]
+        versions = RowVersions(int_array(xmins), int_array(xmaxes), tid_array(tids))
+    return ChunkArrays(list(ids), time_array(review), columns, versions)
+
+
+def _small(codes: bytes) -> Any:
+    """A binary ``int2[]`` of codes as int8."""
+    return int_array(codes, ">i2").astype(np.int8)
 
 
 def _reason_masks(reasons: Sequence[str | None]) -> Any:
@@ -225,39 +263,57 @@ async def write_review_times_postgres(
 
 
 # The optimistic write of a review under new rules: a row is written only if no transaction
-# updated it (xmin) or locked it (xmax: a consumer locks the customers of its batch before it
-# changes them or their warnings) since the chunk read it. The rows not written are returned
-# to the caller, who reviews them again, locked.
+# updated it (xmin; an updated row also leaves the tuple id read) or locked it (xmax: a consumer
+# locks the customers of its batch before it changes them or their warnings) since the chunk
+# read it. The row is found by the tuple id read (no index search), the key checked as well.
+# The rows not written are returned to the caller, who reviews them again, locked.
 _CHECKED_REVIEW_TIMES: Final = (
     "UPDATE customer_lifecycles AS c"
     " SET next_review_at = to_timestamp(0) + v.us * interval '1 microsecond'"
-    " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[])"
-    " AS v(key, us, seen_xmin, seen_xmax)"
-    " WHERE c.customer_id = v.key AND c.xmin = v.seen_xmin::xid AND c.xmax = v.seen_xmax::xid"
+    " FROM unnest($1::tid[], $2::text[], $3::bigint[], $4::int8[], $5::int8[])"
+    " AS v(tid, key, us, seen_xmin, seen_xmax)"
+    " WHERE c.ctid = v.tid AND c.customer_id = v.key"
+    " AND c.xmin = v.seen_xmin::text::xid AND c.xmax = v.seen_xmax::text::xid"
     " RETURNING c.customer_id"
 )
 
 
 async def write_review_times_if_unchanged(
-    session: AsyncSession,
-    customer_ids: Sequence[str],
-    review_times: Ints,
-    row_versions: Sequence[tuple[str, str]],
+    session: AsyncSession, chunk: ChunkArrays, rows: Ints, review_times: Ints
 ) -> list[str]:
-    """Store the review times of rows nobody touched since they were read; the others' ids."""
-    if not customer_ids:
+    """Store the review times of the chunk's ``rows`` (indexes) that nobody touched since the
+    chunk was read; the ids of the others."""
+    versions = chunk.row_versions
+    if versions is None:
+        raise ValueError("a checked write needs the row versions read")
+    if not len(rows):
         return []
-    rows = sorted(zip(customer_ids, review_times.tolist(), row_versions, strict=True))
-    keys = [key for key, _, _ in rows]
-    times = [None if t == MISSING_TIME else t for _, t, _ in rows]
+    keys = [chunk.customer_ids[i] for i in rows.tolist()]
+    times = [None if t == MISSING_TIME else t for t in review_times.tolist()]
     await _run(session, _NO_SEQUENTIAL_SCANS)
     result = await _run(
         session,
         _CHECKED_REVIEW_TIMES,
+        tid_tuples(versions.tids[rows]),
         keys,
         times,
-        [xmin for _, _, (xmin, _) in rows],
-        [xmax for _, _, (_, xmax) in rows],
+        versions.xmin[rows],
+        versions.xmax[rows],
     )
     written = {key for (key,) in result.all()}
     return [key for key in keys if key not in written]
+
+
+# How far the table reaches now (its blocks) and how many rows a block holds by the last
+# ANALYZE (None before one).
+_EXTENT: Final = (
+    "SELECT pg_relation_size('customer_lifecycles') / current_setting('block_size')::int,"
+    " CASE WHEN relpages > 0 AND reltuples > 0 THEN reltuples / relpages END"
+    " FROM pg_class WHERE oid = 'customer_lifecycles'::regclass"
+)
+
+
+async def table_extent(session: AsyncSession) -> tuple[int, float | None]:
+    """The number of blocks of ``customer_lifecycles`` and its estimated rows per block."""
+    blocks, rows_per_block = (await _run(session, _EXTENT)).one()
+    return int(blocks), None if rows_per_block is None else float(rows_per_block)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -191,9 +192,22 @@ class EventConsumer(Generic[MessageT]):
             if not batches:
                 continue
             records = [record for partition in batches.values() for record in partition]
-            await self.process(records)
+            try:
+                await self.process(records)
+            except BaseException:
+                self._rewind(batches)
+                raise
             await self._commit_offsets(batches)
             self._record_lag(batches)
+
+    def _rewind(self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        """Point each partition of a batch that failed back at its first record, so a resumed
+        loop reads the batch again (the stored offsets skip whatever a transaction applied);
+        without it, the next batch's stored offsets would pass records never applied."""
+        for partition, records in batches.items():
+            if records:
+                with contextlib.suppress(Exception):  # a partition revoked meanwhile
+                    self._consumer.seek(partition, records[0].offset)
 
     async def seek_to_stored(self, partitions: Sequence[TopicPartition]) -> None:
         """Move `partitions` to their stored offsets (those with none keep the broker's)."""

@@ -195,7 +195,8 @@ async def _start_kafka(
 
 async def _supervise(consumer: EventConsumer[Any], kafka_consumer: AIOKafkaConsumer) -> None:
     # The loop only ends on stop(); anything else escaping it is a bug or a broker outage
-    # beyond the client's own retries, so log it and resume from the last committed offset.
+    # beyond the client's own retries, so log it and resume: the failed loop pointed its
+    # batch's partitions back at the batch, so nothing it had in hand is skipped.
     try:
         while True:
             try:

@@ -20,7 +20,7 @@ from crm_contracts import (
 )
 from crm_shared import add_encoded_to_outbox
 from scoring_service.db.models import PLUMBING
-from scoring_service.domain.explanations import explanations
+from scoring_service.domain.explanations import packed_explanations
 from scoring_service.domain.models import FittedModels
 from scoring_service.domain.score_changes import ScoreState, changed_since, score_state
 from scoring_service.domain.scoring import ScoreTable, changed_beyond_tolerance
@@ -139,8 +139,8 @@ async def store_scores(
             elif previous is not None and previous.state is None:
                 kept.append((customer_ids[i], state))
         await keep_states(session, kept)
-        # Explanations only for what changed, column by column (equal to table.explanation).
-        explained = explanations(table, models, np.array([i for i, *_ in news], np.int64))
+        # Explanations only for what changed, as their figures (the API builds the text).
+        explained = packed_explanations(table, models, np.array([i for i, *_ in news], np.int64))
         rows: list[tuple[Any, ...]] = []
         outbox: list[tuple[str, str, str, str]] = []
         for (i, document, state, previous), explanation in zip(news, explained, strict=True):
@@ -161,7 +161,8 @@ async def store_scores(
                     None if spend is None else Decimal(spend["amount"]),
                     None if spend is None else spend["currency"],
                     text,
-                    _json(explanation),
+                    None,  # the explanation's text of rows stored before its figures were
+                    explanation,
                     state.packed(),
                 )
             )

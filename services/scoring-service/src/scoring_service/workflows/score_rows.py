@@ -33,6 +33,7 @@ COLUMNS = (
     "total_spend_currency",
     "payload",
     "explanation",
+    "explanation_figures",
     "change_state",
 )
 SEGMENT_DIMENSIONS = ("rfm_segment", "value_tier", "grade", "cluster")

@@ -52,9 +52,9 @@ async def stored(api: ApiClient, ids: list[str]) -> dict[str, tuple[Any, ...]]:
         return {row[0]: tuple(row) for row in rows}
 
 
-async def write(api: ApiClient, rows: list[tuple[Any, ...]]) -> None:
+async def write(api: ApiClient, rows: list[tuple[Any, ...]], *, none_stored: bool = False) -> None:
     async with api.app.state.runtime.sessions() as session, session.begin():
-        await score_rows.write_scores(session, rows)
+        await score_rows.write_scores(session, rows, none_stored=none_stored)
 
 
 async def test_array_upsert_and_copy_store_the_same_rows(scoring_api: ApiClient) -> None:
@@ -73,6 +73,23 @@ async def test_array_upsert_and_copy_store_the_same_rows(scoring_api: ApiClient)
     again = await stored(scoring_api, ["few-00001", "big-00002"])
     assert again["few-00001"][2] == "v40"
     assert again["big-00002"][10]["n"] == 41
+
+
+async def test_rows_said_new_are_copied_or_upserted_when_one_was_stored_after_all(
+    scoring_api: ApiClient,
+) -> None:
+    many = score_rows.COPY_FROM_ROWS  # by COPY straight into scores on PostgreSQL
+    await write(scoring_api, [a_row(f"new-{n:05d}", n) for n in range(many)], none_stored=True)
+    # One of them stored meanwhile (a concurrent re-score): the chunk is upserted instead.
+    await write(scoring_api, [a_row("new-00007", 70)])
+    again = [a_row(f"new-{n:05d}", n + 1) for n in range(many)]
+    await write(scoring_api, again, none_stored=True)
+    ids = [f"new-{n:05d}" for n in range(many)]
+    found = await stored(scoring_api, ids)
+    assert len(found) == many
+    assert {cid: (row[2], row[10]["n"]) for cid, row in found.items()} == {
+        f"new-{n:05d}": (f"v{n + 1}", n + 1) for n in range(many)
+    }
 
 
 async def test_scores_stored_without_a_state_are_compared_by_payload_then_keep_one(

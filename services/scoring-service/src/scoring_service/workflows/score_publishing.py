@@ -110,6 +110,7 @@ class _Chunk:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     outbox: list[tuple[str, str, str, str]] = field(default_factory=list)
     kept: list[tuple[str, ScoreState]] = field(default_factory=list)
+    none_stored: bool = False  # none of the chunk's customers had a score
 
 
 async def store_scores(
@@ -169,7 +170,7 @@ async def store_scores(
 
 async def _write_chunk(session: AsyncSession, chunk: _Chunk) -> None:
     await keep_states(session, chunk.kept)
-    await write_scores(session, chunk.rows)
+    await write_scores(session, chunk.rows, none_stored=chunk.none_stored)
     await add_encoded_to_outbox(session, PLUMBING, chunk.outbox)
 
 
@@ -194,7 +195,7 @@ def _built_chunk(
         currency=currency,
         rows=slice(chunk.start, chunk.stop),
     )
-    built = _Chunk()
+    built = _Chunk(none_stored=not stored)
     news = []
     for i, document in zip(chunk, documents, strict=True):
         previous = stored.get(customer_ids[i])

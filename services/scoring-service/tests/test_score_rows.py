@@ -3,18 +3,19 @@ were kept are compared by their payload, once."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import orjson
+import pytest
 from sqlalchemy import func, select, update
 from test_scores_api import AS_OF, a_base, apply, fit, outbox_size
 
 from crm_shared.testing import ApiClient
 from scoring_service.db.models import Score
 from scoring_service.domain.score_changes import ScoreState, score_state
-from scoring_service.workflows import score_rows
+from scoring_service.workflows import score_publishing, score_rows
 from scoring_service.workflows.scoring import rescore_all
 
 MOMENT = datetime(2026, 12, 7, 5, 0, tzinfo=UTC)
@@ -112,3 +113,23 @@ async def test_scores_stored_without_a_state_are_compared_by_payload_then_keep_o
     assert without == 0
     assert await rescore_all(runtime, settings, as_of=AS_OF) == 0
     assert await outbox_size(scoring_api) == published
+
+
+async def test_a_rescore_in_many_chunks_stores_and_publishes_every_customer(
+    scoring_api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunks of 7: each chunk is built while the previous one is written.
+    monkeypatch.setattr(score_publishing, "_CHUNK", 7)
+    await apply(scoring_api, a_base())
+    await fit(scoring_api)
+    runtime, settings = scoring_api.app.state.runtime, scoring_api.app.state.settings
+    async with runtime.sessions() as session:
+        scored = await session.scalar(select(func.count()).select_from(Score))
+    assert scored == 60
+    assert await outbox_size(scoring_api) == 60  # one score.updated per first score
+
+    assert await rescore_all(runtime, settings, as_of=AS_OF) == 0
+    assert await outbox_size(scoring_api) == 60
+    later = await rescore_all(runtime, settings, as_of=AS_OF + timedelta(days=60))
+    assert later > 7
+    assert await outbox_size(scoring_api) >= 60 + later

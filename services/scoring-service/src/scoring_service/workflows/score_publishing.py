@@ -141,30 +141,33 @@ async def store_scores(
         currency=currency,
         tolerance=tolerance,
     )
-    changed = 0
-    writing: asyncio.Task[None] | None = None
-    try:
-        for start in range(0, len(customer_ids), _CHUNK):
-            chunk = range(start, min(start + _CHUNK, len(customer_ids)))
-            # The connection serves one statement at a time: read before the write starts.
-            stored = await stored_scores(session, [customer_ids[i] for i in chunk])
-            if len(chunk) < _CHUNK and writing is None:
-                built = build(chunk, stored)  # a consumer batch: no thread hop
-            else:
-                built = await asyncio.to_thread(build, chunk, stored)
-            if writing is not None:
-                await writing
-            changed += len(built.rows)
-            writing = asyncio.create_task(_write_chunk(session, built))
-        if writing is not None:
-            await writing
-    finally:
-        if writing is not None and not writing.done():
-            # A failed build: let the statement in flight end before the transaction unwinds
-            # (the build's error is the one raised; the write's, if any, is retrieved here).
+    chunks = [
+        range(start, min(start + _CHUNK, len(customer_ids)))
+        for start in range(0, len(customer_ids), _CHUNK)
+    ]
+    if not chunks:
+        return 0
+    stored = await stored_scores(session, [customer_ids[i] for i in chunks[0]])
+    if len(chunks) == 1:
+        built = build(chunks[0], stored)  # a consumer batch: no thread hop
+    else:
+        built = await asyncio.to_thread(build, chunks[0], stored)
+    changed = len(built.rows)
+    for chunk in chunks[1:]:
+        # The connection serves one statement at a time: the next chunk's stored states are
+        # read before this chunk's write starts, never while it runs.
+        stored = await stored_scores(session, [customer_ids[i] for i in chunk])
+        writing = asyncio.create_task(_write_chunk(session, built))
+        try:
+            following = await asyncio.to_thread(build, chunk, stored)
+        finally:
+            # A failed build: the write in flight ends before the transaction unwinds (the
+            # build's error is the one raised).
             await asyncio.wait([writing])
-            if not writing.cancelled():
-                writing.exception()
+        writing.result()
+        built = following
+        changed += len(built.rows)
+    await _write_chunk(session, built)
     return changed
 
 

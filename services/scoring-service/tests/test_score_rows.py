@@ -3,18 +3,19 @@ were kept are compared by their payload, once."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import orjson
+import pytest
 from sqlalchemy import func, select, update
 from test_scores_api import AS_OF, a_base, apply, fit, outbox_size
 
 from crm_shared.testing import ApiClient
 from scoring_service.db.models import Score
 from scoring_service.domain.score_changes import ScoreState, score_state
-from scoring_service.workflows import score_rows
+from scoring_service.workflows import score_publishing, score_rows
 from scoring_service.workflows.scoring import rescore_all
 
 MOMENT = datetime(2026, 12, 7, 5, 0, tzinfo=UTC)
@@ -35,7 +36,9 @@ def a_row(customer_id: str, n: int) -> tuple[Any, ...]:
         Decimal(f"{n}.25"),
         "EUR",
         orjson.dumps(document).decode(),
-        orjson.dumps({"why": [n, 0.1 + n / 3, None]}).decode(),
+        # Rows stored before explanation figures were kept have the text; newer ones figures.
+        orjson.dumps({"why": [n, 0.1 + n / 3, None]}).decode() if n % 2 else None,
+        None if n % 2 else bytes([n % 256]) * 369,
         state.packed(),
     )
 
@@ -50,9 +53,9 @@ async def stored(api: ApiClient, ids: list[str]) -> dict[str, tuple[Any, ...]]:
         return {row[0]: tuple(row) for row in rows}
 
 
-async def write(api: ApiClient, rows: list[tuple[Any, ...]]) -> None:
+async def write(api: ApiClient, rows: list[tuple[Any, ...]], *, none_stored: bool = False) -> None:
     async with api.app.state.runtime.sessions() as session, session.begin():
-        await score_rows.write_scores(session, rows)
+        await score_rows.write_scores(session, rows, none_stored=none_stored)
 
 
 async def test_array_upsert_and_copy_store_the_same_rows(scoring_api: ApiClient) -> None:
@@ -65,12 +68,29 @@ async def test_array_upsert_and_copy_store_the_same_rows(scoring_api: ApiClient)
         big, few = found[f"big-{n:05d}"], found[f"few-{n:05d}"]
         assert big[1:] == few[1:]
         assert big[10] == {"rfm_segment": "Loyal", "p_alive": n / 7, "n": n}
-        assert ScoreState.unpacked(bytes(big[12])) == score_state(big[10])
+        assert ScoreState.unpacked(bytes(big[13])) == score_state(big[10])
     # Both paths update a stored row in place.
     await write(scoring_api, [a_row("few-00001", 40), a_row("big-00002", 41)])
     again = await stored(scoring_api, ["few-00001", "big-00002"])
     assert again["few-00001"][2] == "v40"
     assert again["big-00002"][10]["n"] == 41
+
+
+async def test_rows_said_new_are_copied_or_upserted_when_one_was_stored_after_all(
+    scoring_api: ApiClient,
+) -> None:
+    many = score_rows.COPY_FROM_ROWS  # by COPY straight into scores on PostgreSQL
+    await write(scoring_api, [a_row(f"new-{n:05d}", n) for n in range(many)], none_stored=True)
+    # One of them stored meanwhile (a concurrent re-score): the chunk is upserted instead.
+    await write(scoring_api, [a_row("new-00007", 70)])
+    again = [a_row(f"new-{n:05d}", n + 1) for n in range(many)]
+    await write(scoring_api, again, none_stored=True)
+    ids = [f"new-{n:05d}" for n in range(many)]
+    found = await stored(scoring_api, ids)
+    assert len(found) == many
+    assert {cid: (row[2], row[10]["n"]) for cid, row in found.items()} == {
+        f"new-{n:05d}": (f"v{n + 1}", n + 1) for n in range(many)
+    }
 
 
 async def test_scores_stored_without_a_state_are_compared_by_payload_then_keep_one(
@@ -93,3 +113,23 @@ async def test_scores_stored_without_a_state_are_compared_by_payload_then_keep_o
     assert without == 0
     assert await rescore_all(runtime, settings, as_of=AS_OF) == 0
     assert await outbox_size(scoring_api) == published
+
+
+async def test_a_rescore_in_many_chunks_stores_and_publishes_every_customer(
+    scoring_api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunks of 7: each chunk is built while the previous one is written.
+    monkeypatch.setattr(score_publishing, "_CHUNK", 7)
+    await apply(scoring_api, a_base())
+    await fit(scoring_api)
+    runtime, settings = scoring_api.app.state.runtime, scoring_api.app.state.settings
+    async with runtime.sessions() as session:
+        scored = await session.scalar(select(func.count()).select_from(Score))
+    assert scored == 60
+    assert await outbox_size(scoring_api) == 60  # one score.updated per first score
+
+    assert await rescore_all(runtime, settings, as_of=AS_OF) == 0
+    assert await outbox_size(scoring_api) == 60
+    later = await rescore_all(runtime, settings, as_of=AS_OF + timedelta(days=60))
+    assert later > 7
+    assert await outbox_size(scoring_api) >= 60 + later

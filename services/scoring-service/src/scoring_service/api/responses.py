@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from crm_contracts import ScoreUpdated
 from scoring_service.api.schemas import (
     CustomerScores,
@@ -12,6 +14,7 @@ from scoring_service.api.schemas import (
     SegmentsOverview,
 )
 from scoring_service.db.models import ModelVersion, Score
+from scoring_service.domain.explanations import explanation_of_packed
 from scoring_service.domain.rfm import SEGMENT_DESCRIPTIONS
 from scoring_service.workflows.score_queries import SegmentCounts
 
@@ -23,8 +26,15 @@ def customer_scores(row: Score) -> CustomerScores:
         as_of=row.as_of,
         model_version=row.model_version,
         scores=ScoreUpdated.model_validate(row.payload),
-        explanation=row.explanation,
+        explanation=explanation_of(row),
     )
+
+
+def explanation_of(row: Score) -> dict[str, Any]:
+    """The row's explanation: built from its figures, or the text stored before figures were."""
+    if row.explanation_figures is not None:
+        return explanation_of_packed(bytes(row.explanation_figures))
+    return row.explanation or {}
 
 
 def model_summary(model: ModelVersion) -> ModelSummary:

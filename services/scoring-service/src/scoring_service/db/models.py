@@ -117,7 +117,12 @@ class Score(Base):
     # many floats into jsonb numerics was most of PostgreSQL's work in a re-score (see the
     # migrations of 2026-12-07d and 2026-12-07e).
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    explanation: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # What the explanation is made of, packed (domain/explanations.py); the API builds the
+    # explanation from it. Its JSON text (~1.3 KB) cost a third of a re-score's Python work and
+    # pushed every row past PostgreSQL's compression threshold. `explanation`: the text of rows
+    # stored before 2026-12-08a, until their next re-score.
+    explanation_figures: Mapped[bytes | None] = mapped_column(LargeBinary)
+    explanation: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     # What a re-score compares against instead of decoding the payload: the digest of the
     # fields compared exactly and the figures compared within a tolerance, packed
     # (domain/score_changes.ScoreState). Null on rows stored before 2026-12-07e (their payload

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,7 +23,7 @@ from crm_contracts import (
 )
 from crm_shared import add_encoded_to_outbox
 from scoring_service.db.models import PLUMBING
-from scoring_service.domain.explanations import explanations
+from scoring_service.domain.explanations import packed_explanations
 from scoring_service.domain.models import FittedModels
 from scoring_service.domain.score_changes import ScoreState, changed_since, score_state
 from scoring_service.domain.scoring import ScoreTable, changed_beyond_tolerance
@@ -100,6 +103,16 @@ def _day_start(day: int) -> datetime:
     return datetime.fromtimestamp(day * 86_400, tz=UTC)
 
 
+@dataclass
+class _Chunk:
+    """What one chunk of a re-score writes: score rows, outbox rows, states of kept rows."""
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    outbox: list[tuple[str, str, str, str]] = field(default_factory=list)
+    kept: list[tuple[str, ScoreState]] = field(default_factory=list)
+    none_stored: bool = False  # none of the chunk's customers had a score
+
+
 async def store_scores(
     session: AsyncSession,
     table: ScoreTable,
@@ -115,63 +128,114 @@ async def store_scores(
 
     Each customer's document is compared with the stored score's change state (a digest and
     a few figures, not the stored payload) before anything else is built; a changed one is
-    serialised once, for its row and its `score.updated` alike.
+    serialised once, for its row and its `score.updated` alike. Chunk N+1 is built in a
+    thread while PostgreSQL writes chunk N (the machine's second core), in one transaction.
     """
-    changed = 0
-    for start in range(0, len(customer_ids), _CHUNK):
-        chunk = range(start, min(start + _CHUNK, len(customer_ids)))
+    build = functools.partial(
+        _built_chunk,
+        table,
+        customer_ids,
+        models,
+        version=version,
+        as_of=as_of,
+        currency=currency,
+        tolerance=tolerance,
+    )
+    chunks = [
+        range(start, min(start + _CHUNK, len(customer_ids)))
+        for start in range(0, len(customer_ids), _CHUNK)
+    ]
+    if not chunks:
+        return 0
+    stored = await stored_scores(session, [customer_ids[i] for i in chunks[0]])
+    if len(chunks) == 1:
+        built = build(chunks[0], stored)  # a consumer batch: no thread hop
+    else:
+        built = await asyncio.to_thread(build, chunks[0], stored)
+    changed = len(built.rows)
+    for chunk in chunks[1:]:
+        # The connection serves one statement at a time: the next chunk's stored states are
+        # read before this chunk's write starts, never while it runs.
         stored = await stored_scores(session, [customer_ids[i] for i in chunk])
-        documents = score_documents(
-            table,
-            customer_ids,
-            version=version,
-            as_of=as_of,
-            currency=currency,
-            rows=slice(chunk.start, chunk.stop),
-        )
-        news = []
-        kept: list[tuple[str, ScoreState]] = []
-        for i, document in zip(chunk, documents, strict=True):
-            previous = stored.get(customer_ids[i])
-            state = score_state(document)
-            if _changed(previous, document, state, tolerance):
-                news.append((i, document, state, previous))
-            elif previous is not None and previous.state is None:
-                kept.append((customer_ids[i], state))
-        await keep_states(session, kept)
-        # Explanations only for what changed, column by column (equal to table.explanation).
-        explained = explanations(table, models, np.array([i for i, *_ in news], np.int64))
-        rows: list[tuple[Any, ...]] = []
-        outbox: list[tuple[str, str, str, str]] = []
-        for (i, document, state, previous), explanation in zip(news, explained, strict=True):
-            customer_id = customer_ids[i]
-            changed += 1
-            text = _json(document)
-            spend = document["total_spend"]
-            rows.append(
-                (
-                    customer_id,
-                    as_of,
-                    version,
-                    document["rfm_segment"],
-                    document["value_tier"],
-                    document["grade"],
-                    document["cluster"],
-                    document["churn_risk"],
-                    None if spend is None else Decimal(spend["amount"]),
-                    None if spend is None else spend["currency"],
-                    text,
-                    _json(explanation),
-                    state.packed(),
-                )
-            )
-            event_id, event = encoded_score_event(text, customer_id, source=SOURCE, as_of=as_of)
-            outbox.append((event_id, _SCORES_TOPIC, customer_id, event))
-            if previous is not None:
-                outbox += _segment_changes(previous.segments, document, customer_id, as_of)
-        await write_scores(session, rows)
-        await add_encoded_to_outbox(session, PLUMBING, outbox)
+        writing = asyncio.create_task(_write_chunk(session, built))
+        try:
+            following = await asyncio.to_thread(build, chunk, stored)
+        finally:
+            # A failed build: the write in flight ends before the transaction unwinds (the
+            # build's error is the one raised).
+            await asyncio.wait([writing])
+        writing.result()
+        built = following
+        changed += len(built.rows)
+    await _write_chunk(session, built)
     return changed
+
+
+async def _write_chunk(session: AsyncSession, chunk: _Chunk) -> None:
+    await keep_states(session, chunk.kept)
+    await write_scores(session, chunk.rows, none_stored=chunk.none_stored)
+    await add_encoded_to_outbox(session, PLUMBING, chunk.outbox)
+
+
+def _built_chunk(
+    table: ScoreTable,
+    customer_ids: Sequence[str],
+    models: FittedModels,
+    chunk: range,
+    stored: dict[str, StoredScore],
+    *,
+    version: str,
+    as_of: datetime,
+    currency: str,
+    tolerance: float,
+) -> _Chunk:
+    """The rows of the customers `chunk` of the table whose scores changed against `stored`."""
+    documents = score_documents(
+        table,
+        customer_ids,
+        version=version,
+        as_of=as_of,
+        currency=currency,
+        rows=slice(chunk.start, chunk.stop),
+    )
+    built = _Chunk(none_stored=not stored)
+    news = []
+    for i, document in zip(chunk, documents, strict=True):
+        previous = stored.get(customer_ids[i])
+        state = score_state(document)
+        if _changed(previous, document, state, tolerance):
+            news.append((i, document, state, previous))
+        elif previous is not None and previous.state is None:
+            built.kept.append((customer_ids[i], state))
+    # Explanations only for what changed, as their figures (the API builds the text).
+    explained = packed_explanations(table, models, np.array([i for i, *_ in news], np.int64))
+    for (i, document, state, previous), explanation in zip(news, explained, strict=True):
+        customer_id = customer_ids[i]
+        text = _json(document)
+        spend = document["total_spend"]
+        built.rows.append(
+            (
+                customer_id,
+                as_of,
+                version,
+                document["rfm_segment"],
+                document["value_tier"],
+                document["grade"],
+                document["cluster"],
+                document["churn_risk"],
+                None if spend is None else Decimal(spend["amount"]),
+                None if spend is None else spend["currency"],
+                text,
+                None,  # the explanation's text of rows stored before its figures were
+                explanation,
+                state.packed(),
+            )
+        )
+        event_id, event = encoded_score_event(text, customer_id, source=SOURCE, as_of=as_of)
+        built.outbox.append((event_id, _SCORES_TOPIC, customer_id, event))
+        if previous is not None:
+            built.outbox += _segment_changes(previous.segments, document, customer_id, as_of)
+    return built
 
 
 def _json(value: Any) -> str:

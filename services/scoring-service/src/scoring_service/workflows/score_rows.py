@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import asyncpg
 from sqlalchemy import Table, case, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +34,7 @@ COLUMNS = (
     "total_spend_currency",
     "payload",
     "explanation",
+    "explanation_figures",
     "change_state",
 )
 SEGMENT_DIMENSIONS = ("rfm_segment", "value_tier", "grade", "cluster")
@@ -80,14 +82,41 @@ async def stored_scores(session: AsyncSession, ids: Sequence[str]) -> dict[str, 
     return found
 
 
-async def write_scores(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Upsert score rows (tuples in the order of `COLUMNS`; JSON columns as JSON text)."""
+async def write_scores(
+    session: AsyncSession, rows: Sequence[tuple[Any, ...]], *, none_stored: bool = False
+) -> None:
+    """Upsert score rows (tuples in the order of `COLUMNS`; JSON columns as JSON text).
+
+    `none_stored`: the caller found none of these customers scored in this transaction (a
+    first fit); on PostgreSQL they are then COPYed straight into `scores`, unless a concurrent
+    re-score stored one meanwhile (then upserted as any other chunk).
+    """
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql" and len(rows) >= COPY_FROM_ROWS:
+        if none_stored and await _copied_if_new(session, rows):
+            return
         await _copy_upsert(session, rows)
     else:
         await _UPSERT.run(session, rows)
+
+
+async def _copied_if_new(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> bool:
+    """COPY the rows into `scores` (half the work of the temporary table and its merge);
+    False, with nothing written, when one of the customers has a score after all."""
+    try:
+        async with session.begin_nested():
+            copy = (await _raw(session)).copy_records_to_table
+            await copy("scores", records=rows, columns=list(COLUMNS))
+    except asyncpg.UniqueViolationError:
+        return False
+    return True
+
+
+async def _raw(session: AsyncSession) -> Any:
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
 
 
 _MERGE = (
@@ -105,9 +134,7 @@ async def _copy_upsert(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -
             "(like scores including defaults) on commit drop"
         )
     )
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+    await (await _raw(session)).copy_records_to_table(
         "scores_incoming", records=rows, columns=list(COLUMNS)
     )
     await session.execute(text(_MERGE))

@@ -51,6 +51,7 @@ from pathlib import Path
 
 import httpx
 from lib.backends import PROFILE_APP, make_api_key, start_profile_backends
+from lib.baseline import short_commit
 from lib.http_load import seed
 from lib.order_stream import OrderStream
 from lib.processes import (
@@ -113,11 +114,6 @@ def hit_share(before: tuple[float, float], after: tuple[float, float]) -> str:
     """The share of the run's 360 reads the cache answered, as text ("" if none counted)."""
     hits, misses = after[0] - before[0], after[1] - before[1]
     return f", cache hits {100 * hits / (hits + misses):.0f}%" if hits + misses else ""
-
-
-def short_commit(ref: str) -> str:
-    command = ["git", "-C", str(REPO), "rev-parse", "--short", ref]
-    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
 
 
 def profile_with_py_spy(

@@ -48,7 +48,7 @@ from types import ModuleType
 from typing import Annotated, Any, Literal, NotRequired, Union
 
 from aiokafka import ConsumerRecord
-from lib.baseline import REPOSITORY
+from lib.baseline import REPOSITORY, short_commit
 from lib.events import full_notification_sent, full_score_updated, full_stage_changed
 from lib.report import format_table, machine_summary
 from pydantic import Discriminator, Tag, TypeAdapter
@@ -134,12 +134,7 @@ POLICY = OrderPolicy(currency="USD")
 
 def baseline_modules(ref: str) -> tuple[str, ModuleType, ModuleType]:
     """`ref`'s commit, and its `_wire_decoding` and `_decoding` modules, imported from `ref`."""
-    commit = subprocess.run(
-        ["git", "-C", str(REPOSITORY), "rev-parse", "--short", f"{ref}^{{commit}}"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    commit = short_commit(ref)
     package = f"wire_{commit}"
     folder = Path(tempfile.mkdtemp(prefix="decode-baseline-"))
     (folder / package).mkdir()

@@ -29,14 +29,19 @@ class Variant:
     env: dict[str, str]
 
 
-def export_sources(ref: str, into: Path) -> tuple[str, dict[str, str]]:
-    """Unpack `ref`'s sources under `into`; return its commit and the services' environment."""
-    commit = subprocess.run(
+def short_commit(ref: str) -> str:
+    """`ref`'s commit, abbreviated as git does."""
+    return subprocess.run(
         ["git", "-C", str(REPOSITORY), "rev-parse", "--short", f"{ref}^{{commit}}"],
         check=True,
         capture_output=True,
         text=True,
     ).stdout.strip()
+
+
+def export_sources(ref: str, into: Path) -> tuple[str, dict[str, str]]:
+    """Unpack `ref`'s sources under `into`; return its commit and the services' environment."""
+    commit = short_commit(ref)
     archive = subprocess.run(
         ["git", "-C", str(REPOSITORY), "archive", "--format=tar", commit, *_SOURCES],
         check=True,

@@ -115,6 +115,14 @@ async def fresh_topic(broker: EmbeddedBroker, group: str) -> str:
     return topic
 
 
+async def twenty_activities_published(producer: AIOKafkaProducer, topic: str) -> list[CloudEvent]:
+    """Twenty activities of three customers, published to `topic` in order."""
+    events = [an_activity(f"c-{n % 3}", n) for n in range(20)]
+    for event in events:
+        await producer.send_and_wait(topic, encode_event(event), key=event.subject.encode())
+    return events
+
+
 def consumer_for(
     broker: EmbeddedBroker,
     topic: str,
@@ -172,9 +180,7 @@ async def test_effects_and_offsets_commit_together_so_a_crash_before_kafka_commi
 ) -> None:
     group = f"g-{uuid.uuid4().hex[:8]}"
     topic = await fresh_topic(kafka_broker, group)
-    events = [an_activity(f"c-{n % 3}", n) for n in range(20)]
-    for event in events:
-        await producer.send_and_wait(topic, encode_event(event), key=event.subject.encode())
+    events = await twenty_activities_published(producer, topic)
 
     async def crash(_: Sequence[CloudEvent]) -> None:
         raise SimulatedCrash  # after the database commit, before the offsets reach Kafka
@@ -218,9 +224,7 @@ async def test_a_loop_that_fails_mid_batch_reads_that_batch_again_when_resumed(
 ) -> None:
     group = f"g-{uuid.uuid4().hex[:8]}"
     topic = await fresh_topic(kafka_broker, group)
-    events = [an_activity(f"c-{n % 3}", n) for n in range(20)]
-    for event in events:
-        await producer.send_and_wait(topic, encode_event(event), key=event.subject.encode())
+    events = await twenty_activities_published(producer, topic)
     bugs = [RuntimeError("a decoder bug")]
 
     def decode_failing_once(record: ConsumerRecord[bytes, bytes]) -> CloudEvent:

@@ -35,6 +35,8 @@ from lib.baseline import REPOSITORY, Variant, export_sources, short_commit
 from lib.processes import process_tree_cpu_seconds
 from lib.report import format_table, machine_summary
 
+from crm_shared.testing._postgres import EmbeddedPostgres
+
 _TESTS = Path("services") / "notification-service" / "tests"
 
 
@@ -79,15 +81,14 @@ def _worker() -> None:
 
 
 def _run_variant(
-    variant: Variant, tests: Path, server: object, args: argparse.Namespace, number: int
+    variant: Variant, tests: Path, server: EmbeddedPostgres, args: argparse.Namespace, number: int
 ) -> dict:
-    url = asyncio.run(server.create_database(f"stream_{number}"))  # type: ignore[attr-defined]
+    url = asyncio.run(server.create_database(f"stream_{number}"))
     env = dict(os.environ)
     paths = [str(tests), str(Path(__file__).parent), variant.env.get("PYTHONPATH", "")]
     env["PYTHONPATH"] = ":".join(p for p in paths if p)
     done = subprocess.run(
-        [sys.executable, __file__, "--worker", url, str(server.pid())]  # type: ignore[attr-defined]
-        + [str(args.batches), str(args.batch)],
+        [sys.executable, __file__, "--worker", url, str(server.pid()), *_sizes(args)],
         env=env,
         capture_output=True,
         text=True,
@@ -96,6 +97,10 @@ def _run_variant(
     if done.returncode != 0:
         raise SystemExit(f"{variant.name} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _sizes(args: argparse.Namespace) -> list[str]:
+    return [str(args.batches), str(args.batch)]
 
 
 def main() -> int:
@@ -109,8 +114,6 @@ def main() -> int:
     parser.add_argument("--baseline", help="also run this commit's sources, alternating")
     parser.add_argument("--after", help="with --baseline: this commit instead of the tree")
     args = parser.parse_args()
-
-    from crm_shared.testing._postgres import EmbeddedPostgres
 
     print(json.dumps(machine_summary()))
     print(f"load average at the start: {os.getloadavg()}")

@@ -118,6 +118,34 @@ async def load_contacts(session: AsyncSession, customer_ids: Collection[str]) ->
     return list(result.all())
 
 
+# What a delivery decision reads of a contact (delivery_inputs.customers), and of its consents.
+STATE_COLUMNS = (
+    "customer_id",
+    "time_zone",
+    "email",
+    "phone",
+    "known_from_profile",
+    "stage",
+    "last_order_at",
+)
+CONSENT_COLUMNS = ("customer_id", "channel", "purpose", "granted", "changed_at")
+_STATES = f"SELECT {', '.join(STATE_COLUMNS)} FROM contacts WHERE customer_id = ANY($1::text[])"
+_CONSENTS = (
+    f"SELECT {', '.join(CONSENT_COLUMNS)} FROM contact_consents WHERE customer_id = ANY($1::text[])"
+)
+
+
+async def delivery_states(
+    session: AsyncSession, customer_ids: Collection[str]
+) -> tuple[list[Any], list[Any]]:
+    """The contact rows (``STATE_COLUMNS``) and consent rows (``CONSENT_COLUMNS``) of the
+    customers, for the delivery decision."""
+    ids = list(customer_ids)
+    contacts = await _run(session, _STATES, (ids,))
+    consents = await _run(session, _CONSENTS, (ids,))
+    return list(contacts.all()), list(consents.all())
+
+
 _KNOWN_ORDERS = (
     "SELECT true, order_id FROM contact_orders WHERE order_id = ANY($1::text[]) "
     "UNION ALL "

@@ -11,8 +11,8 @@ The rows written go as one JSON document (an array of arrays, read with
 inspected every element of every array (two ABC ``isinstance`` checks per text, to tell a
 sub-array from a value) before encoding it: the largest cost of the queue insert in the
 service's process (issue 12). PostgreSQL reads the document in about the time it took to
-read the arrays. Keys are read through a primary key or unique index (``= ANY`` of an
-array: ids only, few elements).
+read the arrays. The contacts update is the exception (see ``_UPDATE_CONTACTS``). Keys are
+read through a primary key or unique index (``= ANY`` of an array: ids only, few elements).
 
 SQLite has no arrays: :mod:`~notification_service.workflows.contacts` and
 :mod:`~notification_service.workflows.scheduling` keep their SQLAlchemy statements there.

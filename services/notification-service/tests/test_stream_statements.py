@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 from sqlalchemy import select, text
@@ -10,7 +10,11 @@ from sqlalchemy import select, text
 from crm_contracts import Stage
 from crm_shared.testing import ApiClient
 from notification_service.db.models import Contact, ContactOrder, Notification
+from notification_service.domain.default_playbook import DEFAULT_RULES
+from notification_service.domain.playbooks import Trigger
 from notification_service.events.handlers import apply_events
+from notification_service.workflows import contacts
+from notification_service.workflows.scheduling import notification_rows, queue_notifications
 from notification_testing import (
     app_settings,
     churn_warning,
@@ -109,3 +113,70 @@ async def _row_version(api: ApiClient, customer_id: str) -> str:
         )
     assert version is not None
     return str(version)
+
+
+async def test_rows_sent_as_one_json_document_are_stored_exactly(postgres_url: str):
+    # The stream statements send their rows as one JSON document: text with quotes,
+    # backslashes and non-ASCII, floats, decimals with their scale, times with another
+    # offset and microseconds, JSON nulls and documents must come back as they were.
+    odd_id = 'st-"c4"\\/ü\n'
+    berlin = timezone(timedelta(hours=2))
+    seen_at = datetime(2025, 6, 2, 11, 30, 0, 123456, tzinfo=berlin)
+    contact = contacts.StreamContact(
+        customer_id=odd_id,
+        scores={"as_of": seen_at.isoformat(), "nested": {"list": [1, "two", None]}},
+        stage="new",
+        churn_risk=0.1 + 0.2,
+        predicted_clv_12m="12.30 USD",
+        order_count=3,
+        last_order_at=seen_at,
+    )
+    row = notification_rows(
+        [DEFAULT_RULES[0]],
+        Trigger.from_order_placed(
+            "st-e4",
+            order(odd_id, "st-o4", seen_at).data,  # type: ignore[arg-type]
+            is_first_order=True,
+        ),
+        {"order": {"note": 'say "hi"\\ 🎉'}},
+        seen_at,
+    )[0]
+    row.update(reason="no_contact", detail="line one\nline two ✓", finished_at=seen_at)
+    async with running_api(app_settings(postgres_url)) as api:
+        async with api.app.state.runtime.sessions() as session, session.begin():
+            await contacts.insert_stream_contacts(session, [(contact, seen_at)])
+            await contacts.insert_orders(
+                session,
+                [
+                    {
+                        "order_id": "st-o4",
+                        "customer_id": odd_id,
+                        "placed_at": seen_at,
+                        "total": Decimal("123.4500"),
+                    }
+                ],
+            )
+            assert await queue_notifications(session, [row]) == {row["notification_id"]}
+        contact.stage, contact.churn_risk, contact.rfm_segment = None, 1 / 3, "At Risk"
+        async with api.app.state.runtime.sessions() as session, session.begin():
+            await contacts.update_stream_contacts(session, [contact])
+        async with api.app.state.runtime.sessions() as session:
+            stored = await session.get(Contact, odd_id)
+            stored_order = await session.get(ContactOrder, "st-o4")
+            queued = await session.get(Notification, row["notification_id"])
+    assert stored is not None
+    assert stored_order is not None
+    assert queued is not None
+    assert stored.scores == contact.scores
+    assert (stored.stage, stored.churn_risk, stored.rfm_segment) == (None, 1 / 3, "At Risk")
+    assert (stored.predicted_clv_12m, stored.order_count) == ("12.30 USD", 3)
+    assert stored.last_order_at == seen_at
+    assert str(stored_order.total) == "123.4500"
+    assert stored_order.placed_at == seen_at
+    assert queued.customer_id == odd_id
+    assert queued.trigger_facts == {"order": {"note": 'say "hi"\\ 🎉'}}
+    assert queued.channels == row["channels"]
+    assert (queued.reason, queued.detail) == ("no_contact", "line one\nline two ✓")
+    assert queued.finished_at == seen_at
+    assert queued.due_at == row["due_at"]
+    assert queued.assignment is None

@@ -123,7 +123,10 @@ def _before_arbitration(
     """A message's checks up to arbitration: its final decision, or a send and its candidate."""
     # The channels and category it was queued with: its template was chosen for them, even
     # if the rule has been edited since.
-    rule = replace(rule_of(message, rules), channels=message.channels, category=message.category)
+    rule = rule_of(message, rules)
+    if rule.channels != message.channels or rule.category != message.category:
+        # Copied only when they differ: a copy validates the rule again, for every message.
+        rule = replace(rule, channels=message.channels, category=message.category)
     why = refusal(
         message,
         rule,

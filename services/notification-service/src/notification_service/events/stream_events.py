@@ -9,6 +9,7 @@ contact changes and queued notifications are written once at the end.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -26,7 +27,7 @@ from crm_contracts import (
 )
 from crm_shared import as_utc
 from notification_service.domain.delivery_decision import DecisionSettings
-from notification_service.domain.playbooks import Trigger
+from notification_service.domain.playbooks import PlaybookRule, Trigger
 from notification_service.workflows import contacts, decided_at_once, playbook_store
 from notification_service.workflows.outcomes import stage_outcomes
 from notification_service.workflows.scheduling import (
@@ -64,13 +65,18 @@ async def apply_stream_events(
     """
     run = await _Run.load(session, events)
     rules = await playbook_store.rules_for_transaction(session)
+    # Each trigger is matched against the rules of its event type only.
+    by_type: dict[str, list[PlaybookRule]] = defaultdict(list)
+    for rule in rules:
+        by_type[rule.event_type].append(rule)
     rows: list[dict[str, Any]] = []
     for event in events:
         triggered = run.apply(event)
         if triggered is not None:
             trigger, facts = triggered
             contact = run.contacts.get(trigger.customer_id)
-            rows += notification_rows(rules, with_contact_facts(trigger, contact), facts, now)
+            candidates = by_type.get(trigger.event_type, [])
+            rows += notification_rows(candidates, with_contact_facts(trigger, contact), facts, now)
     await contacts.insert_stream_contacts(session, run.new_contacts)
     await contacts.update_stream_contacts(session, run.changed_contacts())
     await contacts.insert_orders(session, run.new_orders)

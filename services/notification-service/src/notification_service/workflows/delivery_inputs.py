@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from notification_service.db.models import (
 )
 from notification_service.domain.delivery_policy import ContactState, PolicySettings
 from notification_service.domain.rule_checks import DueMessage
+from notification_service.workflows import stream_sql
 from notification_service.workflows.due_rows import DueRow
 
 
@@ -30,25 +31,29 @@ async def customers(
     """Each customer's state as the decision reads it (None: nothing known of the customer
     here). Plain columns: the scores document and the rest a template reads are loaded by
     :func:`contacts` for the customers a message is rendered for."""
-    found = await session.execute(
-        select(*[CONTACTS.c[name] for name in _STATE_COLUMNS]).where(
-            CONTACTS.c.customer_id.in_(customer_ids)
+    found: Iterable[Any]
+    consent_rows: Iterable[Any]
+    if stream_sql.is_postgres(session):
+        # Fixed texts with one array parameter: an expanding IN is compiled again for every
+        # number of customers, and a batch's new customers are a few hundred.
+        found, consent_rows = await stream_sql.delivery_states(session, customer_ids)
+    else:
+        found = await session.execute(
+            select(*[CONTACTS.c[name] for name in _STATE_COLUMNS]).where(
+                CONTACTS.c.customer_id.in_(customer_ids)
+            )
         )
-    )
+        table = CONTACT_CONSENTS
+        consent_rows = await session.execute(
+            select(*[table.c[name] for name in _CONSENT_COLUMNS]).where(
+                table.c.customer_id.in_(customer_ids)
+            )
+        )
     contacts = {row.customer_id: row for row in found}
     consents: dict[str, dict[tuple[Channel, Purpose], bool]] = defaultdict(dict)
     # The newest profiling decision on any channel speaks for the customer.
     profiling: dict[str, tuple[datetime, bool]] = {}
-    table = CONTACT_CONSENTS
-    for customer_id, channel, purpose, granted, changed_at in await session.execute(
-        select(
-            table.c.customer_id,
-            table.c.channel,
-            table.c.purpose,
-            table.c.granted,
-            table.c.changed_at,
-        ).where(table.c.customer_id.in_(customer_ids))
-    ):
+    for customer_id, channel, purpose, granted, changed_at in consent_rows:
         key = (Channel(channel), Purpose(purpose))
         consents[customer_id][key] = granted
         newest = profiling.get(customer_id)
@@ -114,16 +119,9 @@ async def recent_marketing_sends(
     return sends
 
 
-# What a delivery decision reads of a contact.
-_STATE_COLUMNS = (
-    "customer_id",
-    "time_zone",
-    "email",
-    "phone",
-    "known_from_profile",
-    "stage",
-    "last_order_at",
-)
+# What a delivery decision reads of a contact, and of its consents.
+_STATE_COLUMNS = stream_sql.STATE_COLUMNS
+_CONSENT_COLUMNS = stream_sql.CONSENT_COLUMNS
 
 
 def _contact_state(

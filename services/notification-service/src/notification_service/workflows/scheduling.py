@@ -48,14 +48,28 @@ def with_contact_facts(trigger: Trigger, contact: ContactFacts | None) -> Trigge
     """Fill the facts the event does not carry (tier, grade, risk, segment) from the replica."""
     if contact is None:
         return trigger
+    value_tier = trigger.value_tier or (
+        ValueTier(contact.value_tier) if contact.value_tier else None
+    )
+    grade = trigger.grade or (Grade(contact.grade) if contact.grade else None)
+    churn_risk = trigger.churn_risk if trigger.churn_risk is not None else contact.churn_risk
+    rfm_segment = trigger.rfm_segment or contact.rfm_segment
+    cluster = trigger.cluster or contact.cluster
+    if (value_tier, grade, churn_risk, rfm_segment, cluster) == (
+        trigger.value_tier,
+        trigger.grade,
+        trigger.churn_risk,
+        trigger.rfm_segment,
+        trigger.cluster,
+    ):
+        return trigger  # nothing to fill (a new customer's first order): no copy to validate
     return replace(
         trigger,
-        value_tier=trigger.value_tier
-        or (ValueTier(contact.value_tier) if contact.value_tier else None),
-        grade=trigger.grade or (Grade(contact.grade) if contact.grade else None),
-        churn_risk=trigger.churn_risk if trigger.churn_risk is not None else contact.churn_risk,
-        rfm_segment=trigger.rfm_segment or contact.rfm_segment,
-        cluster=trigger.cluster or contact.cluster,
+        value_tier=value_tier,
+        grade=grade,
+        churn_risk=churn_risk,
+        rfm_segment=rfm_segment,
+        cluster=cluster,
     )
 
 
@@ -73,32 +87,36 @@ def notification_rows(
     rules: Sequence[PlaybookRule], trigger: Trigger, facts: dict[str, Any], now: datetime
 ) -> list[dict[str, Any]]:
     """The queue rows for the rules ``trigger`` matches (none when it matches none)."""
-    return [
-        {
-            "notification_id": new_id(),
-            "dedup_key": dedup_key(rule, trigger.customer_id, trigger.occurrence_id),
-            "customer_id": trigger.customer_id,
-            "rule_id": rule.rule_id,
-            "template_id": rule.template_id,
-            "channels": [channel.value for channel in rule.channels],
-            "category": rule.category.value,
-            "priority": rule.priority,
-            "trigger_event_id": trigger.event_id,
-            "trigger_type": trigger.event_type,
-            "trigger_at": as_utc(trigger.occurred_at),
-            "trigger_facts": facts,
-            "status": SCHEDULED.value,
-            "intended_at": as_utc(due_at(rule, trigger)),
-            "due_at": as_utc(due_at(rule, trigger)),
-            "attempts": 0,
-            "created_at": now,
-            "reason": None,
-            "detail": None,
-            "finished_at": None,
-            "assignment": None,
-        }
-        for rule in matching_rules(rules, trigger)
-    ]
+    trigger_at = as_utc(trigger.occurred_at)
+    rows = []
+    for rule in matching_rules(rules, trigger):
+        due = as_utc(due_at(rule, trigger))
+        rows.append(
+            {
+                "notification_id": new_id(),
+                "dedup_key": dedup_key(rule, trigger.customer_id, trigger.occurrence_id),
+                "customer_id": trigger.customer_id,
+                "rule_id": rule.rule_id,
+                "template_id": rule.template_id,
+                "channels": [channel.value for channel in rule.channels],
+                "category": rule.category.value,
+                "priority": rule.priority,
+                "trigger_event_id": trigger.event_id,
+                "trigger_type": trigger.event_type,
+                "trigger_at": trigger_at,
+                "trigger_facts": facts,
+                "status": SCHEDULED.value,
+                "intended_at": due,
+                "due_at": due,
+                "attempts": 0,
+                "created_at": now,
+                "reason": None,
+                "detail": None,
+                "finished_at": None,
+                "assignment": None,
+            }
+        )
+    return rows
 
 
 async def queue_notifications(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:

@@ -3,10 +3,16 @@
 A consumed batch reads and writes a few hundred contacts, orders and queue rows. Through
 SQLAlchemy's compiled path each row costs parameter processing (JSON serialised by a bind
 processor, an expanding ``IN`` rendered per call) and, as an executemany, one executor run
-per row in PostgreSQL. Here every statement is a fixed text with one array parameter per
-column (``unnest``), run through ``exec_driver_sql`` in the session's transaction: one round
-trip and one execution whatever the number of rows, JSON serialised once by ``json.dumps``.
-Every key lookup goes through a primary key or unique index (``= ANY`` of an array).
+per row in PostgreSQL. Here every statement is a fixed text run through ``exec_driver_sql`` in
+the session's transaction: one round trip and one execution whatever the number of rows.
+
+The rows written go as one JSON document (an array of arrays, read with
+``jsonb_array_elements``), encoded by msgspec. With one array parameter per column, asyncpg
+inspected every element of every array (two ABC ``isinstance`` checks per text, to tell a
+sub-array from a value) before encoding it: the largest cost of the queue insert in the
+service's process (issue 12). PostgreSQL reads the document in about the time it took to
+read the arrays. The contacts update is the exception (see ``_UPDATE_CONTACTS``). Keys are
+read through a primary key or unique index (``= ANY`` of an array: ids only, few elements).
 
 SQLite has no arrays: :mod:`~notification_service.workflows.contacts` and
 :mod:`~notification_service.workflows.scheduling` keep their SQLAlchemy statements there.
@@ -14,11 +20,10 @@ SQLite has no arrays: :mod:`~notification_service.workflows.contacts` and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
-from decimal import Decimal
 from typing import Any
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 # The columns a stream contact carries (contacts.STREAM_COLUMNS), with their array types.
@@ -36,7 +41,6 @@ _CONTACT_TYPES = (
     ("order_count", "int4"),
     ("last_order_at", "timestamptz"),
 )
-_JSON = "jsonb"
 
 # The queue row's columns (scheduling.notification_rows' keys), with their array types.
 NOTIFICATION_TYPES = (
@@ -70,41 +74,33 @@ def is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _unnest(types: Sequence[tuple[str, str]], first: int = 1) -> str:
-    """``unnest($1::text[], ...) AS v(a, ...)`` with JSON columns read from text arrays."""
-    arrays = ", ".join(
-        f"${n}::{'text' if kind == _JSON else kind}[]" for n, (_, kind) in enumerate(types, first)
-    )
-    return f"unnest({arrays}) AS v({', '.join(name for name, _ in types)})"
+def _recordset(types: Sequence[tuple[str, str]], parameter: int = 1) -> str:
+    """``(SELECT (r->>0)::text AS a, ... FROM jsonb_array_elements($1::jsonb) r) AS v``: the
+    rows of one JSON document, each an array of its columns' values in ``types`` order.
+
+    Parsed once to jsonb: a JSON column's value is taken as it is (no second parse), and
+    positions cost neither key names in the document nor a lookup table per row (as
+    ``json_to_recordset``'s objects do, which cost PostgreSQL three times as much)."""
+    columns = ", ".join(_element(index, name, kind) for index, (name, kind) in enumerate(types))
+    return f"(SELECT {columns} FROM jsonb_array_elements(${parameter}::jsonb) AS r) AS v"
 
 
-def _value(name: str, kind: str) -> str:
-    return f"v.{name}::jsonb" if kind == _JSON else f"v.{name}"
+def _element(index: int, name: str, kind: str) -> str:
+    if kind == "jsonb":
+        # A JSON null in the document is SQL NULL in the row, as with the other types.
+        return f"nullif(r->{index}, 'null'::jsonb) AS {name}"
+    return f"(r->>{index})::{kind} AS {name}"
 
 
-def _columns(rows: Sequence[dict[str, Any]], types: Sequence[tuple[str, str]]) -> tuple[Any, ...]:
-    """One list per column, JSON columns serialised once."""
-    return tuple(
-        _json_column([row[name] for row in rows]) if kind == _JSON else [row[name] for row in rows]
-        for name, kind in types
-    )
+def _document(rows: Sequence[dict[str, Any]], types: Sequence[tuple[str, str]]) -> str:
+    """The rows as one JSON array of arrays, ``types``' columns in order (times as RFC 3339
+    with their offset, decimals as strings: what the columns' input functions read back
+    exactly, floats as their shortest round-trip repr)."""
+    names = [name for name, _ in types]
+    return _ENCODER.encode([[row[name] for name in names] for row in rows]).decode()
 
 
-def _json_column(values: list[Any]) -> list[str | None]:
-    """Each document as JSON text, serialised once per object: the queue rows of one trigger
-    (four for a first order) share its facts document."""
-    texts: dict[int, str | None] = {}
-    column = []
-    for value in values:
-        key = id(value)  # the rows hold every value alive while this runs
-        if key not in texts:
-            texts[key] = _json(value)
-        column.append(texts[key])
-    return column
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
+_ENCODER = msgspec.json.Encoder(decimal_format="string")
 
 
 async def _run(session: AsyncSession, sql: str, parameters: tuple[Any, ...]) -> Any:
@@ -120,6 +116,34 @@ async def load_contacts(session: AsyncSession, customer_ids: Collection[str]) ->
     """The stream columns of the stored contacts among ``customer_ids`` (rows in column order)."""
     result = await _run(session, _LOAD_CONTACTS, (list(customer_ids),))
     return list(result.all())
+
+
+# What a delivery decision reads of a contact (delivery_inputs.customers), and of its consents.
+STATE_COLUMNS = (
+    "customer_id",
+    "time_zone",
+    "email",
+    "phone",
+    "known_from_profile",
+    "stage",
+    "last_order_at",
+)
+CONSENT_COLUMNS = ("customer_id", "channel", "purpose", "granted", "changed_at")
+_STATES = f"SELECT {', '.join(STATE_COLUMNS)} FROM contacts WHERE customer_id = ANY($1::text[])"
+_CONSENTS = (
+    f"SELECT {', '.join(CONSENT_COLUMNS)} FROM contact_consents WHERE customer_id = ANY($1::text[])"
+)
+
+
+async def delivery_states(
+    session: AsyncSession, customer_ids: Collection[str]
+) -> tuple[list[Any], list[Any]]:
+    """The contact rows (``STATE_COLUMNS``) and consent rows (``CONSENT_COLUMNS``) of the
+    customers, for the delivery decision."""
+    ids = list(customer_ids)
+    contacts = await _run(session, _STATES, (ids,))
+    consents = await _run(session, _CONSENTS, (ids,))
+    return list(contacts.all()), list(consents.all())
 
 
 _KNOWN_ORDERS = (
@@ -142,57 +166,53 @@ async def known_orders_and_buyers(
     return known, buyers
 
 
+_ORDER_TYPES = (
+    ("order_id", "text"),
+    ("customer_id", "text"),
+    ("placed_at", "timestamptz"),
+    ("total", "numeric"),
+)
 _INSERT_ORDERS = (
     "INSERT INTO contact_orders (order_id, customer_id, placed_at, cancelled, total) "
-    "SELECT v.order_id, v.customer_id, v.placed_at, false, v.total FROM "
-    + _unnest(
-        (
-            ("order_id", "text"),
-            ("customer_id", "text"),
-            ("placed_at", "timestamptz"),
-            ("total", "numeric"),
-        )
-    )
+    "SELECT v.order_id, v.customer_id, v.placed_at, false, v.total FROM " + _recordset(_ORDER_TYPES)
 )
 
 
 async def insert_orders(session: AsyncSession, orders: Sequence[dict[str, Any]]) -> None:
     """Store new orders (keys: order_id, customer_id, placed_at, total), none cancelled."""
-    if not orders:
-        return
-    totals: list[Decimal | None] = [order["total"] for order in orders]
-    await _run(
-        session,
-        _INSERT_ORDERS,
-        (
-            [order["order_id"] for order in orders],
-            [order["customer_id"] for order in orders],
-            [order["placed_at"] for order in orders],
-            totals,
-        ),
-    )
+    if orders:
+        await _run(session, _INSERT_ORDERS, (_document(orders, _ORDER_TYPES),))
 
 
+_NEW_CONTACT_TYPES = (*_CONTACT_TYPES, ("updated_at", "timestamptz"))
 _INSERT_CONTACTS = (
     f"INSERT INTO contacts ({_CONTACT_NAMES}, attributes, tags, known_from_profile, updated_at) "
-    f"SELECT {', '.join(_value(name, kind) for name, kind in _CONTACT_TYPES)}, "
-    "'{}'::jsonb, '[]'::jsonb, false, v.updated_at FROM "
-    + _unnest((*_CONTACT_TYPES, ("updated_at", "timestamptz")))
+    f"SELECT {', '.join(f'v.{name}' for name, _ in _CONTACT_TYPES)}, "
+    "'{}'::jsonb, '[]'::jsonb, false, v.updated_at FROM " + _recordset(_NEW_CONTACT_TYPES)
 )
 
 
 async def insert_contacts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Insert contacts first seen in the stream (stream columns and ``updated_at``)."""
     if rows:
-        types = (*_CONTACT_TYPES, ("updated_at", "timestamptz"))
-        await _run(session, _INSERT_CONTACTS, _columns(rows, types))
+        await _run(session, _INSERT_CONTACTS, (_document(rows, _NEW_CONTACT_TYPES),))
 
 
+# The update keeps one array parameter per column: read from the JSON document, the same
+# update cost PostgreSQL eight times as much in the chain's benchmark (1 -> 8 ms per call of
+# ~24 contacts, pg_stat_statements), though not alone; see bench/RESULTS.md (notifycpu).
 _UPDATE_CONTACTS = (
     "UPDATE contacts SET "
-    + ", ".join(f"{name} = {_value(name, kind)}" for name, kind in _CONTACT_TYPES[1:])
-    + " FROM "
-    + _unnest(_CONTACT_TYPES)
+    + ", ".join(
+        f"{name} = v.{name}::jsonb" if kind == "jsonb" else f"{name} = v.{name}"
+        for name, kind in _CONTACT_TYPES[1:]
+    )
+    + " FROM unnest("
+    + ", ".join(
+        f"${n}::{'text' if kind == 'jsonb' else kind}[]"
+        for n, (_, kind) in enumerate(_CONTACT_TYPES, 1)
+    )
+    + f") AS v({', '.join(name for name, _ in _CONTACT_TYPES)})"
     + " WHERE contacts.customer_id = v.customer_id"
 )
 
@@ -200,13 +220,23 @@ _UPDATE_CONTACTS = (
 async def update_contacts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Write the stream columns of stored contacts back (one row per contact)."""
     if rows:
-        await _run(session, _UPDATE_CONTACTS, _columns(rows, _CONTACT_TYPES))
+        columns = tuple(
+            [_json_text(row[name]) for row in rows]
+            if kind == "jsonb"
+            else [row[name] for row in rows]
+            for name, kind in _CONTACT_TYPES
+        )
+        await _run(session, _UPDATE_CONTACTS, columns)
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else _ENCODER.encode(value).decode()
 
 
 _QUEUE = (
     f"INSERT INTO notifications ({', '.join(name for name, _ in NOTIFICATION_TYPES)}) "
-    f"SELECT {', '.join(_value(name, kind) for name, kind in NOTIFICATION_TYPES)} FROM "
-    + _unnest(NOTIFICATION_TYPES)
+    f"SELECT {', '.join(f'v.{name}' for name, _ in NOTIFICATION_TYPES)} FROM "
+    + _recordset(NOTIFICATION_TYPES)
     + " ON CONFLICT (dedup_key) DO NOTHING RETURNING notification_id"
 )
 
@@ -216,5 +246,5 @@ async def queue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[st
     is skipped. The ids of the rows inserted."""
     if not rows:
         return set()
-    result = await _run(session, _QUEUE, _columns(rows, NOTIFICATION_TYPES))
+    result = await _run(session, _QUEUE, (_document(rows, NOTIFICATION_TYPES),))
     return {notification_id for (notification_id,) in result}

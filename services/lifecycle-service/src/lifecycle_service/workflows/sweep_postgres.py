@@ -13,6 +13,7 @@ as plain driver SQL in the session's transaction: one row each, no per-row layer
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -278,30 +279,77 @@ _CHECKED_REVIEW_TIMES: Final = (
 )
 
 
-async def write_review_times_if_unchanged(
-    session: AsyncSession, chunk: ChunkArrays, rows: Ints, review_times: Ints
-) -> list[str]:
-    """Store the review times of the chunk's ``rows`` (indexes) that nobody touched since the
-    chunk was read; the ids of the others."""
-    versions = chunk.row_versions
-    if versions is None:
-        raise ValueError("a checked write needs the row versions read")
-    if not len(rows):
-        return []
-    keys = [chunk.customer_ids[i] for i in rows.tolist()]
-    times = [None if t == MISSING_TIME else t for t in review_times.tolist()]
-    await _run(session, _NO_SEQUENTIAL_SCANS)
-    result = await _run(
-        session,
-        _CHECKED_REVIEW_TIMES,
-        tid_tuples(versions.tids[rows]),
-        keys,
-        times,
-        versions.xmin[rows],
-        versions.xmax[rows],
-    )
-    written = {key for (key,) in result.all()}
-    return [key for key in keys if key not in written]
+@dataclass
+class CheckedWrites:
+    """Review times to write by :data:`_CHECKED_REVIEW_TIMES`, gathered over several ranges
+    of a walk and written in key order.
+
+    A walk in physical order meets keys in random order; written range by range, every write
+    lands on a random leaf of the primary-key and ``(stage, customer_id)`` indexes, and at a
+    million customers those leaves no longer stay in shared buffers (each write read a leaf
+    in and wrote a dirty one out). Sorted over many ranges, the writes go through each index
+    once per batch, several to a leaf.
+    """
+
+    _tids: list[Any] = dataclasses.field(default_factory=list)
+    _keys: list[str] = dataclasses.field(default_factory=list)
+    _times: list[Ints] = dataclasses.field(default_factory=list)
+    _xmin: list[Ints] = dataclasses.field(default_factory=list)
+    _xmax: list[Ints] = dataclasses.field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, chunk: ChunkArrays, rows: Ints, review_times: Ints) -> None:
+        """Keep the chunk's ``rows`` (indexes) to write ``review_times``, as they were read."""
+        versions = chunk.row_versions
+        if versions is None:
+            raise ValueError("a checked write needs the row versions read")
+        self._tids.append(versions.tids[rows])
+        self._keys += [chunk.customer_ids[i] for i in rows.tolist()]
+        self._times.append(review_times)
+        self._xmin.append(versions.xmin[rows])
+        self._xmax.append(versions.xmax[rows])
+
+    def take_in_key_order(self, size: int) -> list[CheckedWrites]:
+        """Everything kept, sorted by key and cut into batches of ``size``; empties this."""
+        if not self._keys:
+            return []
+        order = np.argsort(np.array(self._keys, dtype=object), kind="stable")
+        keys = [self._keys[i] for i in order.tolist()]
+        tids, times = np.concatenate(self._tids)[order], np.concatenate(self._times)[order]
+        xmin, xmax = np.concatenate(self._xmin)[order], np.concatenate(self._xmax)[order]
+        for kept in (self._tids, self._keys, self._times, self._xmin, self._xmax):
+            kept.clear()
+        return [
+            CheckedWrites(
+                [tids[i : i + size]],
+                keys[i : i + size],
+                [times[i : i + size]],
+                [xmin[i : i + size]],
+                [xmax[i : i + size]],
+            )
+            for i in range(0, len(keys), size)
+        ]
+
+    async def write(self, session: AsyncSession) -> list[str]:
+        """Store the review times of the rows nobody touched since they were read, in the
+        order kept; the ids of the others."""
+        if not self._keys:
+            return []
+        times = [None if t == MISSING_TIME else t for t in np.concatenate(self._times).tolist()]
+        await _run(session, _NO_SEQUENTIAL_SCANS)
+        result = await _run(
+            session,
+            _CHECKED_REVIEW_TIMES,
+            tid_tuples(np.concatenate(self._tids)),
+            self._keys,
+            times,
+            np.concatenate(self._xmin),
+            np.concatenate(self._xmax),
+        )
+        written = {key for (key,) in result.all()}
+        return [key for key in self._keys if key not in written]
 
 
 # How far the table reaches now (its blocks) and how many rows a block holds by the last

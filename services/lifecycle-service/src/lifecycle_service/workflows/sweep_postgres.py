@@ -300,6 +300,11 @@ class CheckedWrites:
     def __len__(self) -> int:
         return len(self._keys)
 
+    @property
+    def keys(self) -> list[str]:
+        """The customers kept, in the order they are written."""
+        return self._keys
+
     def add(self, chunk: ChunkArrays, rows: Ints, review_times: Ints) -> None:
         """Keep the chunk's ``rows`` (indexes) to write ``review_times``, as they were read."""
         versions = chunk.row_versions

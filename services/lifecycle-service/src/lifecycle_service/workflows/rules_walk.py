@@ -18,10 +18,12 @@ per row). This walk reads the table a range of blocks at a time (a TID range sca
   locked, through the domain functions (``sweep_locked``), a quarter of ``chunk_size`` per
   transaction in key order, each transaction holding no other lock while it waits for a
   consumer's;
-- the position after the last range whose customers are all reviewed is committed with the
-  last transaction of that round (``rules_reviews.walk_position``), or with a range's read when
-  it left nothing to do: a sweep that stops resumes there and reads again at most the ranges
-  of one round (a review of what is already reviewed changes nothing).
+- the position after the round's last range is committed with the round's last transaction
+  (``rules_reviews.walk_position``): a sweep that stops resumes there and reads again at most
+  one round's ranges (a review of what is already reviewed changes nothing);
+- the steps overlap: the next range is read while one is reviewed, and a round's writes and
+  locked reviews run while the next round's ranges are read (rounds finish one at a time, in
+  order), so PostgreSQL works on one core while Python works on the other.
 
 What a walk in physical order leaves, which a walk by id did not: a row version lives at one
 place, and an UPDATE writes a new version elsewhere. So
@@ -39,6 +41,8 @@ The walk's own rewrites go wherever PostgreSQL finds room, often past the walk's
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from datetime import datetime
 from typing import Final
@@ -48,7 +52,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_shared import ServiceRuntime
 from lifecycle_service.domain.review_arrays import review_chunk, to_microseconds
-from lifecycle_service.domain.rules import StageRules
 from lifecycle_service.workflows.rules_review_progress import advance
 from lifecycle_service.workflows.rules_store import RulesVersion
 from lifecycle_service.workflows.sweep_locked import NOTHING, ChunkDone, review_locked
@@ -94,30 +97,51 @@ async def walk_every_buyer(
     *,
     chunk_size: int,
 ) -> ChunkDone:
-    """Review every buyer stored from ``start`` on under ``in_force`` (under the sweep lock)."""
-    rules = in_force.rules
+    """Review every buyer stored from ``start`` on under ``in_force`` (under the sweep lock).
+
+    Overlapped: the next range is read while this one is reviewed, and a round's writes and
+    locked reviews run while the next round's ranges are read (rounds still one at a time,
+    so positions are committed in order); PostgreSQL works on one core while Python works.
+    """
     async with runtime.sessions() as session:
         end_block, rows_per_block = await table_extent(session)
     span = 1 if rows_per_block is None else max(1, round(chunk_size / rows_per_block))
     round_ = _Round(runtime, in_force, as_of, chunk_size)
-    position = start
     total = NOTHING
-    while position[0] < end_block:
-        upto = (min(position[0] + span, end_block), 0)
-        async with runtime.sessions() as session, session.begin():
-            chunk = await load_block_range_arrays(session, position, upto)
+    upto = (min(start[0] + span, end_block), 0)
+    reading = asyncio.create_task(_read(runtime, start, upto)) if start[0] < end_block else None
+    finishing: asyncio.Task[ChunkDone] | None = None
+    try:
+        while reading is not None:
+            chunk = await reading
+            rows = 0 if chunk is None else len(chunk.customer_ids)
+            position, reading = upto, None
+            if position[0] < end_block:
+                span = _next_span(chunk_size, span, rows)
+                upto = (min(position[0] + span, end_block), 0)
+                reading = asyncio.create_task(_read(runtime, position, upto))
             if chunk is not None:
-                round_.review(chunk, rules, as_of)
-            if round_.empty:
-                # Nothing left to write or review locked before ``upto``: record it now.
-                await round_.record(session, upto)
-        rows = 0 if chunk is None else len(chunk.customer_ids)
-        total += ChunkDone(rows, 0, 0, 0)
-        span = _next_span(chunk_size, span, rows)
-        position = upto
-        if not round_.empty and (round_.full or position[0] >= end_block):
-            total += await round_.finish(upto)
+                round_.review(chunk)
+            total += ChunkDone(rows, 0, 0, 0)
+            if round_.full or reading is None:
+                if finishing is not None:
+                    total += await finishing
+                finishing = asyncio.create_task(round_.finish(position))
+                round_ = _Round(runtime, in_force, as_of, chunk_size)
+        if finishing is not None:
+            total += await finishing
+    finally:
+        for task in (reading, finishing):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
     return total
+
+
+async def _read(runtime: ServiceRuntime, start: TupleId, end: TupleId) -> ChunkArrays | None:
+    async with runtime.sessions() as session, session.begin():
+        return await load_block_range_arrays(session, start, end)
 
 
 class _Round:
@@ -136,10 +160,6 @@ class _Round:
         self.ranges = 0
 
     @property
-    def empty(self) -> bool:
-        return not self.writes and not self.again
-
-    @property
     def full(self) -> bool:
         return (
             len(self.writes) >= _WRITES_PER_ROUND * self.chunk_size
@@ -147,12 +167,12 @@ class _Round:
             or self.ranges >= _RANGES_PER_ROUND
         )
 
-    def review(self, chunk: ChunkArrays, rules: StageRules, as_of: datetime) -> None:
+    def review(self, chunk: ChunkArrays) -> None:
         """Review the chunk on arrays: keep the review times that alone change, and the
         customers to review again, locked."""
         versions = chunk.row_versions
         assert versions is not None  # an unlocked read keeps them
-        checked = review_chunk(chunk.columns, rules, to_microseconds(as_of))
+        checked = review_chunk(chunk.columns, self.in_force.rules, to_microseconds(self.as_of))
         # A row locked when read (xmax set, the locker perhaps still running, perhaps having
         # changed only the warnings) is reviewed locked with the movers.
         changed = checked.changed | (versions.xmax != 0)
@@ -168,6 +188,10 @@ class _Round:
         review the others and the movers locked, and commit ``upto`` with the last of it."""
         sessions = self.runtime.sessions
         parts = self.writes.take_in_key_order(self.chunk_size)
+        if not parts and not self.again:
+            async with sessions() as session, session.begin():
+                await self.record(session, upto)
+            return NOTHING
         for i, part in enumerate(parts):
             async with sessions() as session, session.begin():
                 self.again.update(await part.write(session))

@@ -21,7 +21,7 @@ per row). This walk reads the table a range of blocks at a time (a TID range sca
 - the position after the round's last range is committed with the round's last transaction
   (``rules_reviews.walk_position``): a sweep that stops resumes there and reads again at most
   one round's ranges (a review of what is already reviewed changes nothing);
-- the steps overlap: the next range is read while one is reviewed, and a round's writes and
+- the steps overlap: the next two ranges are read while one is reviewed, and a round's writes and
   locked reviews run while the next round's ranges are read (rounds finish one at a time, in
   order), so PostgreSQL works on one core while Python works on the other.
 
@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections import deque
 from datetime import datetime
 from typing import Final
 
@@ -87,6 +88,8 @@ def format_position(position: TupleId) -> str:
 # as a multiple of ``chunk_size``; and at most this many ranges between committed positions.
 _WRITES_PER_ROUND: Final = 8
 _RANGES_PER_ROUND: Final = 64
+# Ranges read at once: PostgreSQL reads the next while Python reviews one and finishes a round.
+_READ_AHEAD: Final = 2
 
 
 async def walk_every_buyer(
@@ -99,7 +102,7 @@ async def walk_every_buyer(
 ) -> ChunkDone:
     """Review every buyer stored from ``start`` on under ``in_force`` (under the sweep lock).
 
-    Overlapped: the next range is read while this one is reviewed, and a round's writes and
+    Overlapped: the next two ranges are read while one is reviewed, and a round's writes and
     locked reviews run while the next round's ranges are read (rounds still one at a time,
     so positions are committed in order); PostgreSQL works on one core while Python works.
     """
@@ -108,30 +111,40 @@ async def walk_every_buyer(
     span = 1 if rows_per_block is None else max(1, round(chunk_size / rows_per_block))
     round_ = _Round(runtime, in_force, as_of, chunk_size)
     total = NOTHING
-    upto = (min(start[0] + span, end_block), 0)
-    reading = asyncio.create_task(_read(runtime, start, upto)) if start[0] < end_block else None
+    position = start
+    # Ranges being read: (end, blocks, task), in order; _READ_AHEAD of them at a time.
+    reads: deque[tuple[TupleId, int, asyncio.Task[ChunkArrays | None]]] = deque()
+
+    def read_next(blocks: int) -> None:
+        nonlocal position
+        upto = (min(position[0] + blocks, end_block), 0)
+        reads.append((upto, blocks, asyncio.create_task(_read(runtime, position, upto))))
+        position = upto
+
+    while position[0] < end_block and len(reads) < _READ_AHEAD:
+        read_next(span)
     finishing: asyncio.Task[ChunkDone] | None = None
     try:
-        while reading is not None:
+        while reads:
+            upto, blocks, reading = reads[0]
             chunk = await reading
+            reads.popleft()
             rows = 0 if chunk is None else len(chunk.customer_ids)
-            position, reading = upto, None
             if position[0] < end_block:
-                span = _next_span(chunk_size, span, rows)
-                upto = (min(position[0] + span, end_block), 0)
-                reading = asyncio.create_task(_read(runtime, position, upto))
+                span = _next_span(chunk_size, blocks, rows)
+                read_next(span)
             if chunk is not None:
                 round_.review(chunk)
             total += ChunkDone(rows, 0, 0, 0)
-            if round_.full or reading is None:
+            if round_.full or not reads:
                 if finishing is not None:
                     total += await finishing
-                finishing = asyncio.create_task(round_.finish(position))
+                finishing = asyncio.create_task(round_.finish(upto))
                 round_ = _Round(runtime, in_force, as_of, chunk_size)
         if finishing is not None:
             total += await finishing
     finally:
-        for task in (reading, finishing):
+        for task in [task for _, _, task in reads] + [finishing]:
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

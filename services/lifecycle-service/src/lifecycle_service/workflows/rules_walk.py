@@ -20,7 +20,8 @@ per row). This walk reads the table a range of blocks at a time (a TID range sca
   consumer's;
 - the position after the round's last range is committed with the round's last transaction
   (``rules_reviews.walk_position``): a sweep that stops resumes there and reads again at most
-  one round's ranges (a review of what is already reviewed changes nothing);
+  two rounds' ranges, the one finishing and the one being read (a review of what is already
+  reviewed changes nothing);
 - the steps overlap: the next two ranges are read while one is reviewed, and a round's writes and
   locked reviews run while the next round's ranges are read (rounds finish one at a time, in
   order), so PostgreSQL works on one core while Python works on the other.

@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +24,7 @@ from crm_shared.testing import ApiClient
 from lifecycle_service.db.models import RulesReview
 from lifecycle_service.domain.churn_warnings import ChurnWarningRecord
 from lifecycle_service.domain.review import next_review_at
+from lifecycle_service.domain.review_arrays import to_microseconds
 from lifecycle_service.domain.rules import Band, StageRules
 from lifecycle_service.domain.stages import CustomerLifecycle, on_sweep
 from lifecycle_service.domain.warning_policy import warning_changes
@@ -34,8 +36,13 @@ from lifecycle_service.workflows.customer_rows import (
     state_values,
     warning_values,
 )
-from lifecycle_service.workflows.rules_walk import format_position, parse_position
+from lifecycle_service.workflows.rules_walk import START, format_position, parse_position
 from lifecycle_service.workflows.sweep import sweep
+from lifecycle_service.workflows.sweep_postgres import (
+    CheckedWrites,
+    load_block_range_arrays,
+    table_extent,
+)
 from lifecycle_testing import app_settings, order, running_api
 
 STORED_AT = datetime(2026, 11, 1, tzinfo=UTC)  # when the base was last reviewed (old rules)
@@ -288,3 +295,43 @@ async def test_an_order_applied_during_the_review_is_kept_and_reviewed_under_the
         assert c07.state.stage is Stage.ACTIVE  # the order, not the old silence, decides
         assert report.reviewed == len(buyers)
         assert all((await _is_under_new_rules(api, buyers)).values())
+
+
+@pytest.mark.postgres
+async def test_review_times_gathered_over_ranges_are_written_in_key_order_where_unchanged(
+    postgres_url: str,
+) -> None:
+    async with running_api(app_settings(postgres_url)) as api:
+        buyers = await _store_base(api)
+        runtime = api.app.state.runtime
+        async with runtime.sessions() as session:
+            end_block, _ = await table_extent(session)
+            chunk = await load_block_range_arrays(session, START, (end_block, 0))
+        assert chunk is not None
+        writes = CheckedWrites()
+        # Two "ranges" of the same read, kept in reverse key order; new review times for all.
+        rows = np.argsort(np.array(chunk.customer_ids, dtype=object))[::-1]
+        new_times = chunk.next_review_at + 3_600_000_000
+        for part in (rows[:5], rows[5:]):
+            writes.add(chunk, part, new_times[part])
+        # A consumer's batch changes c-07 after the read and commits.
+        async with runtime.sessions() as session, session.begin():
+            await apply_events(session, [order("c-07", "o-1", AS_OF - DAY, "120.00")])
+        before = await _stored(api)
+
+        batches = writes.take_in_key_order(3)
+        assert not writes  # taken
+        left: list[str] = []
+        for batch in batches:
+            async with runtime.sessions() as session, session.begin():
+                left += await batch.write(session)
+
+        assert [key for batch in batches for key in batch.keys] == sorted(buyers)
+        assert left == ["c-07"]  # passed over: the consumer's version stays
+        stored = await _stored(api)
+        assert stored["c-07"] == before["c-07"]
+        expected = dict(zip(chunk.customer_ids, new_times.tolist(), strict=True))
+        for customer_id in set(buyers) - {"c-07"}:
+            review = stored[customer_id][1]
+            assert review is not None
+            assert to_microseconds(review) == expected[customer_id], customer_id

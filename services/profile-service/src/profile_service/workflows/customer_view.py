@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm_shared import RawRead
+from crm_shared.errors import Problem
 from profile_service.db.models import (
     Consent,
     Customer,
@@ -55,16 +56,39 @@ async def stored_360(engine: AsyncEngine, customer_id: str, *, recent: int) -> S
     A read on its own, outside the request's session: on PostgreSQL the statement runs on the
     pooled driver connection (see `RawRead`), which is most of what made the 360 cheaper.
     """
-    read = _read_360(engine.dialect.name)
-    # One row per consent, at least one when the customer exists.
-    rows = await read.rows(engine, customer_id=customer_id, recent=recent)
+    rows = await _rows_360(engine, customer_id, recent)
     first = rows[0] if rows else None
     ensure_active(
         customer_id,
         first["status"] if first else None,
         first["merged_into_id"] if first else None,
     )
-    assert first is not None
+    return _view_of(rows)
+
+
+async def active_360(
+    engine: AsyncEngine, customer_id: str, *, recent: int
+) -> StoredCustomer360 | None:
+    """As `stored_360`, but None where that refuses (no such customer, erased, merged)."""
+    rows = await _rows_360(engine, customer_id, recent)
+    if not rows:
+        return None
+    try:
+        ensure_active(customer_id, rows[0]["status"], rows[0]["merged_into_id"])
+    except Problem:
+        return None
+    return _view_of(rows)
+
+
+async def _rows_360(
+    engine: AsyncEngine, customer_id: str, recent: int
+) -> Sequence[Mapping[str, Any]]:
+    # One row per consent, at least one when the customer exists.
+    return await _read_360(engine.dialect.name).rows(engine, customer_id=customer_id, recent=recent)
+
+
+def _view_of(rows: Sequence[Mapping[str, Any]]) -> StoredCustomer360:
+    first = rows[0]
     return StoredCustomer360(
         customer=first,
         external_ids=json.loads(first["external_ids"]),

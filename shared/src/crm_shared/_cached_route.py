@@ -3,7 +3,7 @@
 Once its body is cached, what a customer 360 still cost in-process was FastAPI's work around
 the handler: matching the path against every route of the included routers, and solving the
 key check's dependencies (two thirds of the hit's CPU, three times the whole of a bare app's
-read: bench/RESULTS.md). A miss paid the same on top of its database read (a fifth of a miss's
+read: bench/RESULTS.md). A miss paid the same on top of its database read (30% of a miss's
 CPU). `CachedRouteMiddleware` sits inside the shared middlewares (request id, metrics, NUL
 guard, body limit) and answers a GET of exactly the route's path with a key that holds the
 needed scope: from the cache, else by calling the route's loader (and keeping what it read).

@@ -65,7 +65,7 @@ def create_app(settings: ProfileSettings | None = None) -> FastAPI:
     )
     app.state.customer_360_cache = cache_360
     # A 360 is answered before routing and the key check's dependencies, which were most of a
-    # cached read's CPU and a fifth of a miss's; refusals still go through the route.
+    # cached read's CPU and 30% of a miss's; refusals still go through the route.
     serve_cached_route(
         app,
         customers.CUSTOMER_360_PATH,

@@ -12,7 +12,8 @@ Targets, each a single uvicorn worker, measured in alternation in the same run:
 - ``bare``: customer_360's bare FastAPI app returning the same body (one of the real 360s);
 - ``profile``: profile-service from this checkout;
 - ``profile-uncached`` (``--uncached``): the same with its 360 cache off
-  (``PROFILE_CUSTOMER_360_CACHE_SECONDS=0``): every read goes to the database;
+  (``PROFILE_CUSTOMER_360_CACHE_SECONDS=0``): every read goes to the database; with
+  ``--baseline``, each baseline is also run that way (``profile@REF-uncached``);
 - ``profile@REF`` (``--baseline REF``, repeatable): profile-service from a git commit (``git
   archive`` of its ``shared/src`` and ``services/profile-service/src`` put first on
   ``PYTHONPATH``), on the same database and broker: the code before a change (or before each
@@ -178,7 +179,7 @@ def main() -> int:
         help="also profile-service at this commit (repeatable)",
     )
     parser.add_argument(
-        "--uncached", action="store_true", help="also this checkout with its 360 cache off"
+        "--uncached", action="store_true", help="also each profile variant with its 360 cache off"
     )
     parser.add_argument("--py-spy", type=Path, metavar="DIR", help="profile the servers too")
     parser.add_argument("--top", type=int, default=40, help="frames shown per py-spy profile")
@@ -254,26 +255,19 @@ def main() -> int:
             )
         )
         profile.stop()
-        current = ServerProcess("profile", PROFILE_APP, env, work / "profile.log")
-        targets = [
-            Target("bare", bare),
-            Target("profile", stack.enter_context(current), postgres.pid()),
-        ]
-        if args.uncached:
-            uncached_env = {**env, "PROFILE_CUSTOMER_360_CACHE_SECONDS": "0"}
-            log = work / "profile-uncached.log"
-            uncached = ServerProcess("profile-uncached", PROFILE_APP, uncached_env, log)
-            targets.append(
-                Target("profile-uncached", stack.enter_context(uncached), postgres.pid())
-            )
+        targets = [Target("bare", bare)]
+        # This checkout and each baseline, each also with its 360 cache off under --uncached.
+        variants = [("profile", env)]
         for number, ref in enumerate(args.baseline):
             path = baseline_pythonpath(ref, work / f"baseline-{number}")
-            name = f"profile@{short_commit(ref)}"
-            log = work / f"profile-baseline-{number}.log"
-            old = stack.enter_context(
-                ServerProcess(name, PROFILE_APP, {**env, "PYTHONPATH": path}, log)
-            )
-            targets.append(Target(name, old, postgres.pid()))
+            variants.append((f"profile@{short_commit(ref)}", {**env, "PYTHONPATH": path}))
+        if args.uncached:
+            off = {"PROFILE_CUSTOMER_360_CACHE_SECONDS": "0"}
+            variants += [(f"{name}-uncached", {**venv, **off}) for name, venv in variants]
+        for name, variant_env in variants:
+            log = work / f"{name.replace('@', '-at-')}.log"
+            server = stack.enter_context(ServerProcess(name, PROFILE_APP, variant_env, log))
+            targets.append(Target(name, server, postgres.pid()))
         script = write_lua(work / "rotate_ids.lua", ids, key)
         stream = None
         if args.order_rate > 0:

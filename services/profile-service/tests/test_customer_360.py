@@ -309,3 +309,56 @@ def test_the_360_body_writes_every_field_of_customer360_in_order() -> None:
     # The body is assembled section by section (api/_common.py); a field added to the model
     # without its section, or sections out of order, would change the documented shape.
     assert [name for name, _ in CUSTOMER_360_SECTIONS] == list(Customer360.model_fields)
+
+
+async def test_360s_read_together_are_each_the_read_alone(database_url: str) -> None:
+    # With the cache off every read goes to the database; on PostgreSQL the reads that arrive
+    # together are one statement (customer_view.Customer360Reads), which must answer each
+    # exactly as a read on its own does, refusals included.
+    async with running_api(app_settings(database_url, customer_360_cache_seconds=0)) as api:
+        full = (await api.create_customer(email="full@example.com", external_id="shop:7"))["id"]
+        for channel, purpose in (("sms", "service"), ("email", "marketing")):
+            await api.put(
+                f"/v1/customers/{full}/consents/{channel}/{purpose}",
+                json={"granted": True, "source": "app", "changed_at": "2026-11-01T10:00:00Z"},
+            )
+        quiet = (await api.create_customer(email="quiet-one@example.com"))["id"]
+        warned = (await api.create_customer(email="warned-one@example.com"))["id"]
+        survivor = (await api.create_customer(email="survivor@example.com"))["id"]
+        merged = (await api.create_customer(email="merged-one@example.com"))["id"]
+        erased = (await api.create_customer(email="erased-one@example.com"))["id"]
+        await api.post(f"/v1/customers/{survivor}/merge", json={"merged_customer_id": merged})
+        await api.client.delete(f"/v1/customers/{erased}", headers=api.as_(Scope.ADMIN))
+        await apply(
+            api,
+            scores_for(full, as_of=NOW, churn_risk=0.3),
+            StageChanged(
+                customer_id=full, stage=Stage.ACTIVE, changed_at=NOW, cause="e", reason="r"
+            ),
+            warning_for(full, churn_risk=0.6),
+            warning_for(warned, churn_risk=0.7),
+            *(sent(f"n-{n}", full, NOW + timedelta(minutes=n)) for n in range(3)),
+            sent("n-s", survivor, NOW),
+        )
+        ids = [full, quiet, warned, survivor, merged, erased, "no-such-customer"]
+
+        async def answer(customer_id: str) -> tuple[int, bytes, str | None, str]:
+            response = await api.get(f"/v1/customers/{customer_id}/360")
+            headers = response.headers
+            return (
+                response.status_code,
+                response.content,
+                headers.get("location"),
+                headers["content-type"],
+            )
+
+        alone = [await answer(customer_id) for customer_id in ids]
+        together = await asyncio.gather(*(answer(customer_id) for customer_id in ids * 3))
+
+    assert [status for status, *_ in alone] == [200, 200, 200, 200, 308, 410, 404]
+    assert together == alone * 3
+    reads = api.app.state.customer_360_reads
+    if database_url.startswith("postgresql"):
+        assert reads.batches.keys > reads.batches.batches  # some statements read several
+    else:
+        assert reads.batches is None

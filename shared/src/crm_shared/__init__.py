@@ -16,6 +16,7 @@ from crm_shared._auth import (
     hash_api_key,
     require_scope,
 )
+from crm_shared._batched_reads import KeyedBatches
 from crm_shared._body_limit import RequestBodyLimits, allow_larger_body
 from crm_shared._bulk import BulkUpdate, BulkWrite, among
 from crm_shared._cached_route import serve_cached_route
@@ -147,6 +148,7 @@ __all__ = [
     "IdempotencyKeys",
     "Json",
     "KafkaSecurity",
+    "KeyedBatches",
     "MoneyColumn",
     "NotFound",
     "OutboxRelay",

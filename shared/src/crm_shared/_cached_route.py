@@ -1,17 +1,20 @@
-"""Answer a hot GET from a `ReadCache` before routing and dependency solving.
+"""Answer a hot GET before routing and dependency solving: from a `ReadCache`, or by its loader.
 
 Once its body is cached, what a customer 360 still cost in-process was FastAPI's work around
 the handler: matching the path against every route of the included routers, and solving the
 key check's dependencies (two thirds of the hit's CPU, three times the whole of a bare app's
-read: bench/RESULTS.md). `CachedRouteMiddleware` sits inside the shared middlewares (request
-id, metrics, NUL guard, body limit) and answers only when everything the route would check
-holds: a GET of exactly the route's path, a key that holds the needed scope, and a body in the
-cache. Anything else (a miss, no key, a bad or weak key, another path or method) goes on to the
-app unchanged, so every refusal and every read from the database stays the route's own.
+read: bench/RESULTS.md). A miss paid the same on top of its database read (30% of a miss's
+CPU). `CachedRouteMiddleware` sits inside the shared middlewares (request id, metrics, NUL
+guard, body limit) and answers a GET of exactly the route's path with a key that holds the
+needed scope: from the cache, else by calling the route's loader (and keeping what it read).
+Anything else goes on to the app unchanged: no key, a bad or weak key, another path or method,
+and every read the loader declines (it returns None for a read the route refuses: 404, 410, a
+redirect), so every refusal stays the route's own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -28,9 +31,12 @@ from crm_shared._settings import Scope as KeyScope
 
 _KEY_HEADER = b"x-api-key"
 
+Loader = Callable[[str], Awaitable[bytes | None]]
+"""Reads the body of one key, as the route would answer it with 200; None for any other answer."""
+
 
 class CachedRouteMiddleware:
-    """Serve GETs of one path template from `cache`, keyed by its one path parameter."""
+    """Serve GETs of one path template by its one path parameter: cached, else loaded."""
 
     def __init__(
         self,
@@ -38,12 +44,14 @@ class CachedRouteMiddleware:
         *,
         path: str,
         cache: ReadCache,
+        load: Loader,
         authenticator: ApiKeyAuthenticator,
         needed: KeyScope,
         media_type: str,
     ) -> None:
         self._app = app
         self._cache = cache
+        self._load = load
         self._authenticator = authenticator
         self._needed = needed
         self._media_type = media_type
@@ -56,7 +64,8 @@ class CachedRouteMiddleware:
         self._route: Any = None  # the route the app matched, known after its first answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = self._cached_body(scope) if self._route is not None else None
+        key = self._admitted_key(scope) if self._route is not None else None
+        body = None if key is None else await self._body(key)
         if body is None:
             await self._app(scope, receive, send)
             if self._route is None and scope["type"] == "http":
@@ -65,18 +74,27 @@ class CachedRouteMiddleware:
         scope["route"] = self._route  # as the router would set it: metrics name the template
         await Response(body, media_type=self._media_type)(scope, receive, send)
 
-    def _cached_body(self, scope: Scope) -> bytes | None:
-        if scope["type"] != "http" or scope["method"] != "GET" or not self._cache.enabled:
+    def _admitted_key(self, scope: Scope) -> str | None:
+        # The path parameter of a GET of the route's path by a caller the route admits.
+        if scope["type"] != "http" or scope["method"] != "GET":
             return None
         matched = self._regex.match(get_route_path(scope))
         if matched is None:
             return None
-        body = self._cache.get(matched[self._parameter])
-        if body is None:
-            return None
         principal = self._authenticator.principal_for(_presented_key(scope))
         if principal is None or not principal.allows(self._needed):
             return None  # the route refuses it, with its own problem
+        key: str = matched[self._parameter]
+        return key
+
+    async def _body(self, key: str) -> bytes | None:
+        cache = self._cache
+        body = cache.get(key)
+        if body is None:
+            since = cache.generation()  # before the read: see ReadCache.put
+            body = await self._load(key)
+            if body is not None:
+                cache.put(key, body, since)
         return body
 
     def _learn_route(self, scope: Scope) -> None:
@@ -87,12 +105,21 @@ class CachedRouteMiddleware:
 
 
 def serve_cached_route(
-    app: FastAPI, path: str, cache: ReadCache, *, needed: KeyScope, media_type: str
+    app: FastAPI,
+    path: str,
+    cache: ReadCache,
+    *,
+    load: Loader,
+    needed: KeyScope,
+    media_type: str,
 ) -> None:
-    """Let `app` answer cached GETs of `path` before routing (see the module's docstring).
+    """Let `app` answer GETs of `path` before routing (see the module's docstring).
 
-    Installed innermost, after the shared middlewares, so a cached answer still gets its
-    request id and metrics; call it after `create_service_app`, before the app starts.
+    `load` must answer as the route does when it answers 200 (the same bytes), and return
+    None whenever the route would answer otherwise; an exception it raises is the request's,
+    as the route's would be. Installed innermost, after the shared middlewares, so an answer
+    from here still gets its request id and metrics; call it after `create_service_app`,
+    before the app starts.
     """
     authenticator: ApiKeyAuthenticator = app.state.authenticator
     app.user_middleware.append(
@@ -100,6 +127,7 @@ def serve_cached_route(
             CachedRouteMiddleware,
             path=path,
             cache=cache,
+            load=load,
             authenticator=authenticator,
             needed=needed,
             media_type=media_type,

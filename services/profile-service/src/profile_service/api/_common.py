@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -66,7 +67,17 @@ async def customer_out(session: AsyncSession, customer: Customer) -> CustomerOut
 
 
 _CONSENTS = TypeAdapter(list[ConsentOut])
-Section = Callable[[StoredCustomer360], bytes]
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """A 360 being written: the stored view and its profiling state, worked out once."""
+
+    view: StoredCustomer360
+    profiling: ProfilingOut
+
+
+Section = Callable[[_Parts], bytes]
 
 
 def customer_360_body(view: StoredCustomer360) -> bytes:
@@ -79,14 +90,16 @@ def customer_360_body(view: StoredCustomer360) -> bytes:
     `StoredCustomer360`). A new field is one more entry in `CUSTOMER_360_SECTIONS` (a test
     checks they follow `Customer360`'s fields).
     """
+    given = _Parts(view, _profiling_out(view))
     parts = [b"{"]
     for name, section in CUSTOMER_360_SECTIONS:
-        parts += (b'"', name.encode(), b'":', section(view), b",")
+        parts += (b'"', name.encode(), b'":', section(given), b",")
     parts[-1] = b"}"
     return b"".join(parts)
 
 
-def _profile_json(view: StoredCustomer360) -> bytes:
+def _profile_json(parts: _Parts) -> bytes:
+    view = parts.view
     customer = view.customer
     profile = CustomerOut.model_construct(
         id=customer["id"],
@@ -105,8 +118,8 @@ def _profile_json(view: StoredCustomer360) -> bytes:
     return profile.__pydantic_serializer__.to_json(profile)
 
 
-def _consents_json(view: StoredCustomer360) -> bytes:
-    return _CONSENTS.dump_json([_consent_out(row) for row in view.consents])
+def _consents_json(parts: _Parts) -> bytes:
+    return _CONSENTS.dump_json([_consent_out(row) for row in parts.view.consents])
 
 
 def _consent_out(row: Mapping[str, Any]) -> ConsentOut:
@@ -137,15 +150,14 @@ def _profiling_out(view: StoredCustomer360) -> ProfilingOut:
     return ProfilingOut(objected=True, since=newest.changed_at, withheld=list(PROFILING_WITHHOLDS))
 
 
-def _profiling_json(view: StoredCustomer360) -> bytes:
-    profiling = _profiling_out(view)
-    return profiling.__pydantic_serializer__.to_json(profiling)
+def _profiling_json(parts: _Parts) -> bytes:
+    return parts.profiling.__pydantic_serializer__.to_json(parts.profiling)
 
 
 def _unless_objecting(document: Callable[[StoredCustomer360], str | None]) -> Section:
     # While the customer objects, documents still in flight when they objected are not shown.
-    def section(view: StoredCustomer360) -> bytes:
-        return b"null" if _profiling_out(view).objected else _json_or_null(document(view))
+    def section(parts: _Parts) -> bytes:
+        return b"null" if parts.profiling.objected else _json_or_null(document(parts.view))
 
     return section
 
@@ -164,7 +176,7 @@ CUSTOMER_360_SECTIONS: tuple[tuple[str, Section], ...] = (
     ("consents", _consents_json),
     ("profiling", _profiling_json),
     ("scores", _unless_objecting(lambda view: view.scores_json)),
-    ("lifecycle", lambda view: _json_or_null(view.lifecycle_json)),
+    ("lifecycle", lambda parts: _json_or_null(parts.view.lifecycle_json)),
     ("churn_warning", _unless_objecting(lambda view: view.churn_warning_json)),
-    ("recent_notifications", lambda view: view.recent_notifications_json.encode()),
+    ("recent_notifications", lambda parts: parts.view.recent_notifications_json.encode()),
 )

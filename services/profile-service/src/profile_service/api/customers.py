@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response, status
+from fastapi import APIRouter, FastAPI, Header, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from crm_contracts import QueryTime
@@ -17,6 +18,7 @@ from crm_shared import (
     PageLimit,
     ReadAccess,
     ReadCache,
+    ServiceRuntime,
     SessionDep,
     StoredResponse,
     WriteAccess,
@@ -223,3 +225,26 @@ async def customer_360(customer_id: str, request: Request, _: ReadAccess) -> Res
     # The body is assembled from stored JSON (see customer_360_body); `response_model` still
     # documents it, and returning a Response skips validating the assembled body once more.
     return Response(body, media_type=CUSTOMER_360_MEDIA_TYPE)
+
+
+def customer_360_loader(app: FastAPI) -> Callable[[str], Awaitable[bytes | None]]:
+    """What the app answers a 360 with before routing: the route's 200 body, None otherwise.
+
+    Once the app runs, most 360s are answered by `crm_shared.serve_cached_route`, cached or
+    read by this; the route answers the rest (its refusals: no key, 404, 410, 308).
+    """
+    settings: ProfileSettings = app.state.settings
+    reads: customer_view.Customer360Reads | None = None
+
+    async def load(customer_id: str) -> bytes | None:
+        nonlocal reads
+        if reads is None:  # the engine exists once the app runs
+            runtime: ServiceRuntime = app.state.runtime
+            reads = customer_view.Customer360Reads(
+                runtime.engine, recent=settings.recent_notifications_in_360
+            )
+            app.state.customer_360_reads = reads  # its batch counts, for tests and probes
+        view = await reads.active(customer_id)
+        return None if view is None else customer_360_body(view)
+
+    return load

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Text, bindparam, cast, func, select
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy import ColumnElement, Select, Text, any_, bindparam, cast, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crm_shared import RawRead
+from crm_shared import KeyedBatches, Problem, RawRead
 from profile_service.db.models import (
     Consent,
     Customer,
@@ -55,16 +55,67 @@ async def stored_360(engine: AsyncEngine, customer_id: str, *, recent: int) -> S
     A read on its own, outside the request's session: on PostgreSQL the statement runs on the
     pooled driver connection (see `RawRead`), which is most of what made the 360 cheaper.
     """
-    read = _read_360(engine.dialect.name)
-    # One row per consent, at least one when the customer exists.
-    rows = await read.rows(engine, customer_id=customer_id, recent=recent)
+    rows = await _rows_360(engine, customer_id, recent)
     first = rows[0] if rows else None
     ensure_active(
         customer_id,
         first["status"] if first else None,
         first["merged_into_id"] if first else None,
     )
-    assert first is not None
+    return _view_of(rows)
+
+
+class Customer360Reads:
+    """Active customers' 360s as the app answers them; on PostgreSQL, reads that arrive
+    together are one statement (see `crm_shared.KeyedBatches`)."""
+
+    def __init__(self, engine: AsyncEngine, *, recent: int) -> None:
+        self._engine = engine
+        self._recent = recent
+        self.batches: KeyedBatches[list[Mapping[str, Any]]] | None = None
+        if engine.dialect.name == "postgresql":
+            self.batches = KeyedBatches(self._rows_of_many)
+
+    async def active(self, customer_id: str) -> StoredCustomer360 | None:
+        """As `stored_360`, but None where that refuses (no such customer, erased, merged)."""
+        if self.batches is None:
+            rows: Sequence[Mapping[str, Any]] = await _rows_360(
+                self._engine, customer_id, self._recent
+            )
+        else:
+            rows = await self.batches.get(customer_id) or []
+        if not rows:
+            return None
+        try:
+            ensure_active(customer_id, rows[0]["status"], rows[0]["merged_into_id"])
+        except Problem:
+            return None
+        return _view_of(rows)
+
+    async def _rows_of_many(
+        self, customer_ids: Sequence[str]
+    ) -> dict[str, list[Mapping[str, Any]]]:
+        rows = await _read_360("postgresql").rows(
+            self._engine, customer_ids=list(customer_ids), recent=self._recent
+        )
+        by_customer: dict[str, list[Mapping[str, Any]]] = {}
+        for row in rows:  # ordered by customer, then consent
+            by_customer.setdefault(row["id"], []).append(row)
+        return by_customer
+
+
+async def _rows_360(
+    engine: AsyncEngine, customer_id: str, recent: int
+) -> Sequence[Mapping[str, Any]]:
+    # One row per consent, at least one when the customer exists.
+    read = _read_360(engine.dialect.name)
+    if engine.dialect.name == "postgresql":
+        return await read.rows(engine, customer_ids=[customer_id], recent=recent)
+    return await read.rows(engine, customer_id=customer_id, recent=recent)
+
+
+def _view_of(rows: Sequence[Mapping[str, Any]]) -> StoredCustomer360:
+    first = rows[0]
     return StoredCustomer360(
         customer=first,
         external_ids=json.loads(first["external_ids"]),
@@ -86,11 +137,18 @@ def _statement_360(dialect: str) -> Select[Any]:
     # Built once per dialect. The customer row is joined to its consents (one row each,
     # usually a handful) and to its score and stage rows (at most one each); external ids
     # and recent messages would multiply those rows, so they come aggregated into JSON
-    # arrays by scalar subqueries, which both databases run once per statement.
+    # arrays by scalar subqueries. On PostgreSQL the statement reads any number of customers
+    # (`customer_ids`, an array: a batch of reads), its subqueries correlated to each
+    # customer row; SQLite reads one (`customer_id`), its subqueries run once per statement.
     customers, consents = Customer.__table__.c, Consent.__table__.c
     scores, stages = ScoreView.__table__.c, StageView.__table__.c
     identities, messages = CustomerIdentity.__table__.c, NotificationView.__table__.c
-    customer_id = bindparam("customer_id", type_=Text)
+    if dialect == "postgresql":
+        customer_id: ColumnElement[str] = customers.id
+        wanted = customers.id == any_(bindparam("customer_ids", type_=ARRAY(Text)))
+    else:
+        customer_id = bindparam("customer_id", type_=Text)
+        wanted = customers.id == customer_id
     external_ids = (
         select(identities.value, identities.created_at)
         .where(
@@ -98,6 +156,7 @@ def _statement_360(dialect: str) -> Select[Any]:
             identities.kind == IdentityKind.EXTERNAL_ID.value,
         )
         .order_by(identities.created_at, identities.value)
+        .correlate(Customer.__table__)
         .subquery("external_ids")
     )
     recent = (
@@ -105,6 +164,7 @@ def _statement_360(dialect: str) -> Select[Any]:
         .where(messages.customer_id == customer_id)
         .order_by(messages.occurred_at.desc(), messages.id.desc())
         .limit(bindparam("recent"))
+        .correlate(Customer.__table__)
         .subquery("recent")
     )
     ids_array = _json_array(
@@ -142,8 +202,8 @@ def _statement_360(dialect: str) -> Select[Any]:
             .outerjoin(ScoreView.__table__, scores.customer_id == customers.id)
             .outerjoin(StageView.__table__, stages.customer_id == customers.id)
         )
-        .where(customers.id == customer_id)
-        .order_by(consents.channel, consents.purpose)
+        .where(wanted)
+        .order_by(customers.id, consents.channel, consents.purpose)
     )
 
 

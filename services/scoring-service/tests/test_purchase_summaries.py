@@ -164,11 +164,13 @@ def assert_same_ledger(whole: LoadedLedger, reference: LoadedLedger) -> None:
 def assert_close(got: Any, want: Any, where: str = "") -> None:
     """Equal JSON-like values, floats within the fit's float tolerance (summation order)."""
     if isinstance(want, dict):
-        assert isinstance(got, dict) and got.keys() == want.keys(), where
+        assert isinstance(got, dict), where
+        assert got.keys() == want.keys(), where
         for key in want:
             assert_close(got[key], want[key], f"{where}.{key}")
     elif isinstance(want, list | tuple):
-        assert isinstance(got, list | tuple) and len(got) == len(want), where
+        assert isinstance(got, list | tuple), where
+        assert len(got) == len(want), where
         for n, (g, w) in enumerate(zip(got, want, strict=True)):
             assert_close(g, w, f"{where}[{n}]")
     elif isinstance(want, float):
@@ -200,7 +202,7 @@ async def test_a_fit_from_summaries_equals_one_from_the_orders_and_its_scores_st
         await apply(api, [shop.order() for _ in range(1_500)])
         await apply(api, [shop.event() for _ in range(300)])
         model = await fit(api)
-        whole, reference = await whole_and_reference(api)
+        _, reference = await whole_and_reference(api)
         histories = histories_as_of(reference.ledger, purchase_day(AS_OF))
         settings = api.app.state.settings
         expected = fit_models(

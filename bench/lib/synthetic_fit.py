@@ -18,7 +18,6 @@ from scoring_service.domain.bg_nbd import (
 from scoring_service.domain.gamma_gamma import (
     GammaGammaParameters,
 )
-from scoring_service.workflows.purchase_summaries import REFRESH_TOUCHED
 
 DAYS_PER_WEEK = 7.0
 
@@ -138,6 +137,9 @@ async def summarise_copied_orders(connection: asyncpg.Connection) -> None:
     migration's backfill does, so a fit starts from summaries as a running service keeps them."""
     if not await connection.fetchval("select to_regclass('stale_purchase_summaries') is not null"):
         return
+    # Imported here: the per-step split runs this module with older trees, which lack it.
+    from scoring_service.workflows.purchase_summaries import REFRESH_TOUCHED
+
     start = time.perf_counter()
     customers = await connection.fetchval(REFRESH_TOUCHED)
     await connection.execute("vacuum analyze purchase_summaries")

@@ -171,14 +171,14 @@ def timed_fit(
 # Customers whose orders changed since the last fit, as the triggers on `purchases` mark them
 # (trees with purchase summaries refresh theirs at the next fit); a no-op without the table.
 _TOUCH = """
-select case when to_regclass('stale_purchase_summaries') is null then 0 else (
-    with marked as (
-        insert into stale_purchase_summaries (customer_id)
-        select customer_id from purchase_summaries
-        where abs(hashtext(customer_id)) % 100 < {percent}
-        returning 1
-    ) select count(*) from marked) end
+with marked as (
+    insert into stale_purchase_summaries (customer_id)
+    select customer_id from purchase_summaries
+    where abs(hashtext(customer_id)) % 100 < {percent}
+    returning 1
+) select count(*) from marked
 """
+_HAS_SUMMARIES = "select to_regclass('stale_purchase_summaries') is not null"
 
 
 def run_tree(
@@ -202,7 +202,7 @@ def run_tree(
         refit = "refit + re-score, D+7" + (f", {touched}% touched" if touched else "")
         requests = (("first fit (all new)", AS_OF_DAY), (refit, 7))
         for label, day in requests[:1] if first_fit_only else requests:
-            if day == 7 and touched:
+            if day == 7 and touched and asyncio.run(sql_value(dsn, _HAS_SUMMARIES)):
                 marked = asyncio.run(sql_value(dsn, _TOUCH.format(percent=touched)))
                 print(f"  {name}: {marked:,} customers marked as touched since the first fit")
             as_of_day = AS_OF_DAY + (day if day == 7 else 0)

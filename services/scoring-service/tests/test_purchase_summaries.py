@@ -34,13 +34,15 @@ from crm_contracts import (
     OrderRefunded,
     Purpose,
 )
+from crm_shared import hold_job_lock
 from crm_shared.testing import ApiClient
 from scoring_service.db.models import PLUMBING, STALE_PURCHASE_SUMMARIES, Purchase
 from scoring_service.domain.models import fit_models
 from scoring_service.domain.purchase_history import CustomerHistories, histories_as_of
 from scoring_service.workflows.ledger import purchase_day
 from scoring_service.workflows.ledger_loading import LoadedLedger, load_ledger
-from scoring_service.workflows.scoring import policy_of, rescore_customers
+from scoring_service.workflows.purchase_summaries import refresh_between_fits
+from scoring_service.workflows.scoring import FIT_JOB, policy_of, rescore_customers
 from scoring_testing import app_settings, running_api
 
 
@@ -244,4 +246,28 @@ async def test_an_order_committed_during_a_refresh_is_summarised_by_the_next(
             assert len(whole.ledger.day) == 1
         whole, reference = await whole_and_reference(api)
         assert len(whole.ledger.day) == 2
+        assert_same_ledger(whole, reference)
+
+
+async def marks(api: ApiClient) -> int:
+    async with api.app.state.runtime.sessions() as session:
+        count = select(func.count()).select_from(STALE_PURCHASE_SUMMARIES)
+        return int(await session.scalar(count) or 0)
+
+
+async def test_the_scheduled_refresh_takes_the_marks_unless_a_fit_is_running(
+    postgres_url: str,
+) -> None:
+    shop = Shop(random.Random(5), ["a", "b", "c"])
+    async with running_api(app_settings(postgres_url)) as api:
+        runtime = api.app.state.runtime
+        await apply(api, [shop.order() for _ in range(6)])
+        assert await marks(api) > 0
+        async with runtime.sessions() as fitting, fitting.begin():
+            assert await hold_job_lock(fitting, FIT_JOB)
+            await refresh_between_fits(runtime, FIT_JOB)  # skipped: a fit holds the lock
+            assert await marks(api) > 0
+        await refresh_between_fits(runtime, FIT_JOB)
+        assert await marks(api) == 0
+        whole, reference = await whole_and_reference(api)
         assert_same_ledger(whole, reference)

@@ -20,6 +20,8 @@ import time
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_shared import ServiceRuntime, hold_job_lock
+
 _logger = logging.getLogger("crm.scoring.summaries")
 
 # One statement, so one snapshot: the marks it deletes are exactly those of the changes it
@@ -80,6 +82,17 @@ async def refresh_stale_summaries(session: AsyncSession) -> int:
         extra={"customers": refreshed, "seconds": round(time.perf_counter() - started, 3)},
     )
     return refreshed
+
+
+async def refresh_between_fits(runtime: ServiceRuntime, fit_job: str) -> None:
+    """The scheduled refresh: at a fit only the customers touched since the last tick are left
+    to refresh (10% of a million customers cost a fit about 3 s). Skipped while a fit or a
+    whole-base re-score holds `fit_job`: two refreshes would upsert the same rows."""
+    async with runtime.sessions() as session, session.begin():
+        if session.get_bind().dialect.name != "postgresql":
+            return
+        if await hold_job_lock(session, fit_job):
+            await refresh_stale_summaries(session)
 
 
 async def forget_summary(session: AsyncSession, customer_id: str) -> None:

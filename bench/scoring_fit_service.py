@@ -22,6 +22,7 @@ code, no database), since the service does not time its steps.
 
     python bench/scoring_fit_service.py [--customers 100000 1000000] [--baseline a679c7a]
         [--trees baseline current] [--seed 1] [--py-spy DIR] [--first-fit-only]
+        [--touched PERCENT]
 
 `--py-spy DIR` samples the service with py-spy during each request (collapsed stacks in DIR)
 and prints where the samples went.
@@ -167,6 +168,19 @@ def timed_fit(
     }
 
 
+# Customers whose orders changed since the last fit, as the triggers on `purchases` mark them
+# (trees with purchase summaries refresh theirs at the next fit); a no-op without the table.
+_TOUCH = """
+with marked as (
+    insert into stale_purchase_summaries (customer_id)
+    select customer_id from purchase_summaries
+    where abs(hashtext(customer_id)) % 100 < {percent}
+    returning 1
+) select count(*) from marked
+"""
+_HAS_SUMMARIES = "select to_regclass('stale_purchase_summaries') is not null"
+
+
 def run_tree(
     name: str,
     root: Path,
@@ -176,6 +190,7 @@ def run_tree(
     pg_cpu: Callable[[], float],
     profiles: Path | None = None,
     first_fit_only: bool = False,
+    touched: int = 0,
 ) -> list[dict[str, Any]]:
     env = tree_env(scoring_env(url, "127.0.0.1:9", key_json), root)
     env["SCORING_KAFKA_ENABLED"] = "false"
@@ -184,8 +199,12 @@ def run_tree(
     results = []
     dsn = asyncpg_dsn(url)
     with ServerProcess(name, SCORING_APP, env, logs, app_dir=None) as server:
-        requests = (("first fit (all new)", AS_OF_DAY), ("refit + re-score, D+7", 7))
+        refit = "refit + re-score, D+7" + (f", {touched}% touched" if touched else "")
+        requests = (("first fit (all new)", AS_OF_DAY), (refit, 7))
         for label, day in requests[:1] if first_fit_only else requests:
+            if day == 7 and touched and asyncio.run(sql_value(dsn, _HAS_SUMMARIES)):
+                marked = asyncio.run(sql_value(dsn, _TOUCH.format(percent=touched)))
+                print(f"  {name}: {marked:,} customers marked as touched since the first fit")
             as_of_day = AS_OF_DAY + (day if day == 7 else 0)
             as_of = datetime.fromtimestamp(as_of_day * 86_400 + 86_399, UTC)
             outbox0 = asyncio.run(sql_value(dsn, "select count(*) from outbox"))
@@ -285,6 +304,14 @@ def main() -> int:
         help="only the first fit per tree (no D+7 refit): halves a run at 1,000,000",
     )
     parser.add_argument(
+        "--touched",
+        type=int,
+        default=0,
+        metavar="PERCENT",
+        help="before the refit, mark this share of customers as changed since the first fit"
+        " (trees with purchase summaries refresh theirs in the refit)",
+    )
+    parser.add_argument(
         "--py-spy", type=Path, metavar="DIR", help="sample the service with py-spy per request"
     )
     args = parser.parse_args()
@@ -324,7 +351,15 @@ def main() -> int:
                 if args.py_spy:
                     args.py_spy.mkdir(parents=True, exist_ok=True)
                 rows = run_tree(
-                    name, root, copy_url, key_json, key, pg_cpu, args.py_spy, args.first_fit_only
+                    name,
+                    root,
+                    copy_url,
+                    key_json,
+                    key,
+                    pg_cpu,
+                    args.py_spy,
+                    args.first_fit_only,
+                    args.touched,
                 )
                 for row in rows:
                     service_rows.append([f"{customers:,}", *service_cells(row)])

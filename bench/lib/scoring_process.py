@@ -26,6 +26,7 @@ OUR_SETTINGS = {
     "SCORING_ENVIRONMENT",
     "SCORING_REFIT_INTERVAL_SECONDS",
     "SCORING_RESCORE_INTERVAL_SECONDS",
+    "SCORING_SUMMARY_REFRESH_INTERVAL_SECONDS",
     "SCORING_LOG_LEVEL",
     "SCORING_KAFKA_SESSION_TIMEOUT_MS",
     "SCORING_KAFKA_REBALANCE_TIMEOUT_MS",
@@ -43,6 +44,8 @@ def scoring_env(database_url: str, bootstrap: str, api_keys_json: str) -> dict[s
             "SCORING_ENVIRONMENT": "test",
             "SCORING_REFIT_INTERVAL_SECONDS": "0",
             "SCORING_RESCORE_INTERVAL_SECONDS": "0",
+            # Off: a fit then refreshes every summary touched since the last (the worst case).
+            "SCORING_SUMMARY_REFRESH_INTERVAL_SECONDS": "0",
             "SCORING_LOG_LEVEL": "WARNING",
             "SCORING_KAFKA_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
             "SCORING_KAFKA_REBALANCE_TIMEOUT_MS": str(REBALANCE_TIMEOUT_MS),

@@ -29,6 +29,7 @@ def app_settings(database_url: str, **overrides: Any) -> ScoringSettings:
         "refit_interval_seconds": 0,
         "rescore_interval_seconds": 0,
         "pending_rescore_interval_seconds": 0,
+        "summary_refresh_interval_seconds": 0,
         **overrides,
     }
     return ScoringSettings(**values)

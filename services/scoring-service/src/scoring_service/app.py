@@ -15,6 +15,7 @@ from scoring_service.db.models import PLUMBING
 from scoring_service.events.handlers import SCORING_TOPICS, ledger_batch
 from scoring_service.settings import ScoringSettings
 from scoring_service.workflows import scoring
+from scoring_service.workflows.purchase_summaries import refresh_between_fits
 
 DESCRIPTION = """
 Customer value scores from the order stream: RFM scores and segments, historic and predicted
@@ -38,6 +39,9 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
 
     async def rescore_all(runtime: ServiceRuntime) -> None:
         await scoring.scheduled_rescore(runtime, settings, utc_now)
+
+    async def refresh_summaries(runtime: ServiceRuntime) -> None:
+        await refresh_between_fits(runtime, scoring.FIT_JOB)
 
     @asynccontextmanager
     async def first_fit(_app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
@@ -69,6 +73,9 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
                 wake=rescore_now,
             ),
             ScheduledJob("rescore", settings.rescore_interval_seconds, rescore_all),
+            ScheduledJob(
+                "refresh-summaries", settings.summary_refresh_interval_seconds, refresh_summaries
+            ),
         ],
         on_start=first_fit,
         routers=[routes.router],

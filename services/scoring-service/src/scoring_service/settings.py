@@ -46,3 +46,8 @@ class ScoringSettings(ServiceSettings):
     )
     rescore_batch_size: int = Field(default=5_000, ge=1, le=100_000)
     rescore_interval_seconds: float = job_interval(3_600, "the whole base is re-scored")
+    summary_refresh_interval_seconds: float = job_interval(
+        60,
+        "the purchase summaries of customers whose orders changed are refreshed (PostgreSQL;"
+        " a fit refreshes those left, so this only spreads the work between fits)",
+    )

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, LargeBinary, String
+from sqlalchemy import JSON, Boolean, Column, Float, Index, Integer, LargeBinary, String, Table
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from crm_shared import (
@@ -43,6 +43,41 @@ class Purchase(Base):
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (Index("ix_purchases_customer_day", "customer_id", "purchase_day"),)
+
+
+class PurchaseSummary(Base):
+    """A customer's counted orders merged per purchase day: what a whole-base fit reads.
+
+    Orders count as the ledger counts them (placed, not cancelled, not refunded in full; see
+    workflows/ledger_loading.py), profiling objections aside (applied when read). Packed
+    big-endian, one item a purchase day in day order: `days` int4, `amounts` float8 (the day's
+    exact net sum, rounded once), `orders` int4. Reading one row a customer in key order
+    replaced a sort of every order at each fit (17 s at a million customers). PostgreSQL only:
+    kept by workflows/purchase_summaries.py for the customers in `STALE_PURCHASE_SUMMARIES`.
+    """
+
+    __tablename__ = "purchase_summaries"
+
+    # Collation "C": byte order of UTF-8 is code point order, Python's sort order, which the
+    # ledger's customer numbering follows.
+    customer_id: Mapped[str] = mapped_column(
+        String(36).with_variant(String(36, collation="C"), "postgresql"), primary_key=True
+    )
+    days: Mapped[bytes] = mapped_column(LargeBinary)
+    amounts: Mapped[bytes] = mapped_column(LargeBinary)
+    orders: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# Customers whose orders changed since their summary was last refreshed, one row per change
+# (duplicates allowed). Filled by triggers on `purchases` (PostgreSQL; migration 2026_12_09b),
+# so every write to the orders marks its customers, whatever path made it, in the writing
+# statement itself; no key and no index: an append costs the order stream almost nothing and
+# never waits on the refresh, which deletes what it has read.
+STALE_PURCHASE_SUMMARIES = Table(
+    "stale_purchase_summaries",
+    Base.metadata,
+    Column("customer_id", String(36), nullable=False),
+)
 
 
 class Refund(Base):

@@ -245,8 +245,7 @@ def sampled_customers(ledger: PurchaseLedger, sample: int) -> PurchaseLedger:
     candidates = np.flatnonzero(present)
     rng = np.random.default_rng(_SAMPLE_SEED)
     chosen[rng.choice(candidates, size=sample, replace=False)] = True
-    keep = chosen[ledger.customer]
-    return PurchaseLedger(ledger.customer[keep], ledger.day[keep], ledger.amount[keep])
+    return ledger.rows(chosen[ledger.customer])
 
 
 def _split(ledger: PurchaseLedger, as_of_day: int, horizon: int) -> _Split:

@@ -21,15 +21,28 @@ DAYS_PER_WEEK = 7.0
 
 @dataclass(frozen=True)
 class PurchaseLedger:
-    """Orders as parallel arrays: customer index, purchase day (days since 1970), amount."""
+    """Orders as parallel arrays: customer index, purchase day (days since 1970), amount.
+
+    A row may stand for several orders of one customer on one day (the purchase summaries
+    hold a customer's orders merged per day, their amounts summed): `orders` then counts them.
+    None: one order a row.
+    """
 
     customer: Ints
     day: Ints
     amount: Floats
+    orders: Ints | None = None
 
     def __post_init__(self) -> None:
         if not (len(self.customer) == len(self.day) == len(self.amount)):
             raise ValueError("ledger arrays must have the same length")
+        if self.orders is not None and len(self.orders) != len(self.customer):
+            raise ValueError("ledger arrays must have the same length")
+
+    def rows(self, which: NDArray[np.bool_] | Ints) -> PurchaseLedger:
+        """The rows a mask or an index array picks, in that order."""
+        orders = None if self.orders is None else self.orders[which]
+        return PurchaseLedger(self.customer[which], self.day[which], self.amount[which], orders)
 
 
 @dataclass(frozen=True)
@@ -108,7 +121,12 @@ def histories_as_of(ledger: PurchaseLedger, as_of_day: int) -> CustomerHistories
     """Aggregate the ledger into one history per customer, using purchases up to `as_of_day`."""
     known = ledger.day <= as_of_day
     customer, day, amount = ledger.customer[known], ledger.day[known], ledger.amount[known]
-    order_count = np.bincount(customer) if len(customer) else np.zeros(0, np.int64)
+    if not len(customer):
+        order_count = np.zeros(0, np.int64)
+    elif ledger.orders is None:
+        order_count = np.bincount(customer)
+    else:
+        order_count = np.bincount(customer, weights=ledger.orders[known]).astype(np.int64)
 
     # One row per (customer, day): same-day orders merge into one purchase day. A ledger
     # already in (customer, day) order (see sorted_ledger) skips the sort: a fit computes
@@ -159,8 +177,7 @@ def sorted_ledger(ledger: PurchaseLedger) -> PurchaseLedger:
     """The same orders in (customer, day) order, which :func:`histories_as_of` need not sort."""
     if _in_customer_day_order(ledger.customer, ledger.day):
         return ledger
-    order = _customer_day_order(ledger.customer, ledger.day)
-    return PurchaseLedger(ledger.customer[order], ledger.day[order], ledger.amount[order])
+    return ledger.rows(_customer_day_order(ledger.customer, ledger.day))
 
 
 def _customer_day_order(customer: Ints, day: Ints) -> Ints:

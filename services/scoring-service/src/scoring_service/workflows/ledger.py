@@ -8,6 +8,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scoring_service.db.models import Activity, Feedback, Purchase, Refund, Score
+from scoring_service.workflows.purchase_summaries import forget_summary
 
 SECONDS_PER_DAY = 86_400
 
@@ -35,3 +36,4 @@ async def forget_customer(session: AsyncSession, customer_id: str) -> None:
     await session.execute(delete(Refund).where(Refund.order_id.in_(order_ids)))
     for table in (Purchase, Activity, Feedback, Score):
         await session.execute(delete(table).where(table.customer_id == customer_id))
+    await forget_summary(session, customer_id)

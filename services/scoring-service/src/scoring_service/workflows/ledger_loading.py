@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import operator
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_contracts import FeedbackKind
 from scoring_service.db.models import PROFILING_DECISIONS, Activity, Purchase
 from scoring_service.domain.purchase_history import Floats, Ints, PurchaseLedger, sorted_ledger
+from scoring_service.workflows.purchase_summaries import refresh_stale_summaries
 
 _CHUNK = 500
 # Activity types that report feedback rather than engagement (see crm_shared's FeedbackKind).
@@ -33,29 +36,21 @@ _KEPT = (
     (Purchase.refunded == 0) | (Purchase.amount - Purchase.refunded > 0),
     ~exists().where(_OBJECTING.customer_id == Purchase.customer_id, _OBJECTING.objected),
 )
-# The same filter for the whole ledger on PostgreSQL (see _whole_ledger_postgres). Customers
-# are numbered in PostgreSQL, in byte order of their ids (collation "C": UTF-8 byte order is
-# code point order, Python's sort order), by one sort and one window pass over the orders
-# (a join of the orders to a numbered customer list sorted and hashed twice as much, and
-# spilled each to disk); only one id per customer crosses the wire, with its number, so the
-# ids' order does not rest on the aggregate's input order. The per-order columns come as
-# binary arrays (`array_send`) that numpy reads in place: a Python int or float per order
-# cost half a second at a million customers.
+# The whole ledger on PostgreSQL: the purchase summaries (workflows/purchase_summaries.py),
+# one row a customer read in key order (collation "C": code point order, Python's sort
+# order, so customer numbers are positions), without the customers who object to profiling.
+# Their packed columns are concatenated in PostgreSQL and read by numpy in place; one id per
+# customer crosses the wire. Main's query before them sorted every order of the base by
+# customer (17 s at a million customers, bench/RESULTS.md).
 _WHOLE_LEDGER = """
-with kept as (
-    select customer_id, purchase_day, (amount - refunded)::float8 as net from purchases
-    where placed_at is not null and not cancelled and (refunded = 0 or amount - refunded > 0)
-    and not exists (select 1 from profiling_decisions d
-                    where d.customer_id = purchases.customer_id and d.objected)
-), numbered as (
-    select customer_id, purchase_day, net, (dense_rank() over w - 1)::int4 as n,
-           rank() over w = row_number() over w as first_of_customer
-    from kept window w as (order by customer_id collate "C")
-)
-select array_agg(customer_id) filter (where first_of_customer),
-       array_send(array_agg(n) filter (where first_of_customer)),
-       array_send(array_agg(n)), array_send(array_agg(purchase_day)), array_send(array_agg(net))
-from numbered
+select array_agg(customer_id), array_send(array_agg(length(days) / 4)),
+       string_agg(days, ''::bytea), string_agg(amounts, ''::bytea), string_agg(orders, ''::bytea)
+from (
+    select s.customer_id, s.days, s.amounts, s.orders from purchase_summaries s
+    where not exists (select 1 from profiling_decisions d
+                      where d.customer_id = s.customer_id and d.objected)
+    order by s.customer_id
+) as counted
 """
 _ARRAY_HEADER = 20  # ndim, has-nulls flag, element type, then length and lower bound (1-D)
 
@@ -90,25 +85,32 @@ async def load_ledger(
 
 
 async def _whole_ledger_postgres(session: AsyncSession) -> LoadedLedger:
-    # The whole ledger (millions of rows at a million customers) as arrays in one row,
-    # straight from asyncpg, which decodes arrays in C: a row object per order cost seconds,
-    # and numbering the customers in Python (a dict of ids, then a sort) seconds more.
+    # As arrays in one row, straight from asyncpg, which decodes them in C: a row object per
+    # customer or order cost seconds at a million customers.
+    await refresh_stale_summaries(session)
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     row = await raw.driver_connection.fetchrow(_WHOLE_LEDGER)  # type: ignore[union-attr]
-    ids, id_numbers, customers, days, amounts = row
+    ids, day_counts, days, amounts, orders = row
     if ids is None:
         return _as_ledger([], np.zeros(0, np.int64), np.zeros(0, np.float64))
-    numbers = _binary_array(id_numbers, ">i4")
-    if not np.array_equal(numbers, np.arange(len(ids))):
-        ids = [ids[i] for i in np.argsort(numbers).tolist()]
+    customer = np.repeat(np.arange(len(ids), dtype=np.int64), _binary_array(day_counts, ">i4"))
     ledger = PurchaseLedger(
-        customer=_binary_array(customers, ">i4"),
-        day=_binary_array(days, ">i4"),
-        amount=_binary_array(amounts, ">f8"),
+        customer=customer,
+        day=np.frombuffer(days, ">i4").astype(np.int64),
+        amount=np.frombuffer(amounts, ">f8").astype(np.float64),
+        orders=np.frombuffer(orders, ">i4").astype(np.int64),
     )
-    # In (customer, day) order once: every history of the fit (its own, the calibration's
-    # time splits, the scores') then skips the sort.
+    if not all(map(operator.lt, ids, itertools.islice(ids, 1, None))):
+        # The subquery's order reaches the aggregates in every plan seen; should it ever not,
+        # number the customers in id order here (ids and rows were aggregated alike).
+        order = sorted(range(len(ids)), key=ids.__getitem__)
+        rank = np.empty(len(ids), dtype=np.int64)
+        rank[order] = np.arange(len(ids))
+        ledger = PurchaseLedger(rank[ledger.customer], ledger.day, ledger.amount, ledger.orders)
+        ids = [ids[i] for i in order]
+    # Already in (customer, day) order: every history of the fit (its own, the calibration's
+    # time splits, the scores') skips the sort.
     return LoadedLedger(ids, sorted_ledger(ledger))
 
 

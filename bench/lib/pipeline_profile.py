@@ -265,7 +265,9 @@ class PhaseProfiler:
             f"PostgreSQL: {len(statements)} statements, {total:,.0f} ms executing, "
             f"{sum(s.calls for s in statements) / max(orders, 1):,.1f} calls per order; top 15:",
         ]
-        lines.append("   share  total ms   calls/order  rows/call  WAL B/order  db            query")
+        lines.append(
+            "   share  total ms   calls/order  rows/call  WAL B/order  db            query"
+        )
         for s in statements[:15]:
             lines.append(
                 f"  {s.total_ms / total:6.1%} {s.total_ms:9,.0f} {s.calls / max(orders, 1):11.2f}"
@@ -279,8 +281,9 @@ class PhaseProfiler:
             by_database[s.database] += s.total_ms
             wal_by_database[s.database] += s.wal_bytes
         lines.append("per database: ms executing per order, WAL bytes per order")
+        per_order = max(orders, 1)
         lines += [
-            f"  {db:14} {ms / max(orders, 1):7.3f} ms {wal_by_database[db] / max(orders, 1):9,.0f} B"
+            f"  {db:14} {ms / per_order:7.3f} ms {wal_by_database[db] / per_order:9,.0f} B"
             for db, ms in by_database.most_common()
         ]
         slug = re.sub(r"[^a-z0-9]+", "-", phase.lower()).strip("-")

@@ -27,6 +27,7 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from lib.postgres_cpu import PostgresCpu, postgres_cpu
 from lib.py_spy import py_spy
 
 # Named parts of the chain: a sample counts under a part when a frame on its stack matches.
@@ -227,11 +228,15 @@ async def plan_of(admin_url: str, statement: Statement) -> str:
 class PhaseProfiler:
     """py-spy on every service and pg_stat_statements, around each measured phase."""
 
-    def __init__(self, directory: Path, services: dict[str, int], admin_url: str) -> None:
+    def __init__(
+        self, directory: Path, services: dict[str, int], admin_url: str, postmaster: int
+    ) -> None:
         self.directory = directory
         self.services = services
         self.admin_url = admin_url
+        self.postmaster = postmaster
         self.reports: list[str] = []
+        self._postgres_cpu = PostgresCpu()
 
     @contextlib.contextmanager
     def recording(self, phase: str) -> Iterator[None]:
@@ -241,6 +246,7 @@ class PhaseProfiler:
         with contextlib.ExitStack() as stack:
             for name, pid in self.services.items():
                 stack.enter_context(py_spy(pid, paths[name]))
+            self._postgres_cpu = stack.enter_context(postgres_cpu(self.postmaster))
             yield
         self._paths = paths
 
@@ -258,6 +264,15 @@ class PhaseProfiler:
             lines += [f"    {n / share:6.1%}  {fn}" for fn, n in summary.ours]
             lines.append("  self:")
             lines += [f"    {n / share:6.1%}  {fn}" for fn, n in summary.own]
+        server = self._postgres_cpu
+        lines.append(
+            f"PostgreSQL CPU by process: {server.total * 1000 / max(orders, 1):.3f} ms per order"
+        )
+        lines += [
+            f"  {seconds * 1000 / max(orders, 1):7.3f} ms  {seconds / (server.total or 1):6.1%}"
+            f"  {kind}"
+            for kind, seconds in server.by_kind.items()
+        ]
         statements = await read_statements(self.admin_url)
         total = sum(s.total_ms for s in statements) or 1.0
         lines += [

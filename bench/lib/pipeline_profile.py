@@ -290,7 +290,7 @@ class PhaseProfiler:
                 f"  {s.database:12}  {s.query[:150]}"
             )
             lines.append(f"{'':60}plan: {await plan_of(self.admin_url, s)}")
-        by_database: collections.Counter[str] = collections.Counter()
+        by_database: collections.defaultdict[str, float] = collections.defaultdict(float)
         wal_by_database: collections.Counter[str] = collections.Counter()
         for s in statements:
             by_database[s.database] += s.total_ms
@@ -299,7 +299,7 @@ class PhaseProfiler:
         per_order = max(orders, 1)
         lines += [
             f"  {db:14} {ms / per_order:7.3f} ms {wal_by_database[db] / per_order:9,.0f} B"
-            for db, ms in by_database.most_common()
+            for db, ms in sorted(by_database.items(), key=lambda item: -item[1])
         ]
         slug = re.sub(r"[^a-z0-9]+", "-", phase.lower()).strip("-")
         (self.directory / f"{slug}-statements.txt").write_text(

@@ -77,9 +77,9 @@ def postgres_cpu(postmaster: int, interval: float = 0.25) -> Iterator[PostgresCp
         stop.set()
         thread.join()
         read(first=False)
-        by_kind: collections.Counter[str] = collections.Counter()
+        by_kind: collections.defaultdict[str, float] = collections.defaultdict(float)
         for pid, (kind, seconds) in last.items():
             by_kind[kind] += seconds - start.get(pid, 0.0)
         result.total = process_tree_cpu_seconds(postmaster) - total_before
         by_kind["exited, not attributed"] = result.total - sum(by_kind.values())
-        result.by_kind = dict(by_kind.most_common())
+        result.by_kind = dict(sorted(by_kind.items(), key=lambda item: -item[1]))

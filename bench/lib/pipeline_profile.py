@@ -310,6 +310,17 @@ class PhaseProfiler:
             )
             + "\n"
         )
+        # A generic plan scanning a table and comparing each row with an array (`= ANY($1)`)
+        # costs rows x values: listed for every statement run at least ten times.
+        scans = []
+        for s in statements:
+            if s.calls >= 10 and s.query.lstrip().upper().startswith(("SELECT", "WITH")):
+                plan = await plan_of(self.admin_url, s)
+                if "Seq Scan" in plan and "ANY" in plan:
+                    scans.append(f"  {s.database:12} {s.total_ms:9,.0f} ms  {s.query[:110]}")
+                    scans.append(f"{'':30}plan: {plan}")
+        lines.append(f"sequential scans filtered by an array, generic plan: {len(scans) // 2}")
+        lines += scans
         databases = sorted(by_database)
         lines += await table_statistics(self.admin_url, databases)
         text = "\n".join(lines)

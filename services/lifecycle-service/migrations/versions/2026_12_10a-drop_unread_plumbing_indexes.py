@@ -6,9 +6,9 @@ inbox by time, nothing looks an outbox row up by its event id, and the id's uniq
 construction (a UUIDv7 drawn per event; consumers know a re-sent copy by its producer
 sequence). The steps are the same in every service: `crm_shared.outbox_migrations`.
 
-Revision ID: d7dde1823427
+Revision ID: 40faab1ce646
 Revises: 7d41b9e2c6a8
-Create Date: 2026-12-09 10:40:00.000000
+Create Date: 2026-12-10 10:00:00.000000
 """
 
 from collections.abc import Sequence
@@ -18,7 +18,7 @@ from crm_shared.outbox_migrations import (
     restore_unread_plumbing_indexes,
 )
 
-revision: str = 'd7dde1823427'
+revision: str = '40faab1ce646'
 down_revision: str | None = '7d41b9e2c6a8'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -6,9 +6,9 @@ inbox by time, nothing looks an outbox row up by its event id, and the id's uniq
 construction (a UUIDv7 drawn per event; consumers know a re-sent copy by its producer
 sequence). The steps are the same in every service: `crm_shared.outbox_migrations`.
 
-Revision ID: de3cc36e1216
-Revises: 4d7a2c9e5b16
-Create Date: 2026-12-09 10:40:00.000000
+Revision ID: 66a8c4f0a480
+Revises: 6e1f0b3a8d27
+Create Date: 2026-12-10 10:00:00.000000
 """
 
 from collections.abc import Sequence
@@ -18,8 +18,8 @@ from crm_shared.outbox_migrations import (
     restore_unread_plumbing_indexes,
 )
 
-revision: str = 'de3cc36e1216'
-down_revision: str | None = '4d7a2c9e5b16'
+revision: str = '66a8c4f0a480'
+down_revision: str | None = '6e1f0b3a8d27'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -133,7 +133,7 @@ async def run(stack: Stack, pids: dict[str, int], args: argparse.Namespace) -> R
         await enable_statement_statistics(stack.postgres_url, _restart_postgres(stack))
         pids["postgres"] = await _postmaster_pid(stack.postgres_url)  # a new postmaster
         services = {name: pid for name, pid in pids.items() if name.endswith("-service")}
-        profiler = PhaseProfiler(args.profile, services, stack.postgres_url)
+        profiler = PhaseProfiler(args.profile, services, stack.postgres_url, pids["postgres"])
         print(f"profiling {sorted(services)} with py-spy into {args.profile}", flush=True)
     rng = random.Random(args.seed)
     arrivals = ChainArrivals()

@@ -27,6 +27,7 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from lib.postgres_cpu import PostgresCpu, postgres_cpu
 from lib.py_spy import py_spy
 
 # Named parts of the chain: a sample counts under a part when a frame on its stack matches.
@@ -113,8 +114,12 @@ async def reset_statements(admin_url: str) -> None:
     connection = await asyncpg.connect(admin_url)
     try:
         await connection.execute("SELECT pg_stat_statements_reset()")
+        databases = await connection.fetch(
+            "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres'"
+        )
     finally:
         await connection.close()
+    await reset_table_statistics(admin_url, [r[0] for r in databases])
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,7 @@ class Statement:
     total_ms: float
     rows: int
     query: str
+    wal_bytes: int = 0
 
 
 async def read_statements(admin_url: str) -> list[Statement]:
@@ -131,13 +137,57 @@ async def read_statements(admin_url: str) -> list[Statement]:
     connection = await asyncpg.connect(admin_url)
     try:
         records = await connection.fetch(
-            "SELECT d.datname, s.calls, s.total_exec_time, s.rows, s.query "
+            "SELECT d.datname, s.calls, s.total_exec_time, s.rows, s.query, s.wal_bytes "
             "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
             "WHERE d.datname <> 'postgres' ORDER BY s.total_exec_time DESC"
         )
     finally:
         await connection.close()
-    return [Statement(r[0], r[1], r[2], r[3], " ".join(r[4].split())) for r in records]
+    return [
+        Statement(r[0], r[1], r[2], r[3], " ".join(r[4].split()), int(r[5] or 0)) for r in records
+    ]
+
+
+async def reset_table_statistics(admin_url: str, databases: list[str]) -> None:
+    """Zero each database's table and index counters (the start of a measured phase)."""
+    for database in databases:
+        url = make_url(admin_url).set(database=database).render_as_string(False)
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute("SELECT pg_stat_reset()")
+        finally:
+            await connection.close()
+
+
+async def table_statistics(admin_url: str, databases: list[str]) -> list[str]:
+    """Per database: writes and HOT updates per table, and scans per index, since the reset."""
+    lines: list[str] = []
+    for database in databases:
+        url = make_url(admin_url).set(database=database).render_as_string(False)
+        connection = await asyncpg.connect(url)
+        try:
+            tables = await connection.fetch(
+                "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, seq_scan,"
+                " idx_scan FROM pg_stat_user_tables"
+                " WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 OR seq_scan + idx_scan > 0"
+                " ORDER BY n_tup_ins + n_tup_upd + n_tup_del DESC"
+            )
+            indexes = await connection.fetch(
+                "SELECT i.relname, i.indexrelname, i.idx_scan, i.idx_tup_read"
+                " FROM pg_stat_user_indexes i JOIN pg_stat_user_tables t USING (relid)"
+                " WHERE t.n_tup_ins + t.n_tup_upd + t.n_tup_del > 0"
+                " ORDER BY i.relname, i.indexrelname"
+            )
+        finally:
+            await connection.close()
+        lines.append(f"{database}: table ins/upd/hot/del seq_scan idx_scan")
+        lines += [
+            f"  {r[0]:32} {r[1]:8} {r[2]:8} {r[3]:8} {r[4]:8} {r[5] or 0:8} {r[6] or 0:8}"
+            for r in tables
+        ]
+        lines.append(f"{database}: indexes on written tables (scans, tuples read)")
+        lines += [f"  {r[0]:32} {r[1]:48} {r[2]:8} {r[3]:10}" for r in indexes]
+    return lines
 
 
 _PLAN_NODES = re.compile(r"(Scan|Conflict Arbiter|Index Cond|Filter)")
@@ -178,11 +228,15 @@ async def plan_of(admin_url: str, statement: Statement) -> str:
 class PhaseProfiler:
     """py-spy on every service and pg_stat_statements, around each measured phase."""
 
-    def __init__(self, directory: Path, services: dict[str, int], admin_url: str) -> None:
+    def __init__(
+        self, directory: Path, services: dict[str, int], admin_url: str, postmaster: int
+    ) -> None:
         self.directory = directory
         self.services = services
         self.admin_url = admin_url
+        self.postmaster = postmaster
         self.reports: list[str] = []
+        self._postgres_cpu = PostgresCpu()
 
     @contextlib.contextmanager
     def recording(self, phase: str) -> Iterator[None]:
@@ -192,6 +246,7 @@ class PhaseProfiler:
         with contextlib.ExitStack() as stack:
             for name, pid in self.services.items():
                 stack.enter_context(py_spy(pid, paths[name]))
+            self._postgres_cpu = stack.enter_context(postgres_cpu(self.postmaster))
             yield
         self._paths = paths
 
@@ -209,6 +264,15 @@ class PhaseProfiler:
             lines += [f"    {n / share:6.1%}  {fn}" for fn, n in summary.ours]
             lines.append("  self:")
             lines += [f"    {n / share:6.1%}  {fn}" for fn, n in summary.own]
+        server = self._postgres_cpu
+        lines.append(
+            f"PostgreSQL CPU by process: {server.total * 1000 / max(orders, 1):.3f} ms per order"
+        )
+        lines += [
+            f"  {seconds * 1000 / max(orders, 1):7.3f} ms  {seconds / (server.total or 1):6.1%}"
+            f"  {kind}"
+            for kind, seconds in server.by_kind.items()
+        ]
         statements = await read_statements(self.admin_url)
         total = sum(s.total_ms for s in statements) or 1.0
         lines += [
@@ -216,13 +280,49 @@ class PhaseProfiler:
             f"PostgreSQL: {len(statements)} statements, {total:,.0f} ms executing, "
             f"{sum(s.calls for s in statements) / max(orders, 1):,.1f} calls per order; top 15:",
         ]
-        lines.append("   share  total ms   calls/order  rows/call  db            query")
+        lines.append(
+            "   share  total ms   calls/order  rows/call  WAL B/order  db            query"
+        )
         for s in statements[:15]:
             lines.append(
                 f"  {s.total_ms / total:6.1%} {s.total_ms:9,.0f} {s.calls / max(orders, 1):11.2f}"
-                f" {s.rows / max(s.calls, 1):10.1f}  {s.database:12}  {s.query[:150]}"
+                f" {s.rows / max(s.calls, 1):10.1f} {s.wal_bytes / max(orders, 1):11,.0f}"
+                f"  {s.database:12}  {s.query[:150]}"
             )
-            lines.append(f"{'':48}plan: {await plan_of(self.admin_url, s)}")
+            lines.append(f"{'':60}plan: {await plan_of(self.admin_url, s)}")
+        by_database: collections.defaultdict[str, float] = collections.defaultdict(float)
+        wal_by_database: collections.Counter[str] = collections.Counter()
+        for s in statements:
+            by_database[s.database] += s.total_ms
+            wal_by_database[s.database] += s.wal_bytes
+        lines.append("per database: ms executing per order, WAL bytes per order")
+        per_order = max(orders, 1)
+        lines += [
+            f"  {db:14} {ms / per_order:7.3f} ms {wal_by_database[db] / per_order:9,.0f} B"
+            for db, ms in sorted(by_database.items(), key=lambda item: -item[1])
+        ]
+        slug = re.sub(r"[^a-z0-9]+", "-", phase.lower()).strip("-")
+        (self.directory / f"{slug}-statements.txt").write_text(
+            "\n".join(
+                f"{s.total_ms:10.1f} ms {s.calls:8} calls {s.rows:9} rows {s.wal_bytes:11} WAL B"
+                f"  {s.database:12}  {s.query}"
+                for s in statements
+            )
+            + "\n"
+        )
+        # A generic plan scanning a table and comparing each row with an array (`= ANY($1)`)
+        # costs rows x values: listed for every statement run at least ten times.
+        scans = []
+        for s in statements:
+            if s.calls >= 10 and s.query.lstrip().upper().startswith(("SELECT", "WITH")):
+                plan = await plan_of(self.admin_url, s)
+                if "Seq Scan" in plan and "ANY" in plan:
+                    scans.append(f"  {s.database:12} {s.total_ms:9,.0f} ms  {s.query[:110]}")
+                    scans.append(f"{'':30}plan: {plan}")
+        lines.append(f"sequential scans filtered by an array, generic plan: {len(scans) // 2}")
+        lines += scans
+        databases = sorted(by_database)
+        lines += await table_statistics(self.admin_url, databases)
         text = "\n".join(lines)
         self.reports.append(text)
         (self.directory / "profile.txt").write_text("\n\n".join(self.reports) + "\n")

@@ -191,13 +191,19 @@ class PlumbingTables:
     outbox_sequences: Table
 
 
-def plumbing_tables(metadata: MetaData) -> PlumbingTables:
-    """Declare the plumbing tables on a service's metadata so its migrations include them."""
+def plumbing_tables(metadata: MetaData, *, unread_indexes: bool = True) -> PlumbingTables:
+    """Declare the plumbing tables on a service's metadata so its migrations include them.
+
+    `unread_indexes=False` leaves out two indexes no query reads, each maintained on every
+    order consumed or event published: the inbox's `processed_at` and the outbox's unique
+    `event_id` (ids are UUIDv7s drawn per event, and consumers know a re-sent copy by its
+    producer sequence, not by its id). A service drops them with a migration of its own.
+    """
     outbox = Table(
         "outbox",
         metadata,
         Column("id", AutoIncrementId, primary_key=True, autoincrement=True),
-        Column("event_id", String(36), nullable=False, unique=True),
+        Column("event_id", String(36), nullable=False, unique=unread_indexes),
         Column("topic", String(249), nullable=False),
         Column("message_key", String(200), nullable=False),
         Column("payload", Text, nullable=False),
@@ -222,7 +228,7 @@ def plumbing_tables(metadata: MetaData) -> PlumbingTables:
         metadata,
         Column("consumer", String(100), primary_key=True),
         Column("event_id", String(64), primary_key=True),
-        Column("processed_at", UtcDateTime, nullable=False, index=True),
+        Column("processed_at", UtcDateTime, nullable=False, index=unread_indexes),
     )
     idempotency_keys = Table(
         "idempotency_keys",

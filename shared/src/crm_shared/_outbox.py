@@ -19,7 +19,13 @@ from crm_shared._clock import utc_now
 from crm_shared._db import PlumbingTables
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._outbox_delivery import NotAttempted, OutboxRow, deliver, is_unpublishable
-from crm_shared._outbox_health import OutboxBacklog, count_unsent, read_backlog, record_backlog
+from crm_shared._outbox_health import (
+    OutboxBacklog,
+    count_unsent,
+    read_backlog,
+    read_gauges,
+    record_backlog,
+)
 from crm_shared._outbox_leadership import leadership
 from crm_shared._outbox_sequences import AUTOCOMMIT, OutboxSequencer
 
@@ -235,8 +241,7 @@ class OutboxRelay:
     async def refresh_gauges(self) -> OutboxBacklog:
         """Set the pending, oldest-age and parked gauges from the table; return the backlog."""
         self._gauges_stale = False
-        backlog = await read_backlog(self._sessions, self._outbox)
-        pending = await count_unsent(self._sessions, self._outbox)
+        backlog, pending = await read_gauges(self._sessions, self._outbox)
         record_backlog(self._metrics, backlog, pending, utc_now())
         self._gauges_at = time.monotonic()
         return backlog

@@ -18,6 +18,7 @@ from crm_shared._clock import utc_now
 from crm_shared._db import READ_ONLY
 from crm_shared._health import ReadinessResult
 from crm_shared._metrics import ServiceMetrics
+from crm_shared._outbox_sequences import AUTOCOMMIT
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,25 @@ async def count_unsent(sessions: async_sessionmaker[AsyncSession], outbox: Table
     async with sessions() as session:
         await session.connection(execution_options={READ_ONLY: True})
         return int(await session.scalar(query) or 0)
+
+
+async def read_gauges(
+    sessions: async_sessionmaker[AsyncSession], outbox: Table
+) -> tuple[OutboxBacklog, int]:
+    """The backlog and the unsent count in one statement (the relay refreshes its gauges
+    every round or two: one round trip, and on PostgreSQL no BEGIN and COMMIT around it)."""
+    unsent = (outbox.c.sent_at.is_(None), outbox.c.parked_at.is_(None))
+    oldest = select(outbox.c.created_at).where(*unsent).order_by(outbox.c.id).limit(1)
+    parked = select(func.count()).select_from(outbox).where(outbox.c.parked_at.is_not(None))
+    pending = select(func.count()).select_from(outbox).where(*unsent)
+    query = select(oldest.scalar_subquery(), parked.scalar_subquery(), pending.scalar_subquery())
+    async with sessions() as session:
+        options: dict[str, object] = {READ_ONLY: True}
+        if session.get_bind().dialect.name == "postgresql":
+            options |= AUTOCOMMIT
+        connection = await session.connection(execution_options=options)
+        oldest_at, parked_rows, pending_rows = (await connection.execute(query)).one()
+    return OutboxBacklog(oldest_at, int(parked_rows or 0)), int(pending_rows or 0)
 
 
 def record_backlog(

@@ -76,31 +76,41 @@ class OutboxSequencer:
         A topic whose partitions cannot be learnt now (broker down, topic not there yet)
         stops at its first row: the rows behind it wait, to keep each key's order.
         """
-        partitioned: list[OutboxRow] = []
+        # Each row's partition and sequence are worked out first and the row is copied once,
+        # at the end, with all three stamps: the relay handles every event, row by row.
+        ready: list[OutboxRow] = []
+        partitions: list[int] = []
         stopped: BaseException | None = None
         known: dict[str, list[int]] = {}  # topic -> its partitions, asked once per batch
         for row in rows:
-            if row.partition is None:
+            partition = row.partition
+            if partition is None:
                 try:
                     if row.topic not in known:
                         known[row.topic] = sorted(await self._producer.partitions_for(row.topic))
-                    partitions = known[row.topic]
+                    partitions_of_topic = known[row.topic]
                 except Exception as error:  # may heal: the relay retries from this row
                     stopped = error
                     break
                 key = row.message_key.encode()
-                row = replace(row, partition=int(_partitioner(key, partitions, partitions)))
-            partitioned.append(row)
-        stamped = {(r.topic, r.partition or 0) for r in partitioned if (r.sequence or 0) >= 0}
+                partition = int(_partitioner(key, partitions_of_topic, partitions_of_topic))
+            ready.append(row)
+            partitions.append(partition)
+        pairs = [(row.topic, partition) for row, partition in zip(ready, partitions, strict=True)]
+        stamped = {pair for row, pair in zip(ready, pairs, strict=True) if (row.sequence or 0) >= 0}
         if stamped - self._producers.keys():
             await self._load(stamped - self._producers.keys())
-        if any(row.sequence is None for row in partitioned):
-            partitioned = await self._draw(partitioned)
+        sequences = [row.sequence for row in ready]
+        if any(sequence is None for sequence in sequences):
+            sequences = await self._draw(ready, pairs, sequences)
         return [
-            replace(row, producer=self._producers[(row.topic, row.partition or 0)].id)
-            if (row.sequence or 0) >= 0
-            else row
-            for row in partitioned
+            replace(
+                row,
+                partition=pair[1],
+                sequence=sequence,
+                producer=self._producers[pair].id if (sequence or 0) >= 0 else row.producer,
+            )
+            for row, pair, sequence in zip(ready, pairs, sequences, strict=True)
         ], stopped
 
     async def _load(self, missing: set[tuple[str, int]]) -> None:
@@ -118,19 +128,24 @@ class OutboxSequencer:
             )
             self._producers = {(t, p): _Producer(i, int(n)) for t, p, i, n in found.all()}
 
-    async def _draw(self, rows: list[OutboxRow]) -> list[OutboxRow]:
-        """Number the unsequenced rows per (topic, partition), in the batch's order."""
+    async def _draw(
+        self,
+        rows: list[OutboxRow],
+        pairs: list[tuple[str, int]],
+        sequences: list[int | None],
+    ) -> list[int | None]:
+        """Number the unsequenced rows per (topic, partition), in the batch's order; return
+        every row's sequence."""
         following = {pair: producer.next_sequence for pair, producer in self._producers.items()}
-        numbered: list[OutboxRow] = []
-        drawn: list[OutboxRow] = []
-        for row in rows:
-            if row.sequence is None:
-                pair = (row.topic, row.partition or 0)
-                row = replace(row, sequence=following[pair])
+        numbered: list[int | None] = []
+        drawn: list[tuple[int, str, int, int]] = []  # id, topic, partition, sequence
+        for row, pair, sequence in zip(rows, pairs, sequences, strict=True):
+            if sequence is None:
+                sequence = following[pair]
                 following[pair] += 1
-                drawn.append(row)
-            numbered.append(row)
-        moved = sorted({(r.topic, r.partition or 0) for r in drawn})
+                drawn.append((row.id, pair[0], pair[1], sequence))
+            numbered.append(sequence)
+        moved = sorted({(topic, partition) for _, topic, partition, _ in drawn})
         advances = [
             (t, p, self._producers[(t, p)].next_sequence, following[(t, p)]) for t, p in moved
         ]
@@ -144,7 +159,7 @@ class OutboxSequencer:
         return numbered
 
     async def _write(
-        self, advances: list[tuple[str, int, int, int]], drawn: list[OutboxRow]
+        self, advances: list[tuple[str, int, int, int]], drawn: list[tuple[int, str, int, int]]
     ) -> None:
         async with self._sessions() as session:
             if session.get_bind().dialect.name == "postgresql":
@@ -154,10 +169,7 @@ class OutboxSequencer:
                     self._advance_and_stamp,
                     (
                         *(list(column) for column in zip(*advances, strict=True)),
-                        [r.id for r in drawn],
-                        [r.topic for r in drawn],
-                        [r.partition for r in drawn],
-                        [r.sequence for r in drawn],
+                        *(list(column) for column in zip(*drawn, strict=True)),
                     ),
                 )
                 if result.rowcount != len(drawn):
@@ -177,7 +189,7 @@ class OutboxSequencer:
                     )
                     if advanced.rowcount != 1:  # type: ignore[attr-defined]
                         raise SequencesMoved("another relay drew sequences; reading them again")
-                await self._stamp.run(session, [(r.id, r.partition, r.sequence) for r in drawn])
+                await self._stamp.run(session, [(i, p, n) for i, _, p, n in drawn])
 
 
 def _advance_and_stamp_sql(tables: PlumbingTables) -> str:

@@ -51,3 +51,20 @@ def drop_outbox_notices() -> None:
     )
     op.execute("DROP TRIGGER outbox_added ON outbox")
     op.execute("DROP FUNCTION notify_outbox_added()")
+
+
+def drop_unread_plumbing_indexes() -> None:
+    """Drop the inbox's `processed_at` index and the outbox's unique `event_id` (see
+    `crm_shared.plumbing_tables(unread_indexes=False)`): no query reads either."""
+    with op.batch_alter_table("processed_events") as batch_op:
+        batch_op.drop_index("ix_processed_events_processed_at")
+    with op.batch_alter_table("outbox") as batch_op:
+        batch_op.drop_constraint("uq_outbox_event_id", type_="unique")
+
+
+def restore_unread_plumbing_indexes() -> None:
+    """Undo `drop_unread_plumbing_indexes`."""
+    with op.batch_alter_table("outbox") as batch_op:
+        batch_op.create_unique_constraint("uq_outbox_event_id", ["event_id"])
+    with op.batch_alter_table("processed_events") as batch_op:
+        batch_op.create_index("ix_processed_events_processed_at", ["processed_at"], unique=False)

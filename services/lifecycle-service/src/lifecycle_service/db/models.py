@@ -25,7 +25,7 @@ class Base(ServiceTables, DeclarativeBase):
     """Declarative base of this service's tables."""
 
 
-PLUMBING = plumbing_tables(Base.metadata)
+PLUMBING = plumbing_tables(Base.metadata, unread_indexes=False)
 # Customers who object to profiling: never warned (see domain.profiling and crm_shared).
 PROFILING_DECISIONS = profiling_decisions_table(Base.metadata)
 

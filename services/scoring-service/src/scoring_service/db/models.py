@@ -23,7 +23,7 @@ class Base(ServiceTables, DeclarativeBase):
     """Declarative base of this service's tables."""
 
 
-PLUMBING = plumbing_tables(Base.metadata)
+PLUMBING = plumbing_tables(Base.metadata, unread_indexes=False)
 # Customers who object to profiling: never scored, segmented or fitted on (see crm_shared).
 PROFILING_DECISIONS = profiling_decisions_table(Base.metadata)
 

@@ -18,7 +18,7 @@ from crm_shared._auth import (
 )
 from crm_shared._batched_reads import KeyedBatches
 from crm_shared._body_limit import RequestBodyLimits, allow_larger_body
-from crm_shared._bulk import BulkUpdate, BulkWrite, among
+from crm_shared._bulk import BulkUpdate, BulkWrite, among, among_hashed
 from crm_shared._cached_route import serve_cached_route
 from crm_shared._clock import as_utc, utc_now
 from crm_shared._consumer import (
@@ -187,6 +187,7 @@ __all__ = [
     "add_to_outbox",
     "allow_larger_body",
     "among",
+    "among_hashed",
     "as_utc",
     "attach_runtime",
     "cloud_event_decoder",

@@ -11,7 +11,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_contracts import Grade, Stage, ValueTier
-from crm_shared import BulkWrite, among
+from crm_shared import BulkWrite, among, among_hashed
 from lifecycle_service.db.models import ChurnWarningRow, CustomerLifecycleRow
 from lifecycle_service.domain.churn_warnings import ChurnWarningRecord, WarningStatus
 from lifecycle_service.domain.stages import CustomerLifecycle
@@ -196,10 +196,12 @@ async def customers_with_warnings(
     if found:
         # The open warning, or else the latest closed one: a warning lost to the same signals
         # must not be raised again (see domain.churn_warnings.raise_or_update).
+        # Hashed: a few hundred warnings are read on a sequential scan otherwise, each row
+        # compared with every customer id of the batch.
         table = WARNINGS
         warnings = await session.execute(
             select(table)
-            .where(among(session, table.c.customer_id, list(found)))
+            .where(among_hashed(session, table.c.customer_id, list(found)))
             .order_by(table.c.raised_at)
         )
         for row in warnings:

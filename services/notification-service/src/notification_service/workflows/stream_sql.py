@@ -12,7 +12,8 @@ inspected every element of every array (two ABC ``isinstance`` checks per text, 
 sub-array from a value) before encoding it: the largest cost of the queue insert in the
 service's process (issue 12). PostgreSQL reads the document in about the time it took to
 read the arrays. The contacts update is the exception (see ``_UPDATE_CONTACTS``). Keys are
-read through a primary key or unique index (``= ANY`` of an array: ids only, few elements).
+read through a primary key or unique index (``= ANY`` of an array: ids only, few elements),
+except the contacts (see ``_AMONG_CONTACTS``).
 
 SQLite has no arrays: :mod:`~notification_service.workflows.contacts` and
 :mod:`~notification_service.workflows.scheduling` keep their SQLAlchemy statements there.
@@ -109,7 +110,15 @@ async def _run(session: AsyncSession, sql: str, parameters: tuple[Any, ...]) -> 
 
 
 _CONTACT_NAMES = ", ".join(name for name, _ in _CONTACT_TYPES)
-_LOAD_CONTACTS = f"SELECT {_CONTACT_NAMES} FROM contacts WHERE customer_id = ANY($1::text[])"
+# A semi-join on the batch's ids (crm_shared.among_hashed's form), not ``= ANY($1)``: a
+# prepared statement keeps the generic plan it made while ``contacts`` was a few pages of new
+# contacts without scores (a service's first minute), until the table's statistics change. For
+# ``= ANY`` that plan is a sequential scan comparing every contact with every id of the batch
+# (issue 12: 4.4 ms a call in the chain); the semi-join's is a hash of the ids probed once per
+# contact, and on a table analysed at size both probe the primary key (bench/RESULTS.md,
+# notifycontacts).
+_AMONG_CONTACTS = "customer_id IN (SELECT unnest($1::text[]))"
+_LOAD_CONTACTS = f"SELECT {_CONTACT_NAMES} FROM contacts WHERE {_AMONG_CONTACTS}"
 
 
 async def load_contacts(session: AsyncSession, customer_ids: Collection[str]) -> list[Any]:
@@ -129,7 +138,7 @@ STATE_COLUMNS = (
     "last_order_at",
 )
 CONSENT_COLUMNS = ("customer_id", "channel", "purpose", "granted", "changed_at")
-_STATES = f"SELECT {', '.join(STATE_COLUMNS)} FROM contacts WHERE customer_id = ANY($1::text[])"
+_STATES = f"SELECT {', '.join(STATE_COLUMNS)} FROM contacts WHERE {_AMONG_CONTACTS}"
 _CONSENTS = (
     f"SELECT {', '.join(CONSENT_COLUMNS)} FROM contact_consents WHERE customer_id = ANY($1::text[])"
 )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -78,6 +80,49 @@ def create_consumer(
         heartbeat_interval_ms=max(session_timeout_ms // 6, 500),
         fetch_max_wait_ms=fetch_max_wait_ms,
     )
+
+
+def set_fetch_wait(consumer: AIOKafkaConsumer, wait_ms: int) -> None:
+    """Let the broker hold `consumer`'s next Fetch requests up to `wait_ms`.
+
+    aiokafka has no public setter: its fetcher reads this attribute for every request it
+    builds, so the change applies from the next one (a request in flight keeps its wait).
+    """
+    consumer._fetch_max_wait_ms = wait_ms
+    fetcher = consumer._fetcher
+    if fetcher is not None:
+        fetcher._fetch_max_wait_ms = wait_ms
+
+
+@dataclass
+class FetchPacing:
+    """A short fetch wait while records flow, a long one once a consumer has been idle.
+
+    The embedded broker spends CPU for as long as it holds an empty Fetch, and a consumer
+    asks again as soon as one returns: with the 50 ms wait, each idle consumer cost it
+    1.4-3.4 ms of CPU per request, 20 requests a second, most of its CPU at 100 orders/s
+    (bench/RESULTS.md, "Issue 12, broker cost"). After `idle_after` seconds without a
+    record the wait becomes `idle_ms`; the first batch with records restores `busy_ms`. The
+    price: the first record after a quiet spell may wait up to about half of `idle_ms` more.
+    """
+
+    busy_ms: int
+    idle_ms: int
+    idle_after: float = 1.0
+    idle: bool = False
+    _last_records: float = field(default_factory=time.monotonic)
+
+    def polled(self, consumer: AIOKafkaConsumer, *, records: bool) -> None:
+        """Account for one poll of `consumer`; switch its fetch wait when the state changes."""
+        now = time.monotonic()
+        if records:
+            self._last_records = now
+            if self.idle:
+                self.idle = False
+                set_fetch_wait(consumer, self.busy_ms)
+        elif not self.idle and now - self._last_records >= self.idle_after:
+            self.idle = True
+            set_fetch_wait(consumer, self.idle_ms)
 
 
 async def ensure_topics(

@@ -6,10 +6,11 @@ can be told apart:
 
 - produce: `--records` order-sized records (~600 bytes) to one partition, in batches of 1, 10,
   100 and 1,000 records, each batch one Produce request (acks=all);
-- fetch: the same records read back by a consumer whose `max_partition_fetch_bytes` allows
-  about 10, 100 and 1,000 records per Fetch;
-- idle fetch: a consumer on 6 empty partitions for `--idle-seconds`, with fetch_max_wait_ms
-  50 and 500: how many empty Fetches per second and what each costs;
+- fetch: the same records read back by a consumer whose `max_partition_fetch_bytes` asks for
+  about 10, 100 and 1,000 records per Fetch (Tansu returns all it has regardless);
+- idle fetch: a consumer on 1 or 30 empty partitions for `--idle-seconds`, with
+  fetch_max_wait_ms 5, 50 and 250: how many empty Fetches per second and what each costs
+  (the broker spends CPU for as long as it holds one);
 - offset commits and metadata requests, each `--calls` times in a row.
 
 Requests are counted in this process (wrapping aiokafka's connection), so every figure is
@@ -104,18 +105,16 @@ async def fetch(bootstrap: str, topic: str, records: int, per_fetch: int) -> Non
         await consumer.stop()
 
 
-async def idle(bootstrap: str, topic: str, seconds: float, wait_ms: int) -> None:
-    """A group member on six empty partitions, polling as the services' loop does."""
+async def idle(
+    bootstrap: str, topics: list[str], partitions: int, seconds: float, wait_ms: int
+) -> None:
+    """A consumer on `partitions` empty partitions, polling as the services' loop does."""
     consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"idle-{wait_ms}",
-        enable_auto_commit=False,
-        fetch_max_wait_ms=wait_ms,
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=wait_ms
     )
     await consumer.start()
     try:
-        await consumer.getmany(timeout_ms=200)  # joined and assigned
+        consumer.assign([TopicPartition(t, p) for t in topics for p in range(6)][:partitions])
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             await consumer.getmany(timeout_ms=200, max_records=500)
@@ -131,7 +130,7 @@ async def repeat(calls: int, call: Callable[[], Awaitable[object]]) -> None:
 async def run(args: argparse.Namespace, broker_pid: int, bootstrap: str) -> list[list[object]]:
     broker = psutil.Process(broker_pid)
     rows: list[list[object]] = []
-    await ensure_topics(bootstrap, ["cost.data", "cost.idle"], partitions=6)
+    await ensure_topics(bootstrap, ["cost.data"], partitions=6)
     for batch in (1, 10, 100, 1000):
         topic = f"cost.produce{batch}"
         await ensure_topics(bootstrap, [topic], partitions=1)
@@ -141,19 +140,18 @@ async def run(args: argparse.Namespace, broker_pid: int, bootstrap: str) -> list
             await produce(bootstrap, topic, args.records, batch)
     # Small batches: a Fetch returns whole batches, so these decide the finest fetch size.
     await produce(bootstrap, "cost.data", args.records, 10)
+    # max_partition_fetch_bytes asks for ~10, 100, 1,000 records a Fetch; this broker answers
+    # with all it has whatever the figure, so the three are one measurement, three times.
     for per_fetch in (10, 100, 1000):
-        with measured(
-            broker, rows, f"fetch {args.records:,} records, ~{per_fetch}/request", "FetchRequest"
-        ):
+        step = f"fetch {args.records:,} records, asking ~{per_fetch}/request"
+        with measured(broker, rows, step, "FetchRequest"):
             await fetch(bootstrap, "cost.data", args.records, per_fetch)
-    for wait_ms in (50, 500):
-        with measured(
-            broker,
-            rows,
-            f"idle 6 partitions {args.idle_seconds:.0f} s, wait {wait_ms} ms",
-            "FetchRequest",
-        ):
-            await idle(bootstrap, "cost.idle", args.idle_seconds, wait_ms)
+    idle_topics = [f"cost.idle{n}" for n in range(5)]
+    await ensure_topics(bootstrap, idle_topics, partitions=6)
+    for partitions, wait_ms in ((1, 5), (1, 50), (1, 250), (30, 5), (30, 50), (30, 250)):
+        step = f"idle {partitions} partitions {args.idle_seconds:.0f} s, wait {wait_ms} ms"
+        with measured(broker, rows, step, "FetchRequest"):
+            await idle(bootstrap, idle_topics, partitions, args.idle_seconds, wait_ms)
     consumer = AIOKafkaConsumer(
         "cost.data", bootstrap_servers=bootstrap, group_id="committer", enable_auto_commit=False
     )

@@ -2,8 +2,11 @@
 
 Loaded by Python at start-up when this folder is on PYTHONPATH and CRM_KAFKA_COUNTS names a
 folder: each process then writes its cumulative counts there once a second (one JSON line per
-snapshot, file named by pid). Fetches are split into those that brought records and empty
-ones. Measurement only: nothing in the services imports it.
+snapshot, file named by pid). Measurement only: nothing in the services imports it. E.g.
+
+    CRM_KAFKA_COUNTS=/tmp/counts PYTHONPATH=bench/lib/kafka_counting \
+        .venv/bin/python bench/pipeline.py --rates 100,1000 --burst 0
+    .venv/bin/python bench/lib/kafka_counting/summarise.py /tmp/counts START END ORDERS
 """
 
 from __future__ import annotations
@@ -31,32 +34,10 @@ def _install(folder: str) -> None:
         with lock:
             counts[key] = counts.get(key, 0) + n
 
-    def fetched_records(response: object) -> bool:
-        try:
-            for _topic, partitions in response.topics:  # type: ignore[attr-defined]
-                for partition in partitions:
-                    if partition[-1]:
-                        return True
-        except Exception:
-            return True
-        return False
-
     def send(self, request, expect_response=True):  # type: ignore[no-untyped-def]
         name = type(request).__name__.split("_")[0]
         add(name)
-        future = original(self, request, expect_response)
-        if name == "FetchRequest" and hasattr(future, "add_done_callback"):
-
-            def done(fut):  # type: ignore[no-untyped-def]
-                if not fut.cancelled() and fut.exception() is None:
-                    add(
-                        "FetchRequest.with_records"
-                        if fetched_records(fut.result())
-                        else "FetchRequest.empty"
-                    )
-
-            future.add_done_callback(done)
-        return future
+        return original(self, request, expect_response)
 
     AIOKafkaConnection.send = send  # type: ignore[method-assign]
     path = os.path.join(folder, f"{os.getpid()}.jsonl")

@@ -567,3 +567,23 @@ async def test_an_idle_consumer_waits_longer_and_a_record_brings_the_short_wait_
             await asyncio.wait_for(task, 10)
         await kafka.stop()
     assert sum((await broker_committed(kafka_broker, group, topic)).values()) == len(events)
+
+
+async def test_only_a_second_of_empty_polls_makes_a_consumer_idle() -> None:
+    now = [0.0]
+    consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")  # never started
+    pacing = FetchPacing(busy_ms=50, idle_ms=400, idle_after=1.0, clock=lambda: now[0])
+    pacing.polled(consumer, records=True)
+    now[0] = 5.0  # a long batch, then a poll that finds nothing yet: still busy
+    pacing.polled(consumer, records=False)
+    assert not pacing.idle
+    now[0] = 5.9
+    pacing.polled(consumer, records=False)
+    assert not pacing.idle
+    now[0] = 6.0
+    pacing.polled(consumer, records=False)
+    assert pacing.idle
+    assert consumer._fetch_max_wait_ms == 400
+    pacing.polled(consumer, records=True)
+    assert not pacing.idle
+    assert consumer._fetch_max_wait_ms == 50

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -99,10 +99,10 @@ class FetchPacing:
     """A short fetch wait while records flow, a long one once a consumer has been idle.
 
     The embedded broker spends CPU for as long as it holds an empty Fetch, and a consumer
-    asks again as soon as one returns: with the 50 ms wait, each idle consumer cost it
-    1.4-3.4 ms of CPU per request, 20 requests a second, most of its CPU at 100 orders/s
-    (bench/RESULTS.md, "Issue 12, broker cost"). After `idle_after` seconds without a
-    record the wait becomes `idle_ms`; the first batch with records restores `busy_ms`. The
+    asks again as soon as one returns: with the 50 ms wait, an idle consumer cost it 1.2-3.3 ms
+    of CPU per request (1 to 30 partitions), up to 20 requests a second (bench/RESULTS.md,
+    "Issue 12, Kafka requests per order"). After `idle_after` seconds of empty polls
+    the wait becomes `idle_ms`; the first batch with records restores `busy_ms`. The
     price: the first record after a quiet spell may wait up to about half of `idle_ms` more.
     """
 
@@ -110,17 +110,25 @@ class FetchPacing:
     idle_ms: int
     idle_after: float = 1.0
     idle: bool = False
-    _last_records: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = time.monotonic
+    _empty_since: float | None = None  # the first of the empty polls in a row
 
     def polled(self, consumer: AIOKafkaConsumer, *, records: bool) -> None:
-        """Account for one poll of `consumer`; switch its fetch wait when the state changes."""
-        now = time.monotonic()
+        """Account for one poll of `consumer`; switch its fetch wait when the state changes.
+
+        Idle means polls found nothing for `idle_after` seconds in a row: a long batch
+        between two polls (a busy consumer) does not count as a quiet spell.
+        """
         if records:
-            self._last_records = now
+            self._empty_since = None
             if self.idle:
                 self.idle = False
                 set_fetch_wait(consumer, self.busy_ms)
-        elif not self.idle and now - self._last_records >= self.idle_after:
+            return
+        now = self.clock()
+        if self._empty_since is None:
+            self._empty_since = now
+        elif not self.idle and now - self._empty_since >= self.idle_after:
             self.idle = True
             set_fetch_wait(consumer, self.idle_ms)
 

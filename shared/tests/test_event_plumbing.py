@@ -1,4 +1,5 @@
-"""The outbox relay and the consumer loop against the real broker, on SQLite and PostgreSQL."""
+"""The outbox relay and the consumer loop against the real broker, on SQLite and PostgreSQL; and
+the requests the broker pays for (the fetch wait while idle, throttled offset commits)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from sqlalchemy import Column, Integer, String, Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -38,6 +39,7 @@ from crm_shared import (
     plumbing_tables,
 )
 from crm_shared._consumer import decode_cloud_event
+from crm_shared._kafka import FetchPacing, set_fetch_wait
 from crm_shared._outbox_delivery import deliver
 from crm_shared._sequences import PRODUCER_HEADER
 from crm_shared.testing import EmbeddedBroker, read_topic
@@ -468,3 +470,120 @@ async def test_relay_publishes_rows_committed_out_of_id_order(
         assert await relay.pending_count() == 0
     finally:
         await engine.dispose()
+
+
+# ---- requests the broker pays for: the fetch wait while idle, throttled commits
+
+
+def fetch_wait_of(consumer: AIOKafkaConsumer) -> int:
+    """The wait the consumer's next Fetch request asks the broker for."""
+    wait: int = consumer._fetcher._fetch_max_wait_ms
+    return wait
+
+
+def paced_consumer(
+    broker: EmbeddedBroker, topic: str, group: str, store: Store, producer: AIOKafkaProducer
+) -> EventConsumer:
+    return EventConsumer(
+        name="paced",
+        topics=[topic],
+        consumer=create_consumer(
+            [],
+            bootstrap_servers=broker.bootstrap_servers,
+            group_id=group,
+            client_id=group,
+            session_timeout_ms=6_000,
+            rebalance_timeout_ms=2_000,
+            fetch_max_wait_ms=50,
+        ),
+        producer=producer,
+        session_factory=store.sessions,
+        tables=TABLES,
+        apply_batch=record_effects,
+        metrics=ServiceMetrics(),
+        pacing=FetchPacing(busy_ms=50, idle_ms=400, idle_after=0.3),
+        commit_every=3600.0,  # only the first batch's commit and the one on leaving
+    )
+
+
+async def until(condition: Callable[[], Awaitable[bool]], task: asyncio.Task[None]) -> None:
+    deadline = asyncio.get_running_loop().time() + 30
+    while not await condition():
+        if task.done():
+            task.result()
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.05)
+
+
+async def test_set_fetch_wait_reaches_the_request_aiokafka_builds(
+    kafka_broker: EmbeddedBroker,
+) -> None:
+    # Guards the private attribute: an aiokafka that renames it fails here, not silently.
+    consumer = create_consumer(
+        [], bootstrap_servers=kafka_broker.bootstrap_servers, group_id="g", client_id="g"
+    )
+    await consumer.start()
+    try:
+        set_fetch_wait(consumer, 321)
+        assert fetch_wait_of(consumer) == 321
+    finally:
+        await consumer.stop()
+
+
+async def test_an_idle_consumer_waits_longer_and_a_record_brings_the_short_wait_back(
+    kafka_broker: EmbeddedBroker, store: Store, producer: AIOKafkaProducer
+) -> None:
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    topic = await fresh_topic(kafka_broker, group)
+    consumer = paced_consumer(kafka_broker, topic, group, store, producer)
+    kafka = consumer._consumer
+    await consumer.start()
+    task = asyncio.create_task(consumer.run())
+    try:
+
+        async def idle() -> bool:
+            return fetch_wait_of(kafka) == 400
+
+        await until(idle, task)
+        events = [an_activity("c-1", n) for n in range(3)]
+        # One record, then two: the first batch is committed at once, the later ones only
+        # when the consumer leaves.
+        for sent, event in enumerate(events, start=1):
+            await producer.send_and_wait(topic, encode_event(event), key=b"c-1")
+            if sent in (1, 3):
+
+                async def applied(sent: int = sent) -> bool:
+                    return await store.effect_count() == sent
+
+                await until(applied, task)
+        assert fetch_wait_of(kafka) == 50
+        # The broker's committed offset is a hint, sent at most every `commit_every`
+        # seconds, and brought up to date when the consumer leaves.
+        consumer.stop()
+        await asyncio.wait_for(task, 10)
+    finally:
+        if not task.done():
+            consumer.stop()
+            await asyncio.wait_for(task, 10)
+        await kafka.stop()
+    assert sum((await broker_committed(kafka_broker, group, topic)).values()) == len(events)
+
+
+async def test_only_a_second_of_empty_polls_makes_a_consumer_idle() -> None:
+    now = [0.0]
+    consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")  # never started
+    pacing = FetchPacing(busy_ms=50, idle_ms=400, idle_after=1.0, clock=lambda: now[0])
+    pacing.polled(consumer, records=True)
+    now[0] = 5.0  # a long batch, then a poll that finds nothing yet: still busy
+    pacing.polled(consumer, records=False)
+    assert not pacing.idle
+    now[0] = 5.9
+    pacing.polled(consumer, records=False)
+    assert not pacing.idle
+    now[0] = 6.0
+    pacing.polled(consumer, records=False)
+    assert pacing.idle
+    assert consumer._fetch_max_wait_ms == 400
+    pacing.polled(consumer, records=True)
+    assert not pacing.idle
+    assert consumer._fetch_max_wait_ms == 50

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, cast
@@ -25,6 +26,7 @@ from crm_contracts import CloudEvent, InvalidEvent, dead_letter_topic
 from crm_shared._clock import utc_now
 from crm_shared._db import PlumbingTables
 from crm_shared._inbox import record_new_events
+from crm_shared._kafka import FetchPacing
 from crm_shared._logging import event_id_var
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._outbox import OUTBOX_ADDED
@@ -127,7 +129,8 @@ class EventConsumer(Generic[MessageT]):
     after the batch. That stored offset is the truth: on start and on every assignment the
     consumer seeks to it, and a record below it (read again after a crash or a rebalance) is
     skipped in the same transaction that would apply it. The broker's committed offset
-    follows the database commit, only as a hint for lag monitors.
+    follows the database commit, only as a hint for lag monitors: at most once per
+    `commit_every` seconds (each commit is a request the broker pays for), and on leaving.
 
     The same event appended twice at two offsets is caught by its stamp instead: our relays'
     records by producer sequence (`crm_shared._sequences`), an outside producer's by event id
@@ -151,6 +154,8 @@ class EventConsumer(Generic[MessageT]):
         after_store: BatchHook[MessageT] | None = None,
         after_batch: Callable[[], None] | None = None,
         decode: Decoder[MessageT] | None = None,
+        pacing: FetchPacing | None = None,
+        commit_every: float = 1.0,
     ) -> None:
         self.name = name
         self.topics = list(topics)
@@ -168,6 +173,10 @@ class EventConsumer(Generic[MessageT]):
         self._after_batch = after_batch
         # Without a decoder of its own, a consumer reads CloudEvents.
         self._decode = decode or cast(Decoder[MessageT], decode_cloud_event)
+        self._pacing = pacing
+        self._commit_every = commit_every
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._committed_at = float("-inf")
         self._stopping = False
 
     @property
@@ -189,7 +198,10 @@ class EventConsumer(Generic[MessageT]):
         """Consume until stopped."""
         while not self._stopping:
             batches = await self._consumer.getmany(timeout_ms=200, max_records=self._batch_size)
+            if self._pacing is not None:
+                self._pacing.polled(self._consumer, records=bool(batches))
             if not batches:
+                await self.commit_offsets(due_only=True)
                 continue
             records = [record for partition in batches.values() for record in partition]
             try:
@@ -197,8 +209,12 @@ class EventConsumer(Generic[MessageT]):
             except BaseException:
                 self._rewind(batches)
                 raise
-            await self._commit_offsets(batches)
+            self._uncommitted.update(
+                {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
+            )
+            await self.commit_offsets(due_only=True)
             self._record_lag(batches)
+        await self.commit_offsets()
 
     def _rewind(self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         """Point each partition of a batch that failed back at its first record, so a resumed
@@ -352,10 +368,18 @@ class EventConsumer(Generic[MessageT]):
             extra={"topic": record.topic, "offset": record.offset, "reason": reason},
         )
 
-    async def _commit_offsets(
-        self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    async def commit_offsets(
+        self, *, due_only: bool = False, partitions: Sequence[TopicPartition] | None = None
     ) -> None:
-        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
+        """Commit to the broker where the stored batches end (all, or those of `partitions`);
+        with `due_only`, only once `commit_every` seconds have passed since the last commit."""
+        if due_only and time.monotonic() - self._committed_at < self._commit_every:
+            return
+        wanted = self._uncommitted.keys() if partitions is None else partitions
+        offsets = {tp: self._uncommitted.pop(tp) for tp in list(wanted) if tp in self._uncommitted}
+        if not offsets:
+            return
+        self._committed_at = time.monotonic()
         try:
             await self._consumer.commit(offsets)
         except (CommitFailedError, KafkaError):
@@ -383,7 +407,9 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         self._owner = consumer
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        """Nothing to hand over: what was applied is in the database already."""
+        """What was applied is in the database already; the broker's hint is brought up to
+        date while this member still owns the partitions."""
+        await self._owner.commit_offsets(partitions=list(revoked))
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         """Seek to the stored offsets; if the database cannot say now, each batch still

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -78,6 +80,57 @@ def create_consumer(
         heartbeat_interval_ms=max(session_timeout_ms // 6, 500),
         fetch_max_wait_ms=fetch_max_wait_ms,
     )
+
+
+def set_fetch_wait(consumer: AIOKafkaConsumer, wait_ms: int) -> None:
+    """Let the broker hold `consumer`'s next Fetch requests up to `wait_ms`.
+
+    aiokafka has no public setter: its fetcher reads this attribute for every request it
+    builds, so the change applies from the next one (a request in flight keeps its wait).
+    """
+    consumer._fetch_max_wait_ms = wait_ms
+    fetcher = consumer._fetcher
+    if fetcher is not None:
+        fetcher._fetch_max_wait_ms = wait_ms
+
+
+@dataclass
+class FetchPacing:
+    """A short fetch wait while records flow, a long one once a consumer has been idle.
+
+    The embedded broker spends CPU for as long as it holds an empty Fetch, and a consumer
+    asks again as soon as one returns: with the 50 ms wait, an idle consumer cost it 1.2-3.3 ms
+    of CPU per request (1 to 30 partitions), up to 20 requests a second (bench/RESULTS.md,
+    "Issue 12, Kafka requests per order"). After `idle_after` seconds of empty polls
+    the wait becomes `idle_ms`; the first batch with records restores `busy_ms`. The
+    price: the first record after a quiet spell may wait up to about half of `idle_ms` more.
+    """
+
+    busy_ms: int
+    idle_ms: int
+    idle_after: float = 1.0
+    idle: bool = False
+    clock: Callable[[], float] = time.monotonic
+    _empty_since: float | None = None  # the first of the empty polls in a row
+
+    def polled(self, consumer: AIOKafkaConsumer, *, records: bool) -> None:
+        """Account for one poll of `consumer`; switch its fetch wait when the state changes.
+
+        Idle means polls found nothing for `idle_after` seconds in a row: a long batch
+        between two polls (a busy consumer) does not count as a quiet spell.
+        """
+        if records:
+            self._empty_since = None
+            if self.idle:
+                self.idle = False
+                set_fetch_wait(consumer, self.busy_ms)
+            return
+        now = self.clock()
+        if self._empty_since is None:
+            self._empty_since = now
+        elif not self.idle and now - self._empty_since >= self.idle_after:
+            self.idle = True
+            set_fetch_wait(consumer, self.idle_ms)
 
 
 async def ensure_topics(

@@ -30,7 +30,13 @@ from crm_shared._db import (
 )
 from crm_shared._decoding import cloud_event_decoder
 from crm_shared._health import ReadinessCheck, ReadinessResult
-from crm_shared._kafka import broker_is_reachable, create_consumer, create_producer, ensure_topics
+from crm_shared._kafka import (
+    FetchPacing,
+    broker_is_reachable,
+    create_consumer,
+    create_producer,
+    ensure_topics,
+)
 from crm_shared._metrics import ServiceMetrics
 from crm_shared._outbox import OUTBOX_ADDED, OutboxRelay
 from crm_shared._outbox_health import outbox_readiness
@@ -185,6 +191,12 @@ async def _start_kafka(
             after_commit=runtime.wake_relay,
             after_batch=subscription.after_batch,
             decode=subscription.decode or judged_cloud_events,
+            pacing=FetchPacing(
+                busy_ms=settings.kafka_fetch_max_wait_ms,
+                idle_ms=max(
+                    settings.kafka_idle_fetch_max_wait_ms, settings.kafka_fetch_max_wait_ms
+                ),
+            ),
         )
         await consumer.start()
         runtime.consumers.append(consumer)

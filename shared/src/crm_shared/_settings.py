@@ -71,6 +71,10 @@ class ServiceSettings(ProcessSettings):
     # How long the broker may hold a fetch with nothing new: each hop of the chain can wait
     # this long (the embedded broker waits out most of it), idle consumers poll this often.
     kafka_fetch_max_wait_ms: int = Field(default=50, ge=1, le=10_000)
+    # The same once a consumer has read nothing for a second: the embedded broker spends CPU
+    # while it holds an empty fetch, so idle consumers polling every 50 ms cost it most of its
+    # CPU at low rates. The first record after a quiet spell waits up to about half of it more.
+    kafka_idle_fetch_max_wait_ms: int = Field(default=250, ge=1, le=10_000)
     # The largest record a service publishes (the producer's max_request_size): at most the
     # broker's message.max.bytes (1 MiB by default on Kafka) and the topics' max.message.bytes.
     kafka_max_message_bytes: int = Field(default=1024 * 1024, ge=1024, le=100 * 1024 * 1024)

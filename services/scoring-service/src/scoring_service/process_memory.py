@@ -5,8 +5,9 @@ keeps answering meanwhile), and glibc gives each new thread an arena of its own:
 most 64 MiB that it unmaps or shrinks (`madvise(MADV_DONTNEED)`) as soon as their top is
 free. Arrays of a million customers (8-19 MiB each, allocated and freed many times a fit)
 then land on fresh pages again and again: the same `fit_models` at 300,000 customers took
-22,400 page faults in a worker thread against 7,700 on the main thread, and at 1,000,000 the
-worker-thread fit used about 0.9 s more CPU (bench/RESULTS.md, branch fit5). With one arena,
+22,400 page faults in a worker thread against 7,700 on the main thread; at 1,000,000 a
+process's first fit took 22,700 faults and 0.42 s of system CPU, 233 and 0.16 s with the
+arena shared (bench/RESULTS.md, branch fit5). With one arena,
 threads allocate where the main thread does, whose freed memory stays mapped up to glibc's
 (adaptive) trim threshold. Python objects are unaffected: CPython allocates them itself.
 """

@@ -83,12 +83,6 @@ async def worker_fits(url: str, fits: int, touched: int, main_thread: bool) -> l
     from scoring_service.domain.tiers import ValueScorecard
     from scoring_service.workflows.ledger_loading import load_ledger
 
-    try:  # what the service's app factory does first, in trees that have it
-        from scoring_service.process_memory import share_main_arena
-    except ImportError:
-        pass
-    else:
-        share_main_arena()
     policy = ScoringPolicy(90, 12, 0.01, ValueScorecard(0.6, 0.4))
     engine = create_async_engine(url)
     sessions = async_sessionmaker(engine)

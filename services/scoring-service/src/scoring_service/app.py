@@ -13,7 +13,6 @@ from crm_shared import ScheduledJob, ServiceRuntime, Subscription, create_servic
 from scoring_service.api import routes
 from scoring_service.db.models import PLUMBING
 from scoring_service.events.handlers import SCORING_TOPICS, ledger_batch
-from scoring_service.process_memory import share_main_arena
 from scoring_service.settings import ScoringSettings
 from scoring_service.workflows import scoring
 from scoring_service.workflows.purchase_summaries import refresh_between_fits
@@ -29,8 +28,6 @@ segments. Publishes `score.updated` and `segment.changed` on `crm.scores`.
 def create_app(settings: ScoringSettings | None = None) -> FastAPI:
     """Build the app; nothing starts until the lifespan runs."""
     settings = settings or ScoringSettings()
-    # Before any worker thread exists: the fit's arrays then reuse the main heap's pages.
-    share_main_arena()
     # Customers a batch changed are re-scored right after it commits, not a tick later.
     rescore_now = asyncio.Event()
 

@@ -152,6 +152,30 @@ def test_texts_of_odd_figures_and_names_are_the_documents_as_orjson_writes_them(
     assert_texts_are_the_documents(odd, ids, rows)
 
 
+_TIES = st.builds(
+    lambda k, digits, nudge: ((k + 0.5) / 10**digits + nudge, digits),
+    st.integers(-(10**12), 10**12),
+    st.sampled_from([2, 4, 6]),
+    st.sampled_from([0.0, 5e-324, -5e-324, 1e-17, -1e-17, 1e-12, -1e-12]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.floats(width=64), min_size=1, max_size=20).flatmap(
+        lambda values: st.tuples(st.just(values), st.sampled_from([2, 4, 6]))
+    )
+    | _TIES.map(lambda tie: ([tie[0]], tie[1]))
+)
+def test_vectorised_rounding_is_pythons_round_to_the_bit(values_and_digits):
+    values, digits = values_and_digits
+    ours = documents_module._rounded(np.array(values), digits)
+    expected = [round(v, digits) if np.isfinite(v) else None for v in values]
+    assert [None if v is None else v.hex() for v in ours] == [
+        None if v is None else v.hex() for v in expected
+    ]
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.one_of(

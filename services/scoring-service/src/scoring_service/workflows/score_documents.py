@@ -50,11 +50,22 @@ _time_text = functools.lru_cache(maxsize=64)(json_time)
 
 
 def _rounded(values: Any, digits: int) -> list[float | None]:
-    # Python's round (correctly rounded), as score_payload's _finite, not numpy's; the rare
-    # non-finite value (round keeps it) then becomes None.
-    out: list[float | None] = [round(v, digits) for v in values.tolist()]
-    for i in np.flatnonzero(~np.isfinite(values)).tolist():
-        out[i] = None
+    """Each value rounded as Python's `round` does (correctly, the exact binary value to the
+    nearest decimal, ties to even), as score_payload's _finite; None where not finite."""
+    array = np.asarray(values, dtype=np.float64)
+    scale = 10.0**digits
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = array * scale
+        # The product's rounding error (at most half an ulp) decides only where `scaled` lies
+        # that close to a tie; there, and where it overflows, Python rounds the value itself.
+        fraction = np.abs(scaled - np.trunc(scaled))
+        near_tie = np.abs(fraction - 0.5) <= np.abs(scaled) * 2.0**-50
+        # From 2**52 on a float has no fraction left at this scale: round gives it back.
+        rounded = np.where(np.abs(scaled) < 2.0**52, np.rint(scaled) / scale, array)
+    out: list[float | None] = rounded.tolist()
+    finite = np.isfinite(array)
+    for i in np.flatnonzero(near_tie | ~np.isfinite(scaled)).tolist():
+        out[i] = round(float(array[i]), digits) if finite[i] else None
     return out
 
 

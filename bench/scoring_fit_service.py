@@ -14,7 +14,8 @@ database (CREATE DATABASE ... TEMPLATE):
   3. `POST /v1/models/fit` as of D + 7: the same, now against stored scores (only what
      changed is written and published).
 The service's own `fit_seconds` (ledger load to fitted models) splits each request into fit
-and persisted re-score; CPU seconds of the service and of PostgreSQL are read around each.
+and persisted re-score; CPU seconds of the service and of PostgreSQL are read around each,
+with the WAL written and the `scores` rows updated (and how many of them in place, heap-only).
 
 The split per model step (BG/NBD, Gamma-Gamma, K-means + silhouette, RFM/value thresholds,
 predictions) is measured in a subprocess per tree on the same ledger, in-process (pure domain
@@ -208,13 +209,26 @@ def run_tree(
             as_of_day = AS_OF_DAY + (day if day == 7 else 0)
             as_of = datetime.fromtimestamp(as_of_day * 86_400 + 86_399, UTC)
             outbox0 = asyncio.run(sql_value(dsn, "select count(*) from outbox"))
+            wal0, updates0 = asyncio.run(sql_value(dsn, _WAL_AND_UPDATES))
             profile = None
             if profiles is not None:
                 profile = profiles / f"{name}-{label.split()[0]}-{server.pid}.txt"
             result = timed_fit(server.base_url, key, as_of, server.pid, pg_cpu, profile)
             outbox1 = asyncio.run(sql_value(dsn, "select count(*) from outbox"))
+            # A backend's table counters reach the shared statistics within 10 s of idling.
+            time.sleep(11)
+            wal1, updates1 = asyncio.run(sql_value(dsn, _WAL_AND_UPDATES))
+            result["wal_mb"] = float(wal1 - wal0) / 1e6
+            result["updated"] = tuple(b - a for a, b in zip(updates0, updates1, strict=True))
             results.append({"tree": name, "step": label, "events": outbox1 - outbox0, **result})
     return results
+
+
+# WAL written so far, and the `scores` rows updated so far and of them heap-only (in place).
+_WAL_AND_UPDATES = (
+    "select row(pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0'), "
+    "(select row(n_tup_upd, n_tup_hot_upd) from pg_stat_user_tables where relname = 'scores'))"
+)
 
 
 def split_in_subprocess(root: Path, customers: int, seed: int) -> dict[str, float]:
@@ -380,6 +394,8 @@ def main() -> int:
                 "K",
                 "service CPU s",
                 "postgres CPU s",
+                "WAL MB",
+                "scores updated (in place)",
                 "load",
             ],
             service_rows,
@@ -412,6 +428,8 @@ def service_cells(row: dict[str, Any]) -> list[object]:
         row["k"],
         round(row["service_cpu"], 1),
         round(row["postgres_cpu"], 1),
+        f"{row['wal_mb']:,.0f}",
+        "{:,} ({:,})".format(*row["updated"]),
         f"{row['load']:.2f}",
     ]
 

@@ -5,7 +5,8 @@ expanded to orders: first purchase, repeat purchases in between, the last on day
 COPYed into the `purchases` table of a fresh, migrated database on the embedded PostgreSQL.
 Then, for each source tree given (by default: the commit this branch started from, checked out
 with `git archive` into a temporary folder, and the working tree), on its own copy of that
-database (CREATE DATABASE ... TEMPLATE):
+database (CREATE DATABASE ... TEMPLATE), brought back to that tree's own schema when the tree is
+older than this checkout (downgraded by this checkout's migrations):
 
   1. a scoring-service process (uvicorn, Kafka off) is started with that tree first on
      PYTHONPATH,
@@ -39,6 +40,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -65,6 +67,7 @@ from crm_shared import API_KEY_HEADER
 REPO = BENCH_DIR.parent
 DEFAULT_BASELINE = "a679c7a"  # where branch scoring-scale started
 SOURCE_DIRS = ("shared/src", "services/scoring-service/src")
+MIGRATIONS = "services/scoring-service/migrations/versions"
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,7 +102,7 @@ def source_trees(names: list[str], baseline: str) -> Iterator[dict[str, Path]]:
                 continue
             commit = baseline if name == "baseline" else name
             archive = subprocess.run(
-                ["git", "-C", str(REPO), "archive", commit, *SOURCE_DIRS],
+                ["git", "-C", str(REPO), "archive", commit, *SOURCE_DIRS, MIGRATIONS],
                 capture_output=True,
                 check=True,
             )
@@ -108,6 +111,38 @@ def source_trees(names: list[str], baseline: str) -> Iterator[dict[str, Path]]:
             subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
             trees[name] = root
         yield trees
+
+
+def schema_head(root: Path) -> str:
+    """The newest scoring migration of a tree (the revision no other one follows)."""
+    revisions, followed = set(), set()
+    for path in (root / MIGRATIONS).glob("*.py"):
+        text = path.read_text()
+        revisions.update(re.findall(r"^revision: str = '(\w+)'", text, re.MULTILINE))
+        followed.update(re.findall(r"^down_revision: str \| None = '(\w+)'", text, re.MULTILINE))
+    (head,) = revisions - followed
+    return head
+
+
+def schema_as_of_tree(url: str, root: Path, env: dict[str, str], log: Path) -> None:
+    """Bring a database migrated by this checkout back to the schema of tree `root` (a tree
+    before this checkout's migrations), so that each tree runs on its own schema."""
+    head = schema_head(root)
+    if head == schema_head(REPO):
+        return
+    downgrade = (
+        "import sys; from alembic import command; from crm_shared.migrations import "
+        "alembic_config; from scoring_service.migrate import SERVICE_DIR; "
+        "command.downgrade(alembic_config(SERVICE_DIR, sys.argv[1]), sys.argv[2])"
+    )
+    with log.open("ab") as output:
+        subprocess.run(
+            [PYTHON, "-c", downgrade, url, head],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
 
 
 def tree_env(env: dict[str, str], root: Path) -> dict[str, str]:
@@ -362,6 +397,12 @@ def main() -> int:
                 statement = f'create database "{copy}" template "{template}"'
                 asyncio.run(sql_value(server.admin_url, statement))
                 copy_url = make_url(url).set(database=copy).render_as_string(hide_password=False)
+                schema_as_of_tree(
+                    copy_url,
+                    root,
+                    scoring_env(copy_url, "127.0.0.1:9", key_json),
+                    Path(tempfile.gettempdir()) / "scoring-fit-service-migrate.log",
+                )
                 if args.py_spy:
                     args.py_spy.mkdir(parents=True, exist_ok=True)
                 rows = run_tree(

@@ -143,9 +143,7 @@ class Score(Base):
     value_tier: Mapped[str | None] = mapped_column(String(32), index=True)
     grade: Mapped[str | None] = mapped_column(String(16), index=True)
     cluster: Mapped[str | None] = mapped_column(String(80), index=True)
-    # No index: a refit changes nearly every churn risk, and an indexed column that changes
-    # rules out heap-only updates (see the migration of 2026-12-09a; fillfactor 50 there).
-    churn_risk: Mapped[float | None] = mapped_column(Float)
+    churn_risk: Mapped[float | None] = mapped_column(Float, index=True)
     # The payload's total_spend, copied out so revenue per segment is summed from an index
     # (reading every payload's JSON took ~120 ms at 100,000 customers; see bench/RESULTS.md).
     total_spend: Mapped[Decimal | None] = mapped_column(MoneyColumn)

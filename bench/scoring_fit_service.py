@@ -5,7 +5,8 @@ expanded to orders: first purchase, repeat purchases in between, the last on day
 COPYed into the `purchases` table of a fresh, migrated database on the embedded PostgreSQL.
 Then, for each source tree given (by default: the commit this branch started from, checked out
 with `git archive` into a temporary folder, and the working tree), on its own copy of that
-database (CREATE DATABASE ... TEMPLATE):
+database (CREATE DATABASE ... TEMPLATE), brought back to that tree's own schema when the tree is
+older than this checkout (downgraded by this checkout's migrations):
 
   1. a scoring-service process (uvicorn, Kafka off) is started with that tree first on
      PYTHONPATH,
@@ -14,7 +15,8 @@ database (CREATE DATABASE ... TEMPLATE):
   3. `POST /v1/models/fit` as of D + 7: the same, now against stored scores (only what
      changed is written and published).
 The service's own `fit_seconds` (ledger load to fitted models) splits each request into fit
-and persisted re-score; CPU seconds of the service and of PostgreSQL are read around each.
+and persisted re-score; CPU seconds of the service and of PostgreSQL are read around each,
+with the WAL written and the `scores` rows updated (and how many of them in place, heap-only).
 
 The split per model step (BG/NBD, Gamma-Gamma, K-means + silhouette, RFM/value thresholds,
 predictions) is measured in a subprocess per tree on the same ledger, in-process (pure domain
@@ -38,6 +40,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -64,6 +67,7 @@ from crm_shared import API_KEY_HEADER
 REPO = BENCH_DIR.parent
 DEFAULT_BASELINE = "a679c7a"  # where branch scoring-scale started
 SOURCE_DIRS = ("shared/src", "services/scoring-service/src")
+MIGRATIONS = "services/scoring-service/migrations/versions"
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,7 +102,7 @@ def source_trees(names: list[str], baseline: str) -> Iterator[dict[str, Path]]:
                 continue
             commit = baseline if name == "baseline" else name
             archive = subprocess.run(
-                ["git", "-C", str(REPO), "archive", commit, *SOURCE_DIRS],
+                ["git", "-C", str(REPO), "archive", commit, *SOURCE_DIRS, MIGRATIONS],
                 capture_output=True,
                 check=True,
             )
@@ -107,6 +111,38 @@ def source_trees(names: list[str], baseline: str) -> Iterator[dict[str, Path]]:
             subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
             trees[name] = root
         yield trees
+
+
+def schema_head(root: Path) -> str:
+    """The newest scoring migration of a tree (the revision no other one follows)."""
+    revisions, followed = set(), set()
+    for path in (root / MIGRATIONS).glob("*.py"):
+        text = path.read_text()
+        revisions.update(re.findall(r"^revision: str = '(\w+)'", text, re.MULTILINE))
+        followed.update(re.findall(r"^down_revision: str \| None = '(\w+)'", text, re.MULTILINE))
+    (head,) = revisions - followed
+    return head
+
+
+def schema_as_of_tree(url: str, root: Path, env: dict[str, str], log: Path) -> None:
+    """Bring a database migrated by this checkout back to the schema of tree `root` (a tree
+    before this checkout's migrations), so that each tree runs on its own schema."""
+    head = schema_head(root)
+    if head == schema_head(REPO):
+        return
+    downgrade = (
+        "import sys; from alembic import command; from crm_shared.migrations import "
+        "alembic_config; from scoring_service.migrate import SERVICE_DIR; "
+        "command.downgrade(alembic_config(SERVICE_DIR, sys.argv[1]), sys.argv[2])"
+    )
+    with log.open("ab") as output:
+        subprocess.run(
+            [PYTHON, "-c", downgrade, url, head],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
 
 
 def tree_env(env: dict[str, str], root: Path) -> dict[str, str]:
@@ -208,13 +244,26 @@ def run_tree(
             as_of_day = AS_OF_DAY + (day if day == 7 else 0)
             as_of = datetime.fromtimestamp(as_of_day * 86_400 + 86_399, UTC)
             outbox0 = asyncio.run(sql_value(dsn, "select count(*) from outbox"))
+            wal0, updates0 = asyncio.run(sql_value(dsn, _WAL_AND_UPDATES))
             profile = None
             if profiles is not None:
                 profile = profiles / f"{name}-{label.split()[0]}-{server.pid}.txt"
             result = timed_fit(server.base_url, key, as_of, server.pid, pg_cpu, profile)
             outbox1 = asyncio.run(sql_value(dsn, "select count(*) from outbox"))
+            # A backend's table counters reach the shared statistics within 10 s of idling.
+            time.sleep(11)
+            wal1, updates1 = asyncio.run(sql_value(dsn, _WAL_AND_UPDATES))
+            result["wal_mb"] = float(wal1 - wal0) / 1e6
+            result["updated"] = tuple(b - a for a, b in zip(updates0, updates1, strict=True))
             results.append({"tree": name, "step": label, "events": outbox1 - outbox0, **result})
     return results
+
+
+# WAL written so far, and the `scores` rows updated so far and of them heap-only (in place).
+_WAL_AND_UPDATES = (
+    "select row(pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0'), "
+    "(select row(n_tup_upd, n_tup_hot_upd) from pg_stat_user_tables where relname = 'scores'))"
+)
 
 
 def split_in_subprocess(root: Path, customers: int, seed: int) -> dict[str, float]:
@@ -338,6 +387,9 @@ def main() -> int:
             orders = asyncio.run(copy_ledger(asyncpg_dsn(url), customers, args.seed))
             loaded = time.perf_counter() - start
             print(f"{customers:,} customers: {orders:,} orders loaded in {loaded:.0f} s")
+            # Vacuumed once here, so that no tree's request pays for the loaded ledger's
+            # autovacuum or for setting its hint bits (each copy starts from these pages).
+            asyncio.run(sql_value(asyncpg_dsn(url), "vacuum analyze"))
             for name, root in trees.items():
                 split = split_in_subprocess(root, customers, args.seed)
                 split_rows.append(
@@ -348,6 +400,12 @@ def main() -> int:
                 statement = f'create database "{copy}" template "{template}"'
                 asyncio.run(sql_value(server.admin_url, statement))
                 copy_url = make_url(url).set(database=copy).render_as_string(hide_password=False)
+                schema_as_of_tree(
+                    copy_url,
+                    root,
+                    scoring_env(copy_url, "127.0.0.1:9", key_json),
+                    Path(tempfile.gettempdir()) / "scoring-fit-service-migrate.log",
+                )
                 if args.py_spy:
                     args.py_spy.mkdir(parents=True, exist_ok=True)
                 rows = run_tree(
@@ -364,6 +422,11 @@ def main() -> int:
                 for row in rows:
                     service_rows.append([f"{customers:,}", *service_cells(row)])
                     print(" ", service_rows[-1], flush=True)
+                # Dropped, so that its autovacuum (a refit leaves a dead score and outbox row
+                # per customer) does not run on the server's CPU and WAL while the next tree
+                # is measured (both are counted for the whole server).
+                statement = f'drop database "{copy}" with (force)'
+                asyncio.run(sql_value(server.admin_url, statement))
     print()
     print(format_table(["customers", "tree", *SPLIT, "K"], split_rows))
     print()
@@ -380,6 +443,8 @@ def main() -> int:
                 "K",
                 "service CPU s",
                 "postgres CPU s",
+                "WAL MB",
+                "scores updated (in place)",
                 "load",
             ],
             service_rows,
@@ -412,6 +477,8 @@ def service_cells(row: dict[str, Any]) -> list[object]:
         row["k"],
         round(row["service_cpu"], 1),
         round(row["postgres_cpu"], 1),
+        f"{row['wal_mb']:,.0f}",
+        "{:,} ({:,})".format(*row["updated"]),
         f"{row['load']:.2f}",
     ]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from test_scores_api import AS_OF, a_base, apply, fit, outbox_size
 
 from crm_shared.testing import ApiClient
@@ -17,6 +17,7 @@ from scoring_service.db.models import Score
 from scoring_service.domain.score_changes import ScoreState, score_state
 from scoring_service.workflows import score_publishing, score_rows
 from scoring_service.workflows.scoring import rescore_all
+from scoring_testing import app_settings, running_api
 
 MOMENT = datetime(2026, 12, 7, 5, 0, tzinfo=UTC)
 
@@ -74,6 +75,55 @@ async def test_array_upsert_and_copy_store_the_same_rows(scoring_api: ApiClient)
     again = await stored(scoring_api, ["few-00001", "big-00002"])
     assert again["few-00001"][2] == "v40"
     assert again["big-00002"][10]["n"] == 41
+
+
+def refigured(row: tuple[Any, ...], n: int) -> tuple[Any, ...]:
+    """`row` as a refit rewrites it: new as-of, version, churn risk, payload, explanation
+    figures and state, about as long as before; the same segments and spend."""
+    document = {"rfm_segment": "Loyal", "p_alive": n / 7 + 1, "n": n}
+    return (
+        row[0],
+        row[1] + timedelta(days=7),
+        "v-refit",
+        *row[3:7],
+        0.5 + n / 10_000,
+        *row[8:10],
+        orjson.dumps(document).decode(),
+        row[11],
+        None if row[12] is None else bytes([(n + 1) % 256]) * 369,
+        score_state(document).packed(),
+    )
+
+
+@pytest.mark.parametrize("many", [5, score_rows.COPY_FROM_ROWS], ids=["upsert", "copy"])
+async def test_a_refit_that_changes_no_segment_rewrites_every_row(
+    postgres_url: str, many: int
+) -> None:
+    """A refit's rewrite (array upsert or COPY + merge) updates each stored row once, and the
+    rows read back are the rewritten ones."""
+    async with running_api(app_settings(postgres_url)) as api:
+        rows = [a_row(f"hot-{n:05d}", n) for n in range(score_rows.COPY_FROM_ROWS)]
+        await write(api, rows, none_stored=True)
+        async with api.app.state.runtime.sessions() as session, session.begin():
+            await score_rows.write_scores(
+                session, [refigured(row, n) for n, row in enumerate(rows[:many])]
+            )
+            updated = (
+                await session.execute(
+                    text("select pg_stat_get_xact_tuples_updated('scores'::regclass)")
+                )
+            ).scalar_one()
+        assert updated == many
+        found = await stored(api, [row[0] for row in rows[:many]])
+        assert found == {row[0]: as_read(refigured(row, n)) for n, row in enumerate(rows[:many])}
+
+
+def as_read(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A written row as `stored` reads it back (JSON columns decoded)."""
+    return tuple(
+        orjson.loads(value) if i in (10, 11) and value is not None else value
+        for i, value in enumerate(row)
+    )
 
 
 async def test_rows_said_new_are_copied_or_upserted_when_one_was_stored_after_all(

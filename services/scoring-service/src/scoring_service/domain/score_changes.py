@@ -21,6 +21,8 @@ from scoring_service.domain.scoring import _IGNORED, _PROBABILITIES, _QUANTITIES
 
 # The figures compared within a tolerance, in the order a state keeps them.
 TOLERATED = (*_PROBABILITIES, *_QUANTITIES)
+# The document's fields the digest leaves out: the tolerated figures, as-of and model version.
+NOT_DIGESTED = frozenset(_IGNORED)
 _HEALTH = TOLERATED.index("health_index")
 _FIRST_QUANTITY = len(_PROBABILITIES)
 
@@ -54,14 +56,19 @@ PACKED_SIZE = _DIGEST_SIZE + _FIGURES.size
 
 def score_state(document: dict[str, Any]) -> ScoreState:
     """The state of a `score.updated` document (as `score_documents` builds it)."""
-    exact = {k: v for k, v in document.items() if k not in _IGNORED}
+    exact = {k: v for k, v in document.items() if k not in NOT_DIGESTED}
     # Equal digests only for equal JSON texts, i.e. equal values (a 128-bit collision aside);
     # keys sorted, so that equal dicts give equal texts whatever their order. Another
     # encoder's text for equal values gives another digest: one extra publish, never a change
     # left unpublished.
     text = orjson.dumps(exact, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY)
-    digest = hashlib.blake2b(text, digest_size=_DIGEST_SIZE).digest()
-    return ScoreState(digest, tuple(document.get(name) for name in TOLERATED))
+    return state_of(text, tuple(document.get(name) for name in TOLERATED))
+
+
+def state_of(exact_json: bytes, figures: Figures) -> ScoreState:
+    """The state of a document given as the orjson text of its exactly compared fields (keys
+    sorted, as `score_state` writes it) and its figures in the order of `TOLERATED`."""
+    return ScoreState(hashlib.blake2b(exact_json, digest_size=_DIGEST_SIZE).digest(), figures)
 
 
 def changed_since(previous: ScoreState | None, current: ScoreState, tolerance: float) -> bool:

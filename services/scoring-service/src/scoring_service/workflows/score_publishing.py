@@ -25,12 +25,12 @@ from crm_shared import add_encoded_to_outbox
 from scoring_service.db.models import PLUMBING
 from scoring_service.domain.explanations import packed_explanations
 from scoring_service.domain.models import FittedModels
-from scoring_service.domain.score_changes import ScoreState, changed_since, score_state
+from scoring_service.domain.score_changes import ScoreState, changed_since
 from scoring_service.domain.scoring import ScoreTable, changed_beyond_tolerance
 from scoring_service.workflows.score_documents import (
     encoded_score_event,
     encoded_segment_event,
-    score_documents,
+    score_texts,
 )
 from scoring_service.workflows.score_rows import (
     SEGMENT_DIMENSIONS,
@@ -190,7 +190,7 @@ def _built_chunk(
     tolerance: float,
 ) -> _Chunk:
     """The rows of the customers `chunk` of the table whose scores changed against `stored`."""
-    documents = score_documents(
+    texts = score_texts(
         table,
         customer_ids,
         version=version,
@@ -200,67 +200,63 @@ def _built_chunk(
     )
     built = _Chunk(none_stored=not stored)
     news = []
-    for i, document in zip(chunk, documents, strict=True):
+    for j, (i, state) in enumerate(zip(chunk, texts.states, strict=True)):
         previous = stored.get(customer_ids[i])
-        state = score_state(document)
-        if _changed(previous, document, state, tolerance):
-            news.append((i, document, state, previous))
+        if _changed(previous, texts.documents[j], state, tolerance):
+            news.append((i, j, previous))
         elif previous is not None and previous.state is None:
             built.kept.append((customer_ids[i], state))
     # Explanations only for what changed, as their figures (the API builds the text).
     explained = packed_explanations(table, models, np.array([i for i, *_ in news], np.int64))
-    for (i, document, state, previous), explanation in zip(news, explained, strict=True):
+    for (i, j, previous), explanation in zip(news, explained, strict=True):
         customer_id = customer_ids[i]
-        text = _json(document)
-        spend = document["total_spend"]
+        text = texts.documents[j]
+        spend = texts.total_spend[j]
+        segments = (texts.rfm_segment[j], texts.value_tier[j], texts.grade[j], texts.cluster[j])
         built.rows.append(
             (
                 customer_id,
                 as_of,
                 version,
-                document["rfm_segment"],
-                document["value_tier"],
-                document["grade"],
-                document["cluster"],
-                document["churn_risk"],
-                None if spend is None else Decimal(spend["amount"]),
-                None if spend is None else spend["currency"],
+                *segments,
+                texts.churn_risk[j],
+                None if spend is None else Decimal(spend),
+                None if spend is None else currency,
                 text,
                 None,  # the explanation's text of rows stored before its figures were
                 explanation,
-                state.packed(),
+                texts.states[j].packed(),
             )
         )
         event_id, event = encoded_score_event(text, customer_id, source=SOURCE, as_of=as_of)
         built.outbox.append((event_id, _SCORES_TOPIC, customer_id, event))
         if previous is not None:
-            built.outbox += _segment_changes(previous.segments, document, customer_id, as_of)
+            built.outbox += _segment_changes(previous.segments, segments, customer_id, as_of)
     return built
 
 
-def _json(value: Any) -> str:
-    # numpy scalars too (json.dumps took a float64 as a float; orjson needs the option).
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-
-
 def _changed(
-    previous: StoredScore | None, document: dict[str, Any], state: ScoreState, tolerance: float
+    previous: StoredScore | None, document_json: str, state: ScoreState, tolerance: float
 ) -> bool:
     if previous is None:
         return True
     if previous.state is None:  # stored before change states were kept: compare the payload
+        document = orjson.loads(document_json)
         return changed_beyond_tolerance(previous.payload, document, tolerance)
     return changed_since(previous.state, state, tolerance)
 
 
 def _segment_changes(
-    before: dict[str, str | None], current: dict[str, Any], customer_id: str, as_of: datetime
+    before: dict[str, str | None],
+    current: tuple[str | None, ...],
+    customer_id: str,
+    as_of: datetime,
 ) -> list[tuple[str, str, str, str]]:
     """Outbox rows of the `segment.changed` events of a customer scored before (a first score
-    is news by itself: its score.updated carries every segment)."""
+    is news by itself: its score.updated carries every segment); `current` in the order of
+    `SEGMENT_DIMENSIONS`."""
     changes = []
-    for dimension in SEGMENT_DIMENSIONS:
-        after = current.get(dimension)
+    for dimension, after in zip(SEGMENT_DIMENSIONS, current, strict=True):
         if before[dimension] != after:
             event_id, event = encoded_segment_event(
                 customer_id, dimension, before[dimension], after, source=SOURCE, as_of=as_of

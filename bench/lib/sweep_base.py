@@ -305,10 +305,13 @@ def _postgres_records(
                     item = pickle.load(file)
                     summary.generate_seconds += time.perf_counter() - started
                     if isinstance(item, BaseSummary):
-                        loaded, generated = summary.generate_seconds, item.generate_seconds
+                        # The counts are the cached base's; the times are this run's.
+                        read, loaded = summary.generate_seconds, summary.load_seconds
                         summary.__dict__.update(item.__dict__)
-                        summary.generate_seconds = loaded
-                        print(f"  base read from {path} (generated in {generated:.0f} s)")
+                        summary.generate_seconds, summary.load_seconds = read, loaded
+                        print(
+                            f"  base read from {path} (generated in {item.generate_seconds:.0f} s)"
+                        )
                         return
                     yield item
     writing = None

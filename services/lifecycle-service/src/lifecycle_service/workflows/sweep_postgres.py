@@ -309,18 +309,6 @@ _CHECKED_REVIEW_TIMES: Final = (
 )
 
 
-# The checked write's transaction: key probes rather than a hash of the table (as
-# _NO_SEQUENTIAL_SCANS), and a commit that does not wait for its WAL to reach the disk. It
-# writes review times only (no event, nothing another system sees), and a crash loses at most
-# the last transactions in commit order, never one before a later durable commit: the walk
-# position commits after the writes it covers, so a lost write is lost with the position past
-# it, and the walk reads those ranges again.
-_CHECKED_WRITE_SETTINGS: Final = (
-    "SELECT set_config('enable_seqscan', 'off', true),"
-    " set_config('synchronous_commit', 'off', true)"
-)
-
-
 @dataclass
 class CheckedWrites:
     """Review times to write by :data:`_CHECKED_REVIEW_TIMES`, gathered over several ranges
@@ -385,7 +373,7 @@ class CheckedWrites:
         if not self._keys:
             return []
         times = [None if t == MISSING_TIME else t for t in np.concatenate(self._times).tolist()]
-        await _run(session, _CHECKED_WRITE_SETTINGS)
+        await _run(session, _NO_SEQUENTIAL_SCANS)
         result = await _run(
             session,
             _CHECKED_REVIEW_TIMES,

@@ -43,6 +43,7 @@ Python time goes; the database's share is the wall time the process spent waitin
 
     python bench/lifecycle_sweep.py [--customers 1000000] [--chunk-size 5000] [--sqlite]
         [--no-postgres] [--review per_customer,arrays] [--seed 1] [--profile] [--keep DIR]
+        [--base-cache DIR]
 """
 
 from __future__ import annotations
@@ -159,6 +160,12 @@ def main() -> int:
         help="the sweep's review paths to compare, each on its own copy of the base",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the sweeps")
+    parser.add_argument(
+        "--base-cache",
+        type=Path,
+        metavar="DIR",
+        help="PostgreSQL: keep the generated base's records in DIR and reuse them in later runs",
+    )
     parser.add_argument("--keep", type=Path, metavar="DIR", help="copy the logs to DIR")
     args = parser.parse_args()
     install_termination_handlers()

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import inspect
 import json
 import math
+import pickle
 import random
 import time
 import uuid
@@ -15,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 from crm_contracts import Grade, Stage, ValueTier
 from lifecycle_service.db.models import ChurnWarningRow
+from lifecycle_service.domain import stages as stages_module
 from lifecycle_service.domain.churn_warnings import ChurnWarningRecord
 from lifecycle_service.domain.counts import month_index
 from lifecycle_service.domain.review import next_review_at
@@ -259,10 +264,8 @@ async def load_postgres(database_urls: list[str], args: argparse.Namespace) -> B
     warning_columns = [column.name for column in ChurnWarningRow.__table__.columns]
     connections = [await asyncpg.connect(asyncpg_dsn(url)) for url in database_urls]
     try:
-        for chunk in _timed_chunks(args, summary):
+        for customers, warnings in _postgres_records(args, summary, warning_columns):
             started = time.perf_counter()
-            customers = [_customer_record(c) for c in chunk]
-            warnings = [_warning_record(c.warning, warning_columns) for c in chunk if c.warning]
             for connection in connections:
                 await connection.copy_records_to_table(
                     "customer_lifecycles",
@@ -283,6 +286,61 @@ async def load_postgres(database_urls: list[str], args: argparse.Namespace) -> B
         for connection in connections:
             await connection.close()
     return summary
+
+
+def _postgres_records(
+    args: argparse.Namespace, summary: BaseSummary, warning_columns: list[str]
+) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
+    """The base's COPY records chunk by chunk; with ``--base-cache DIR``, generated once per
+    size, seed and generator sources and read back from a pickle afterwards (generating a
+    million customers through the domain functions takes minutes)."""
+    cache: Path | None = getattr(args, "base_cache", None)
+    path = None
+    if cache is not None:
+        path = cache / f"base-{args.customers}-{args.seed}-{_generator_digest()}.pickle"
+        if path.exists():
+            with path.open("rb") as file:
+                while True:
+                    started = time.perf_counter()
+                    item = pickle.load(file)
+                    summary.generate_seconds += time.perf_counter() - started
+                    if isinstance(item, BaseSummary):
+                        # The counts are the cached base's; the times are this run's.
+                        read, loaded = summary.generate_seconds, summary.load_seconds
+                        summary.__dict__.update(item.__dict__)
+                        summary.generate_seconds, summary.load_seconds = read, loaded
+                        print(
+                            f"  base read from {path} (generated in {item.generate_seconds:.0f} s)"
+                        )
+                        return
+                    yield item
+    writing = None
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writing = path.with_suffix(".partial").open("wb")
+    try:
+        for chunk in _timed_chunks(args, summary):
+            customers = [_customer_record(c) for c in chunk]
+            warnings = [_warning_record(c.warning, warning_columns) for c in chunk if c.warning]
+            if writing is not None:
+                pickle.dump((customers, warnings), writing, protocol=pickle.HIGHEST_PROTOCOL)
+            yield customers, warnings
+        if writing is not None and path is not None:
+            pickle.dump(summary, writing, protocol=pickle.HIGHEST_PROTOCOL)
+            writing.close()
+            path.with_suffix(".partial").rename(path)
+    finally:
+        if writing is not None:
+            writing.close()
+
+
+def _generator_digest() -> str:
+    """The sources the base depends on: this module and lifecycle's domain package."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    domain = Path(inspect.getfile(stages_module)).parent
+    for source in sorted(domain.glob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def load_sqlite(database_urls: list[str], args: argparse.Namespace) -> BaseSummary:

@@ -46,6 +46,7 @@ class SweepRow:
     transitions: int
     statements: list[tuple[str, int, int, float, str]]
     note: str = ""
+    storage: str = ""
 
     def breakdown(self) -> str:
         """Where the sweep's wall time went, statement kind by kind."""
@@ -55,6 +56,8 @@ class SweepRow:
             lines.append(
                 f"  {seconds:8.2f} s {seconds / self.wall:6.1%}  {kind:<32} {counted} {per_call}"
             )
+        if self.storage:
+            lines.append(f"  {self.storage}")
         return "\n".join(lines)
 
     def cells(self) -> list[object]:
@@ -121,6 +124,34 @@ async def _scalar(runtime: ServiceRuntime, sql: str, **params: Any) -> int:
         return int((await connection.execute(text(sql), params)).scalar_one())
 
 
+# What the sweep wrote, independent of the machine's load: the WAL it generated and how the
+# table and its indexes grew (new row versions placed off their page, index page splits).
+_STORAGE = (
+    "SELECT pg_current_wal_lsn(),"
+    " pg_relation_size('customer_lifecycles'),"
+    " pg_indexes_size('customer_lifecycles')"
+)
+
+
+async def _storage(runtime: ServiceRuntime) -> tuple[Any, ...] | None:
+    if runtime.engine.dialect.name != "postgresql":
+        return None
+    async with runtime.engine.connect() as connection:
+        return tuple((await connection.execute(text(_STORAGE))).one())
+
+
+async def _storage_note(runtime: ServiceRuntime, before: tuple[Any, ...] | None) -> str:
+    after = await _storage(runtime)
+    if before is None or after is None:
+        return ""
+    mib = 2**20  # asyncpg reads a pg_lsn as its byte position
+    wal = (after[0] - before[0]) / mib
+    return (
+        f"WAL {wal:,.1f} MiB; customer_lifecycles heap {before[1] / mib:,.1f} -> "
+        f"{after[1] / mib:,.1f} MiB, indexes {before[2] / mib:,.1f} -> {after[2] / mib:,.1f} MiB"
+    )
+
+
 async def timed_sweep(
     runtime: ServiceRuntime,
     backend: str,
@@ -137,6 +168,7 @@ async def timed_sweep(
         runtime, "select count(*) from customer_lifecycles where next_review_at <= :t", t=as_of
     )
     outbox_before = await _scalar(runtime, "select count(*) from outbox")
+    storage_before = await _storage(runtime)
     transitions_before = await _scalar(runtime, "select count(*) from stage_transitions")
     cpu_before = time.process_time()
     db_before = process_tree_cpu_seconds(db_pid) if db_pid else None
@@ -159,6 +191,7 @@ async def timed_sweep(
                 profile.disable()
         wall = time.perf_counter() - started
     statements = timer.breakdown(wall)
+    storage = await _storage_note(runtime, storage_before)
     process_cpu = time.process_time() - cpu_before
     db_cpu = process_tree_cpu_seconds(db_pid) - db_before if db_pid and db_before else None
     return SweepRow(
@@ -176,6 +209,7 @@ async def timed_sweep(
         - transitions_before,
         statements=statements,
         note=note,
+        storage=storage,
     )
 
 

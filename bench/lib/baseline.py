@@ -42,8 +42,16 @@ def short_commit(ref: str) -> str:
 def export_sources(ref: str, into: Path) -> tuple[str, dict[str, str]]:
     """Unpack `ref`'s sources under `into`; return its commit and the services' environment."""
     commit = short_commit(ref)
+    listed = subprocess.run(
+        ["git", "-C", str(REPOSITORY), "ls-tree", "--name-only", commit],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    # Commits from before the contracts package have no `contracts` folder to archive.
+    sources = [source for source in _SOURCES if source in listed]
     archive = subprocess.run(
-        ["git", "-C", str(REPOSITORY), "archive", "--format=tar", commit, *_SOURCES],
+        ["git", "-C", str(REPOSITORY), "archive", "--format=tar", commit, *sources],
         check=True,
         capture_output=True,
     ).stdout

@@ -26,7 +26,7 @@ class Base(ServiceTables, DeclarativeBase):
     """Declarative base of this service's tables."""
 
 
-PLUMBING = plumbing_tables(Base.metadata)
+PLUMBING = plumbing_tables(Base.metadata, unread_indexes=False)
 
 
 class Contact(ContactColumns, Base):
